@@ -1,0 +1,370 @@
+// Package api is dripdrop's HTTP API (SPEC §10): JSON over /v1, bearer API
+// keys that carry the tenant, an admin token for tenant management, and
+// application/problem+json errors with stable codes.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+)
+
+// Config wires a Server.
+type Config struct {
+	Store *db.Store
+	// AdminToken enables the admin routes (tenants and keys) when set.
+	AdminToken string
+	// Gatherer serves /metrics (nil: an empty registry).
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// RequestTimeout bounds each request (default 30 s).
+	RequestTimeout time.Duration
+}
+
+// Server routes and serves the API.
+type Server struct {
+	cfg     Config
+	store   *db.Store
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []Route
+	timeout time.Duration
+}
+
+// auth says who may call a route.
+type auth int
+
+const (
+	authNone   auth = iota // operations endpoints
+	authTenant             // Authorization: Bearer <api key>
+	authAdmin              // Authorization: Bearer <admin token>
+)
+
+// Route is one documented endpoint; the OpenAPI test compares this table
+// with the OpenAPI document.
+type Route struct {
+	Method string
+	Path   string
+	auth   auth
+	h      handlerFunc
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type ctxKey int
+
+const tenantCtxKey ctxKey = 0
+
+// tenantOf returns the authenticated tenant of a request.
+func tenantOf(r *http.Request) string { return r.Context().Value(tenantCtxKey).(string) }
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, mux: http.NewServeMux(), timeout: cfg.RequestTimeout}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.timeout <= 0 {
+		s.timeout = 30 * time.Second
+	}
+	gatherer := cfg.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.NewRegistry()
+	}
+	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	s.routes = []Route{
+		{"GET", "/healthz", authNone, s.healthz},
+		{"GET", "/readyz", authNone, s.readyz},
+		{"GET", "/metrics", authNone, func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
+		{"GET", "/openapi.yaml", authNone, serveOpenAPI},
+
+		{"POST", "/v1/tenants", authAdmin, s.createTenant},
+		{"GET", "/v1/tenants/{tenant_key}/keys", authAdmin, s.listKeys},
+		{"POST", "/v1/tenants/{tenant_key}/keys", authAdmin, s.createKey},
+		{"DELETE", "/v1/tenants/{tenant_key}/keys/{id}", authAdmin, s.revokeKey},
+
+		{"POST", "/v1/adapters", authTenant, s.createAdapter},
+		{"GET", "/v1/adapters", authTenant, s.listAdapters},
+		{"GET", "/v1/adapters/{id}", authTenant, s.getAdapter},
+		{"PATCH", "/v1/adapters/{id}", authTenant, s.updateAdapter},
+		{"DELETE", "/v1/adapters/{id}", authTenant, s.deleteAdapter},
+
+		{"POST", "/v1/pools", authTenant, s.createPool},
+		{"GET", "/v1/pools", authTenant, s.listPools},
+		{"GET", "/v1/pools/{id}", authTenant, s.getPool},
+		{"PATCH", "/v1/pools/{id}", authTenant, s.updatePool},
+		{"DELETE", "/v1/pools/{id}", authTenant, s.deletePool},
+		{"POST", "/v1/pools/{id}/members", authTenant, s.addMember},
+		{"PATCH", "/v1/pools/{id}/members/{adapter_id}", authTenant, s.updateMember},
+		{"DELETE", "/v1/pools/{id}/members/{adapter_id}", authTenant, s.removeMember},
+
+		{"POST", "/v1/sequences", authTenant, s.createSequence},
+		{"GET", "/v1/sequences", authTenant, s.listSequences},
+		{"GET", "/v1/sequences/{id}", authTenant, s.getSequence},
+		{"POST", "/v1/sequences/{id}/versions", authTenant, s.createVersion},
+		{"PATCH", "/v1/sequences/{id}/versions/{n}", authTenant, s.updateVersion},
+		{"POST", "/v1/sequences/{id}/versions/{n}/activate", authTenant, s.activateVersion},
+		{"PUT", "/v1/sequences/{id}/versions/{n}/budgets/{adapter_id}", authTenant, s.putBudget},
+
+		{"POST", "/v1/suppressions", authTenant, s.addSuppression},
+		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
+		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	return s
+}
+
+// Routes lists every route the server answers.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// ServeHTTP answers unknown paths and methods with problem documents too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		rec := &statusRecorder{header: http.Header{}}
+		s.mux.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeProblem(w, r, s.log, dripdrop.Errorf(dripdrop.ECodeMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path))
+			return
+		}
+		writeProblem(w, r, s.log, dripdrop.Errorf(dripdrop.ECodeNotFound, "", "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// statusRecorder captures what the mux would answer for unmatched requests.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
+
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				writeProblem(w, r, s.log, dripdrop.Errorf(dripdrop.ECodeInternal, "", "internal error"))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		var err error
+		switch rt.auth {
+		case authTenant:
+			err = s.authenticate(w, r, rt.h)
+		case authAdmin:
+			if err = s.authorizeAdmin(r); err == nil {
+				err = rt.h(w, r)
+			}
+		default:
+			err = rt.h(w, r)
+		}
+		if err != nil {
+			writeProblem(w, r, s.log, err)
+		}
+	})
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, h handlerFunc) error {
+	tenant, err := s.store.Authenticate(r.Context(), bearer(r))
+	if err != nil {
+		return err
+	}
+	r = r.WithContext(context.WithValue(r.Context(), tenantCtxKey, tenant))
+	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		if key := r.Header.Get("Idempotency-Key"); key != "" {
+			return s.idempotent(w, r, tenant, key, h)
+		}
+	}
+	return h(w, r)
+}
+
+func (s *Server) authorizeAdmin(r *http.Request) error {
+	if s.cfg.AdminToken == "" {
+		return dripdrop.Errorf(dripdrop.ECodeForbidden, "", "the admin API is disabled (DRIPDROP_ADMIN_TOKEN is not set)")
+	}
+	want := sha256.Sum256([]byte(s.cfg.AdminToken))
+	got := sha256.Sum256([]byte(bearer(r)))
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return dripdrop.Errorf(dripdrop.ECodeUnauthorized, "", "missing or invalid admin token")
+	}
+	return nil
+}
+
+// idempotent runs h at most once per (tenant, Idempotency-Key): a repeat of
+// the same request replays the stored response with Idempotent-Replayed.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, key string, h handlerFunc) error {
+	if len(key) > 255 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "Idempotency-Key", "Idempotency-Key must be 1-255 printable ASCII characters")
+	}
+	limit := int64(maxBody)
+	if strings.HasSuffix(r.URL.Path, "/batch") {
+		limit = maxBatchBody
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%s\n%s\n%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
+	sum.Write(body)
+	stored, err := s.store.ClaimIdempotencyKey(r.Context(), tenant, key, r.Method, r.URL.Path, sum.Sum(nil))
+	if err != nil {
+		return err
+	}
+	if stored != nil {
+		w.Header().Set("Content-Type", stored.ContentType)
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(stored.Status)
+		_, err := w.Write(stored.Body)
+		return err
+	}
+	rec := &captureWriter{ResponseWriter: w}
+	herr := h(rec, r)
+	if herr != nil {
+		writeProblem(rec, r, s.log, herr)
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if rec.status >= 500 || rec.status == 0 {
+		return s.store.ReleaseIdempotencyKey(ctx, tenant, key)
+	}
+	if err := s.store.CompleteIdempotencyKey(ctx, tenant, key, db.IdempotentResponse{Status: rec.status, ContentType: rec.Header().Get("Content-Type"), Body: rec.body}); err != nil {
+		s.log.Error("storing idempotent response", "err", err)
+	}
+	return nil
+}
+
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	body   []byte
+}
+
+func (c *captureWriter) WriteHeader(code int) {
+	c.status = code
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.body = append(c.body, b...)
+	return c.ResponseWriter.Write(b)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "database unavailable")
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// pathID parses a uuid path parameter; a malformed id is simply not found.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
+	if err != nil {
+		return uuid.Nil, dripdrop.NotFound(strings.TrimSuffix(name, "_id"))
+	}
+	return id, nil
+}
+
+func pathInt(r *http.Request, name string) (int, error) {
+	n, err := strconv.Atoi(r.PathValue(name))
+	if err != nil || n < 1 {
+		return 0, dripdrop.NotFound("version")
+	}
+	return n, nil
+}
+
+// page reads ?limit= and ?cursor=.
+func page(r *http.Request) (db.Page, error) {
+	var p db.Page
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return p, dripdrop.Errorf(dripdrop.ECodeOutOfRange, "limit", "limit must be between 1 and 200")
+		}
+		p.Limit = n
+	}
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || len(b) != 16 {
+			return p, dripdrop.Errorf(dripdrop.ECodeInvalidCursor, "cursor", "cursor is not one this API returned")
+		}
+		copy(p.After[:], b)
+	}
+	return p, nil
+}
+
+// list is the envelope of every listing.
+type list[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func newList[T any](items []T, next *uuid.UUID) list[T] {
+	l := list[T]{Data: items}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if next != nil {
+		c := base64.RawURLEncoding.EncodeToString(next[:])
+		l.NextCursor = &c
+	}
+	return l
+}
+
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, dripdrop.Errorf(dripdrop.ECodeInvalidValue, name, "%s must be true or false", name)
+	}
+	return b, nil
+}

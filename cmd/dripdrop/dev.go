@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/localpg"
+	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+// runDev starts a self-contained playground: a managed PostgreSQL in
+// ./.dripdrop (unless DATABASE_URL is set), a local SMTP sink that every demo
+// adapter delivers to, a seeded demo tenant, and the engine itself.
+func runDev(ctx context.Context, args []string, log *slog.Logger) error {
+	var cfg serveConfig
+	fs := newFlagSet("dev")
+	cfg.flags(fs)
+	dir := fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
+	sinkAddr := fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
+	stopDB := fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
+	if cfg.ListenAddr == ":8080" {
+		cfg.ListenAddr = "127.0.0.1:8080"
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stopDB {
+		for _, sub := range []string{"pg", "testpg"} {
+			if err := localpg.Stop(ctx, filepath.Join(*dir, sub)); err != nil {
+				return err
+			}
+		}
+		log.Info("managed PostgreSQL stopped", "dir", *dir)
+		return nil
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		c, err := localpg.Ensure(ctx, filepath.Join(*dir, "pg"), localpg.Options{Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			return err
+		}
+		if err := db.CreateDatabase(ctx, c.URL("postgres"), "dripdrop"); err != nil {
+			return err
+		}
+		cfg.DatabaseURL = c.URL("dripdrop")
+		log.Info("managed PostgreSQL ready", "url", cfg.DatabaseURL, "stop_with", "make db/stop")
+	}
+	var err error
+	if cfg.EncryptionKey == "" {
+		if cfg.EncryptionKey, err = keepSecret(filepath.Join(*dir, "encryption.key"), vault.GenerateKey); err != nil {
+			return err
+		}
+	}
+	box, err := vault.ParseKey(cfg.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminToken == "" {
+		if cfg.AdminToken, err = keepSecret(filepath.Join(*dir, "admin.token"), randomToken); err != nil {
+			return err
+		}
+	}
+	if _, err := db.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+
+	sink, err := smtpsink.Start(*sinkAddr, smtpsink.Options{OnMessage: func(m smtpsink.Message) {
+		log.Info("sink received", "message_id", m.MessageID, "to", strings.Join(m.To, ","), "subject", m.Subject)
+	}})
+	if err != nil {
+		log.Warn("sink address busy; using a free port", "addr", *sinkAddr, "err", err)
+		if sink, err = smtpsink.Start("127.0.0.1:0", smtpsink.Options{}); err != nil {
+			return err
+		}
+	}
+	defer sink.Close()
+	log.Info("SMTP sink listening", "addr", sink.Addr())
+
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box})
+	if err != nil {
+		return err
+	}
+	key, err := seedDemo(ctx, store, sink, filepath.Join(*dir, "demo.key"))
+	store.Close()
+	if err != nil {
+		return fmt.Errorf("seeding the demo: %w", err)
+	}
+	return serve(ctx, cfg, box, log, func(addr string) {
+		base := "http://" + addr
+		fmt.Fprintf(os.Stdout, `
+  dripdrop dev is running
+  ───────────────────────
+  API            %[1]s
+  SMTP sink      %[2]s
+  demo API key   %[3]s
+  admin token    %[4]s
+
+  Try:
+    curl -s -H 'Authorization: Bearer %[3]s' %[1]s/v1/adapters
+    curl -s -H 'Authorization: Bearer %[3]s' %[1]s/v1/sequences
+    curl -s %[1]s/openapi.yaml
+
+`, base, sink.Addr(), key, cfg.AdminToken)
+	})
+}
+
+// seedDemo creates (once) the demo tenant with two sink adapters, a pool and
+// a three-step sequence, and returns the demo tenant's API key.
+func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile string) (string, error) {
+	_, key, err := store.CreateTenant(ctx, "demo", "Demo tenant")
+	switch {
+	case err == nil:
+		if err := os.WriteFile(keyFile, []byte(key.Secret+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	case dripdrop.ErrorCode(err) == dripdrop.ECodeAlreadyExists:
+		if b, rerr := os.ReadFile(keyFile); rerr == nil {
+			k := strings.TrimSpace(string(b))
+			if _, aerr := store.Authenticate(ctx, k); aerr == nil {
+				return k, repointSink(ctx, store, k, sink)
+			}
+		}
+		nk, err := store.CreateAPIKey(ctx, "demo", "dev")
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(keyFile, []byte(nk.Secret+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return nk.Secret, repointSink(ctx, store, nk.Secret, sink)
+	default:
+		return "", err
+	}
+	creds := &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none"}
+	var members []dripdrop.MemberInput
+	for i, from := range []string{"alice@demo.dripdrop.dev", "bob@demo.dripdrop.dev"} {
+		name, provider, tz := fmt.Sprintf("Demo mailbox %d", i+1), "sink", "UTC"
+		gap := 5
+		a, err := store.CreateAdapter(ctx, "demo", dripdrop.AdapterInput{
+			Name: &name, Provider: &provider, FromAddress: &from, Credentials: creds, Timezone: &tz, MinGapSeconds: &gap,
+			DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: 200},
+		})
+		if err != nil {
+			return "", err
+		}
+		w := 1 + i
+		members = append(members, dripdrop.MemberInput{AdapterID: &a.ID, Weight: &w})
+	}
+	poolName := "demo-pool"
+	pool, err := store.CreatePool(ctx, "demo", dripdrop.PoolInput{Name: &poolName, Members: members})
+	if err != nil {
+		return "", err
+	}
+	seqKey, seqName := "demo-welcome", "Demo welcome sequence"
+	step := func(key, subject, body string, delay int64) dripdrop.StepInput {
+		return dripdrop.StepInput{Key: &key, Subject: &subject, BodyText: &body, DelaySeconds: &delay}
+	}
+	_, err = store.CreateSequence(ctx, "demo", dripdrop.SequenceInput{
+		Key: &seqKey, Name: &seqName,
+		VersionInput: dripdrop.VersionInput{
+			PoolID:     &pool.ID,
+			SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+			Steps: []dripdrop.StepInput{
+				step("intro", "{Quick|Short} question about {{company|your team}}", "{Hi|Hello} {{first_name|there}},\n\n{I noticed|I saw} {{company|your team}} is growing.\n\nBest,\nAlice", 0),
+				step("bump", "", "{Just|Quickly} bumping this up, {{first_name|there}}.", 30),
+				step("breakup", "", "Last note from me. {Cheers|Thanks}!", 60),
+			},
+		},
+	})
+	return key.Secret, err
+}
+
+// repointSink updates the demo adapters to the sink's current port.
+func repointSink(ctx context.Context, store *db.Store, key string, sink *smtpsink.Sink) error {
+	tenant, err := store.Authenticate(ctx, key)
+	if err != nil {
+		return err
+	}
+	adapters, _, err := store.ListAdapters(ctx, tenant, db.Page{Limit: 200})
+	if err != nil {
+		return err
+	}
+	creds := &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none"}
+	for _, a := range adapters {
+		if a.Provider != "sink" {
+			continue
+		}
+		if _, err := store.UpdateAdapter(ctx, tenant, a.ID, dripdrop.AdapterInput{Credentials: creds}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepSecret reads a dev secret from path, generating it the first time.
+func keepSecret(path string, gen func() string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	v := gen()
+	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "adm_" + base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dripdrop/dripdrop/api"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+// serveConfig is everything `serve` needs.
+type serveConfig struct {
+	DatabaseURL   string
+	ListenAddr    string
+	EncryptionKey string
+	AdminToken    string
+	PublicBaseURL string
+	DrainTimeout  time.Duration
+}
+
+func (c *serveConfig) flags(fs interface {
+	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}) {
+	fs.StringVar(&c.DatabaseURL, "database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
+	fs.StringVar(&c.ListenAddr, "listen", envDefault("LISTEN_ADDR", ":8080"), "HTTP listen address (env LISTEN_ADDR)")
+	fs.StringVar(&c.EncryptionKey, "encryption-key", envDefault("DRIPDROP_ENCRYPTION_KEY", ""), "base64 32-byte key for credentials at rest (env DRIPDROP_ENCRYPTION_KEY)")
+	fs.StringVar(&c.AdminToken, "admin-token", envDefault("DRIPDROP_ADMIN_TOKEN", ""), "token for the admin API; empty disables it (env DRIPDROP_ADMIN_TOKEN)")
+	fs.StringVar(&c.PublicBaseURL, "public-base-url", envDefault("PUBLIC_BASE_URL", ""), "public URL of this engine, for one-click unsubscribe links (env PUBLIC_BASE_URL)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
+}
+
+func runServe(ctx context.Context, args []string, log *slog.Logger) error {
+	var cfg serveConfig
+	fs := newFlagSet("serve")
+	cfg.flags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is required (or use `dripdrop dev` for a managed local database)")
+	}
+	box, err := vault.ParseKey(cfg.EncryptionKey)
+	if err != nil {
+		return fmt.Errorf("%w (generate one with: openssl rand -base64 32)", err)
+	}
+	if _, err := db.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, box, log, nil)
+}
+
+// serve runs the engine until ctx is cancelled. ready, if set, is called
+// with the bound address once the API accepts connections.
+func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logger, ready func(addr string)) error {
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log})
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("dripdrop serving", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := newFlagSet("migrate")
+	url := fs.String("database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	applied, err := db.Migrate(ctx, *url)
+	if err != nil {
+		return err
+	}
+	log.Info("migrations applied", "count", len(applied), "versions", applied)
+	return nil
+}

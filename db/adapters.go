@@ -1,0 +1,164 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+)
+
+func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
+	return dripdrop.Adapter{
+		ID: r.ID, TenantKey: r.TenantKey, Name: r.Name, Channel: r.Channel, Provider: r.Provider,
+		FromAddress: r.FromAddress, FromName: r.FromName, CredentialsSet: len(r.Credentials) > 0,
+		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
+		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
+		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, LastSendAt: r.LastSendAt,
+		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
+	}
+}
+
+func credentialsAD(tenant string, id uuid.UUID) []byte { return []byte(tenant + "|" + id.String()) }
+
+func (s *Store) sealCredentials(tenant string, id uuid.UUID, c *dripdrop.SMTPCredentials) ([]byte, error) {
+	if s.vault == nil {
+		return nil, errors.New("db: no encryption key configured; cannot store credentials")
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.vault.Seal(b, credentialsAD(tenant, id)), nil
+}
+
+// CreateAdapter validates and stores a new adapter. Credentials are sealed
+// with the tenant and adapter id as associated data.
+func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
+	now := s.clock.Now()
+	a, err := in.Apply(nil, now)
+	if err != nil {
+		return a, err
+	}
+	a.ID = dripdrop.NewID()
+	var creds []byte
+	if in.Credentials != nil {
+		if creds, err = s.sealCredentials(tenant, a.ID, in.Credentials); err != nil {
+			return a, err
+		}
+	}
+	row, err := s.q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
+		TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
+		FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
+		Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
+		RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
+		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, Now: now,
+	})
+	if err != nil {
+		return a, mapErr(err, "adapter")
+	}
+	return adapterFromRow(row), nil
+}
+
+// GetAdapter returns a live (not deleted) adapter.
+func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Adapter, error) {
+	row, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
+	if err != nil {
+		return dripdrop.Adapter{}, mapErr(err, "adapter")
+	}
+	return adapterFromRow(row), nil
+}
+
+// ListAdapters pages through a tenant's adapters in creation order.
+func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) ([]dripdrop.Adapter, *uuid.UUID, error) {
+	rows, err := s.q.ListAdapters(ctx, dbsqlc.ListAdaptersParams{TenantKey: tenant, After: p.After, Lim: int32(p.limit())})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]dripdrop.Adapter, len(rows))
+	for i, r := range rows {
+		out[i] = adapterFromRow(r)
+	}
+	return out, nextCursor(out, p.limit(), func(a dripdrop.Adapter) uuid.UUID { return a.ID }), nil
+}
+
+// UpdateAdapter applies a patch under the adapter's row lock.
+func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
+	var out dripdrop.Adapter
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		row, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id})
+		if err != nil {
+			return mapErr(err, "adapter")
+		}
+		cur := adapterFromRow(row)
+		a, err := in.Apply(&cur, s.clock.Now())
+		if err != nil {
+			return err
+		}
+		creds := row.Credentials
+		if in.Credentials != nil {
+			if creds, err = s.sealCredentials(tenant, id, in.Credentials); err != nil {
+				return err
+			}
+		}
+		updated, err := q.UpdateAdapter(ctx, dbsqlc.UpdateAdapterParams{
+			TenantKey: tenant, ID: id, Name: a.Name, FromAddress: a.FromAddress, FromName: a.FromName,
+			Credentials: creds, Active: a.Active, Timezone: a.Timezone, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
+			RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds,
+			GapJitterSeconds: a.GapJitterSeconds, Now: s.clock.Now(),
+		})
+		if err != nil {
+			return err
+		}
+		out = adapterFromRow(updated)
+		return nil
+	})
+	return out, mapErr(err, "adapter")
+}
+
+// DeleteAdapter soft-deletes an adapter. With enrollments still pinned to
+// it, the delete is refused with in_use unless force is set.
+func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if _, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
+			return mapErr(err, "adapter")
+		}
+		pins, err := q.CountLivePinsForAdapter(ctx, dbsqlc.CountLivePinsForAdapterParams{TenantKey: tenant, AdapterID: id})
+		if err != nil {
+			return err
+		}
+		if pins > 0 && !force {
+			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the adapter still has pinned enrollments; repin them or delete with force=true",
+				Extra: map[string]any{"pinned_enrollments": pins}}
+		}
+		if _, err := q.SoftDeleteAdapter(ctx, dbsqlc.SoftDeleteAdapterParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": pins})
+	})
+	return mapErr(err, "adapter")
+}
+
+// AdapterCredentials decrypts an adapter's connection settings.
+func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.SMTPCredentials, error) {
+	var c dripdrop.SMTPCredentials
+	row, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
+	if err != nil {
+		return c, mapErr(err, "adapter")
+	}
+	if len(row.Credentials) == 0 {
+		return c, nil
+	}
+	if s.vault == nil {
+		return c, errors.New("db: no encryption key configured; cannot read credentials")
+	}
+	pt, err := s.vault.Open(row.Credentials, credentialsAD(tenant, id))
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(pt, &c)
+}

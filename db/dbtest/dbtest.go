@@ -1,0 +1,209 @@
+// Package dbtest gives every test its own freshly migrated PostgreSQL
+// database on a real server: TEST_DATABASE_URL when set (it must point at a
+// database whose role may CREATE DATABASE), otherwise a managed local cluster
+// in <repo>/.dripdrop/testpg. Databases are cloned from a migrated template,
+// so a new one costs a few tens of milliseconds.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/localpg"
+)
+
+var (
+	setupOnce sync.Once
+	adminURL  string
+	template  string
+	setupErr  error
+)
+
+// URL returns the connection string of a new, migrated, empty database that
+// is dropped when the test ends.
+func URL(t testing.TB) string {
+	t.Helper()
+	setupOnce.Do(func() { adminURL, template, setupErr = setup() })
+	if setupErr != nil {
+		t.Fatalf("dbtest: %v", setupErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "t_" + randHex(8)
+	if err := exec(ctx, adminURL, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		t.Fatalf("dbtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return withDB(adminURL, name)
+}
+
+// Store returns a *db.Store on a fresh database, closed when the test ends.
+func Store(t testing.TB, opts db.Options) *db.Store {
+	t.Helper()
+	s, err := db.Open(context.Background(), URL(t), opts)
+	if err != nil {
+		t.Fatalf("dbtest: open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func setup() (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	admin := os.Getenv("TEST_DATABASE_URL")
+	if admin == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", "", err
+		}
+		c, err := localpg.Ensure(ctx, filepath.Join(root, ".dripdrop", "testpg"), localpg.Options{Fast: true})
+		if err != nil {
+			return "", "", err
+		}
+		admin = c.URL("postgres")
+	}
+	fp, err := db.SchemaFingerprint()
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := "dripdrop_tmpl_" + fp
+	// Test binaries of several packages run at once: serialise template
+	// creation with an advisory lock on the admin database.
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", "", fmt.Errorf("connect %s: %w", redact(admin), err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(7301)"); err != nil {
+		return "", "", err
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock(7301)") //nolint:errcheck
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", tmpl).Scan(&exists); err != nil {
+		return "", "", err
+	}
+	if !exists {
+		building := tmpl + "_build"
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+building+" WITH (FORCE)")
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+building); err != nil {
+			return "", "", err
+		}
+		if _, err := db.Migrate(ctx, withDB(admin, building)); err != nil {
+			return "", "", err
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, tmpl)); err != nil {
+			return "", "", err
+		}
+	}
+	return admin, tmpl, nil
+}
+
+func exec(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func withDB(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// repoRoot walks up from the working directory to the directory holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// RowCounts returns the number of rows of every table in the public schema
+// of the database at url, to prove that a rejected request changed nothing.
+func RowCounts(t testing.TB, dsn string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+	if err != nil {
+		t.Fatalf("dbtest: list tables: %v", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("dbtest: list tables: %v", err)
+	}
+	out := map[string]int64{}
+	for _, tb := range tables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{tb}.Sanitize()).Scan(&n); err != nil {
+			t.Fatalf("dbtest: count %s: %v", tb, err)
+		}
+		out[tb] = n
+	}
+	return out
+}
+
+// Exec runs one SQL statement on the database at dsn (test fixtures).
+func Exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("dbtest: exec: %v", err)
+	}
+}

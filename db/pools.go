@@ -1,0 +1,225 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+)
+
+func poolFromRow(r dbsqlc.Pool) dripdrop.Pool {
+	return dripdrop.Pool{ID: r.ID, Name: r.Name, OnPinUnavailable: r.OnPinUnavailable, Members: []dripdrop.PoolMember{}, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func memberFromRow(r dbsqlc.PoolMember) dripdrop.PoolMember {
+	return dripdrop.PoolMember{ID: r.ID, PoolID: r.PoolID, AdapterID: r.AdapterID, Weight: r.Weight, Class: r.Class, Active: r.Active, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// CreatePool creates a pool, with its initial members, in one transaction.
+func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolInput) (dripdrop.Pool, error) {
+	p, err := in.Apply(nil)
+	if err != nil {
+		return p, err
+	}
+	members := make([]dripdrop.PoolMember, len(in.Members))
+	for i, mi := range in.Members {
+		if members[i], err = mi.Apply(nil, fmt.Sprintf("members[%d].", i)); err != nil {
+			return p, err
+		}
+	}
+	now := s.clock.Now()
+	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+		row, err := q.CreatePool(ctx, dbsqlc.CreatePoolParams{TenantKey: tenant, ID: dripdrop.NewID(), Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: now})
+		if err != nil {
+			if mapped := mapErr(err, "pool"); dripdrop.ErrorCode(mapped) == dripdrop.ECodeAlreadyExists {
+				return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
+			}
+			return err
+		}
+		p = poolFromRow(row)
+		for i, m := range members {
+			added, err := addMember(ctx, q, tenant, p.ID, m, now, fmt.Sprintf("members[%d].", i))
+			if err != nil {
+				return err
+			}
+			p.Members = append(p.Members, added)
+		}
+		return nil
+	})
+	return p, mapErr(err, "pool")
+}
+
+func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.UUID, m dripdrop.PoolMember, now time.Time, field string) (dripdrop.PoolMember, error) {
+	if _, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: m.AdapterID}); err != nil {
+		if err == pgx.ErrNoRows {
+			return m, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: field + "adapter_id", Message: "adapter not found"}
+		}
+		return m, err
+	}
+	row, err := q.AddPoolMember(ctx, dbsqlc.AddPoolMemberParams{
+		TenantKey: tenant, PoolID: pool, AdapterID: m.AdapterID, ID: dripdrop.NewID(), Weight: m.Weight, Class: m.Class, Active: m.Active, Now: now,
+	})
+	if err == pgx.ErrNoRows {
+		return m, &dripdrop.Error{Code: dripdrop.ECodeAlreadyExists, Field: field + "adapter_id", Message: "the adapter is already a member of this pool"}
+	}
+	if err != nil {
+		return m, err
+	}
+	return memberFromRow(row), nil
+}
+
+// GetPool returns a pool with its members.
+func (s *Store) GetPool(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Pool, error) {
+	row, err := s.q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: id})
+	if err != nil {
+		return dripdrop.Pool{}, mapErr(err, "pool")
+	}
+	p := poolFromRow(row)
+	ms, err := s.q.ListPoolMembers(ctx, dbsqlc.ListPoolMembersParams{TenantKey: tenant, PoolID: id})
+	if err != nil {
+		return p, err
+	}
+	for _, m := range ms {
+		p.Members = append(p.Members, memberFromRow(m))
+	}
+	return p, nil
+}
+
+// ListPools pages through pools, each with its members.
+func (s *Store) ListPools(ctx context.Context, tenant string, pg Page) ([]dripdrop.Pool, *uuid.UUID, error) {
+	rows, err := s.q.ListPools(ctx, dbsqlc.ListPoolsParams{TenantKey: tenant, After: pg.After, Lim: int32(pg.limit())})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]dripdrop.Pool, len(rows))
+	ids := make([]uuid.UUID, len(rows))
+	idx := map[uuid.UUID]int{}
+	for i, r := range rows {
+		out[i] = poolFromRow(r)
+		ids[i] = r.ID
+		idx[r.ID] = i
+	}
+	ms, err := s.q.ListMembersForPools(ctx, dbsqlc.ListMembersForPoolsParams{TenantKey: tenant, PoolIds: ids})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range ms {
+		i := idx[m.PoolID]
+		out[i].Members = append(out[i].Members, memberFromRow(m))
+	}
+	return out, nextCursor(out, pg.limit(), func(p dripdrop.Pool) uuid.UUID { return p.ID }), nil
+}
+
+// UpdatePool patches a pool's name or policy.
+func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.PoolInput) (dripdrop.Pool, error) {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		row, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
+		if err != nil {
+			return mapErr(err, "pool")
+		}
+		cur := poolFromRow(row)
+		p, err := in.Apply(&cur)
+		if err != nil {
+			return err
+		}
+		if _, err := q.UpdatePool(ctx, dbsqlc.UpdatePoolParams{TenantKey: tenant, ID: id, Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: s.clock.Now()}); err != nil {
+			if dripdrop.ErrorCode(mapErr(err, "pool")) == dripdrop.ECodeAlreadyExists {
+				return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return dripdrop.Pool{}, mapErr(err, "pool")
+	}
+	return s.GetPool(ctx, tenant, id)
+}
+
+// DeletePool soft-deletes a pool. While versions of live enrollments still
+// use it the delete is refused with in_use unless force is set.
+func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
+			return mapErr(err, "pool")
+		}
+		pins, err := q.CountLivePinsForPool(ctx, dbsqlc.CountLivePinsForPoolParams{TenantKey: tenant, PoolID: id})
+		if err != nil {
+			return err
+		}
+		if pins > 0 && !force {
+			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the pool still has enrollments pinned from it; delete with force=true to apply the pool policy",
+				Extra: map[string]any{"pinned_enrollments": pins}}
+		}
+		if _, err := q.SoftDeletePool(ctx, dbsqlc.SoftDeletePoolParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": pins})
+	})
+	return mapErr(err, "pool")
+}
+
+// AddPoolMember adds an adapter of the same tenant to a pool.
+func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID, in dripdrop.MemberInput) (dripdrop.PoolMember, error) {
+	m, err := in.Apply(nil, "")
+	if err != nil {
+		return m, err
+	}
+	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
+			return mapErr(err, "pool")
+		}
+		m, err = addMember(ctx, q, tenant, pool, m, s.clock.Now(), "")
+		return err
+	})
+	return m, mapErr(err, "pool member")
+}
+
+// UpdatePoolMember patches a member's weight, class or active flag.
+// Existing pins never move.
+func (s *Store) UpdatePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID, in dripdrop.MemberInput) (dripdrop.PoolMember, error) {
+	var out dripdrop.PoolMember
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
+			return mapErr(err, "pool")
+		}
+		row, err := q.GetPoolMember(ctx, dbsqlc.GetPoolMemberParams{TenantKey: tenant, PoolID: pool, AdapterID: adapter})
+		if err != nil {
+			return mapErr(err, "pool member")
+		}
+		cur := memberFromRow(row)
+		m, err := in.Apply(&cur, "")
+		if err != nil {
+			return err
+		}
+		updated, err := q.UpdatePoolMember(ctx, dbsqlc.UpdatePoolMemberParams{
+			TenantKey: tenant, PoolID: pool, AdapterID: adapter, Weight: m.Weight, Class: m.Class, Active: m.Active, Now: s.clock.Now(),
+		})
+		out = memberFromRow(updated)
+		return err
+	})
+	return out, mapErr(err, "pool member")
+}
+
+// RemovePoolMember removes an adapter from a pool; its pins stay.
+func (s *Store) RemovePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
+			return mapErr(err, "pool")
+		}
+		n, err := q.DeletePoolMember(ctx, dbsqlc.DeletePoolMemberParams{TenantKey: tenant, PoolID: pool, AdapterID: adapter})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return dripdrop.NotFound("pool member")
+		}
+		return nil
+	})
+	return mapErr(err, "pool member")
+}

@@ -1,0 +1,163 @@
+// Package db is dripdrop's PostgreSQL store: the only package that imports
+// pgx and the sqlc-generated queries. Every method takes the tenant key and
+// every query filters on it, so nothing is read or written across tenants.
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Vault encrypts adapter credentials; required to store or read them.
+	Vault *vault.Box
+	// Clock is the source of "now" (default: the system clock).
+	Clock dripdrop.Clock
+	// MaxConns caps the connection pool (default 10).
+	MaxConns int32
+}
+
+// Store is the engine's handle on PostgreSQL.
+type Store struct {
+	pool  *pgxpool.Pool
+	q     *dbsqlc.Queries
+	vault *vault.Box
+	clock dripdrop.Clock
+}
+
+// Open connects to the database at url. It does not migrate.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse url: %w", err)
+	}
+	cfg.MaxConns = 10
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	cfg.ConnConfig.RuntimeParams["application_name"] = "dripdrop"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: connect: %w", err)
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = dripdrop.SystemClock{}
+	}
+	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock}, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.clock.Now() }
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+}
+
+// Page selects a slice of a list ordered by id.
+type Page struct {
+	After uuid.UUID // exclusive lower bound; zero = from the start
+	Limit int       // 1..200, default 50
+}
+
+func (p Page) limit() int {
+	switch {
+	case p.Limit <= 0:
+		return 50
+	case p.Limit > 200:
+		return 200
+	}
+	return p.Limit
+}
+
+// nextCursor returns the id to continue after when the page is full.
+func nextCursor[T any](items []T, limit int, id func(T) uuid.UUID) *uuid.UUID {
+	if len(items) < limit || len(items) == 0 {
+		return nil
+	}
+	last := id(items[len(items)-1])
+	return &last
+}
+
+// mapErr turns "no rows" and constraint violations into *dripdrop.Error and
+// leaves everything else as an internal error.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var de *dripdrop.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return dripdrop.NotFound(what)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return &dripdrop.Error{Code: dripdrop.ECodeAlreadyExists, Message: what + " already exists"}
+		case "23503": // foreign_key_violation
+			return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Message: "a referenced object does not exist"}
+		case "23514", "22001", "22003", "22P02", "22021": // check, too long, out of range, bad text, bad encoding
+			return &dripdrop.Error{Code: dripdrop.ECodeInvalidValue, Message: "value rejected by the database (" + pe.ConstraintName + ")"}
+		}
+	}
+	return err
+}
+
+func (s *Store) audit(ctx context.Context, q *dbsqlc.Queries, tenant, entityType string, entityID uuid.UUID, action, actor string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	return q.InsertAudit(ctx, dbsqlc.InsertAuditParams{
+		TenantKey: tenant, ID: dripdrop.NewID(), EntityType: entityType, EntityID: entityID,
+		Action: action, Data: b, Actor: actor, Now: s.clock.Now(),
+	})
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	ID         uuid.UUID       `json:"id"`
+	EntityType string          `json:"entity_type"`
+	EntityID   uuid.UUID       `json:"entity_id"`
+	Action     string          `json:"action"`
+	Data       json.RawMessage `json:"data"`
+	Actor      string          `json:"actor"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// Audit lists the audit entries of one entity, oldest first.
+func (s *Store) Audit(ctx context.Context, tenant, entityType string, id uuid.UUID) ([]AuditEntry, error) {
+	rows, err := s.q.ListAudit(ctx, dbsqlc.ListAuditParams{TenantKey: tenant, EntityType: entityType, EntityID: id})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AuditEntry, len(rows))
+	for i, r := range rows {
+		out[i] = AuditEntry{ID: r.ID, EntityType: r.EntityType, EntityID: r.EntityID, Action: r.Action, Data: r.Data, Actor: r.Actor, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}

@@ -1,0 +1,135 @@
+package db
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"regexp"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+)
+
+// API keys look like "dd_<tenant_key>.<43 base64url characters>": the tenant
+// part routes the lookup, the secret is 32 random bytes of which only the
+// SHA-256 is stored.
+const keyPrefix = "dd_"
+
+var tenantKeyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CreateTenant creates a tenant and its first API key.
+func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Tenant, dripdrop.APIKey, error) {
+	if !tenantKeyPattern.MatchString(key) {
+		return dripdrop.Tenant{}, dripdrop.APIKey{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "tenant_key",
+			"tenant_key must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+	}
+	if len(name) > 200 || strings.ContainsRune(name, 0) {
+		return dripdrop.Tenant{}, dripdrop.APIKey{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "name", "name must be at most 200 characters")
+	}
+	var t dripdrop.Tenant
+	var k dripdrop.APIKey
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		row, err := q.CreateTenant(ctx, dbsqlc.CreateTenantParams{TenantKey: key, Name: name})
+		if err == pgx.ErrNoRows {
+			return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "tenant_key", "tenant %q already exists", key)
+		}
+		if err != nil {
+			return err
+		}
+		t = dripdrop.Tenant{Key: row.TenantKey, Name: row.Name, CreatedAt: row.CreatedAt}
+		k, err = createKey(ctx, q, key, "default")
+		return err
+	})
+	return t, k, mapErr(err, "tenant")
+}
+
+// CreateAPIKey issues a new key for an existing tenant.
+func (s *Store) CreateAPIKey(ctx context.Context, tenant, name string) (dripdrop.APIKey, error) {
+	if len(name) > 200 || strings.ContainsRune(name, 0) {
+		return dripdrop.APIKey{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "name", "name must be at most 200 characters")
+	}
+	if _, err := s.q.GetTenant(ctx, tenant); err != nil {
+		return dripdrop.APIKey{}, mapErr(err, "tenant")
+	}
+	k, err := createKey(ctx, s.q, tenant, name)
+	return k, mapErr(err, "api key")
+}
+
+func createKey(ctx context.Context, q *dbsqlc.Queries, tenant, name string) (dripdrop.APIKey, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return dripdrop.APIKey{}, err
+	}
+	enc := base64.RawURLEncoding.EncodeToString(secret)
+	sum := sha256.Sum256(secret)
+	row, err := q.CreateAPIKey(ctx, dbsqlc.CreateAPIKeyParams{
+		TenantKey: tenant, ID: dripdrop.NewID(), Name: name, KeyHash: sum[:], Hint: enc[len(enc)-4:],
+	})
+	if err != nil {
+		return dripdrop.APIKey{}, err
+	}
+	k := apiKeyFromRow(row)
+	k.Secret = keyPrefix + tenant + "." + enc
+	return k, nil
+}
+
+func apiKeyFromRow(r dbsqlc.ApiKey) dripdrop.APIKey {
+	return dripdrop.APIKey{ID: r.ID, TenantKey: r.TenantKey, Name: r.Name, Hint: r.Hint, CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
+}
+
+// ListAPIKeys lists a tenant's keys (never their secrets).
+func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]dripdrop.APIKey, error) {
+	if _, err := s.q.GetTenant(ctx, tenant); err != nil {
+		return nil, mapErr(err, "tenant")
+	}
+	rows, err := s.q.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dripdrop.APIKey, len(rows))
+	for i, r := range rows {
+		out[i] = apiKeyFromRow(r)
+	}
+	return out, nil
+}
+
+// RevokeAPIKey revokes a key; it stops authenticating at once.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.APIKey, error) {
+	row, err := s.q.RevokeAPIKey(ctx, dbsqlc.RevokeAPIKeyParams{TenantKey: tenant, ID: id})
+	if err != nil {
+		return dripdrop.APIKey{}, mapErr(err, "api key")
+	}
+	return apiKeyFromRow(row), nil
+}
+
+// Authenticate resolves a presented API key to its tenant. Unknown,
+// malformed and revoked keys all yield the same unauthorized error.
+func (s *Store) Authenticate(ctx context.Context, presented string) (string, error) {
+	unauthorized := dripdrop.Errorf(dripdrop.ECodeUnauthorized, "", "missing or invalid API key")
+	rest, ok := strings.CutPrefix(presented, keyPrefix)
+	if !ok {
+		return "", unauthorized
+	}
+	dot := strings.LastIndexByte(rest, '.')
+	if dot <= 0 {
+		return "", unauthorized
+	}
+	tenant, enc := rest[:dot], rest[dot+1:]
+	secret, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(secret) != 32 || !tenantKeyPattern.MatchString(tenant) {
+		return "", unauthorized
+	}
+	sum := sha256.Sum256(secret)
+	if _, err := s.q.AuthenticateAPIKey(ctx, dbsqlc.AuthenticateAPIKeyParams{TenantKey: tenant, KeyHash: sum[:]}); err != nil {
+		if err == pgx.ErrNoRows {
+			return "", unauthorized
+		}
+		return "", err
+	}
+	return tenant, nil
+}

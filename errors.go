@@ -1,0 +1,109 @@
+package dripdrop
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes are part of the public API: clients switch on them, so they
+// never change once released. HTTP status follows from the code.
+const (
+	ECodeUnauthorized        = "unauthorized"
+	ECodeForbidden           = "forbidden"
+	ECodeNotFound            = "not_found"
+	ECodeMethodNotAllowed    = "method_not_allowed"
+	ECodeInvalidJSON         = "invalid_json"
+	ECodeInvalidUTF8         = "invalid_utf8"
+	ECodeInvalidCharacter    = "invalid_character"
+	ECodeUnknownField        = "unknown_field"
+	ECodeInvalidType         = "invalid_type"
+	ECodeRequired            = "required"
+	ECodeInvalidValue        = "invalid_value"
+	ECodeOutOfRange          = "out_of_range"
+	ECodeTooLong             = "too_long"
+	ECodeInvalidEmail        = "invalid_email"
+	ECodeInvalidTimezone     = "invalid_timezone"
+	ECodeInvalidCursor       = "invalid_cursor"
+	ECodeInvalidSpintax      = "invalid_spintax"
+	ECodePayloadTooLarge     = "payload_too_large"
+	ECodeUnsupportedMedia    = "unsupported_media_type"
+	ECodeAlreadyExists       = "already_exists"
+	ECodeInUse               = "in_use"
+	ECodeVersionImmutable    = "version_immutable"
+	ECodeIdempotencyReused   = "idempotency_key_reused"
+	ECodeIdempotencyInFlight = "idempotency_key_in_progress"
+	ECodeConflict            = "conflict"
+	ECodeSuppressed          = "suppressed"
+	ECodePoolExhausted       = "pool_exhausted"
+	ECodeTimeout             = "timeout"
+	ECodeUnavailable         = "unavailable"
+	ECodeInternal            = "internal"
+)
+
+var codeStatus = map[string]int{
+	ECodeUnauthorized:        http.StatusUnauthorized,
+	ECodeForbidden:           http.StatusForbidden,
+	ECodeNotFound:            http.StatusNotFound,
+	ECodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	ECodeInvalidJSON:         http.StatusBadRequest,
+	ECodeInvalidUTF8:         http.StatusBadRequest,
+	ECodeInvalidCursor:       http.StatusBadRequest,
+	ECodePayloadTooLarge:     http.StatusRequestEntityTooLarge,
+	ECodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
+	ECodeAlreadyExists:       http.StatusConflict,
+	ECodeInUse:               http.StatusConflict,
+	ECodeVersionImmutable:    http.StatusConflict,
+	ECodeIdempotencyInFlight: http.StatusConflict,
+	ECodeConflict:            http.StatusConflict,
+	ECodePoolExhausted:       http.StatusConflict,
+	ECodeTimeout:             http.StatusServiceUnavailable,
+	ECodeUnavailable:         http.StatusServiceUnavailable,
+	ECodeInternal:            http.StatusInternalServerError,
+}
+
+// Error is the engine's typed error: a stable code, the offending field when
+// there is one, and a human message. Everything else is an internal error.
+type Error struct {
+	Code    string
+	Field   string
+	Message string
+	// Extra carries structured details (for example evicted_adapter_ids of
+	// pool_exhausted); it is rendered into the problem document.
+	Extra map[string]any
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Status is the HTTP status of the error's code; validation codes are 422.
+func (e *Error) Status() int {
+	if s, ok := codeStatus[e.Code]; ok {
+		return s
+	}
+	return http.StatusUnprocessableEntity
+}
+
+// Errorf builds an *Error.
+func Errorf(code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound is the uniform answer for missing rows and rows of other tenants:
+// the engine never confirms that another tenant's id exists.
+func NotFound(what string) *Error {
+	return &Error{Code: ECodeNotFound, Message: what + " not found"}
+}
+
+// ErrorCode returns the code of err if it is an *Error, else ECodeInternal.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ECodeInternal
+}

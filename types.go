@@ -1,0 +1,183 @@
+package dripdrop
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Health states of an adapter (SPEC §5).
+const (
+	HealthActive  = "active"
+	HealthRamping = "ramping"
+	HealthProbing = "probing"
+	HealthResting = "resting"
+)
+
+// Enrollment states (SPEC §2).
+const (
+	EnrollmentActive    = "active"
+	EnrollmentPaused    = "paused"
+	EnrollmentCompleted = "completed"
+	EnrollmentStopped   = "stopped"
+	EnrollmentCancelled = "cancelled"
+)
+
+// Pool policies for an unavailable pin (SPEC §3).
+const (
+	PinPause    = "pause"
+	PinReassign = "reassign"
+)
+
+// Tenant is an isolated customer of the engine.
+type Tenant struct {
+	Key       string    `json:"tenant_key"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APIKey is a tenant credential. Secret is set only in the response that
+// created the key; only its SHA-256 is stored.
+type APIKey struct {
+	ID         uuid.UUID  `json:"id"`
+	TenantKey  string     `json:"tenant_key"`
+	Name       string     `json:"name"`
+	Hint       string     `json:"hint"`
+	Secret     string     `json:"key,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+// SMTPCredentials are the write-only connection settings of an smtp or sink
+// adapter. They are stored encrypted and never returned by the API.
+type SMTPCredentials struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TLS is "starttls" (use STARTTLS when offered; the default),
+	// "require_starttls", "tls" (implicit TLS) or "none".
+	TLS string `json:"tls,omitempty"`
+	// HELO is the name announced in EHLO; defaults to the from domain.
+	HELO string `json:"helo,omitempty"`
+}
+
+// Adapter is one sender: a mailbox or an ESP account.
+type Adapter struct {
+	ID                 uuid.UUID  `json:"id"`
+	TenantKey          string     `json:"-"`
+	Name               string     `json:"name"`
+	Channel            string     `json:"channel"`
+	Provider           string     `json:"provider"`
+	FromAddress        string     `json:"from_address"`
+	FromName           string     `json:"from_name"`
+	CredentialsSet     bool       `json:"credentials_set"`
+	Active             bool       `json:"active"`
+	Timezone           string     `json:"timezone"`
+	HealthState        string     `json:"health_state"`
+	HealthScore        *float64   `json:"health_score"`
+	HealthSince        time.Time  `json:"health_since"`
+	RestingUntil       *time.Time `json:"resting_until"`
+	RestBackoffSeconds int        `json:"rest_backoff_seconds"`
+	DailyCap           *int       `json:"daily_cap"`
+	RampFloor          int        `json:"ramp_floor"`
+	RampIncrement      *int       `json:"ramp_increment"`
+	RampStartedAt      *time.Time `json:"ramp_started_at"`
+	MinGapSeconds      int        `json:"min_gap_seconds"`
+	GapJitterSeconds   int        `json:"gap_jitter_seconds"`
+	LastSendAt         *time.Time `json:"last_send_at"`
+	NextSendAt         *time.Time `json:"next_send_at"`
+	CreatedAt          time.Time  `json:"created_at"`
+	UpdatedAt          time.Time  `json:"updated_at"`
+	DeletedAt          *time.Time `json:"-"`
+}
+
+// Pool is a named set of adapters that enrollments are pinned from.
+type Pool struct {
+	ID               uuid.UUID    `json:"id"`
+	Name             string       `json:"name"`
+	OnPinUnavailable string       `json:"on_pin_unavailable"`
+	Members          []PoolMember `json:"members"`
+	CreatedAt        time.Time    `json:"created_at"`
+	UpdatedAt        time.Time    `json:"updated_at"`
+}
+
+// PoolMember places an adapter in a pool with a WDRR weight.
+type PoolMember struct {
+	ID        uuid.UUID `json:"member_id"`
+	PoolID    uuid.UUID `json:"pool_id"`
+	AdapterID uuid.UUID `json:"adapter_id"`
+	Weight    int       `json:"weight"`
+	Class     string    `json:"class"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Sequence is a named outbound campaign with numbered versions.
+type Sequence struct {
+	ID        uuid.UUID         `json:"id"`
+	Key       string            `json:"key"`
+	Name      string            `json:"name"`
+	Versions  []SequenceVersion `json:"versions"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// SendWindow is when a version may send, in the contact's timezone (falling
+// back to Timezone, then UTC). Days are 0=Sunday..6=Saturday, the day on which
+// the window opens; Start/End are "HH:MM" and may wrap midnight.
+type SendWindow struct {
+	Days     []int  `json:"days"`
+	Start    string `json:"start"`
+	End      string `json:"end"`
+	Timezone string `json:"timezone"`
+}
+
+// SequenceVersion is an immutable-once-active revision of a sequence.
+type SequenceVersion struct {
+	ID          uuid.UUID  `json:"id"`
+	SequenceID  uuid.UUID  `json:"sequence_id"`
+	Version     int        `json:"version"`
+	State       string     `json:"state"`
+	Mode        string     `json:"mode"`
+	PoolID      uuid.UUID  `json:"pool_id"`
+	SendWindow  SendWindow `json:"send_window"`
+	StopOnReply bool       `json:"stop_on_reply"`
+	Steps       []Step     `json:"steps"`
+	Budgets     []Budget   `json:"budgets"`
+	ActivatedAt *time.Time `json:"activated_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+}
+
+// Step is one message of a version.
+type Step struct {
+	ID                uuid.UUID  `json:"id"`
+	Key               string     `json:"key"`
+	Position          int        `json:"position"`
+	DelaySeconds      int64      `json:"delay_seconds"`
+	Subject           string     `json:"subject"`
+	BodyText          string     `json:"body_text"`
+	BodyHTML          *string    `json:"body_html"`
+	Spintax           bool       `json:"spintax"`
+	AdapterOverrideID *uuid.UUID `json:"adapter_override_id"`
+}
+
+// Budget caps an adapter's daily share for one sequence version.
+type Budget struct {
+	AdapterID         uuid.UUID `json:"adapter_id"`
+	SequenceVersionID uuid.UUID `json:"sequence_version_id"`
+	MaxSharePct       int       `json:"max_share_pct"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// Suppression blocks an address or a whole domain for a tenant.
+type Suppression struct {
+	ID        uuid.UUID `json:"id"`
+	Kind      string    `json:"kind"` // email | domain
+	Value     string    `json:"value"`
+	Reason    string    `json:"reason"`
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at"`
+}
