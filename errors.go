@@ -107,3 +107,15 @@ func ErrorCode(err error) string {
 	}
 	return ECodeInternal
 }
+
+// ErrorCodes lists every stable error code.
+func ErrorCodes() []string {
+	return []string{
+		ECodeUnauthorized, ECodeForbidden, ECodeNotFound, ECodeMethodNotAllowed, ECodeInvalidJSON, ECodeInvalidUTF8,
+		ECodeInvalidCharacter, ECodeUnknownField, ECodeInvalidType, ECodeRequired, ECodeInvalidValue, ECodeOutOfRange,
+		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
+		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
+		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeSuppressed, ECodePoolExhausted,
+		ECodeTimeout, ECodeUnavailable, ECodeInternal,
+	}
+}

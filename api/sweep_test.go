@@ -1,0 +1,222 @@
+package api_test
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dripdrop/dripdrop/api"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+)
+
+// TestTenantIsolationSweep calls every tenant route with tenant A's key and
+// tenant B's ids: each answers 404 (or, for collections, shows nothing of
+// B's), and B's data is byte-identical afterwards. A new route without a case
+// here fails the test.
+func TestTenantIsolationSweep(t *testing.T) {
+	e := newEnv(t)
+	a := e.fixture("tenant-a")
+	b := e.fixture("tenant-b")
+	e.must(201, "POST", "/v1/suppressions", b.key, map[string]any{"email": "only-b@example.com"})
+
+	bSnapshot := func() []byte {
+		var buf bytes.Buffer
+		for _, p := range []string{"/v1/adapters", "/v1/pools", "/v1/sequences", "/v1/suppressions",
+			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq} {
+			buf.Write(e.do("GET", p, b.key, nil).body)
+		}
+		return buf.Bytes()
+	}
+	before, countsBefore := bSnapshot(), dbtest.RowCounts(t, e.dbURL)
+
+	seqBody := map[string]any{"pool_id": b.pool, "steps": []any{map[string]any{"subject": "s", "body_text": "b"}}}
+	// Each route: path with B's ids, body, and whether it is a collection
+	// whose answer must simply not contain B's ids.
+	cases := map[string]struct {
+		path       string
+		body       any
+		collection bool
+	}{
+		"POST /v1/adapters":                                        {"/v1/adapters", nil, true},
+		"GET /v1/adapters":                                         {"/v1/adapters", nil, true},
+		"GET /v1/adapters/{id}":                                    {"/v1/adapters/" + b.adapterA, nil, false},
+		"PATCH /v1/adapters/{id}":                                  {"/v1/adapters/" + b.adapterA, map[string]any{"name": "pwned"}, false},
+		"DELETE /v1/adapters/{id}":                                 {"/v1/adapters/" + b.adapterA + "?force=true", nil, false},
+		"POST /v1/pools":                                           {"/v1/pools", map[string]any{"name": "x", "members": []any{map[string]any{"adapter_id": b.adapterA}}}, false},
+		"GET /v1/pools":                                            {"/v1/pools", nil, true},
+		"GET /v1/pools/{id}":                                       {"/v1/pools/" + b.pool, nil, false},
+		"PATCH /v1/pools/{id}":                                     {"/v1/pools/" + b.pool, map[string]any{"name": "pwned"}, false},
+		"DELETE /v1/pools/{id}":                                    {"/v1/pools/" + b.pool + "?force=true", nil, false},
+		"POST /v1/pools/{id}/members":                              {"/v1/pools/" + b.pool + "/members", map[string]any{"adapter_id": b.adapterB}, false},
+		"PATCH /v1/pools/{id}/members/{adapter_id}":                {"/v1/pools/" + b.pool + "/members/" + b.adapterA, map[string]any{"weight": 9}, false},
+		"DELETE /v1/pools/{id}/members/{adapter_id}":               {"/v1/pools/" + b.pool + "/members/" + b.adapterA, nil, false},
+		"POST /v1/sequences":                                       {"/v1/sequences", map[string]any{"key": "steal", "name": "x", "pool_id": b.pool, "steps": seqBody["steps"]}, false},
+		"GET /v1/sequences":                                        {"/v1/sequences", nil, true},
+		"GET /v1/sequences/{id}":                                   {"/v1/sequences/" + b.seq, nil, false},
+		"POST /v1/sequences/{id}/versions":                         {"/v1/sequences/" + b.seq + "/versions", seqBody, false},
+		"PATCH /v1/sequences/{id}/versions/{n}":                    {"/v1/sequences/" + b.seq + "/versions/1", map[string]any{"stop_on_reply": false}, false},
+		"POST /v1/sequences/{id}/versions/{n}/activate":            {"/v1/sequences/" + b.seq + "/versions/1/activate", nil, false},
+		"PUT /v1/sequences/{id}/versions/{n}/budgets/{adapter_id}": {"/v1/sequences/" + b.seq + "/versions/1/budgets/" + b.adapterA, map[string]any{"max_share_pct": 5}, false},
+		"POST /v1/suppressions":                                    {"/v1/suppressions", nil, true},
+		"GET /v1/suppressions":                                     {"/v1/suppressions", nil, true},
+		"DELETE /v1/suppressions":                                  {"/v1/suppressions?email=only-b@example.com", nil, false},
+	}
+	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, "only-b@example.com"}
+	for _, rt := range e.server.Routes() {
+		if !strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/v1/tenants") {
+			continue
+		}
+		name := rt.Method + " " + rt.Path
+		c, ok := cases[name]
+		if !ok {
+			t.Errorf("route %s has no tenant-isolation case", name)
+			continue
+		}
+		if c.collection {
+			if rt.Method != "GET" {
+				continue // creates without references cannot reach B
+			}
+			r := e.do("GET", c.path, a.key, nil)
+			for _, id := range bIDs {
+				if bytes.Contains(r.body, []byte(id)) {
+					t.Errorf("%s with A's key shows B's %s", name, id)
+				}
+			}
+			continue
+		}
+		r := e.do(rt.Method, c.path, a.key, c.body)
+		if r.status != 404 {
+			t.Errorf("%s with A's key on B's ids: status %d, want 404\n%s", name, r.status, r.body)
+		}
+	}
+	if after := bSnapshot(); !bytes.Equal(before, after) {
+		t.Fatal("tenant B's data changed during the sweep")
+	}
+	if countsAfter := dbtest.RowCounts(t, e.dbURL); !reflect.DeepEqual(countsBefore, countsAfter) {
+		t.Fatalf("row counts changed during the sweep:\nbefore %v\nafter  %v", countsBefore, countsAfter)
+	}
+}
+
+// TestBadInputChangesNothing sends malformed bodies to every route that
+// takes one: each gets a 4xx problem with a code and a field, and no row
+// anywhere changes.
+func TestBadInputChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	step := map[string]any{"subject": "Hi", "body_text": "Body"}
+	type route struct {
+		method, path string
+		valid        map[string]any
+		wrongType    [2]any // field, value
+		outOfRange   [2]any
+	}
+	routes := []route{
+		{"POST", "/v1/adapters", map[string]any{"name": "n", "provider": "sink", "from_address": "n@acme.example.com"}, [2]any{"daily_cap", "many"}, [2]any{"min_gap_seconds", -1}},
+		{"PATCH", "/v1/adapters/" + f.adapterA, map[string]any{"name": "n"}, [2]any{"active", "yes"}, [2]any{"daily_cap", 0}},
+		{"POST", "/v1/pools", map[string]any{"name": "p2"}, [2]any{"name", 42}, [2]any{"on_pin_unavailable", "explode"}},
+		{"PATCH", "/v1/pools/" + f.pool, map[string]any{"name": "p3"}, [2]any{"on_pin_unavailable", 1}, [2]any{"on_pin_unavailable", "sometimes"}},
+		{"POST", "/v1/pools/" + f.pool + "/members", map[string]any{"adapter_id": f.adapterB}, [2]any{"weight", "heavy"}, [2]any{"weight", 0}},
+		{"PATCH", "/v1/pools/" + f.pool + "/members/" + f.adapterA, map[string]any{"weight": 2}, [2]any{"weight", 1.5}, [2]any{"weight", -3}},
+		{"POST", "/v1/sequences", map[string]any{"key": "s2", "name": "S2", "pool_id": f.pool, "steps": []any{step}}, [2]any{"steps", "one"}, [2]any{"send_window", map[string]any{"days": []int{9}, "start": "08:00", "end": "18:00"}}},
+		{"POST", "/v1/sequences/" + f.seq + "/versions", map[string]any{"pool_id": f.pool, "steps": []any{step}}, [2]any{"stop_on_reply", "no"}, [2]any{"steps", []any{map[string]any{"subject": "s", "body_text": "b", "delay_seconds": -5}}}},
+		{"PUT", "/v1/sequences/" + f.seq + "/versions/1/budgets/" + f.adapterA, map[string]any{"max_share_pct": 50}, [2]any{"max_share_pct", "half"}, [2]any{"max_share_pct", 101}},
+		{"POST", "/v1/suppressions", map[string]any{"email": "x@acme.example.com"}, [2]any{"email", true}, [2]any{"reason", "because"}},
+		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
+	}
+	for _, rt := range e.server.Routes() {
+		if rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH" {
+			found := false
+			for _, c := range routes {
+				if c.method == rt.Method && routeMatches(rt, c.path) {
+					found = true
+				}
+			}
+			if !found && !strings.HasSuffix(rt.Path, "/activate") && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
+				t.Errorf("route %s %s has no bad-input case", rt.Method, rt.Path)
+			}
+		}
+	}
+	before := dbtest.RowCounts(t, e.dbURL)
+	for _, c := range routes {
+		key := f.key
+		if strings.HasPrefix(c.path, "/v1/tenants") {
+			key = adminToken
+		}
+		with := func(field string, v any) map[string]any {
+			m := map[string]any{}
+			for k, x := range c.valid {
+				m[k] = x
+			}
+			m[field] = v
+			return m
+		}
+		firstField := ""
+		for k := range c.valid {
+			firstField = k
+		}
+		bad := map[string]struct {
+			body       any
+			wantStatus int
+			code       string
+			field      string
+		}{
+			"wrong type":    {with(c.wrongType[0].(string), c.wrongType[1]), 422, "*", c.wrongType[0].(string)},
+			"out of range":  {with(c.outOfRange[0].(string), c.outOfRange[1]), 422, "*", "*"},
+			"unknown field": {with("tenant_key_override", "x"), 422, "unknown_field", "tenant_key_override"},
+			"invalid utf8":  {[]byte(`{"` + firstField + `": "bad ` + "\xff\xfe" + ` bytes"}`), 400, "invalid_utf8", firstField},
+			"escaped nul":   {[]byte(`{"` + firstField + `": "nul \u0000 here"}`), 422, "invalid_character", firstField},
+			"raw nul":       {[]byte(`{"` + firstField + `": "nul ` + "\x00" + ` here"}`), 422, "invalid_character", firstField},
+			"malformed":     {`{"` + firstField + `": `, 400, "invalid_json", "*"},
+			"not an object": {`[1,2,3]`, 422, "invalid_type", "*"},
+			"empty":         {``, 400, "invalid_json", "body"},
+			"2 MiB":         {`{"` + firstField + `": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "payload_too_large", "body"},
+		}
+		for name, b := range bad {
+			t.Run(c.method+" "+c.path+"/"+name, func(t *testing.T) {
+				r := e.do(c.method, c.path, key, b.body)
+				if r.status < 400 || r.status >= 500 {
+					t.Fatalf("status %d, want 4xx\n%s", r.status, r.body)
+				}
+				if b.wantStatus != 0 && r.status != b.wantStatus {
+					t.Fatalf("status %d, want %d\n%s", r.status, b.wantStatus, r.body)
+				}
+				if r.header.Get("Content-Type") != "application/problem+json" {
+					t.Fatalf("content type %q", r.header.Get("Content-Type"))
+				}
+				m := r.json(t)
+				code, _ := m["code"].(string)
+				field, _ := m["field"].(string)
+				if code == "" || field == "" {
+					t.Fatalf("problem without code or field: %s", r.body)
+				}
+				if b.code != "*" && code != b.code {
+					t.Fatalf("code %q, want %q: %s", code, b.code, r.body)
+				}
+				if b.field != "*" && field != b.field && !strings.HasSuffix(field, "."+b.field) {
+					t.Fatalf("field %q, want %q: %s", field, b.field, r.body)
+				}
+			})
+		}
+	}
+	if after := dbtest.RowCounts(t, e.dbURL); !reflect.DeepEqual(before, after) {
+		t.Fatalf("rejected requests changed rows:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+func routeMatches(rt api.Route, path string) bool {
+	pp := strings.Split(strings.SplitN(path, "?", 2)[0], "/")
+	rp := strings.Split(rt.Path, "/")
+	if len(pp) != len(rp) {
+		return false
+	}
+	for i := range rp {
+		if strings.HasPrefix(rp[i], "{") {
+			continue
+		}
+		if rp[i] != pp[i] {
+			return false
+		}
+	}
+	return true
+}
