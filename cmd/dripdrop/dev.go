@@ -22,6 +22,11 @@ import (
 // ./.dripdrop (unless DATABASE_URL is set), a local SMTP sink that every demo
 // adapter delivers to, a seeded demo tenant, and the engine itself.
 func runDev(ctx context.Context, args []string, log *slog.Logger) error {
+	return dev(ctx, args, log, nil)
+}
+
+// dev is runDev with a hook called once the API serves (tests use it).
+func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) error {
 	var cfg serveConfig
 	fs := newFlagSet("dev")
 	cfg.flags(fs)
@@ -99,6 +104,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	return serve(ctx, cfg, box, log, func(addr string) {
 		base := "http://" + addr
+		if onReady != nil {
+			onReady(base, key)
+		}
 		fmt.Fprintf(os.Stdout, `
   dripdrop dev is running
   ───────────────────────
