@@ -34,6 +34,7 @@ const (
 	ECodeIdempotencyReused   = "idempotency_key_reused"
 	ECodeIdempotencyInFlight = "idempotency_key_in_progress"
 	ECodeConflict            = "conflict"
+	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
 	ECodePoolExhausted       = "pool_exhausted"
 	ECodeTimeout             = "timeout"
@@ -56,6 +57,7 @@ var codeStatus = map[string]int{
 	ECodeVersionImmutable:    http.StatusConflict,
 	ECodeIdempotencyInFlight: http.StatusConflict,
 	ECodeConflict:            http.StatusConflict,
+	ECodeInvalidState:        http.StatusConflict,
 	ECodePoolExhausted:       http.StatusConflict,
 	ECodeTimeout:             http.StatusServiceUnavailable,
 	ECodeUnavailable:         http.StatusServiceUnavailable,
@@ -115,7 +117,7 @@ func ErrorCodes() []string {
 		ECodeInvalidCharacter, ECodeUnknownField, ECodeInvalidType, ECodeRequired, ECodeInvalidValue, ECodeOutOfRange,
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
-		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeSuppressed, ECodePoolExhausted,
+		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
 		ECodeTimeout, ECodeUnavailable, ECodeInternal,
 	}
 }

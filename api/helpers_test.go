@@ -2,12 +2,16 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
@@ -17,8 +21,39 @@ import (
 
 const adminToken = "test-admin-token"
 
+// recorder captures telemetry events.
+type recorder struct {
+	mu     sync.Mutex
+	events []recorded
+}
+
+type recorded struct {
+	name string
+	meta map[string]any
+}
+
+func (r *recorder) Emit(_ context.Context, name string, _ map[string]float64, meta map[string]any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, recorded{name, meta})
+}
+
+// named returns the recorded events with the given name.
+func (r *recorder) named(name string) []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []map[string]any
+	for _, e := range r.events {
+		if e.name == name {
+			out = append(out, e.meta)
+		}
+	}
+	return out
+}
+
 type env struct {
 	t      *testing.T
+	events *recorder
 	dbURL  string
 	store  *db.Store
 	server *api.Server
@@ -32,7 +67,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := db.Open(t.Context(), url, db.Options{Vault: box})
+	rec := &recorder{}
+	store, err := db.Open(t.Context(), url, db.Options{Vault: box, Telemetry: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +76,7 @@ func newEnv(t *testing.T) *env {
 	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, dbURL: url, store: store, server: srv, http: hs}
+	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}
 }
 
 type resp struct {
@@ -147,6 +183,7 @@ type fixture struct {
 	key                string
 	adapterA, adapterB string
 	pool, seq          string
+	enrollment         string
 }
 
 func (e *env) fixture(tenant string) fixture {
@@ -173,5 +210,32 @@ func (e *env) fixture(tenant string) fixture {
 		},
 	})
 	f.seq = s["id"].(string)
+	en := e.must(201, "POST", "/v1/enrollments", f.key, map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "lead@" + tenant + ".example.com"}})
+	f.enrollment = en["id"].(string)
 	return f
+}
+
+// restart returns a second server, with its own store and connection pool,
+// on the same database: another replica, or the same one after a restart.
+func (e *env) restart() *env {
+	e.t.Helper()
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	store, err := db.Open(e.t.Context(), e.dbURL, db.Options{Vault: box, Telemetry: e.events})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(store.Close)
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
+	hs := httptest.NewServer(srv)
+	e.t.Cleanup(hs.Close)
+	return &env{t: e.t, events: e.events, dbURL: e.dbURL, store: store, server: srv, http: hs}
+}
+
+func mustParse(t *testing.T, id string) uuid.UUID {
+	t.Helper()
+	u, err := uuid.Parse(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -121,6 +121,14 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/sequences/{id}/versions/{n}/activate", authTenant, s.activateVersion},
 		{"PUT", "/v1/sequences/{id}/versions/{n}/budgets/{adapter_id}", authTenant, s.putBudget},
 
+		{"POST", "/v1/enrollments", authTenant, s.enroll},
+		{"POST", "/v1/enrollments/batch", authTenant, s.enrollBatch},
+		{"GET", "/v1/enrollments/{id}", authTenant, s.getEnrollment},
+		{"POST", "/v1/enrollments/{id}/pause", authTenant, s.enrollmentAction("pause")},
+		{"POST", "/v1/enrollments/{id}/resume", authTenant, s.enrollmentAction("resume")},
+		{"POST", "/v1/enrollments/{id}/cancel", authTenant, s.enrollmentAction("cancel")},
+		{"POST", "/v1/enrollments/{id}/repin", authTenant, s.repin},
+
 		{"POST", "/v1/suppressions", authTenant, s.addSuppression},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
 		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},

@@ -23,7 +23,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 	bSnapshot := func() []byte {
 		var buf bytes.Buffer
 		for _, p := range []string{"/v1/adapters", "/v1/pools", "/v1/sequences", "/v1/suppressions",
-			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq} {
+			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq, "/v1/enrollments/" + b.enrollment} {
 			buf.Write(e.do("GET", p, b.key, nil).body)
 		}
 		return buf.Bytes()
@@ -58,11 +58,18 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"PATCH /v1/sequences/{id}/versions/{n}":                    {"/v1/sequences/" + b.seq + "/versions/1", map[string]any{"stop_on_reply": false}, false},
 		"POST /v1/sequences/{id}/versions/{n}/activate":            {"/v1/sequences/" + b.seq + "/versions/1/activate", nil, false},
 		"PUT /v1/sequences/{id}/versions/{n}/budgets/{adapter_id}": {"/v1/sequences/" + b.seq + "/versions/1/budgets/" + b.adapterA, map[string]any{"max_share_pct": 5}, false},
+		"POST /v1/enrollments":                                     {"/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "lead@tenant-b.example.com"}}, true},
+		"POST /v1/enrollments/batch":                               {"/v1/enrollments/batch", nil, true},
+		"GET /v1/enrollments/{id}":                                 {"/v1/enrollments/" + b.enrollment, nil, false},
+		"POST /v1/enrollments/{id}/pause":                          {"/v1/enrollments/" + b.enrollment + "/pause", nil, false},
+		"POST /v1/enrollments/{id}/resume":                         {"/v1/enrollments/" + b.enrollment + "/resume", nil, false},
+		"POST /v1/enrollments/{id}/cancel":                         {"/v1/enrollments/" + b.enrollment + "/cancel", nil, false},
+		"POST /v1/enrollments/{id}/repin":                          {"/v1/enrollments/" + b.enrollment + "/repin", map[string]any{"adapter_id": b.adapterB}, false},
 		"POST /v1/suppressions":                                    {"/v1/suppressions", nil, true},
 		"GET /v1/suppressions":                                     {"/v1/suppressions", nil, true},
 		"DELETE /v1/suppressions":                                  {"/v1/suppressions?email=only-b@example.com", nil, false},
 	}
-	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, "only-b@example.com"}
+	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com"}
 	for _, rt := range e.server.Routes() {
 		if !strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/v1/tenants") {
 			continue
@@ -75,7 +82,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 		}
 		if c.collection {
 			if rt.Method != "GET" {
-				continue // creates without references cannot reach B
+				continue // creates without references to B's ids cannot reach B
 			}
 			r := e.do("GET", c.path, a.key, nil)
 			for _, id := range bIDs {
@@ -122,6 +129,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/sequences/" + f.seq + "/versions", map[string]any{"pool_id": f.pool, "steps": []any{step}}, [2]any{"stop_on_reply", "no"}, [2]any{"steps", []any{map[string]any{"subject": "s", "body_text": "b", "delay_seconds": -5}}}},
 		{"PUT", "/v1/sequences/" + f.seq + "/versions/1/budgets/" + f.adapterA, map[string]any{"max_share_pct": 50}, [2]any{"max_share_pct", "half"}, [2]any{"max_share_pct", 101}},
 		{"POST", "/v1/suppressions", map[string]any{"email": "x@acme.example.com"}, [2]any{"email", true}, [2]any{"reason", "because"}},
+		{"POST", "/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "new@acme.example.com"}}, [2]any{"contact", "x@y.z"}, [2]any{"contact", map[string]any{"email": "new@acme.example.com", "vars": map[string]any{"1bad": "x"}}}},
+		{"POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []any{map[string]any{"email": "new@acme.example.com"}}}, [2]any{"contacts", "all"}, [2]any{"contacts", []any{}}},
+		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
 	}
 	for _, rt := range e.server.Routes() {
@@ -132,7 +142,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 					found = true
 				}
 			}
-			if !found && !strings.HasSuffix(rt.Path, "/activate") && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
+			bodyless := strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel")
+			if !found && !bodyless && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
 				t.Errorf("route %s %s has no bad-input case", rt.Method, rt.Path)
 			}
 		}
@@ -150,6 +161,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			m[field] = v
 			return m
+		}
+		tooLarge := 2 << 20 // 2 MiB over the 1 MiB limit
+		if strings.HasSuffix(c.path, "/batch") {
+			tooLarge = 33 << 20
 		}
 		firstField := ""
 		for k := range c.valid {
@@ -170,7 +185,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			"malformed":     {`{"` + firstField + `": `, 400, "invalid_json", "*"},
 			"not an object": {`[1,2,3]`, 422, "invalid_type", "*"},
 			"empty":         {``, 400, "invalid_json", "body"},
-			"2 MiB":         {`{"` + firstField + `": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "payload_too_large", "body"},
+			"too large":     {`{"` + firstField + `": "` + strings.Repeat("x", tooLarge) + `"}`, 413, "payload_too_large", "body"},
 		}
 		for name, b := range bad {
 			t.Run(c.method+" "+c.path+"/"+name, func(t *testing.T) {

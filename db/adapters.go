@@ -121,26 +121,50 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 }
 
 // DeleteAdapter soft-deletes an adapter. With enrollments still pinned to
-// it, the delete is refused with in_use unless force is set.
+// it the delete is refused with in_use unless force is set; with force, each
+// pinned enrollment gets its pool's policy: reassign repins it to an eligible
+// member (new thread), pause — or no eligible member — pauses it.
 func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+	var evs []event
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
 		if _, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
 			return mapErr(err, "adapter")
 		}
-		pins, err := q.CountLivePinsForAdapter(ctx, dbsqlc.CountLivePinsForAdapterParams{TenantKey: tenant, AdapterID: id})
+		pinned, err := q.LivePinnedEnrollments(ctx, dbsqlc.LivePinnedEnrollmentsParams{TenantKey: tenant, AdapterID: id})
 		if err != nil {
 			return err
 		}
-		if pins > 0 && !force {
+		if len(pinned) > 0 && !force {
 			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the adapter still has pinned enrollments; repin them or delete with force=true",
-				Extra: map[string]any{"pinned_enrollments": pins}}
+				Extra: map[string]any{"pinned_enrollments": len(pinned)}}
 		}
 		if _, err := q.SoftDeleteAdapter(ctx, dbsqlc.SoftDeleteAdapterParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
 			return err
 		}
-		return s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": pins})
+		for _, p := range pinned {
+			ev, err := s.applyPinPolicy(ctx, q, pinnedRowToEnrollment(p), p.PoolID)
+			if err != nil {
+				return err
+			}
+			if ev.name != "" {
+				evs = append(evs, ev)
+			}
+		}
+		return s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(pinned)})
 	})
-	return mapErr(err, "adapter")
+	if err != nil {
+		return mapErr(err, "adapter")
+	}
+	s.emit(ctx, evs...)
+	return nil
+}
+
+func pinnedRowToEnrollment(r dbsqlc.LivePinnedEnrollmentsRow) dbsqlc.Enrollment {
+	return dbsqlc.Enrollment{
+		TenantKey: r.TenantKey, ID: r.ID, SequenceID: r.SequenceID, SequenceVersionID: r.SequenceVersionID, Email: r.Email,
+		EmailNorm: r.EmailNorm, State: r.State, AdapterID: r.AdapterID, ThreadNo: r.ThreadNo,
+	}
 }
 
 // AdapterCredentials decrypts an adapter's connection settings.

@@ -141,27 +141,48 @@ func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in 
 	return s.GetPool(ctx, tenant, id)
 }
 
-// DeletePool soft-deletes a pool. While versions of live enrollments still
-// use it the delete is refused with in_use unless force is set.
+// DeletePool soft-deletes a pool. While live enrollments were pinned from
+// it the delete is refused with in_use unless force is set. With force the
+// pool policy applies: pause pauses them (pinned_adapter_unavailable);
+// reassign leaves them on their pins, which stay valid senders.
 func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+	var evs []event
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
+		evs = evs[:0]
+		pool, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
+		if err != nil {
 			return mapErr(err, "pool")
 		}
-		pins, err := q.CountLivePinsForPool(ctx, dbsqlc.CountLivePinsForPoolParams{TenantKey: tenant, PoolID: id})
+		live, err := q.LiveEnrollmentsOfPool(ctx, dbsqlc.LiveEnrollmentsOfPoolParams{TenantKey: tenant, PoolID: id})
 		if err != nil {
 			return err
 		}
-		if pins > 0 && !force {
+		if len(live) > 0 && !force {
 			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the pool still has enrollments pinned from it; delete with force=true to apply the pool policy",
-				Extra: map[string]any{"pinned_enrollments": pins}}
+				Extra: map[string]any{"pinned_enrollments": len(live)}}
+		}
+		if pool.OnPinUnavailable == dripdrop.PinPause {
+			for _, e := range live {
+				if e.State != dripdrop.EnrollmentActive {
+					continue
+				}
+				ev, err := s.pausePinUnavailable(ctx, q, e)
+				if err != nil {
+					return err
+				}
+				evs = append(evs, ev)
+			}
 		}
 		if _, err := q.SoftDeletePool(ctx, dbsqlc.SoftDeletePoolParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
 			return err
 		}
-		return s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": pins})
+		return s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(live)})
 	})
-	return mapErr(err, "pool")
+	if err != nil {
+		return mapErr(err, "pool")
+	}
+	s.emit(ctx, evs...)
+	return nil
 }
 
 // AddPoolMember adds an adapter of the same tenant to a pool.

@@ -28,6 +28,29 @@ type Options struct {
 	Clock dripdrop.Clock
 	// MaxConns caps the connection pool (default 10).
 	MaxConns int32
+	// Telemetry receives catalog events after the change they report has
+	// committed (a *telemetry.Bus; nil drops them).
+	Telemetry Emitter
+}
+
+// Emitter receives telemetry events.
+type Emitter interface {
+	Emit(ctx context.Context, name string, measurements map[string]float64, metadata map[string]any)
+}
+
+// event is a telemetry event held until its transaction commits.
+type event struct {
+	name     string
+	metadata map[string]any
+}
+
+func (s *Store) emit(ctx context.Context, evs ...event) {
+	if s.tel == nil {
+		return
+	}
+	for _, e := range evs {
+		s.tel.Emit(ctx, e.name, map[string]float64{"count": 1}, e.metadata)
+	}
 }
 
 // Store is the engine's handle on PostgreSQL.
@@ -36,6 +59,7 @@ type Store struct {
 	q     *dbsqlc.Queries
 	vault *vault.Box
 	clock dripdrop.Clock
+	tel   Emitter
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -58,7 +82,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if clock == nil {
 		clock = dripdrop.SystemClock{}
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock}, nil
+	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry}, nil
 }
 
 // Close releases every connection.

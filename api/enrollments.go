@@ -1,0 +1,223 @@
+package api
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+)
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
+	var in dripdrop.EnrollInput
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	e, created, err := s.store.Enroll(r.Context(), tenantOf(r), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return writeJSON(w, status, e)
+}
+
+type batchRequest struct {
+	SequenceKey *string                 `json:"sequence_key"`
+	Contacts    []dripdrop.ContactInput `json:"contacts"`
+}
+
+type batchResponse struct {
+	Created  int              `json:"created"`
+	Existing int              `json:"existing"`
+	Errors   int              `json:"errors"`
+	Results  []db.BatchResult `json:"results"`
+}
+
+// enrollBatch imports up to 10 000 contacts as JSON
+// ({"sequence_key", "contacts": [...]}) or CSV (text/csv with
+// ?sequence_key=; a header row names the columns; unknown columns become vars).
+func (s *Server) enrollBatch(w http.ResponseWriter, r *http.Request) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body, err := readBody(w, r, maxBatchBody)
+	if err != nil {
+		return err
+	}
+	var seqKey string
+	var contacts []dripdrop.ContactInput
+	switch mt {
+	case "text/csv":
+		seqKey = r.URL.Query().Get("sequence_key")
+		if contacts, err = parseContactsCSV(body); err != nil {
+			return err
+		}
+	case "", "application/json":
+		var in batchRequest
+		if err := decodeBytes(body, &in); err != nil {
+			return err
+		}
+		if in.SequenceKey != nil {
+			seqKey = *in.SequenceKey
+		}
+		contacts = in.Contacts
+	default:
+		return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type", "send application/json or text/csv")
+	}
+	results, err := s.store.EnrollBatch(r.Context(), tenantOf(r), seqKey, contacts)
+	if err != nil {
+		return err
+	}
+	resp := batchResponse{Results: results}
+	for _, res := range results {
+		switch res.Status {
+		case "created":
+			resp.Created++
+		case "existing":
+			resp.Existing++
+		default:
+			resp.Errors++
+		}
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// parseContactsCSV reads a header row and one contact per line.
+func parseContactsCSV(body []byte) ([]dripdrop.ContactInput, error) {
+	if err := checkCSVText(body); err != nil {
+		return nil, err
+	}
+	cr := csv.NewReader(bytes.NewReader(body))
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = false
+	header, err := cr.Read()
+	if err != nil {
+		return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "body", "the CSV needs a header row")
+	}
+	for i := range header {
+		header[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff")))
+	}
+	hasEmail := false
+	for _, h := range header {
+		hasEmail = hasEmail || h == "email"
+	}
+	if !hasEmail {
+		return nil, dripdrop.Errorf(dripdrop.ECodeRequired, "email", "the CSV header must have an email column")
+	}
+	var out []dripdrop.ContactInput
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "body", "CSV line %d: %v", pe.Line, pe.Err)
+			}
+			return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "body", "malformed CSV")
+		}
+		if len(out) >= db.MaxBatch {
+			return nil, dripdrop.Errorf(dripdrop.ECodeOutOfRange, "contacts", "at most %d contacts per batch", db.MaxBatch)
+		}
+		var c dripdrop.ContactInput
+		for i, v := range rec {
+			if i >= len(header) || header[i] == "" {
+				continue
+			}
+			v := v
+			switch header[i] {
+			case "email":
+				c.Email = &v
+			case "first_name":
+				c.FirstName = &v
+			case "last_name":
+				c.LastName = &v
+			case "company":
+				c.Company = &v
+			case "timezone":
+				c.Timezone = &v
+			default:
+				if v == "" {
+					continue
+				}
+				if c.Vars == nil {
+					c.Vars = map[string]any{}
+				}
+				c.Vars[header[i]] = v
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func checkCSVText(body []byte) error {
+	if err := checkJSONText(body); err != nil {
+		var e *dripdrop.Error
+		if errors.As(err, &e) {
+			c := *e
+			c.Field = "body"
+			return &c
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) getEnrollment(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	e, err := s.store.GetEnrollment(r.Context(), tenantOf(r), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+// enrollmentAction serves pause, resume and cancel.
+func (s *Server) enrollmentAction(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		var e dripdrop.Enrollment
+		switch action {
+		case "pause":
+			e, err = s.store.PauseEnrollment(r.Context(), tenantOf(r), id)
+		case "resume":
+			e, err = s.store.ResumeEnrollment(r.Context(), tenantOf(r), id)
+		case "cancel":
+			e, err = s.store.CancelEnrollment(r.Context(), tenantOf(r), id)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, e)
+	}
+}
+
+func (s *Server) repin(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in dripdrop.RepinInput
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	e, err := s.store.RepinEnrollment(r.Context(), tenantOf(r), id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}

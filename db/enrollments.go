@@ -1,0 +1,424 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/policy"
+)
+
+// Stop and pause reasons written by the engine.
+const (
+	PauseOperator         = "operator"
+	PausePinUnavailable   = "pinned_adapter_unavailable"
+	ReassignAutoRebind    = "auto_rebind"
+	ReasonAdapterDeleted  = "adapter_deleted"
+	ReasonPoolDeleted     = "pool_deleted"
+	defaultProbeBudgetDay = 0 // policy default (5/day)
+)
+
+func enrollmentFromRow(r dbsqlc.Enrollment) dripdrop.Enrollment {
+	e := dripdrop.Enrollment{
+		ID: r.ID, SequenceID: r.SequenceID, SequenceVersionID: r.SequenceVersionID, State: r.State,
+		StopReason: r.StopReason, PauseReason: r.PauseReason, AdapterID: r.AdapterID, ThreadNo: r.ThreadNo,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: r.EndedAt,
+		Contact: dripdrop.Contact{Email: r.Email, FirstName: deref(r.FirstName), LastName: deref(r.LastName), Company: deref(r.Company), Timezone: deref(r.Timezone)},
+	}
+	if len(r.Vars) > 2 {
+		_ = json.Unmarshal(r.Vars, &e.Contact.Vars)
+	}
+	return e
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// versionRef is what enrolling needs to know about the target version.
+type versionRef struct {
+	seqID, versionID, poolID uuid.UUID
+	seqKey                   string
+	firstStep                dbsqlc.Step
+}
+
+func (s *Store) activeVersion(ctx context.Context, tenant, seqKey string) (versionRef, error) {
+	v, err := s.q.GetActiveVersionBySequenceKey(ctx, dbsqlc.GetActiveVersionBySequenceKeyParams{TenantKey: tenant, Key: seqKey})
+	if err == pgx.ErrNoRows {
+		if _, err := s.q.GetSequenceByKey(ctx, dbsqlc.GetSequenceByKeyParams{TenantKey: tenant, Key: seqKey}); err == pgx.ErrNoRows {
+			return versionRef{}, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "sequence_key", Message: "sequence not found"}
+		}
+		return versionRef{}, dripdrop.Errorf(dripdrop.ECodeInvalidState, "sequence_key", "the sequence has no active version")
+	}
+	if err != nil {
+		return versionRef{}, err
+	}
+	step, err := s.q.GetFirstStep(ctx, dbsqlc.GetFirstStepParams{TenantKey: tenant, SequenceVersionID: v.ID})
+	if err != nil {
+		return versionRef{}, mapErr(err, "step")
+	}
+	return versionRef{seqID: v.SequenceID, versionID: v.ID, poolID: v.PoolID, seqKey: v.SequenceKey, firstStep: step}, nil
+}
+
+// candidate is a pool member with everything eligibility needs.
+type candidate struct {
+	row      dbsqlc.PoolCandidatesRow
+	eligible bool
+	reason   string // why not eligible
+	sent     int
+	pins     int64
+}
+
+// loadCandidates reads the pool's members (in member-id order) with their
+// WDRR counters and today's sends, and decides eligibility (SPEC §3).
+func (s *Store) loadCandidates(ctx context.Context, q *dbsqlc.Queries, tenant string, pool, version uuid.UUID, now time.Time) ([]candidate, error) {
+	rows, err := q.PoolCandidates(ctx, dbsqlc.PoolCandidatesParams{TenantKey: tenant, PoolID: pool, SequenceVersionID: version})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uuid.UUID, len(rows))
+	days := make([]time.Time, len(rows))
+	locs := make([]*time.Location, len(rows))
+	for i, r := range rows {
+		ids[i] = r.AdapterID
+		loc, err := time.LoadLocation(r.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		locs[i] = loc
+		days[i] = dayOf(now, loc)
+	}
+	sent := map[uuid.UUID]map[time.Time]int{}
+	if len(ids) > 0 {
+		usage, err := q.SentOnDay(ctx, dbsqlc.SentOnDayParams{TenantKey: tenant, AdapterIds: ids, Days: days})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range usage {
+			if sent[u.AdapterID] == nil {
+				sent[u.AdapterID] = map[time.Time]int{}
+			}
+			sent[u.AdapterID][u.Day.UTC()] = u.Sent
+		}
+	}
+	out := make([]candidate, len(rows))
+	for i, r := range rows {
+		c := candidate{row: r, sent: sent[r.AdapterID][days[i]]}
+		switch {
+		case !r.MemberActive:
+			c.reason = "member_inactive"
+		case r.DeletedAt != nil:
+			c.reason = "adapter_deleted"
+		case !r.AdapterActive:
+			c.reason = "adapter_inactive"
+		case r.HealthState == dripdrop.HealthResting:
+			c.reason = "resting"
+		case r.HealthScore != nil && *r.HealthScore <= 0:
+			c.reason = "health_score_zero"
+		default:
+			cap, capped := policy.EffectiveCap(policyAdapter(r.HealthState, r.DailyCap, r.RampFloor, r.RampIncrement, r.RampStartedAt, locs[i]), now, defaultProbeBudgetDay)
+			if capped && c.sent >= cap {
+				c.reason = "daily_cap_reached"
+			} else {
+				c.eligible = true
+			}
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// dayOf is the adapter-local calendar date of t, as midnight UTC (the
+// representation of a PostgreSQL date).
+func dayOf(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func policyAdapter(state string, dailyCap *int, floor int, inc *int, started *time.Time, loc *time.Location) policy.Adapter {
+	a := policy.Adapter{HealthState: state, DailyCap: dailyCap, RampFloor: floor, RampStartedAt: started, Location: loc}
+	if inc != nil {
+		a.RampIncrement = *inc
+	}
+	return a
+}
+
+func evictedOf(cands []candidate) []dripdrop.EvictedAdapter {
+	out := []dripdrop.EvictedAdapter{}
+	for _, c := range cands {
+		if !c.eligible {
+			out = append(out, dripdrop.EvictedAdapter{AdapterID: c.row.AdapterID, Reason: c.reason})
+		}
+	}
+	return out
+}
+
+// picker runs WDRR over a loaded pool, in memory, for one or many picks.
+type picker struct {
+	pool     dbsqlc.Pool
+	cands    []candidate
+	wdrr     []policy.Candidate
+	changed  bool
+	reassign bool
+}
+
+func newPicker(pool dbsqlc.Pool, cands []candidate) *picker {
+	p := &picker{pool: pool, cands: cands, reassign: pool.OnPinUnavailable == dripdrop.PinReassign}
+	p.wdrr = make([]policy.Candidate, len(cands))
+	for i, c := range cands {
+		p.wdrr[i] = policy.Candidate{MemberOrder: i, Weight: c.row.Weight, HealthScore: c.row.HealthScore, Eligible: c.eligible, Counter: c.row.Counter}
+	}
+	return p
+}
+
+// pick returns the adapter to pin, or ok=false when the pool is exhausted.
+func (p *picker) pick() (uuid.UUID, bool) {
+	if p.pool.DeletedAt == nil {
+		if i := policy.Pick(p.wdrr); i >= 0 {
+			p.changed = true
+			p.cands[i].pins++
+			return p.cands[i].row.AdapterID, true
+		}
+	}
+	if !p.reassign {
+		return uuid.Nil, false
+	}
+	// reassign: the least-loaded active, non-resting member.
+	best := -1
+	for i, c := range p.cands {
+		r := c.row
+		if !r.MemberActive || !r.AdapterActive || r.DeletedAt != nil || r.HealthState == dripdrop.HealthResting {
+			continue
+		}
+		if best < 0 || c.pins < p.cands[best].pins {
+			best = i
+		}
+	}
+	if best < 0 {
+		return uuid.Nil, false
+	}
+	p.cands[best].pins++
+	return p.cands[best].row.AdapterID, true
+}
+
+func (p *picker) loadPins(ctx context.Context, q *dbsqlc.Queries, tenant string) error {
+	if !p.reassign || len(p.cands) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(p.cands))
+	for i, c := range p.cands {
+		ids[i] = c.row.AdapterID
+	}
+	rows, err := q.LivePinCounts(ctx, dbsqlc.LivePinCountsParams{TenantKey: tenant, AdapterIds: ids})
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		for i := range p.cands {
+			if p.cands[i].row.AdapterID == r.AdapterID {
+				p.cands[i].pins = r.Pins
+			}
+		}
+	}
+	return nil
+}
+
+// saveCounters persists the WDRR counters of eligible members.
+func (p *picker) saveCounters(ctx context.Context, q *dbsqlc.Queries, tenant string, version uuid.UUID) error {
+	if !p.changed {
+		return nil
+	}
+	for i, c := range p.wdrr {
+		if !c.Eligible {
+			continue
+		}
+		if err := q.SetWDRRCounter(ctx, dbsqlc.SetWDRRCounterParams{TenantKey: tenant, PoolID: p.pool.ID, SequenceVersionID: version, AdapterID: p.cands[i].row.AdapterID, Counter: c.Counter}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *picker) exhaustedEvent(tenant string, version uuid.UUID) event {
+	ids := []string{}
+	for _, e := range evictedOf(p.cands) {
+		ids = append(ids, e.AdapterID.String())
+	}
+	return event{name: "dripdrop.dispatch.pool_exhausted", metadata: map[string]any{
+		"pool_id": p.pool.ID.String(), "sequence_version_id": version.String(), "evicted_adapter_ids": ids, "tenant_key": tenant,
+	}}
+}
+
+func pinnedEvent(tenant string, e uuid.UUID, version, adapter uuid.UUID) event {
+	return event{name: "dripdrop.dispatch.adapter_pinned", metadata: map[string]any{
+		"enrollment_id": e.String(), "sequence_version_id": version.String(), "adapter_id": adapter.String(), "tenant_key": tenant,
+	}}
+}
+
+// poolAdapterIDs lists the adapters of a pool (for the recovery sweep that
+// precedes a pick).
+func (s *Store) poolAdapterIDs(ctx context.Context, tenant string, pool uuid.UUID) ([]uuid.UUID, error) {
+	ms, err := s.q.ListPoolMembers(ctx, dbsqlc.ListPoolMembersParams{TenantKey: tenant, PoolID: pool})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.AdapterID
+	}
+	return ids, nil
+}
+
+// Enroll enrolls one contact into the active version of a sequence: it pins
+// the contact to a pool member (smooth WDRR) and schedules the first step,
+// all in one transaction. Enrolling a contact that already has an active or
+// paused enrollment in the sequence returns that enrollment with created
+// false and changes nothing.
+func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInput) (dripdrop.Enrollment, bool, error) {
+	seqKey, contact, err := in.Validate()
+	if err != nil {
+		return dripdrop.Enrollment{}, false, err
+	}
+	ref, err := s.activeVersion(ctx, tenant, seqKey)
+	if err != nil {
+		return dripdrop.Enrollment{}, false, err
+	}
+	if existing, err := s.q.GetLiveEnrollmentByEmail(ctx, dbsqlc.GetLiveEnrollmentByEmailParams{TenantKey: tenant, SequenceID: ref.seqID, Email: contact.Email}); err == nil {
+		return s.withExecutions(ctx, tenant, enrollmentFromRow(existing), ref.seqKey)
+	} else if err != pgx.ErrNoRows {
+		return dripdrop.Enrollment{}, false, err
+	}
+	if sup, err := s.IsSuppressed(ctx, tenant, contact.Email); err != nil {
+		return dripdrop.Enrollment{}, false, err
+	} else if sup {
+		return dripdrop.Enrollment{}, false, dripdrop.Errorf(dripdrop.ECodeSuppressed, "contact.email", "the address or its domain is on the suppression list")
+	}
+	ids, err := s.poolAdapterIDs(ctx, tenant, ref.poolID)
+	if err != nil {
+		return dripdrop.Enrollment{}, false, err
+	}
+	if _, err := s.RecoverDueAdapters(ctx, tenant, ids); err != nil {
+		return dripdrop.Enrollment{}, false, err
+	}
+
+	var row dbsqlc.Enrollment
+	var exhausted *event
+	var duplicate bool
+	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+		now := s.clock.Now()
+		pool, err := q.LockPool(ctx, dbsqlc.LockPoolParams{TenantKey: tenant, ID: ref.poolID})
+		if err != nil {
+			return mapErr(err, "pool")
+		}
+		cands, err := s.loadCandidates(ctx, q, tenant, pool.ID, ref.versionID, now)
+		if err != nil {
+			return err
+		}
+		p := newPicker(pool, cands)
+		if err := p.loadPins(ctx, q, tenant); err != nil {
+			return err
+		}
+		adapter, ok := p.pick()
+		if !ok {
+			ev := p.exhaustedEvent(tenant, ref.versionID)
+			exhausted = &ev
+			return dripdrop.PoolExhausted(pool.ID, evictedOf(cands))
+		}
+		vars, _ := json.Marshal(contact.Vars)
+		if contact.Vars == nil {
+			vars = []byte("{}")
+		}
+		row, err = q.InsertEnrollment(ctx, dbsqlc.InsertEnrollmentParams{
+			TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: ref.seqID, SequenceVersionID: ref.versionID,
+			Email: contact.Email, FirstName: nilIfEmpty(contact.FirstName), LastName: nilIfEmpty(contact.LastName),
+			Company: nilIfEmpty(contact.Company), Timezone: nilIfEmpty(contact.Timezone), Vars: vars, AdapterID: adapter, Now: now,
+		})
+		if err == pgx.ErrNoRows {
+			duplicate = true // a concurrent request enrolled the same contact
+			return errRollback
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
+			TenantKey: tenant, ID: dripdrop.NewID(), EnrollmentID: row.ID, StepID: ref.firstStep.ID,
+			ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second), Now: now,
+		}); err != nil {
+			return err
+		}
+		return p.saveCounters(ctx, q, tenant, ref.versionID)
+	})
+	if exhausted != nil {
+		s.emit(ctx, *exhausted)
+	}
+	if duplicate {
+		existing, err := s.q.GetLiveEnrollmentByEmail(ctx, dbsqlc.GetLiveEnrollmentByEmailParams{TenantKey: tenant, SequenceID: ref.seqID, Email: contact.Email})
+		if err != nil {
+			return dripdrop.Enrollment{}, false, mapErr(err, "enrollment")
+		}
+		return s.withExecutions(ctx, tenant, enrollmentFromRow(existing), ref.seqKey)
+	}
+	if err != nil {
+		return dripdrop.Enrollment{}, false, mapErr(err, "enrollment")
+	}
+	s.emit(ctx, pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID))
+	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), ref.seqKey)
+	return e, true, err
+}
+
+// errRollback aborts a transaction without reporting an error.
+var errRollback = &dripdrop.Error{Code: dripdrop.ECodeConflict, Message: "rolled back"}
+
+func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.Enrollment, seqKey string) (dripdrop.Enrollment, bool, error) {
+	e.SequenceKey = seqKey
+	xs, err := s.q.ListExecutions(ctx, dbsqlc.ListExecutionsParams{TenantKey: tenant, EnrollmentID: e.ID})
+	if err != nil {
+		return e, false, err
+	}
+	e.Executions = make([]dripdrop.StepExecution, len(xs))
+	for i, x := range xs {
+		e.Executions[i] = dripdrop.StepExecution{
+			ID: x.ID, StepID: x.StepID, StepKey: x.StepKey, Position: x.Position, State: x.State, ScheduledFor: x.ScheduledFor,
+			Attempt: x.Attempt, AttemptWindow: x.AttemptWindow, AdapterID: x.AdapterID, Thread: x.ThreadNo,
+			OutMessageID: x.OutMessageID, ProviderMessageID: x.ProviderMessageID, DeferReason: x.DeferReason,
+			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt,
+		}
+	}
+	return e, false, nil
+}
+
+// GetEnrollment returns an enrollment with its executions.
+func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+	row, err := s.q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: id})
+	if err != nil {
+		return dripdrop.Enrollment{}, mapErr(err, "enrollment")
+	}
+	seq, err := s.q.GetSequence(ctx, dbsqlc.GetSequenceParams{TenantKey: tenant, ID: row.SequenceID})
+	if err != nil {
+		return dripdrop.Enrollment{}, err
+	}
+	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), seq.Key)
+	return e, err
+}
+
+// normEmail lowercases an address for duplicate detection.
+func normEmail(e string) string { return strings.ToLower(e) }
+
+var _ = sort.Strings

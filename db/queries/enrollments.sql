@@ -1,0 +1,142 @@
+-- name: GetActiveVersionBySequenceKey :one
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.*
+FROM sequences s
+JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
+WHERE s.tenant_key = $1 AND s.key = $2;
+
+-- name: GetFirstStep :one
+SELECT * FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1;
+
+-- name: LockPool :one
+SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+
+-- name: PoolCandidates :many
+SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
+       a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       coalesce(c.counter, 0)::bigint AS counter
+FROM pool_members m
+JOIN adapters a ON a.tenant_key = m.tenant_key AND a.id = m.adapter_id
+LEFT JOIN wdrr_counters c ON c.tenant_key = m.tenant_key AND c.pool_id = m.pool_id
+     AND c.sequence_version_id = @sequence_version_id AND c.adapter_id = m.adapter_id
+WHERE m.tenant_key = @tenant_key AND m.pool_id = @pool_id
+ORDER BY m.id;
+
+-- name: SentOnDay :many
+SELECT adapter_id, day, sum(sent)::int AS sent
+FROM adapter_daily_usage
+WHERE tenant_key = @tenant_key AND adapter_id = ANY(@adapter_ids::uuid[]) AND day = ANY(@days::date[])
+GROUP BY adapter_id, day;
+
+-- name: SetWDRRCounter :exec
+INSERT INTO wdrr_counters (tenant_key, pool_id, sequence_version_id, adapter_id, counter)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_key, pool_id, sequence_version_id, adapter_id) DO UPDATE SET counter = EXCLUDED.counter;
+
+-- name: LivePinCounts :many
+SELECT adapter_id, count(*)::bigint AS pins FROM enrollments
+WHERE tenant_key = @tenant_key AND adapter_id = ANY(@adapter_ids::uuid[]) AND state IN ('active', 'paused')
+GROUP BY adapter_id;
+
+-- name: InsertEnrollment :one
+INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                         timezone, vars, adapter_id, created_at, updated_at)
+VALUES (@tenant_key, @id, @sequence_id, @sequence_version_id, @email, @first_name, @last_name, @company,
+        @timezone, @vars, @adapter_id, @now, @now)
+ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+RETURNING *;
+
+-- name: GetLiveEnrollmentByEmail :one
+SELECT * FROM enrollments
+WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower(@email::text) AND state IN ('active', 'paused');
+
+-- name: LiveEnrollmentsByEmails :many
+SELECT id, email_norm FROM enrollments
+WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = ANY(@emails::text[]) AND state IN ('active', 'paused');
+
+-- name: InsertExecution :one
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
+VALUES (@tenant_key, @id, @enrollment_id, @step_id, @scheduled_for, @now, @now)
+RETURNING *;
+
+-- name: BulkInsertEnrollments :many
+INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                         timezone, vars, adapter_id, created_at, updated_at)
+SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
+       nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
+       @now::timestamptz, @now::timestamptz
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@emails::text[]) AS email, unnest(@first_names::text[]) AS first_name,
+             unnest(@last_names::text[]) AS last_name, unnest(@companies::text[]) AS company,
+             unnest(@timezones::text[]) AS timezone, unnest(@vars_list::text[]) AS vars,
+             unnest(@adapter_ids::uuid[]) AS adapter_id) u
+ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+RETURNING id;
+
+-- name: BulkInsertExecutions :exec
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
+SELECT @tenant_key::text, u.id, u.enrollment_id, @step_id::uuid, @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@enrollment_ids::uuid[]) AS enrollment_id) u;
+
+-- name: SuppressedAmong :many
+SELECT kind, value FROM suppressions
+WHERE tenant_key = @tenant_key
+  AND ((kind = 'email' AND value = ANY(@emails::text[])) OR (kind = 'domain' AND value = ANY(@domains::text[])));
+
+-- name: GetEnrollment :one
+SELECT * FROM enrollments WHERE tenant_key = $1 AND id = $2;
+
+-- name: GetEnrollmentForUpdate :one
+SELECT * FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+
+-- name: ListExecutions :many
+SELECT x.*, s.key AS step_key, s.position
+FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
+WHERE x.tenant_key = $1 AND x.enrollment_id = $2
+ORDER BY s.position, x.attempt_window;
+
+-- name: SetEnrollmentState :one
+UPDATE enrollments SET state = @state, stop_reason = @stop_reason, pause_reason = @pause_reason,
+       ended_at = CASE WHEN @state IN ('completed', 'stopped', 'cancelled') THEN @now::timestamptz ELSE ended_at END,
+       updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id
+RETURNING *;
+
+-- name: CancelPendingExecutions :execrows
+UPDATE step_executions SET state = 'cancelled', updated_at = @now
+WHERE tenant_key = @tenant_key AND enrollment_id = @enrollment_id AND state = 'scheduled';
+
+-- name: RescheduleNotBefore :execrows
+UPDATE step_executions SET scheduled_for = greatest(scheduled_for, @now::timestamptz), updated_at = @now
+WHERE tenant_key = @tenant_key AND enrollment_id = @enrollment_id AND state = 'scheduled';
+
+-- name: Repin :one
+UPDATE enrollments SET adapter_id = @adapter_id, thread_no = thread_no + 1, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id
+RETURNING *;
+
+-- name: LivePinnedEnrollments :many
+SELECT e.*, v.pool_id FROM enrollments e
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+WHERE e.tenant_key = @tenant_key AND e.adapter_id = @adapter_id AND e.state IN ('active', 'paused')
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: LiveEnrollmentsOfPool :many
+SELECT e.* FROM enrollments e
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+WHERE e.tenant_key = @tenant_key AND v.pool_id = @pool_id AND e.state IN ('active', 'paused')
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: TransitionHealth :one
+UPDATE adapters SET health_state = @health_state, health_since = @now,
+       healthy_since = CASE WHEN @health_state IN ('active', 'ramping') THEN @now ELSE healthy_since END,
+       resting_until = @resting_until, ramp_started_at = @ramp_started_at, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id
+RETURNING *;
+
+-- name: DueRecoveries :many
+SELECT * FROM adapters
+WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL
+  AND id = ANY(@ids::uuid[])
+FOR UPDATE;
