@@ -52,7 +52,7 @@ func (r *recorder) named(name string) []map[string]any {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	events *recorder
 	dbURL  string
 	store  *db.Store
@@ -60,7 +60,9 @@ type env struct {
 	http   *httptest.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newBenchEnv(t) }
+
+func newBenchEnv(t testing.TB) *env {
 	t.Helper()
 	url := dbtest.URL(t)
 	box, err := vault.ParseKey(vault.GenerateKey())
@@ -68,7 +70,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	store, err := db.Open(t.Context(), url, db.Options{Vault: box, Telemetry: rec})
+	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -220,7 +222,7 @@ func (e *env) fixture(tenant string) fixture {
 func (e *env) restart() *env {
 	e.t.Helper()
 	box, _ := vault.ParseKey(vault.GenerateKey())
-	store, err := db.Open(e.t.Context(), e.dbURL, db.Options{Vault: box, Telemetry: e.events})
+	store, err := db.Open(context.Background(), e.dbURL, db.Options{Vault: box, Telemetry: e.events})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -127,6 +127,7 @@ CREATE TABLE sequence_versions (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_key, id),
     UNIQUE (tenant_key, sequence_id, version),
+    UNIQUE (tenant_key, id, sequence_id), -- target of enrollments' (version, sequence) key
     FOREIGN KEY (tenant_key, sequence_id) REFERENCES sequences (tenant_key, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_key, pool_id) REFERENCES pools (tenant_key, id),
     CHECK (window_start <> window_end)
@@ -196,15 +197,14 @@ CREATE TABLE enrollments (
     updated_at          timestamptz NOT NULL DEFAULT now(),
     ended_at            timestamptz,
     PRIMARY KEY (tenant_key, id),
-    FOREIGN KEY (tenant_key, sequence_id) REFERENCES sequences (tenant_key, id),
-    FOREIGN KEY (tenant_key, sequence_version_id) REFERENCES sequence_versions (tenant_key, id),
+    -- One key checks both the version and that it belongs to sequence_id.
+    FOREIGN KEY (tenant_key, sequence_version_id, sequence_id) REFERENCES sequence_versions (tenant_key, id, sequence_id),
     FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id),
     CHECK ((state = 'stopped') = (stop_reason IS NOT NULL))
 );
 CREATE UNIQUE INDEX enrollments_live_contact_idx ON enrollments (tenant_key, sequence_id, email_norm)
     WHERE state IN ('active', 'paused');
 CREATE INDEX enrollments_adapter_idx ON enrollments (tenant_key, adapter_id) WHERE state IN ('active', 'paused');
-CREATE INDEX enrollments_email_idx ON enrollments (tenant_key, email_norm);
 
 CREATE TABLE step_executions (
     tenant_key          text NOT NULL,
@@ -235,10 +235,10 @@ CREATE TABLE step_executions (
     FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id),
     CHECK (state <> 'sending' OR (out_message_id IS NOT NULL AND lease_expires_at IS NOT NULL))
 );
-CREATE UNIQUE INDEX step_executions_message_id_idx ON step_executions (tenant_key, out_message_id);
+CREATE UNIQUE INDEX step_executions_message_id_idx ON step_executions (tenant_key, out_message_id)
+    WHERE out_message_id IS NOT NULL;
 CREATE INDEX step_executions_due_idx ON step_executions (tenant_key, scheduled_for) WHERE state = 'scheduled';
 CREATE INDEX step_executions_sending_idx ON step_executions (tenant_key, lease_expires_at) WHERE state = 'sending';
-CREATE INDEX step_executions_enrollment_idx ON step_executions (tenant_key, enrollment_id);
 CREATE INDEX step_executions_provider_id_idx ON step_executions (tenant_key, provider_message_id)
     WHERE provider_message_id IS NOT NULL;
 

@@ -35,6 +35,3 @@ RETURNING *;
 UPDATE adapters SET deleted_at = @now::timestamptz, active = false, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND deleted_at IS NULL;
 
--- name: CountLivePinsForAdapter :one
-SELECT count(*) FROM enrollments
-WHERE tenant_key = $1 AND adapter_id = $2 AND state IN ('active', 'paused');

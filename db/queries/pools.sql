@@ -24,11 +24,6 @@ RETURNING *;
 UPDATE pools SET deleted_at = @now::timestamptz, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND deleted_at IS NULL;
 
--- name: CountLivePinsForPool :one
-SELECT count(*) FROM enrollments e
-JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
-WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused');
-
 -- name: ListPoolMembers :many
 SELECT * FROM pool_members WHERE tenant_key = $1 AND pool_id = $2 ORDER BY id;
 

@@ -12,23 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const countLivePinsForAdapter = `-- name: CountLivePinsForAdapter :one
-SELECT count(*) FROM enrollments
-WHERE tenant_key = $1 AND adapter_id = $2 AND state IN ('active', 'paused')
-`
-
-type CountLivePinsForAdapterParams struct {
-	TenantKey string
-	AdapterID uuid.UUID
-}
-
-func (q *Queries) CountLivePinsForAdapter(ctx context.Context, arg CountLivePinsForAdapterParams) (int64, error) {
-	row := q.db.QueryRow(ctx, countLivePinsForAdapter, arg.TenantKey, arg.AdapterID)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const createAdapter = `-- name: CreateAdapter :one
 INSERT INTO adapters (
     tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone,

@@ -56,24 +56,6 @@ func (q *Queries) AddPoolMember(ctx context.Context, arg AddPoolMemberParams) (P
 	return i, err
 }
 
-const countLivePinsForPool = `-- name: CountLivePinsForPool :one
-SELECT count(*) FROM enrollments e
-JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
-WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
-`
-
-type CountLivePinsForPoolParams struct {
-	TenantKey string
-	PoolID    uuid.UUID
-}
-
-func (q *Queries) CountLivePinsForPool(ctx context.Context, arg CountLivePinsForPoolParams) (int64, error) {
-	row := q.db.QueryRow(ctx, countLivePinsForPool, arg.TenantKey, arg.PoolID)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const createPool = `-- name: CreatePool :one
 INSERT INTO pools (tenant_key, id, name, on_pin_unavailable, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $5)
