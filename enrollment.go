@@ -66,8 +66,9 @@ type StepExecution struct {
 	ScheduledFor      time.Time  `json:"scheduled_for"`
 	Attempt           int        `json:"attempt"`
 	AttemptWindow     int        `json:"attempt_window"`
-	AdapterID         *uuid.UUID `json:"adapter_id"`
+	AdapterID         uuid.UUID  `json:"adapter_id"`
 	Thread            *int       `json:"thread"`
+	Subject           *string    `json:"subject"`
 	OutMessageID      *string    `json:"out_message_id"`
 	ProviderMessageID *string    `json:"provider_message_id"`
 	DeferReason       *string    `json:"defer_reason"`

@@ -249,6 +249,9 @@ func TestEnrollmentActions(t *testing.T) {
 	if rp["adapter_id"] != other || rp["thread"] != float64(2) {
 		t.Fatalf("repin: %v", rp)
 	}
+	if x := rp["executions"].([]any)[0].(map[string]any); x["adapter_id"] != other {
+		t.Fatalf("the pending execution must follow the new pin: %v", x)
+	}
 	ev := e.events.named("dripdrop.enrollment.sender_reassigned")
 	if len(ev) != 1 || ev[0]["old_adapter_id"] != en["adapter_id"] || ev[0]["new_adapter_id"] != other || ev[0]["reason"] != "compliance_request" || len(ev[0]) != 5 {
 		t.Fatalf("sender_reassigned: %v", ev)

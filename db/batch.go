@@ -200,11 +200,13 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			return err
 		}
 		execIDs := make([]uuid.UUID, len(inserted))
+		execAdapters := make([]uuid.UUID, len(inserted))
 		for k, id := range inserted {
 			i := rowOf[id]
 			eid := id
 			results[i].Status, results[i].EnrollmentID = "created", &eid
 			execIDs[k] = dripdrop.NewID()
+			execAdapters[k] = *results[i].AdapterID
 			evs = append(evs, pinnedEvent(tenant, id, ref.versionID, *results[i].AdapterID))
 			delete(rowOf, id)
 		}
@@ -220,7 +222,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		if len(inserted) > 0 {
 			if err := q.BulkInsertExecutions(ctx, dbsqlc.BulkInsertExecutionsParams{
 				TenantKey: tenant, StepID: ref.firstStep.ID, ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second),
-				Now: now, Ids: execIDs, EnrollmentIds: inserted,
+				Now: now, Ids: execIDs, EnrollmentIds: inserted, AdapterIds: execAdapters, OverrideAdapterID: ref.firstStep.AdapterOverrideID,
 			}); err != nil {
 				return err
 			}

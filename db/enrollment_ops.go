@@ -124,6 +124,9 @@ func (s *Store) repin(ctx context.Context, q *dbsqlc.Queries, e dbsqlc.Enrollmen
 	if _, err := q.Repin(ctx, dbsqlc.RepinParams{TenantKey: e.TenantKey, ID: e.ID, AdapterID: to, Now: s.clock.Now()}); err != nil {
 		return event{}, err
 	}
+	if err := q.RepinPendingExecutions(ctx, dbsqlc.RepinPendingExecutionsParams{TenantKey: e.TenantKey, EnrollmentID: e.ID, AdapterID: to, Now: s.clock.Now()}); err != nil {
+		return event{}, err
+	}
 	if err := s.audit(ctx, q, e.TenantKey, "enrollment", e.ID, "sender_reassigned", actor, map[string]any{
 		"old_adapter_id": e.AdapterID, "new_adapter_id": to, "reason": reason,
 	}); err != nil {

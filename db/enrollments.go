@@ -359,7 +359,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		}
 		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), EnrollmentID: row.ID, StepID: ref.firstStep.ID,
-			ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second), Now: now,
+			AdapterID: stepSender(ref.firstStep, adapter), ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second), Now: now,
 		}); err != nil {
 			return err
 		}
@@ -383,6 +383,14 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	return e, true, err
 }
 
+// stepSender is the adapter that sends a step: its override, else the pin.
+func stepSender(st dbsqlc.Step, pin uuid.UUID) uuid.UUID {
+	if st.AdapterOverrideID != nil {
+		return *st.AdapterOverrideID
+	}
+	return pin
+}
+
 // errRollback aborts a transaction without reporting an error.
 var errRollback = &dripdrop.Error{Code: dripdrop.ECodeConflict, Message: "rolled back"}
 
@@ -396,7 +404,7 @@ func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.En
 	for i, x := range xs {
 		e.Executions[i] = dripdrop.StepExecution{
 			ID: x.ID, StepID: x.StepID, StepKey: x.StepKey, Position: x.Position, State: x.State, ScheduledFor: x.ScheduledFor,
-			Attempt: x.Attempt, AttemptWindow: x.AttemptWindow, AdapterID: x.AdapterID, Thread: x.ThreadNo,
+			Attempt: x.Attempt, AttemptWindow: x.AttemptWindow, AdapterID: x.AdapterID, Thread: x.ThreadNo, Subject: x.Subject,
 			OutMessageID: x.OutMessageID, ProviderMessageID: x.ProviderMessageID, DeferReason: x.DeferReason,
 			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt,
 		}

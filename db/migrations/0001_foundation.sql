@@ -216,8 +216,10 @@ CREATE TABLE step_executions (
     scheduled_for       timestamptz NOT NULL,
     attempt             integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
     attempt_window      integer NOT NULL DEFAULT 0 CHECK (attempt_window >= 0),
-    adapter_id          uuid,          -- sender used for this execution (pin or step override)
+    adapter_id          uuid NOT NULL, -- sender: the pin (kept in step with repins) or the step override
+    followup            boolean NOT NULL DEFAULT false, -- not the first step: dispatched before first touches
     thread_no           integer,       -- thread this message belongs to (NULL for override sends)
+    subject             text,          -- rendered subject as sent (threads reuse the first one)
     out_message_id      text,          -- RFC 5322 Message-ID with angle brackets, reused by every retry
     provider_message_id text,
     lease_expires_at    timestamptz,
@@ -237,7 +239,8 @@ CREATE TABLE step_executions (
 );
 CREATE UNIQUE INDEX step_executions_message_id_idx ON step_executions (tenant_key, out_message_id)
     WHERE out_message_id IS NOT NULL;
-CREATE INDEX step_executions_due_idx ON step_executions (tenant_key, scheduled_for) WHERE state = 'scheduled';
+-- The claim reads due work per ready adapter: blocked adapters' backlogs are never scanned.
+CREATE INDEX step_executions_due_idx ON step_executions (tenant_key, adapter_id, scheduled_for) WHERE state = 'scheduled';
 CREATE INDEX step_executions_sending_idx ON step_executions (tenant_key, lease_expires_at) WHERE state = 'sending';
 CREATE INDEX step_executions_provider_id_idx ON step_executions (tenant_key, provider_message_id)
     WHERE provider_message_id IS NOT NULL;

@@ -55,8 +55,8 @@ SELECT id, email_norm FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = ANY(@emails::text[]) AND state IN ('active', 'paused');
 
 -- name: InsertExecution :one
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
-VALUES (@tenant_key, @id, @enrollment_id, @step_id, @scheduled_for, @now, @now)
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+VALUES (@tenant_key, @id, @enrollment_id, @step_id, @adapter_id, @followup, @attempt_window, @scheduled_for, @now, @now)
 RETURNING *;
 
 -- name: BulkInsertEnrollments :many
@@ -73,9 +73,10 @@ ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'pau
 RETURNING id;
 
 -- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
-SELECT @tenant_key::text, u.id, u.enrollment_id, @step_id::uuid, @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@enrollment_ids::uuid[]) AS enrollment_id) u;
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+SELECT @tenant_key::text, u.id, u.enrollment_id, @step_id::uuid, coalesce(sqlc.narg(override_adapter_id)::uuid, u.adapter_id),
+       @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@enrollment_ids::uuid[]) AS enrollment_id, unnest(@adapter_ids::uuid[]) AS adapter_id) u;
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions
@@ -113,6 +114,13 @@ WHERE tenant_key = @tenant_key AND enrollment_id = @enrollment_id AND state = 's
 UPDATE enrollments SET adapter_id = @adapter_id, thread_no = thread_no + 1, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id
 RETURNING *;
+
+-- name: RepinPendingExecutions :exec
+-- Pending executions follow the pin, except steps with their own sender.
+UPDATE step_executions x SET adapter_id = @adapter_id, updated_at = @now
+FROM steps s
+WHERE x.tenant_key = @tenant_key AND x.enrollment_id = @enrollment_id AND x.state = 'scheduled'
+  AND s.tenant_key = x.tenant_key AND s.id = x.step_id AND s.adapter_override_id IS NULL;
 
 -- name: LivePinnedEnrollments :many
 SELECT e.*, v.pool_id FROM enrollments e

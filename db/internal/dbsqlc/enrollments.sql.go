@@ -76,28 +76,33 @@ func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrol
 }
 
 const bulkInsertExecutions = `-- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
-SELECT $1::text, u.id, u.enrollment_id, $2::uuid, $3::timestamptz, $4::timestamptz, $4::timestamptz
-FROM (SELECT unnest($5::uuid[]) AS id, unnest($6::uuid[]) AS enrollment_id) u
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+SELECT $1::text, u.id, u.enrollment_id, $2::uuid, coalesce($3::uuid, u.adapter_id),
+       $4::timestamptz, $5::timestamptz, $5::timestamptz
+FROM (SELECT unnest($6::uuid[]) AS id, unnest($7::uuid[]) AS enrollment_id, unnest($8::uuid[]) AS adapter_id) u
 `
 
 type BulkInsertExecutionsParams struct {
-	TenantKey     string
-	StepID        uuid.UUID
-	ScheduledFor  time.Time
-	Now           time.Time
-	Ids           []uuid.UUID
-	EnrollmentIds []uuid.UUID
+	TenantKey         string
+	StepID            uuid.UUID
+	OverrideAdapterID *uuid.UUID
+	ScheduledFor      time.Time
+	Now               time.Time
+	Ids               []uuid.UUID
+	EnrollmentIds     []uuid.UUID
+	AdapterIds        []uuid.UUID
 }
 
 func (q *Queries) BulkInsertExecutions(ctx context.Context, arg BulkInsertExecutionsParams) error {
 	_, err := q.db.Exec(ctx, bulkInsertExecutions,
 		arg.TenantKey,
 		arg.StepID,
+		arg.OverrideAdapterID,
 		arg.ScheduledFor,
 		arg.Now,
 		arg.Ids,
 		arg.EnrollmentIds,
+		arg.AdapterIds,
 	)
 	return err
 }
@@ -440,18 +445,21 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 }
 
 const insertExecution = `-- name: InsertExecution :one
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, scheduled_for, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, thread_no, out_message_id, provider_message_id, lease_expires_at, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
 `
 
 type InsertExecutionParams struct {
-	TenantKey    string
-	ID           uuid.UUID
-	EnrollmentID uuid.UUID
-	StepID       uuid.UUID
-	ScheduledFor time.Time
-	Now          time.Time
+	TenantKey     string
+	ID            uuid.UUID
+	EnrollmentID  uuid.UUID
+	StepID        uuid.UUID
+	AdapterID     uuid.UUID
+	Followup      bool
+	AttemptWindow int
+	ScheduledFor  time.Time
+	Now           time.Time
 }
 
 func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams) (StepExecution, error) {
@@ -460,6 +468,9 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		arg.ID,
 		arg.EnrollmentID,
 		arg.StepID,
+		arg.AdapterID,
+		arg.Followup,
+		arg.AttemptWindow,
 		arg.ScheduledFor,
 		arg.Now,
 	)
@@ -474,7 +485,9 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.Attempt,
 		&i.AttemptWindow,
 		&i.AdapterID,
+		&i.Followup,
 		&i.ThreadNo,
+		&i.Subject,
 		&i.OutMessageID,
 		&i.ProviderMessageID,
 		&i.LeaseExpiresAt,
@@ -490,7 +503,7 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 }
 
 const listExecutions = `-- name: ListExecutions :many
-SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.thread_no, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
+SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2
 ORDER BY s.position, x.attempt_window
@@ -510,8 +523,10 @@ type ListExecutionsRow struct {
 	ScheduledFor      time.Time
 	Attempt           int
 	AttemptWindow     int
-	AdapterID         *uuid.UUID
+	AdapterID         uuid.UUID
+	Followup          bool
 	ThreadNo          *int
+	Subject           *string
 	OutMessageID      *string
 	ProviderMessageID *string
 	LeaseExpiresAt    *time.Time
@@ -545,7 +560,9 @@ func (q *Queries) ListExecutions(ctx context.Context, arg ListExecutionsParams) 
 			&i.Attempt,
 			&i.AttemptWindow,
 			&i.AdapterID,
+			&i.Followup,
 			&i.ThreadNo,
+			&i.Subject,
 			&i.OutMessageID,
 			&i.ProviderMessageID,
 			&i.LeaseExpiresAt,
@@ -911,6 +928,31 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.EndedAt,
 	)
 	return i, err
+}
+
+const repinPendingExecutions = `-- name: RepinPendingExecutions :exec
+UPDATE step_executions x SET adapter_id = $1, updated_at = $2
+FROM steps s
+WHERE x.tenant_key = $3 AND x.enrollment_id = $4 AND x.state = 'scheduled'
+  AND s.tenant_key = x.tenant_key AND s.id = x.step_id AND s.adapter_override_id IS NULL
+`
+
+type RepinPendingExecutionsParams struct {
+	AdapterID    uuid.UUID
+	Now          time.Time
+	TenantKey    string
+	EnrollmentID uuid.UUID
+}
+
+// Pending executions follow the pin, except steps with their own sender.
+func (q *Queries) RepinPendingExecutions(ctx context.Context, arg RepinPendingExecutionsParams) error {
+	_, err := q.db.Exec(ctx, repinPendingExecutions,
+		arg.AdapterID,
+		arg.Now,
+		arg.TenantKey,
+		arg.EnrollmentID,
+	)
+	return err
 }
 
 const rescheduleNotBefore = `-- name: RescheduleNotBefore :execrows

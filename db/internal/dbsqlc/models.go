@@ -225,8 +225,10 @@ type StepExecution struct {
 	ScheduledFor      time.Time
 	Attempt           int
 	AttemptWindow     int
-	AdapterID         *uuid.UUID
+	AdapterID         uuid.UUID
+	Followup          bool
 	ThreadNo          *int
+	Subject           *string
 	OutMessageID      *string
 	ProviderMessageID *string
 	LeaseExpiresAt    *time.Time
