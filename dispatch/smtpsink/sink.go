@@ -26,6 +26,8 @@ type Message struct {
 	MessageID  string // the Message-ID header, with angle brackets
 	Subject    string
 	ReceivedAt time.Time
+	// Dropped is set when the sink kept the message but never answered.
+	Dropped bool
 }
 
 // Header parses the message's header block.
@@ -33,6 +35,33 @@ func (m Message) Header() textproto.MIMEHeader {
 	h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(m.Data))).ReadMIMEHeader()
 	return h
 }
+
+// FaultKind selects how the sink answers a message.
+type FaultKind int
+
+const (
+	// Accept answers 250 (the default).
+	Accept FaultKind = iota
+	// Reject answers with Code/Enhanced/Text after the final dot.
+	Reject
+	// Drop reads the whole message, then closes the connection without a
+	// reply (the RFC 1047 gap: the sender cannot know it was received).
+	Drop
+	// Stall waits Delay before answering 250.
+	Stall
+)
+
+// Fault is the sink's answer to one delivery attempt.
+type Fault struct {
+	Kind     FaultKind
+	Code     int    // Reject: 4xx or 5xx
+	Enhanced [3]int // Reject: e.g. {5,1,1}
+	Text     string
+	Delay    time.Duration // Stall
+}
+
+// FaultFunc chooses the answer to the attempt-th delivery (1-based) to rcpt.
+type FaultFunc func(rcpt string, attempt int) Fault
 
 // Options configure a Sink.
 type Options struct {
@@ -48,9 +77,44 @@ type Sink struct {
 	ln   net.Listener
 	opts Options
 
-	mu   sync.Mutex
-	msgs []Message
-	done chan struct{}
+	mu       sync.Mutex
+	msgs     []Message
+	attempts map[string]int
+	faults   FaultFunc
+	done     chan struct{}
+}
+
+// SetFaults installs (or, with nil, removes) fault injection.
+func (s *Sink) SetFaults(f FaultFunc) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Attempts returns how many deliveries to rcpt were attempted.
+func (s *Sink) Attempts(rcpt string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts[strings.ToLower(rcpt)]
+}
+
+// Reset forgets recorded messages and attempts.
+func (s *Sink) Reset() {
+	s.mu.Lock()
+	s.msgs, s.attempts = nil, map[string]int{}
+	s.mu.Unlock()
+}
+
+// fault returns the answer for a new attempt to rcpt.
+func (s *Sink) fault(rcpt string) Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(rcpt)
+	s.attempts[key]++
+	if s.faults == nil {
+		return Fault{}
+	}
+	return s.faults(rcpt, s.attempts[key])
 }
 
 // Start listens on addr (for example "127.0.0.1:0") and serves until Close.
@@ -59,7 +123,7 @@ func Start(addr string, opts Options) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{ln: ln, opts: opts, done: make(chan struct{})}
+	s := &Sink{ln: ln, opts: opts, done: make(chan struct{}), attempts: map[string]int{}}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "sink.dripdrop.local"
 	srv.ReadTimeout = 30 * time.Second
@@ -112,10 +176,13 @@ func (s *Sink) accept(m Message) {
 
 type backend struct{ s *Sink }
 
-func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: b.s, conn: c}, nil
+}
 
 type session struct {
 	s    *Sink
+	conn *smtp.Conn
 	from string
 	to   []string
 }
@@ -146,6 +213,21 @@ func (se *session) Data(r io.Reader) error {
 	h := m.Header()
 	m.MessageID = strings.TrimSpace(h.Get("Message-Id"))
 	m.Subject = h.Get("Subject")
+	rcpt := ""
+	if len(se.to) > 0 {
+		rcpt = se.to[0]
+	}
+	switch f := se.s.fault(rcpt); f.Kind {
+	case Reject:
+		return &smtp.SMTPError{Code: f.Code, EnhancedCode: smtp.EnhancedCode(f.Enhanced), Message: f.Text}
+	case Drop:
+		m.Dropped = true
+		se.s.accept(m)
+		_ = se.conn.Conn().Close()
+		return errors.New("connection dropped")
+	case Stall:
+		time.Sleep(f.Delay)
+	}
 	se.s.accept(m)
 	return nil
 }

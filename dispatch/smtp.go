@@ -1,0 +1,290 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop"
+)
+
+// Delivery is one message to hand to an adapter.
+type Delivery struct {
+	AdapterID   uuid.UUID
+	Credentials dripdrop.SMTPCredentials
+	From        string // envelope sender
+	To          string // envelope recipient
+	Data        []byte // the built message (CRLF)
+}
+
+// SendError is a failed delivery, classified.
+type SendError struct {
+	Temporary bool
+	Code      int    // SMTP reply code, 0 when there was no reply
+	Enhanced  [3]int // RFC 3463 status, zero when absent
+	Message   string
+}
+
+func (e *SendError) Error() string {
+	kind := "permanent"
+	if e.Temporary {
+		kind = "temporary"
+	}
+	if e.Code != 0 {
+		return fmt.Sprintf("%s SMTP failure %d %d.%d.%d: %s", kind, e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message)
+	}
+	return kind + " SMTP failure: " + e.Message
+}
+
+// Bounce reports a permanent recipient failure (5.1.x): the address is bad.
+func (e *SendError) Bounce() bool { return !e.Temporary && e.Enhanced[0] == 5 && e.Enhanced[1] == 1 }
+
+// Transport sends deliveries.
+type Transport interface {
+	Send(ctx context.Context, d Delivery) (providerID string, err error)
+	Close() error
+}
+
+// SMTPTransport speaks SMTP with go-smtp, keeping idle connections per
+// adapter for reuse.
+type SMTPTransport struct {
+	// IdleTimeout closes pooled connections unused this long (default 30 s).
+	IdleTimeout time.Duration
+	// MaxIdle is the most idle connections kept per adapter (default 2).
+	MaxIdle int
+	// TLSConfig is cloned for STARTTLS/implicit TLS (ServerName is set per host).
+	TLSConfig *tls.Config
+
+	mu   sync.Mutex
+	idle map[uuid.UUID][]*pooled
+}
+
+type pooled struct {
+	c        *smtp.Client
+	conn     net.Conn
+	credsSum [32]byte
+	since    time.Time
+}
+
+// NewSMTPTransport returns a transport with default settings.
+func NewSMTPTransport() *SMTPTransport {
+	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 2, idle: map[uuid.UUID][]*pooled{}}
+}
+
+func credsSum(c dripdrop.SMTPCredentials) [32]byte {
+	b, _ := json.Marshal(c)
+	return sha256.Sum256(b)
+}
+
+// Send delivers d, reusing an idle connection of the adapter when one is
+// still good. The whole exchange is bounded by ctx's deadline.
+func (t *SMTPTransport) Send(ctx context.Context, d Delivery) (string, error) {
+	sum := credsSum(d.Credentials)
+	if p := t.take(d.AdapterID, sum); p != nil {
+		id, err, sent := t.transact(ctx, p, d)
+		if err == nil {
+			t.put(d.AdapterID, p)
+			return id, nil
+		}
+		_ = p.c.Close()
+		if sent {
+			return "", err
+		}
+		// The pooled connection died before any data went out: redial once.
+	}
+	p, err := t.dial(ctx, d, sum)
+	if err != nil {
+		return "", err
+	}
+	id, err, _ := t.transact(ctx, p, d)
+	if err != nil {
+		_ = p.c.Close()
+		return "", err
+	}
+	t.put(d.AdapterID, p)
+	return id, nil
+}
+
+func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*pooled, error) {
+	cr := d.Credentials
+	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error()}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	tlsConf := &tls.Config{ServerName: cr.Host, MinVersion: tls.VersionTLS12}
+	if t.TLSConfig != nil {
+		tlsConf = t.TLSConfig.Clone()
+		tlsConf.ServerName = cr.Host
+	}
+	var c *smtp.Client
+	switch cr.TLS {
+	case "tls":
+		c = smtp.NewClient(tls.Client(conn, tlsConf))
+	case "none":
+		c = smtp.NewClient(conn)
+	default: // starttls (opportunistic) or require_starttls
+		c, err = smtp.NewClientStartTLS(conn, tlsConf)
+		if err != nil {
+			if cr.TLS == "require_starttls" || !strings.Contains(err.Error(), "doesn't support STARTTLS") {
+				return nil, classify(err, false)
+			}
+			// Not offered: continue in plain text on a fresh connection.
+			if conn, err = dialer.DialContext(ctx, "tcp", addr); err != nil {
+				return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error()}
+			}
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			c = smtp.NewClient(conn)
+		}
+	}
+	fail := func(err error) (*pooled, error) {
+		_ = c.Close()
+		return nil, classify(err, false)
+	}
+	helo := cr.HELO
+	if helo == "" {
+		helo = Domain(d.From)
+	}
+	if err := c.Hello(helo); err != nil {
+		return fail(err)
+	}
+	if cr.Username != "" {
+		var auth sasl.Client
+		switch {
+		case c.SupportsAuth("PLAIN"):
+			auth = sasl.NewPlainClient("", cr.Username, cr.Password)
+		case c.SupportsAuth("LOGIN"):
+			auth = sasl.NewLoginClient(cr.Username, cr.Password)
+		default:
+			_ = c.Close()
+			return nil, &SendError{Message: "the server offers neither AUTH PLAIN nor AUTH LOGIN"}
+		}
+		if err := c.Auth(auth); err != nil {
+			return fail(err)
+		}
+	}
+	return &pooled{c: c, conn: conn, credsSum: sum, since: time.Now()}, nil
+}
+
+// transact runs one MAIL/RCPT/DATA exchange. sent reports whether message
+// data may have reached the server (after which a retry could duplicate).
+func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (id string, err error, sent bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = p.conn.SetDeadline(dl)
+		p.c.CommandTimeout = time.Until(dl)
+		p.c.SubmissionTimeout = time.Until(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetDeadline(time.Now()) })
+	defer stop()
+	if err := p.c.Mail(d.From, nil); err != nil {
+		return "", classify(err, false), false
+	}
+	if err := p.c.Rcpt(d.To, nil); err != nil {
+		return "", classify(err, false), false
+	}
+	w, err := p.c.Data()
+	if err != nil {
+		return "", classify(err, false), false
+	}
+	if _, err := w.Write(d.Data); err != nil {
+		return "", classify(err, true), true
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", classify(err, true), true
+	}
+	_ = p.conn.SetDeadline(time.Time{})
+	return providerID(resp.StatusText), nil, true
+}
+
+// providerID extracts a queue id ("queued as ABC123") or keeps the text.
+func providerID(status string) string {
+	status = strings.TrimSpace(status)
+	if i := strings.Index(strings.ToLower(status), "queued as "); i >= 0 {
+		if f := strings.Fields(status[i+len("queued as "):]); len(f) > 0 {
+			return strings.TrimRight(f[0], ".,;")
+		}
+	}
+	if len(status) > 200 {
+		status = status[:200]
+	}
+	return status
+}
+
+// classify maps go-smtp and network errors: 4xx temporary, 5xx permanent,
+// a lost connection (also after the final dot) temporary.
+func classify(err error, afterData bool) *SendError {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		e := &SendError{Code: se.Code, Message: se.Message, Temporary: se.Code < 500}
+		if se.EnhancedCode != smtp.NoEnhancedCode {
+			e.Enhanced = [3]int(se.EnhancedCode)
+		}
+		return e
+	}
+	msg := err.Error()
+	if afterData {
+		msg = "connection lost after data: " + msg
+	}
+	return &SendError{Temporary: true, Message: msg}
+}
+
+func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.idle[adapter]
+	for len(list) > 0 {
+		p := list[len(list)-1]
+		list = list[:len(list)-1]
+		if p.credsSum == sum && time.Since(p.since) < t.IdleTimeout {
+			t.idle[adapter] = list
+			return p
+		}
+		go p.c.Close()
+	}
+	delete(t.idle, adapter)
+	return nil
+}
+
+func (t *SMTPTransport) put(adapter uuid.UUID, p *pooled) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.idle[adapter]) >= t.MaxIdle {
+		go p.c.Quit()
+		return
+	}
+	p.since = time.Now()
+	t.idle[adapter] = append(t.idle[adapter], p)
+}
+
+// Close closes every idle connection.
+func (t *SMTPTransport) Close() error {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = map[uuid.UUID][]*pooled{}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, p := range list {
+			_ = p.c.Quit()
+		}
+	}
+	return nil
+}

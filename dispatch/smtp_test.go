@@ -1,0 +1,98 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+)
+
+func startSink(t *testing.T) *smtpsink.Sink {
+	t.Helper()
+	s, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func delivery(s *smtpsink.Sink, to string) Delivery {
+	m := baseMessage()
+	m.To = to
+	raw, _ := m.Build()
+	return Delivery{AdapterID: uuid.New(), Credentials: dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: s.Port(), Username: "u", Password: "p"},
+		From: "ada@acme.example.com", To: to, Data: raw}
+}
+
+func TestSMTPTransportDeliversAndPools(t *testing.T) {
+	s := startSink(t)
+	tr := NewSMTPTransport()
+	defer tr.Close()
+	d := delivery(s, "bob@example.com")
+	for i := 0; i < 3; i++ {
+		if _, err := tr.Send(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := s.Messages()
+	if len(msgs) != 3 || msgs[0].To[0] != "bob@example.com" || msgs[0].MessageID == "" {
+		t.Fatalf("sink got %d messages: %+v", len(msgs), msgs)
+	}
+	if n := len(tr.idle[d.AdapterID]); n != 1 {
+		t.Fatalf("%d pooled connections, want 1 reused", n)
+	}
+}
+
+func TestSMTPTransportClassifiesReplies(t *testing.T) {
+	s := startSink(t)
+	tr := NewSMTPTransport()
+	defer tr.Close()
+	s.SetFaults(func(rcpt string, attempt int) smtpsink.Fault {
+		switch rcpt {
+		case "temp@example.com":
+			return smtpsink.Fault{Kind: smtpsink.Reject, Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "try later"}
+		case "gone@example.com":
+			return smtpsink.Fault{Kind: smtpsink.Reject, Code: 550, Enhanced: [3]int{5, 1, 1}, Text: "no such user"}
+		case "policy@example.com":
+			return smtpsink.Fault{Kind: smtpsink.Reject, Code: 554, Enhanced: [3]int{5, 7, 1}, Text: "rejected"}
+		case "drop@example.com":
+			return smtpsink.Fault{Kind: smtpsink.Drop}
+		case "stall@example.com":
+			return smtpsink.Fault{Kind: smtpsink.Stall, Delay: 2 * time.Second}
+		}
+		return smtpsink.Fault{}
+	})
+	cases := []struct {
+		to        string
+		temporary bool
+		bounce    bool
+	}{
+		{"temp@example.com", true, false},
+		{"gone@example.com", false, true},
+		{"policy@example.com", false, false},
+		{"drop@example.com", true, false},
+		{"stall@example.com", true, false},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := tr.Send(ctx, delivery(s, c.to))
+		cancel()
+		var se *SendError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: err = %v, want *SendError", c.to, err)
+		}
+		if se.Temporary != c.temporary || se.Bounce() != c.bounce {
+			t.Errorf("%s: temporary=%v bounce=%v (%v)", c.to, se.Temporary, se.Bounce(), se)
+		}
+	}
+	// After faults the transport still delivers.
+	if _, err := tr.Send(context.Background(), delivery(s, "ok@example.com")); err != nil {
+		t.Fatal(err)
+	}
+}
