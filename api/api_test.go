@@ -53,6 +53,17 @@ func TestOperationsEndpoints(t *testing.T) {
 	if r := e.do("GET", "/metrics", "", nil); r.status != 200 {
 		t.Fatalf("/metrics: %d", r.status)
 	}
+	key := e.tenant("acme")
+	cat := e.must(200, "GET", "/v1/telemetry/catalog", key, nil)["data"].([]any)
+	var sent map[string]any
+	for _, c := range cat {
+		if c.(map[string]any)["name"] == "dripdrop.dispatch.sent" {
+			sent = c.(map[string]any)
+		}
+	}
+	if len(cat) < 15 || sent == nil || len(sent["metadata"].([]any)) != 9 || sent["extension"] != false {
+		t.Fatalf("catalog: %d events, dispatch.sent %v", len(cat), sent)
+	}
 	assertProblem(t, e.do("GET", "/v1/nowhere", "", nil), 404, "not_found", "")
 	r := e.do("PUT", "/v1/adapters", "", nil)
 	assertProblem(t, r, 405, "method_not_allowed", "")

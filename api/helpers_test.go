@@ -16,6 +16,7 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -32,10 +33,20 @@ type recorded struct {
 	meta map[string]any
 }
 
-func (r *recorder) Emit(_ context.Context, name string, _ map[string]float64, meta map[string]any) {
+func (r *recorder) handle(_ context.Context, e telemetry.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, recorded{name, meta})
+	r.events = append(r.events, recorded{e.Name, e.Metadata})
+}
+
+// strictBus is a bus that panics on any event whose metadata keys differ
+// from the catalog, with rec attached to every event.
+func strictBus(t testing.TB, rec *recorder) *telemetry.Bus {
+	bus := telemetry.NewBus(telemetry.WithStrict(true))
+	if err := bus.AttachMany("test", telemetry.Events(), rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	return bus
 }
 
 // named returns the recorded events with the given name.
@@ -70,7 +81,8 @@ func newBenchEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: rec})
+	bus := strictBus(t, rec)
+	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +234,7 @@ func (e *env) fixture(tenant string) fixture {
 func (e *env) restart() *env {
 	e.t.Helper()
 	box, _ := vault.ParseKey(vault.GenerateKey())
-	store, err := db.Open(context.Background(), e.dbURL, db.Options{Vault: box, Telemetry: e.events})
+	store, err := db.Open(context.Background(), e.dbURL, db.Options{Vault: box, Telemetry: strictBus(e.t, e.events)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/telemetry"
 )
 
 // Config wires a Server.
@@ -128,6 +129,8 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/resume", authTenant, s.enrollmentAction("resume")},
 		{"POST", "/v1/enrollments/{id}/cancel", authTenant, s.enrollmentAction("cancel")},
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, s.repin},
+
+		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
 
 		{"POST", "/v1/suppressions", authTenant, s.addSuppression},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
@@ -375,4 +378,26 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 		return false, dripdrop.Errorf(dripdrop.ECodeInvalidValue, name, "%s must be true or false", name)
 	}
 	return b, nil
+}
+
+// catalogEntry is one event of GET /v1/telemetry/catalog.
+type catalogEntry struct {
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	Measurements []string `json:"measurements"`
+	Metadata     []string `json:"metadata"`
+	Labels       []string `json:"prometheus_labels"`
+	Extension    bool     `json:"extension"`
+	Description  string   `json:"description"`
+}
+
+func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
+	var out []catalogEntry
+	for _, s := range telemetry.Catalog() {
+		if s.Labels == nil {
+			s.Labels = []string{}
+		}
+		out = append(out, catalogEntry{s.Name, string(s.Kind), s.Measurements, s.Metadata, s.Labels, s.Extension, s.Description})
+	}
+	return writeJSON(w, http.StatusOK, newList(out, nil))
 }

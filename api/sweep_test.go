@@ -66,6 +66,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"POST /v1/enrollments/{id}/cancel":                         {"/v1/enrollments/" + b.enrollment + "/cancel", nil, false},
 		"POST /v1/enrollments/{id}/repin":                          {"/v1/enrollments/" + b.enrollment + "/repin", map[string]any{"adapter_id": b.adapterB}, false},
 		"POST /v1/suppressions":                                    {"/v1/suppressions", nil, true},
+		"GET /v1/telemetry/catalog":                                {"/v1/telemetry/catalog", nil, true},
 		"GET /v1/suppressions":                                     {"/v1/suppressions", nil, true},
 		"DELETE /v1/suppressions":                                  {"/v1/suppressions?email=only-b@example.com", nil, false},
 	}

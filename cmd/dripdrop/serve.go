@@ -14,6 +14,7 @@ import (
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -25,12 +26,15 @@ type serveConfig struct {
 	AdminToken    string
 	PublicBaseURL string
 	DrainTimeout  time.Duration
+	LogEvents     bool
 }
 
 func (c *serveConfig) flags(fs interface {
 	StringVar(*string, string, string, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	BoolVar(*bool, string, bool, string)
 }) {
+	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
 	fs.StringVar(&c.DatabaseURL, "database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
 	fs.StringVar(&c.ListenAddr, "listen", envDefault("LISTEN_ADDR", ":8080"), "HTTP listen address (env LISTEN_ADDR)")
 	fs.StringVar(&c.EncryptionKey, "encryption-key", envDefault("DRIPDROP_ENCRYPTION_KEY", ""), "base64 32-byte key for credentials at rest (env DRIPDROP_ENCRYPTION_KEY)")
@@ -62,14 +66,27 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 // serve runs the engine until ctx is cancelled. ready, if set, is called
 // with the bound address once the API accepts connections.
 func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logger, ready func(addr string)) error {
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bus := telemetry.NewBus()
+	prom, err := telemetry.NewPrometheus(reg)
+	if err != nil {
+		return err
+	}
+	if err := bus.AttachMany("prometheus", telemetry.Events(), prom.Handler()); err != nil {
+		return err
+	}
+	if cfg.LogEvents {
+		if err := bus.AttachMany("log", telemetry.Events(), telemetry.LogHandler(log)); err != nil {
+			return err
+		}
+	}
+
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log})
 	httpSrv := &http.Server{

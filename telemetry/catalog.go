@@ -1,0 +1,209 @@
+// Package telemetry is dripdrop's event catalog and its backends: an
+// in-process bus with panic-safe handlers, a log/slog handler, a Prometheus
+// recipe and the outbox metrics. It imports no other dripdrop package.
+//
+// Event names are dotted strings ("dripdrop.dispatch.sent"). Measurements
+// are stable: counters carry {"count": 1}, threshold checks {"rate": r},
+// spans {"duration": seconds} (and {"system_time": unix seconds} on start).
+// Metadata never carries e-mail addresses, names or message bodies.
+package telemetry
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Kind is the shape of an event's measurements.
+type Kind string
+
+// Kinds of events.
+const (
+	Counter   Kind = "counter"
+	Threshold Kind = "threshold"
+	Span      Kind = "span"
+)
+
+// Spec describes one catalog event.
+type Spec struct {
+	Name         string
+	Kind         Kind
+	Measurements []string
+	Metadata     []string
+	// Labels are the low-cardinality metadata keys the Prometheus recipe
+	// uses as labels by default.
+	Labels []string
+	// Extension marks events beyond the original dripdrop catalog.
+	Extension   bool
+	Description string
+}
+
+var count = []string{"count"}
+
+var catalog = []Spec{
+	// The cold-outbound catalog (seeds/000).
+	{Name: "dripdrop.dispatch.adapter_pinned", Kind: Counter, Measurements: count,
+		Metadata:    []string{"enrollment_id", "sequence_version_id", "adapter_id", "tenant_key"},
+		Description: "enrollment pinned to a pool adapter"},
+	{Name: "dripdrop.dispatch.pool_exhausted", Kind: Counter, Measurements: count,
+		Metadata:    []string{"pool_id", "sequence_version_id", "evicted_adapter_ids", "tenant_key"},
+		Description: "no eligible pool member"},
+	{Name: "dripdrop.dispatch.sent", Kind: Counter, Measurements: count,
+		Metadata:    []string{"enrollment_id", "step_execution_id", "sequence_key", "step_key", "channel", "adapter_provider", "provider_message_id", "out_message_id", "tenant_key"},
+		Labels:      []string{"channel", "adapter_provider"},
+		Description: "provider accepted a dispatch and the sent event is persisted"},
+	{Name: "dripdrop.policy.adapter_resting", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "step_execution_id", "tenant_key", "defer_until"},
+		Description: "outbound adapter is resting"},
+	{Name: "dripdrop.policy.ramp_cap", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "step_execution_id", "tenant_key", "sent_count", "cap"},
+		Description: "adapter effective daily cap hit"},
+	{Name: "dripdrop.policy.sub_cap", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "sequence_version_id", "step_execution_id", "tenant_key", "sent_count", "cap", "max_share_pct"},
+		Description: "sequence share cap hit"},
+	{Name: "dripdrop.policy.min_gap", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "step_execution_id", "tenant_key", "defer_until", "min_gap_seconds"},
+		Description: "adapter minimum-send gap hit"},
+	{Name: "dripdrop.health.state_changed", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "tenant_key", "from", "to", "reason", "source"},
+		Labels:      []string{"from", "to", "reason", "source"},
+		Description: "adapter health transition"},
+	{Name: "dripdrop.health.external_signal", Kind: Counter, Measurements: count,
+		Metadata:    []string{"adapter_id", "tenant_key", "health_state", "health_score", "source"},
+		Labels:      []string{"health_state", "source"},
+		Description: "host health signal accepted"},
+	{Name: "dripdrop.ingest.inbound_message", Kind: Counter, Measurements: count,
+		Metadata:    []string{"provider", "provider_message_id", "provider_event_id", "step_execution_id", "tenant_key", "intent"},
+		Labels:      []string{"provider", "intent"},
+		Description: "inbound message persisted"},
+	{Name: "dripdrop.ingest.ooo_rescheduled", Kind: Counter, Measurements: count,
+		Metadata:    []string{"enrollment_id", "return_at", "scheduled_for", "tenant_key"},
+		Description: "out-of-office reply moved scheduled executions"},
+	{Name: "dripdrop.enrollment.paused_pin_unavailable", Kind: Counter, Measurements: count,
+		Metadata:    []string{"enrollment_id", "adapter_id", "tenant_key"},
+		Description: "pinned adapter became terminally unavailable"},
+	{Name: "dripdrop.enrollment.sender_reassigned", Kind: Counter, Measurements: count,
+		Metadata:    []string{"enrollment_id", "old_adapter_id", "new_adapter_id", "reason", "tenant_key"},
+		Labels:      []string{"reason"},
+		Description: "adapter pin changed"},
+	{Name: "dripdrop.template.spintax_error", Kind: Counter, Measurements: count,
+		Metadata:    []string{"reason", "text", "step_execution_id", "attempt_window"},
+		Labels:      []string{"reason"},
+		Description: "malformed spintax fell back to the original text (text truncated to 256 bytes)"},
+	{Name: "dripdrop.template.spintax_warning", Kind: Counter, Measurements: count,
+		Metadata:    []string{"reason", "token", "step_execution_id", "attempt_window"},
+		Labels:      []string{"reason"},
+		Description: "recoverable spintax issue"},
+
+	// Extensions.
+	{Name: "dripdrop.policy.suppressed", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "enrollment_id", "tenant_key", "scope"},
+		Labels:      []string{"scope"},
+		Description: "recipient or its domain suppressed: execution skipped, enrollment stopped"},
+	{Name: "dripdrop.policy.quiet_hours", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "tenant_key", "timezone", "defer_until"},
+		Description: "outside the sending window: deferred to its next opening"},
+	{Name: "dripdrop.template.missing_variable", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "tenant_key", "variable", "field"},
+		Labels:      []string{"field"},
+		Description: "a variable without fallback was missing: the execution failed permanently"},
+	{Name: "dripdrop.dispatch.failed", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "tenant_key", "reason", "smtp_code", "permanent"},
+		Labels:      []string{"reason", "permanent"},
+		Description: "an execution failed for good"},
+	{Name: "dripdrop.dispatch.retry", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "adapter_id", "tenant_key", "attempt", "defer_until", "reason"},
+		Labels:      []string{"reason"},
+		Description: "temporary failure: retried later with the same Message-ID"},
+	{Name: "dripdrop.dispatch.deferred", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"step_execution_id", "adapter_id", "tenant_key", "reason", "defer_until"},
+		Labels:      []string{"reason"},
+		Description: "a policy deferred an execution (once per decision)"},
+	{Name: "dripdrop.dispatch.send.start", Kind: Span, Measurements: []string{"system_time"}, Extension: true,
+		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key"},
+		Labels:      []string{"adapter_provider"},
+		Description: "SMTP conversation begins"},
+	{Name: "dripdrop.dispatch.send.stop", Kind: Span, Measurements: []string{"duration"}, Extension: true,
+		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key"},
+		Labels:      []string{"adapter_provider"},
+		Description: "SMTP conversation accepted (duration in seconds)"},
+	{Name: "dripdrop.dispatch.send.exception", Kind: Span, Measurements: []string{"duration"}, Extension: true,
+		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key", "kind", "reason"},
+		Labels:      []string{"adapter_provider", "kind"},
+		Description: "SMTP conversation failed (kind temporary|permanent)"},
+	{Name: "dripdrop.ingest.unmatched_event", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"provider", "provider_message_id", "provider_event_id", "tenant_key"},
+		Labels:      []string{"provider"},
+		Description: "inbound message correlated to no execution (stored anyway)"},
+	{Name: "dripdrop.ingest.duplicate_event", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"provider", "provider_message_id", "tenant_key"},
+		Labels:      []string{"provider"},
+		Description: "inbound message already ingested: acknowledged, nothing changed"},
+	{Name: "dripdrop.health.bounce_threshold", Kind: Threshold, Measurements: []string{"rate"}, Extension: true,
+		Metadata:    []string{"adapter_id", "tenant_key", "sent_count", "bounce_count"},
+		Description: "bounce rate reached the threshold"},
+	{Name: "dripdrop.health.complaint_threshold", Kind: Threshold, Measurements: []string{"rate"}, Extension: true,
+		Metadata:    []string{"adapter_id", "tenant_key", "sent_count", "complaint_count"},
+		Description: "complaint rate reached the threshold"},
+	{Name: "dripdrop.enrollment.paused", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment paused"},
+	{Name: "dripdrop.enrollment.resumed", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment resumed"},
+	{Name: "dripdrop.enrollment.cancelled", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment cancelled"},
+	{Name: "dripdrop.enrollment.completed", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "last step sent"},
+	{Name: "dripdrop.enrollment.stopped", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment stopped (replied, bounced, complained, unsubscribed, suppressed)"},
+}
+
+var byName = func() map[string]Spec {
+	m := make(map[string]Spec, len(catalog))
+	for _, s := range catalog {
+		m[s.Name] = s
+	}
+	return m
+}()
+
+// Events lists every catalog event name.
+func Events() []string {
+	out := make([]string, len(catalog))
+	for i, s := range catalog {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// Catalog returns a copy of every spec.
+func Catalog() []Spec {
+	out := make([]Spec, len(catalog))
+	for i, s := range catalog {
+		s.Measurements = slices.Clone(s.Measurements)
+		s.Metadata = slices.Clone(s.Metadata)
+		s.Labels = slices.Clone(s.Labels)
+		out[i] = s
+	}
+	return out
+}
+
+// Lookup returns the spec of an event.
+func Lookup(name string) (Spec, bool) {
+	s, ok := byName[name]
+	return s, ok
+}
+
+// CatalogMarkdown renders the catalog as the Markdown table of
+// docs/telemetry.md.
+func CatalogMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| event | kind | measurements | metadata | Prometheus labels | extension |\n|---|---|---|---|---|---|\n")
+	for _, s := range catalog {
+		ext := ""
+		if s.Extension {
+			ext = "yes"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", s.Name, s.Kind, strings.Join(s.Measurements, ", "),
+			strings.Join(s.Metadata, ", "), strings.Join(s.Labels, ", "), ext)
+	}
+	return b.String()
+}
