@@ -153,11 +153,11 @@ func applySteps(in []StepInput) ([]Step, error) {
 			return nil, Errorf(ECodeRequired, f("body_text"), "body_text is required")
 		}
 		st.BodyText = *s.BodyText
-		if err := checkText(f("body_text"), st.BodyText, MaxTemplateBytes, true); err != nil {
+		if err := checkText(f("body_text"), st.BodyText, 4*MaxTemplateBytes, true); err != nil {
 			return nil, err
 		}
 		if s.BodyHTML != nil {
-			if err := checkText(f("body_html"), *s.BodyHTML, MaxTemplateBytes, false); err != nil {
+			if err := checkText(f("body_html"), *s.BodyHTML, 4*MaxTemplateBytes, false); err != nil {
 				return nil, err
 			}
 			h := *s.BodyHTML
@@ -178,27 +178,6 @@ func applySteps(in []StepInput) ([]Step, error) {
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// escapeSpintax escapes single braces and pipes outside {{…}} tokens, so that
-// a template with spintax disabled is validated for its variables only.
-func escapeSpintax(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if strings.HasPrefix(s[i:], "{{") {
-			if end := strings.Index(s[i+2:], "}}"); end >= 0 {
-				b.WriteString(s[i : i+2+end+2])
-				i += 2 + end + 1
-				continue
-			}
-		}
-		switch s[i] {
-		case '{', '}', '|', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ParseClock parses "HH:MM" into minutes after midnight.

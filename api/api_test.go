@@ -326,3 +326,37 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("other tenant's key collided: %d %s", r.status, r.body)
 	}
 }
+
+func TestInvalidSpintaxIsRejected(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	before := dbtest.RowCounts(t, e.dbURL)
+	body := func(step map[string]any) map[string]any {
+		return map[string]any{"pool_id": f.pool, "steps": []any{map[string]any{"subject": "ok", "body_text": "ok"}, step}}
+	}
+	cases := []struct {
+		step   map[string]any
+		field  string
+		reason string
+		offset float64
+	}{
+		{map[string]any{"body_text": "{Hi|Hello"}, "steps[1].body_text", "unbalanced_braces", 0},
+		{map[string]any{"body_text": "ok", "subject": "Re {{first name}}"}, "steps[1].subject", "invalid_variable", 3},
+		{map[string]any{"body_text": strings.Repeat("{a|", 33) + strings.Repeat("}", 33)}, "steps[1].body_text", "max_depth", 96},
+		{map[string]any{"body_text": strings.Repeat("x", 64<<10+1)}, "steps[1].body_text", "too_large", 65536},
+		{map[string]any{"body_text": "ok", "body_html": "<p>{{x</p>", "spintax": false}, "steps[1].body_html", "unterminated_variable", 3},
+	}
+	for _, c := range cases {
+		r := e.do("POST", "/v1/sequences/"+f.seq+"/versions", f.key, body(c.step))
+		assertProblem(t, r, 422, "invalid_spintax", c.field)
+		m := r.json(t)
+		if m["reason"] != c.reason || m["offset"] != c.offset {
+			t.Errorf("%s: reason %v offset %v, want %s at %v", c.field, m["reason"], m["offset"], c.reason, c.offset)
+		}
+	}
+	if after := dbtest.RowCounts(t, e.dbURL); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("a rejected template stored rows")
+	}
+	// With spintax off, braces are plain text (CSS, JSON snippets).
+	e.must(201, "POST", "/v1/sequences/"+f.seq+"/versions", f.key, body(map[string]any{"body_text": "a { b | c }", "body_html": "<style>p{color:red}</style>", "spintax": false}))
+}
