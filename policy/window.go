@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Clock is a wall-clock time of day in minutes after midnight.
+type Clock int
+
+// ParseClock parses "HH:MM".
+func ParseClock(s string) (Clock, error) {
+	h, m, ok := strings.Cut(s, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || len(h) != 2 || len(m) != 2 || err1 != nil || err2 != nil || hh > 23 || mm > 59 || hh < 0 || mm < 0 {
+		return 0, fmt.Errorf("policy: %q is not HH:MM", s)
+	}
+	return Clock(hh*60 + mm), nil
+}
+
+func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
+
+// Window is when a version may send. Days are the local weekdays on which
+// the window opens; End before Start wraps past midnight.
+type Window struct {
+	Days     []time.Weekday
+	Start    Clock
+	End      Clock
+	Timezone string // the version's zone, used when the contact has none
+}
+
+// DefaultWindow is Monday–Friday 08:00–18:00.
+func DefaultWindow() Window {
+	return Window{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, Start: 8 * 60, End: 18 * 60}
+}
+
+// Validate rejects empty windows, no days and unknown zones.
+func (w Window) Validate() error {
+	if len(w.Days) == 0 {
+		return errors.New("policy: a window needs at least one day")
+	}
+	if w.Start == w.End {
+		return errors.New("policy: a window cannot be empty")
+	}
+	if w.Start < 0 || w.Start >= 1440 || w.End < 0 || w.End >= 1440 {
+		return errors.New("policy: window times must be within the day")
+	}
+	if w.Timezone != "" {
+		if _, err := time.LoadLocation(w.Timezone); err != nil {
+			return fmt.Errorf("policy: unknown timezone %q", w.Timezone)
+		}
+	}
+	return nil
+}
+
+// bounds returns the window that opens on local date y-m-d.
+func (w Window) bounds(y int, m time.Month, d int, loc *time.Location) (open, close time.Time) {
+	open = localInstant(y, m, d, int(w.Start), loc)
+	if w.End > w.Start {
+		close = localInstant(y, m, d, int(w.End), loc)
+	} else {
+		n := time.Date(y, m, d+1, 12, 0, 0, 0, loc)
+		ny, nm, nd := n.Date()
+		close = localInstant(ny, nm, nd, int(w.End), loc)
+	}
+	return open, close
+}
+
+// Check reports whether now is inside the window in loc and, when it is
+// not, the next opening instant.
+func (w Window) Check(now time.Time, loc *time.Location) (bool, time.Time) {
+	if len(w.Days) == 0 || w.Start == w.End {
+		return true, now
+	}
+	lt := now.In(loc)
+	for k := -1; k <= 8; k++ {
+		day := time.Date(lt.Year(), lt.Month(), lt.Day()+k, 12, 0, 0, 0, loc)
+		if !slices.Contains(w.Days, day.Weekday()) {
+			continue
+		}
+		open, close := w.bounds(day.Year(), day.Month(), day.Day(), loc)
+		if !now.Before(open) && now.Before(close) {
+			return true, now
+		}
+		if open.After(now) {
+			return false, open
+		}
+	}
+	return true, now // unreachable with at least one day
+}
