@@ -222,7 +222,9 @@ CREATE TABLE step_executions (
     subject             text,          -- rendered subject as sent (threads reuse the first one)
     out_message_id      text,          -- RFC 5322 Message-ID with angle brackets, reused by every retry
     provider_message_id text,
-    lease_expires_at    timestamptz,
+    lease_expires_at    timestamptz,   -- while sending: when the rescuer may retry it
+    claimed_until       timestamptz,   -- a worker has claimed it until then
+    reserved_day        date,          -- adapter-local day whose counters the send reserved
     defer_reason        text,
     defer_until         timestamptz,
     error_code          text,
@@ -240,7 +242,8 @@ CREATE TABLE step_executions (
 CREATE UNIQUE INDEX step_executions_message_id_idx ON step_executions (tenant_key, out_message_id)
     WHERE out_message_id IS NOT NULL;
 -- The claim reads due work per ready adapter: blocked adapters' backlogs are never scanned.
-CREATE INDEX step_executions_due_idx ON step_executions (tenant_key, adapter_id, scheduled_for) WHERE state = 'scheduled';
+CREATE INDEX step_executions_due_idx ON step_executions (tenant_key, adapter_id, followup DESC, scheduled_for)
+    WHERE state = 'scheduled';
 CREATE INDEX step_executions_sending_idx ON step_executions (tenant_key, lease_expires_at) WHERE state = 'sending';
 CREATE INDEX step_executions_provider_id_idx ON step_executions (tenant_key, provider_message_id)
     WHERE provider_message_id IS NOT NULL;

@@ -232,6 +232,8 @@ type StepExecution struct {
 	OutMessageID      *string
 	ProviderMessageID *string
 	LeaseExpiresAt    *time.Time
+	ClaimedUntil      *time.Time
+	ReservedDay       *time.Time
 	DeferReason       *string
 	DeferUntil        *time.Time
 	ErrorCode         *string

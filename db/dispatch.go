@@ -1,0 +1,562 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/policy"
+)
+
+// Dispatch settings (SPEC §6.1).
+const (
+	MaxAttempts = 5
+	// RetryBase is the first retry delay; it doubles per attempt.
+	RetryBase = 30 * time.Second
+	// TerminalRest is how long a pinned adapter may rest before its
+	// enrollments get the pool policy instead of waiting.
+	TerminalRest = 7 * 24 * time.Hour
+)
+
+// TenantKeys lists every tenant (the dispatcher visits them in turn).
+func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.ListTenantKeys(ctx) }
+
+// Claim marks up to limit due executions of the tenant's ready adapters as
+// claimed until now+hold and returns their ids. Executions of an adapter
+// blocked until next_send_at are not read.
+func (s *Store) Claim(ctx context.Context, tenant string, limit int, hold time.Duration) ([]uuid.UUID, error) {
+	now := s.clock.Now()
+	return s.q.ClaimDue(ctx, dbsqlc.ClaimDueParams{TenantKey: tenant, Now: now, PerAdapter: limit, ClaimUntil: now.Add(hold), Lim: limit})
+}
+
+// SendJob is a reserved send: everything the dispatcher needs to render,
+// build and deliver one message, and to record the outcome.
+type SendJob struct {
+	TenantKey         string
+	ExecutionID       uuid.UUID
+	EnrollmentID      uuid.UUID
+	SequenceVersionID uuid.UUID
+	SequenceKey       string
+	StepKey           string
+	Position          int
+	Attempt           int
+	AttemptWindow     int
+	MessageID         string
+	Lease             time.Time
+	Day               time.Time // adapter-local day whose counters the send reserved
+	Contact           dripdrop.Contact
+	// Templates.
+	Subject, BodyText string
+	BodyHTML          *string
+	Spintax           bool
+	// ReplySubject is set when the step has no subject: the message goes out
+	// as "Re: " + the thread's first subject.
+	ReplySubject string
+	InReplyTo    string
+	References   []string
+	// Sender.
+	AdapterID   uuid.UUID
+	Provider    string
+	FromAddress string
+	FromName    string
+	Credentials dripdrop.SMTPCredentials
+}
+
+// Outcome of a reservation attempt.
+type Outcome string
+
+// Outcomes.
+const (
+	Reserved  Outcome = "reserved"
+	Deferred  Outcome = "deferred"
+	Cancelled Outcome = "cancelled"
+	Skipped   Outcome = "skipped"
+	Released  Outcome = "released" // left scheduled (paused enrollment, lost race, repinned)
+	Failed    Outcome = "failed"
+)
+
+// Reservation is what Reserve decided.
+type Reservation struct {
+	Outcome Outcome
+	Job     *SendJob
+	Verdict *policy.Verdict
+}
+
+// Reserve is phase one of a send (SPEC §6.1): under the adapter's row lock
+// it evaluates every policy and either reserves the send (state sending,
+// Message-ID, lease, adapter last_send_at and today's counters) or records
+// why not. Nothing here talks to the network.
+func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease time.Duration) (Reservation, error) {
+	pre, err := s.q.LoadSend(ctx, dbsqlc.LoadSendParams{TenantKey: tenant, ID: id})
+	if err == pgx.ErrNoRows {
+		return Reservation{Outcome: Released}, nil
+	}
+	if err != nil {
+		return Reservation{}, err
+	}
+	var res Reservation
+	var evs []event
+	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs, res = evs[:0], Reservation{}
+		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: pre.AdapterID})
+		if err != nil {
+			return err
+		}
+		x, err := q.LockExecution(ctx, dbsqlc.LockExecutionParams{TenantKey: tenant, ID: id})
+		if err != nil {
+			return err
+		}
+		if x.State != "scheduled" || x.AdapterID != pre.AdapterID {
+			res.Outcome = Released
+			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+		}
+		sc, err := q.LoadSend(ctx, dbsqlc.LoadSendParams{TenantKey: tenant, ID: id})
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		finish := func(state, code, msg string) error {
+			return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: state, ErrorCode: &code, Error: &msg, Now: now})
+		}
+
+		// The enrollment must be live.
+		switch sc.EnrollmentState {
+		case dripdrop.EnrollmentActive:
+		case dripdrop.EnrollmentPaused:
+			res.Outcome = Released
+			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+		default:
+			res.Outcome = Cancelled
+			return finish("cancelled", "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState)
+		}
+
+		// The sender must be usable; a lost pin gets the pool policy.
+		if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
+			if sc.AdapterOverrideID != nil {
+				res.Outcome = Failed
+				evs = append(evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
+				return finish("failed", "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term")
+			}
+			e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
+			if err != nil {
+				return err
+			}
+			ev, err := s.applyPinPolicy(ctx, q, e, sc.PoolID)
+			if err != nil {
+				return err
+			}
+			if ev.name != "" {
+				evs = append(evs, ev)
+			}
+			res.Outcome = Released
+			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+		}
+
+		in, err := s.policyInput(ctx, q, tenant, sc, ad, now)
+		if err != nil {
+			return err
+		}
+		result := policy.Evaluate(in)
+		if b := result.Binding; b != nil {
+			res.Verdict = b
+			return s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, &res, &evs)
+		}
+
+		// Reserve.
+		msgID := deref(x.OutMessageID)
+		if msgID == "" {
+			msgID = newMessageID(ad.FromAddress)
+		}
+		var threadNo *int
+		if sc.AdapterOverrideID == nil {
+			t := sc.ThreadNo
+			threadNo = &t
+		}
+		leaseUntil := now.Add(lease)
+		day := dayOf(now, in.Adapter.Location)
+		if err := q.ReserveExecution(ctx, dbsqlc.ReserveExecutionParams{
+			TenantKey: tenant, ID: id, OutMessageID: &msgID, LeaseExpiresAt: &leaseUntil, ReservedDay: &day,
+			ThreadNo: threadNo, AdapterID: ad.ID, Now: now,
+		}); err != nil {
+			return err
+		}
+		if err := q.AddUsage(ctx, dbsqlc.AddUsageParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, SequenceVersionID: sc.SequenceVersionID}); err != nil {
+			return err
+		}
+		var next *time.Time
+		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
+			n := now.Add(time.Duration(ad.MinGapSeconds)*time.Second + policy.Jitter(ad.ID, now, ad.GapJitterSeconds))
+			next = &n
+		}
+		if err := q.SetAdapterSendTimes(ctx, dbsqlc.SetAdapterSendTimesParams{TenantKey: tenant, ID: ad.ID, LastSendAt: &now, NextSendAt: next}); err != nil {
+			return err
+		}
+		job, err := s.buildJob(ctx, q, tenant, sc, ad, msgID, leaseUntil, x.Attempt+1, threadNo)
+		if err != nil {
+			return err
+		}
+		job.Day = day
+		res.Outcome, res.Job = Reserved, job
+		return nil
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	s.emit(ctx, evs...)
+	return res, nil
+}
+
+func newMessageID(from string) string {
+	domain := dripdrop.EmailDomain(from)
+	if domain == "" {
+		domain = "dripdrop.local"
+	}
+	return "<" + dripdrop.NewID().String() + "@" + domain + ">"
+}
+
+// policyInput loads what the policies read, inside the reservation.
+func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, now time.Time) (policy.Input, error) {
+	loc, err := time.LoadLocation(ad.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	usage, err := q.UsageOnDay(ctx, dbsqlc.UsageOnDayParams{TenantKey: tenant, AdapterID: ad.ID, Day: dayOf(now, loc), SequenceVersionID: sc.SequenceVersionID})
+	if err != nil {
+		return policy.Input{}, err
+	}
+	pct := 100
+	if p, err := q.GetBudget(ctx, dbsqlc.GetBudgetParams{TenantKey: tenant, AdapterID: ad.ID, SequenceVersionID: sc.SequenceVersionID}); err == nil {
+		pct = p
+	} else if err != pgx.ErrNoRows {
+		return policy.Input{}, err
+	}
+	suppressed, err := q.IsSuppressed(ctx, dbsqlc.IsSuppressedParams{TenantKey: tenant, Email: strings.ToLower(sc.Email), Domain: dripdrop.EmailDomain(sc.Email)})
+	if err != nil {
+		return policy.Input{}, err
+	}
+	scope := ""
+	if suppressed {
+		scope = "domain"
+		if one, _ := q.IsSuppressed(ctx, dbsqlc.IsSuppressedParams{TenantKey: tenant, Email: strings.ToLower(sc.Email), Domain: "\x01"}); one {
+			scope = "email"
+		}
+	}
+	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
+	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
+	w := policy.Window{Start: policy.Clock(sc.WindowStart), End: policy.Clock(sc.WindowEnd), Timezone: sc.WindowTimezone}
+	for _, d := range sc.WindowDays {
+		w.Days = append(w.Days, time.Weekday(d))
+	}
+	return policy.Input{
+		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: suppressed, SuppressionScope: scope,
+		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
+		SentToday: usage.Total, SentTodayForVersion: usage.ForVersion, MaxSharePct: pct,
+	}, nil
+}
+
+// applyVerdict records a non-allow verdict. Adapter-level blocks (rest, ramp
+// cap, gap) move the adapter's next_send_at — one write however large its
+// backlog — and touch only the claimed execution.
+func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, v policy.Verdict, now time.Time, res *Reservation, evs *[]event) error {
+	id := sc.ID
+	switch v.Action {
+	case policy.Cancel:
+		res.Outcome = Cancelled
+		code := v.Reason
+		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: "cancelled", ErrorCode: &code, Now: now})
+	case policy.Skip:
+		res.Outcome = Skipped
+		code := "suppressed"
+		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: "skipped", ErrorCode: &code, Now: now}); err != nil {
+			return err
+		}
+		*evs = append(*evs, event{name: "dripdrop.policy.suppressed", metadata: map[string]any{
+			"step_execution_id": id.String(), "enrollment_id": sc.EnrollmentID.String(), "tenant_key": tenant, "scope": v.Inputs["scope"],
+		}})
+		ev, err := s.stopEnrollment(ctx, q, tenant, sc.EnrollmentID, "suppressed")
+		if ev.name != "" {
+			*evs = append(*evs, ev)
+		}
+		return err
+	}
+	res.Outcome = Deferred
+	reason := v.Reason
+	until := v.DeferUntil
+	sid, aid := id.String(), ad.ID.String()
+	switch v.Policy {
+	case policy.SendWindow, policy.SubCap:
+		// Execution-level: this execution waits; others of the adapter go on.
+		if err := q.DeferExecution(ctx, dbsqlc.DeferExecutionParams{TenantKey: tenant, ID: id, ScheduledFor: until, DeferReason: &reason, DeferUntil: &until, Now: now}); err != nil {
+			return err
+		}
+	default:
+		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: &until}); err != nil {
+			return err
+		}
+		if err := q.DeferExecution(ctx, dbsqlc.DeferExecutionParams{TenantKey: tenant, ID: id, ScheduledFor: sc.ScheduledFor, DeferReason: &reason, DeferUntil: &until, Now: now}); err != nil {
+			return err
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"policy": v.Policy, "defer_until": until})
+	if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: "deferred", AdapterID: &ad.ID,
+		StepExecutionID: &id, EnrollmentID: &sc.EnrollmentID, SequenceVersionID: &sc.SequenceVersionID, Reason: &reason, Data: data, OccurredAt: now}); err != nil {
+		return err
+	}
+	switch v.Policy {
+	case policy.SendWindow:
+		*evs = append(*evs, event{name: "dripdrop.policy.quiet_hours", metadata: map[string]any{"step_execution_id": sid, "tenant_key": tenant, "timezone": v.Timezone, "defer_until": until}})
+	case policy.AdapterResting:
+		*evs = append(*evs, event{name: "dripdrop.policy.adapter_resting", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until}})
+	case policy.RampCap:
+		*evs = append(*evs, event{name: "dripdrop.policy.ramp_cap", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "sent_count": v.SentCount, "cap": v.Cap}})
+	case policy.SubCap:
+		*evs = append(*evs, event{name: "dripdrop.policy.sub_cap", metadata: map[string]any{"adapter_id": aid, "sequence_version_id": sc.SequenceVersionID.String(), "step_execution_id": sid, "tenant_key": tenant, "sent_count": v.SentCount, "cap": v.Cap, "max_share_pct": v.MaxSharePct}})
+	case policy.MinGap:
+		*evs = append(*evs, event{name: "dripdrop.policy.min_gap", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until, "min_gap_seconds": v.MinGapSeconds}})
+	}
+	*evs = append(*evs, event{name: "dripdrop.dispatch.deferred", metadata: map[string]any{"step_execution_id": sid, "adapter_id": aid, "tenant_key": tenant, "reason": reason, "defer_until": until}})
+	return nil
+}
+
+func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant string, id uuid.UUID, reason string) (event, error) {
+	now := s.clock.Now()
+	n, err := q.StopEnrollment(ctx, dbsqlc.StopEnrollmentParams{TenantKey: tenant, ID: id, StopReason: &reason, Now: now})
+	if err != nil || n == 0 {
+		return event{}, err
+	}
+	if _, err := q.CancelPendingExecutions(ctx, dbsqlc.CancelPendingExecutionsParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
+		return event{}, err
+	}
+	return stateEvent("dripdrop.enrollment.stopped", tenant, id, reason), nil
+}
+
+func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int) (*SendJob, error) {
+	job := &SendJob{
+		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
+		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
+		MessageID: msgID, Lease: lease, Subject: sc.StepSubject, BodyText: sc.BodyText, BodyHTML: sc.BodyHtml, Spintax: sc.Spintax,
+		AdapterID: ad.ID, Provider: ad.Provider, FromAddress: ad.FromAddress, FromName: ad.FromName,
+		Contact: dripdrop.Contact{Email: sc.Email, FirstName: deref(sc.FirstName), LastName: deref(sc.LastName), Company: deref(sc.Company), Timezone: deref(sc.ContactTimezone)},
+	}
+	if len(sc.Vars) > 2 {
+		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
+	}
+	if threadNo != nil {
+		msgs, err := q.ThreadMessages(ctx, dbsqlc.ThreadMessagesParams{TenantKey: tenant, EnrollmentID: sc.EnrollmentID, ThreadNo: threadNo})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			job.References = append(job.References, deref(m.OutMessageID))
+		}
+		if n := len(job.References); n > 0 {
+			job.InReplyTo = job.References[n-1]
+		}
+		if strings.TrimSpace(job.Subject) == "" && len(msgs) > 0 {
+			job.ReplySubject = deref(msgs[0].Subject)
+		}
+	}
+	if strings.TrimSpace(job.Subject) == "" && job.ReplySubject == "" {
+		// A new thread (or an override step) without its own subject starts
+		// from the version's first subject.
+		first, err := q.GetFirstStep(ctx, dbsqlc.GetFirstStepParams{TenantKey: tenant, SequenceVersionID: sc.SequenceVersionID})
+		if err != nil {
+			return nil, err
+		}
+		job.Subject = first.Subject
+	}
+	if len(ad.Credentials) > 0 {
+		if s.vault == nil {
+			return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
+		}
+		pt, err := s.vault.Open(ad.Credentials, credentialsAD(tenant, ad.ID))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(pt, &job.Credentials); err != nil {
+			return nil, err
+		}
+	}
+	return job, nil
+}
+
+func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, permanent bool) event {
+	return event{name: "dripdrop.dispatch.failed", metadata: map[string]any{
+		"step_execution_id": sc.ID.String(), "enrollment_id": sc.EnrollmentID.String(), "adapter_id": sc.AdapterID.String(),
+		"tenant_key": tenant, "reason": reason, "smtp_code": code, "permanent": permanent,
+	}}
+}
+
+// MarkSent is phase two: the provider accepted the message. It records the
+// send (fenced by the lease, so a rescued and re-reserved send is never
+// overwritten), writes the sent event and schedules the next step or
+// completes the enrollment. It reports false when the lease was lost.
+func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject string) (bool, error) {
+	var evs []event
+	var ok bool
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs, ok = evs[:0], false
+		now := s.clock.Now()
+		x, err := q.MarkSent(ctx, dbsqlc.MarkSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject, Now: now, LeaseExpiresAt: &job.Lease})
+		if err == pgx.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "sent", AdapterID: &job.AdapterID,
+			StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID, Data: data, OccurredAt: now}); err != nil {
+			return err
+		}
+		evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
+			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
+			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
+		}})
+		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: job.TenantKey, ID: x.EnrollmentID})
+		if err != nil {
+			return err
+		}
+		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
+			return nil
+		}
+		next, err := q.NextStep(ctx, dbsqlc.NextStepParams{TenantKey: job.TenantKey, SequenceVersionID: e.SequenceVersionID, Position: job.Position})
+		if err == pgx.ErrNoRows {
+			if _, err := q.CompleteEnrollment(ctx, dbsqlc.CompleteEnrollmentParams{TenantKey: job.TenantKey, ID: e.ID, Now: now}); err != nil {
+				return err
+			}
+			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, e.ID, "last_step_sent"))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
+			TenantKey: job.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID, StepID: next.ID, AdapterID: stepSender(next, e.AdapterID),
+			Followup: true, ScheduledFor: now.Add(time.Duration(next.DelaySeconds) * time.Second), Now: now,
+		}); err != nil {
+			return err
+		}
+		return q.NotifyWork(ctx, job.TenantKey)
+	})
+	if err != nil {
+		return false, err
+	}
+	s.emit(ctx, evs...)
+	return ok, nil
+}
+
+// MarkFailed records a failed send and releases its reservation. A
+// temporary failure is retried after 30 s × 2^(attempt−1) with the same
+// Message-ID, up to MaxAttempts; a permanent one fails the execution, and a
+// bounce (5.1.x) also suppresses the address and stops the enrollment.
+func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
+	var evs []event
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		now := s.clock.Now()
+		state, at := "failed", now
+		retry := temporary && job.Attempt < MaxAttempts
+		if retry {
+			state, at = "scheduled", now.Add(RetryBase<<(job.Attempt-1))
+		}
+		if len(msg) > 1000 {
+			msg = msg[:1000]
+		}
+		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
+			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})
+		if err == pgx.ErrNoRows {
+			return nil // rescued meanwhile: the rescue released the reservation
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
+			return err
+		}
+		meta := func() map[string]any {
+			return map[string]any{"step_execution_id": job.ExecutionID.String(), "adapter_id": job.AdapterID.String(), "tenant_key": job.TenantKey}
+		}
+		if retry {
+			m := meta()
+			m["attempt"], m["defer_until"], m["reason"] = job.Attempt, at, errCode
+			evs = append(evs, event{name: "dripdrop.dispatch.retry", metadata: m})
+			return q.NotifyWork(ctx, job.TenantKey)
+		}
+		m := meta()
+		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
+		evs = append(evs, event{name: "dripdrop.dispatch.failed", metadata: m})
+		if !bounce {
+			return nil
+		}
+		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
+			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
+			return err
+		}
+		sub := "hard"
+		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "bounced", Subtype: &sub,
+			AdapterID: &job.AdapterID, StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID,
+			Reason: &errCode, Data: []byte("{}"), OccurredAt: now}); err != nil {
+			return err
+		}
+		ev, err := s.stopEnrollment(ctx, q, job.TenantKey, job.EnrollmentID, "bounced")
+		if ev.name != "" {
+			evs = append(evs, ev)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.emit(ctx, evs...)
+	return nil
+}
+
+func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant string, adapter, version uuid.UUID, day *time.Time) error {
+	if day == nil {
+		return nil
+	}
+	return q.ReleaseUsage(ctx, dbsqlc.ReleaseUsageParams{TenantKey: tenant, AdapterID: adapter, Day: *day, SequenceVersionID: version})
+}
+
+// RescueStale returns executions left sending past their lease (a crashed
+// or stuck worker) to scheduled, keeping their Message-ID, and releases
+// their reservations. It returns how many it rescued.
+func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		n = 0
+		now := s.clock.Now()
+		rows, err := q.StaleSending(ctx, dbsqlc.StaleSendingParams{TenantKey: tenant, Now: now})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if err := q.RescueExecution(ctx, dbsqlc.RescueExecutionParams{TenantKey: tenant, ID: r.ID, Now: now}); err != nil {
+				return err
+			}
+			e, err := q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: r.EnrollmentID})
+			if err != nil {
+				return err
+			}
+			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, r.ReservedDay); err != nil {
+				return err
+			}
+			n++
+		}
+		if n > 0 {
+			return q.NotifyWork(ctx, tenant)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,54 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// WorkChannel is the LISTEN/NOTIFY channel that announces new due work;
+// the payload is the tenant key.
+const WorkChannel = "dripdrop_work"
+
+// Listen delivers WorkChannel notifications to fn until ctx ends,
+// reconnecting with backoff when the connection drops.
+func (s *Store) Listen(ctx context.Context, fn func(tenant string)) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, fn, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, fn func(string), connected func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{WorkChannel}.Sanitize()); err != nil {
+		return err
+	}
+	connected()
+	defer func() {
+		// The connection returns to the pool: stop listening on it.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
+	}()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}

@@ -1,0 +1,166 @@
+-- name: ListTenantKeys :many
+SELECT tenant_key FROM tenants ORDER BY tenant_key;
+
+-- name: ClaimDue :many
+-- Claims due executions of ready adapters only: an adapter blocked until
+-- next_send_at is not read at all. Follow-ups go first, then the oldest;
+-- an adapter with a minimum gap gets one execution per claim.
+WITH ready AS (
+    SELECT a.id, a.min_gap_seconds FROM adapters a
+    WHERE a.tenant_key = @tenant_key AND a.deleted_at IS NULL
+      AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)
+), picked AS (
+    SELECT c.id, c.followup, c.scheduled_for, r.min_gap_seconds,
+           row_number() OVER (PARTITION BY c.adapter_id ORDER BY c.followup DESC, c.scheduled_for) AS rn
+    FROM ready r
+    CROSS JOIN LATERAL (
+        SELECT s.id, s.adapter_id, s.followup, s.scheduled_for FROM step_executions s
+        JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
+        WHERE s.tenant_key = @tenant_key AND s.adapter_id = r.id AND s.state = 'scheduled'
+          AND s.scheduled_for <= @now::timestamptz
+          AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
+          AND e.state <> 'paused'
+        ORDER BY s.followup DESC, s.scheduled_for
+        LIMIT @per_adapter::int
+    ) c
+)
+UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
+WHERE x.tenant_key = @tenant_key
+  AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
+               ORDER BY p.followup DESC, p.scheduled_for LIMIT @lim::int)
+  AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < @now::timestamptz)
+RETURNING x.id;
+
+-- name: LoadSend :one
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = $1 AND x.id = $2;
+
+-- name: LockExecution :one
+SELECT * FROM step_executions WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+
+-- name: LockAdapter :one
+SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+
+-- name: ThreadMessages :many
+SELECT out_message_id, subject FROM step_executions
+WHERE tenant_key = $1 AND enrollment_id = $2 AND thread_no = $3 AND state = 'sent' AND out_message_id IS NOT NULL
+ORDER BY sent_at, id;
+
+-- name: UsageOnDay :one
+SELECT coalesce(sum(sent), 0)::int AS total,
+       coalesce(sum(sent) FILTER (WHERE sequence_version_id = @sequence_version_id), 0)::int AS for_version
+FROM adapter_daily_usage
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day;
+
+-- name: GetBudget :one
+SELECT max_share_pct FROM budgets WHERE tenant_key = $1 AND adapter_id = $2 AND sequence_version_id = $3;
+
+-- name: AddUsage :exec
+INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+VALUES (@tenant_key, @adapter_id, @day, @sequence_version_id, 1)
+ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id)
+DO UPDATE SET sent = adapter_daily_usage.sent + 1;
+
+-- name: ReleaseUsage :exec
+UPDATE adapter_daily_usage SET sent = greatest(sent - 1, 0)
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day AND sequence_version_id = @sequence_version_id;
+
+-- name: ReserveExecution :exec
+UPDATE step_executions SET state = 'sending', attempt = attempt + 1,
+       out_message_id = coalesce(out_message_id, @out_message_id), lease_expires_at = @lease_expires_at,
+       reserved_day = @reserved_day, thread_no = @thread_no, adapter_id = @adapter_id,
+       claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: SetAdapterSendTimes :exec
+UPDATE adapters SET last_send_at = sqlc.narg(last_send_at), next_send_at = sqlc.narg(next_send_at)
+WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: SetAdapterNextSend :exec
+UPDATE adapters SET next_send_at = @next_send_at WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: ReleaseClaim :exec
+UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2;
+
+-- name: DeferExecution :exec
+UPDATE step_executions SET scheduled_for = @scheduled_for, defer_reason = @defer_reason, defer_until = @defer_until,
+       claimed_until = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: FinishExecution :exec
+-- Ends an execution that never went out (cancelled, skipped, failed before sending).
+UPDATE step_executions SET state = @state, error_code = @error_code, error = @error, claimed_until = NULL,
+       lease_expires_at = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: MarkSent :one
+-- Fenced by the lease: a send rescued and re-reserved meanwhile is not overwritten.
+UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
+       subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state = 'sending' AND lease_expires_at = @lease_expires_at
+RETURNING *;
+
+-- name: MarkSendFailed :one
+UPDATE step_executions SET state = @state, scheduled_for = @scheduled_for, error_code = @error_code, error = @error,
+       lease_expires_at = NULL, reserved_day = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state = 'sending' AND lease_expires_at = @lease_expires_at
+RETURNING *;
+
+-- name: InsertMessageEvent :exec
+INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, step_execution_id, enrollment_id,
+                            sequence_version_id, reason, data, occurred_at)
+VALUES (@tenant_key, @id, @type, @subtype, @adapter_id, @step_execution_id, @enrollment_id,
+        @sequence_version_id, @reason, @data, @occurred_at)
+ON CONFLICT DO NOTHING;
+
+-- name: NextStep :one
+SELECT * FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 AND position > $3 ORDER BY position LIMIT 1;
+
+-- name: StaleSending :many
+SELECT id, adapter_id, reserved_day, enrollment_id FROM step_executions
+WHERE tenant_key = @tenant_key AND state = 'sending' AND lease_expires_at < @now::timestamptz
+ORDER BY lease_expires_at
+LIMIT 500
+FOR UPDATE SKIP LOCKED;
+
+-- name: RescueExecution :exec
+UPDATE step_executions SET state = 'scheduled', scheduled_for = @now, lease_expires_at = NULL, reserved_day = NULL,
+       claimed_until = NULL, defer_reason = 'rescued', updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: UpsertSuppressionIfAbsent :exec
+INSERT INTO suppressions (tenant_key, id, kind, value, reason, source, created_at)
+VALUES (@tenant_key, @id, @kind, @value, @reason, @source, @now)
+ON CONFLICT (tenant_key, kind, value) DO NOTHING;
+
+-- name: StopEnrollment :execrows
+UPDATE enrollments SET state = 'stopped', stop_reason = @stop_reason, ended_at = @now::timestamptz, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state IN ('active', 'paused');
+
+-- name: CompleteEnrollment :execrows
+UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state IN ('active', 'paused');
+
+-- name: TryLeader :one
+INSERT INTO leader_leases (name, holder, expires_at) VALUES (@name, @holder, @expires_at)
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at < now()
+RETURNING holder;
+
+-- name: ResignLeader :exec
+DELETE FROM leader_leases WHERE name = @name AND holder = @holder;
+
+-- name: NotifyWork :exec
+SELECT pg_notify('dripdrop_work', @tenant_key::text);
