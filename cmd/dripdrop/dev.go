@@ -102,6 +102,9 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 	if err != nil {
 		return fmt.Errorf("seeding the demo: %w", err)
 	}
+	cfg.onSent = func(job *db.SendJob) {
+		log.Info("sent", "step", job.StepKey, "attempt", job.Attempt, "message_id", job.MessageID, "in_reply_to", job.InReplyTo)
+	}
 	return serve(ctx, cfg, box, log, func(addr string) {
 		base := "http://" + addr
 		if onReady != nil {
@@ -175,7 +178,7 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile
 	step := func(key, subject, body string, delay int64) dripdrop.StepInput {
 		return dripdrop.StepInput{Key: &key, Subject: &subject, BodyText: &body, DelaySeconds: &delay}
 	}
-	_, err = store.CreateSequence(ctx, "demo", dripdrop.SequenceInput{
+	if _, err = store.CreateSequence(ctx, "demo", dripdrop.SequenceInput{
 		Key: &seqKey, Name: &seqName,
 		VersionInput: dripdrop.VersionInput{
 			PoolID:     &pool.ID,
@@ -186,8 +189,19 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile
 				step("breakup", "", "Last note from me. {Cheers|Thanks}!", 60),
 			},
 		},
-	})
-	return key.Secret, err
+	}); err != nil {
+		return "", err
+	}
+	// A few demo prospects, so mail flows into the sink right away.
+	var contacts []dripdrop.ContactInput
+	for _, c := range [][3]string{{"grace@example.com", "Grace", "Navy"}, {"linus@example.org", "Linus", "Kernel Co"}, {"margaret@example.net", "Margaret", "Apollo"}} {
+		email, first, company := c[0], c[1], c[2]
+		contacts = append(contacts, dripdrop.ContactInput{Email: &email, FirstName: &first, Company: &company})
+	}
+	if _, err := store.EnrollBatch(ctx, "demo", seqKey, contacts); err != nil {
+		return "", err
+	}
+	return key.Secret, nil
 }
 
 // repointSink updates the demo adapters to the sink's current port.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,7 @@ func TestDevServesDemo(t *testing.T) {
 	url := dbtest.URL(t)
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	run := func() (key string, adapters int) {
+	run := func(waitForMail bool) (key string, adapters int) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		type ready struct{ base, key string }
@@ -63,18 +64,47 @@ func TestDevServesDemo(t *testing.T) {
 		if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&body) != nil {
 			t.Fatalf("GET /v1/adapters: %d", res.StatusCode)
 		}
+		// The seeded demo sends into the sink: /metrics counts the sends.
+		deadline := time.Now().Add(40 * time.Second)
+		for sent := 0.0; waitForMail && sent < 3; {
+			if time.Now().After(deadline) {
+				t.Fatalf("demo mail did not flow: %v sends after 40 s", sent)
+			}
+			time.Sleep(200 * time.Millisecond)
+			sent = metricSum(t, r.base+"/metrics", "dripdrop_dispatch_sent_total")
+		}
 		cancel()
 		if err := <-errc; err != nil {
 			t.Fatalf("dev shutdown: %v", err)
 		}
 		return r.key, len(body.Data)
 	}
-	k1, n1 := run()
+	k1, n1 := run(true)
 	if n1 != 2 || !strings.HasPrefix(k1, "dd_demo.") {
 		t.Fatalf("first run: key %q, %d adapters; want a demo key and 2 adapters", k1, n1)
 	}
-	k2, n2 := run()
+	k2, n2 := run(false)
 	if k2 != k1 || n2 != 2 {
 		t.Fatalf("second run: key %q (first %q), %d adapters; the demo must be seeded once", k2, k1, n2)
 	}
+}
+
+func metricSum(t *testing.T, url, name string) float64 {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	total := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -27,13 +28,21 @@ type serveConfig struct {
 	PublicBaseURL string
 	DrainTimeout  time.Duration
 	LogEvents     bool
+	Workers       int
+	Lease         time.Duration
+	SendTimeout   time.Duration
+	onSent        func(*db.SendJob)
 }
 
 func (c *serveConfig) flags(fs interface {
 	StringVar(*string, string, string, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	BoolVar(*bool, string, bool, string)
+	IntVar(*int, string, int, string)
 }) {
+	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
+	fs.DurationVar(&c.Lease, "send-lease", 10*time.Minute, "how long a send may stay in flight before it is rescued and retried")
+	fs.DurationVar(&c.SendTimeout, "send-timeout", 2*time.Minute, "deadline of one SMTP conversation (must be shorter than -send-lease)")
 	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
 	fs.StringVar(&c.DatabaseURL, "database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
 	fs.StringVar(&c.ListenAddr, "listen", envDefault("LISTEN_ADDR", ":8080"), "HTTP listen address (env LISTEN_ADDR)")
@@ -88,6 +97,21 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	}
 	defer store.Close()
 
+	disp, err := dispatch.New(dispatch.Config{
+		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
+		Workers: cfg.Workers, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, OnSent: cfg.onSent,
+	})
+	if err != nil {
+		return err
+	}
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
+	leader := &dispatch.Leader{Store: store, Logger: log}
+	leaderDone := make(chan struct{})
+	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
+
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log})
 	httpSrv := &http.Server{
 		Handler:           srv,
@@ -113,13 +137,20 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
+	log.Info("shutting down: no new claims, draining in-flight sends", "drain_timeout", cfg.DrainTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		return err
+	stopEngine()
+	herr := httpSrv.Shutdown(sctx)
+	for _, done := range []chan struct{}{engineDone, leaderDone} {
+		select {
+		case <-done:
+		case <-sctx.Done():
+			log.Warn("drain timeout: in-flight sends will be rescued on the next start")
+			return herr
+		}
 	}
-	return nil
+	return herr
 }
 
 func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {

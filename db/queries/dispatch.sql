@@ -154,7 +154,9 @@ UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, update
 WHERE tenant_key = @tenant_key AND id = @id AND state IN ('active', 'paused');
 
 -- name: TryLeader :one
-INSERT INTO leader_leases (name, holder, expires_at) VALUES (@name, @holder, @expires_at)
+-- Expiry uses the database clock only, so replicas with skewed clocks agree.
+INSERT INTO leader_leases (name, holder, expires_at)
+VALUES (@name, @holder, now() + make_interval(secs => @ttl_seconds::float8))
 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
 WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at < now()
 RETURNING holder;
@@ -164,3 +166,7 @@ DELETE FROM leader_leases WHERE name = @name AND holder = @holder;
 
 -- name: NotifyWork :exec
 SELECT pg_notify('dripdrop_work', @tenant_key::text);
+
+-- name: DueRecoveriesAll :many
+SELECT id FROM adapters
+WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL;

@@ -148,6 +148,36 @@ func (q *Queries) DeferExecution(ctx context.Context, arg DeferExecutionParams) 
 	return err
 }
 
+const dueRecoveriesAll = `-- name: DueRecoveriesAll :many
+SELECT id FROM adapters
+WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
+`
+
+type DueRecoveriesAllParams struct {
+	TenantKey string
+	Now       time.Time
+}
+
+func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, dueRecoveriesAll, arg.TenantKey, arg.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const finishExecution = `-- name: FinishExecution :exec
 UPDATE step_executions SET state = $1, error_code = $2, error = $3, claimed_until = NULL,
        lease_expires_at = NULL, updated_at = $4
@@ -844,20 +874,22 @@ func (q *Queries) ThreadMessages(ctx context.Context, arg ThreadMessagesParams) 
 }
 
 const tryLeader = `-- name: TryLeader :one
-INSERT INTO leader_leases (name, holder, expires_at) VALUES ($1, $2, $3)
+INSERT INTO leader_leases (name, holder, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3::float8))
 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
 WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at < now()
 RETURNING holder
 `
 
 type TryLeaderParams struct {
-	Name      string
-	Holder    string
-	ExpiresAt time.Time
+	Name       string
+	Holder     string
+	TtlSeconds float64
 }
 
+// Expiry uses the database clock only, so replicas with skewed clocks agree.
 func (q *Queries) TryLeader(ctx context.Context, arg TryLeaderParams) (string, error) {
-	row := q.db.QueryRow(ctx, tryLeader, arg.Name, arg.Holder, arg.ExpiresAt)
+	row := q.db.QueryRow(ctx, tryLeader, arg.Name, arg.Holder, arg.TtlSeconds)
 	var holder string
 	err := row.Scan(&holder)
 	return holder, err

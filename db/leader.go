@@ -1,0 +1,35 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+)
+
+// TryLeadership takes or renews the named lease for holder until now+ttl
+// (database clock for expiry). It reports whether holder is the leader.
+func (s *Store) TryLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	got, err := s.q.TryLeader(ctx, dbsqlc.TryLeaderParams{Name: name, Holder: holder, TtlSeconds: ttl.Seconds()})
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	return err == nil && got == holder, err
+}
+
+// ResignLeadership releases the lease if holder has it.
+func (s *Store) ResignLeadership(ctx context.Context, name, holder string) error {
+	return s.q.ResignLeader(ctx, dbsqlc.ResignLeaderParams{Name: name, Holder: holder})
+}
+
+// RecoverAllDue moves every resting adapter of the tenant whose rest is
+// over to probing (the leader's recovery sweep).
+func (s *Store) RecoverAllDue(ctx context.Context, tenant string) (int, error) {
+	ids, err := s.q.DueRecoveriesAll(ctx, dbsqlc.DueRecoveriesAllParams{TenantKey: tenant, Now: s.clock.Now()})
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	return s.RecoverDueAdapters(ctx, tenant, ids)
+}

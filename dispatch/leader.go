@@ -1,0 +1,145 @@
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+)
+
+// Leader holds a TTL lease in PostgreSQL; while it does, it runs the
+// scheduled duties on robfig/cron schedules. Other replicas stand by and take
+// over when the lease lapses.
+type Leader struct {
+	Store  *db.Store
+	Holder string        // unique per process (default hostname-pid-random)
+	TTL    time.Duration // lease length (default 30 s); renewed every TTL/3
+	Logger *slog.Logger
+	// Schedules (robfig/cron specs); defaults in DefaultSchedules.
+	Schedules map[string]string
+
+	leader atomic.Bool
+}
+
+// Duties and their default schedules (SPEC §6.3).
+var DefaultSchedules = map[string]string{
+	"rescue_stale_sending": "@every 30s",
+	"recovery_sweep":       "@every 1m",
+	"idempotency_janitor":  "@every 1h",
+}
+
+const leaseName = "dripdrop-leader"
+
+// IsLeader reports whether this process currently leads.
+func (l *Leader) IsLeader() bool { return l.leader.Load() }
+
+// Run campaigns and runs duties until ctx ends, then resigns.
+func (l *Leader) Run(ctx context.Context) {
+	if l.TTL <= 0 {
+		l.TTL = 30 * time.Second
+	}
+	if l.Holder == "" {
+		host, _ := os.Hostname()
+		l.Holder = host + "-" + dripdrop.NewID().String()[:8]
+	}
+	if l.Logger == nil {
+		l.Logger = slog.Default()
+	}
+	c := cron.New()
+	for name, fn := range map[string]func(context.Context) error{
+		"rescue_stale_sending": l.rescue,
+		"recovery_sweep":       l.recover,
+		"idempotency_janitor":  l.janitor,
+	} {
+		spec := DefaultSchedules[name]
+		if s, ok := l.Schedules[name]; ok {
+			spec = s
+		}
+		if _, err := c.AddFunc(spec, func() {
+			if !l.IsLeader() {
+				return
+			}
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				l.Logger.Error("leader duty failed", "duty", name, "err", err)
+			}
+		}); err != nil {
+			l.Logger.Error("bad duty schedule", "duty", name, "spec", spec, "err", err)
+		}
+	}
+	c.Start()
+	defer func() {
+		<-c.Stop().Done()
+		if l.leader.Swap(false) {
+			_ = l.Store.ResignLeadership(context.WithoutCancel(ctx), leaseName, l.Holder)
+		}
+	}()
+	tick := time.NewTicker(l.TTL / 3)
+	defer tick.Stop()
+	for {
+		ok, err := l.Store.TryLeadership(ctx, leaseName, l.Holder, l.TTL)
+		if err != nil && ctx.Err() == nil {
+			l.Logger.Warn("leadership check failed", "err", err)
+		}
+		if was := l.leader.Swap(ok && err == nil); was != (ok && err == nil) {
+			l.Logger.Info("leadership changed", "leader", ok, "holder", l.Holder)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *Leader) forTenants(ctx context.Context, fn func(tenant string) error) error {
+	tenants, err := l.Store.TenantKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Leader) rescue(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.RescueStale(ctx, t)
+		if n > 0 {
+			l.Logger.Warn("rescued stale sends; they will be retried with the same Message-ID", "tenant", t, "count", n)
+		}
+		return err
+	})
+}
+
+func (l *Leader) recover(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		_, err := l.Store.RecoverAllDue(ctx, t)
+		return err
+	})
+}
+
+func (l *Leader) janitor(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		_, err := l.Store.PruneIdempotencyKeys(ctx, t, 24*time.Hour)
+		return err
+	})
+}
+
+// RunDuties runs every duty once now (tests, and `dripdrop` maintenance).
+func (l *Leader) RunDuties(ctx context.Context) error {
+	for _, fn := range []func(context.Context) error{l.rescue, l.recover, l.janitor} {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
