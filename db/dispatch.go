@@ -51,6 +51,8 @@ type SendJob struct {
 	MessageID         string
 	Lease             time.Time
 	Day               time.Time // adapter-local day whose counters the send reserved
+	MinGapSeconds     int
+	GapJitterSeconds  int
 	Contact           dripdrop.Contact
 	// Templates.
 	Subject, BodyText string
@@ -190,10 +192,12 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 		if err := q.AddUsage(ctx, dbsqlc.AddUsageParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, SequenceVersionID: sc.SequenceVersionID}); err != nil {
 			return err
 		}
+		// An adapter with a minimum gap has one send in flight at a time:
+		// it is blocked until the conversation ends (or the lease expires),
+		// and the gap then runs from the end (AdapterAfterSend).
 		var next *time.Time
 		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
-			n := now.Add(time.Duration(ad.MinGapSeconds)*time.Second + policy.Jitter(ad.ID, now, ad.GapJitterSeconds))
-			next = &n
+			next = &leaseUntil
 		}
 		if err := q.SetAdapterSendTimes(ctx, dbsqlc.SetAdapterSendTimesParams{TenantKey: tenant, ID: ad.ID, LastSendAt: &now, NextSendAt: next}); err != nil {
 			return err
@@ -203,6 +207,7 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 			return err
 		}
 		job.Day = day
+		job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
 		res.Outcome, res.Job = Reserved, job
 		return nil
 	})
@@ -412,6 +417,9 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 			return err
 		}
 		ok = true
+		if err := s.afterSend(ctx, q, job, now); err != nil {
+			return err
+		}
 		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "sent", AdapterID: &job.AdapterID,
 			StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID, Data: data, OccurredAt: now}); err != nil {
@@ -483,6 +491,9 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
 			return err
 		}
+		if err := s.afterSend(ctx, q, job, now); err != nil {
+			return err
+		}
 		meta := func() map[string]any {
 			return map[string]any{"step_execution_id": job.ExecutionID.String(), "adapter_id": job.AdapterID.String(), "tenant_key": job.TenantKey}
 		}
@@ -521,6 +532,15 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 	return nil
 }
 
+// afterSend starts the adapter's gap at the end of a conversation.
+func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, now time.Time) error {
+	if job.MinGapSeconds == 0 && job.GapJitterSeconds == 0 {
+		return nil
+	}
+	next := now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
+	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
+}
+
 func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant string, adapter, version uuid.UUID, day *time.Time) error {
 	if day == nil {
 		return nil
@@ -549,6 +569,9 @@ func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
 				return err
 			}
 			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, r.ReservedDay); err != nil {
+				return err
+			}
+			if err := q.ClearAdapterGuard(ctx, dbsqlc.ClearAdapterGuardParams{TenantKey: tenant, ID: r.AdapterID, Now: now}); err != nil {
 				return err
 			}
 			n++

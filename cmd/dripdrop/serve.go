@@ -31,6 +31,8 @@ type serveConfig struct {
 	Workers       int
 	Lease         time.Duration
 	SendTimeout   time.Duration
+	PollInterval  time.Duration
+	RescueEvery   time.Duration
 	onSent        func(*db.SendJob)
 }
 
@@ -41,6 +43,8 @@ func (c *serveConfig) flags(fs interface {
 	IntVar(*int, string, int, string)
 }) {
 	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
+	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "fallback poll when no notification arrives")
+	fs.DurationVar(&c.RescueEvery, "rescue-interval", 30*time.Second, "how often the leader rescues sends stuck past their lease")
 	fs.DurationVar(&c.Lease, "send-lease", 10*time.Minute, "how long a send may stay in flight before it is rescued and retried")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", 2*time.Minute, "deadline of one SMTP conversation (must be shorter than -send-lease)")
 	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
@@ -99,7 +103,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
-		Workers: cfg.Workers, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, OnSent: cfg.onSent,
+		Workers: cfg.Workers, Lease: cfg.Lease, PollInterval: cfg.PollInterval, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, OnSent: cfg.onSent,
 	})
 	if err != nil {
 		return err
@@ -108,7 +112,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log}
+	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String()}}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 

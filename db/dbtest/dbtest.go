@@ -207,3 +207,24 @@ func Exec(t testing.TB, dsn, sql string, args ...any) {
 		t.Fatalf("dbtest: exec: %v", err)
 	}
 }
+
+// Query runs a query on the database at dsn and returns its rows (test
+// assertions that need SQL the store does not expose).
+func Query(t testing.TB, dsn, sql string, args ...any) [][]any {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("dbtest: query: %v", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+	if err != nil {
+		t.Fatalf("dbtest: query: %v", err)
+	}
+	return out
+}

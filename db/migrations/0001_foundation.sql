@@ -225,6 +225,7 @@ CREATE TABLE step_executions (
     lease_expires_at    timestamptz,   -- while sending: when the rescuer may retry it
     claimed_until       timestamptz,   -- a worker has claimed it until then
     reserved_day        date,          -- adapter-local day whose counters the send reserved
+    rescues             integer NOT NULL DEFAULT 0, -- times a stale "sending" was rescued (possible duplicates)
     defer_reason        text,
     defer_until         timestamptz,
     error_code          text,

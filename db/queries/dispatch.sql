@@ -135,9 +135,20 @@ ORDER BY lease_expires_at
 LIMIT 500
 FOR UPDATE SKIP LOCKED;
 
+-- name: AdapterAfterSend :exec
+-- After a conversation ends: the gap runs from now (so it holds on the
+-- receiver's clock too) and the in-flight guard is lifted.
+UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)
+WHERE tenant_key = @tenant_key AND id = @id AND (min_gap_seconds > 0 OR gap_jitter_seconds > 0);
+
+-- name: ClearAdapterGuard :exec
+UPDATE adapters SET next_send_at = NULL
+WHERE tenant_key = @tenant_key AND id = @id AND next_send_at > @now::timestamptz
+  AND (min_gap_seconds > 0 OR gap_jitter_seconds > 0);
+
 -- name: RescueExecution :exec
 UPDATE step_executions SET state = 'scheduled', scheduled_for = @now, lease_expires_at = NULL, reserved_day = NULL,
-       claimed_until = NULL, defer_reason = 'rescued', updated_at = @now
+       claimed_until = NULL, defer_reason = 'rescued', rescues = rescues + 1, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id;
 
 -- name: UpsertSuppressionIfAbsent :exec

@@ -13,6 +13,30 @@ import (
 	"github.com/google/uuid"
 )
 
+const adapterAfterSend = `-- name: AdapterAfterSend :exec
+UPDATE adapters SET last_send_at = $1::timestamptz, next_send_at = $2
+WHERE tenant_key = $3 AND id = $4 AND (min_gap_seconds > 0 OR gap_jitter_seconds > 0)
+`
+
+type AdapterAfterSendParams struct {
+	Now        time.Time
+	NextSendAt *time.Time
+	TenantKey  string
+	ID         uuid.UUID
+}
+
+// After a conversation ends: the gap runs from now (so it holds on the
+// receiver's clock too) and the in-flight guard is lifted.
+func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendParams) error {
+	_, err := q.db.Exec(ctx, adapterAfterSend,
+		arg.Now,
+		arg.NextSendAt,
+		arg.TenantKey,
+		arg.ID,
+	)
+	return err
+}
+
 const addUsage = `-- name: AddUsage :exec
 INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
 VALUES ($1, $2, $3, $4, 1)
@@ -100,6 +124,23 @@ func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]uuid.UUID
 		return nil, err
 	}
 	return items, nil
+}
+
+const clearAdapterGuard = `-- name: ClearAdapterGuard :exec
+UPDATE adapters SET next_send_at = NULL
+WHERE tenant_key = $1 AND id = $2 AND next_send_at > $3::timestamptz
+  AND (min_gap_seconds > 0 OR gap_jitter_seconds > 0)
+`
+
+type ClearAdapterGuardParams struct {
+	TenantKey string
+	ID        uuid.UUID
+	Now       time.Time
+}
+
+func (q *Queries) ClearAdapterGuard(ctx context.Context, arg ClearAdapterGuardParams) error {
+	_, err := q.db.Exec(ctx, clearAdapterGuard, arg.TenantKey, arg.ID, arg.Now)
+	return err
 }
 
 const completeEnrollment = `-- name: CompleteEnrollment :execrows
@@ -436,7 +477,7 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 }
 
 const lockExecution = `-- name: LockExecution :one
-SELECT tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at FROM step_executions WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at FROM step_executions WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type LockExecutionParams struct {
@@ -465,6 +506,7 @@ func (q *Queries) LockExecution(ctx context.Context, arg LockExecutionParams) (S
 		&i.LeaseExpiresAt,
 		&i.ClaimedUntil,
 		&i.ReservedDay,
+		&i.Rescues,
 		&i.DeferReason,
 		&i.DeferUntil,
 		&i.ErrorCode,
@@ -480,7 +522,7 @@ const markSendFailed = `-- name: MarkSendFailed :one
 UPDATE step_executions SET state = $1, scheduled_for = $2, error_code = $3, error = $4,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = $5
 WHERE tenant_key = $6 AND id = $7 AND state = 'sending' AND lease_expires_at = $8
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
 `
 
 type MarkSendFailedParams struct {
@@ -524,6 +566,7 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 		&i.LeaseExpiresAt,
 		&i.ClaimedUntil,
 		&i.ReservedDay,
+		&i.Rescues,
 		&i.DeferReason,
 		&i.DeferUntil,
 		&i.ErrorCode,
@@ -539,7 +582,7 @@ const markSent = `-- name: MarkSent :one
 UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
        subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2
 WHERE tenant_key = $4 AND id = $5 AND state = 'sending' AND lease_expires_at = $6
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
 `
 
 type MarkSentParams struct {
@@ -580,6 +623,7 @@ func (q *Queries) MarkSent(ctx context.Context, arg MarkSentParams) (StepExecuti
 		&i.LeaseExpiresAt,
 		&i.ClaimedUntil,
 		&i.ReservedDay,
+		&i.Rescues,
 		&i.DeferReason,
 		&i.DeferUntil,
 		&i.ErrorCode,
@@ -667,7 +711,7 @@ func (q *Queries) ReleaseUsage(ctx context.Context, arg ReleaseUsageParams) erro
 
 const rescueExecution = `-- name: RescueExecution :exec
 UPDATE step_executions SET state = 'scheduled', scheduled_for = $1, lease_expires_at = NULL, reserved_day = NULL,
-       claimed_until = NULL, defer_reason = 'rescued', updated_at = $1
+       claimed_until = NULL, defer_reason = 'rescued', rescues = rescues + 1, updated_at = $1
 WHERE tenant_key = $2 AND id = $3
 `
 

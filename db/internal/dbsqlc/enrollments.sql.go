@@ -447,7 +447,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 const insertExecution = `-- name: InsertExecution :one
 INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
 `
 
 type InsertExecutionParams struct {
@@ -493,6 +493,7 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.LeaseExpiresAt,
 		&i.ClaimedUntil,
 		&i.ReservedDay,
+		&i.Rescues,
 		&i.DeferReason,
 		&i.DeferUntil,
 		&i.ErrorCode,
@@ -505,7 +506,7 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 }
 
 const listExecutions = `-- name: ListExecutions :many
-SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
+SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2
 ORDER BY s.position, x.attempt_window
@@ -534,6 +535,7 @@ type ListExecutionsRow struct {
 	LeaseExpiresAt    *time.Time
 	ClaimedUntil      *time.Time
 	ReservedDay       *time.Time
+	Rescues           int
 	DeferReason       *string
 	DeferUntil        *time.Time
 	ErrorCode         *string
@@ -572,6 +574,7 @@ func (q *Queries) ListExecutions(ctx context.Context, arg ListExecutionsParams) 
 			&i.LeaseExpiresAt,
 			&i.ClaimedUntil,
 			&i.ReservedDay,
+			&i.Rescues,
 			&i.DeferReason,
 			&i.DeferUntil,
 			&i.ErrorCode,

@@ -234,6 +234,7 @@ type StepExecution struct {
 	LeaseExpiresAt    *time.Time
 	ClaimedUntil      *time.Time
 	ReservedDay       *time.Time
+	Rescues           int
 	DeferReason       *string
 	DeferUntil        *time.Time
 	ErrorCode         *string
