@@ -104,6 +104,7 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/adapters/{id}", authTenant, s.getAdapter},
 		{"PATCH", "/v1/adapters/{id}", authTenant, s.updateAdapter},
 		{"DELETE", "/v1/adapters/{id}", authTenant, s.deleteAdapter},
+		{"GET", "/v1/adapters/{id}/capacity", authTenant, s.capacity},
 
 		{"POST", "/v1/pools", authTenant, s.createPool},
 		{"GET", "/v1/pools", authTenant, s.listPools},
@@ -129,6 +130,9 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/resume", authTenant, s.enrollmentAction("resume")},
 		{"POST", "/v1/enrollments/{id}/cancel", authTenant, s.enrollmentAction("cancel")},
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, s.repin},
+		{"GET", "/v1/enrollments/{id}/explain", authTenant, s.explain},
+
+		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
 

@@ -61,9 +61,9 @@ func (e *MissingVariableError) Error() string { return "missing variable " + e.N
 
 // Warning is a recoverable issue found while parsing.
 type Warning struct {
-	Reason string // empty_alternative
-	Token  string // the group's source, truncated to 64 bytes
-	Offset int
+	Reason string `json:"reason"` // empty_alternative
+	Token  string `json:"token"`  // the group's source, truncated to 64 bytes
+	Offset int    `json:"offset"`
 }
 
 type kind uint8

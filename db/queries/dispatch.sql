@@ -181,3 +181,21 @@ SELECT pg_notify('dripdrop_work', @tenant_key::text);
 -- name: DueRecoveriesAll :many
 SELECT id FROM adapters
 WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL;
+
+-- name: GetAdapterAny :one
+SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2;
+
+-- name: NextPendingExecution :one
+SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
+WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
+ORDER BY s.position LIMIT 1;
+
+-- name: UsageByVersion :many
+SELECT u.sequence_version_id, u.sent, coalesce(b.max_share_pct, 100)::int AS max_share_pct,
+       s.key AS sequence_key, v.version
+FROM adapter_daily_usage u
+JOIN sequence_versions v ON v.tenant_key = u.tenant_key AND v.id = u.sequence_version_id
+JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
+LEFT JOIN budgets b ON b.tenant_key = u.tenant_key AND b.adapter_id = u.adapter_id AND b.sequence_version_id = u.sequence_version_id
+WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
+ORDER BY s.key, v.version;

@@ -247,6 +247,50 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 	return err
 }
 
+const getAdapterAny = `-- name: GetAdapterAny :one
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2
+`
+
+type GetAdapterAnyParams struct {
+	TenantKey string
+	ID        uuid.UUID
+}
+
+func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (Adapter, error) {
+	row := q.db.QueryRow(ctx, getAdapterAny, arg.TenantKey, arg.ID)
+	var i Adapter
+	err := row.Scan(
+		&i.TenantKey,
+		&i.ID,
+		&i.Name,
+		&i.Channel,
+		&i.Provider,
+		&i.FromAddress,
+		&i.FromName,
+		&i.Credentials,
+		&i.Active,
+		&i.Timezone,
+		&i.HealthState,
+		&i.HealthScore,
+		&i.HealthSince,
+		&i.HealthySince,
+		&i.RestingUntil,
+		&i.RestBackoffSeconds,
+		&i.DailyCap,
+		&i.RampFloor,
+		&i.RampIncrement,
+		&i.RampStartedAt,
+		&i.MinGapSeconds,
+		&i.GapJitterSeconds,
+		&i.LastSendAt,
+		&i.NextSendAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeletedAt,
+	)
+	return i, err
+}
+
 const getBudget = `-- name: GetBudget :one
 SELECT max_share_pct FROM budgets WHERE tenant_key = $1 AND adapter_id = $2 AND sequence_version_id = $3
 `
@@ -635,6 +679,24 @@ func (q *Queries) MarkSent(ctx context.Context, arg MarkSentParams) (StepExecuti
 	return i, err
 }
 
+const nextPendingExecution = `-- name: NextPendingExecution :one
+SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
+WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
+ORDER BY s.position LIMIT 1
+`
+
+type NextPendingExecutionParams struct {
+	TenantKey    string
+	EnrollmentID uuid.UUID
+}
+
+func (q *Queries) NextPendingExecution(ctx context.Context, arg NextPendingExecutionParams) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, nextPendingExecution, arg.TenantKey, arg.EnrollmentID)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
 const nextStep = `-- name: NextStep :one
 SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 AND position > $3 ORDER BY position LIMIT 1
 `
@@ -966,6 +1028,57 @@ func (q *Queries) UpsertSuppressionIfAbsent(ctx context.Context, arg UpsertSuppr
 		arg.Now,
 	)
 	return err
+}
+
+const usageByVersion = `-- name: UsageByVersion :many
+SELECT u.sequence_version_id, u.sent, coalesce(b.max_share_pct, 100)::int AS max_share_pct,
+       s.key AS sequence_key, v.version
+FROM adapter_daily_usage u
+JOIN sequence_versions v ON v.tenant_key = u.tenant_key AND v.id = u.sequence_version_id
+JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
+LEFT JOIN budgets b ON b.tenant_key = u.tenant_key AND b.adapter_id = u.adapter_id AND b.sequence_version_id = u.sequence_version_id
+WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
+ORDER BY s.key, v.version
+`
+
+type UsageByVersionParams struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Day       time.Time
+}
+
+type UsageByVersionRow struct {
+	SequenceVersionID uuid.UUID
+	Sent              int
+	MaxSharePct       int
+	SequenceKey       string
+	Version           int
+}
+
+func (q *Queries) UsageByVersion(ctx context.Context, arg UsageByVersionParams) ([]UsageByVersionRow, error) {
+	rows, err := q.db.Query(ctx, usageByVersion, arg.TenantKey, arg.AdapterID, arg.Day)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageByVersionRow
+	for rows.Next() {
+		var i UsageByVersionRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.Sent,
+			&i.MaxSharePct,
+			&i.SequenceKey,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const usageOnDay = `-- name: UsageOnDay :one

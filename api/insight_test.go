@@ -1,0 +1,64 @@
+package api_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dripdrop/dripdrop/db/dbtest"
+)
+
+func TestExplainAndCapacity(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	dbtest.Exec(t, e.dbURL, `UPDATE adapters SET daily_cap = 10, min_gap_seconds = 90, last_send_at = now() WHERE id = $1::uuid`, f.adapterA)
+	dbtest.Exec(t, e.dbURL, `INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+		SELECT 'acme', $1::uuid, (now() AT TIME ZONE 'UTC')::date, v.id, 4 FROM sequence_versions v WHERE v.sequence_id = $2::uuid`, f.adapterA, f.seq)
+	e.must(200, "PUT", "/v1/sequences/"+f.seq+"/versions/1/budgets/"+f.adapterA, f.key, map[string]any{"max_share_pct": 50})
+	c := e.must(200, "GET", "/v1/adapters/"+f.adapterA+"/capacity", f.key, nil)
+	if c["effective_cap"] != float64(10) || c["sent"] != float64(4) || c["remaining"] != float64(6) || c["timezone"] != "UTC" {
+		t.Fatalf("capacity: %v", c)
+	}
+	seqs := c["sequences"].([]any)
+	if len(seqs) != 1 || seqs[0].(map[string]any)["share_cap"] != float64(5) || seqs[0].(map[string]any)["sequence_key"] != "welcome" {
+		t.Fatalf("capacity shares: %v", seqs)
+	}
+	ex := e.must(200, "GET", "/v1/enrollments/"+f.enrollment+"/explain", f.key, nil)
+	verdicts := ex["verdicts"].([]any)
+	if len(verdicts) != 7 {
+		t.Fatalf("explain: %d verdicts, want 7: %v", len(verdicts), ex)
+	}
+	binding := ex["binding"].(map[string]any)
+	// 4 sent of a 5-message share: the binding policy is the 90 s gap, unless
+	// the default Monday–Friday window is closed right now.
+	if p := binding["policy"]; p != "min_gap" && p != "send_window" {
+		t.Fatalf("binding %v", binding)
+	}
+	next, err := time.Parse(time.RFC3339Nano, ex["next_eligible_at"].(string))
+	if err != nil || !next.After(time.Now()) {
+		t.Fatalf("next_eligible_at %v", ex["next_eligible_at"])
+	}
+	for _, v := range verdicts {
+		if v.(map[string]any)["inputs"] == nil {
+			t.Fatalf("verdict without inputs: %v", v)
+		}
+	}
+}
+
+func TestSpintaxPreview(t *testing.T) {
+	e := newEnv(t)
+	key := e.tenant("acme")
+	p := e.must(200, "POST", "/v1/spintax/preview", key, map[string]any{"template": "{Hi|Hello} {{first_name|there}}, {a|b||c}", "n": 50, "vars": map[string]any{"first_name": "Ada"}})
+	if p["variants"] != float64(6) || p["distinct"] != float64(6) || len(p["renderings"].([]any)) != 50 || len(p["warnings"].([]any)) != 1 || len(p["errors"].([]any)) != 0 {
+		t.Fatalf("preview: %v", p)
+	}
+	bad := e.must(200, "POST", "/v1/spintax/preview", key, map[string]any{"template": "{Hi|Hello"})
+	errs := bad["errors"].([]any)
+	if len(errs) != 1 || errs[0].(map[string]any)["reason"] != "unbalanced_braces" || errs[0].(map[string]any)["offset"] != float64(0) {
+		t.Fatalf("malformed preview: %v", bad)
+	}
+	missing := e.must(200, "POST", "/v1/spintax/preview", key, map[string]any{"template": "Hi {{first_name}}"})
+	if errs := missing["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["code"] != "missing_variable" {
+		t.Fatalf("missing variable preview: %v", missing)
+	}
+	assertProblem(t, e.do("POST", "/v1/spintax/preview", key, map[string]any{"template": "x", "n": 0}), 422, "out_of_range", "n")
+}
