@@ -226,6 +226,9 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			}); err != nil {
 				return err
 			}
+			if err := q.NotifyWork(ctx, tenant); err != nil {
+				return err
+			}
 		}
 		return p.saveCounters(ctx, q, tenant, ref.versionID)
 	})

@@ -363,6 +363,9 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		}); err != nil {
 			return err
 		}
+		if err := q.NotifyWork(ctx, tenant); err != nil {
+			return err
+		}
 		return p.saveCounters(ctx, q, tenant, ref.versionID)
 	})
 	if exhausted != nil {

@@ -22,6 +22,7 @@ WITH ready AS (
           AND e.state <> 'paused'
         ORDER BY s.followup DESC, s.scheduled_for
         LIMIT @per_adapter::int
+        FOR UPDATE OF s SKIP LOCKED
     ) c
 )
 UPDATE step_executions x SET claimed_until = @claim_until::timestamptz

@@ -79,6 +79,7 @@ WITH ready AS (
           AND e.state <> 'paused'
         ORDER BY s.followup DESC, s.scheduled_for
         LIMIT $5::int
+        FOR UPDATE OF s SKIP LOCKED
     ) c
 )
 UPDATE step_executions x SET claimed_until = $1::timestamptz
