@@ -22,6 +22,8 @@ import (
 
 const adminToken = "test-admin-token"
 
+var testUnsubKey = []byte("unsubscribe key for the api tests")
+
 // recorder captures telemetry events.
 type recorder struct {
 	mu     sync.Mutex
@@ -87,7 +89,7 @@ func newBenchEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}
@@ -239,7 +241,7 @@ func (e *env) restart() *env {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(store.Close)
-	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey})
 	hs := httptest.NewServer(srv)
 	e.t.Cleanup(hs.Close)
 	return &env{t: e.t, events: e.events, dbURL: e.dbURL, store: store, server: srv, http: hs}

@@ -1,8 +1,11 @@
 package api_test
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/dripdrop/dripdrop"
 
 	"github.com/dripdrop/dripdrop/db/dbtest"
 )
@@ -61,4 +64,26 @@ func TestSpintaxPreview(t *testing.T) {
 		t.Fatalf("missing variable preview: %v", missing)
 	}
 	assertProblem(t, e.do("POST", "/v1/spintax/preview", key, map[string]any{"template": "x", "n": 0}), 422, "out_of_range", "n")
+}
+
+func TestOneClickUnsubscribe(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	tok := dripdrop.UnsubscribeToken(testUnsubKey, "acme", mustParse(t, f.enrollment))
+	if r := e.do("GET", "/u/"+tok, "", nil); r.status != 200 || !strings.Contains(string(r.body), `method="post"`) {
+		t.Fatalf("confirmation page: %d %s", r.status, r.body)
+	}
+	for i := 0; i < 2; i++ { // repeats are harmless
+		e.must(200, "POST", "/u/"+tok, "", nil)
+	}
+	en := e.must(200, "GET", "/v1/enrollments/"+f.enrollment, f.key, nil)
+	if en["state"] != "stopped" || en["stop_reason"] != "unsubscribed" {
+		t.Fatalf("after unsubscribe: %v", en)
+	}
+	if sup, _ := e.store.IsSuppressed(t.Context(), "acme", "lead@acme.example.com"); !sup {
+		t.Fatal("address not suppressed")
+	}
+	assertProblem(t, e.do("POST", "/u/"+tok[:len(tok)-3]+"abc", "", nil), 404, "not_found", "")
+	forged := dripdrop.UnsubscribeToken([]byte("some other key of 32 bytes!!!!!!"), "acme", mustParse(t, f.enrollment))
+	assertProblem(t, e.do("POST", "/u/"+forged, "", nil), 404, "not_found", "")
 }

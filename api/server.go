@@ -35,6 +35,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// RequestTimeout bounds each request (default 30 s).
 	RequestTimeout time.Duration
+	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
+	UnsubscribeKey []byte
 }
 
 // Server routes and serves the API.
@@ -93,6 +95,8 @@ func New(cfg Config) *Server {
 		{"GET", "/readyz", authNone, s.readyz},
 		{"GET", "/metrics", authNone, func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
 		{"GET", "/openapi.yaml", authNone, serveOpenAPI},
+		{"GET", "/u/{token}", authNone, s.unsubscribePage},
+		{"POST", "/u/{token}", authNone, s.unsubscribe},
 
 		{"POST", "/v1/tenants", authAdmin, s.createTenant},
 		{"GET", "/v1/tenants/{tenant_key}/keys", authAdmin, s.listKeys},
@@ -404,4 +408,28 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, catalogEntry{s.Name, string(s.Kind), s.Measurements, s.Metadata, s.Labels, s.Extension, s.Description})
 	}
 	return writeJSON(w, http.StatusOK, newList(out, nil))
+}
+
+// unsubscribe is the RFC 8058 one-click endpoint: a signed token, no login.
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
+	tenant, id, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token"))
+	if err != nil || len(s.cfg.UnsubscribeKey) == 0 {
+		return dripdrop.NotFound("unsubscribe link")
+	}
+	if err := s.store.Unsubscribe(r.Context(), tenant, id, "one-click"); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "unsubscribed"})
+}
+
+// unsubscribePage lets a person confirm in a browser (mail clients that do
+// not support one-click open the link).
+func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token")); err != nil || len(s.cfg.UnsubscribeKey) == 0 {
+		return dripdrop.NotFound("unsubscribe link")
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, err := fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>Unsubscribe</title>
+<form method="post"><p>Stop receiving these e-mails?</p><button type="submit">Unsubscribe</button></form>`)
+	return err
 }

@@ -583,3 +583,33 @@ func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
 	})
 	return n, err
 }
+
+// Unsubscribe honours a one-click unsubscribe: the address is suppressed
+// (reason unsubscribe) and the enrollment stopped. Repeats change nothing.
+func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.UUID, source string) error {
+	var evs []event
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: enrollment})
+		if err != nil {
+			return mapErr(err, "enrollment")
+		}
+		now := s.clock.Now()
+		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: tenant, ID: dripdrop.NewID(), Kind: "email",
+			Value: strings.ToLower(e.Email), Reason: "unsubscribe", Source: source, Now: now}); err != nil {
+			return err
+		}
+		ev, err := s.stopEnrollment(ctx, q, tenant, e.ID, "unsubscribed")
+		if err != nil || ev.name == "" {
+			return err
+		}
+		evs = append(evs, ev)
+		return q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: "unsubscribed",
+			EnrollmentID: &e.ID, SequenceVersionID: &e.SequenceVersionID, Reason: &source, Data: []byte("{}"), OccurredAt: now})
+	})
+	if err != nil {
+		return err
+	}
+	s.emit(ctx, evs...)
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/spintax"
 	"github.com/dripdrop/dripdrop/telemetry"
@@ -37,8 +38,10 @@ type Config struct {
 	PollInterval time.Duration // fallback poll (default 1 s)
 	Lease        time.Duration // how long a send may stay "sending" before rescue (default 10 min)
 	SendTimeout  time.Duration // deadline of one SMTP conversation (default 2 min; must be < Lease)
-	// PublicBaseURL enables List-Unsubscribe one-click links.
-	PublicBaseURL string
+	// PublicBaseURL and UnsubscribeKey enable one-click unsubscribe links
+	// (RFC 8058) served at PublicBaseURL/u/{token}.
+	PublicBaseURL  string
+	UnsubscribeKey []byte
 	// OnSent, when set, is called after a send is recorded (dev mode's live log).
 	OnSent func(job *db.SendJob)
 }
@@ -293,7 +296,11 @@ func (d *Dispatcher) render(ctx context.Context, job *db.SendJob) (*Message, err
 		return out, err
 	}
 	m := &Message{MessageID: job.MessageID, FromName: job.FromName, FromAddr: job.FromAddress, To: job.Contact.Email,
-		Date: time.Now(), InReplyTo: job.InReplyTo, References: job.References}
+		Date: time.Now(), InReplyTo: job.InReplyTo, References: job.References,
+		ListUnsubscribeMailto: job.FromAddress + "?subject=unsubscribe"}
+	if d.cfg.PublicBaseURL != "" && len(d.cfg.UnsubscribeKey) > 0 {
+		m.ListUnsubscribeURL = strings.TrimRight(d.cfg.PublicBaseURL, "/") + "/u/" + dripdrop.UnsubscribeToken(d.cfg.UnsubscribeKey, job.TenantKey, job.EnrollmentID)
+	}
 	var err error
 	if job.ReplySubject != "" {
 		m.Subject = job.ReplySubject

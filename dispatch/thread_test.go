@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 )
 
@@ -141,5 +142,22 @@ func TestSuppressedAtSendTime(t *testing.T) {
 	}
 	if ev := w.ev.named("dripdrop.policy.suppressed"); len(ev) != 1 || ev[0]["scope"] != "domain" {
 		t.Fatalf("policy.suppressed events %v", ev)
+	}
+}
+
+func TestListUnsubscribeHeaders(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	key := []byte("k")
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.disp = d
+	en := w.enroll("bob@example.com", nil)
+	w.run()
+	h := w.sink.Messages()[0].Header()
+	want := "<https://dd.example.com/u/" + dripdrop.UnsubscribeToken(key, w.tenant, en.ID) + ">, <mailto:ada@acme.example.com?subject=unsubscribe>"
+	if h.Get("List-Unsubscribe") != want || h.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Fatalf("List-Unsubscribe %q / %q, want %q", h.Get("List-Unsubscribe"), h.Get("List-Unsubscribe-Post"), want)
 	}
 }

@@ -10,7 +10,9 @@ package vault
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -31,6 +33,7 @@ var (
 // Box seals and opens values under one key. It is safe for concurrent use.
 type Box struct {
 	aead cipher.AEAD
+	raw  []byte
 }
 
 // ParseKey builds a Box from a base64-encoded 32-byte key.
@@ -57,7 +60,7 @@ func ParseKey(encoded string) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, raw: raw}, nil
 }
 
 // GenerateKey returns a new random key, base64-encoded.
@@ -92,4 +95,13 @@ func (b *Box) Open(sealed, associatedData []byte) ([]byte, error) {
 		return nil, ErrDecrypt
 	}
 	return pt, nil
+}
+
+// DeriveKey returns a 32-byte key for another purpose (for example signing
+// unsubscribe links), derived from the encryption key with HMAC-SHA256 over
+// the label, so one configured secret serves both without reuse.
+func (b *Box) DeriveKey(label string) []byte {
+	m := hmac.New(sha256.New, b.raw)
+	m.Write([]byte("dripdrop/derive/v1/" + label))
+	return m.Sum(nil)
 }

@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
-		Workers: cfg.Workers, Lease: cfg.Lease, PollInterval: cfg.PollInterval, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, OnSent: cfg.onSent,
+		Workers: cfg.Workers, Lease: cfg.Lease, PollInterval: cfg.PollInterval, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, UnsubscribeKey: box.DeriveKey("unsubscribe"), OnSent: cfg.onSent,
 	})
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
