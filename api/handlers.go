@@ -76,143 +76,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 
 // Adapters.
 
-func (s *Server) createAdapter(w http.ResponseWriter, r *http.Request) error {
-	var in dripdrop.AdapterInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	a, err := s.store.CreateAdapter(r.Context(), tenantOf(r), in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, a)
-}
-
-func (s *Server) listAdapters(w http.ResponseWriter, r *http.Request) error {
-	p, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.store.ListAdapters(r.Context(), tenantOf(r), p)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, newList(items, next))
-}
-
-func (s *Server) getAdapter(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	a, err := s.store.GetAdapter(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, a)
-}
-
-func (s *Server) updateAdapter(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in dripdrop.AdapterInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	a, err := s.store.UpdateAdapter(r.Context(), tenantOf(r), id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, a)
-}
-
-func (s *Server) deleteAdapter(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	force, err := boolQuery(r, "force")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteAdapter(r.Context(), tenantOf(r), id, force); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 // Pools and members.
-
-func (s *Server) createPool(w http.ResponseWriter, r *http.Request) error {
-	var in dripdrop.PoolInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	p, err := s.store.CreatePool(r.Context(), tenantOf(r), in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, p)
-}
-
-func (s *Server) listPools(w http.ResponseWriter, r *http.Request) error {
-	p, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.store.ListPools(r.Context(), tenantOf(r), p)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, newList(items, next))
-}
-
-func (s *Server) getPool(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	p, err := s.store.GetPool(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, p)
-}
-
-func (s *Server) updatePool(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in dripdrop.PoolInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	p, err := s.store.UpdatePool(r.Context(), tenantOf(r), id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, p)
-}
-
-func (s *Server) deletePool(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	force, err := boolQuery(r, "force")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeletePool(r.Context(), tenantOf(r), id, force); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
@@ -267,42 +131,6 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Sequences, versions and budgets.
-
-func (s *Server) createSequence(w http.ResponseWriter, r *http.Request) error {
-	var in dripdrop.SequenceInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	seq, err := s.store.CreateSequence(r.Context(), tenantOf(r), in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, seq)
-}
-
-func (s *Server) listSequences(w http.ResponseWriter, r *http.Request) error {
-	p, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.store.ListSequences(r.Context(), tenantOf(r), p)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, newList(items, next))
-}
-
-func (s *Server) getSequence(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	seq, err := s.store.GetSequence(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, seq)
-}
 
 type createVersionRequest struct {
 	Activate *bool `json:"activate"`
@@ -386,18 +214,6 @@ func (s *Server) putBudget(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Suppressions.
-
-func (s *Server) addSuppression(w http.ResponseWriter, r *http.Request) error {
-	var in dripdrop.SuppressionInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	sup, err := s.store.AddSuppression(r.Context(), tenantOf(r), in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, sup)
-}
 
 // suppressionFilter reads ?email= or ?domain=.
 func suppressionFilter(r *http.Request, required bool) (db.SuppressionFilter, error) {

@@ -8,30 +8,6 @@ import (
 	"github.com/dripdrop/dripdrop/spintax"
 )
 
-func (s *Server) explain(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	ex, err := s.store.Explain(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, ex)
-}
-
-func (s *Server) capacity(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	c, err := s.store.AdapterCapacity(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, c)
-}
-
 type previewRequest struct {
 	Template *string           `json:"template"`
 	N        *int              `json:"n"`

@@ -142,16 +142,8 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
 		now := s.clock.Now()
-		pool, err := q.LockPool(ctx, dbsqlc.LockPoolParams{TenantKey: tenant, ID: ref.poolID})
+		p, err := s.lockPicker(ctx, q, tenant, ref, now)
 		if err != nil {
-			return mapErr(err, "pool")
-		}
-		cands, err := s.loadCandidates(ctx, q, tenant, pool.ID, ref.versionID, now)
-		if err != nil {
-			return err
-		}
-		p := newPicker(pool, cands)
-		if err := p.loadPins(ctx, q, tenant); err != nil {
 			return err
 		}
 		n := len(todo)
@@ -167,7 +159,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			if !ok {
 				exhausted = true
 				results[i].Status = "error"
-				results[i].Error = rowError(dripdrop.PoolExhausted(pool.ID, evictedOf(cands)))
+				results[i].Error = rowError(dripdrop.PoolExhausted(p.pool.ID, evictedOf(p.cands)))
 				continue
 			}
 			c := valid[i]

@@ -272,6 +272,21 @@ func pinnedEvent(tenant string, e uuid.UUID, version, adapter uuid.UUID) event {
 	}}
 }
 
+// lockPicker locks the version's pool (serialising picks across replicas)
+// and loads its members for WDRR.
+func (s *Store) lockPicker(ctx context.Context, q *dbsqlc.Queries, tenant string, ref versionRef, now time.Time) (*picker, error) {
+	pool, err := q.LockPool(ctx, dbsqlc.LockPoolParams{TenantKey: tenant, ID: ref.poolID})
+	if err != nil {
+		return nil, mapErr(err, "pool")
+	}
+	cands, err := s.loadCandidates(ctx, q, tenant, pool.ID, ref.versionID, now)
+	if err != nil {
+		return nil, err
+	}
+	p := newPicker(pool, cands)
+	return p, p.loadPins(ctx, q, tenant)
+}
+
 // poolAdapterIDs lists the adapters of a pool (for the recovery sweep that
 // precedes a pick).
 func (s *Store) poolAdapterIDs(ctx context.Context, tenant string, pool uuid.UUID) ([]uuid.UUID, error) {
@@ -323,23 +338,15 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	var duplicate bool
 	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
 		now := s.clock.Now()
-		pool, err := q.LockPool(ctx, dbsqlc.LockPoolParams{TenantKey: tenant, ID: ref.poolID})
+		p, err := s.lockPicker(ctx, q, tenant, ref, now)
 		if err != nil {
-			return mapErr(err, "pool")
-		}
-		cands, err := s.loadCandidates(ctx, q, tenant, pool.ID, ref.versionID, now)
-		if err != nil {
-			return err
-		}
-		p := newPicker(pool, cands)
-		if err := p.loadPins(ctx, q, tenant); err != nil {
 			return err
 		}
 		adapter, ok := p.pick()
 		if !ok {
 			ev := p.exhaustedEvent(tenant, ref.versionID)
 			exhausted = &ev
-			return dripdrop.PoolExhausted(pool.ID, evictedOf(cands))
+			return dripdrop.PoolExhausted(p.pool.ID, evictedOf(p.cands))
 		}
 		vars, _ := json.Marshal(contact.Vars)
 		if contact.Vars == nil {

@@ -165,9 +165,8 @@ func repoRoot() (string, error) {
 	}
 }
 
-// RowCounts returns the number of rows of every table in the public schema
-// of the database at url, to prove that a rejected request changed nothing.
-func RowCounts(t testing.TB, dsn string) map[string]int64 {
+// connect opens a connection closed when fn returns.
+func connect(t testing.TB, dsn string, fn func(ctx context.Context, conn *pgx.Conn)) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -175,56 +174,53 @@ func RowCounts(t testing.TB, dsn string) map[string]int64 {
 		t.Fatalf("dbtest: connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-	if err != nil {
-		t.Fatalf("dbtest: list tables: %v", err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatalf("dbtest: list tables: %v", err)
-	}
+	fn(ctx, conn)
+}
+
+// RowCounts returns the number of rows of every table in the public schema
+// of the database at url, to prove that a rejected request changed nothing.
+func RowCounts(t testing.TB, dsn string) map[string]int64 {
+	t.Helper()
 	out := map[string]int64{}
-	for _, tb := range tables {
-		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{tb}.Sanitize()).Scan(&n); err != nil {
-			t.Fatalf("dbtest: count %s: %v", tb, err)
+	connect(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		rows, _ := conn.Query(ctx, "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("dbtest: list tables: %v", err)
 		}
-		out[tb] = n
-	}
+		for _, tb := range tables {
+			var n int64
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{tb}.Sanitize()).Scan(&n); err != nil {
+				t.Fatalf("dbtest: count %s: %v", tb, err)
+			}
+			out[tb] = n
+		}
+	})
 	return out
 }
 
 // Exec runs one SQL statement on the database at dsn (test fixtures).
 func Exec(t testing.TB, dsn, sql string, args ...any) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("dbtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("dbtest: exec: %v", err)
-	}
+	connect(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("dbtest: exec: %v", err)
+		}
+	})
 }
 
 // Query runs a query on the database at dsn and returns its rows (test
 // assertions that need SQL the store does not expose).
-func Query(t testing.TB, dsn, sql string, args ...any) [][]any {
+func Query(t testing.TB, dsn, sql string, args ...any) (out [][]any) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("dbtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, sql, args...)
-	if err != nil {
-		t.Fatalf("dbtest: query: %v", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
-	if err != nil {
-		t.Fatalf("dbtest: query: %v", err)
-	}
+	connect(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		rows, err := conn.Query(ctx, sql, args...)
+		if err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+		}
+		if err != nil {
+			t.Fatalf("dbtest: query %q: %v", sql, err)
+		}
+	})
 	return out
 }
