@@ -613,3 +613,12 @@ func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.
 	s.emit(ctx, evs...)
 	return nil
 }
+
+// RecordBareSend marks a claimed execution sent with one durable commit and
+// nothing else: the baseline the hot-path benchmark compares the full send
+// path against (same claim, same SMTP, no policies, rendering or
+// bookkeeping). The engine never calls it.
+func (s *Store) RecordBareSend(ctx context.Context, tenant string, id uuid.UUID) error {
+	_, err := s.q.RecordBareSend(ctx, dbsqlc.RecordBareSendParams{TenantKey: tenant, ID: id, Now: s.clock.Now()})
+	return err
+}

@@ -50,7 +50,7 @@ func (e *events) named(n string) []map[string]any {
 }
 
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	clock   *clock
 	store   *db.Store
@@ -65,7 +65,7 @@ type world struct {
 
 // newWorld: one tenant, one sink adapter in a pool, a 3-step sequence whose
 // follow-ups are due immediately, a clock at Tuesday 10:00 UTC.
-func newWorld(t *testing.T, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
+func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
 	t.Helper()
 	w := &world{t: t, url: dbtest.URL(t), clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
 		ev: &events{got: map[string][]map[string]any{}}}

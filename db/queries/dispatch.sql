@@ -200,3 +200,7 @@ JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 LEFT JOIN budgets b ON b.tenant_key = u.tenant_key AND b.adapter_id = u.adapter_id AND b.sequence_version_id = u.sequence_version_id
 WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
 ORDER BY s.key, v.version;
+
+-- name: RecordBareSend :execrows
+UPDATE step_executions SET state = 'sent', sent_at = @now::timestamptz, claimed_until = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';

@@ -736,6 +736,25 @@ func (q *Queries) NotifyWork(ctx context.Context, tenantKey string) error {
 	return err
 }
 
+const recordBareSend = `-- name: RecordBareSend :execrows
+UPDATE step_executions SET state = 'sent', sent_at = $1::timestamptz, claimed_until = NULL, updated_at = $1
+WHERE tenant_key = $2 AND id = $3 AND state = 'scheduled'
+`
+
+type RecordBareSendParams struct {
+	Now       time.Time
+	TenantKey string
+	ID        uuid.UUID
+}
+
+func (q *Queries) RecordBareSend(ctx context.Context, arg RecordBareSendParams) (int64, error) {
+	result, err := q.db.Exec(ctx, recordBareSend, arg.Now, arg.TenantKey, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const releaseClaim = `-- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2
 `
