@@ -28,12 +28,26 @@ const (
 // TenantKeys lists every tenant (the dispatcher visits them in turn).
 func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.ListTenantKeys(ctx) }
 
+// Claimed is one claimed execution.
+type Claimed struct {
+	ID uuid.UUID
+	// DueOnWrite: the execution was due when it was last written (new work
+	// that a notification should have announced), not work that came due
+	// later by the clock.
+	DueOnWrite bool
+}
+
 // Claim marks up to limit due executions of the tenant's ready adapters as
-// claimed until now+hold and returns their ids. Executions of an adapter
-// blocked until next_send_at are not read.
-func (s *Store) Claim(ctx context.Context, tenant string, limit int, hold time.Duration) ([]uuid.UUID, error) {
+// claimed until now+hold. Executions of an adapter blocked until
+// next_send_at are not read.
+func (s *Store) Claim(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
 	now := s.clock.Now()
-	return s.q.ClaimDue(ctx, dbsqlc.ClaimDueParams{TenantKey: tenant, Now: now, PerAdapter: limit, ClaimUntil: now.Add(hold), Lim: limit})
+	rows, err := s.q.ClaimDue(ctx, dbsqlc.ClaimDueParams{TenantKey: tenant, Now: now, PerAdapter: limit, ClaimUntil: now.Add(hold), Lim: limit})
+	out := make([]Claimed, len(rows))
+	for i, r := range rows {
+		out[i] = Claimed{ID: r.ID, DueOnWrite: r.DueOnWrite}
+	}
+	return out, err
 }
 
 // SendJob is a reserved send: everything the dispatcher needs to render,
@@ -96,7 +110,7 @@ type Reservation struct {
 // Message-ID, lease, adapter last_send_at and today's counters) or records
 // why not. Nothing here talks to the network.
 func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease time.Duration) (Reservation, error) {
-	pre, err := s.q.LoadSend(ctx, dbsqlc.LoadSendParams{TenantKey: tenant, ID: id})
+	adapterID, err := s.q.ExecutionAdapter(ctx, dbsqlc.ExecutionAdapterParams{TenantKey: tenant, ID: id})
 	if err == pgx.ErrNoRows {
 		return Reservation{Outcome: Released}, nil
 	}
@@ -107,21 +121,19 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 	var evs []event
 	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
 		evs, res = evs[:0], Reservation{}
-		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: pre.AdapterID})
+		// Lock order: adapter, then execution (as everywhere else).
+		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})
 		if err != nil {
 			return err
 		}
-		x, err := q.LockExecution(ctx, dbsqlc.LockExecutionParams{TenantKey: tenant, ID: id})
+		locked, err := q.LoadSendLocked(ctx, dbsqlc.LoadSendLockedParams{TenantKey: tenant, ID: id})
 		if err != nil {
 			return err
 		}
-		if x.State != "scheduled" || x.AdapterID != pre.AdapterID {
+		sc := dbsqlc.LoadSendRow(locked)
+		if sc.State != "scheduled" || sc.AdapterID != adapterID {
 			res.Outcome = Released
 			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
-		}
-		sc, err := q.LoadSend(ctx, dbsqlc.LoadSendParams{TenantKey: tenant, ID: id})
-		if err != nil {
-			return err
 		}
 		now := s.clock.Now()
 		finish := func(state, code, msg string) error {
@@ -171,8 +183,9 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 			return s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, &res, &evs)
 		}
 
-		// Reserve.
-		msgID := deref(x.OutMessageID)
+		// Reserve: execution "sending" with its Message-ID and lease, today's
+		// counter, the adapter's send times — one statement.
+		msgID := deref(sc.OutMessageID)
 		if msgID == "" {
 			msgID = newMessageID(ad.FromAddress)
 		}
@@ -183,26 +196,20 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 		}
 		leaseUntil := now.Add(lease)
 		day := dayOf(now, in.Adapter.Location)
-		if err := q.ReserveExecution(ctx, dbsqlc.ReserveExecutionParams{
-			TenantKey: tenant, ID: id, OutMessageID: &msgID, LeaseExpiresAt: &leaseUntil, ReservedDay: &day,
-			ThreadNo: threadNo, AdapterID: ad.ID, Now: now,
-		}); err != nil {
-			return err
-		}
-		if err := q.AddUsage(ctx, dbsqlc.AddUsageParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, SequenceVersionID: sc.SequenceVersionID}); err != nil {
-			return err
-		}
 		// An adapter with a minimum gap has one send in flight at a time:
 		// it is blocked until the conversation ends (or the lease expires),
-		// and the gap then runs from the end (AdapterAfterSend).
+		// and the gap then runs from the end (afterSend).
 		var next *time.Time
 		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
 			next = &leaseUntil
 		}
-		if err := q.SetAdapterSendTimes(ctx, dbsqlc.SetAdapterSendTimesParams{TenantKey: tenant, ID: ad.ID, LastSendAt: &now, NextSendAt: next}); err != nil {
+		if err := q.ReserveSend(ctx, dbsqlc.ReserveSendParams{
+			TenantKey: tenant, ID: id, AdapterID: ad.ID, SequenceVersionID: sc.SequenceVersionID, OutMessageID: msgID,
+			LeaseExpiresAt: leaseUntil, ReservedDay: day, ThreadNo: threadNo, Now: now, NextSendAt: next,
+		}); err != nil {
 			return err
 		}
-		job, err := s.buildJob(ctx, q, tenant, sc, ad, msgID, leaseUntil, x.Attempt+1, threadNo)
+		job, err := s.buildJob(ctx, q, tenant, sc, ad, msgID, leaseUntil, sc.Attempt+1, threadNo)
 		if err != nil {
 			return err
 		}
@@ -232,26 +239,17 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 	if err != nil {
 		loc = time.UTC
 	}
-	usage, err := q.UsageOnDay(ctx, dbsqlc.UsageOnDayParams{TenantKey: tenant, AdapterID: ad.ID, Day: dayOf(now, loc), SequenceVersionID: sc.SequenceVersionID})
-	if err != nil {
-		return policy.Input{}, err
-	}
-	pct := 100
-	if p, err := q.GetBudget(ctx, dbsqlc.GetBudgetParams{TenantKey: tenant, AdapterID: ad.ID, SequenceVersionID: sc.SequenceVersionID}); err == nil {
-		pct = p
-	} else if err != pgx.ErrNoRows {
-		return policy.Input{}, err
-	}
-	suppressed, err := q.IsSuppressed(ctx, dbsqlc.IsSuppressedParams{TenantKey: tenant, Email: strings.ToLower(sc.Email), Domain: dripdrop.EmailDomain(sc.Email)})
+	pi, err := q.PolicyInputs(ctx, dbsqlc.PolicyInputsParams{TenantKey: tenant, AdapterID: ad.ID, Day: dayOf(now, loc),
+		SequenceVersionID: sc.SequenceVersionID, Email: strings.ToLower(sc.Email), Domain: dripdrop.EmailDomain(sc.Email)})
 	if err != nil {
 		return policy.Input{}, err
 	}
 	scope := ""
-	if suppressed {
+	switch {
+	case pi.EmailSuppressed:
+		scope = "email"
+	case pi.DomainSuppressed:
 		scope = "domain"
-		if one, _ := q.IsSuppressed(ctx, dbsqlc.IsSuppressedParams{TenantKey: tenant, Email: strings.ToLower(sc.Email), Domain: "\x01"}); one {
-			scope = "email"
-		}
 	}
 	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
 	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
@@ -260,9 +258,9 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 		w.Days = append(w.Days, time.Weekday(d))
 	}
 	return policy.Input{
-		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: suppressed, SuppressionScope: scope,
+		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: scope != "", SuppressionScope: scope,
 		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
-		SentToday: usage.Total, SentTodayForVersion: usage.ForVersion, MaxSharePct: pct,
+		SentToday: pi.SentToday, SentTodayForVersion: pi.SentForVersion, MaxSharePct: pi.MaxSharePct,
 	}, nil
 }
 
@@ -353,7 +351,7 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 	if len(sc.Vars) > 2 {
 		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
 	}
-	if threadNo != nil {
+	if threadNo != nil && sc.Followup {
 		msgs, err := q.ThreadMessages(ctx, dbsqlc.ThreadMessagesParams{TenantKey: tenant, EnrollmentID: sc.EnrollmentID, ThreadNo: threadNo})
 		if err != nil {
 			return nil, err
@@ -409,9 +407,12 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
 		evs, ok = evs[:0], false
 		now := s.clock.Now()
-		x, err := q.MarkSent(ctx, dbsqlc.MarkSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject, Now: now, LeaseExpiresAt: &job.Lease})
+		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		enrollmentID, err := q.MarkSentAndLog(ctx, dbsqlc.MarkSentAndLogParams{TenantKey: job.TenantKey, ID: job.ExecutionID,
+			ProviderMessageID: &providerID, Subject: &subject, Now: now, LeaseExpiresAt: job.Lease,
+			EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data})
 		if err == pgx.ErrNoRows {
-			return nil
+			return nil // the lease was lost: a rescue owns the execution now
 		}
 		if err != nil {
 			return err
@@ -420,17 +421,12 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 		if err := s.afterSend(ctx, q, job, now); err != nil {
 			return err
 		}
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "sent", AdapterID: &job.AdapterID,
-			StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID, Data: data, OccurredAt: now}); err != nil {
-			return err
-		}
 		evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
 			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
 			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
 			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
 		}})
-		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: job.TenantKey, ID: x.EnrollmentID})
+		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: job.TenantKey, ID: enrollmentID})
 		if err != nil {
 			return err
 		}
@@ -453,6 +449,9 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 			Followup: true, ScheduledFor: now.Add(time.Duration(next.DelaySeconds) * time.Second), Now: now,
 		}); err != nil {
 			return err
+		}
+		if next.DelaySeconds > 0 {
+			return nil // the poll finds it when it is due
 		}
 		return q.NotifyWork(ctx, job.TenantKey)
 	})

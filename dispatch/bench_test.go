@@ -80,12 +80,12 @@ func runBaseline(b *testing.B, n int) float64 {
 	b.StartTimer()
 	start := time.Now()
 	for sent := 0; sent < n; {
-		ids, err := w.store.Claim(ctx, w.tenant, workers, time.Minute)
+		claimed, err := w.store.Claim(ctx, w.tenant, workers, time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}
 		var wg sync.WaitGroup
-		for _, id := range ids {
+		for _, c := range claimed {
 			wg.Add(1)
 			go func(id uuid.UUID) {
 				defer wg.Done()
@@ -95,11 +95,11 @@ func runBaseline(b *testing.B, n int) float64 {
 				if err := w.store.RecordBareSend(ctx, w.tenant, id); err != nil {
 					b.Error(err)
 				}
-			}(id)
+			}(c.ID)
 		}
 		wg.Wait()
-		sent += len(ids)
-		if len(ids) == 0 {
+		sent += len(claimed)
+		if len(claimed) == 0 {
 			b.Fatal("baseline claimed nothing")
 		}
 	}

@@ -116,12 +116,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		notified := d.notified.Swap(false) || byNotify
-		n, err := d.Tick(ctx)
+		n, fresh, err := d.tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("dispatch tick failed", "err", err)
 		}
-		if n > 0 && !notified {
-			d.metrics.NotifyMissed()
+		if fresh > 0 && !notified {
+			d.metrics.NotifyMissed() // new work the fallback poll found first
 		}
 		wait := d.cfg.PollInterval
 		if n > 0 && len(d.slots) < cap(d.slots) {
@@ -134,21 +134,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // Tick claims as many due executions as there are free workers, across
 // tenants, and starts sending them. It returns how many it claimed.
 func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
+	n, _, err := d.tick(ctx)
+	return n, err
+}
+
+// tick also counts claimed work that was due when written ("fresh").
+func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 	tenants, err := d.store.TenantKeys(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := 0
 	for _, t := range tenants {
 		free := cap(d.slots) - len(d.slots)
 		if free <= 0 {
 			break
 		}
-		ids, err := d.store.Claim(ctx, t, free, d.cfg.Lease)
+		claimed, err := d.store.Claim(ctx, t, free, d.cfg.Lease)
 		if err != nil {
-			return total, err
+			return total, fresh, err
 		}
-		for _, id := range ids {
+		for _, c := range claimed {
+			if c.DueOnWrite {
+				fresh++
+			}
+			id := c.ID
 			d.slots <- struct{}{}
 			d.inflight.Add(1)
 			go func() {
@@ -156,9 +165,9 @@ func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
 				d.process(context.WithoutCancel(ctx), t, id)
 			}()
 		}
-		total += len(ids)
+		total += len(claimed)
 	}
-	return total, nil
+	return total, fresh, nil
 }
 
 // Drain waits for every started send to finish.

@@ -30,7 +30,7 @@ WHERE x.tenant_key = @tenant_key
   AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
                ORDER BY p.followup DESC, p.scheduled_for LIMIT @lim::int)
   AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < @now::timestamptz)
-RETURNING x.id;
+RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write;
 
 -- name: LoadSend :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
@@ -204,3 +204,70 @@ ORDER BY s.key, v.version;
 -- name: RecordBareSend :execrows
 UPDATE step_executions SET state = 'sent', sent_at = @now::timestamptz, claimed_until = NULL, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
+
+-- name: ExecutionAdapter :one
+SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2;
+
+-- name: LoadSendLocked :one
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = $1 AND x.id = $2
+FOR UPDATE OF x;
+
+-- name: PolicyInputs :one
+SELECT
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
+        AND u.sequence_version_id = @sequence_version_id)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = @tenant_key AND b.adapter_id = @adapter_id
+        AND b.sequence_version_id = @sequence_version_id), 100)::int AS max_share_pct,
+    EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
+    EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
+
+-- name: ReserveSend :exec
+-- Phase one in one statement: the execution becomes "sending", today's
+-- counter moves and the adapter's send times are set.
+WITH x AS (
+    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
+           out_message_id = coalesce(step_executions.out_message_id, @out_message_id::text), lease_expires_at = @lease_expires_at::timestamptz,
+           reserved_day = @reserved_day::date, thread_no = sqlc.narg(thread_no)::int, claimed_until = NULL,
+           defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
+    WHERE step_executions.tenant_key = @tenant_key AND step_executions.id = @id
+    RETURNING step_executions.id
+), u AS (
+    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+    VALUES (@tenant_key, @adapter_id, @reserved_day::date, @sequence_version_id, 1)
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
+    RETURNING 1
+)
+UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
+WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
+
+-- name: MarkSentAndLog :one
+-- Phase two, fenced by the lease: the send and its one "sent" event.
+WITH x AS (
+    UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
+           subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
+    WHERE step_executions.tenant_key = @tenant_key AND step_executions.id = @id AND step_executions.state = 'sending'
+      AND step_executions.lease_expires_at = @lease_expires_at::timestamptz
+    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
+), ev AS (
+    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
+    SELECT @tenant_key, @event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, @sequence_version_id, @data, @now::timestamptz FROM x
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT enrollment_id FROM x;

@@ -87,7 +87,7 @@ WHERE x.tenant_key = $2
   AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
                ORDER BY p.followup DESC, p.scheduled_for LIMIT $3::int)
   AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < $4::timestamptz)
-RETURNING x.id
+RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
 `
 
 type ClaimDueParams struct {
@@ -98,10 +98,15 @@ type ClaimDueParams struct {
 	PerAdapter int
 }
 
+type ClaimDueRow struct {
+	ID         uuid.UUID
+	DueOnWrite bool
+}
+
 // Claims due executions of ready adapters only: an adapter blocked until
 // next_send_at is not read at all. Follow-ups go first, then the oldest;
 // an adapter with a minimum gap gets one execution per claim.
-func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]uuid.UUID, error) {
+func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]ClaimDueRow, error) {
 	rows, err := q.db.Query(ctx, claimDue,
 		arg.ClaimUntil,
 		arg.TenantKey,
@@ -113,13 +118,13 @@ func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]uuid.UUID
 		return nil, err
 	}
 	defer rows.Close()
-	var items []uuid.UUID
+	var items []ClaimDueRow
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var i ClaimDueRow
+		if err := rows.Scan(&i.ID, &i.DueOnWrite); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -218,6 +223,22 @@ func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllPara
 		return nil, err
 	}
 	return items, nil
+}
+
+const executionAdapter = `-- name: ExecutionAdapter :one
+SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2
+`
+
+type ExecutionAdapterParams struct {
+	TenantKey string
+	ID        uuid.UUID
+}
+
+func (q *Queries) ExecutionAdapter(ctx context.Context, arg ExecutionAdapterParams) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, executionAdapter, arg.TenantKey, arg.ID)
+	var adapter_id uuid.UUID
+	err := row.Scan(&adapter_id)
+	return adapter_id, err
 }
 
 const finishExecution = `-- name: FinishExecution :exec
@@ -477,6 +498,112 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 	return i, err
 }
 
+const loadSendLocked = `-- name: LoadSendLocked :one
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = $1 AND x.id = $2
+FOR UPDATE OF x
+`
+
+type LoadSendLockedParams struct {
+	TenantKey string
+	ID        uuid.UUID
+}
+
+type LoadSendLockedRow struct {
+	ID                uuid.UUID
+	EnrollmentID      uuid.UUID
+	StepID            uuid.UUID
+	State             string
+	ScheduledFor      time.Time
+	Attempt           int
+	AttemptWindow     int
+	AdapterID         uuid.UUID
+	OutMessageID      *string
+	Followup          bool
+	ClaimedUntil      *time.Time
+	ExecThreadNo      *int
+	StepKey           string
+	Position          int
+	StepSubject       string
+	BodyText          string
+	BodyHtml          *string
+	Spintax           bool
+	AdapterOverrideID *uuid.UUID
+	EnrollmentState   string
+	Email             string
+	FirstName         *string
+	LastName          *string
+	Company           *string
+	ContactTimezone   *string
+	Vars              json.RawMessage
+	ThreadNo          int
+	PinID             uuid.UUID
+	SequenceVersionID uuid.UUID
+	SequenceID        uuid.UUID
+	WindowDays        []int16
+	WindowStart       int16
+	WindowEnd         int16
+	WindowTimezone    string
+	PoolID            uuid.UUID
+	SequenceKey       string
+}
+
+func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) (LoadSendLockedRow, error) {
+	row := q.db.QueryRow(ctx, loadSendLocked, arg.TenantKey, arg.ID)
+	var i LoadSendLockedRow
+	err := row.Scan(
+		&i.ID,
+		&i.EnrollmentID,
+		&i.StepID,
+		&i.State,
+		&i.ScheduledFor,
+		&i.Attempt,
+		&i.AttemptWindow,
+		&i.AdapterID,
+		&i.OutMessageID,
+		&i.Followup,
+		&i.ClaimedUntil,
+		&i.ExecThreadNo,
+		&i.StepKey,
+		&i.Position,
+		&i.StepSubject,
+		&i.BodyText,
+		&i.BodyHtml,
+		&i.Spintax,
+		&i.AdapterOverrideID,
+		&i.EnrollmentState,
+		&i.Email,
+		&i.FirstName,
+		&i.LastName,
+		&i.Company,
+		&i.ContactTimezone,
+		&i.Vars,
+		&i.ThreadNo,
+		&i.PinID,
+		&i.SequenceVersionID,
+		&i.SequenceID,
+		&i.WindowDays,
+		&i.WindowStart,
+		&i.WindowEnd,
+		&i.WindowTimezone,
+		&i.PoolID,
+		&i.SequenceKey,
+	)
+	return i, err
+}
+
 const lockAdapter = `-- name: LockAdapter :one
 SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
@@ -680,6 +807,52 @@ func (q *Queries) MarkSent(ctx context.Context, arg MarkSentParams) (StepExecuti
 	return i, err
 }
 
+const markSentAndLog = `-- name: MarkSentAndLog :one
+WITH x AS (
+    UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
+           subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2::timestamptz
+    WHERE step_executions.tenant_key = $4 AND step_executions.id = $5 AND step_executions.state = 'sending'
+      AND step_executions.lease_expires_at = $6::timestamptz
+    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
+), ev AS (
+    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
+    SELECT $4, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $2::timestamptz FROM x
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT enrollment_id FROM x
+`
+
+type MarkSentAndLogParams struct {
+	ProviderMessageID *string
+	Now               time.Time
+	Subject           *string
+	TenantKey         string
+	ID                uuid.UUID
+	LeaseExpiresAt    time.Time
+	EventID           uuid.UUID
+	SequenceVersionID *uuid.UUID
+	Data              json.RawMessage
+}
+
+// Phase two, fenced by the lease: the send and its one "sent" event.
+func (q *Queries) MarkSentAndLog(ctx context.Context, arg MarkSentAndLogParams) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, markSentAndLog,
+		arg.ProviderMessageID,
+		arg.Now,
+		arg.Subject,
+		arg.TenantKey,
+		arg.ID,
+		arg.LeaseExpiresAt,
+		arg.EventID,
+		arg.SequenceVersionID,
+		arg.Data,
+	)
+	var enrollment_id uuid.UUID
+	err := row.Scan(&enrollment_id)
+	return enrollment_id, err
+}
+
 const nextPendingExecution = `-- name: NextPendingExecution :one
 SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
@@ -734,6 +907,56 @@ SELECT pg_notify('dripdrop_work', $1::text)
 func (q *Queries) NotifyWork(ctx context.Context, tenantKey string) error {
 	_, err := q.db.Exec(ctx, notifyWork, tenantKey)
 	return err
+}
+
+const policyInputs = `-- name: PolicyInputs :one
+SELECT
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
+        AND u.sequence_version_id = $4)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = $2
+        AND b.sequence_version_id = $4), 100)::int AS max_share_pct,
+    EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = $1 AND s.kind = 'email' AND s.value = $5) AS email_suppressed,
+    EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = $1 AND s.kind = 'domain' AND s.value = $6) AS domain_suppressed
+`
+
+type PolicyInputsParams struct {
+	TenantKey         string
+	AdapterID         uuid.UUID
+	Day               time.Time
+	SequenceVersionID uuid.UUID
+	Email             string
+	Domain            string
+}
+
+type PolicyInputsRow struct {
+	SentToday        int
+	SentForVersion   int
+	MaxSharePct      int
+	EmailSuppressed  bool
+	DomainSuppressed bool
+}
+
+func (q *Queries) PolicyInputs(ctx context.Context, arg PolicyInputsParams) (PolicyInputsRow, error) {
+	row := q.db.QueryRow(ctx, policyInputs,
+		arg.TenantKey,
+		arg.AdapterID,
+		arg.Day,
+		arg.SequenceVersionID,
+		arg.Email,
+		arg.Domain,
+	)
+	var i PolicyInputsRow
+	err := row.Scan(
+		&i.SentToday,
+		&i.SentForVersion,
+		&i.MaxSharePct,
+		&i.EmailSuppressed,
+		&i.DomainSuppressed,
+	)
+	return i, err
 }
 
 const recordBareSend = `-- name: RecordBareSend :execrows
@@ -837,6 +1060,55 @@ func (q *Queries) ReserveExecution(ctx context.Context, arg ReserveExecutionPara
 		arg.Now,
 		arg.TenantKey,
 		arg.ID,
+	)
+	return err
+}
+
+const reserveSend = `-- name: ReserveSend :exec
+WITH x AS (
+    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
+           out_message_id = coalesce(step_executions.out_message_id, $5::text), lease_expires_at = $6::timestamptz,
+           reserved_day = $7::date, thread_no = $8::int, claimed_until = NULL,
+           defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
+    WHERE step_executions.tenant_key = $3 AND step_executions.id = $9
+    RETURNING step_executions.id
+), u AS (
+    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+    VALUES ($3, $4, $7::date, $10, 1)
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
+    RETURNING 1
+)
+UPDATE adapters SET last_send_at = $1::timestamptz, next_send_at = $2::timestamptz
+WHERE adapters.tenant_key = $3 AND adapters.id = $4
+`
+
+type ReserveSendParams struct {
+	Now               time.Time
+	NextSendAt        *time.Time
+	TenantKey         string
+	AdapterID         uuid.UUID
+	OutMessageID      string
+	LeaseExpiresAt    time.Time
+	ReservedDay       time.Time
+	ThreadNo          *int
+	ID                uuid.UUID
+	SequenceVersionID uuid.UUID
+}
+
+// Phase one in one statement: the execution becomes "sending", today's
+// counter moves and the adapter's send times are set.
+func (q *Queries) ReserveSend(ctx context.Context, arg ReserveSendParams) error {
+	_, err := q.db.Exec(ctx, reserveSend,
+		arg.Now,
+		arg.NextSendAt,
+		arg.TenantKey,
+		arg.AdapterID,
+		arg.OutMessageID,
+		arg.LeaseExpiresAt,
+		arg.ReservedDay,
+		arg.ThreadNo,
+		arg.ID,
+		arg.SequenceVersionID,
 	)
 	return err
 }
