@@ -13,7 +13,7 @@ import (
 
 func (w *world) secondAdapter(from string) dripdrop.Adapter {
 	w.t.Helper()
-	name, prov := "second", "sink"
+	name, prov := "extra "+from, "sink"
 	a, err := w.store.CreateAdapter(context.Background(), w.tenant, dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
 		Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}})
 	if err != nil {
