@@ -85,6 +85,12 @@ type SendJob struct {
 	Credentials dripdrop.SMTPCredentials
 }
 
+// ReleaseClaim makes a claimed execution claimable again at once (after a
+// reservation failed for a transient reason such as a deadlock abort).
+func (s *Store) ReleaseClaim(ctx context.Context, tenant string, id uuid.UUID) error {
+	return s.q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+}
+
 // Outcome of a reservation attempt.
 type Outcome string
 

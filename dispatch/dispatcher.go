@@ -46,6 +46,10 @@ type Config struct {
 	OnSent func(job *db.SendJob)
 }
 
+// claimHold is how long a claim keeps other workers off an execution until
+// its reservation commits; a crashed claimer's rows come back after it.
+const claimHold = 30 * time.Second
+
 // Dispatcher claims and sends due executions.
 type Dispatcher struct {
 	cfg      Config
@@ -149,7 +153,7 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		if free <= 0 {
 			break
 		}
-		claimed, err := d.store.Claim(ctx, t, free, d.cfg.Lease)
+		claimed, err := d.store.Claim(ctx, t, free, claimHold)
 		if err != nil {
 			return total, fresh, err
 		}
@@ -181,7 +185,10 @@ func (d *Dispatcher) emit(ctx context.Context, name string, m map[string]float64
 func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 	res, err := d.store.Reserve(ctx, tenant, id, d.cfg.Lease)
 	if err != nil {
-		d.log.Error("reserve failed", "tenant", tenant, "execution", id, "err", err)
+		d.log.Error("reserve failed; the execution will be retried", "tenant", tenant, "execution", id, "err", err)
+		if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
+			d.log.Error("releasing a claim", "execution", id, "err", rerr)
+		}
 		return
 	}
 	if res.Outcome != db.Reserved {
