@@ -7,14 +7,14 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 SQLC        := $(GOBIN)/sqlc
 PKGS        := ./...
 
-.PHONY: run test build generate check-generated vet fuzz bench db/stop clean
+.PHONY: run test build generate check-generated vet lint fuzz bench db/stop clean
 
 ## run: start the engine in dev mode (managed PostgreSQL, SMTP sink, demo data)
 run:
 	$(GO) run ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
-test: check-generated vet
+test: check-generated vet lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## build: build bin/dripdrop
@@ -37,6 +37,11 @@ check-generated: $(SQLC)
 vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:" >&2; gofmt -l $$(git ls-files '*.go') >&2; exit 1)
+
+STATICCHECK_VER := v0.8.2
+## lint: staticcheck
+lint:
+	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) $(PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora always run in `make test`)
 FUZZTIME ?= 30s

@@ -3,7 +3,6 @@ package dripdrop
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA zones are validated identically on every machine
@@ -417,6 +416,3 @@ func (in BudgetInput) Validate() error {
 	}
 	return checkRange("max_share_pct", *in.MaxSharePct, 1, 100)
 }
-
-// fieldf joins a field path.
-func fieldf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"encoding/json"
-	"sort"
 	"strings"
 	"time"
 
@@ -438,5 +437,3 @@ func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) 
 
 // normEmail lowercases an address for duplicate detection.
 func normEmail(e string) string { return strings.ToLower(e) }
-
-var _ = sort.Strings

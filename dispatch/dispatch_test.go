@@ -2,7 +2,6 @@ package dispatch_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -362,5 +361,3 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 		t.Fatalf("%d message events, want exactly one sent", c["message_events"])
 	}
 }
-
-var _ = fmt.Sprint
