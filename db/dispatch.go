@@ -432,31 +432,31 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
 			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
 		}})
-		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: job.TenantKey, ID: enrollmentID})
+		e, err := q.EnrollmentAndNextStep(ctx, dbsqlc.EnrollmentAndNextStepParams{TenantKey: job.TenantKey, ID: enrollmentID, Position: job.Position})
 		if err != nil {
 			return err
 		}
 		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
 			return nil
 		}
-		next, err := q.NextStep(ctx, dbsqlc.NextStepParams{TenantKey: job.TenantKey, SequenceVersionID: e.SequenceVersionID, Position: job.Position})
-		if err == pgx.ErrNoRows {
+		if e.NextStepID == uuid.Nil {
 			if _, err := q.CompleteEnrollment(ctx, dbsqlc.CompleteEnrollmentParams{TenantKey: job.TenantKey, ID: e.ID, Now: now}); err != nil {
 				return err
 			}
 			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, e.ID, "last_step_sent"))
 			return nil
 		}
-		if err != nil {
-			return err
+		sender := e.AdapterID
+		if e.NextOverrideID != nil {
+			sender = *e.NextOverrideID
 		}
 		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
-			TenantKey: job.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID, StepID: next.ID, AdapterID: stepSender(next, e.AdapterID),
-			Followup: true, ScheduledFor: now.Add(time.Duration(next.DelaySeconds) * time.Second), Now: now,
+			TenantKey: job.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID, StepID: e.NextStepID, AdapterID: sender,
+			Followup: true, ScheduledFor: now.Add(time.Duration(e.NextDelaySeconds) * time.Second), Now: now,
 		}); err != nil {
 			return err
 		}
-		if next.DelaySeconds > 0 {
+		if e.NextDelaySeconds > 0 {
 			return nil // the poll finds it when it is due
 		}
 		return q.NotifyWork(ctx, job.TenantKey)

@@ -61,6 +61,10 @@ type Dispatcher struct {
 	slots    chan struct{}
 	inflight sync.WaitGroup
 	notified atomic.Bool
+
+	tenantMu   sync.Mutex
+	tenantList []string
+	tenantsAt  time.Time
 }
 
 // New validates the configuration and returns a dispatcher.
@@ -144,7 +148,7 @@ func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
 
 // tick also counts claimed work that was due when written ("fresh").
 func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
-	tenants, err := d.store.TenantKeys(ctx)
+	tenants, err := d.tenants(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -172,6 +176,21 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		total += len(claimed)
 	}
 	return total, fresh, nil
+}
+
+// tenants lists tenant keys, re-read at most once a second.
+func (d *Dispatcher) tenants(ctx context.Context) ([]string, error) {
+	d.tenantMu.Lock()
+	defer d.tenantMu.Unlock()
+	if time.Since(d.tenantsAt) < time.Second && d.tenantList != nil {
+		return d.tenantList, nil
+	}
+	list, err := d.store.TenantKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.tenantList, d.tenantsAt = list, time.Now()
+	return list, nil
 }
 
 // Drain waits for every started send to finish.

@@ -48,9 +48,6 @@ JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_ve
 JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
 WHERE x.tenant_key = $1 AND x.id = $2;
 
--- name: LockExecution :one
-SELECT * FROM step_executions WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
-
 -- name: LockAdapter :one
 SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 
@@ -58,15 +55,6 @@ SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 SELECT out_message_id, subject FROM step_executions
 WHERE tenant_key = $1 AND enrollment_id = $2 AND thread_no = $3 AND state = 'sent' AND out_message_id IS NOT NULL
 ORDER BY sent_at, id;
-
--- name: UsageOnDay :one
-SELECT coalesce(sum(sent), 0)::int AS total,
-       coalesce(sum(sent) FILTER (WHERE sequence_version_id = @sequence_version_id), 0)::int AS for_version
-FROM adapter_daily_usage
-WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day;
-
--- name: GetBudget :one
-SELECT max_share_pct FROM budgets WHERE tenant_key = $1 AND adapter_id = $2 AND sequence_version_id = $3;
 
 -- name: AddUsage :exec
 INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
@@ -77,17 +65,6 @@ DO UPDATE SET sent = adapter_daily_usage.sent + 1;
 -- name: ReleaseUsage :exec
 UPDATE adapter_daily_usage SET sent = greatest(sent - 1, 0)
 WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day AND sequence_version_id = @sequence_version_id;
-
--- name: ReserveExecution :exec
-UPDATE step_executions SET state = 'sending', attempt = attempt + 1,
-       out_message_id = coalesce(out_message_id, @out_message_id), lease_expires_at = @lease_expires_at,
-       reserved_day = @reserved_day, thread_no = @thread_no, adapter_id = @adapter_id,
-       claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now
-WHERE tenant_key = @tenant_key AND id = @id;
-
--- name: SetAdapterSendTimes :exec
-UPDATE adapters SET last_send_at = sqlc.narg(last_send_at), next_send_at = sqlc.narg(next_send_at)
-WHERE tenant_key = @tenant_key AND id = @id;
 
 -- name: SetAdapterNextSend :exec
 UPDATE adapters SET next_send_at = @next_send_at WHERE tenant_key = @tenant_key AND id = @id;
@@ -106,13 +83,6 @@ UPDATE step_executions SET state = @state, error_code = @error_code, error = @er
        lease_expires_at = NULL, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id;
 
--- name: MarkSent :one
--- Fenced by the lease: a send rescued and re-reserved meanwhile is not overwritten.
-UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
-       subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now
-WHERE tenant_key = @tenant_key AND id = @id AND state = 'sending' AND lease_expires_at = @lease_expires_at
-RETURNING *;
-
 -- name: MarkSendFailed :one
 UPDATE step_executions SET state = @state, scheduled_for = @scheduled_for, error_code = @error_code, error = @error,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = @now
@@ -125,9 +95,6 @@ INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, step_exec
 VALUES (@tenant_key, @id, @type, @subtype, @adapter_id, @step_execution_id, @enrollment_id,
         @sequence_version_id, @reason, @data, @occurred_at)
 ON CONFLICT DO NOTHING;
-
--- name: NextStep :one
-SELECT * FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 AND position > $3 ORDER BY position LIMIT 1;
 
 -- name: StaleSending :many
 SELECT id, adapter_id, reserved_day, enrollment_id FROM step_executions
@@ -271,3 +238,16 @@ WITH x AS (
     RETURNING 1
 )
 SELECT enrollment_id FROM x;
+
+-- name: EnrollmentAndNextStep :one
+-- After a send: the enrollment (locked) and the step after the one sent.
+SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
+       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
+FROM enrollments e
+LEFT JOIN LATERAL (
+    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
+    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > @position
+    ORDER BY s.position LIMIT 1
+) n ON true
+WHERE e.tenant_key = @tenant_key AND e.id = @id
+FOR UPDATE OF e;

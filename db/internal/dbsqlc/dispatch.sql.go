@@ -225,6 +225,51 @@ func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllPara
 	return items, nil
 }
 
+const enrollmentAndNextStep = `-- name: EnrollmentAndNextStep :one
+SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
+       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
+FROM enrollments e
+LEFT JOIN LATERAL (
+    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
+    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > $1
+    ORDER BY s.position LIMIT 1
+) n ON true
+WHERE e.tenant_key = $2 AND e.id = $3
+FOR UPDATE OF e
+`
+
+type EnrollmentAndNextStepParams struct {
+	Position  int
+	TenantKey string
+	ID        uuid.UUID
+}
+
+type EnrollmentAndNextStepRow struct {
+	ID                uuid.UUID
+	State             string
+	AdapterID         uuid.UUID
+	SequenceVersionID uuid.UUID
+	NextStepID        uuid.UUID
+	NextDelaySeconds  int64
+	NextOverrideID    *uuid.UUID
+}
+
+// After a send: the enrollment (locked) and the step after the one sent.
+func (q *Queries) EnrollmentAndNextStep(ctx context.Context, arg EnrollmentAndNextStepParams) (EnrollmentAndNextStepRow, error) {
+	row := q.db.QueryRow(ctx, enrollmentAndNextStep, arg.Position, arg.TenantKey, arg.ID)
+	var i EnrollmentAndNextStepRow
+	err := row.Scan(
+		&i.ID,
+		&i.State,
+		&i.AdapterID,
+		&i.SequenceVersionID,
+		&i.NextStepID,
+		&i.NextDelaySeconds,
+		&i.NextOverrideID,
+	)
+	return i, err
+}
+
 const executionAdapter = `-- name: ExecutionAdapter :one
 SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2
 `
@@ -311,23 +356,6 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.DeletedAt,
 	)
 	return i, err
-}
-
-const getBudget = `-- name: GetBudget :one
-SELECT max_share_pct FROM budgets WHERE tenant_key = $1 AND adapter_id = $2 AND sequence_version_id = $3
-`
-
-type GetBudgetParams struct {
-	TenantKey         string
-	AdapterID         uuid.UUID
-	SequenceVersionID uuid.UUID
-}
-
-func (q *Queries) GetBudget(ctx context.Context, arg GetBudgetParams) (int, error) {
-	row := q.db.QueryRow(ctx, getBudget, arg.TenantKey, arg.AdapterID, arg.SequenceVersionID)
-	var max_share_pct int
-	err := row.Scan(&max_share_pct)
-	return max_share_pct, err
 }
 
 const insertMessageEvent = `-- name: InsertMessageEvent :exec
@@ -648,48 +676,6 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 	return i, err
 }
 
-const lockExecution = `-- name: LockExecution :one
-SELECT tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at FROM step_executions WHERE tenant_key = $1 AND id = $2 FOR UPDATE
-`
-
-type LockExecutionParams struct {
-	TenantKey string
-	ID        uuid.UUID
-}
-
-func (q *Queries) LockExecution(ctx context.Context, arg LockExecutionParams) (StepExecution, error) {
-	row := q.db.QueryRow(ctx, lockExecution, arg.TenantKey, arg.ID)
-	var i StepExecution
-	err := row.Scan(
-		&i.TenantKey,
-		&i.ID,
-		&i.EnrollmentID,
-		&i.StepID,
-		&i.State,
-		&i.ScheduledFor,
-		&i.Attempt,
-		&i.AttemptWindow,
-		&i.AdapterID,
-		&i.Followup,
-		&i.ThreadNo,
-		&i.Subject,
-		&i.OutMessageID,
-		&i.ProviderMessageID,
-		&i.LeaseExpiresAt,
-		&i.ClaimedUntil,
-		&i.ReservedDay,
-		&i.Rescues,
-		&i.DeferReason,
-		&i.DeferUntil,
-		&i.ErrorCode,
-		&i.Error,
-		&i.SentAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
 const markSendFailed = `-- name: MarkSendFailed :one
 UPDATE step_executions SET state = $1, scheduled_for = $2, error_code = $3, error = $4,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = $5
@@ -715,63 +701,6 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 		arg.ErrorCode,
 		arg.Error,
 		arg.Now,
-		arg.TenantKey,
-		arg.ID,
-		arg.LeaseExpiresAt,
-	)
-	var i StepExecution
-	err := row.Scan(
-		&i.TenantKey,
-		&i.ID,
-		&i.EnrollmentID,
-		&i.StepID,
-		&i.State,
-		&i.ScheduledFor,
-		&i.Attempt,
-		&i.AttemptWindow,
-		&i.AdapterID,
-		&i.Followup,
-		&i.ThreadNo,
-		&i.Subject,
-		&i.OutMessageID,
-		&i.ProviderMessageID,
-		&i.LeaseExpiresAt,
-		&i.ClaimedUntil,
-		&i.ReservedDay,
-		&i.Rescues,
-		&i.DeferReason,
-		&i.DeferUntil,
-		&i.ErrorCode,
-		&i.Error,
-		&i.SentAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
-const markSent = `-- name: MarkSent :one
-UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
-       subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2
-WHERE tenant_key = $4 AND id = $5 AND state = 'sending' AND lease_expires_at = $6
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
-`
-
-type MarkSentParams struct {
-	ProviderMessageID *string
-	Now               time.Time
-	Subject           *string
-	TenantKey         string
-	ID                uuid.UUID
-	LeaseExpiresAt    *time.Time
-}
-
-// Fenced by the lease: a send rescued and re-reserved meanwhile is not overwritten.
-func (q *Queries) MarkSent(ctx context.Context, arg MarkSentParams) (StepExecution, error) {
-	row := q.db.QueryRow(ctx, markSent,
-		arg.ProviderMessageID,
-		arg.Now,
-		arg.Subject,
 		arg.TenantKey,
 		arg.ID,
 		arg.LeaseExpiresAt,
@@ -869,35 +798,6 @@ func (q *Queries) NextPendingExecution(ctx context.Context, arg NextPendingExecu
 	var id uuid.UUID
 	err := row.Scan(&id)
 	return id, err
-}
-
-const nextStep = `-- name: NextStep :one
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 AND position > $3 ORDER BY position LIMIT 1
-`
-
-type NextStepParams struct {
-	TenantKey         string
-	SequenceVersionID uuid.UUID
-	Position          int
-}
-
-func (q *Queries) NextStep(ctx context.Context, arg NextStepParams) (Step, error) {
-	row := q.db.QueryRow(ctx, nextStep, arg.TenantKey, arg.SequenceVersionID, arg.Position)
-	var i Step
-	err := row.Scan(
-		&i.TenantKey,
-		&i.ID,
-		&i.SequenceVersionID,
-		&i.Key,
-		&i.Position,
-		&i.DelaySeconds,
-		&i.Subject,
-		&i.BodyText,
-		&i.BodyHtml,
-		&i.Spintax,
-		&i.AdapterOverrideID,
-	)
-	return i, err
 }
 
 const notifyWork = `-- name: NotifyWork :exec
@@ -1031,39 +931,6 @@ func (q *Queries) RescueExecution(ctx context.Context, arg RescueExecutionParams
 	return err
 }
 
-const reserveExecution = `-- name: ReserveExecution :exec
-UPDATE step_executions SET state = 'sending', attempt = attempt + 1,
-       out_message_id = coalesce(out_message_id, $1), lease_expires_at = $2,
-       reserved_day = $3, thread_no = $4, adapter_id = $5,
-       claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $6
-WHERE tenant_key = $7 AND id = $8
-`
-
-type ReserveExecutionParams struct {
-	OutMessageID   *string
-	LeaseExpiresAt *time.Time
-	ReservedDay    *time.Time
-	ThreadNo       *int
-	AdapterID      uuid.UUID
-	Now            time.Time
-	TenantKey      string
-	ID             uuid.UUID
-}
-
-func (q *Queries) ReserveExecution(ctx context.Context, arg ReserveExecutionParams) error {
-	_, err := q.db.Exec(ctx, reserveExecution,
-		arg.OutMessageID,
-		arg.LeaseExpiresAt,
-		arg.ReservedDay,
-		arg.ThreadNo,
-		arg.AdapterID,
-		arg.Now,
-		arg.TenantKey,
-		arg.ID,
-	)
-	return err
-}
-
 const reserveSend = `-- name: ReserveSend :exec
 WITH x AS (
     UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
@@ -1139,28 +1006,6 @@ type SetAdapterNextSendParams struct {
 
 func (q *Queries) SetAdapterNextSend(ctx context.Context, arg SetAdapterNextSendParams) error {
 	_, err := q.db.Exec(ctx, setAdapterNextSend, arg.NextSendAt, arg.TenantKey, arg.ID)
-	return err
-}
-
-const setAdapterSendTimes = `-- name: SetAdapterSendTimes :exec
-UPDATE adapters SET last_send_at = $1, next_send_at = $2
-WHERE tenant_key = $3 AND id = $4
-`
-
-type SetAdapterSendTimesParams struct {
-	LastSendAt *time.Time
-	NextSendAt *time.Time
-	TenantKey  string
-	ID         uuid.UUID
-}
-
-func (q *Queries) SetAdapterSendTimes(ctx context.Context, arg SetAdapterSendTimesParams) error {
-	_, err := q.db.Exec(ctx, setAdapterSendTimes,
-		arg.LastSendAt,
-		arg.NextSendAt,
-		arg.TenantKey,
-		arg.ID,
-	)
 	return err
 }
 
@@ -1371,35 +1216,4 @@ func (q *Queries) UsageByVersion(ctx context.Context, arg UsageByVersionParams) 
 		return nil, err
 	}
 	return items, nil
-}
-
-const usageOnDay = `-- name: UsageOnDay :one
-SELECT coalesce(sum(sent), 0)::int AS total,
-       coalesce(sum(sent) FILTER (WHERE sequence_version_id = $1), 0)::int AS for_version
-FROM adapter_daily_usage
-WHERE tenant_key = $2 AND adapter_id = $3 AND day = $4
-`
-
-type UsageOnDayParams struct {
-	SequenceVersionID uuid.UUID
-	TenantKey         string
-	AdapterID         uuid.UUID
-	Day               time.Time
-}
-
-type UsageOnDayRow struct {
-	Total      int
-	ForVersion int
-}
-
-func (q *Queries) UsageOnDay(ctx context.Context, arg UsageOnDayParams) (UsageOnDayRow, error) {
-	row := q.db.QueryRow(ctx, usageOnDay,
-		arg.SequenceVersionID,
-		arg.TenantKey,
-		arg.AdapterID,
-		arg.Day,
-	)
-	var i UsageOnDayRow
-	err := row.Scan(&i.Total, &i.ForVersion)
-	return i, err
 }
