@@ -7,114 +7,159 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Event is one emitted event.
+// Event is one emitted event as handlers see it.
 type Event struct {
-	Name         string
-	Time         time.Time
+	Name string
+	// Time is when Emit was called.
+	Time time.Time
+	// Measurements follow the event's Kind; durations are in seconds.
 	Measurements map[string]float64
-	Metadata     map[string]any
+	// Metadata carries the catalog keys of the event.
+	Metadata map[string]any
 }
 
-// Handler receives events. Handlers run synchronously in the emitting
-// goroutine, after the state change they report has committed; they must
-// be quick and must not block.
+// Handler receives events.
+//
+// Contract: handlers run synchronously in the goroutine that calls Emit,
+// and emitters call Emit only after the state change the event reports has
+// committed (never inside a database transaction), so a handler never sees
+// an event for a change that was rolled back. Handlers must therefore be
+// quick and must not block; hand slow work to a goroutine or a queue.
+// Measurements and Metadata are shared by every handler of an emission and
+// must not be modified. A handler that panics is detached and reported.
 type Handler func(ctx context.Context, e Event)
 
-// Errors of Attach.
+// Errors returned by Attach and AttachMany, and wrapped by Check.
 var (
 	ErrAlreadyAttached = errors.New("telemetry: a handler with this id is attached")
 	ErrUnknownEvent    = errors.New("telemetry: unknown event name")
 )
 
-type attached struct {
-	id string
-	h  Handler
+// entry is one attached handler; seq tells apart successive attachments
+// under the same id.
+type entry struct {
+	id  string
+	seq uint64
+	h   Handler
 }
 
-// Bus dispatches events to attached handlers. The zero value is not
-// usable; use NewBus. A nil *Bus drops every event (the embedding default).
+type attachment struct {
+	seq   uint64
+	names []string
+}
+
+// Bus dispatches events to attached handlers.
+//
+// Emit reads an immutable handler table through an atomic pointer, so it
+// takes no lock and allocates nothing when no handler listens; Attach and
+// Detach copy the table under a mutex. All methods are safe for concurrent
+// use. The zero Bus is a usable lenient bus; a nil *Bus drops every event,
+// which makes it a no-op default for embedding.
 type Bus struct {
-	mu       sync.Mutex // serialises Attach/Detach
-	table    atomic.Pointer[map[string][]attached]
-	ids      map[string][]string
-	strict   bool
-	reporter func(id, name string, recovered any)
+	mu     sync.Mutex // serialises Attach and Detach
+	table  atomic.Pointer[map[string][]entry]
+	ids    map[string]attachment
+	seq    uint64
+	strict bool
+	report func(id, name string, recovered any)
 }
 
 // Option configures a Bus.
 type Option func(*Bus)
 
 // WithStrict makes Emit panic when an event is not in the catalog or its
-// metadata keys differ from the catalog's. Tests enable it to prove that
-// emitters send exactly the documented keys.
+// measurement or metadata keys differ from the catalog's (see Check).
+// Tests enable it to prove that emitters send exactly the documented keys;
+// the production default is lenient: unknown keys are delivered as given.
 func WithStrict(strict bool) Option { return func(b *Bus) { b.strict = strict } }
 
-// WithErrorReporter is called when a handler panics (the handler is
-// detached first).
+// WithErrorReporter sets the function told about a handler that panicked
+// (after the handler was detached). It is called once per panic, so a
+// handler that panics in several goroutines at once is reported by each;
+// it must be safe for concurrent use. The default logs at error level
+// through slog.Default.
 func WithErrorReporter(f func(id, name string, recovered any)) Option {
-	return func(b *Bus) { b.reporter = f }
+	return func(b *Bus) { b.report = f }
 }
 
-// NewBus returns an empty bus.
+func defaultReport(id, name string, recovered any) {
+	slog.Default().Error("telemetry handler panicked and was detached",
+		"handler", id, "event", name, "panic", fmt.Sprint(recovered))
+}
+
+// NewBus returns a bus without handlers.
 func NewBus(opts ...Option) *Bus {
-	b := &Bus{ids: map[string][]string{}}
-	b.reporter = func(id, name string, recovered any) {
-		slog.Error("telemetry handler panicked and was detached", "handler", id, "event", name, "panic", fmt.Sprint(recovered))
-	}
+	b := &Bus{}
 	for _, o := range opts {
 		o(b)
 	}
-	empty := map[string][]attached{}
-	b.table.Store(&empty)
 	return b
 }
 
-// Default is the process-wide bus used by the package-level functions.
+// Default is the process-wide bus behind the package-level Attach,
+// AttachMany, Detach and Emit. It is lenient.
 var Default = NewBus()
 
-// Attach attaches h under id to one event.
+// Attach attaches h under id to the named event.
 func (b *Bus) Attach(id, name string, h Handler) error { return b.AttachMany(id, []string{name}, h) }
 
-// AttachMany attaches h under id to several events.
+// AttachMany attaches h under id to every named event, typically Events().
+// It fails with ErrAlreadyAttached if id is in use and ErrUnknownEvent if a
+// name is not in the catalog; on error nothing is attached. Duplicate names
+// are attached once.
 func (b *Bus) AttachMany(id string, names []string, h Handler) error {
+	if h == nil {
+		return errors.New("telemetry: nil handler")
+	}
+	for _, n := range names {
+		if _, ok := index[n]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownEvent, n)
+		}
+	}
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.ids[id]; ok {
 		return fmt.Errorf("%w: %q", ErrAlreadyAttached, id)
 	}
-	for _, n := range names {
-		if _, ok := byName[n]; !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownEvent, n)
-		}
+	if b.ids == nil {
+		b.ids = map[string]attachment{}
 	}
-	next := maps.Clone(*b.table.Load())
+	b.seq++
+	e := entry{id: id, seq: b.seq, h: h}
+	next := b.cloneTable()
 	for _, n := range names {
-		next[n] = append(slices.Clone(next[n]), attached{id: id, h: h})
+		next[n] = append(slices.Clip(next[n]), e)
 	}
-	b.ids[id] = slices.Clone(names)
+	b.ids[id] = attachment{seq: e.seq, names: names}
 	b.table.Store(&next)
 	return nil
 }
 
-// Detach removes the handler attached under id; it reports whether one was.
-func (b *Bus) Detach(id string) bool {
+// Detach removes the handler attached under id and reports whether there
+// was one.
+func (b *Bus) Detach(id string) bool { return b.detach(id, 0) }
+
+// detach removes id; with seq != 0 only if id is still that attachment.
+func (b *Bus) detach(id string, seq uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	names, ok := b.ids[id]
-	if !ok {
+	a, ok := b.ids[id]
+	if !ok || (seq != 0 && a.seq != seq) {
 		return false
 	}
-	next := maps.Clone(*b.table.Load())
-	for _, n := range names {
-		next[n] = slices.DeleteFunc(slices.Clone(next[n]), func(a attached) bool { return a.id == id })
-		if len(next[n]) == 0 {
+	next := b.cloneTable()
+	for _, n := range a.names {
+		hs := slices.DeleteFunc(slices.Clone(next[n]), func(e entry) bool { return e.id == id })
+		if len(hs) == 0 {
 			delete(next, n)
+		} else {
+			next[n] = hs
 		}
 	}
 	delete(b.ids, id)
@@ -122,60 +167,80 @@ func (b *Bus) Detach(id string) bool {
 	return true
 }
 
-// Emit sends an event to its handlers. It never panics because of a
-// handler: a panicking handler is detached and reported.
+func (b *Bus) cloneTable() map[string][]entry {
+	if t := b.table.Load(); t != nil {
+		return maps.Clone(*t)
+	}
+	return map[string][]entry{}
+}
+
+// Handlers returns how many handlers are attached to the named event.
+func (b *Bus) Handlers(name string) int {
+	if b == nil {
+		return 0
+	}
+	if t := b.table.Load(); t != nil {
+		return len((*t)[name])
+	}
+	return 0
+}
+
+// Emit delivers an event to its handlers, in attachment order, in the
+// calling goroutine. Call it only after the reported change has committed.
+// A handler that panics is detached and reported, and the remaining
+// handlers still receive the event; Emit itself panics only in strict mode,
+// on an emission that does not match the catalog.
 func (b *Bus) Emit(ctx context.Context, name string, measurements map[string]float64, metadata map[string]any) {
 	if b == nil {
 		return
 	}
 	if b.strict {
-		if err := Check(name, metadata); err != nil {
+		if err := Check(name, measurements, metadata); err != nil {
 			panic(err)
 		}
 	}
-	hs := (*b.table.Load())[name]
+	t := b.table.Load()
+	if t == nil {
+		return
+	}
+	hs := (*t)[name]
 	if len(hs) == 0 {
 		return
 	}
 	e := Event{Name: name, Time: time.Now(), Measurements: measurements, Metadata: metadata}
-	for _, a := range hs {
-		b.call(ctx, a, e)
+	for _, h := range hs {
+		b.call(ctx, h, e)
 	}
 }
 
-func (b *Bus) call(ctx context.Context, a attached, e Event) {
+func (b *Bus) call(ctx context.Context, h entry, e Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			b.Detach(a.id)
-			b.reporter(a.id, e.Name, r)
+			b.detach(h.id, h.seq)
+			b.reportPanic(h.id, e.Name, r)
 		}
 	}()
-	a.h(ctx, e)
+	h.h(ctx, e)
 }
 
-// Check reports whether metadata carries exactly the catalog keys of name.
-func Check(name string, metadata map[string]any) error {
-	spec, ok := byName[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownEvent, name)
+// reportPanic tells the reporter; a reporter that panics in turn is
+// ignored so that the emitting goroutine survives.
+func (b *Bus) reportPanic(id, name string, r any) {
+	defer func() { _ = recover() }()
+	if b.report != nil {
+		b.report(id, name, r)
+	} else {
+		defaultReport(id, name, r)
 	}
-	got := slices.Collect(maps.Keys(metadata))
-	want := slices.Clone(spec.Metadata)
-	sort.Strings(got)
-	sort.Strings(want)
-	if !slices.Equal(got, want) {
-		return fmt.Errorf("telemetry: %s metadata keys %v, catalog says %v", name, got, want)
-	}
-	return nil
 }
 
-// Attach attaches to the Default bus.
+// Attach attaches h under id to the named event of the Default bus.
 func Attach(id, name string, h Handler) error { return Default.Attach(id, name, h) }
 
-// AttachMany attaches to the Default bus.
+// AttachMany attaches h under id to the named events of the Default bus.
 func AttachMany(id string, names []string, h Handler) error { return Default.AttachMany(id, names, h) }
 
-// Detach detaches from the Default bus.
+// Detach detaches id from the Default bus.
 func Detach(id string) bool { return Default.Detach(id) }
 
 // Emit emits on the Default bus.

@@ -1,15 +1,33 @@
 // Package telemetry is dripdrop's event catalog and its backends: an
 // in-process bus with panic-safe handlers, a log/slog handler, a Prometheus
-// recipe and the outbox metrics. It imports no other dripdrop package.
+// recipe and the outbox metrics. It is a leaf package: it imports only the
+// standard library and the Prometheus client.
 //
-// Event names are dotted strings ("dripdrop.dispatch.sent"). Measurements
-// are stable: counters carry {"count": 1}, threshold checks {"rate": r},
-// spans {"duration": seconds} (and {"system_time": unix seconds} on start).
-// Metadata never carries e-mail addresses, names or message bodies.
+// # Events
+//
+// Every event dripdrop emits is listed in the catalog (Events, Catalog,
+// Lookup). Names are dotted strings: the Elixir-style event
+// [:dripdrop, :dispatch, :sent] is "dripdrop.dispatch.sent".
+//
+// Measurements are stable and always float64:
+//
+//   - counters carry {"count": 1};
+//   - threshold checks carry {"rate": r}, a fraction in [0, 1];
+//   - spans carry {"duration": d} in SECONDS on stop and exception, and
+//     {"system_time": t} (Unix time in seconds) on start.
+//
+// # Metadata and PII
+//
+// Metadata keys are exactly those of the event's Spec. Metadata never
+// carries e-mail addresses, personal names, subjects or message bodies;
+// identifiers (ids, tenant keys, provider message ids) and short machine
+// reasons only. Metric labels are further restricted to the low-cardinality
+// keys of Spec.Labels unless an operator opts in.
 package telemetry
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -19,27 +37,46 @@ type Kind string
 
 // Kinds of events.
 const (
-	Counter   Kind = "counter"
+	// Counter events carry {"count": 1}.
+	Counter Kind = "counter"
+	// Threshold events carry {"rate": r}.
 	Threshold Kind = "threshold"
-	Span      Kind = "span"
+	// Span events carry {"system_time"} on start and {"duration"} (seconds)
+	// on stop and exception.
+	Span Kind = "span"
 )
 
 // Spec describes one catalog event.
 type Spec struct {
-	Name         string
-	Kind         Kind
+	// Name is the dotted event name, e.g. "dripdrop.dispatch.sent".
+	Name string
+	Kind Kind
+	// Measurements are the keys of the event's measurements map.
 	Measurements []string
-	Metadata     []string
+	// Metadata are the keys of the event's metadata map, in catalog order.
+	Metadata []string
 	// Labels are the low-cardinality metadata keys the Prometheus recipe
-	// uses as labels by default.
+	// uses as labels by default. Ids, tenant keys, times, counts and free
+	// text are never default labels.
 	Labels []string
-	// Extension marks events beyond the original dripdrop catalog.
+	// Extension marks events beyond the original 15-event cold-outbound
+	// catalog.
 	Extension   bool
 	Description string
 }
 
+func (s Spec) clone() Spec {
+	s.Measurements = slices.Clone(s.Measurements)
+	s.Metadata = slices.Clone(s.Metadata)
+	s.Labels = slices.Clone(s.Labels)
+	return s
+}
+
+// count is the measurement set of every Counter event.
 var count = []string{"count"}
 
+// catalog is the single source of truth; Events, Catalog, Lookup, Check,
+// the Prometheus recipe and docs/telemetry.md all derive from it.
 var catalog = []Spec{
 	// The cold-outbound catalog (seeds/000).
 	{Name: "dripdrop.dispatch.adapter_pinned", Kind: Counter, Measurements: count,
@@ -157,15 +194,20 @@ var catalog = []Spec{
 		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment stopped (replied, bounced, complained, unsubscribed, suppressed)"},
 }
 
-var byName = func() map[string]Spec {
-	m := make(map[string]Spec, len(catalog))
-	for _, s := range catalog {
-		m[s.Name] = s
+// index maps an event name to its position in catalog.
+var index = func() map[string]int {
+	m := make(map[string]int, len(catalog))
+	for i, s := range catalog {
+		if _, dup := m[s.Name]; dup {
+			panic("telemetry: duplicate catalog event " + s.Name)
+		}
+		m[s.Name] = i
 	}
 	return m
 }()
 
-// Events lists every catalog event name.
+// Events lists every catalog event name in catalog order (the 15 original
+// events first, then the extensions). The slice is a fresh copy.
 func Events() []string {
 	out := make([]string, len(catalog))
 	for i, s := range catalog {
@@ -174,36 +216,75 @@ func Events() []string {
 	return out
 }
 
-// Catalog returns a copy of every spec.
+// Catalog returns a deep copy of every spec, in the order of Events.
 func Catalog() []Spec {
 	out := make([]Spec, len(catalog))
 	for i, s := range catalog {
-		s.Measurements = slices.Clone(s.Measurements)
-		s.Metadata = slices.Clone(s.Metadata)
-		s.Labels = slices.Clone(s.Labels)
-		out[i] = s
+		out[i] = s.clone()
 	}
 	return out
 }
 
-// Lookup returns the spec of an event.
+// Lookup returns a copy of the spec of the named event.
 func Lookup(name string) (Spec, bool) {
-	s, ok := byName[name]
-	return s, ok
+	i, ok := index[name]
+	if !ok {
+		return Spec{}, false
+	}
+	return catalog[i].clone(), true
 }
 
-// CatalogMarkdown renders the catalog as the Markdown table of
-// docs/telemetry.md.
+// Check reports whether an emission matches the catalog: the name is known
+// and the measurement and metadata keys are exactly the spec's (values are
+// not checked). The error names the missing and unexpected keys.
+func Check(name string, measurements map[string]float64, metadata map[string]any) error {
+	i, ok := index[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownEvent, name)
+	}
+	s := &catalog[i]
+	if err := diffKeys(s.Measurements, slices.Collect(maps.Keys(measurements))); err != nil {
+		return fmt.Errorf("telemetry: %s measurements: %w", name, err)
+	}
+	if err := diffKeys(s.Metadata, slices.Collect(maps.Keys(metadata))); err != nil {
+		return fmt.Errorf("telemetry: %s metadata: %w", name, err)
+	}
+	return nil
+}
+
+func diffKeys(want, got []string) error {
+	var missing, extra []string
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			missing = append(missing, k)
+		}
+	}
+	for _, k := range got {
+		if !slices.Contains(want, k) {
+			extra = append(extra, k)
+		}
+	}
+	if missing == nil && extra == nil {
+		return nil
+	}
+	slices.Sort(extra)
+	return fmt.Errorf("missing %v, unexpected %v (catalog: %v)", missing, extra, want)
+}
+
+// CatalogMarkdown renders the catalog as the Markdown table embedded in
+// docs/telemetry.md: event, kind, measurements, metadata, default
+// Prometheus labels, extension.
 func CatalogMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| event | kind | measurements | metadata | Prometheus labels | extension |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| event | kind | measurements | metadata | default Prometheus labels | extension |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
 	for _, s := range catalog {
-		ext := ""
+		ext := "no"
 		if s.Extension {
 			ext = "yes"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", s.Name, s.Kind, strings.Join(s.Measurements, ", "),
-			strings.Join(s.Metadata, ", "), strings.Join(s.Labels, ", "), ext)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", s.Name, s.Kind,
+			strings.Join(s.Measurements, ", "), strings.Join(s.Metadata, ", "), strings.Join(s.Labels, ", "), ext)
 	}
 	return b.String()
 }

@@ -2,22 +2,36 @@ package telemetry
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Prometheus is the default metrics recipe: one counter per catalog event
-// (dripdrop_<name>_total, labels = the event's low-cardinality Labels), a
-// gauge per threshold event, a histogram of send latency, and the outbox
-// metrics. It registers on the registry it is given, never the global one.
+// Label values are stringified with the log formatting, made valid UTF-8,
+// cut to maxLabelBytes on a rune boundary, and replaced by redacted when
+// they look like an e-mail address (contain "@").
+const (
+	maxLabelBytes = 64
+	redacted      = "redacted"
+)
+
+// SendDurationBuckets are the buckets, in seconds, of
+// dripdrop_dispatch_send_duration_seconds: 1 ms to 60 s.
+var SendDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// Prometheus is the default metrics recipe. For every catalog event it
+// keeps a counter dripdrop_<area>_<event>_total (see MetricName) labelled
+// by the event's Spec.Labels; threshold events also set a gauge
+// dripdrop_health_<event>_rate to the last observed rate; send spans
+// observe dripdrop_dispatch_send_duration_seconds{outcome="ok"|"error"}.
+// It also implements OutboxMetrics. Its metrics live on the registerer
+// given to NewPrometheus, never on the global one. Safe for concurrent use.
 type Prometheus struct {
-	counters map[string]*prometheus.CounterVec
-	labels   map[string][]string
-	rates    map[string]*prometheus.GaugeVec
-	sendDur  *prometheus.HistogramVec
+	events  map[string]*promEvent // read-only after NewPrometheus
+	sendDur *prometheus.HistogramVec
 
 	published, fanout, noMatch *prometheus.CounterVec
 	failures, redeliver        *prometheus.CounterVec
@@ -26,30 +40,49 @@ type Prometheus struct {
 	lag                        prometheus.Gauge
 }
 
-// PromOption configures the recipe.
+type promEvent struct {
+	labels  []string
+	counter *prometheus.CounterVec
+	rate    *prometheus.GaugeVec // threshold events only
+}
+
+// PromOption configures NewPrometheus.
 type PromOption func(*promConfig)
 
 type promConfig struct{ extra []string }
 
-// WithHighCardinalityLabels adds metadata keys such as tenant_key or
-// adapter_id as labels. Off by default: with many tenants or adapters the
-// series count explodes.
+// WithHighCardinalityLabels adds metadata keys such as "tenant_key" or
+// "adapter_id" as labels of every event that carries them. Off by default:
+// with many tenants or adapters the number of series explodes. Every key
+// must be a metadata key of some catalog event.
 func WithHighCardinalityLabels(keys ...string) PromOption {
 	return func(c *promConfig) { c.extra = append(c.extra, keys...) }
 }
 
-// MetricName is the Prometheus counter name of an event.
-func MetricName(event string) string {
-	return strings.ReplaceAll(event, ".", "_") + "_total"
-}
+// MetricName is the name of an event's counter: the dotted name with dots
+// as underscores and a _total suffix ("dripdrop.dispatch.sent" →
+// "dripdrop_dispatch_sent_total").
+func MetricName(event string) string { return metricBase(event) + "_total" }
 
-// NewPrometheus registers the recipe's metrics on reg.
+// RateMetricName is the name of a threshold event's gauge
+// ("dripdrop.health.bounce_threshold" → "dripdrop_health_bounce_threshold_rate").
+func RateMetricName(event string) string { return metricBase(event) + "_rate" }
+
+func metricBase(event string) string { return strings.ReplaceAll(event, ".", "_") }
+
+// NewPrometheus creates the recipe's metrics and registers them on reg. On
+// error nothing stays registered.
 func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, error) {
 	var cfg promConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	p := &Prometheus{counters: map[string]*prometheus.CounterVec{}, labels: map[string][]string{}, rates: map[string]*prometheus.GaugeVec{}}
+	for _, k := range cfg.extra {
+		if !slices.ContainsFunc(catalog, func(s Spec) bool { return slices.Contains(s.Metadata, k) }) {
+			return nil, fmt.Errorf("telemetry: high-cardinality label %q is no event's metadata key", k)
+		}
+	}
+	p := &Prometheus{events: make(map[string]*promEvent, len(catalog))}
 	var cs []prometheus.Collector
 	for _, s := range catalog {
 		labels := slices.Clone(s.Labels)
@@ -58,56 +91,63 @@ func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, 
 				labels = append(labels, k)
 			}
 		}
-		p.labels[s.Name] = labels
-		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricName(s.Name), Help: s.Description}, labels)
-		p.counters[s.Name] = c
-		cs = append(cs, c)
+		pe := &promEvent{labels: labels, counter: prometheus.NewCounterVec(
+			prometheus.CounterOpts{Name: MetricName(s.Name), Help: "Events " + s.Name + ": " + s.Description + "."}, labels)}
+		cs = append(cs, pe.counter)
 		if s.Kind == Threshold {
-			g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: strings.ReplaceAll(s.Name, ".", "_") + "_rate", Help: "last observed rate: " + s.Description}, labels)
-			p.rates[s.Name] = g
-			cs = append(cs, g)
+			pe.rate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: RateMetricName(s.Name), Help: "Last rate reported by " + s.Name + ": " + s.Description + "."}, labels)
+			cs = append(cs, pe.rate)
 		}
+		p.events[s.Name] = pe
 	}
 	p.sendDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dripdrop_dispatch_send_duration_seconds", Help: "SMTP conversation latency",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		Name: "dripdrop_dispatch_send_duration_seconds", Help: "SMTP conversation latency in seconds by outcome (ok, error).",
+		Buckets: slices.Clone(SendDurationBuckets),
 	}, []string{"outcome"})
-	p.published = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_outbox_events_published_total", Help: "events written to the telemetry outbox"}, []string{"event_type"})
-	p.fanout = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_outbox_events_fanout_total", Help: "deliveries created when fanning out outbox events"}, []string{"event_type"})
-	p.noMatch = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_outbox_events_no_match_total", Help: "outbox events no subscription matched"}, []string{"event_type"})
-	p.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_outbox_failures_total", Help: "outbox worker failures by stage"}, []string{"stage"})
-	p.redeliver = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_outbox_redeliver_requests_total", Help: "customer-driven replays"}, []string{"scope"})
-	p.janitor = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dripdrop_janitor_rows_deleted_total", Help: "rows deleted by the janitor"}, []string{"table"})
-	p.notifyMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "dripdrop_notify_missed_total", Help: "work found by the fallback poll that LISTEN/NOTIFY did not announce"})
-	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dripdrop_outbox_publisher_lag_seconds", Help: "age of the oldest pending outbox event"})
+	counter := func(name, help string, label string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	}
+	p.published = counter("dripdrop_outbox_events_published_total", "Events written to the telemetry outbox.", "event_type")
+	p.fanout = counter("dripdrop_outbox_events_fanout_total", "Subscription deliveries created by outbox fan-out.", "event_type")
+	p.noMatch = counter("dripdrop_outbox_events_no_match_total", "Outbox events no subscription matched.", "event_type")
+	p.failures = counter("dripdrop_outbox_failures_total", "Outbox worker failures by stage.", "stage")
+	p.redeliver = counter("dripdrop_outbox_redeliver_requests_total", "Customer-driven replays by scope (single, since).", "scope")
+	p.janitor = counter("dripdrop_janitor_rows_deleted_total", "Rows deleted by the janitor by table.", "table")
+	p.notifyMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "dripdrop_notify_missed_total",
+		Help: "Work found by the fallback poll that LISTEN/NOTIFY did not announce."})
+	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dripdrop_outbox_publisher_lag_seconds",
+		Help: "Age in seconds of the oldest pending outbox event."})
 	cs = append(cs, p.sendDur, p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor, p.notifyMissed, p.lag)
-	for _, c := range cs {
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-// Handler records events; attach it with AttachMany(id, Events(), h).
+// Handler returns the handler that records events; attach it to every
+// event with bus.AttachMany(id, Events(), p.Handler()). Missing metadata
+// gives an empty label value; events outside the catalog are ignored.
 func (p *Prometheus) Handler() Handler {
 	return func(_ context.Context, e Event) {
-		c, ok := p.counters[e.Name]
+		pe, ok := p.events[e.Name]
 		if !ok {
 			return
 		}
-		labels := p.labels[e.Name]
-		values := make([]string, len(labels))
-		for i, k := range labels {
-			v := format(e.Metadata[k])
-			if len(v) > 64 {
-				v = v[:64]
-			}
-			values[i] = v
+		values := make([]string, len(pe.labels))
+		for i, k := range pe.labels {
+			values[i] = labelValue(e.Metadata[k])
 		}
-		c.WithLabelValues(values...).Inc()
-		if g, ok := p.rates[e.Name]; ok {
-			g.WithLabelValues(values...).Set(e.Measurements["rate"])
+		pe.counter.WithLabelValues(values...).Inc()
+		if pe.rate != nil {
+			if r, ok := e.Measurements["rate"]; ok {
+				pe.rate.WithLabelValues(values...).Set(r)
+			}
 		}
 		switch e.Name {
 		case "dripdrop.dispatch.send.stop":
@@ -118,90 +158,54 @@ func (p *Prometheus) Handler() Handler {
 	}
 }
 
-// OutboxMetrics is the observability surface of the telemetry outbox and
-// its workers. Adding a metric is additive: existing implementations get a
-// no-op default.
-type OutboxMetrics interface {
-	OutboxEventsPublished(eventType string)
-	OutboxEventsFanOut(eventType string, matched int)
-	OutboxEventsNoMatch(eventType string)
-	// OutboxFailures: stage in {"lease", "list_subscriptions", "insert_delivery", "deliver", "update_status"}.
-	OutboxFailures(stage string)
-	// RedeliverRequests: scope in {"single", "since"}.
-	RedeliverRequests(scope string)
-	JanitorRowsDeleted(table string, count int)
-	// NotifyMissed counts work found by the fallback poll that no
-	// notification announced.
-	NotifyMissed()
-	SetPublisherLag(seconds float64)
+// labelValue stringifies a metadata value for use as a label value.
+func labelValue(v any) string {
+	s := strings.ToValidUTF8(format(v), "\uFFFD")
+	if strings.IndexByte(s, '@') >= 0 {
+		return redacted
+	}
+	if len(s) <= maxLabelBytes {
+		return s
+	}
+	n := maxLabelBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
-// OutboxEventsPublished implements OutboxMetrics.
-func (p *Prometheus) OutboxEventsPublished(t string) { p.published.WithLabelValues(t).Inc() }
-
-// OutboxEventsFanOut implements OutboxMetrics.
-func (p *Prometheus) OutboxEventsFanOut(t string, matched int) {
-	p.fanout.WithLabelValues(t).Add(float64(matched))
+// OutboxEventsPublished increments dripdrop_outbox_events_published_total.
+func (p *Prometheus) OutboxEventsPublished(eventType string) {
+	p.published.WithLabelValues(labelValue(eventType)).Inc()
 }
 
-// OutboxEventsNoMatch implements OutboxMetrics.
-func (p *Prometheus) OutboxEventsNoMatch(t string) { p.noMatch.WithLabelValues(t).Inc() }
-
-// OutboxFailures implements OutboxMetrics.
-func (p *Prometheus) OutboxFailures(stage string) { p.failures.WithLabelValues(stage).Inc() }
-
-// RedeliverRequests implements OutboxMetrics.
-func (p *Prometheus) RedeliverRequests(scope string) { p.redeliver.WithLabelValues(scope).Inc() }
-
-// JanitorRowsDeleted implements OutboxMetrics.
-func (p *Prometheus) JanitorRowsDeleted(table string, n int) {
-	p.janitor.WithLabelValues(table).Add(float64(n))
+// OutboxEventsFanOut adds matched (negative counts as 0) to dripdrop_outbox_events_fanout_total.
+func (p *Prometheus) OutboxEventsFanOut(eventType string, matched int) {
+	p.fanout.WithLabelValues(labelValue(eventType)).Add(float64(max(matched, 0)))
 }
 
-// NotifyMissed implements OutboxMetrics.
+// OutboxEventsNoMatch increments dripdrop_outbox_events_no_match_total.
+func (p *Prometheus) OutboxEventsNoMatch(eventType string) {
+	p.noMatch.WithLabelValues(labelValue(eventType)).Inc()
+}
+
+// OutboxFailures increments dripdrop_outbox_failures_total.
+func (p *Prometheus) OutboxFailures(stage string) {
+	p.failures.WithLabelValues(labelValue(stage)).Inc()
+}
+
+// RedeliverRequests increments dripdrop_outbox_redeliver_requests_total.
+func (p *Prometheus) RedeliverRequests(scope string) {
+	p.redeliver.WithLabelValues(labelValue(scope)).Inc()
+}
+
+// JanitorRowsDeleted adds count (negative counts as 0) to dripdrop_janitor_rows_deleted_total.
+func (p *Prometheus) JanitorRowsDeleted(table string, count int) {
+	p.janitor.WithLabelValues(labelValue(table)).Add(float64(max(count, 0)))
+}
+
+// NotifyMissed increments dripdrop_notify_missed_total.
 func (p *Prometheus) NotifyMissed() { p.notifyMissed.Inc() }
 
-// SetPublisherLag implements OutboxMetrics.
-func (p *Prometheus) SetPublisherLag(s float64) { p.lag.Set(s) }
-
-// NoOp swallows every call.
-type NoOp struct{}
-
-func (NoOp) OutboxEventsPublished(string)   {}
-func (NoOp) OutboxEventsFanOut(string, int) {}
-func (NoOp) OutboxEventsNoMatch(string)     {}
-func (NoOp) OutboxFailures(string)          {}
-func (NoOp) RedeliverRequests(string)       {}
-func (NoOp) JanitorRowsDeleted(string, int) {}
-func (NoOp) NotifyMissed()                  {}
-func (NoOp) SetPublisherLag(float64)        {}
-
-// Log writes one key=value line per metric call (message "metrics").
-type Log struct{ L *slog.Logger }
-
-func (l Log) OutboxEventsPublished(t string) {
-	l.L.Info("metrics", "metric", "outbox_events_published", "event_type", t)
-}
-func (l Log) OutboxEventsFanOut(t string, n int) {
-	l.L.Info("metrics", "metric", "outbox_events_fanout", "event_type", t, "matched", n)
-}
-func (l Log) OutboxEventsNoMatch(t string) {
-	l.L.Info("metrics", "metric", "outbox_events_no_match", "event_type", t)
-}
-func (l Log) OutboxFailures(stage string) {
-	l.L.Info("metrics", "metric", "outbox_failures", "stage", stage)
-}
-func (l Log) RedeliverRequests(scope string) {
-	l.L.Info("metrics", "metric", "redeliver_requests", "scope", scope)
-}
-func (l Log) JanitorRowsDeleted(table string, n int) {
-	l.L.Info("metrics", "metric", "janitor_rows_deleted", "table", table, "count", n)
-}
-func (l Log) NotifyMissed()             { l.L.Info("metrics", "metric", "notify_missed") }
-func (l Log) SetPublisherLag(s float64) { l.L.Info("metrics", "metric", "publisher_lag", "seconds", s) }
-
-var (
-	_ OutboxMetrics = (*Prometheus)(nil)
-	_ OutboxMetrics = NoOp{}
-	_ OutboxMetrics = Log{}
-)
+// SetPublisherLag sets dripdrop_outbox_publisher_lag_seconds.
+func (p *Prometheus) SetPublisherLag(seconds float64) { p.lag.Set(seconds) }
