@@ -14,12 +14,12 @@ import (
 // reports $FAKE_UID; apt-get and sudo append their command line to $FAKE_LOG
 // (apt-get with the DEBIAN_FRONTEND it saw), sudo then runs the command, and
 // `apt-get install` "installs" initdb and pg_ctl into the searched libdir
-// unless $FAKE_APT_FAIL or $FAKE_APT_NOBIN is set.
+// unless $FAKE_APT_FAIL, $FAKE_APT_NOBIN or $FAKE_APT_SIMULATE is set.
 var fakeTools = map[string]string{
-	"id":      `echo "$FAKE_UID"`,
-	"sudo":    `echo "sudo $*" >>"$FAKE_LOG"; exec "$@"`,
-	"initdb":  `exit 0`,
-	"pg_ctl":  `exit 0`,
+	"id":     `echo "$FAKE_UID"`,
+	"sudo":   `echo "sudo $*" >>"$FAKE_LOG"; exec "$@"`,
+	"initdb": `exit 0`,
+	"pg_ctl": `exit 0`,
 	"apt-get": `echo "apt-get $* [DEBIAN_FRONTEND=$DEBIAN_FRONTEND]" >>"$FAKE_LOG"
 [ -z "$FAKE_APT_FAIL" ] || { echo "E: Unable to locate package postgresql" >&2; exit 100; }
 case " $* " in *" install "*) ;; *) exit 0 ;; esac
