@@ -328,7 +328,7 @@ func placeData(dir string, as account) (string, error) {
 	sum := sha256.Sum256([]byte(dir))
 	name := "dripdrop-" + filepath.Base(dir) + "-" + hex.EncodeToString(sum[:8])
 	var tried []string
-	for _, tmp := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
+	for _, tmp := range tempDirs() {
 		if b, err := unreachable(tmp, as); err != nil || b != "" {
 			tried = append(tried, tmp)
 			continue
@@ -343,6 +343,9 @@ func placeData(dir string, as account) (string, error) {
 	return "", fmt.Errorf("localpg: PostgreSQL refuses to run as root, so it runs as %s, who cannot enter %s nor any temp dir (%s); clone the project into a directory %s can traverse (or chmod o+x %s), run as a regular user, or set DATABASE_URL (TEST_DATABASE_URL for tests)",
 		as.name, blocked, strings.Join(tried, ", "), as.name, blocked)
 }
+
+// tempDirs are where a data directory may move, in order of preference.
+var tempDirs = func() []string { return []string{os.TempDir(), "/tmp", "/var/tmp"} }
 
 // unreachable returns the first directory on the way to path (path
 // included) that the account may not search, or "" when it reaches path.
