@@ -259,9 +259,9 @@ func Remove(ctx context.Context, dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// PostmasterPIDs returns the ids of the PostgreSQL server processes serving
-// the cluster in dir, found by their command line in /proc (empty where
-// there is no /proc). Tests use it to prove a cluster is really stopped.
+// PostmasterPIDs returns the ids of the postmasters serving the cluster in
+// dir, found by their command line in /proc (empty where there is no /proc).
+// Tests use it to prove a cluster is really stopped.
 func PostmasterPIDs(dir string) []int {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -272,23 +272,46 @@ func PostmasterPIDs(dir string) []int {
 		return nil
 	}
 	data := dataDir(dir, runAs)
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	parents := map[int]int{} // server process → its parent
 	for _, p := range procs {
-		b, err := os.ReadFile(p)
+		b, err := os.ReadFile(filepath.Join(p, "cmdline"))
 		if err != nil {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "-D" && args[i+1] == data && strings.HasSuffix(args[0], "postgres") {
-				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-				pids = append(pids, pid)
+				pid, _ := strconv.Atoi(filepath.Base(p))
+				parents[pid] = parentPID(p)
 				break
 			}
 		}
 	}
+	// A backend keeps the postmaster's command line for a moment after the
+	// fork: count only processes whose parent is not a server too.
+	var pids []int
+	for pid, parent := range parents {
+		if _, child := parents[parent]; !child {
+			pids = append(pids, pid)
+		}
+	}
 	return pids
+}
+
+// parentPID reads the parent's id from /proc/<pid>/stat.
+func parentPID(proc string) int {
+	b, err := os.ReadFile(filepath.Join(proc, "stat"))
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // dataDir returns the data directory of the cluster in dir: the one its
