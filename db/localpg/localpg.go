@@ -210,10 +210,32 @@ func Stop(ctx context.Context, dir string) (bool, error) {
 	if _, err := run(ctx, runAs, filepath.Join(bin, "pg_ctl"), "status", "-D", data); err != nil {
 		return false, nil // not running
 	}
+	pid := postmasterPID(data)
 	if out, err := run(ctx, runAs, filepath.Join(bin, "pg_ctl"), "stop", "-D", data, "-m", "fast", "-w"); err != nil {
 		return false, fmt.Errorf("localpg: pg_ctl stop -D %s: %v (%s)", data, err, lastLine(out))
 	}
+	// pg_ctl returns once the postmaster removed its pid file, a moment
+	// before the process is gone: wait for that too.
+	for deadline := time.Now().Add(10 * time.Second); pid > 0 && !exited(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("localpg: postmaster %d of %s did not exit", pid, data)
+		}
+	}
 	return true, nil
+}
+
+// postmasterPID reads the postmaster's id from its pid file (0 if none).
+func postmasterPID(data string) int {
+	b, _ := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid
+}
+
+// exited reports whether process pid is gone (or a zombie), per /proc.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err != nil || len(b) == 0
 }
 
 // StopAll stops every cluster in the subdirectories of root (a project's
