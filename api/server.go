@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/api/ui"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
@@ -37,6 +38,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
+	// DashboardKey signs the dashboard's session cookies and CSRF tokens
+	// (/ui/, SPEC §13); empty: a random key per process.
+	DashboardKey []byte
+	// SecureCookies marks dashboard cookies Secure behind a TLS-terminating
+	// proxy (they are Secure anyway on TLS requests).
+	SecureCookies bool
 }
 
 // Server routes and serves the API.
@@ -147,6 +154,9 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
+	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log})
+	s.mux.Handle("/ui/", dash)
+	s.mux.Handle("/ui", dash)
 	return s
 }
 

@@ -113,6 +113,7 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
   dripdrop dev is running
   ───────────────────────
   API            %[1]s
+  dashboard      %[1]s/ui/  (sign in with the demo API key)
   SMTP sink      %[2]s
   demo API key   %[3]s
   admin token    %[4]s

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,7 +117,8 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"),
+		DashboardKey: box.DeriveKey("dashboard-session"), SecureCookies: strings.HasPrefix(cfg.PublicBaseURL, "https://")})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -1,0 +1,226 @@
+// Package ui is dripdrop's operator dashboard (SPEC §13), served at /ui/ by
+// the API server: server-rendered HTML over the same db.Store methods the
+// JSON API uses, charts drawn as SVG in Go, templates and assets embedded in
+// the binary (no CDN, readable without JavaScript; a small script only
+// follows the live event feed). Sign-in exchanges a tenant API key for a
+// signed HttpOnly, SameSite=Strict session cookie; every POST carries a
+// CSRF token; every page is scoped to the session's tenant.
+package ui
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config wires the dashboard.
+type Config struct {
+	Store *db.Store
+	// Key signs session cookies and CSRF tokens (at least 32 bytes; a
+	// random key is used when empty, so sessions end with the process).
+	Key []byte
+	// SecureCookies marks the session cookie Secure even when the request
+	// did not arrive over TLS (a TLS-terminating proxy in front).
+	SecureCookies bool
+	Logger        *slog.Logger
+	// Verify checks an adapter's SMTP settings without sending; nil
+	// disables the verify action.
+	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) verifyResult
+}
+
+// Handler serves /ui/.
+type Handler struct {
+	cfg   Config
+	store *db.Store
+	key   []byte
+	log   *slog.Logger
+	mux   *http.ServeMux
+	pages map[string]*template.Template
+}
+
+// page is what a handler renders: a template name and its data.
+type page struct {
+	Title   string
+	Nav     string
+	Tenant  string
+	CSRF    string
+	Flash   string
+	Error   string
+	Now     time.Time
+	Data    any
+	session session
+}
+
+type pageHandler func(w http.ResponseWriter, r *http.Request, p *page) (string, error)
+
+// New builds the dashboard handler.
+func New(cfg Config) *Handler {
+	h := &Handler{cfg: cfg, store: cfg.Store, key: cfg.Key, log: cfg.Logger, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if len(h.key) < 32 {
+		h.key = make([]byte, 32)
+		_, _ = randRead(h.key)
+	}
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		if n == "templates/layout.html" {
+			continue
+		}
+		t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+		h.pages[n[len("templates/"):len(n)-len(".html")]] = t
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	h.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	h.mux.HandleFunc("GET /ui/login", h.loginPage)
+	h.mux.HandleFunc("POST /ui/login", h.login)
+	h.mux.HandleFunc("POST /ui/logout", h.auth(h.logout))
+	h.mux.HandleFunc("GET /ui/{$}", h.auth(h.overview))
+	h.mux.HandleFunc("GET /ui/feed", h.feed)
+	h.mux.HandleFunc("GET /ui/adapters", h.auth(h.adapters))
+	h.mux.HandleFunc("GET /ui/adapters/{id}", h.auth(h.adapter))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/rest", h.auth(h.rest))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/resume", h.auth(h.resume))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/verify", h.auth(h.verify))
+	h.mux.HandleFunc("GET /ui/pools", h.auth(h.pools))
+	h.mux.HandleFunc("GET /ui/pools/{id}", h.auth(h.pool))
+	h.mux.HandleFunc("GET /ui/sequences", h.auth(h.sequences))
+	h.mux.HandleFunc("GET /ui/sequences/{id}", h.auth(h.sequence))
+	h.mux.HandleFunc("GET /ui/enrollments", h.auth(h.enrollments))
+	h.mux.HandleFunc("GET /ui/enrollments/{id}", h.auth(h.enrollment))
+	h.mux.HandleFunc("/ui/", h.auth(func(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
+		return "", dripdrop.NotFound("page")
+	}))
+	return h
+}
+
+// ServeHTTP answers every path under /ui/.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	if r.URL.Path == "/ui" {
+		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// auth runs a page for a signed-in tenant: GETs without a session go to the
+// sign-in form, POSTs need a valid CSRF token and a same-origin request.
+func (h *Handler) auth(fn pageHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		now := h.store.Now()
+		s, ok := h.readSession(r, now)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+				return
+			}
+			h.fail(w, r, &page{}, http.StatusUnauthorized, "Your session has ended; sign in again.")
+			return
+		}
+		p := &page{Tenant: s.Tenant, CSRF: h.csrf(s), Now: now, session: s, Flash: r.URL.Query().Get("flash")}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			if !sameOrigin(r) || !h.checkCSRF(r, s) {
+				h.fail(w, r, p, http.StatusForbidden, "This form is stale or did not come from this dashboard (CSRF check failed). Reload the page and try again.")
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		name, err := fn(w, r, p)
+		if err != nil {
+			var de *dripdrop.Error
+			if errors.As(err, &de) && de.Status() < 500 {
+				h.fail(w, r, p, de.Status(), de.Message)
+				return
+			}
+			if r.Context().Err() == nil {
+				h.log.Error("dashboard page failed", "path", r.URL.Path, "err", err)
+			}
+			h.fail(w, r, p, http.StatusInternalServerError, "Something went wrong; the error is in the server log.")
+			return
+		}
+		if name != "" {
+			h.render(w, http.StatusOK, name, p)
+		}
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, status int, msg string) {
+	p.Title = http.StatusText(status)
+	p.Error = msg
+	h.render(w, status, "error", p)
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, name string, p *page) {
+	var buf bytes.Buffer
+	if err := h.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		h.log.Error("dashboard template failed", "page", name, "err", err)
+		http.Error(w, "template error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.readSession(r, h.store.Now()); ok {
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		return
+	}
+	h.render(w, http.StatusOK, "login", &page{Title: "Sign in"})
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	p := &page{Title: "Sign in"}
+	if !sameOrigin(r) {
+		h.fail(w, r, p, http.StatusForbidden, "The sign-in form did not come from this dashboard.")
+		return
+	}
+	tenant, err := h.store.Authenticate(r.Context(), r.PostFormValue("api_key"))
+	if err != nil {
+		status := http.StatusUnauthorized
+		var de *dripdrop.Error
+		if errors.As(err, &de) {
+			status = de.Status()
+		}
+		p.Error = "That API key was not accepted."
+		if status >= 500 {
+			p.Error = "The database is unavailable; try again shortly."
+		}
+		h.render(w, status, "login", p)
+		return
+	}
+	_, value := h.newSession(tenant, h.store.Now())
+	h.setCookie(w, r, value, int(sessionTTL/time.Second))
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
+	h.setCookie(w, r, "", -1)
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+	return "", nil
+}
