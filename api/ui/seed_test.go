@@ -1,0 +1,235 @@
+package ui_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dripdrop/dripdrop/api"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+const adminToken = "ui-test-admin-token"
+
+// world is a running API server with the dashboard and two seeded tenants.
+type world struct {
+	t     testing.TB
+	dbURL string
+	store *db.Store
+	srv   *httptest.Server
+	acme  tenantSeed
+	other tenantSeed
+}
+
+// tenantSeed is what the seed created for one tenant.
+type tenantSeed struct {
+	key                string
+	adapterA, adapterB string
+	pool, seq          string
+	enrollments        []string
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	u := dbtest.URL(t)
+	box, err := vault.ParseKey(vault.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := db.Open(context.Background(), u, db.Options{Vault: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, AdminToken: adminToken, DashboardKey: []byte("a dashboard key of at least 32 bytes")}))
+	t.Cleanup(srv.Close)
+	w := &world{t: t, dbURL: u, store: store, srv: srv}
+	w.acme = w.seed("acme")
+	w.other = w.seed("other")
+	w.history("acme", w.acme)
+	return w
+}
+
+// api calls the JSON API and decodes the answer.
+func (w *world) api(method, path, key string, body any, want int) map[string]any {
+	w.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, w.srv.URL+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		w.t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, want, out)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(out, &m)
+	return m
+}
+
+// seed creates, through the JSON API, two adapters, a pool with both, a
+// two-step sequence and three enrollments.
+func (w *world) seed(tenant string) tenantSeed {
+	w.t.Helper()
+	m := w.api("POST", "/v1/tenants", adminToken, map[string]any{"tenant_key": tenant, "name": tenant}, 201)
+	s := tenantSeed{key: m["api_key"].(map[string]any)["key"].(string)}
+	for i, name := range []string{"Alice mailbox", "Bob mailbox"} {
+		in := map[string]any{
+			"name": name + " " + tenant, "provider": "smtp", "from_address": strings.ToLower(name[:3]) + "@" + tenant + ".example.com",
+			"credentials": map[string]any{"host": "smtp.example.com", "port": 587, "username": "u", "password": "pw"},
+		}
+		if i == 0 {
+			in["daily_cap"], in["ramp_floor"], in["ramp_increment"] = 40, 5, 3
+		}
+		id := w.api("POST", "/v1/adapters", s.key, in, 201)["id"].(string)
+		if i == 0 {
+			s.adapterA = id
+		} else {
+			s.adapterB = id
+		}
+	}
+	s.pool = w.api("POST", "/v1/pools", s.key, map[string]any{"name": "main pool " + tenant, "members": []any{
+		map[string]any{"adapter_id": s.adapterA, "weight": 3}, map[string]any{"adapter_id": s.adapterB, "weight": 1},
+	}}, 201)["id"].(string)
+	s.seq = w.api("POST", "/v1/sequences", s.key, map[string]any{
+		"key": "welcome", "name": "Welcome " + tenant, "pool_id": s.pool,
+		"steps": []any{
+			map[string]any{"key": "intro", "subject": "Hi {{first_name|there}}", "body_text": "{Hello|Hi} there"},
+			map[string]any{"key": "bump", "delay_seconds": 86400, "body_text": "Bumping this"},
+		},
+	}, 201)["id"].(string)
+	for _, who := range []string{"ann", "ben", "cat"} {
+		e := w.api("POST", "/v1/enrollments", s.key, map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": who + "@lead-" + tenant + ".example.com", "first_name": who}}, 201)
+		s.enrollments = append(s.enrollments, e["id"].(string))
+	}
+	return s
+}
+
+// history writes what a month of sending would have left behind: message
+// events of adapter A over 30 days (with a bounce spike 20 days ago), a rest
+// and recovery in its audit log, and today's outcomes; the first
+// enrollment's first step is sent and replied to.
+func (w *world) history(tenant string, s tenantSeed) {
+	w.t.Helper()
+	ex := func(sql string, args ...any) { dbtest.Exec(w.t, w.dbURL, sql, args...) }
+	// 30 days of sends, 10 a day, on adapter A; a bounce spike 20 days ago.
+	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, occurred_at)
+	    SELECT $1, gen_random_uuid(), 'sent', $2::uuid, date_trunc('day', now()) - make_interval(days => d) + interval '10 hours' + make_interval(mins => n)
+	    FROM generate_series(1, 29) d, generate_series(1, 10) n`, tenant, s.adapterA)
+	ex(`INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, occurred_at)
+	    SELECT $1, gen_random_uuid(), 'bounced', 'hard', $2::uuid, date_trunc('day', now()) - interval '20 days' + interval '12 hours' + make_interval(mins => n)
+	    FROM generate_series(1, 3) n`, tenant, s.adapterA)
+	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, occurred_at)
+	    VALUES ($1, gen_random_uuid(), 'complained', $2::uuid, date_trunc('day', now()) - interval '12 days' + interval '13 hours')`, tenant, s.adapterA)
+	for _, tr := range []struct{ ago, from, to, reason, source string }{
+		{"20 days", "active", "resting", "bounce_threshold", "engine"},
+		{"19 days", "resting", "probing", "resting_elapsed", "engine"},
+		{"17 days", "probing", "ramping", "probe_success", "engine"},
+	} {
+		ex(`INSERT INTO audit_log (tenant_key, id, entity_type, entity_id, action, actor, created_at, data)
+		    VALUES ($1, gen_random_uuid(), 'adapter', $2::uuid, 'health_state_changed', $6,
+		            date_trunc('day', now()) - $3::interval + interval '14 hours',
+		            jsonb_build_object('from', $4::text, 'to', $5::text, 'reason', $7::text, 'source', $6::text,
+		                               'at', date_trunc('day', now()) - $3::interval + interval '14 hours'))`,
+			tenant, s.adapterA, tr.ago, tr.from, tr.to, tr.source, tr.reason)
+	}
+	// Today: the first enrollment's first step was sent and got a reply;
+	// other outcomes and deferrals happened today.
+	ex(`UPDATE step_executions SET state = 'sent', sent_at = now() - interval '2 minutes', attempt = 1,
+	        out_message_id = '<seed-1@acme.example.com>'
+	    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, s.enrollments[0])
+	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, occurred_at)
+	    SELECT $1, gen_random_uuid(), t, adapter_id, id, enrollment_id, now() - interval '1 minute' * o
+	    FROM step_executions, (VALUES ('sent', 2), ('replied', 1)) v(t, o)
+	    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, s.enrollments[0])
+	ex(`UPDATE enrollments SET state = 'stopped', stop_reason = 'replied', ended_at = now() WHERE tenant_key = $1 AND id = $2::uuid`, tenant, s.enrollments[0])
+	ex(`UPDATE step_executions SET state = 'cancelled' WHERE tenant_key = $1 AND enrollment_id = $2::uuid AND state = 'scheduled'`, tenant, s.enrollments[0])
+	ex(`INSERT INTO message_events (tenant_key, id, type, subtype, reason, adapter_id, occurred_at)
+	    VALUES ($1, gen_random_uuid(), 'ooo', NULL, NULL, $2::uuid, now() - interval '5 minutes'),
+	           ($1, gen_random_uuid(), 'bounced', 'hard', NULL, $2::uuid, now() - interval '6 minutes'),
+	           ($1, gen_random_uuid(), 'complained', NULL, NULL, $2::uuid, now() - interval '7 minutes'),
+	           ($1, gen_random_uuid(), 'deferred', NULL, 'ramp_cap', $2::uuid, now() - interval '8 minutes'),
+	           ($1, gen_random_uuid(), 'deferred', NULL, 'ramp_cap', $2::uuid, now() - interval '9 minutes'),
+	           ($1, gen_random_uuid(), 'deferred', NULL, 'quiet_hours', $3::uuid, now() - interval '9 minutes')`,
+		tenant, s.adapterA, s.adapterB)
+}
+
+// browserless client: a cookie jar and no redirects followed.
+type client struct {
+	t    testing.TB
+	w    *world
+	http *http.Client
+}
+
+func (w *world) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: w.t, w: w, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (c *client) do(method, path string, form url.Values, headers ...string) page {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, c.w.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return page{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func (c *client) get(path string) page { c.t.Helper(); return c.do("GET", path, nil) }
+
+func (c *client) login(key string) page {
+	c.t.Helper()
+	return c.do("POST", "/ui/login", url.Values{"api_key": {key}})
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf reads the CSRF token from a signed-in page.
+func (c *client) csrf() string {
+	c.t.Helper()
+	p := c.get("/ui/adapters")
+	m := csrfRE.FindStringSubmatch(p.body)
+	if m == nil {
+		c.t.Fatalf("no CSRF token on the adapters page (%d): %s", p.status, p.body)
+	}
+	return m[1]
+}
+
+func (w *world) healthState(tenant, adapter string) string {
+	w.t.Helper()
+	rows := dbtest.Query(w.t, w.dbURL, `SELECT health_state FROM adapters WHERE tenant_key = $1 AND id = $2::uuid`, tenant, adapter)
+	return rows[0][0].(string)
+}
