@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
@@ -32,6 +33,7 @@ func (h *Handler) health(r *http.Request, tenant string, a dripdrop.Adapter, day
 		}
 		ts = append(ts, Transition{At: at, From: d.From, To: d.To, Reason: d.Reason, Source: d.Source})
 	}
+	sort.SliceStable(ts, func(i, j int) bool { return ts[i].At.Before(ts[j].At) })
 	w := window{Since: a.HealthSince, BounceThreshold: 0.02, ComplaintThreshold: 0.003, MinSample: 20}
 	for _, d := range days {
 		w.Sent += d.Sent
