@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,10 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 	if l.Holder == "" {
 		host, _ := os.Hostname()
-		l.Holder = host + "-" + dripdrop.NewID().String()[:8]
+		// The random tail of the id: its head is a timestamp, which
+		// replicas started in the same minute would share.
+		id := dripdrop.NewID().String()
+		l.Holder = host + "-" + strconv.Itoa(os.Getpid()) + "-" + id[len(id)-12:]
 	}
 	if l.Logger == nil {
 		l.Logger = slog.Default()
