@@ -12,7 +12,7 @@ import (
 )
 
 func verifySMTP(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
-	return dispatch.Verify(ctx, c, from, nil)
+	return dispatch.Verify(ctx, c, from, nil, nil)
 }
 
 func TestHealthSignalAndReport(t *testing.T) {

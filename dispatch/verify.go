@@ -18,8 +18,12 @@ import (
 // connect, greeting, EHLO, STARTTLS (as the tls setting asks), EHLO again,
 // AUTH — and sends nothing (SPEC §6.1 Verify). Each stage is reported with
 // its duration and the server's reply; the check stops at the first failed
-// stage. tlsConf may be nil.
-func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, tlsConf *tls.Config) dripdrop.VerifyResult {
+// stage. dialer (e.g. an outbound-destination guard's) and tlsConf may be
+// nil.
+func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, dialer *net.Dialer, tlsConf *tls.Config) dripdrop.VerifyResult {
+	if dialer == nil {
+		dialer = &net.Dialer{}
+	}
 	mode := cr.TLS
 	if mode == "" {
 		mode = "starttls"
@@ -57,8 +61,7 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, tlsCo
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
 	var conn net.Conn
 	if !stage("connect", func(*dripdrop.VerifyStage) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := dialer.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return err
 		}

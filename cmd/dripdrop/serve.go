@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"),
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
-			return dispatch.Verify(ctx, c, from, nil)
+			return dispatch.Verify(ctx, c, from, nil, nil)
 		}})
 	httpSrv := &http.Server{
 		Handler:           srv,
