@@ -260,6 +260,17 @@ func TestThreeEnginesShareTheWork(t *testing.T) {
 		}
 		return n
 	}
+	defer func() {
+		if t.Failed() {
+			for i, e := range engines {
+				for _, l := range strings.Split(e.out.String(), "\n") {
+					if strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
+						t.Logf("engine %d: %s", i, l)
+					}
+				}
+			}
+		}
+	}()
 	w.waitFor("bulk sent", 60*time.Second, func() bool { return countTo("bulk") >= 300 })
 	w.waitFor("20 capped sends", 90*time.Second, func() bool { return countTo("capped") >= 20 })
 	time.Sleep(4 * time.Second) // a 21st send would have happened by now
