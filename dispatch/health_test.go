@@ -12,6 +12,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 )
@@ -349,5 +350,73 @@ func TestPermanentFailurePausesAndRetry(t *testing.T) {
 	}
 	if _, err := w.store.RetryEnrollment(ctx, w.tenant, en.ID); dripdrop.ErrorCode(err) != "invalid_state" {
 		t.Fatalf("retry of a completed enrollment: %v", err)
+	}
+}
+
+// TestHealthCheckCountsInDB: the store counts the window the rules ask for —
+// hard bounces only, complaints, nothing older than 30 days or than the last
+// recovery — and breaches exactly at 2 % and 0.3 %.
+func TestHealthCheckCountsInDB(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	ctx := context.Background()
+	events := func(typ, subtype string, n int, age time.Duration) {
+		t.Helper()
+		var sub any
+		if subtype != "" {
+			sub = subtype
+		}
+		dbtest.Exec(t, w.url, `INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, occurred_at)
+			SELECT 'acme', gen_random_uuid(), $1, $2, $3, $4 FROM generate_series(1, $5::int)`, typ, sub, w.adapter.ID, w.clock.Now().Add(-age), n)
+	}
+	check := func() string {
+		t.Helper()
+		if err := w.store.CheckHealth(ctx, w.tenant, w.adapter.ID); err != nil {
+			t.Fatal(err)
+		}
+		return w.health().HealthState
+	}
+	// The adapter was created at the clock's now: make it a month old.
+	dbtest.Exec(t, w.url, `UPDATE adapters SET healthy_since = healthy_since - interval '40 days', health_since = health_since - interval '40 days'`)
+	events("sent", "", 51, time.Hour)
+	events("bounced", "soft", 5, time.Hour) // soft bounces do not count
+	events("bounced", "hard", 3, 31*24*time.Hour)
+	events("sent", "", 100, 31*24*time.Hour) // older than 30 days: ignored
+	events("bounced", "hard", 1, time.Hour)
+	if s := check(); s != "active" {
+		t.Fatalf("1 hard bounce in 51 sends (1.96 %%): %s", s)
+	}
+	if r := w.health(); r.Window.Sent != 51 || r.Window.Bounced != 1 {
+		t.Fatalf("window %+v", r.Window)
+	}
+	// 1 of 50 is exactly 2 %: one send leaves the window (older than 30 days).
+	dbtest.Exec(t, w.url, `UPDATE message_events SET occurred_at = occurred_at - interval '31 days'
+		WHERE id = (SELECT id FROM message_events WHERE type = 'sent' AND occurred_at > $1 LIMIT 1)`, w.clock.Now().Add(-2*time.Hour))
+	if s := check(); s != "resting" {
+		t.Fatalf("1 hard bounce in 50 sends (2 %%): %s", s)
+	}
+	if bt := w.ev.named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 50 {
+		t.Fatalf("bounce_threshold events %v", bt)
+	}
+
+	// After recovery the old events no longer count; complaints breach at 0.3 %.
+	state, source := "active", "test"
+	if _, err := w.store.HealthSignal(ctx, w.tenant, w.adapter.ID, dripdrop.HealthSignalInput{HealthState: &state, Source: &source}); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Add(time.Minute)
+	if s := check(); s != "active" || w.health().Window.Sent != 0 {
+		t.Fatalf("after recovery: %s %+v", s, w.health().Window)
+	}
+	events("sent", "", 1001, 0)
+	events("complained", "", 3, 0)
+	if s := check(); s != "active" {
+		t.Fatalf("3 complaints in 1001 sends (0.2997 %%): %s", s)
+	}
+	dbtest.Exec(t, w.url, `DELETE FROM message_events WHERE id = (SELECT id FROM message_events WHERE type = 'sent' AND occurred_at = $1 LIMIT 1)`, w.clock.Now())
+	if s := check(); s != "resting" {
+		t.Fatalf("3 complaints in 1000 sends (0.3 %%): %s", s)
+	}
+	if r := w.health(); r.Transitions[0].Reason != "complaint_threshold" {
+		t.Fatalf("latest transition %+v", r.Transitions[0])
 	}
 }
