@@ -253,7 +253,7 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if to != dripdrop.HealthResting {
 			until = nil // only a resting adapter has a resting_until
 		}
-		if to == dripdrop.HealthResting && until != nil && !until.After(now) {
+		if to == dripdrop.HealthResting && in.RestingUntil.Set && until != nil && !until.After(now) {
 			return dripdrop.Errorf(dripdrop.ECodeOutOfRange, "resting_until", "resting_until must be in the future for a resting adapter")
 		}
 		score := a.HealthScore
@@ -270,8 +270,12 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if a, err = q.SetHealthFields(ctx, dbsqlc.SetHealthFieldsParams{TenantKey: tenant, ID: id, HealthScore: score, RestingUntil: keepUntil, Now: now}); err != nil {
 			return mapErr(err, "adapter")
 		}
+		var scoreV any // a number, or nil when the adapter has no score
+		if score != nil {
+			scoreV = *score
+		}
 		evs = append(evs, event{name: "dripdrop.health.external_signal", metadata: map[string]any{
-			"adapter_id": id.String(), "tenant_key": tenant, "health_state": to, "health_score": score, "source": source,
+			"adapter_id": id.String(), "tenant_key": tenant, "health_state": to, "health_score": scoreV, "source": source,
 		}})
 		if err := s.audit(ctx, q, tenant, "adapter", id, "health_signal", source, map[string]any{
 			"health_state": to, "health_score": score, "resting_until": until, "reason": reason, "source": source, "at": now,
