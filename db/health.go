@@ -252,6 +252,9 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		}
 		if to != dripdrop.HealthResting {
 			until = nil // only a resting adapter has a resting_until
+		} else if until == nil {
+			t := now.Add(time.Duration(a.RestBackoffSeconds) * time.Second) // the stored backoff
+			until = &t
 		}
 		if to == dripdrop.HealthResting && in.RestingUntil.Set && until != nil && !until.After(now) {
 			return dripdrop.Errorf(dripdrop.ECodeOutOfRange, "resting_until", "resting_until must be in the future for a resting adapter")
@@ -285,7 +288,6 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if to == from {
 			return nil
 		}
-		// Into resting: the signal's resting_until, else now + the stored backoff.
 		_, ev, err := s.transition(ctx, q, a, health.Decision{To: to, Reason: reason, RestingUntil: until}, source)
 		if err != nil {
 			return err
