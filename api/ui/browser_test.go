@@ -229,6 +229,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.screenshot(dir, "adapter")
 
+	// Rest and resume: health signals that change the adapter in the database.
+	b.do(chromedp.Click(chromedp.ID("rest")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := b.text(`[data-testid="state"]`); got != "resting" {
+		t.Errorf("after rest the page shows %q", got)
+	}
+	if got := w.healthState("acme", s.adapterA); got != "resting" {
+		t.Fatalf("after rest the adapter is %q in the database, want resting", got)
+	}
+	contains(t, "adapter after rest", b.text("#main"), "operator_rest", "dashboard")
+	b.do(chromedp.Click(chromedp.ID("resume")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := w.healthState("acme", s.adapterA); got != "active" {
+		t.Fatalf("after resume the adapter is %q in the database, want active", got)
+	}
+	contains(t, "adapter after resume", b.text("#main"), "operator_resume")
+
 	// Pools: members, weights, effective weights, pins.
 	b.open(base + "/ui/pools/" + s.pool)
 	main = b.text("#main")

@@ -1,98 +1,64 @@
 package ui
 
 import (
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
-	"time"
 
 	"github.com/dripdrop/dripdrop"
-	"github.com/dripdrop/dripdrop/db"
 )
 
-// health reads an adapter's transition history (from the audit log, oldest
-// first) and its bounce/complaint window against the thresholds.
-func (h *Handler) health(r *http.Request, tenant string, a dripdrop.Adapter, days []db.DayCount) ([]Transition, window, error) {
-	entries, err := h.store.Audit(r.Context(), tenant, "adapter", a.ID)
+// health reads an adapter's health report (GET /v1/adapters/{id}/health):
+// its state transitions, oldest first, and its bounce/complaint window
+// against the thresholds of SPEC §5.
+func (h *Handler) health(r *http.Request, tenant string, a dripdrop.Adapter) ([]Transition, window, error) {
+	rep, err := h.store.Health(r.Context(), tenant, a.ID)
 	if err != nil {
 		return nil, window{}, err
 	}
 	var ts []Transition
-	for _, e := range entries {
-		if e.Action != "health_state_changed" {
-			continue
+	for _, t := range rep.Transitions {
+		if t.Action == "health_state_changed" {
+			ts = append(ts, Transition{At: t.At, From: t.From, To: t.To, Reason: t.Reason, Source: t.Source})
 		}
-		var d struct {
-			From, To, Reason, Source string
-			At                       *time.Time
-		}
-		_ = json.Unmarshal(e.Data, &d)
-		at := e.CreatedAt
-		if d.At != nil {
-			at = *d.At
-		}
-		ts = append(ts, Transition{At: at, From: d.From, To: d.To, Reason: d.Reason, Source: d.Source})
 	}
 	sort.SliceStable(ts, func(i, j int) bool { return ts[i].At.Before(ts[j].At) })
-	w := window{Since: a.HealthSince, BounceThreshold: 0.02, ComplaintThreshold: 0.003, MinSample: 20}
-	for _, d := range days {
-		w.Sent += d.Sent
-		w.Bounced += d.Bounced
-		w.Complained += d.Complained
+	w := window{
+		Since: rep.Window.Since, Sent: rep.Window.Sent, Bounced: rep.Window.Bounced, Complained: rep.Window.Complained,
+		BounceRate: rep.Window.BounceRate, ComplaintRate: rep.Window.ComplaintRate, SampleReached: rep.SampleReached,
+		BounceThreshold: rep.Thresholds.BounceRate, ComplaintThreshold: rep.Thresholds.ComplaintRate, MinSample: rep.Thresholds.MinSample,
+		Next: rep.NextTransition,
 	}
-	w.finish()
+	w.BounceOver = w.SampleReached && w.BounceRate >= w.BounceThreshold
+	w.ComplaintOver = w.SampleReached && w.ComplaintRate >= w.ComplaintThreshold
 	return ts, w, nil
 }
 
-func (w *window) finish() {
-	if w.Sent > 0 {
-		w.BounceRate = float64(w.Bounced) / float64(w.Sent)
-		w.ComplaintRate = float64(w.Complained) / float64(w.Sent)
+// signal applies an operator's health signal (source dashboard), as POST
+// /v1/adapters/{id}/health does.
+func (h *Handler) signal(w http.ResponseWriter, r *http.Request, p *page, state, reason string) (string, error) {
+	id, err := h.id(r, "adapter")
+	if err != nil {
+		return "", err
 	}
-	w.SampleReached = w.Sent >= w.MinSample
-	w.BounceOver = w.BounceRate >= w.BounceThreshold
-	w.ComplaintOver = w.ComplaintRate >= w.ComplaintThreshold
+	source := "dashboard"
+	rep, err := h.store.HealthSignal(r.Context(), p.Tenant, id, dripdrop.HealthSignalInput{HealthState: &state, Source: &source, Reason: &reason})
+	if err != nil {
+		return "", err
+	}
+	msg := "The adapter is " + rep.HealthState + "."
+	if rep.RestingUntil != nil {
+		msg = fmt.Sprintf("The adapter rests until %s.", rep.RestingUntil.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return redirect(w, r, "/ui/adapters/"+id.String(), msg)
 }
 
+// rest rests the adapter for its stored backoff.
 func (h *Handler) rest(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
-	return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "health signals are not available yet")
+	return h.signal(w, r, p, dripdrop.HealthResting, "operator_rest")
 }
 
+// resume puts the adapter back to active.
 func (h *Handler) resume(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
-	return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "health signals are not available yet")
-}
-
-func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (h *Handler) sequence(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
-	id, err := h.id(r, "sequence")
-	if err != nil {
-		return "", err
-	}
-	s, err := h.store.GetSequence(r.Context(), p.Tenant, id)
-	if err != nil {
-		return "", err
-	}
-	p.Title, p.Nav, p.Data = s.Name, "sequences", s
-	return "sequence", nil
-}
-
-func (h *Handler) enrollments(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
-	p.Title, p.Nav = "Enrollments", "enrollments"
-	return "enrollments", nil
-}
-
-// verifyResult stands in for dripdrop.VerifyResult until the verify API lands.
-type verifyResult = struct {
-	OK          bool
-	FailedStage string
-	Stages      []struct {
-		Stage        string
-		OK           bool
-		DurationMS   float64
-		Code         int
-		Reply, Error string
-	}
+	return h.signal(w, r, p, dripdrop.HealthActive, "operator_resume")
 }

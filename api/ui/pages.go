@@ -14,6 +14,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/health"
 )
 
 var randRead = rand.Read
@@ -172,21 +173,22 @@ type adapterData struct {
 	Chart       template.HTML
 	Transitions []Transition
 	Window      window
-	Verify      *verifyResult
+	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
 }
 
 // window is the adapter's recent bounce and complaint record against the
 // thresholds of SPEC §5.
 type window struct {
-	Since                       time.Time
-	Sent, Bounced, Complained   int
-	BounceRate, ComplaintRate   float64
-	BounceThreshold             float64
-	ComplaintThreshold          float64
-	MinSample                   int
-	BounceOver, ComplaintOver   bool
-	SampleReached               bool
+	Since                     time.Time
+	Sent, Bounced, Complained int
+	BounceRate, ComplaintRate float64
+	BounceThreshold           float64
+	ComplaintThreshold        float64
+	MinSample                 int
+	BounceOver, ComplaintOver bool
+	SampleReached             bool
+	Next                      *health.Next
 }
 
 const chartDays = 30
@@ -204,7 +206,7 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 	if d.Days, err = h.store.AdapterDaily(ctx, tenant, id, chartDays); err != nil {
 		return d, err
 	}
-	if d.Transitions, d.Window, err = h.health(r, tenant, a, d.Days); err != nil {
+	if d.Transitions, d.Window, err = h.health(r, tenant, a); err != nil {
 		return d, err
 	}
 	loc, err := time.LoadLocation(a.Timezone)
@@ -243,18 +245,22 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	if err != nil {
 		return "", err
 	}
-	if h.cfg.Verify == nil {
-		return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "verify is not configured on this server")
-	}
 	d, err := h.adapterData(r, p.Tenant, id)
 	if err != nil {
 		return "", err
+	}
+	if !d.Adapter.CredentialsSet {
+		return "", dripdrop.Errorf(dripdrop.ECodeInvalidState, "credentials", "the adapter has no connection settings to verify")
+	}
+	if h.cfg.Verify == nil {
+		return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "adapter verification is not configured on this server")
 	}
 	creds, err := h.store.AdapterCredentials(r.Context(), p.Tenant, id)
 	if err != nil {
 		return "", err
 	}
 	res := h.cfg.Verify(r.Context(), creds, d.Adapter.FromAddress)
+	res.AdapterID = id.String()
 	d.Verify = &res
 	p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
 	return "adapter", nil

@@ -40,7 +40,7 @@ type Config struct {
 	Logger        *slog.Logger
 	// Verify checks an adapter's SMTP settings without sending; nil
 	// disables the verify action.
-	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) verifyResult
+	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
 }
 
 // Handler serves /ui/.

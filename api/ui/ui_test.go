@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/dripdrop/dripdrop/db/dbtest"
 )
 
 func TestSignInSessionCookieAndLogout(t *testing.T) {
@@ -134,5 +136,31 @@ func TestTenantIsolation(t *testing.T) {
 		if p.status != 200 || strings.Contains(p.body, "acme") || !strings.Contains(p.body, "other") {
 			t.Errorf("GET %s as other: %d, leaks or lacks data", path, p.status)
 		}
+	}
+}
+
+func TestRestResumeAreHealthSignals(t *testing.T) {
+	w := newWorld(t)
+	c := w.client()
+	c.login(w.acme.key)
+	token := c.csrf()
+	path := "/ui/adapters/" + w.acme.adapterA
+	p := c.do("POST", path+"/rest", url.Values{"csrf": {token}})
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), path+"?flash=") {
+		t.Fatalf("rest: %d %q", p.status, p.header.Get("Location"))
+	}
+	if got := w.healthState("acme", w.acme.adapterA); got != "resting" {
+		t.Fatalf("after rest: %s", got)
+	}
+	rows := dbtest.Query(t, w.dbURL, `SELECT actor, data->>'reason' FROM audit_log WHERE tenant_key = 'acme' AND entity_id = $1::uuid AND action = 'health_state_changed' ORDER BY created_at DESC LIMIT 1`, w.acme.adapterA)
+	if rows[0][0] != "dashboard" || rows[0][1] != "operator_rest" {
+		t.Fatalf("transition audit: %v", rows[0])
+	}
+	if p := c.get(path); !strings.Contains(p.body, "operator_rest") || !strings.Contains(p.body, `data-testid="state">resting`) {
+		t.Fatalf("adapter page after rest: %s", p.body)
+	}
+	c.do("POST", path+"/resume", url.Values{"csrf": {token}})
+	if got := w.healthState("acme", w.acme.adapterA); got != "active" {
+		t.Fatalf("after resume: %s", got)
 	}
 }
