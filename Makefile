@@ -16,9 +16,11 @@ run:
 	$(GO) run ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
-## (installs the PostgreSQL server binaries first when they are missing)
+## (installs the PostgreSQL server binaries, and Chromium for the dashboard's browser tests,
+## first when they are missing)
 test: check-generated vet lint
 	@scripts/ensure-postgres TEST_DATABASE_URL
+	@scripts/ensure-chromium
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## build: build bin/dripdrop
