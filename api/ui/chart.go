@@ -147,7 +147,7 @@ func adapterChart(days []db.DayCount, spans []StateSpan, bounceThreshold, compla
 	ratePanel(panels[2].y0, complaintRate, complaintThreshold, "complaint")
 	// Date ticks every 7 days.
 	last := panels[2].y0 + panelH
-	for i := 0; i < n; i += 7 {
+	for i := 0; i < n-3; i += 7 {
 		b.f(`<text class="tick" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, left+(float64(i)+0.5)*step, last+14, days[i].Day.Format("Jan 2"))
 	}
 	b.f(`<text class="tick" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, left+(float64(n-1)+0.5)*step, last+14, "today")

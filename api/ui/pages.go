@@ -103,8 +103,9 @@ func (h *Handler) adapterRows(r *http.Request, tenant string) ([]adapterRow, err
 
 type overviewData struct {
 	Adapters  []adapterRow
-	Sent      int
-	Cap       *int
+	Sent      int  // all adapters
+	CapSent   int  // adapters with a cap
+	Cap       *int // sum of today's effective caps (nil: no capped adapter)
 	Uncapped  int
 	ByState   map[string]int
 	Today     db.TenantDay
@@ -136,18 +137,18 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) (str
 		return "", err
 	}
 	d := overviewData{Adapters: rows, ByState: map[string]int{}}
-	capSum := 0
 	for _, a := range rows {
 		d.Sent += a.Capacity.Sent
 		d.ByState[a.HealthState]++
 		if a.Capacity.EffectiveCap == nil {
 			d.Uncapped++
-		} else {
-			capSum += *a.Capacity.EffectiveCap
+			continue
 		}
-	}
-	if d.Uncapped == 0 {
-		d.Cap = &capSum
+		if d.Cap == nil {
+			d.Cap = new(int)
+		}
+		*d.Cap += *a.Capacity.EffectiveCap
+		d.CapSent += a.Capacity.Sent
 	}
 	if d.Today, err = h.store.TenantToday(r.Context(), p.Tenant); err != nil {
 		return "", err

@@ -158,10 +158,17 @@ func (w *world) history(tenant string, s tenantSeed) {
 	    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, s.enrollments[0])
 	ex(`UPDATE enrollments SET state = 'stopped', stop_reason = 'replied', ended_at = now() WHERE tenant_key = $1 AND id = $2::uuid`, tenant, s.enrollments[0])
 	ex(`UPDATE step_executions SET state = 'cancelled' WHERE tenant_key = $1 AND enrollment_id = $2::uuid AND state = 'scheduled'`, tenant, s.enrollments[0])
+	// Four sends of adapter A today (the one above and three more), counted
+	// against its cap as the dispatcher reserves them.
+	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, occurred_at)
+	    SELECT $1, gen_random_uuid(), 'sent', $2::uuid, now() - make_interval(mins => 10 + n) FROM generate_series(1, 3) n`, tenant, s.adapterA)
+	ex(`INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+	    SELECT $1, $2::uuid, (now() AT TIME ZONE 'UTC')::date, sequence_version_id, 4 FROM enrollments WHERE tenant_key = $1 AND id = $3::uuid`,
+		tenant, s.adapterA, s.enrollments[0])
 	ex(`INSERT INTO message_events (tenant_key, id, type, subtype, reason, adapter_id, occurred_at)
 	    VALUES ($1, gen_random_uuid(), 'ooo', NULL, NULL, $2::uuid, now() - interval '5 minutes'),
-	           ($1, gen_random_uuid(), 'bounced', 'hard', NULL, $2::uuid, now() - interval '6 minutes'),
-	           ($1, gen_random_uuid(), 'complained', NULL, NULL, $2::uuid, now() - interval '7 minutes'),
+	           ($1, gen_random_uuid(), 'bounced', 'hard', NULL, $3::uuid, now() - interval '6 minutes'),
+	           ($1, gen_random_uuid(), 'complained', NULL, NULL, $3::uuid, now() - interval '7 minutes'),
 	           ($1, gen_random_uuid(), 'deferred', NULL, 'ramp_cap', $2::uuid, now() - interval '8 minutes'),
 	           ($1, gen_random_uuid(), 'deferred', NULL, 'ramp_cap', $2::uuid, now() - interval '9 minutes'),
 	           ($1, gen_random_uuid(), 'deferred', NULL, 'quiet_hours', $3::uuid, now() - interval '9 minutes')`,
