@@ -163,4 +163,9 @@ func TestRestResumeAreHealthSignals(t *testing.T) {
 	if got := w.healthState("acme", w.acme.adapterA); got != "active" {
 		t.Fatalf("after resume: %s", got)
 	}
+	// Verify reports each stage with the adapter's own settings.
+	p = c.do("POST", path+"/verify", url.Values{"csrf": {token}})
+	if p.status != 200 || !strings.Contains(p.body, "passed") || !strings.Contains(p.body, "Authentication successful for ali@acme.example.com") {
+		t.Fatalf("verify: %d\n%s", p.status, p.body)
+	}
 }
