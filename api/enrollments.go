@@ -68,7 +68,7 @@ func (s *Server) enrollBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 		contacts = in.Contacts
 	default:
-		return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type", "send application/json or text/csv")
+		return unsupportedMedia(r.Header.Get("Content-Type"), "application/json", "text/csv")
 	}
 	results, err := s.store.EnrollBatch(r.Context(), tenantOf(r), seqKey, contacts)
 	if err != nil {

@@ -95,6 +95,7 @@ func New(cfg Config) *Server {
 		{"GET", "/readyz", authNone, s.readyz},
 		{"GET", "/metrics", authNone, func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
 		{"GET", "/openapi.yaml", authNone, serveOpenAPI},
+		{"GET", "/errors/{code}", authNone, errorPage},
 		{"GET", "/u/{token}", authNone, s.unsubscribePage},
 		{"POST", "/u/{token}", authNone, s.unsubscribe},
 
