@@ -123,6 +123,7 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/sequences", authTenant, create(s.store.CreateSequence)},
 		{"GET", "/v1/sequences", authTenant, listPage(s.store.ListSequences)},
 		{"GET", "/v1/sequences/{id}", authTenant, byID(s.store.GetSequence)},
+		{"GET", "/v1/sequences/{id}/stats", authTenant, byID(s.store.SequenceStats)},
 		{"POST", "/v1/sequences/{id}/versions", authTenant, s.createVersion},
 		{"PATCH", "/v1/sequences/{id}/versions/{n}", authTenant, s.updateVersion},
 		{"POST", "/v1/sequences/{id}/versions/{n}/activate", authTenant, s.activateVersion},
@@ -130,7 +131,9 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/enrollments", authTenant, s.enroll},
 		{"POST", "/v1/enrollments/batch", authTenant, s.enrollBatch},
+		{"GET", "/v1/enrollments", authTenant, s.searchEnrollments},
 		{"GET", "/v1/enrollments/{id}", authTenant, byID(s.store.GetEnrollment)},
+		{"PATCH", "/v1/enrollments/{id}", authTenant, updateByID(s.store.UpdateEnrollment)},
 		{"POST", "/v1/enrollments/{id}/pause", authTenant, byID(s.store.PauseEnrollment)},
 		{"POST", "/v1/enrollments/{id}/resume", authTenant, byID(s.store.ResumeEnrollment)},
 		{"POST", "/v1/enrollments/{id}/cancel", authTenant, byID(s.store.CancelEnrollment)},
