@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,21 +24,19 @@ import (
 // ./.dripdrop (unless DATABASE_URL is set), a local SMTP sink that every demo
 // adapter delivers to, a seeded demo tenant, and the engine itself.
 func runDev(ctx context.Context, args []string, log *slog.Logger) error {
-	return dev(ctx, args, log, nil)
+	return dev(ctx, args, log, os.Stderr, nil)
 }
 
 // dev is runDev with a hook called once the API serves (tests use it).
-func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) error {
-	var cfg serveConfig
-	fs := newFlagSet("dev")
-	cfg.flags(fs)
-	dir := fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
-	sinkAddr := fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
-	stopDB := fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
-	if cfg.ListenAddr == ":8080" {
-		cfg.ListenAddr = "127.0.0.1:8080"
-	}
+// With logOut set, -log-format and -log-level rebuild the logger on it.
+func dev(ctx context.Context, args []string, log *slog.Logger, logOut io.Writer, onReady func(baseURL, apiKey string)) error {
+	cfg := serveConfig{logOut: logOut}
+	fs, dir, sinkAddr, stopDB := devFlags(&cfg)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := cfg.logger(log)
+	if err != nil {
 		return err
 	}
 	if *stopDB {
@@ -62,7 +62,6 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 		cfg.DatabaseURL = c.URL("dripdrop")
 		log.Info("managed PostgreSQL ready", "url", cfg.DatabaseURL, "stop_with", "make db/stop")
 	}
-	var err error
 	if cfg.EncryptionKey == "" {
 		if cfg.EncryptionKey, err = keepSecret(filepath.Join(*dir, "encryption.key"), vault.GenerateKey); err != nil {
 			return err
@@ -125,6 +124,18 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 
 `, base, sink.Addr(), key, cfg.AdminToken)
 	})
+}
+
+// devFlags are the flags of dev: serve's, plus its own.
+func devFlags(cfg *serveConfig) (fs *flag.FlagSet, dir, sinkAddr *string, stopDB *bool) {
+	fs = newFlagSet("dev")
+	cfg.flags(fs)
+	// dev listens on loopback unless told otherwise.
+	cfg.ListenAddr, fs.Lookup("listen").DefValue = "127.0.0.1:8080", "127.0.0.1:8080"
+	dir = fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
+	sinkAddr = fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
+	stopDB = fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
+	return fs, dir, sinkAddr, stopDB
 }
 
 // seedDemo creates (once) the demo tenant with two sink adapters, a pool and

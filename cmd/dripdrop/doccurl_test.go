@@ -95,7 +95,7 @@ func TestDocCurlsWork(t *testing.T) {
 	const admin = "doc-admin-token"
 	go func() {
 		errc <- dev(ctx, []string{"-dir", filepath.Join(work, ".dripdrop"), "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
-			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, func(b, k string) { readyc <- ready{b, k} })
+			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, nil, func(b, k string) { readyc <- ready{b, k} })
 	}()
 	var r ready
 	select {
