@@ -37,6 +37,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
+	// Registerer, when set, receives the HTTP request metrics
+	// (dripdrop_http_requests_total, dripdrop_http_request_duration_seconds).
+	Registerer prometheus.Registerer
 }
 
 // Server routes and serves the API.
@@ -47,6 +50,7 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	timeout time.Duration
+	metrics *httpMetrics
 }
 
 // auth says who may call a route.
@@ -148,6 +152,13 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
 		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},
 	}
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer, s.routes)
+		if err != nil {
+			s.log.Error("HTTP metrics not registered", "err", err)
+		}
+		s.metrics = m
+	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
@@ -160,6 +171,11 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 // ServeHTTP answers unknown paths and methods with problem documents too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if s.metrics != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			defer func(start time.Time) { s.metrics.observe(r.Method, unmatchedRoute, sw.status(), start) }(time.Now())
+			w = sw
+		}
 		rec := &statusRecorder{header: http.Header{}}
 		s.mux.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
@@ -185,6 +201,11 @@ func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
 
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.metrics != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			defer func(start time.Time) { s.metrics.observe(rt.Method, rt.Path, sw.status(), start) }(time.Now())
+			w = sw
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

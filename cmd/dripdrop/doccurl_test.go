@@ -84,27 +84,9 @@ func TestDocCurlsWork(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed: the documented curl examples cannot be run (install curl)")
 	}
-	url := dbtest.URL(t)
 	work := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type ready struct{ base, key string }
-	readyc := make(chan ready, 1)
-	errc := make(chan error, 1)
 	const admin = "doc-admin-token"
-	go func() {
-		errc <- dev(ctx, []string{"-dir", filepath.Join(work, ".dripdrop"), "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
-			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, nil, func(b, k string) { readyc <- ready{b, k} })
-	}()
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-errc:
-		t.Fatalf("dev exited: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev did not serve within 60 s")
-	}
+	r := startDev(t, work, admin)
 	ids := demoIDs(t, r.base, r.key)
 	for _, b := range docCurlBlocks(t) {
 		script := strings.ReplaceAll(b.text, "http://127.0.0.1:8080", r.base)
@@ -117,10 +99,39 @@ func TestDocCurlsWork(t *testing.T) {
 			t.Errorf("%s:%d: %v\n%s\n--- output:\n%s", b.file, b.line, err, b.text, out)
 		}
 	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("dev shutdown: %v", err)
+}
+
+type devServer struct{ base, key string }
+
+// startDev runs `dripdrop dev` with its directory in work/.dripdrop until
+// the test ends.
+func startDev(t *testing.T, work, admin string) devServer {
+	t.Helper()
+	url := dbtest.URL(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	readyc := make(chan devServer, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- dev(ctx, []string{"-dir", filepath.Join(work, ".dripdrop"), "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
+			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, nil, func(b, k string) { readyc <- devServer{b, k} })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("dev shutdown: %v", err)
+		}
+	})
+	select {
+	case r := <-readyc:
+		return r
+	case err := <-errc:
+		errc <- nil
+		t.Fatalf("dev exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev did not serve within 60 s")
 	}
+	return devServer{}
 }
 
 // demoIDs returns the ids of the demo sequence, an adapter and an

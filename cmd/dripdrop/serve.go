@@ -121,6 +121,9 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		return err
 	}
 	defer store.Close()
+	if err := registerEngineMetrics(reg, store, log); err != nil {
+		return err
+	}
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
@@ -137,7 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
