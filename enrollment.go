@@ -52,10 +52,10 @@ type Enrollment struct {
 	ThreadNo          int             `json:"thread"`
 	Executions        []StepExecution `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
-	Block *Block `json:"block,omitempty"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
-	EndedAt           *time.Time      `json:"ended_at"`
+	Block     *Block     `json:"block,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndedAt   *time.Time `json:"ended_at"`
 }
 
 // Block says what holds an enrollment's next step back: the binding policy

@@ -18,7 +18,7 @@ const MaxBatch = 10_000
 // BatchResult is the outcome of one row of a batch import.
 type BatchResult struct {
 	Index        int        `json:"index"`
-	Email        string     `json:"email"` // as given in the row, so results can be matched without counting rows
+	Email        string     `json:"email"`  // as given in the row, so results can be matched without counting rows
 	Status       string     `json:"status"` // created | existing | error
 	EnrollmentID *uuid.UUID `json:"enrollment_id,omitempty"`
 	AdapterID    *uuid.UUID `json:"adapter_id,omitempty"`

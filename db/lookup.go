@@ -164,7 +164,7 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 	idx := map[uuid.UUID]*VersionStats{}
 	for _, v := range seq.Versions {
 		st.Versions = append(st.Versions, VersionStats{Version: v.Version, SequenceVersionID: v.ID, State: v.State,
-			ByState: map[string]int{"active": 0, "paused": 0, "completed": 0, "stopped": 0, "cancelled": 0},
+			ByState:      map[string]int{"active": 0, "paused": 0, "completed": 0, "stopped": 0, "cancelled": 0},
 			ByStopReason: map[string]int{}, Steps: []StepStats{}})
 	}
 	for i := range st.Versions {
