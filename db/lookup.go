@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -80,6 +81,7 @@ func patchedFields(p dripdrop.EnrollmentPatch) []string {
 			f = append(f, name)
 		}
 	}
+	slices.Sort(f)
 	return f
 }
 
