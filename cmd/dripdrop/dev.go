@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
@@ -24,37 +25,40 @@ import (
 // ./.dripdrop (unless DATABASE_URL is set), a local SMTP sink that every demo
 // adapter delivers to, a seeded demo tenant, and the engine itself.
 func runDev(ctx context.Context, args []string, log *slog.Logger) error {
-	return dev(ctx, args, log, os.Stderr, nil)
+	return devWith(ctx, args, log, os.Stderr, nil)
 }
 
 // dev is runDev with a hook called once the API serves (tests use it).
-// With logOut set, -log-format and -log-level rebuild the logger on it.
-func dev(ctx context.Context, args []string, log *slog.Logger, logOut io.Writer, onReady func(baseURL, apiKey string)) error {
+func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) error {
+	return devWith(ctx, args, log, nil, onReady)
+}
+
+// devWith is dev; with logOut set, -log-format and -log-level rebuild the
+// logger on it.
+func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Writer, onReady func(baseURL, apiKey string)) (err error) {
 	cfg := serveConfig{logOut: logOut}
 	fs, dir, sinkAddr, stopDB := devFlags(&cfg)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := cfg.logger(log)
-	if err != nil {
+	if log, err = cfg.logger(log); err != nil {
 		return err
 	}
 	if *stopDB {
-		for _, sub := range []string{"pg", "testpg"} {
-			if err := localpg.Stop(ctx, filepath.Join(*dir, sub)); err != nil {
-				return err
-			}
-		}
-		log.Info("managed PostgreSQL stopped", "dir", *dir)
-		return nil
+		stopped, err := localpg.StopAll(ctx, *dir)
+		log.Info("managed PostgreSQL stopped", "dir", *dir, "clusters_stopped", len(stopped))
+		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {
-		c, err := localpg.Ensure(ctx, filepath.Join(*dir, "pg"), localpg.Options{Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
-		if err != nil {
-			return err
+		c, perr := localpg.Ensure(ctx, filepath.Join(*dir, "pg"), localpg.Options{Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+		if perr != nil {
+			return perr
+		}
+		if c.Started { // a failed start leaves nothing running (err is dev's result)
+			defer func() { stopIfFailed(err, c.Dir, log) }()
 		}
 		if err := db.CreateDatabase(ctx, c.URL("postgres"), "dripdrop"); err != nil {
 			return err
@@ -136,6 +140,20 @@ func devFlags(cfg *serveConfig) (fs *flag.FlagSet, dir, sinkAddr *string, stopDB
 	sinkAddr = fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
 	stopDB = fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
 	return fs, dir, sinkAddr, stopDB
+}
+
+// stopIfFailed stops the managed cluster in dir, which dev started, when dev
+// fails.
+func stopIfFailed(err error, dir string, log *slog.Logger) {
+	if err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log.Info("dev failed: stopping the PostgreSQL it started", "dir", dir)
+	if _, serr := localpg.Stop(ctx, dir); serr != nil {
+		log.Error("stopping the managed PostgreSQL", "err", serr)
+	}
 }
 
 // seedDemo creates (once) the demo tenant with two sink adapters, a pool and

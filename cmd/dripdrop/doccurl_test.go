@@ -114,7 +114,7 @@ func startDev(t *testing.T, work, admin string) devServer {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- dev(ctx, []string{"-dir", filepath.Join(work, ".dripdrop"), "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
-			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, nil, func(b, k string) { readyc <- devServer{b, k} })
+			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, func(b, k string) { readyc <- devServer{b, k} })
 	}()
 	t.Cleanup(func() {
 		cancel()

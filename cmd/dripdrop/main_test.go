@@ -41,7 +41,7 @@ func TestDevServesDemo(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() {
 			errc <- dev(ctx, []string{"-dir", dir, "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
-				"-encryption-key", vault.GenerateKey()}, log, nil, func(b, k string) { readyc <- ready{b, k} })
+				"-encryption-key", vault.GenerateKey()}, log, func(b, k string) { readyc <- ready{b, k} })
 		}()
 		var r ready
 		select {
