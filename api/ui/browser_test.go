@@ -117,6 +117,18 @@ func (b *browser) open(url string) int64 {
 	return res.Status
 }
 
+// click clicks an element that loads a page and waits for that page.
+func (b *browser) click(sel string) int64 {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("click %s: %v", sel, err)
+	}
+	return res.Status
+}
+
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	return run(b, chromedp.Text(chromedp.CSS(sel)))
@@ -230,7 +242,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.screenshot(dir, "adapter")
 
 	// Rest and resume: health signals that change the adapter in the database.
-	b.do(chromedp.Click(chromedp.ID("rest")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	b.click("#rest")
 	if got := b.text(`[data-testid="state"]`); got != "resting" {
 		t.Errorf("after rest the page shows %q", got)
 	}
@@ -238,7 +250,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("after rest the adapter is %q in the database, want resting", got)
 	}
 	contains(t, "adapter after rest", b.text("#main"), "operator_rest", "dashboard")
-	b.do(chromedp.Click(chromedp.ID("resume")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	b.click("#resume")
 	if got := w.healthState("acme", s.adapterA); got != "active" {
 		t.Fatalf("after resume the adapter is %q in the database, want active", got)
 	}
@@ -254,11 +266,23 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.open(base + "/ui/sequences")
 	contains(t, "sequences", b.text("#main"), "Welcome acme", "welcome")
 	b.open(base + "/ui/sequences/" + s.seq)
-	contains(t, "sequence", b.text("#main"), "Welcome acme", "Version 1", "intro", "bump")
+	contains(t, "sequence", b.text("#main"), "Welcome acme", "Version 1", "intro", "bump", "Funnel by step", "Stop reasons", "replied")
+	if n := b.count("svg.funnel rect.funnel-bar.sent"); n != 2 {
+		t.Errorf("sequence: %d funnel bars, want one per step (2)", n)
+	}
 	b.screenshot(dir, "sequence")
 
-	// Enrollments: the replied one's timeline, and a live one's explain trace.
-	b.open(base + "/ui/enrollments/" + s.enrollments[0])
+	// Enrollments: search by sequence and state, the replied one's timeline, and a live one's explain trace.
+	b.open(base + "/ui/enrollments")
+	b.do(chromedp.SetValue(chromedp.ID("q-state"), "stopped"))
+	b.click("#search")
+	main = b.text("#main")
+	contains(t, "enrollment search", main, "ann@lead-acme.example.com", "replied")
+	if strings.Contains(main, "ben@lead-acme") {
+		t.Errorf("enrollment search for stopped lists an active enrollment")
+	}
+	b.screenshot(dir, "enrollments")
+	b.click(`a[href="/ui/enrollments/` + s.enrollments[0] + `"]`)
 	contains(t, "enrollment", b.text("#main"), "ann@lead-acme.example.com", "stopped", "replied", "Step intro", "Timeline")
 	b.open(base + "/ui/enrollments/" + s.enrollments[1])
 	contains(t, "enrollment", b.text("#main"), "ben@lead-acme.example.com", "Why not now, and when", "Next step intro", "Next eligible")
