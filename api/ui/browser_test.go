@@ -266,7 +266,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.open(base + "/ui/sequences")
 	contains(t, "sequences", b.text("#main"), "Welcome acme", "welcome")
 	b.open(base + "/ui/sequences/" + s.seq)
-	contains(t, "sequence", b.text("#main"), "Welcome acme", "Version 1", "intro", "bump", "Funnel by step", "Stop reasons", "replied")
+	contains(t, "sequence", b.text("#main"), "Welcome acme", "Version 1", "intro", "bump", "Funnel by step", "Stop reasons", "replied", "1 sent · 2 scheduled · 0 failed")
 	if n := b.count("svg.funnel rect.funnel-bar.sent"); n != 2 {
 		t.Errorf("sequence: %d funnel bars, want one per step (2)", n)
 	}

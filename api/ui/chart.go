@@ -183,12 +183,12 @@ type FunnelStep struct {
 // funnel draws, per step, the contacts sent to as a share of the version's
 // enrollments (with scheduled and failed as text).
 func funnel(total int, steps []FunnelStep) template.HTML {
-	const w, left, barH, rowH = 640.0, 150.0, 18.0, 28.0
+	const w, left, barH, rowH = 760.0, 150.0, 18.0, 28.0
 	h := rowH*float64(len(steps)) + 10
 	var b svgBuf
 	b.f(`<svg class="chart funnel" role="img" aria-label="Funnel by step" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" xmlns="http://www.w3.org/2000/svg">`, w, h, w, h)
 	scale := float64(max(total, 1))
-	plotW := w - left - 140
+	plotW := w - left - 230
 	for i, s := range steps {
 		y := float64(i)*rowH + 5
 		b.f(`<text class="tick" x="%.1f" y="%.1f" text-anchor="end">%s</text>`, left-8, y+barH-5, esc(s.Label))

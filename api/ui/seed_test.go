@@ -162,10 +162,11 @@ func (w *world) history(tenant string, s tenantSeed) {
 	ex(`UPDATE step_executions SET state = 'sent', sent_at = now() - interval '2 minutes', attempt = 1,
 	        out_message_id = '<seed-1@acme.example.com>'
 	    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, s.enrollments[0])
-	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, occurred_at)
-	    SELECT $1, gen_random_uuid(), t, adapter_id, id, enrollment_id, now() - interval '1 minute' * o
-	    FROM step_executions, (VALUES ('sent', 2), ('replied', 1)) v(t, o)
-	    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, s.enrollments[0])
+	ex(`INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, occurred_at)
+	    SELECT $1, gen_random_uuid(), t, x.adapter_id, x.id, x.enrollment_id, e.sequence_version_id, now() - interval '1 minute' * o
+	    FROM step_executions x JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id,
+	         (VALUES ('sent', 2), ('replied', 1)) v(t, o)
+	    WHERE x.tenant_key = $1 AND x.enrollment_id = $2::uuid`, tenant, s.enrollments[0])
 	ex(`UPDATE enrollments SET state = 'stopped', stop_reason = 'replied', ended_at = now() WHERE tenant_key = $1 AND id = $2::uuid`, tenant, s.enrollments[0])
 	ex(`UPDATE step_executions SET state = 'cancelled' WHERE tenant_key = $1 AND enrollment_id = $2::uuid AND state = 'scheduled'`, tenant, s.enrollments[0])
 	// Four sends of adapter A today (the one above and three more), counted
