@@ -24,7 +24,7 @@ func TestStateSpans(t *testing.T) {
 		{At: at(2, 14), From: "active", To: "resting"},
 		{At: at(3, 14), From: "resting", To: "probing"},
 		{At: at(3, 20), From: "probing", To: "ramping"}, // same day: the day ends ramping
-		{At: at(8, 0), From: "ramping", To: "active"},  // exactly at the start of day 8
+		{At: at(8, 0), From: "ramping", To: "active"},   // exactly at the start of day 8
 	}
 	got := stateSpans(ds, time.UTC, ts, "active")
 	want := []StateSpan{{0, 2, "active"}, {2, 3, "resting"}, {3, 8, "ramping"}, {8, 10, "active"}}
