@@ -122,3 +122,9 @@ func (s *Store) EnrollmentEvents(ctx context.Context, tenant string, id uuid.UUI
 	}
 	return out, nil
 }
+
+// LatestEventID is the id of the tenant's newest telemetry outbox event (0
+// when there is none): where a live feed that skips the history starts.
+func (s *Store) LatestEventID(ctx context.Context, tenant string) (int64, error) {
+	return s.q.LatestOutboxID(ctx, tenant)
+}

@@ -110,6 +110,7 @@ type overviewData struct {
 	ByState   map[string]int
 	Today     db.TenantDay
 	Deferrals []kv
+	FeedAfter int64 // the live feed starts after this event id
 }
 
 type kv struct {
@@ -154,6 +155,11 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) (str
 		return "", err
 	}
 	d.Deferrals = sortedKV(d.Today.Deferrals)
+	latest, err := h.store.LatestEventID(r.Context(), p.Tenant)
+	if err != nil {
+		return "", err
+	}
+	d.FeedAfter = max(latest-feedBacklog, 0)
 	p.Title, p.Nav, p.Data = "Overview", "overview", d
 	return "overview", nil
 }
@@ -193,6 +199,9 @@ type window struct {
 }
 
 const chartDays = 30
+
+// feedBacklog is how many recent events the live feed shows on load.
+const feedBacklog = 20
 
 func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (adapterData, error) {
 	ctx := r.Context()

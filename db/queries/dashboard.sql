@@ -40,3 +40,7 @@ WHERE m.tenant_key = @tenant_key
   AND m.step_execution_id IN (SELECT x.id FROM step_executions x WHERE x.tenant_key = @tenant_key AND x.enrollment_id = @enrollment_id)
 ORDER BY m.occurred_at, m.id
 LIMIT 500;
+
+-- name: LatestOutboxID :one
+-- The newest telemetry outbox id of a tenant (0 when none).
+SELECT coalesce(max(id), 0)::bigint FROM telemetry_outbox WHERE tenant_key = @tenant_key;

@@ -8,7 +8,9 @@
   if (!list || !window.EventSource) { return; }
   var max = 50;
   function show(text) { status.textContent = text; }
-  var es = new EventSource("/ui/feed");
+  // Start a few events back: the page shows recent history, then live ones.
+  var after = list.getAttribute("data-after") || "0";
+  var es = new EventSource("/ui/feed?after=" + encodeURIComponent(after));
   es.onopen = function () { show("Connected: new events appear below as they happen."); };
   es.onerror = function () { show("The live feed is reconnecting…"); };
   es.onmessage = function (m) { add(m); };

@@ -124,6 +124,18 @@ func (q *Queries) EnrollmentMessageEvents(ctx context.Context, arg EnrollmentMes
 	return items, nil
 }
 
+const latestOutboxID = `-- name: LatestOutboxID :one
+SELECT coalesce(max(id), 0)::bigint FROM telemetry_outbox WHERE tenant_key = $1
+`
+
+// The newest telemetry outbox id of a tenant (0 when none).
+func (q *Queries) LatestOutboxID(ctx context.Context, tenantKey string) (int64, error) {
+	row := q.db.QueryRow(ctx, latestOutboxID, tenantKey)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const tenantDueBacklog = `-- name: TenantDueBacklog :one
 SELECT count(*)::int FROM step_executions x
 JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
