@@ -41,6 +41,9 @@ type Config struct {
 	// Verify checks an adapter's SMTP settings without sending; nil
 	// disables the verify action.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
+	// Stream serves a tenant's telemetry events as Server-Sent Events (the
+	// API's GET /v1/telemetry/stream); nil: the live feed is off.
+	Stream func(w http.ResponseWriter, r *http.Request, tenant string)
 }
 
 // Handler serves /ui/.
