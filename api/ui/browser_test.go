@@ -218,6 +218,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.screenshot(dir, "overview")
 
+	// Keyboard: Tab reaches the skip link, then the navigation; Enter on a
+	// focused link follows it.
+	b.do(chromedp.KeyEvent("\t"))
+	if got := run(b, chromedp.Evaluate[string]("document.activeElement.textContent")); got != "Skip to content" {
+		t.Errorf("first Tab focuses %q, want the skip link", got)
+	}
+	b.do(chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"))
+	if got := run(b, chromedp.Evaluate[string]("document.activeElement.getAttribute('href')")); got != "/ui/adapters" {
+		t.Errorf("fourth Tab focuses %q, want the Adapters link", got)
+	}
+
 	// Adapters list and the adapter page with its 30-day chart.
 	b.open(base + "/ui/adapters")
 	contains(t, "adapters", b.text("#main"), "Alice mailbox acme", "ali@acme.example.com", "ramping", "active")
