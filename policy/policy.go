@@ -75,6 +75,9 @@ type Input struct {
 	// Lean skips the explain inputs (Verdict.Inputs stays nil): the same
 	// decisions for callers that evaluate millions of times (the forecast).
 	Lean bool
+	// Scratch, when it has room for every policy, holds the verdicts
+	// instead of a new slice (the forecast reuses one per run).
+	Scratch []Verdict
 }
 
 // Result is the outcome of Evaluate.
@@ -93,7 +96,10 @@ func Evaluate(in Input) Result {
 	if loc == nil {
 		loc = time.UTC
 	}
-	vs := make([]Verdict, 0, len(Order))
+	vs := in.Scratch[:0]
+	if cap(vs) < len(Order) {
+		vs = make([]Verdict, 0, len(Order))
+	}
 
 	lean := in.Lean
 	v := Verdict{Policy: EnrollmentState, Action: Allow}
