@@ -71,6 +71,9 @@ type Completion struct {
 
 const never = math.MaxInt64
 
+// traceHook, set by tests, sees every simulated send.
+var traceHook func(adapter uuid.UUID, enrollment, stepIndex int, at time.Time)
+
 type item struct {
 	at  int64 // scheduled_for, Unix nanoseconds
 	seq uint64
@@ -513,6 +516,15 @@ func (m *sim) step(a *simAdapter, t int64) {
 		a.follow, a.first = nil, nil
 		return
 	}
+	if a.idle != 0 && t >= a.idle {
+		// The executions the dispatcher deferred one by one while the
+		// window (or share cap) was closed now carry scheduled_for = the
+		// opening, rewritten in the order they were deferred: they come
+		// after executions naturally due at that instant.
+		m.rekey(&a.follow, a.idle)
+		m.rekey(&a.first, a.idle)
+		a.idle = 0
+	}
 	for {
 		h := &a.follow
 		if len(a.follow) == 0 || a.follow[0].at > t {
@@ -544,6 +556,9 @@ func (m *sim) step(a *simAdapter, t int64) {
 			}
 			last := now
 			a.pa.LastSendAt = &last
+			if traceHook != nil {
+				traceHook(a.id, int(it.enr), int(e.pos), now)
+			}
 			m.advance(it.enr, t)
 			if a.pa.MinGapSeconds > 0 || a.pa.GapJitterSeconds > 0 {
 				// One send in flight; the gap runs from its end.
@@ -579,6 +594,18 @@ func (m *sim) step(a *simAdapter, t int64) {
 			a.next = b.DeferUntil.UnixNano()
 			return
 		}
+	}
+}
+
+func (m *sim) rekey(h *itemHeap, until int64) {
+	var moved []item
+	for len(*h) > 0 && (*h)[0].at < until {
+		moved = append(moved, h.pop())
+	}
+	for _, it := range moved {
+		m.seq++
+		it.at, it.seq = until, m.seq
+		h.push(it)
 	}
 }
 
