@@ -136,6 +136,7 @@ func (e *engine) enroll(n int) {
 func (e *engine) run(end time.Time) {
 	e.t.Helper()
 	ctx := context.Background()
+	conn := dbtest.Connect(e.t, e.url)
 	ticks := 0
 	defer func() { e.t.Logf("engine: %d ticks", ticks) }()
 	for steps := 0; ; steps++ {
@@ -154,7 +155,7 @@ func (e *engine) run(end time.Time) {
 			}
 		}
 		now := e.clock.Now()
-		rows := dbtest.Query(e.t, e.url, `SELECT least(
+		rows := conn.Query(`SELECT least(
 			(SELECT min(next_send_at) FROM adapters WHERE tenant_key = $1 AND next_send_at > $2),
 			(SELECT min(x.scheduled_for) FROM step_executions x JOIN enrollments n ON n.tenant_key = x.tenant_key AND n.id = x.enrollment_id
 			  WHERE x.tenant_key = $1 AND x.state = 'scheduled' AND n.state = 'active' AND x.scheduled_for > $2))`, e.tenant, now)
