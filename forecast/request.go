@@ -39,6 +39,7 @@ type Changes struct {
 // start), else active.
 type AddAdapters struct {
 	PoolID           uuid.UUID  `json:"pool_id"`
+	PoolName         string     `json:"pool_name,omitempty"` // instead of pool_id
 	Count            int        `json:"count"`
 	Weight           int        `json:"weight,omitempty"` // default 1
 	Timezone         string     `json:"timezone,omitempty"`
@@ -83,8 +84,10 @@ func (r *Request) Validate(s *Snapshot) error {
 		return bad(dripdrop.ECodeOutOfRange, "horizon_days", "horizon_days must be between 1 and %d", MaxHorizonDays)
 	}
 	pools := map[uuid.UUID]bool{}
+	byName := map[string]uuid.UUID{}
 	for _, p := range s.Pools {
 		pools[p.ID] = true
+		byName[p.Name] = p.ID
 	}
 	adapters := map[uuid.UUID]bool{}
 	for _, a := range s.Adapters {
@@ -98,8 +101,16 @@ func (r *Request) Validate(s *Snapshot) error {
 	}
 	end := s.Now.Add(time.Duration(r.HorizonDays) * 24 * time.Hour)
 	total := 0
-	for i, a := range r.Changes.AddAdapters {
+	for i := range r.Changes.AddAdapters {
+		a := &r.Changes.AddAdapters[i]
 		f := fmt.Sprintf("changes.add_adapters[%d].", i)
+		if a.PoolName != "" && a.PoolID == uuid.Nil {
+			id, ok := byName[a.PoolName]
+			if !ok {
+				return bad(dripdrop.ECodeNotFound, f+"pool_name", "pool not found")
+			}
+			a.PoolID = id
+		}
 		switch {
 		case !pools[a.PoolID]:
 			return bad(dripdrop.ECodeNotFound, f+"pool_id", "pool not found")
