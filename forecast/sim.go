@@ -141,16 +141,20 @@ type simAdapter struct {
 	dayEnd       int64
 	dayNo        int
 	sent         int
-	sentVer      map[int32]int
-	budgets      map[int32]int
-	follow       itemHeap
-	first        itemHeap
-	keys         []int32
-	hidx         int
-	wake         int64
-	lastBlock    policy.Name
-	pins         int64
-	stats        []dayStat
+	lastSend     time.Time
+	// Today's sends and the share budgets per sequence version: a few
+	// versions per adapter, so parallel slices searched linearly.
+	vers      []int32
+	sentVer   []int
+	pct       []int
+	follow    itemHeap
+	first     itemHeap
+	keys      []int32
+	hidx      int
+	wake      int64
+	lastBlock policy.Name
+	pins      int64
+	stats     []dayStat
 }
 
 type simMember struct {
@@ -401,12 +405,16 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 		loc = time.UTC
 	}
 	a := &simAdapter{id: src.ID, name: src.Name, hypothetical: hypo, active: src.Active, score: src.HealthScore, hidx: -1,
-		sentVer: map[int32]int{}, budgets: map[int32]int{}, stats: make([]dayStat, int((m.end-m.start)/int64(24*time.Hour))+6)}
+		stats: make([]dayStat, int((m.end-m.start)/int64(24*time.Hour))+6)}
 	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
 		RampIncrement: src.RampIncrement, RampStartedAt: src.RampStartedAt, MinGapSeconds: src.MinGapSeconds,
 		GapJitterSeconds: src.GapJitterSeconds, LastSendAt: src.LastSendAt, Location: loc, ID: src.ID}
 	if !m.jitter {
 		a.pa.GapJitterSeconds = 0
+	}
+	if src.LastSendAt != nil {
+		a.lastSend = *src.LastSendAt
+		a.pa.LastSendAt = &a.lastSend
 	}
 	if src.NextSendAt != nil {
 		a.next = src.NextSendAt.UnixNano()
@@ -416,13 +424,13 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 	a.dayNo = civil(now, loc)
 	for v, n := range src.SentToday {
 		if vi, ok := m.verIdx[v]; ok {
-			a.sentVer[vi] += n
+			a.sentVer[a.ver(vi)] += n
 		}
 		a.sent += n
 	}
 	for v, pct := range src.Budgets {
 		if vi, ok := m.verIdx[v]; ok {
-			a.budgets[vi] = pct
+			a.pct[a.ver(vi)] = pct
 		}
 	}
 	i := int32(len(m.adapters))
@@ -485,6 +493,19 @@ func (m *sim) rollDay(a *simAdapter, t int64) {
 	}
 }
 
+// ver returns the slot of a sequence version in the adapter's counters.
+func (a *simAdapter) ver(v int32) int {
+	for i, x := range a.vers {
+		if x == v {
+			return i
+		}
+	}
+	a.vers = append(a.vers, v)
+	a.sentVer = append(a.sentVer, 0)
+	a.pct = append(a.pct, 0)
+	return len(a.vers) - 1
+}
+
 func (a *simAdapter) earliest() int64 {
 	w := int64(never)
 	if len(a.follow) > 0 {
@@ -537,14 +558,15 @@ func (m *sim) step(a *simAdapter, t int64) {
 		it := (*h)[0]
 		e := &m.enr[it.enr]
 		k := m.keys[e.key]
+		vi := a.ver(e.ver)
 		res := policy.Evaluate(policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
 			Window: m.versions[e.ver].window, ContactTimezone: k.tz, Adapter: a.pa, SentToday: a.sent,
-			SentTodayForVersion: a.sentVer[e.ver], MaxSharePct: a.budgets[e.ver], Lean: true, Scratch: m.scratch})
+			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch})
 		b := res.Binding
 		if b == nil {
 			h.pop()
 			a.sent++
-			a.sentVer[e.ver]++
+			a.sentVer[vi]++
 			if i := a.dayNo - m.baseDay; i >= 0 && i < len(a.stats) {
 				st := &a.stats[i]
 				st.sends++
@@ -554,8 +576,8 @@ func (m *sim) step(a *simAdapter, t int64) {
 					st.first++
 				}
 			}
-			last := now
-			a.pa.LastSendAt = &last
+			a.lastSend = now
+			a.pa.LastSendAt = &a.lastSend
 			if traceHook != nil {
 				traceHook(a.id, int(it.enr), int(e.pos), now)
 			}

@@ -147,7 +147,7 @@ func Evaluate(in Input) Result {
 	vs = append(vs, v)
 
 	cap, capped := EffectiveCap(a, now, in.ProbeBudget)
-	midnight := NextMidnight(now, loc)
+	var midnight time.Time // computed only when a cap binds
 	v = Verdict{Policy: RampCap, Action: Allow, SentCount: in.SentToday, Cap: cap}
 	if !lean {
 		v.Inputs = map[string]any{
@@ -156,6 +156,7 @@ func Evaluate(in Input) Result {
 		}
 	}
 	if capped && in.SentToday >= cap {
+		midnight = NextMidnight(now, loc)
 		v.Action, v.Reason, v.DeferUntil = Defer, "ramp_cap", midnight
 	}
 	vs = append(vs, v)
@@ -172,6 +173,9 @@ func Evaluate(in Input) Result {
 		}
 	}
 	if capped && in.SentTodayForVersion >= share {
+		if midnight.IsZero() {
+			midnight = NextMidnight(now, loc)
+		}
 		v.Action, v.Reason, v.DeferUntil = Defer, "sub_cap", midnight
 	}
 	vs = append(vs, v)
