@@ -249,6 +249,20 @@ func TestForecastMatchesEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Halfway, mid-afternoon with today's counters, gaps and follow-ups in
+	// flight, a second snapshot must predict the rest just as exactly.
+	mid := start.Add(4*24*time.Hour + 5*time.Hour)
+	e.run(mid)
+	e.clock.Set(mid)
+	pre := e.counts()
+	snap2, err := e.store.ForecastSnapshot(context.Background(), e.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := forecast.Run(snap2, forecast.Request{HorizonDays: 10, NoJitter: true, PerAdapter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.run(start.Add(14 * 24 * time.Hour))
 	names := map[uuid.UUID]string{}
 	for _, a := range e.ads {
@@ -286,6 +300,14 @@ func TestForecastMatchesEngine(t *testing.T) {
 		}
 	}
 	diff(t, names, want, got)
+
+	rest := map[string]int{}
+	for k, n := range want {
+		if n -= pre[k]; n > 0 {
+			rest[k] = n
+		}
+	}
+	diff(t, names, rest, forecastCounts(res2))
 }
 
 func diffOK(_ map[uuid.UUID]string, want, got map[string]int) bool {
