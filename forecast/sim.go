@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,7 +172,6 @@ type simPool struct {
 }
 
 type simVersion struct {
-	key    string
 	group  int32
 	pool   int32
 	window policy.Window
@@ -229,7 +229,7 @@ func Run(s *Snapshot, r Request) (*Result, error) {
 		return nil, err
 	}
 	m := newSim(s, r)
-	m.loop(s, r)
+	m.loop(r)
 	return m.result(r), nil
 }
 
@@ -294,7 +294,7 @@ func newSim(s *Snapshot, r Request) *sim {
 			groups[v.SequenceKey] = g
 			m.groups = append(m.groups, v.SequenceKey)
 		}
-		sv := simVersion{key: v.SequenceKey, group: g, pool: -1,
+		sv := simVersion{group: g, pool: -1,
 			window: policy.Window{Start: policy.Clock(v.WindowStart), End: policy.Clock(v.WindowEnd), Timezone: v.WindowTZ}}
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
@@ -325,7 +325,7 @@ func newSim(s *Snapshot, r Request) *sim {
 		}
 		for j := 0; j < add.Count; j++ {
 			a := Adapter{ID: uuid.NewSHA1(add.PoolID, []byte{byte(gi >> 8), byte(gi), byte(j >> 24), byte(j >> 16), byte(j >> 8), byte(j)}),
-				Name: "hypothetical-" + itoa(gi+1) + "-" + itoa(j+1), Active: true, Timezone: add.Timezone, HealthState: "active",
+				Name: "hypothetical-" + strconv.Itoa(gi+1) + "-" + strconv.Itoa(j+1), Active: true, Timezone: add.Timezone, HealthState: "active",
 				DailyCap: add.DailyCap, RampFloor: add.RampFloor, RampIncrement: add.RampIncrement,
 				MinGapSeconds: add.MinGapSeconds, GapJitterSeconds: add.GapJitterSeconds}
 			if add.RampIncrement > 0 {
@@ -372,20 +372,6 @@ func newSim(s *Snapshot, r Request) *sim {
 		m.update(a)
 	}
 	return m
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
 
 func (m *sim) key(ver int32, tz string) int32 {
@@ -706,7 +692,7 @@ type enrollEvent struct {
 	tz    string
 }
 
-func (m *sim) loop(s *Snapshot, r Request) {
+func (m *sim) loop(r Request) {
 	var evs []enrollEvent
 	for _, e := range r.Changes.Enroll {
 		at := m.start
