@@ -253,3 +253,28 @@ func asError(err error, target **dripdrop.Error) bool {
 	*target = e
 	return ok
 }
+
+// TestRestProbeRamp: a resting adapter waits out its rest, probes 5 a day
+// (health.ProbeBudget), and after 5 clean probe sends ramps from its floor
+// with ramp_started_at at that moment (SPEC §5).
+func TestRestProbeRamp(t *testing.T) {
+	s := small([]int{20}, []int{1})
+	a := &s.Adapters[0]
+	a.HealthState, a.RestingUntil, a.RampFloor, a.RampIncrement = "resting", ptr(t0.Add(24*time.Hour)), 2, 2
+	// Pin 100 contacts to it (a resting member takes no new pins).
+	for i := 0; i < 100; i++ {
+		s.Enrollments = append(s.Enrollments, forecast.Enrollment{ID: uuid.New(), VersionID: verID, AdapterID: a.ID, Position: 1, ExecAdapter: a.ID, ScheduledFor: t0})
+	}
+	res := run(t, s, forecast.Request{HorizonDays: 5})
+	// Mon resting; Tue 5 probes then ramping from Tue 08:00 (cap 2, already
+	// 5 sent); Wed 08:00 one day elapsed: 4; Thu 6; Fri 8.
+	if got, want := perDay(res, 5), []int{0, 5, 4, 6, 8}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("sends per day %v, want %v", got, want)
+	}
+	if b := res.Days[0].Binding; b == nil || b.Policy != "adapter_resting" {
+		t.Fatalf("Monday binding %+v, want adapter_resting", b)
+	}
+	if b := res.Days[1].Binding; b == nil || b.Policy != "ramp_cap" {
+		t.Fatalf("Tuesday binding %+v, want ramp_cap", b)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dripdrop/dripdrop/health"
 	"github.com/dripdrop/dripdrop/policy"
 )
 
@@ -142,6 +143,7 @@ type simAdapter struct {
 	dayEnd       int64
 	dayNo        int
 	sent         int
+	probeSent    int // sends since probing began
 	lastSend     time.Time
 	// Today's sends and the share budgets per sequence version: a few
 	// versions per adapter, so parallel slices searched linearly.
@@ -503,11 +505,34 @@ func (a *simAdapter) earliest() int64 {
 	return w
 }
 
-// recover moves a resting adapter whose rest has ended to probing (the
-// leader's recovery sweep, SPEC §5).
-func (a *simAdapter) recover(t time.Time) {
-	if a.pa.HealthState == "resting" && a.pa.RestingUntil != nil && !a.pa.RestingUntil.After(t) {
-		a.pa.HealthState, a.pa.RestingUntil = "probing", nil
+// health applies the automatic health transitions due at t with the
+// engine's rules (health.Decide, which the leader's sweep runs every
+// minute): an ended rest → probing, ProbeSuccess clean probe sends →
+// ramping, a finished ramp → active. The forecast has no bounces or
+// complaints, so nothing breaches.
+func (a *simAdapter) health(t time.Time) {
+	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil,
+		Ramp: health.Ramp{DailyCap: a.pa.DailyCap, Floor: a.pa.RampFloor, StartedAt: a.pa.RampStartedAt}}
+	if a.pa.RampIncrement > 0 {
+		st.Ramp.Increment = &a.pa.RampIncrement
+	}
+	if st.State == health.Probing {
+		st.Counts.Sent = a.probeSent
+	}
+	d, ok := health.Decide(st, t)
+	if !ok || d.To == a.pa.HealthState {
+		return
+	}
+	switch d.To {
+	case health.Probing:
+		a.probeSent = 0
+	case health.Ramping:
+		started := t
+		a.pa.RampStartedAt = &started
+	}
+	a.pa.HealthState = d.To
+	if d.To != health.Resting {
+		a.pa.RestingUntil = nil
 	}
 }
 
@@ -516,7 +541,7 @@ func (a *simAdapter) recover(t time.Time) {
 func (m *sim) step(a *simAdapter, t int64) {
 	m.rollDay(a, t)
 	now := tm(t)
-	a.recover(now)
+	a.health(now)
 	if !a.active {
 		// The pin is unavailable: the pool policy pauses these enrollments
 		// (they never finish within the forecast).
@@ -564,6 +589,10 @@ func (m *sim) step(a *simAdapter, t int64) {
 			}
 			a.lastSend = now
 			a.pa.LastSendAt = &a.lastSend
+			if a.pa.HealthState == health.Probing {
+				a.probeSent++
+				a.health(now)
+			}
 			if traceHook != nil {
 				traceHook(a.id, int(it.enr), int(e.pos), now)
 			}
@@ -740,7 +769,7 @@ func (m *sim) enroll(ev enrollEvent) {
 	for i, mb := range p.members {
 		a := m.adapters[mb.adapter]
 		m.rollDay(a, ev.at)
-		a.recover(now)
+		a.health(now)
 		pm := policy.Member{MemberActive: mb.active && mb.from <= ev.at, AdapterActive: a.active, HealthScore: a.score, Adapter: a.pa}
 		ok, _ := policy.Eligibility(pm, a.sent, now)
 		cands[i] = policy.Candidate{MemberOrder: i, Weight: mb.weight, HealthScore: a.score, Eligible: ok, Counter: mb.counters[ev.ver]}
