@@ -136,6 +136,9 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, updateByID(s.store.RepinEnrollment)},
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
 
+		{"POST", "/v1/inbound", authTenant, s.inbound},
+		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+
 		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},

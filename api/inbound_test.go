@@ -1,0 +1,391 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/api"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+// testClock is a settable clock shared by the store and the dispatcher.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// inboundWorld: the API over a store with a test clock, a real dispatcher
+// sending to a real SMTP sink, and two tenants. Tenant "acme" has a sink
+// adapter and a 3-step sequence (follow-ups one day apart).
+type inboundWorld struct {
+	*env
+	clock   *testClock
+	sink    *smtpsink.Sink
+	disp    *dispatch.Dispatcher
+	keyA    string
+	keyB    string
+	adapter dripdrop.Adapter
+}
+
+func newInboundWorld(t *testing.T) *inboundWorld {
+	t.Helper()
+	url := dbtest.URL(t)
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	rec := &recorder{}
+	bus := strictBus(t, rec)
+	clk := &testClock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)} // a Tuesday
+	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: bus, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	w := &inboundWorld{env: &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}, clock: clk}
+	w.sink, err = smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.sink.Close() })
+	ctx := context.Background()
+	_, ka, err := store.CreateTenant(ctx, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, kb, err := store.CreateTenant(ctx, "beta", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.keyA, w.keyB = ka.Secret, kb.Secret
+	name, prov, from := "Ada", "sink", "ada@acme.example.com"
+	w.adapter, err = store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
+		Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := "main"
+	pool, err := store.CreatePool(ctx, "acme", dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &w.adapter.ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(key, subject, body string, delay int64) dripdrop.StepInput {
+		return dripdrop.StepInput{Key: &key, Subject: &subject, BodyText: &body, DelaySeconds: &delay}
+	}
+	key, sname := "welcome", "Welcome"
+	if _, err := store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
+		PoolID:     &pool.ID,
+		SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+		Steps:      []dripdrop.StepInput{step("intro", "Quick question", "Hi, first note.", 0), step("bump", "", "Second note.", 86400), step("last", "", "Third note.", 86400)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	w.disp, err = dispatch.New(dispatch.Config{Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Workers: 2, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *inboundWorld) enroll(email string) dripdrop.Enrollment {
+	w.t.Helper()
+	key := "welcome"
+	e, _, err := w.store.Enroll(context.Background(), "acme", dripdrop.EnrollInput{SequenceKey: &key, Contact: dripdrop.ContactInput{Email: &email}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return e
+}
+
+// run ticks the real dispatcher until nothing more is claimed.
+func (w *inboundWorld) run() {
+	w.t.Helper()
+	for i := 0; i < 50; i++ {
+		n, err := w.disp.Tick(context.Background())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.disp.Drain()
+		if n == 0 {
+			return
+		}
+	}
+	w.t.Fatal("dispatch did not settle")
+}
+
+func (w *inboundWorld) get(id uuid.UUID) dripdrop.Enrollment {
+	w.t.Helper()
+	e, err := w.store.GetEnrollment(context.Background(), "acme", id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return e
+}
+
+// sentTo returns the messages the sink received for one address.
+func (w *inboundWorld) sentTo(addr string) []smtpsink.Message {
+	var out []smtpsink.Message
+	for _, m := range w.sink.Messages() {
+		if len(m.To) == 1 && m.To[0] == addr {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestInboundEndToEnd(t *testing.T) {
+	w := newInboundWorld(t)
+	replier, oooer, bouncer, other := w.enroll("ann@client.example"), w.enroll("ooo@client2.example"), w.enroll("gone@client3.example"), w.enroll("zed@client4.example")
+	w.run()
+	if n := len(w.sink.Messages()); n != 4 {
+		t.Fatalf("first step: %d messages, want 4", n)
+	}
+	msgID := func(addr string) string { return w.sentTo(addr)[0].Header().Get("Message-Id") }
+
+	// Tenant B answers tenant A's Message-ID: stored for B, unmatched, nothing in A changes.
+	res := w.must(201, "POST", "/v1/inbound", w.keyB, map[string]any{
+		"message_id": "<cross@beta.example>", "from": "ann@client.example", "in_reply_to": msgID("ann@client.example"),
+		"subject": "Re: Quick question", "body_text": "Yes, call me.", "received_at": "2026-11-24T10:05:00Z",
+	})
+	if res["correlation"] != "unmatched" || res["enrollment_id"] != nil || res["intent"] != "reply" {
+		t.Fatalf("cross-tenant reply: %v", res)
+	}
+	if e := w.get(replier.ID); e.State != "active" {
+		t.Fatalf("tenant B's reply changed tenant A's enrollment: %s", e.State)
+	}
+	if got := w.events.named("dripdrop.ingest.unmatched_event"); len(got) != 1 || got[0]["tenant_key"] != "beta" {
+		t.Fatalf("unmatched events: %v", got)
+	}
+
+	// A human reply (quoting our mail) stops the enrollment and cancels what is pending.
+	replyBody := map[string]any{
+		"message_id": "<r1@client.example>", "from": "Ann <ann@client.example>", "to": "ada@acme.example.com",
+		"in_reply_to": msgID("ann@client.example"), "references": msgID("ann@client.example"),
+		"subject": "Re: Quick question", "received_at": "2026-11-24T10:10:00Z",
+		"body_text": "Sounds good, let's talk Thursday.\n\nOn Tue, Nov 24, 2026 at 10:00 AM Ada <ada@acme.example.com> wrote:\n> Hi, first note.\n",
+		"headers":   map[string]any{"X-Mailer": "Apple Mail", "Received": []any{"from a", "from b"}},
+	}
+	res = w.must(201, "POST", "/v1/inbound", w.keyA, replyBody)
+	if res["intent"] != "reply" || res["correlation"] != "in_reply_to" || res["enrollment_id"] != replier.ID.String() || res["duplicate"] != false {
+		t.Fatalf("reply result: %v", res)
+	}
+	fx := res["effects"].(map[string]any)
+	if fx["stop_reason"] != "replied" || len(fx["stopped"].([]any)) != 1 {
+		t.Fatalf("reply effects: %v", fx)
+	}
+	e := w.get(replier.ID)
+	if e.State != "stopped" || e.StopReason == nil || *e.StopReason != "replied" {
+		t.Fatalf("after reply: %s %v", e.State, e.StopReason)
+	}
+	for _, x := range e.Executions[1:] {
+		if x.State != "cancelled" {
+			t.Fatalf("pending execution %s is %s after the reply", x.StepKey, x.State)
+		}
+	}
+	// The same message again: the original result, nothing changes.
+	dup := w.must(200, "POST", "/v1/inbound", w.keyA, replyBody)
+	if dup["duplicate"] != true || dup["id"] != res["id"] || dup["intent"] != "reply" {
+		t.Fatalf("duplicate: %v vs %v", dup, res)
+	}
+	if n := len(w.events.named("dripdrop.ingest.duplicate_event")); n != 1 {
+		t.Fatalf("%d duplicate events", n)
+	}
+
+	// An out-of-office reply moves the pending follow-ups to 09:00 on the return day.
+	res = w.must(201, "POST", "/v1/inbound", w.keyA, map[string]any{
+		"message_id": "ooo1@client2.example", "from": "ooo@client2.example", "in_reply_to": msgID("ooo@client2.example"),
+		"subject": "Automatic reply: Quick question", "received_at": "2026-11-24T10:11:00Z",
+		"headers":   map[string]any{"Auto-Submitted": "auto-replied"},
+		"body_text": "Thank you for your message. I am out of the office and will be back on 3 December 2026 with limited access to e-mail.",
+	})
+	if res["intent"] != "ooo" || res["effects"].(map[string]any)["rescheduled"] != float64(1) {
+		t.Fatalf("ooo result: %v", res)
+	}
+	want := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	e = w.get(oooer.ID)
+	if e.State != "active" || !e.Executions[1].ScheduledFor.Equal(want) {
+		t.Fatalf("after ooo: %s, next at %v (want %v)", e.State, e.Executions[1].ScheduledFor, want)
+	}
+	oe := w.events.named("dripdrop.ingest.ooo_rescheduled")
+	if len(oe) != 1 || oe[0]["enrollment_id"] != oooer.ID.String() || !oe[0]["return_at"].(time.Time).Equal(want) {
+		t.Fatalf("ooo_rescheduled: %v", oe)
+	}
+
+	// A DSN for a sent message suppresses the address and stops the enrollment.
+	dsn := postfixDSN("gone@client3.example", msgID("gone@client3.example"), "5.1.1", "550 5.1.1 <gone@client3.example>: Recipient address rejected: User unknown")
+	r := w.do("POST", "/v1/inbound/raw", w.keyA, dsn, "Content-Type", "message/rfc822")
+	if r.status != 201 {
+		t.Fatalf("raw DSN: %d %s", r.status, r.body)
+	}
+	res = r.json(t)
+	if res["intent"] != "bounce" || res["bounce_type"] != "hard" || res["correlation"] != "dsn" || res["effects"].(map[string]any)["suppressed"] != true {
+		t.Fatalf("dsn result: %v", res)
+	}
+	if ok, _ := w.store.IsSuppressed(context.Background(), "acme", "gone@client3.example"); !ok {
+		t.Fatal("the bounced address is not suppressed")
+	}
+	if e := w.get(bouncer.ID); e.State != "stopped" || *e.StopReason != "bounced" {
+		t.Fatalf("after bounce: %s", e.State)
+	}
+
+	// Two days on: only the untouched enrollment sends; nothing more to the others.
+	w.clock.Add(49 * time.Hour)
+	w.run()
+	if n := len(w.sentTo("ann@client.example")); n != 1 {
+		t.Fatalf("replied contact received %d messages", n)
+	}
+	if n := len(w.sentTo("gone@client3.example")); n != 1 {
+		t.Fatalf("bounced contact received %d messages", n)
+	}
+	if n := len(w.sentTo("ooo@client2.example")); n != 1 {
+		t.Fatalf("ooo contact received %d messages before the return day", n)
+	}
+	if n := len(w.sentTo("zed@client4.example")); n != 2 { // step 3 is due a day after step 2 went out
+		t.Fatalf("untouched contact received %d messages, want 2", n)
+	}
+	_ = other
+	// On the return day the follow-up goes out.
+	w.clock.Add(want.Add(time.Minute).Sub(w.clock.Now()))
+	w.run()
+	if n := len(w.sentTo("ooo@client2.example")); n < 2 {
+		t.Fatalf("ooo contact received %d messages after the return day", n)
+	}
+
+	// Every accepted message emitted inbound_message with its intent.
+	got := w.events.named("dripdrop.ingest.inbound_message")
+	intents := []string{}
+	for _, m := range got {
+		intents = append(intents, m["intent"].(string))
+	}
+	if strings.Join(intents, ",") != "reply,reply,ooo,bounce" {
+		t.Fatalf("inbound_message intents: %v", intents)
+	}
+	for _, m := range got {
+		for k, v := range m {
+			if s, ok := v.(string); ok && strings.Contains(s, "@client") && k != "provider_message_id" {
+				t.Fatalf("address in telemetry %s=%s", k, s)
+			}
+		}
+	}
+}
+
+func TestInboundValidation(t *testing.T) {
+	w := newInboundWorld(t)
+	base := func() map[string]any {
+		return map[string]any{"message_id": "<a@b>", "from": "x@y.example", "received_at": "2026-11-24T10:00:00Z"}
+	}
+	for _, f := range []string{"message_id", "from", "received_at"} {
+		b := base()
+		delete(b, f)
+		assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 422, "required", f)
+	}
+	b := base()
+	b["colour"] = "red"
+	assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 422, "unknown_field", "colour")
+	b = base()
+	b["intent"] = "angry"
+	assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 422, "invalid_value", "intent")
+	b = base()
+	b["received_at"] = "yesterday"
+	assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 422, "invalid_value", "received_at")
+	b = base()
+	b["references"] = 42
+	assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 422, "invalid_type", "references")
+	b = base()
+	b["adapter_id"] = uuid.NewString()
+	assertProblem(t, w.do("POST", "/v1/inbound", w.keyA, b), 404, "not_found", "adapter_id")
+	// Both shapes of references and headers are accepted.
+	b = base()
+	b["references"] = []any{"<x@y>", "z@w"}
+	b["headers"] = map[string]any{"Auto-Submitted": "auto-replied", "Received": []any{"a", "b"}}
+	b["intent"] = "ooo"
+	b["intent_data"] = map[string]any{"return_at": "2026-12-01"}
+	if r := w.do("POST", "/v1/inbound", w.keyA, b); r.status != 201 {
+		t.Fatalf("valid input: %d %s", r.status, r.body)
+	}
+	// Raw: wrong media type, too large, not a message; nothing stored.
+	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, "From: a@b\r\n\r\nhi", "Content-Type", "text/plain"), 415, "unsupported_media_type", "Content-Type")
+	big := "From: a@b.example\r\nMessage-ID: <big@b.example>\r\nSubject: big\r\n\r\n" + strings.Repeat("x", 10<<20)
+	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, big, "Content-Type", "message/rfc822"), 413, "payload_too_large", "body")
+	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, "\r\n\r\n", "Content-Type", "message/rfc822"), 422, "invalid_value", "body")
+	atLimit := "From: a@b.example\r\nMessage-ID: <limit@b.example>\r\nSubject: hi\r\n\r\n"
+	atLimit += strings.Repeat("y", 10<<20-len(atLimit))
+	if r := w.do("POST", "/v1/inbound/raw", w.keyA, atLimit, "Content-Type", "message/rfc822"); r.status != 201 {
+		t.Fatalf("10 MiB message: %d %s", r.status, r.body)
+	}
+}
+
+// postfixDSN is a Postfix bounce of message id sent to rcpt.
+func postfixDSN(rcpt, id, status, diag string) string {
+	return strings.ReplaceAll(fmt.Sprintf(`Return-Path: <>
+Received: by mx.client3.example (Postfix) id 4ZkQ1x2r3Wz9sT; Tue, 24 Nov 2026 10:12:01 +0000 (UTC)
+Date: Tue, 24 Nov 2026 10:12:01 +0000 (UTC)
+From: MAILER-DAEMON@mx.client3.example (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: ada@acme.example.com
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+	boundary="4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example"
+Message-Id: <20261124101201.4ZkQ1x2r3Wz9sT@mx.client3.example>
+
+This is a MIME-encapsulated message.
+
+--4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.client3.example.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+<%[1]s>: host mx.client3.example[192.0.2.10] said: %[4]s (in reply to RCPT TO command)
+
+--4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.client3.example
+X-Postfix-Queue-ID: 4ZkQ1x2r3Wz9sT
+Arrival-Date: Tue, 24 Nov 2026 10:12:00 +0000 (UTC)
+
+Final-Recipient: rfc822; %[1]s
+Original-Recipient: rfc822;%[1]s
+Action: failed
+Status: %[3]s
+Remote-MTA: dns; mx.client3.example
+Diagnostic-Code: smtp; %[4]s
+
+--4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: Ada <ada@acme.example.com>
+To: %[1]s
+Subject: Quick question
+Message-ID: %[2]s
+Date: Tue, 24 Nov 2026 10:00:00 +0000
+
+--4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example--
+`, rcpt, id, status, diag), "\n", "\r\n")
+}
