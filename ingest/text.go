@@ -13,8 +13,8 @@ import (
 func HTMLToText(s string) string {
 	z := html.NewTokenizer(strings.NewReader(truncate(s, MaxTextRead)))
 	var b strings.Builder
-	skip := 0     // depth inside script/style/head/title
-	quote := 0    // depth inside quoted history
+	skip := 0  // depth inside script/style/head/title
+	quote := 0 // depth inside quoted history
 	var stack []string
 	for {
 		tt := z.Next()
