@@ -41,7 +41,9 @@ const (
 )
 
 var (
-	enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+	enhancedCode = regexp.MustCompile(`(?:^|[\s#(\[;:<"'=-])([245])\.(\d{1,3})\.(\d{1,3})\b`)
+	giveUp       = regexp.MustCompile(`(?i)(i'm not going to try again|i've given up|this is a permanent error|permanent failure|permanently failed)`)
+	copyMarker   = regexp.MustCompile(`(?im)^.*(below this line is a copy of the message|this is a copy of the message|original message follows|undelivered message follows|-{3,} ?original message ?-{3,}).*$`)
 	basicCode    = regexp.MustCompile(`(?m)(?:^|said:\s*|:\s|\s)([45][0-7]\d)(?:[ \-:]|$)`)
 	embeddedID   = regexp.MustCompile(`(?im)^[ \t]*message-id:[ \t]*<([^>\s]{1,900})>`)
 
@@ -57,10 +59,10 @@ var autoSubject = regexp.MustCompile(`(?i)^\s*(automatic reply|auto[- ]?reply|au
 var oooSubject = regexp.MustCompile(`(?i)(out of (the )?office|\booo\b|abwesenheit|abwesend|außer haus|ausser haus|absent|absence|fuera de la oficina|fuera de oficina|ausente|ausencia|fora do escritório|fora do escritorio|ausência|ausencia|férias|afwezig|afwezigheid|niet op kantoor|frånvarande|frånvaro|på semester|vacation|on holiday|on leave|urlaub|vacances|congés|vacaciones|vakantie|semester)`)
 
 // oooPhrases mark out-of-office text (subject or new body text).
-var oooPhrases = regexp.MustCompile(`(?i)(out of (the )?office|\booo\b|on (vacation|holiday|leave|annual leave|parental leave|maternity leave|paternity leave|sick leave|a business trip)|away from (the|my) (office|desk)|currently (away|out)|i am away|i'm away|i am out|i'm out|will be out|limited access to (my )?e-?mail|no access to (my )?e-?mail|be back (on|in)|back in the office|return(ing)? to the office|i will return|i return on|abwesend|abwesenheit|nicht im büro|außer haus|ausser haus|im urlaub|in urlaub|urlaub|elternzeit|nicht erreichbar|wieder im büro|wieder erreichbar|absent|absente|absence|en congé|en conges|en vacances|hors du bureau|de retour|fuera de la oficina|fuera de oficina|de vacaciones|ausente|ausencia|estaré fuera|estare fuera|no estoy en la oficina|regresaré|regresare|volveré|volvere|fora do escritório|fora do escritorio|de férias|em férias|ausência|estarei fora|estarei de volta|retornarei|licença|afwezig|afwezigheid|niet op kantoor|buiten kantoor|met vakantie|op vakantie|verlof|weer aanwezig|ben ik terug|frånvarande|frånvaro|inte på kontoret|borta från kontoret|på semester|tjänstledig|föräldraledig|åter på kontoret|tillbaka på kontoret|är tillbaka|är åter)`)
+var oooPhrases = regexp.MustCompile(`(?i)(out of (the )?office|\booo\b|on (vacation|holiday|leave|annual leave|parental leave|maternity leave|paternity leave|sick leave|a business trip)|away from (the|my) (office|desk)|currently (away|out)|i am away|i'm away|i am out|i'm out|will be out|limited access to (my )?e-?mail|no access to (my )?e-?mail|be back (on|in)|back in the office|return(ing)? to the office|i will return|i return on|abwesend|abwesenheit|nicht im büro|außer haus|ausser haus|im urlaub|in urlaub|urlaub|elternzeit|dienstreise|geschäftsreise|bin .{0,40}zurück|travell?ing|business trip|en déplacement|de viaje|estoy de baja|em viagem|op reis|tjänsteresa|är ledig|nicht erreichbar|wieder im büro|wieder erreichbar|absent|absente|absence|en congé|en conges|en vacances|hors du bureau|de retour|fuera de la oficina|fuera de oficina|de vacaciones|ausente|ausencia|estaré fuera|estare fuera|no estoy en la oficina|regresaré|regresare|volveré|volvere|fora do escritório|fora do escritorio|de férias|em férias|ausência|estarei fora|estarei de volta|retornarei|licença|afwezig|afwezigheid|niet op kantoor|buiten kantoor|met vakantie|op vakantie|verlof|weer aanwezig|ben ik terug|frånvarande|frånvaro|inte på kontoret|borta från kontoret|på semester|tjänstledig|föräldraledig|åter på kontoret|tillbaka på kontoret|är tillbaka|är åter)`)
 
 // unsubscribePhrases are explicit requests to stop e-mailing.
-var unsubscribePhrases = regexp.MustCompile(`(?i)(\bunsubscribe\b|remove me from|take me off|please remove me|remove my (e-?mail|address)|stop (e-?mailing|emailing|sending|contacting) me|do not (contact|e-?mail) me|don't (contact|e-?mail) me|opt(ing)? out|abmelden|austragen|entfernen sie mich|keine (weiteren )?e-?mails mehr|nicht mehr kontaktieren|désabonner|desabonner|désinscrire|desinscrire|retirez-moi|ne plus recevoir|ne me contactez plus|darme de baja|dar de baja|no me (envíe|envie|escriba)|elimíne?me|quítenme|descadastrar|descadastre|cancelar (a )?inscrição|remover (meu e-?mail|da lista)|não quero (mais )?receber|nao quero (mais )?receber|afmelden|uitschrijven|verwijder mij|verwijder me|geen e-?mails meer|avregistrera|avprenumerera|avsluta prenumeration|ta bort mig|sluta skicka|sluta maila)`)
+var unsubscribePhrases = regexp.MustCompile(`(?i)(\bunsubscribe\b|remove me from|take me off|please remove me|remove my (e-?mail|address)|stop (e-?mailing|emailing|sending|contacting) me|do not (contact|e-?mail) me|don't (contact|e-?mail) me|opt(ing)? out|abmelden|austragen|entfernen sie mich|keine (weiteren )?e-?mails mehr|nicht mehr kontaktieren|désabonner|desabonner|désinscrire|desinscrire|retirez-moi|ne plus recevoir|ne me contactez plus|darme de baja|dar de baja|no me (envíe|envie|escriba)|elimíne?me|quítenme|descadastrar|descadastre|cancelar (a )?inscrição|remover (meu e-?mail|da lista)|não quero (mais )?receber|nao quero (mais )?receber|tragen sie mich .{0,40}aus\b|melden sie mich .{0,20}ab\b|aus (ihrem|dem|ihrer) (verteiler|liste|mailingliste)|me retirer de|(darme|denme|dame|deme) de baja|no quiero recibir más|no quiero recibir mas|afmelden|uitschrijven|verwijder mij|verwijder me|geen e-?mails meer|avregistrera|avprenumerera|avsluta prenumeration|ta bort mig|sluta skicka|sluta maila)`)
 
 // Classify decides the intent of a message (SPEC §7): a DSN is a bounce
 // (hard for 5.x.x, soft for 4.x.x), an ARF report a complaint, an
@@ -243,16 +245,19 @@ func (c *Classification) fromDSN(m *Message) {
 // enhanced status codes, then basic reply codes, then wording.
 func (c *Classification) bounceFromText(text string) {
 	text = truncate(text, 64<<10)
-	if m := enhancedCode.FindStringSubmatch(text); m != nil && m[1] != "2" {
-		c.Status = m[0]
-		c.Bounce = map[string]string{"5": "hard", "4": "soft"}[m[1]]
-		c.DiagnosticCode = lineAround(text, strings.Index(text, m[0]))
-		return
+	if loc := copyMarker.FindStringIndex(text); loc != nil {
+		text = text[:loc[0]] // the returned message is not the report
 	}
-	for _, m := range enhancedCode.FindAllStringSubmatch(text, 10) {
-		if m[1] != "2" {
-			c.Status = m[0]
-			c.Bounce = map[string]string{"5": "hard", "4": "soft"}[m[1]]
+	defer func() {
+		if c.Bounce == "soft" && giveUp.MatchString(text) {
+			c.Bounce = "hard" // the sender gave up: a 4.x.x that became permanent
+		}
+	}()
+	for _, m := range enhancedCode.FindAllStringSubmatchIndex(text, 10) {
+		if class := text[m[2]:m[3]]; class != "2" {
+			c.Status = text[m[2]:m[7]]
+			c.Bounce = map[string]string{"5": "hard", "4": "soft"}[class]
+			c.DiagnosticCode = lineAround(text, m[2])
 			return
 		}
 	}
@@ -286,7 +291,7 @@ func statusClass(s string) int {
 
 func codeClass(diag string) int {
 	if m := enhancedCode.FindStringSubmatch(diag); m != nil {
-		return statusClass(m[0])
+		return int(m[1][0] - '0')
 	}
 	if m := basicCode.FindStringSubmatch(diag); m != nil {
 		return int(m[1][0] - '0')

@@ -93,13 +93,15 @@ var (
 // Cues before a date: "back on", "until", "through" (inclusive: the day
 // after is the return day) in the seven languages.
 var (
-	inclusiveCue = regexp.MustCompile(`(?i)(through|thru|up to and including|t/m|t\.m\.|tot en met|till och med|t\.o\.m\.|tom\b|einschließlich|einschliesslich|inclus|inclusive|inclusief)[^.\n]{0,25}$`)
-	returnCue    = regexp.MustCompile(`(?i)(back|return|returning|returns|zurück|wieder|ab dem|ab|retour|reviens|reviendrai|regreso|regresaré|regresare|vuelta|volveré|volvere|retorno|retornarei|regresso|de volta|voltarei|terug|weer|vanaf|tillbaka|åter|from)[^.\n]{0,30}$`)
-	untilCue     = regexp.MustCompile(`(?i)(until|till|til|bis|jusqu|hasta|até|ate\b|tot|fram till|t\.o\.m|to\b|au\b|–|-)[^.\n]{0,20}$`)
+	inclusiveCue      = regexp.MustCompile(`(?i)(through|thru|up to and including|t/m|t\.m\.|tot en met|till och med|t\.o\.m\.|tom\b|einschließlich|einschliesslich|inclus|inclusive|inclusief)[^.\n]{0,25}$`)
+	returnCue         = regexp.MustCompile(`(?i)(back|return|returning|returns|zurück|wieder|ab dem|ab|retour|reviens|reviendrai|regreso|regresaré|regresare|vuelta|volveré|volvere|retorno|retornarei|regresso|de volta|voltarei|terug|weer|vanaf|tillbaka|åter|from)[^.\n]{0,30}$`)
+	trailingInclusive = regexp.MustCompile(`(?i)^[\s,(]*(inclus|inclusive|included|einschließlich|einschliesslich|inclusief|inklusive|incluido|incluído)`)
+	untilCue          = regexp.MustCompile(`(?i)(until|till|til|bis|jusqu|hasta|até|ate\b|tot|fram till|t\.o\.m|to\b|au\b|–|-)[^.\n]{0,20}$`)
 )
 
 type dateHit struct {
 	pos  int
+	end  int
 	date Date
 	cue  int // 0 none, 1 until, 2 return, 3 inclusive
 }
@@ -176,7 +178,7 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		if !ok {
 			return
 		}
-		hits = append(hits, dateHit{pos: pos, date: date})
+		hits = append(hits, dateHit{pos: pos, end: end, date: date})
 	}
 	for _, m := range isoDate.FindAllStringSubmatchIndex(lower, 50) {
 		y, _ := strconv.Atoi(lower[m[2]:m[3]])
@@ -205,7 +207,16 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		}
 		add(m[2], m[1], y, months[name], d)
 	}
-	for _, m := range numDate.FindAllStringSubmatchIndex(lower, 50) {
+	nums := numDate.FindAllStringSubmatchIndex(lower, 50)
+	// English slashes are month-first (12/3/2026) unless the text writes
+	// one day-first date that cannot be month-first (24/11/2026).
+	monthFirst := lang == langEN
+	for _, m := range nums {
+		if a, _ := strconv.Atoi(lower[m[2]:m[3]]); lower[m[4]:m[5]] == "/" && a > 12 {
+			monthFirst = false
+		}
+	}
+	for _, m := range nums {
 		sep := lower[m[4]:m[5]]
 		hasYear := m[10] >= 0
 		if !hasYear && !(sep == "." && m[12] >= 0) && sep != "/" {
@@ -224,7 +235,7 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 			}
 		}
 		d, mo := a, b
-		if lang == langEN && sep == "/" && b <= 31 && a <= 12 {
+		if monthFirst && sep == "/" && a <= 12 {
 			d, mo = b, a
 		}
 		if mo > 12 && d <= 12 {
@@ -244,6 +255,9 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 			hits[i].cue = 2
 		case untilCue.MatchString(before):
 			hits[i].cue = 1
+		}
+		if trailingInclusive.MatchString(lower[hits[i].end:min(len(lower), hits[i].end+20)]) {
+			hits[i].cue = 3
 		}
 		if hits[i].cue == 3 {
 			hits[i].date = hits[i].date.addDays(1)
