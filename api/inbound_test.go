@@ -2,13 +2,16 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
 	"github.com/dripdrop/dripdrop"
@@ -17,6 +20,7 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/ingest/smtpd"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -388,4 +392,92 @@ Date: Tue, 24 Nov 2026 10:00:00 +0000
 
 --4ZkQ1x2r3Wz9sT.1764000721/mx.client3.example--
 `, rcpt, id, status, diag), "\n", "\r\n")
+}
+
+// TestInboundSMTP holds a real SMTP conversation with the listener: unknown
+// recipients are refused at RCPT, the tenant comes from the recipient, a
+// reply stops the sequence and nothing more is sent; limits hold.
+func TestInboundSMTP(t *testing.T) {
+	w := newInboundWorld(t)
+	sam := w.enroll("sam@client5.example")
+	w.run()
+	sent := w.sentTo("sam@client5.example")
+	if len(sent) != 1 {
+		t.Fatalf("%d messages to sam", len(sent))
+	}
+	ln, err := smtpd.Listen(smtpd.Config{Addr: "127.0.0.1:0", Store: w.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ln.Serve()
+	t.Cleanup(func() { ln.Close() })
+
+	c, err := gosmtp.Dial(ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("mx.client5.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sam@client5.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	var se *gosmtp.SMTPError
+	if err := c.Rcpt("nobody@acme.example.com", nil); !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (gosmtp.EnhancedCode{5, 1, 1}) {
+		t.Fatalf("unknown recipient: %v", err)
+	}
+	if err := c.Rcpt("Ada@ACME.example.com", nil); err != nil {
+		t.Fatalf("known recipient refused: %v", err)
+	}
+	wc, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sent[0].Header().Get("Message-Id")
+	fmt.Fprintf(wc, "From: Sam <sam@client5.example>\r\nTo: ada@acme.example.com\r\nSubject: Re: Quick question\r\nMessage-ID: <smtp-reply-1@client5.example>\r\nIn-Reply-To: %s\r\nReferences: %s\r\nDate: Tue, 24 Nov 2026 10:30:00 +0000\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGern, rufen Sie mich an. Gr=FC=DFe\r\n\r\nOn Tue, Nov 24, 2026 at 10:00 AM Ada <ada@acme.example.com> wrote:\r\n> Hi, first note.\r\n", id, id)
+	if err := wc.Close(); err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	e := w.get(sam.ID)
+	if e.State != "stopped" || *e.StopReason != "replied" {
+		t.Fatalf("after the SMTP reply: %s", e.State)
+	}
+	w.clock.Add(72 * time.Hour)
+	w.run()
+	if n := len(w.sentTo("sam@client5.example")); n != 1 {
+		t.Fatalf("sam received %d messages after replying", n)
+	}
+
+	// 50 recipients at most.
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sam@client5.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 51; i++ {
+		err := c.Rcpt("ada@acme.example.com", nil)
+		if i <= 50 && err != nil {
+			t.Fatalf("recipient %d refused: %v", i, err)
+		}
+		if i == 51 && err == nil {
+			t.Fatal("a 51st recipient was accepted")
+		}
+	}
+	// 10 MiB at most.
+	wc, err = c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(wc, "From: sam@client5.example\r\nMessage-ID: <big@client5.example>\r\nSubject: big\r\n\r\n")
+	line := strings.Repeat("x", 998) + "\r\n"
+	for written := 0; written <= 10<<20; written += len(line) {
+		if _, err := io.WriteString(wc, line); err != nil {
+			break
+		}
+	}
+	if err := wc.Close(); !errors.As(err, &se) || se.Code != 552 {
+		t.Fatalf("oversized message: %v", err)
+	}
 }
