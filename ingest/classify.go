@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// maxPhraseRead is how much new text the phrase rules read.
+const maxPhraseRead = 16 << 10
+
 // Classification is what a message means.
 type Classification struct {
 	Intent Intent
@@ -99,7 +102,7 @@ func Classify(m *Message) Classification {
 		c.OriginalMessageID = embeddedMessageID(m)
 		return c
 	}
-	text := m.NewText()
+	text := truncate(m.NewText(), maxPhraseRead) // a reply's own words come first
 	head := m.Subject + "\n" + text
 	auto, signal := autoSubmitted(m), SignalAutoHeader
 	if !auto && (autoSubject.MatchString(m.Subject) || oooSubject.MatchString(stripRe(m.Subject))) {

@@ -147,9 +147,9 @@ func detectLanguage(text string) string {
 
 // ReturnDate finds the day an out-of-office sender says they are back,
 // from text (subject and body). ref is when the message was received: it
-// settles dates written without a year (the next such day on or after ref,
-// allowing a week of slack), and dates before ref or more than a year
-// after it are ignored. Numeric dates are read day-first except in English
+// settles dates written without a year (this year's unless that is more
+// than 60 days past, then next year's: "back on 5 January" in December),
+// and dates before ref or more than a year after it are ignored. Numeric dates are read day-first except in English
 // with slashes (month-first, as in 12/3/2026), and a date after an
 // inclusive cue ("through", "t/m", "till och med") means back the day after.
 // Among several dates, the latest one after a cue wins, else the latest.
@@ -295,7 +295,7 @@ func resolve(y int, mo time.Month, d int, ref time.Time) (Date, bool) {
 	refDay := Date{ref.Year(), ref.Month(), ref.Day()}
 	if y == 0 {
 		y = ref.Year()
-		if (Date{y, mo, d}).addDays(7).In(time.UTC, 0).Before(refDay.In(time.UTC, 0)) {
+		if (Date{y, mo, d}).addDays(60).In(time.UTC, 0).Before(refDay.In(time.UTC, 0)) {
 			y++
 		}
 	}

@@ -23,7 +23,21 @@ func HTMLToText(s string) string {
 			return collapseBlank(b.String())
 		case html.TextToken:
 			if skip == 0 && quote == 0 {
-				b.WriteString(strings.Join(strings.Fields(string(z.Text())), " "))
+				raw := string(z.Text())
+				words := strings.Join(strings.Fields(raw), " ")
+				if words == "" {
+					if raw != "" {
+						b.WriteByte(' ')
+					}
+					break
+				}
+				if raw[0] == ' ' || raw[0] == '\n' || raw[0] == '\t' {
+					b.WriteByte(' ')
+				}
+				b.WriteString(words)
+				if last := raw[len(raw)-1]; last == ' ' || last == '\n' || last == '\t' {
+					b.WriteByte(' ')
+				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
@@ -113,7 +127,7 @@ func collapseBlank(s string) string {
 var (
 	// "On Tue, 3 Dec 2026 at 10:00, Ada <ada@x> wrote:" and its translations;
 	// the attribution may wrap onto a second line.
-	attribution = regexp.MustCompile(`(?is)^\s*(on|am|le|el|em|op|den|il|w dniu)\b.{0,300}?\b(wrote|schrieb|a écrit|escribió|escreveu|schreef|skrev|ha scritto|napisał)\s*:\s*$`)
+	attribution = regexp.MustCompile(`(?is)^\s*(on|am|le|el|em|op|den|il|w dniu)\b.{0,300}?\b(wrote|schrieb|a écrit|escribió|escreveu|schreef|skrev|ha scritto|napisał)(\P{L}.{0,200})?:\s*$`)
 	// "Ada <ada@x> skrev:" / "… schrieb:" without a leading date word.
 	attributionShort = regexp.MustCompile(`(?i)^.{0,200}\b(wrote|schrieb|a écrit|escribió|escreveu|schreef|skrev)\s*:\s*$`)
 	separator        = regexp.MustCompile(`(?i)^\s*-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|mensagem original|oorspronkelijk bericht|ursprungligt meddelande|originalnachricht|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)\s*-{2,}\s*$`)
