@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -479,5 +480,104 @@ func TestInboundSMTP(t *testing.T) {
 	}
 	if err := wc.Close(); !errors.As(err, &se) || se.Code != 552 {
 		t.Fatalf("oversized message: %v", err)
+	}
+}
+
+// TestInboundEffects: company stop (free-mail excepted), complaint,
+// unsubscribe, auto-reply, soft bounce, and a raw reply, each with its
+// message_event for the adapter that sent the original.
+func TestInboundEffects(t *testing.T) {
+	w := newInboundWorld(t)
+	ctx := context.Background()
+	key, name, on := "company", "Company", true
+	pool, _, err := w.store.ListPools(ctx, "acme", db.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, body, delay := "Hello", "First.", int64(0)
+	sk, sk2, body2, delay2 := "one", "two", "Second.", int64(86400)
+	if _, err := w.store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &name, VersionInput: dripdrop.VersionInput{
+		PoolID: &pool[0].ID, StopCompanyOnReply: &on,
+		SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+		Steps:      []dripdrop.StepInput{{Key: &sk, Subject: &subj, BodyText: &body, DelaySeconds: &delay}, {Key: &sk2, BodyText: &body2, DelaySeconds: &delay2}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	enrollIn := func(seq, email string) dripdrop.Enrollment {
+		e, _, err := w.store.Enroll(ctx, "acme", dripdrop.EnrollInput{SequenceKey: &seq, Contact: dripdrop.ContactInput{Email: &email}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a, b, c := enrollIn("company", "a@bigco.example"), enrollIn("welcome", "b@bigco.example"), enrollIn("company", "c@bigco.example")
+	d, e := enrollIn("company", "d@gmail.com"), enrollIn("company", "e@gmail.com")
+	f, g, h, i := enrollIn("welcome", "f@f.example"), enrollIn("welcome", "g@g.example"), enrollIn("welcome", "h@h.example"), enrollIn("welcome", "i@i.example")
+	w.run()
+	mid := func(addr string) string { return w.sentTo(addr)[0].Header().Get("Message-Id") }
+	state := func(id uuid.UUID) string {
+		en := w.get(id)
+		if en.StopReason != nil {
+			return en.State + "/" + *en.StopReason
+		}
+		return en.State
+	}
+
+	// A raw reply from a@bigco stops a and, with company stop, c and b (another sequence, same tenant).
+	raw := fmt.Sprintf("From: A <a@bigco.example>\r\nTo: ada@acme.example.com\r\nSubject: Re: Hello\r\nMessage-ID: <raw-reply@bigco.example>\r\nReferences: <unknown@elsewhere> %s\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Yes please.</p><blockquote>First.</blockquote>", mid("a@bigco.example"))
+	r := w.do("POST", "/v1/inbound/raw?adapter_id="+w.adapter.ID.String(), w.keyA, raw, "Content-Type", "message/rfc822")
+	if r.status != 201 {
+		t.Fatalf("raw reply: %d %s", r.status, r.body)
+	}
+	res := r.json(t)
+	if res["correlation"] != "references" || len(res["effects"].(map[string]any)["company_stopped"].([]any)) != 2 {
+		t.Fatalf("raw reply result: %v", res)
+	}
+	if state(a.ID) != "stopped/replied" || state(b.ID) != "stopped/company_replied" || state(c.ID) != "stopped/company_replied" {
+		t.Fatalf("company stop: %s %s %s", state(a.ID), state(b.ID), state(c.ID))
+	}
+	// Free mail: only the replier stops.
+	w.must(201, "POST", "/v1/inbound", w.keyA, map[string]any{"message_id": "<d1@gmail.com>", "from": "d@gmail.com", "in_reply_to": mid("d@gmail.com"), "body_text": "ok", "received_at": "2026-11-24T11:00:00Z"})
+	if state(d.ID) != "stopped/replied" || state(e.ID) != "active" {
+		t.Fatalf("free-mail: %s %s", state(d.ID), state(e.ID))
+	}
+
+	// ARF complaint: suppress + stop.
+	arf := fmt.Sprintf("From: fbl@isp.example\r\nMessage-ID: <arf1@isp.example>\r\nSubject: complaint\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nabuse report\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: x/1\r\nVersion: 1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: ada@acme.example.com\r\nMessage-ID: %s\r\n\r\n--b--\r\n", mid("f@f.example"))
+	r = w.do("POST", "/v1/inbound/raw", w.keyA, arf, "Content-Type", "message/rfc822")
+	if res := r.json(t); r.status != 201 || res["intent"] != "complaint" || res["correlation"] != "dsn" {
+		t.Fatalf("arf: %d %s", r.status, r.body)
+	}
+	// Unsubscribe request, auto-reply, soft bounce.
+	w.must(201, "POST", "/v1/inbound", w.keyA, map[string]any{"message_id": "<g1@g.example>", "from": "g@g.example", "in_reply_to": mid("g@g.example"),
+		"subject": "Re: Quick question", "body_text": "Bitte tragen Sie mich aus Ihrem Verteiler aus.", "received_at": "2026-11-24T11:00:00Z"})
+	w.must(201, "POST", "/v1/inbound", w.keyA, map[string]any{"message_id": "<h1@h.example>", "from": "h@h.example", "in_reply_to": mid("h@h.example"),
+		"subject": "Re: Quick question", "body_text": "Ticket 42 received.", "headers": map[string]any{"Auto-Submitted": "auto-replied"}, "received_at": "2026-11-24T11:00:00Z"})
+	w.must(201, "POST", "/v1/inbound", w.keyA, map[string]any{"message_id": "<i1@mx.i.example>", "from": "MAILER-DAEMON@mx.i.example", "references": []string{mid("i@i.example")},
+		"subject": "Delivery delayed", "body_text": "451 4.2.2 Mailbox full, will retry", "intent": "bounce", "received_at": "2026-11-24T11:00:00Z"})
+	for _, c := range []struct {
+		id         uuid.UUID
+		addr, want string
+		suppressed bool
+	}{
+		{f.ID, "f@f.example", "stopped/complained", true},
+		{g.ID, "g@g.example", "stopped/unsubscribed", true},
+		{h.ID, "h@h.example", "active", false},
+		{i.ID, "i@i.example", "active", false},
+	} {
+		sup, _ := w.store.IsSuppressed(ctx, "acme", c.addr)
+		if state(c.id) != c.want || sup != c.suppressed {
+			t.Errorf("%s: %s suppressed=%v, want %s suppressed=%v", c.addr, state(c.id), sup, c.want, c.suppressed)
+		}
+	}
+	rows := dbtest.Query(t, w.dbURL, `SELECT type || coalesce('/' || subtype, '') FROM message_events
+		WHERE tenant_key = 'acme' AND type <> 'sent' AND adapter_id = $1 ORDER BY occurred_at, type`, w.adapter.ID)
+	var types []string
+	for _, r := range rows {
+		types = append(types, r[0].(string))
+	}
+	sort.Strings(types)
+	if strings.Join(types, ",") != "auto_reply,bounced/soft,complained,replied,replied,unsubscribed" {
+		t.Fatalf("message events: %v", types)
 	}
 }
