@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -327,11 +328,19 @@ func TestInboundValidation(t *testing.T) {
 	if r := w.do("POST", "/v1/inbound", w.keyA, b); r.status != 201 {
 		t.Fatalf("valid input: %d %s", r.status, r.body)
 	}
-	// Raw: wrong media type, too large, not a message; nothing stored.
+	// Raw: wrong media type, too large, not a message, another tenant's
+	// adapter; nothing stored.
+	other := w.must(201, "POST", "/v1/adapters", w.keyB, map[string]any{"name": "b", "provider": "sink", "from_address": "b@beta.example"})
+	before := dbtest.RowCounts(t, w.dbURL)
+	assertProblem(t, w.do("POST", "/v1/inbound/raw?adapter_id="+other["id"].(string), w.keyA, "From: a@b\r\n\r\nhi", "Content-Type", "message/rfc822"), 404, "not_found", "adapter_id")
+	assertProblem(t, w.do("POST", "/v1/inbound/raw?adapter_id=nope", w.keyA, "From: a@b\r\n\r\nhi", "Content-Type", "message/rfc822"), 422, "invalid_value", "adapter_id")
 	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, "From: a@b\r\n\r\nhi", "Content-Type", "text/plain"), 415, "unsupported_media_type", "Content-Type")
 	big := "From: a@b.example\r\nMessage-ID: <big@b.example>\r\nSubject: big\r\n\r\n" + strings.Repeat("x", 10<<20)
 	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, big, "Content-Type", "message/rfc822"), 413, "payload_too_large", "body")
 	assertProblem(t, w.do("POST", "/v1/inbound/raw", w.keyA, "\r\n\r\n", "Content-Type", "message/rfc822"), 422, "invalid_value", "body")
+	if after := dbtest.RowCounts(t, w.dbURL); !reflect.DeepEqual(before, after) {
+		t.Fatalf("rejected raw messages changed rows:\nbefore %v\nafter  %v", before, after)
+	}
 	atLimit := "From: a@b.example\r\nMessage-ID: <limit@b.example>\r\nSubject: hi\r\n\r\n"
 	atLimit += strings.Repeat("y", 10<<20-len(atLimit))
 	if r := w.do("POST", "/v1/inbound/raw", w.keyA, atLimit, "Content-Type", "message/rfc822"); r.status != 201 {
