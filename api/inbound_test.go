@@ -341,6 +341,14 @@ func TestInboundValidation(t *testing.T) {
 	if after := dbtest.RowCounts(t, w.dbURL); !reflect.DeepEqual(before, after) {
 		t.Fatalf("rejected raw messages changed rows:\nbefore %v\nafter  %v", before, after)
 	}
+	// Idempotency-Key works for raw messages above the 1 MiB JSON limit.
+	mid := "From: a@b.example\r\nMessage-ID: <two-mib@b.example>\r\nSubject: hi\r\n\r\n" + strings.Repeat("z", 2<<20)
+	if r := w.do("POST", "/v1/inbound/raw", w.keyA, mid, "Content-Type", "message/rfc822", "Idempotency-Key", "raw-1"); r.status != 201 {
+		t.Fatalf("2 MiB message with Idempotency-Key: %d %s", r.status, r.body)
+	}
+	if r := w.do("POST", "/v1/inbound/raw", w.keyA, mid, "Content-Type", "message/rfc822", "Idempotency-Key", "raw-1"); r.status != 201 || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %v", r.status, r.header)
+	}
 	atLimit := "From: a@b.example\r\nMessage-ID: <limit@b.example>\r\nSubject: hi\r\n\r\n"
 	atLimit += strings.Repeat("y", 10<<20-len(atLimit))
 	if r := w.do("POST", "/v1/inbound/raw", w.keyA, atLimit, "Content-Type", "message/rfc822"); r.status != 201 {
@@ -578,6 +586,17 @@ func TestInboundEffects(t *testing.T) {
 		if state(c.id) != c.want || sup != c.suppressed {
 			t.Errorf("%s: %s suppressed=%v, want %s suppressed=%v", c.addr, state(c.id), sup, c.want, c.suppressed)
 		}
+	}
+	// Nothing more goes to the contacts that replied, complained or unsubscribed.
+	w.clock.Add(49 * time.Hour)
+	w.run()
+	for _, addr := range []string{"a@bigco.example", "b@bigco.example", "c@bigco.example", "d@gmail.com", "f@f.example", "g@g.example"} {
+		if n := len(w.sentTo(addr)); n != 1 {
+			t.Errorf("%s received %d messages, want 1", addr, n)
+		}
+	}
+	if n := len(w.sentTo("e@gmail.com")); n != 2 {
+		t.Errorf("e@gmail.com received %d messages, want 2", n)
 	}
 	rows := dbtest.Query(t, w.dbURL, `SELECT type || coalesce('/' || subtype, '') FROM message_events
 		WHERE tenant_key = 'acme' AND type <> 'sent' AND adapter_id = $1 ORDER BY occurred_at, type`, w.adapter.ID)

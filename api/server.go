@@ -22,6 +22,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -257,6 +258,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, key 
 	limit := int64(maxBody)
 	if strings.HasSuffix(r.URL.Path, "/batch") {
 		limit = maxBatchBody
+	}
+	if strings.HasSuffix(r.URL.Path, "/inbound/raw") {
+		limit = ingest.MaxRawSize
 	}
 	body, err := readBody(w, r, limit)
 	if err != nil {
