@@ -100,6 +100,7 @@ func Classify(m *Message) Classification {
 		c.Intent, c.Signal = Bounce, SignalBounceText
 		c.bounceFromText(m.BodyText + "\n" + HTMLToText(m.BodyHTML))
 		c.OriginalMessageID = embeddedMessageID(m)
+		c.Recipient = failedRecipient(m)
 		return c
 	}
 	text := truncate(m.NewText(), maxPhraseRead) // a reply's own words come first
@@ -312,6 +313,24 @@ func lineAround(text string, i int) string {
 		end = len(text) - i
 	}
 	return truncate(strings.TrimSpace(text[start:i+end]), 1000)
+}
+
+var failedLine = regexp.MustCompile(`(?m)^[ \t]*<([^<>\s@]{1,64}@[^<>\s@]{1,190})>:?[ \t]*\r?$`)
+
+// failedRecipient is the failed address of a text bounce: X-Failed-Recipients
+// (Exim, Gmail) or the first "<address>:" line (qmail, Yahoo).
+func failedRecipient(m *Message) string {
+	if v := strings.TrimSpace(strings.Split(m.Header("X-Failed-Recipients"), ",")[0]); strings.Contains(v, "@") {
+		return strings.Trim(v, "<> ")
+	}
+	text := truncate(m.BodyText, 64<<10)
+	if loc := copyMarker.FindStringIndex(text); loc != nil {
+		text = text[:loc[0]]
+	}
+	if mm := failedLine.FindStringSubmatch(text); mm != nil {
+		return mm[1]
+	}
+	return ""
 }
 
 // embeddedMessageID finds the Message-ID of the returned message inside a

@@ -55,6 +55,10 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("%s: original Message-ID %q not found (candidates %v)", file, orig, m.Candidates())
 			}
 		}
+		if ok && intent == "bounce" && c.Bounce == "hard" && c.Recipient == "" {
+			ok = false
+			t.Errorf("%s: hard bounce without the failed recipient", file)
+		}
 		if ok && intent == "ooo" {
 			got := ""
 			if c.HasReturnDate {

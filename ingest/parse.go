@@ -77,7 +77,7 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 		m.ReceivedAt = d
 	}
 	w := walker{m: m}
-	w.visit(e, 0, false)
+	w.visit(e, 0)
 	m.BodyText = strings.ToValidUTF8(w.text.String(), "\uFFFD")
 	m.BodyHTML = strings.ToValidUTF8(w.html.String(), "\uFFFD")
 	if w.reportType != "" || w.report != nil {
@@ -128,7 +128,7 @@ type walker struct {
 	enclosedID string
 }
 
-func (w *walker) visit(e *message.Entity, depth int, enclosed bool) {
+func (w *walker) visit(e *message.Entity, depth int) {
 	w.parts++
 	if w.parts > maxParts || depth > maxDepth {
 		return
@@ -146,7 +146,7 @@ func (w *walker) visit(e *message.Entity, depth int, enclosed bool) {
 			if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
 				return
 			}
-			w.visit(p, depth+1, enclosed)
+			w.visit(p, depth+1)
 			if w.parts > maxParts {
 				return
 			}
@@ -160,7 +160,6 @@ func (w *walker) visit(e *message.Entity, depth int, enclosed bool) {
 		w.readARF(e.Body)
 	case mt == "message/rfc822" || mt == "message/global" || mt == "text/rfc822-headers" || mt == "message/rfc822-headers":
 		w.readEnclosed(e.Body)
-	case enclosed:
 	case mt == "text/plain" && disp != "attachment":
 		if w.text.Len() == 0 {
 			b, _ := io.ReadAll(io.LimitReader(e.Body, MaxTextRead))
