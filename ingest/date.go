@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -71,23 +70,16 @@ var months = func() map[string]time.Month {
 // ("out 3 days", "set 3 meetings").
 var monthFirstExcluded = map[string]bool{"out": true, "set": true, "mar": false, "ago": true, "dez": false}
 
-var monthAlt = func() string {
-	names := make([]string, 0, len(months))
-	for n := range months {
-		names = append(names, regexp.QuoteMeta(n))
-	}
-	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
-	return strings.Join(names, "|")
-}()
-
 var (
 	isoDate = regexp.MustCompile(`\b(\d{4})-(\d{1,2})-(\d{1,2})\b`)
 	// 3.12.2026, 3.12., 03/12/2026, 3/12, 3-12-2026
 	numDate = regexp.MustCompile(`\b(\d{1,2})([./-])(\d{1,2})(?:([./-])(\d{4}|\d{2})\b|(\.))?`)
 	// 3 December, 3. Dezember 2026, 3 de diciembre de 2026, 3rd of December, 1er décembre
-	dayMonth = regexp.MustCompile(`(?i)\b(\d{1,2})(?:st|nd|rd|th|er|re|e|º|ª|o)?\.?\s*(?:de\s+|of\s+)?(` + monthAlt + `)\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
+	// (month names are any word, looked up in months afterwards: one small
+	// automaton instead of an alternation of every name)
+	dayMonth = regexp.MustCompile(`(?i)\b(\d{1,2})(?:st|nd|rd|th|er|re|e|º|ª|o)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
 	// December 3, December 3rd, 2026
-	monthDay = regexp.MustCompile(`(?i)(?:^|[^\p{L}])(` + monthAlt + `)\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
+	monthDay = regexp.MustCompile(`(?i)(?:^|[^\p{L}])(\p{L}{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
 )
 
 // Cues before a date: "back on", "until", "through" (inclusive: the day
@@ -106,6 +98,28 @@ type dateHit struct {
 	cue  int // 0 none, 1 until, 2 return, 3 inclusive
 }
 
+// vocab are short function words of each language.
+var vocab = map[string][]string{
+	langEN: {"the", "i", "am", "will", "be", "back", "office", "until", "and", "my", "on", "out", "of", "with", "please"},
+	langDE: {"ich", "bin", "bis", "und", "der", "die", "das", "im", "nicht", "zum", "mit", "wieder", "sie", "ihre", "büro"},
+	langFR: {"je", "suis", "le", "la", "les", "jusqu'au", "jusqu", "et", "du", "de", "vous", "bureau", "absent", "absente", "retour"},
+	langES: {"estoy", "hasta", "el", "los", "las", "y", "del", "fuera", "oficina", "su", "estaré", "mi", "correo", "gracias", "por"},
+	langPT: {"estou", "até", "o", "os", "e", "do", "da", "fora", "escritório", "seu", "estarei", "meu", "obrigado", "obrigada", "não"},
+	langNL: {"ik", "ben", "tot", "en", "met", "het", "niet", "op", "kantoor", "afwezig", "weer", "uw", "mijn", "bent", "van"},
+	langSV: {"jag", "är", "till", "och", "på", "inte", "med", "kontoret", "tillbaka", "din", "min", "frånvarande", "åter", "hälsningar", "tack"},
+}
+
+// vocabIndex maps a word to the languages whose vocabulary has it.
+var vocabIndex = func() map[string][]string {
+	index := map[string][]string{}
+	for lang, ws := range vocab {
+		for _, w := range ws {
+			index[w] = append(index[w], lang)
+		}
+	}
+	return index
+}()
+
 // detectLanguage guesses which of the seven languages a text is in, from
 // short function words; English when unsure.
 func detectLanguage(text string) string {
@@ -113,26 +127,11 @@ func detectLanguage(text string) string {
 		return !(r >= 'a' && r <= 'z' || r > 127 || r == '\'')
 	})
 	score := map[string]int{}
-	vocab := map[string][]string{
-		langEN: {"the", "i", "am", "will", "be", "back", "office", "until", "and", "my", "on", "out", "of", "with", "please"},
-		langDE: {"ich", "bin", "bis", "und", "der", "die", "das", "im", "nicht", "zum", "mit", "wieder", "sie", "ihre", "büro"},
-		langFR: {"je", "suis", "le", "la", "les", "jusqu'au", "jusqu", "et", "du", "de", "vous", "bureau", "absent", "absente", "retour"},
-		langES: {"estoy", "hasta", "el", "los", "las", "y", "del", "fuera", "oficina", "su", "estaré", "mi", "correo", "gracias", "por"},
-		langPT: {"estou", "até", "o", "os", "e", "do", "da", "fora", "escritório", "seu", "estarei", "meu", "obrigado", "obrigada", "não"},
-		langNL: {"ik", "ben", "tot", "en", "met", "het", "niet", "op", "kantoor", "afwezig", "weer", "uw", "mijn", "bent", "van"},
-		langSV: {"jag", "är", "till", "och", "på", "inte", "med", "kontoret", "tillbaka", "din", "min", "frånvarande", "åter", "hälsningar", "tack"},
-	}
-	index := map[string][]string{}
-	for lang, ws := range vocab {
-		for _, w := range ws {
-			index[w] = append(index[w], lang)
-		}
-	}
 	for i, w := range words {
 		if i > 400 {
 			break
 		}
-		for _, lang := range index[w] {
+		for _, lang := range vocabIndex[w] {
 			score[lang]++
 		}
 	}
@@ -187,8 +186,11 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		add(m[0], m[1], y, time.Month(mo), d)
 	}
 	for _, m := range dayMonth.FindAllStringSubmatchIndex(lower, 50) {
+		mo, isMonth := months[lower[m[4]:m[5]]]
+		if !isMonth {
+			continue
+		}
 		d, _ := strconv.Atoi(lower[m[2]:m[3]])
-		mo := months[lower[m[4]:m[5]]]
 		y := 0
 		if m[6] >= 0 {
 			y, _ = strconv.Atoi(lower[m[6]:m[7]])
@@ -197,7 +199,7 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 	}
 	for _, m := range monthDay.FindAllStringSubmatchIndex(lower, 50) {
 		name := lower[m[2]:m[3]]
-		if monthFirstExcluded[name] {
+		if _, isMonth := months[name]; !isMonth || monthFirstExcluded[name] {
 			continue
 		}
 		d, _ := strconv.Atoi(lower[m[4]:m[5]])
