@@ -609,3 +609,32 @@ func TestInboundEffects(t *testing.T) {
 		t.Fatalf("message events: %v", types)
 	}
 }
+
+// TestInboundHealthInput: a hard bounce is health input for the adapter that
+// sent the original, checked at once: 1 bounce in 20 sends (5 % ≥ 2 %)
+// rests the adapter in the same transaction.
+func TestInboundHealthInput(t *testing.T) {
+	w := newInboundWorld(t)
+	for i := 0; i < 20; i++ {
+		w.enroll(fmt.Sprintf("p%02d@health.example", i))
+	}
+	w.run()
+	if n := len(w.sink.Messages()); n != 20 {
+		t.Fatalf("%d sends, want 20", n)
+	}
+	rcpt := "p07@health.example"
+	dsn := postfixDSN(rcpt, w.sentTo(rcpt)[0].Header().Get("Message-Id"), "5.1.1", "550 5.1.1 User unknown")
+	if r := w.do("POST", "/v1/inbound/raw", w.keyA, dsn, "Content-Type", "message/rfc822"); r.status != 201 {
+		t.Fatalf("dsn: %d %s", r.status, r.body)
+	}
+	a, err := w.store.GetAdapter(context.Background(), "acme", w.adapter.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.HealthState != "resting" {
+		t.Fatalf("adapter is %s after a 5 %% bounce rate, want resting", a.HealthState)
+	}
+	if ev := w.events.named("dripdrop.health.bounce_threshold"); len(ev) != 1 || ev[0]["adapter_id"] != w.adapter.ID.String() {
+		t.Fatalf("bounce_threshold events: %v", ev)
+	}
+}

@@ -162,6 +162,13 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 
 		var en *dbsqlc.IngestEnrollmentRow
 		if sent != nil {
+			if c.Intent == ingest.Complaint || (c.Intent == ingest.Bounce && c.Bounce == "hard") {
+				// The health check locks the adapter: take it first, in the
+				// dispatcher's order (adapter, then executions).
+				if _, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: sent.AdapterID}); err != nil {
+					return err
+				}
+			}
 			row, err := q.IngestEnrollment(ctx, dbsqlc.IngestEnrollmentParams{TenantKey: tenant, ID: sent.EnrollmentID})
 			if err != nil {
 				return err
@@ -429,12 +436,10 @@ func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tena
 
 // afterHealthInput runs the adapter health check right after a hard
 // bounce or complaint was recorded for it (SPEC §5: thresholds are checked
-// "after each bounce/complaint"), inside the same transaction. The health
-// thresholds are built separately (issue #11); until then this is a no-op
-// hook that returns the events the check would emit.
+// "after each bounce/complaint"), inside the same transaction, and returns
+// the events it emits.
 func (s *Store) afterHealthInput(ctx context.Context, q *dbsqlc.Queries, tenant string, adapterID uuid.UUID) ([]event, error) {
-	_, _, _, _ = ctx, q, tenant, adapterID
-	return nil, nil
+	return s.checkHealth(ctx, q, tenant, adapterID, s.clock.Now())
 }
 
 // InboundTenants resolves a recipient address of the inbound SMTP listener
