@@ -138,8 +138,7 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 			return err
 		}
 		sc := dbsqlc.LoadSendRow(locked)
-		// Moved meanwhile (an out-of-office reply rescheduled it): not due.
-		if sc.State != "scheduled" || sc.AdapterID != adapterID || sc.ScheduledFor.After(s.clock.Now()) {
+		if sc.State != "scheduled" || sc.AdapterID != adapterID {
 			res.Outcome = Released
 			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
 		}
