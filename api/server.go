@@ -22,6 +22,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -150,6 +151,9 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/retry", authTenant, byID(s.store.RetryEnrollment)},
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, updateByID(s.store.RepinEnrollment)},
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
+
+		{"POST", "/v1/inbound", authTenant, s.inbound},
+		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
 
 		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
 		{"POST", "/v1/forecast", authTenant, s.forecastRun},
@@ -287,6 +291,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, key 
 	limit := int64(maxBody)
 	if strings.HasSuffix(r.URL.Path, "/batch") {
 		limit = maxBatchBody
+	}
+	if strings.HasSuffix(r.URL.Path, "/inbound/raw") {
+		limit = ingest.MaxRawSize
 	}
 	body, err := readBody(w, r, limit)
 	if err != nil {
