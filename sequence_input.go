@@ -52,7 +52,10 @@ type VersionInput struct {
 	PoolID      *uuid.UUID  `json:"pool_id"`
 	SendWindow  *SendWindow `json:"send_window"`
 	StopOnReply *bool       `json:"stop_on_reply"`
-	Steps       []StepInput `json:"steps"`
+	// StopCompanyOnReply also stops the other live enrollments at the
+	// replier's e-mail domain (free-mail domains excepted).
+	StopCompanyOnReply *bool       `json:"stop_company_on_reply"`
+	Steps              []StepInput `json:"steps"`
 }
 
 // StepInput describes one step.
@@ -96,6 +99,9 @@ func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
 	}
 	if in.StopOnReply != nil {
 		v.StopOnReply = *in.StopOnReply
+	}
+	if in.StopCompanyOnReply != nil {
+		v.StopCompanyOnReply = *in.StopCompanyOnReply
 	}
 	if in.Steps != nil {
 		steps, err := applySteps(in.Steps)

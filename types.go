@@ -145,10 +145,12 @@ type SequenceVersion struct {
 	PoolID      uuid.UUID  `json:"pool_id"`
 	SendWindow  SendWindow `json:"send_window"`
 	StopOnReply bool       `json:"stop_on_reply"`
-	Steps       []Step     `json:"steps"`
-	Budgets     []Budget   `json:"budgets"`
-	ActivatedAt *time.Time `json:"activated_at"`
-	CreatedAt   time.Time  `json:"created_at"`
+	// StopCompanyOnReply: a reply also stops the company's other enrollments.
+	StopCompanyOnReply bool       `json:"stop_company_on_reply"`
+	Steps              []Step     `json:"steps"`
+	Budgets            []Budget   `json:"budgets"`
+	ActivatedAt        *time.Time `json:"activated_at"`
+	CreatedAt          time.Time  `json:"created_at"`
 }
 
 // Step is one message of a version.

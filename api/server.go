@@ -23,6 +23,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/api/ui"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -158,7 +159,11 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, updateByID(s.store.RepinEnrollment)},
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
 
+		{"POST", "/v1/inbound", authTenant, s.inbound},
+		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+
 		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
+		{"POST", "/v1/forecast", authTenant, s.forecastRun},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
 
@@ -296,6 +301,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, key 
 	limit := int64(maxBody)
 	if strings.HasSuffix(r.URL.Path, "/batch") {
 		limit = maxBatchBody
+	}
+	if strings.HasSuffix(r.URL.Path, "/inbound/raw") {
+		limit = ingest.MaxRawSize
 	}
 	body, err := readBody(w, r, limit)
 	if err != nil {

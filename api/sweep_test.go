@@ -76,9 +76,15 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"POST /v1/enrollments/{id}/retry":                          {"/v1/enrollments/" + b.enrollment + "/retry", nil, false},
 		"GET /v1/enrollments/{id}/explain":                         {"/v1/enrollments/" + b.enrollment + "/explain", nil, false},
 		"POST /v1/spintax/preview":                                 {"/v1/spintax/preview", nil, true},
+		"POST /v1/forecast":                                        {"/v1/forecast", map[string]any{"changes": map[string]any{"add_adapters": []any{map[string]any{"pool_id": b.pool, "count": 1}}}}, false},
 		"GET /v1/telemetry/catalog":                                {"/v1/telemetry/catalog", nil, true},
 		"GET /v1/suppressions":                                     {"/v1/suppressions", nil, true},
 		"DELETE /v1/suppressions":                                  {"/v1/suppressions?email=only-b@example.com", nil, false},
+		"POST /v1/inbound": {"/v1/inbound", map[string]any{"message_id": "<x@b.example>", "from": "x@b.example",
+			"received_at": "2026-11-24T10:00:00Z", "adapter_id": b.adapterA}, false},
+		// Raw messages are message/rfc822; their isolation (B's adapter_id,
+		// B's Message-IDs) is covered in inbound_test.go.
+		"POST /v1/inbound/raw": {"/v1/inbound/raw", nil, true},
 	}
 	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com"}
 	for _, rt := range e.server.Routes() {
@@ -141,12 +147,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"PUT", "/v1/sequences/" + f.seq + "/versions/1/budgets/" + f.adapterA, map[string]any{"max_share_pct": 50}, [2]any{"max_share_pct", "half"}, [2]any{"max_share_pct", 101}},
 		{"POST", "/v1/suppressions", map[string]any{"email": "x@acme.example.com"}, [2]any{"email", true}, [2]any{"reason", "because"}},
 		{"POST", "/v1/spintax/preview", map[string]any{"template": "{a|b}"}, [2]any{"n", "ten"}, [2]any{"n", 1000}},
+		{"POST", "/v1/forecast", map[string]any{"horizon_days": 7}, [2]any{"horizon_days", "week"}, [2]any{"horizon_days", 1000}},
 		{"POST", "/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "new@acme.example.com"}}, [2]any{"contact", "x@y.z"}, [2]any{"contact", map[string]any{"email": "new@acme.example.com", "vars": map[string]any{"1bad": "x"}}}},
 		{"POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []any{map[string]any{"email": "new@acme.example.com"}}}, [2]any{"contacts", "all"}, [2]any{"contacts", []any{}}},
 		{"POST", "/v1/adapters/" + f.adapterA + "/health", map[string]any{"source": "x"}, [2]any{"health_score", "high"}, [2]any{"health_score", 2}},
 		{"PATCH", "/v1/enrollments/" + f.enrollment, map[string]any{"first_name": "Ada"}, [2]any{"first_name", 5}, [2]any{"timezone", "Mars/Olympus"}},
 		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
+		{"POST", "/v1/inbound", map[string]any{"message_id": "<x@y.example>", "from": "a@y.example", "received_at": "2026-11-24T10:00:00Z"}, [2]any{"references", 42}, [2]any{"intent", "angry"}},
 	}
 	for _, rt := range e.server.Routes() {
 		if rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH" {
@@ -158,7 +166,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel") ||
 				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify")
-			if !found && !bodyless && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
+			raw := strings.HasSuffix(rt.Path, "/inbound/raw") // message/rfc822: bad input covered in inbound_test.go
+			if !found && !bodyless && !raw && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
 				t.Errorf("route %s %s has no bad-input case", rt.Method, rt.Path)
 			}
 		}

@@ -105,6 +105,12 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	if err != nil {
 		return fmt.Errorf("seeding the demo: %w", err)
 	}
+	if cfg.InboundSMTPAddr == "" {
+		cfg.InboundSMTPAddr = "127.0.0.1:2526"
+	}
+	inboundAddr := ""
+	cfg.inboundFallback = true
+	cfg.inboundReady = func(addr string) { inboundAddr = addr }
 	cfg.onSent = func(job *db.SendJob) {
 		log.Info("sent", "step", job.StepKey, "attempt", job.Attempt, "message_id", job.MessageID, "in_reply_to", job.InReplyTo)
 	}
@@ -119,6 +125,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
   API            %[1]s
   dashboard      %[1]s/ui/  (sign in with the demo API key)
   SMTP sink      %[2]s
+  inbound SMTP   %[5]s  (replies and bounces to a demo adapter's address)
   demo API key   %[3]s
   admin token    %[4]s
 
@@ -127,7 +134,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
     curl -s -H 'Authorization: Bearer %[3]s' %[1]s/v1/sequences
     curl -s %[1]s/openapi.yaml
 
-`, base, sink.Addr(), key, cfg.AdminToken)
+`, base, sink.Addr(), key, cfg.AdminToken, inboundAddr)
 	})
 }
 

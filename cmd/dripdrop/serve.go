@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/ingest/smtpd"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -42,6 +44,13 @@ type serveConfig struct {
 	Log           logConfig
 	onSent        func(*db.SendJob)
 	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
+
+	// Inbound SMTP listener (SPEC §7), off when InboundSMTPAddr is empty.
+	InboundSMTPAddr string
+	InboundSMTPCert string
+	InboundSMTPKey  string
+	inboundFallback bool              // dev: a busy address falls back to a free port
+	inboundReady    func(addr string) // called with the bound listener address
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -57,6 +66,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EncryptionKey, "encryption-key", "", "base64 32-byte key for credentials at rest")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token for the admin API; empty disables it")
 	fs.StringVar(&c.PublicBaseURL, "public-base-url", "", "public URL of this engine, for one-click unsubscribe links")
+	fs.StringVar(&c.InboundSMTPAddr, "inbound-smtp", "", "listen address of the inbound SMTP listener for replies and bounces; empty = off")
+	fs.StringVar(&c.InboundSMTPCert, "inbound-smtp-cert", "", "PEM certificate file enabling STARTTLS on the inbound listener")
+	fs.StringVar(&c.InboundSMTPKey, "inbound-smtp-key", "", "PEM key file of -inbound-smtp-cert")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 	c.Log.flags(fs)
 }
@@ -145,6 +157,14 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
+	inbound, err := startInbound(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if inbound != nil {
+		defer inbound.Close()
+	}
+
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"),
 		DashboardKey: box.DeriveKey("dashboard-session"), SecureCookies: strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
@@ -178,6 +198,9 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	stopEngine()
+	if inbound != nil {
+		_ = inbound.Shutdown(sctx)
+	}
 	herr := httpSrv.Shutdown(sctx)
 	for _, done := range []chan struct{}{engineDone, leaderDone} {
 		select {
@@ -188,6 +211,40 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		}
 	}
 	return herr
+}
+
+// startInbound starts the inbound SMTP listener when it is configured.
+func startInbound(cfg serveConfig, store *db.Store, log *slog.Logger) (*smtpd.Server, error) {
+	if cfg.InboundSMTPAddr == "" {
+		return nil, nil
+	}
+	sc := smtpd.Config{Addr: cfg.InboundSMTPAddr, Store: store, Logger: log}
+	if cfg.InboundSMTPCert != "" || cfg.InboundSMTPKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.InboundSMTPCert, cfg.InboundSMTPKey)
+		if err != nil {
+			return nil, fmt.Errorf("inbound SMTP certificate: %w", err)
+		}
+		sc.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := smtpd.Listen(sc)
+	if err != nil && cfg.inboundFallback {
+		log.Warn("inbound SMTP address busy; using a free port", "addr", cfg.InboundSMTPAddr, "err", err)
+		sc.Addr = "127.0.0.1:0"
+		ln, err = smtpd.Listen(sc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inbound SMTP listener: %w", err)
+	}
+	go func() {
+		if err := ln.Serve(); err != nil {
+			log.Warn("inbound SMTP listener stopped", "err", err)
+		}
+	}()
+	log.Info("inbound SMTP listening", "addr", ln.Addr(), "starttls", sc.TLSConfig != nil)
+	if cfg.inboundReady != nil {
+		cfg.inboundReady(ln.Addr())
+	}
+	return ln, nil
 }
 
 func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {

@@ -191,7 +191,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -203,22 +203,23 @@ type GetActiveVersionBySequenceKeyParams struct {
 }
 
 type GetActiveVersionBySequenceKeyRow struct {
-	SequenceID     uuid.UUID
-	SequenceKey    string
-	TenantKey      string
-	ID             uuid.UUID
-	SequenceID_2   uuid.UUID
-	Version        int
-	State          string
-	Mode           string
-	PoolID         uuid.UUID
-	WindowDays     []int16
-	WindowStart    int16
-	WindowEnd      int16
-	WindowTimezone string
-	StopOnReply    bool
-	ActivatedAt    *time.Time
-	CreatedAt      time.Time
+	SequenceID         uuid.UUID
+	SequenceKey        string
+	TenantKey          string
+	ID                 uuid.UUID
+	SequenceID_2       uuid.UUID
+	Version            int
+	State              string
+	Mode               string
+	PoolID             uuid.UUID
+	WindowDays         []int16
+	WindowStart        int16
+	WindowEnd          int16
+	WindowTimezone     string
+	StopOnReply        bool
+	ActivatedAt        *time.Time
+	CreatedAt          time.Time
+	StopCompanyOnReply bool
 }
 
 func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActiveVersionBySequenceKeyParams) (GetActiveVersionBySequenceKeyRow, error) {
@@ -241,6 +242,7 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }

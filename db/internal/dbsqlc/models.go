@@ -135,6 +135,7 @@ type InboundMessage struct {
 	EnrollmentID    *uuid.UUID
 	ReceivedAt      time.Time
 	CreatedAt       time.Time
+	Result          json.RawMessage
 }
 
 type LeaderLease struct {
@@ -189,20 +190,21 @@ type Sequence struct {
 }
 
 type SequenceVersion struct {
-	TenantKey      string
-	ID             uuid.UUID
-	SequenceID     uuid.UUID
-	Version        int
-	State          string
-	Mode           string
-	PoolID         uuid.UUID
-	WindowDays     []int16
-	WindowStart    int16
-	WindowEnd      int16
-	WindowTimezone string
-	StopOnReply    bool
-	ActivatedAt    *time.Time
-	CreatedAt      time.Time
+	TenantKey          string
+	ID                 uuid.UUID
+	SequenceID         uuid.UUID
+	Version            int
+	State              string
+	Mode               string
+	PoolID             uuid.UUID
+	WindowDays         []int16
+	WindowStart        int16
+	WindowEnd          int16
+	WindowTimezone     string
+	StopOnReply        bool
+	ActivatedAt        *time.Time
+	CreatedAt          time.Time
+	StopCompanyOnReply bool
 }
 
 type Step struct {

@@ -15,7 +15,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
 `
 
 type ActivateVersionParams struct {
@@ -42,6 +42,7 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }
@@ -99,30 +100,31 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, activated_at, created_at
+    window_timezone, stop_on_reply, stop_company_on_reply, activated_at, created_at
 ) VALUES (
     $1, $2, $3,
     (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
     $4, $5, $6, $7, $8, $9, $10, $11,
-    $12, $13
+    $12, $13, $14
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
 `
 
 type CreateSequenceVersionParams struct {
-	TenantKey      string
-	ID             uuid.UUID
-	SequenceID     uuid.UUID
-	State          string
-	Mode           string
-	PoolID         uuid.UUID
-	WindowDays     []int16
-	WindowStart    int16
-	WindowEnd      int16
-	WindowTimezone string
-	StopOnReply    bool
-	ActivatedAt    *time.Time
-	Now            time.Time
+	TenantKey          string
+	ID                 uuid.UUID
+	SequenceID         uuid.UUID
+	State              string
+	Mode               string
+	PoolID             uuid.UUID
+	WindowDays         []int16
+	WindowStart        int16
+	WindowEnd          int16
+	WindowTimezone     string
+	StopOnReply        bool
+	StopCompanyOnReply bool
+	ActivatedAt        *time.Time
+	Now                time.Time
 }
 
 func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceVersionParams) (SequenceVersion, error) {
@@ -138,6 +140,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.WindowEnd,
 		arg.WindowTimezone,
 		arg.StopOnReply,
+		arg.StopCompanyOnReply,
 		arg.ActivatedAt,
 		arg.Now,
 	)
@@ -157,6 +160,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }
@@ -301,7 +305,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -328,12 +332,13 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -360,6 +365,7 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }
@@ -402,7 +408,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -434,6 +440,7 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.StopOnReply,
 			&i.ActivatedAt,
 			&i.CreatedAt,
+			&i.StopCompanyOnReply,
 		); err != nil {
 			return nil, err
 		}
@@ -531,20 +538,21 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
-    window_timezone = $5, stop_on_reply = $6
-WHERE tenant_key = $7 AND id = $8 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at
+    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7
+WHERE tenant_key = $8 AND id = $9 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
 `
 
 type UpdateDraftVersionParams struct {
-	PoolID         uuid.UUID
-	WindowDays     []int16
-	WindowStart    int16
-	WindowEnd      int16
-	WindowTimezone string
-	StopOnReply    bool
-	TenantKey      string
-	ID             uuid.UUID
+	PoolID             uuid.UUID
+	WindowDays         []int16
+	WindowStart        int16
+	WindowEnd          int16
+	WindowTimezone     string
+	StopOnReply        bool
+	StopCompanyOnReply bool
+	TenantKey          string
+	ID                 uuid.UUID
 }
 
 func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersionParams) (SequenceVersion, error) {
@@ -555,6 +563,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.WindowEnd,
 		arg.WindowTimezone,
 		arg.StopOnReply,
+		arg.StopCompanyOnReply,
 		arg.TenantKey,
 		arg.ID,
 	)
@@ -574,6 +583,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.StopOnReply,
 		&i.ActivatedAt,
 		&i.CreatedAt,
+		&i.StopCompanyOnReply,
 	)
 	return i, err
 }

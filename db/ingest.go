@@ -1,0 +1,463 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/ingest"
+)
+
+// DefaultInboundProvider names inbound messages whose input did not name a
+// provider. All three inputs share it, so one message received twice (say
+// by webhook and by the SMTP listener) is recognised as a duplicate.
+const DefaultInboundProvider = "inbound"
+
+// InboundInput is one inbound message from any input (SPEC §7).
+type InboundInput struct {
+	// Provider names the source; empty = DefaultInboundProvider.
+	Provider string
+	// AdapterID is the adapter the message was addressed to, when known.
+	AdapterID *uuid.UUID
+	Message   *ingest.Message
+	// Intent, when set, overrides classification.
+	Intent ingest.Intent
+	// ReturnAt, when set, is the stated return day of an ooo.
+	ReturnAt *ingest.Date
+}
+
+// InboundResult is what ingesting a message did. A duplicate returns the
+// stored result of the first delivery with Duplicate set.
+type InboundResult struct {
+	ID              uuid.UUID      `json:"id"`
+	Duplicate       bool           `json:"duplicate"`
+	Provider        string         `json:"provider"`
+	MessageID       string         `json:"message_id"`
+	Intent          ingest.Intent  `json:"intent"`
+	BounceType      string         `json:"bounce_type,omitempty"`
+	Correlation     string         `json:"correlation"`
+	StepExecutionID *uuid.UUID     `json:"step_execution_id"`
+	EnrollmentID    *uuid.UUID     `json:"enrollment_id"`
+	Effects         InboundEffects `json:"effects"`
+}
+
+// InboundEffects lists the changes an inbound message caused.
+type InboundEffects struct {
+	// Stopped are the enrollments stopped, with StopReason.
+	Stopped    []uuid.UUID `json:"stopped"`
+	StopReason string      `json:"stop_reason,omitempty"`
+	// CompanyStopped are other enrollments of the same company domain
+	// stopped with company_replied.
+	CompanyStopped []uuid.UUID `json:"company_stopped"`
+	// Suppressed says the address was added to the suppression list.
+	Suppressed bool `json:"suppressed"`
+	// Rescheduled counts pending executions moved by an ooo, to ReturnAt.
+	Rescheduled int        `json:"rescheduled"`
+	ReturnAt    *time.Time `json:"return_at,omitempty"`
+}
+
+var errInboundRace = errors.New("db: inbound message inserted concurrently")
+
+// Ingest stores an inbound message, correlates it with a sent execution of
+// the same tenant and applies its effects in one transaction (SPEC §7):
+// reply stops the enrollment (stop_on_reply) and, with
+// stop_company_on_reply, the other live enrollments of the same company
+// domain; ooo reschedules pending executions; auto_reply and soft bounces
+// are recorded; a hard bounce, a complaint or an unsubscribe suppress the
+// address and stop the enrollment, and bounces and complaints are health
+// input for the adapter that sent the original. A message already ingested
+// under (tenant, provider, message_id) changes nothing and returns the
+// original result.
+func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (InboundResult, error) {
+	m := in.Message
+	if m == nil || m.MessageID == "" {
+		return InboundResult{}, dripdrop.Errorf(dripdrop.ECodeRequired, "message_id", "message_id is required")
+	}
+	provider := in.Provider
+	if provider == "" {
+		provider = DefaultInboundProvider
+	}
+	if in.AdapterID != nil {
+		ok, err := s.q.AdapterExists(ctx, dbsqlc.AdapterExistsParams{TenantKey: tenant, ID: *in.AdapterID})
+		if err != nil {
+			return InboundResult{}, err
+		}
+		if !ok {
+			return InboundResult{}, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "adapter_id", Message: "adapter not found"}
+		}
+	}
+	var c ingest.Classification
+	if in.Intent != "" {
+		c = ingest.Complete(m, in.Intent)
+	} else {
+		c = ingest.Classify(m)
+	}
+	if in.ReturnAt != nil {
+		c.ReturnDate, c.HasReturnDate = *in.ReturnAt, true
+	}
+	for attempt := 0; ; attempt++ {
+		res, evs, err := s.ingestTx(ctx, tenant, provider, in.AdapterID, m, c)
+		if errors.Is(err, errInboundRace) && attempt == 0 {
+			continue // the other delivery committed: this one is its duplicate
+		}
+		if err != nil {
+			return InboundResult{}, mapErr(err, "inbound message")
+		}
+		s.emit(ctx, evs...)
+		return res, nil
+	}
+}
+
+func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification) (InboundResult, []event, error) {
+	var res InboundResult
+	var evs []event
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		prev, err := q.GetInboundByMessageID(ctx, dbsqlc.GetInboundByMessageIDParams{TenantKey: tenant, Provider: provider, MessageID: m.MessageID})
+		if err == nil {
+			if err := json.Unmarshal(prev.Result, &res); err != nil {
+				return err
+			}
+			res.Duplicate = true
+			evs = append(evs, event{name: "dripdrop.ingest.duplicate_event", metadata: map[string]any{
+				"provider": provider, "provider_message_id": m.MessageID, "tenant_key": tenant,
+			}})
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		now := s.clock.Now()
+		res = InboundResult{ID: dripdrop.NewID(), Provider: provider, MessageID: m.MessageID, Intent: c.Intent,
+			Correlation: string(ingest.Unmatched), Effects: InboundEffects{Stopped: []uuid.UUID{}, CompanyStopped: []uuid.UUID{}}}
+		if c.Intent == ingest.Bounce {
+			res.BounceType = c.Bounce
+		}
+
+		// Correlate, always within the tenant.
+		cands := m.Candidates()
+		if c.OriginalMessageID != "" {
+			cands = append(cands, ingest.Candidate{ID: c.OriginalMessageID, Via: ingest.ViaReport})
+		}
+		var sent *dbsqlc.FindSentByMessageIDRow
+		for _, cand := range cands {
+			row, err := q.FindSentByMessageID(ctx, dbsqlc.FindSentByMessageIDParams{TenantKey: tenant, Bracketed: "<" + cand.ID + ">", Bare: cand.ID})
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			sent, res.Correlation = &row, string(cand.Via)
+			res.StepExecutionID, res.EnrollmentID = &row.ID, &row.EnrollmentID
+			break
+		}
+
+		var en *dbsqlc.IngestEnrollmentRow
+		if sent != nil {
+			if c.Intent == ingest.Complaint || (c.Intent == ingest.Bounce && c.Bounce == "hard") {
+				// The health check locks the adapter: take it first, in the
+				// dispatcher's order (adapter, then executions).
+				if _, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: sent.AdapterID}); err != nil {
+					return err
+				}
+			}
+			row, err := q.IngestEnrollment(ctx, dbsqlc.IngestEnrollmentParams{TenantKey: tenant, ID: sent.EnrollmentID})
+			if err != nil {
+				return err
+			}
+			en = &row
+			evs2, err := s.applyInbound(ctx, q, tenant, sent, en, m, c, &res.Effects, now)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, evs2...)
+		} else if addr := unmatchedAddress(m, c); addr != "" {
+			if err := s.suppressFromInbound(ctx, q, tenant, addr, c.Intent, now, &res.Effects); err != nil {
+				return err
+			}
+		}
+
+		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
+			return err
+		}
+		var execID any
+		if res.StepExecutionID != nil {
+			execID = res.StepExecutionID.String()
+		}
+		evs = append([]event{{name: "dripdrop.ingest.inbound_message", metadata: map[string]any{
+			"provider": provider, "provider_message_id": m.MessageID, "provider_event_id": res.ID.String(),
+			"step_execution_id": execID, "tenant_key": tenant, "intent": string(c.Intent),
+		}}}, evs...)
+		if sent == nil {
+			evs = append(evs, event{name: "dripdrop.ingest.unmatched_event", metadata: map[string]any{
+				"provider": provider, "provider_message_id": m.MessageID, "provider_event_id": res.ID.String(), "tenant_key": tenant,
+			}})
+		}
+		return nil
+	})
+	return res, evs, err
+}
+
+// unmatchedAddress is the address an uncorrelated message still
+// suppresses: the failed recipient of a hard bounce, the complained-about
+// recipient of a complaint, the sender of an unsubscribe request.
+func unmatchedAddress(m *ingest.Message, c ingest.Classification) string {
+	switch {
+	case c.Intent == ingest.Bounce && c.Bounce == "hard", c.Intent == ingest.Complaint:
+		return c.Recipient
+	case c.Intent == ingest.Unsubscribe:
+		return m.From
+	}
+	return ""
+}
+
+func (s *Store) insertInbound(ctx context.Context, q *dbsqlc.Queries, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification, res *InboundResult, now time.Time) error {
+	headers, err := json.Marshal(m.Headers)
+	if err != nil || len(headers) > 256<<10 {
+		headers = []byte("{}")
+	}
+	data := map[string]any{"signal": c.Signal}
+	if c.Intent == ingest.Bounce {
+		data["bounce_type"], data["status"], data["diagnostic_code"] = c.Bounce, c.Status, c.DiagnosticCode
+	}
+	if c.Intent == ingest.Complaint && c.FeedbackType != "" {
+		data["feedback_type"] = c.FeedbackType
+	}
+	if c.Intent == ingest.OOO && c.HasReturnDate {
+		data["return_date"] = c.ReturnDate.String()
+	}
+	intentData, _ := json.Marshal(data)
+	result, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	body := m.BodyText
+	if strings.TrimSpace(body) == "" && m.BodyHTML != "" {
+		body = ingest.HTMLToText(m.BodyHTML)
+	}
+	body = strings.ReplaceAll(ingest.Truncate(body, ingest.MaxStoredBody), "\x00", "")
+	subject := strings.ReplaceAll(ingest.Truncate(m.Subject, 998), "\x00", "")
+	var inReplyTo *string
+	if m.InReplyTo != "" {
+		inReplyTo = &m.InReplyTo
+	}
+	refs := m.References
+	if refs == nil {
+		refs = []string{}
+	}
+	if len(refs) > 100 {
+		refs = refs[len(refs)-100:]
+	}
+	_, err = q.InsertInbound(ctx, dbsqlc.InsertInboundParams{
+		TenantKey: tenant, ID: res.ID, Provider: provider, MessageID: m.MessageID, AdapterID: adapterID, InReplyTo: inReplyTo,
+		Refs: refs, FromAddress: ingest.Truncate(m.From, 998), Subject: &subject, BodyText: &body, Headers: headers,
+		Intent: string(c.Intent), IntentData: intentData, Correlation: res.Correlation, StepExecutionID: res.StepExecutionID,
+		EnrollmentID: res.EnrollmentID, ReceivedAt: m.ReceivedAt, Result: result, Now: now,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errInboundRace
+	}
+	return err
+}
+
+// applyInbound applies the effects of a correlated message.
+func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant string, sent *dbsqlc.FindSentByMessageIDRow, en *dbsqlc.IngestEnrollmentRow, m *ingest.Message, c ingest.Classification, fx *InboundEffects, now time.Time) ([]event, error) {
+	var evs []event
+	logEvent := func(typ string, subtype, reason *string) error {
+		data, _ := json.Marshal(map[string]any{"signal": c.Signal})
+		return q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: typ, Subtype: subtype,
+			AdapterID: &sent.AdapterID, StepExecutionID: &sent.ID, EnrollmentID: &en.ID, SequenceVersionID: &en.SequenceVersionID,
+			Reason: reason, Data: data, OccurredAt: now})
+	}
+	stop := func(id uuid.UUID, reason string) (bool, error) {
+		ev, err := s.stopEnrollment(ctx, q, tenant, id, reason)
+		if err != nil || ev.name == "" {
+			return false, err
+		}
+		evs = append(evs, ev)
+		return true, nil
+	}
+	stopOwn := func(reason string) error {
+		ok, err := stop(en.ID, reason)
+		if ok {
+			fx.Stopped, fx.StopReason = append(fx.Stopped, en.ID), reason
+		}
+		return err
+	}
+	var reason *string
+	if c.Status != "" {
+		reason = &c.Status
+	}
+	switch c.Intent {
+	case ingest.Reply:
+		if err := logEvent("replied", nil, nil); err != nil {
+			return nil, err
+		}
+		if en.StopOnReply {
+			if err := stopOwn("replied"); err != nil {
+				return nil, err
+			}
+		}
+		if en.StopCompanyOnReply {
+			if domain := dripdrop.EmailDomain(en.Email); domain != "" && !ingest.FreeMail(domain) {
+				ids, err := q.CompanyEnrollments(ctx, dbsqlc.CompanyEnrollmentsParams{TenantKey: tenant, Domain: domain, ExceptID: en.ID})
+				if err != nil {
+					return nil, err
+				}
+				for _, id := range ids {
+					ok, err := stop(id, "company_replied")
+					if err != nil {
+						return nil, err
+					}
+					if ok {
+						fx.CompanyStopped = append(fx.CompanyStopped, id)
+					}
+				}
+			}
+		}
+	case ingest.OOO:
+		if err := logEvent("ooo", nil, nil); err != nil {
+			return nil, err
+		}
+		if en.State != dripdrop.EnrollmentActive && en.State != dripdrop.EnrollmentPaused {
+			break
+		}
+		loc := contactLocation(en)
+		at := ingest.ReturnAt(c.ReturnDate, c.HasReturnDate, loc, now).UTC()
+		rows, err := q.RescheduleOOO(ctx, dbsqlc.RescheduleOOOParams{TenantKey: tenant, EnrollmentID: en.ID, ReturnAt: at, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		next := rows[0].ScheduledFor
+		for _, r := range rows[1:] {
+			if r.ScheduledFor.Before(next) {
+				next = r.ScheduledFor
+			}
+		}
+		fx.Rescheduled, fx.ReturnAt = len(rows), &at
+		evs = append(evs, event{name: "dripdrop.ingest.ooo_rescheduled", metadata: map[string]any{
+			"enrollment_id": en.ID.String(), "return_at": at, "scheduled_for": next, "tenant_key": tenant,
+		}})
+	case ingest.AutoReply:
+		if err := logEvent("auto_reply", nil, nil); err != nil {
+			return nil, err
+		}
+	case ingest.Bounce:
+		sub := c.Bounce
+		if err := logEvent("bounced", &sub, reason); err != nil {
+			return nil, err
+		}
+		if c.Bounce != "hard" {
+			break
+		}
+		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
+			return nil, err
+		}
+		if err := stopOwn("bounced"); err != nil {
+			return nil, err
+		}
+		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, hev...)
+	case ingest.Complaint:
+		if err := logEvent("complained", nil, nil); err != nil {
+			return nil, err
+		}
+		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
+			return nil, err
+		}
+		if err := stopOwn("complained"); err != nil {
+			return nil, err
+		}
+		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, hev...)
+	case ingest.Unsubscribe:
+		if err := logEvent("unsubscribed", nil, nil); err != nil {
+			return nil, err
+		}
+		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
+			return nil, err
+		}
+		if err := stopOwn("unsubscribed"); err != nil {
+			return nil, err
+		}
+	}
+	return evs, nil
+}
+
+// contactLocation is the contact's time zone, else the sending window's,
+// else UTC.
+func contactLocation(en *dbsqlc.IngestEnrollmentRow) *time.Location {
+	for _, name := range []string{deref(en.Timezone), en.WindowTimezone} {
+		if name == "" {
+			continue
+		}
+		if loc, err := time.LoadLocation(name); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
+
+// suppressFromInbound adds an address to the suppression list with the
+// reason of the intent (bounce, complaint, unsubscribe), source "inbound".
+func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tenant, address string, intent ingest.Intent, now time.Time, fx *InboundEffects) error {
+	address = strings.ToLower(strings.TrimSpace(address))
+	if address == "" || len(address) > 254 || !strings.Contains(address, "@") {
+		return nil
+	}
+	reason := map[ingest.Intent]string{ingest.Bounce: "bounce", ingest.Complaint: "complaint", ingest.Unsubscribe: "unsubscribe"}[intent]
+	if reason == "" {
+		return nil
+	}
+	if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: tenant, ID: dripdrop.NewID(), Kind: "email",
+		Value: address, Reason: reason, Source: "inbound", Now: now}); err != nil {
+		return err
+	}
+	fx.Suppressed = true
+	return nil
+}
+
+// afterHealthInput runs the adapter health check right after a hard
+// bounce or complaint was recorded for it (SPEC §5: thresholds are checked
+// "after each bounce/complaint"), inside the same transaction, and returns
+// the events it emits.
+func (s *Store) afterHealthInput(ctx context.Context, q *dbsqlc.Queries, tenant string, adapterID uuid.UUID) ([]event, error) {
+	return s.checkHealth(ctx, q, tenant, adapterID, s.clock.Now())
+}
+
+// InboundTenants resolves a recipient address of the inbound SMTP listener
+// to the tenants and adapters whose from_address it is (case-insensitive).
+func (s *Store) InboundTenants(ctx context.Context, address string) ([]InboundRecipient, error) {
+	rows, err := s.q.AdaptersByFromAddress(ctx, strings.TrimSpace(address))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]InboundRecipient, len(rows))
+	for i, r := range rows {
+		out[i] = InboundRecipient{TenantKey: r.TenantKey, AdapterID: r.ID}
+	}
+	return out, nil
+}
+
+// InboundRecipient is a tenant's adapter that receives inbound mail.
+type InboundRecipient struct {
+	TenantKey string
+	AdapterID uuid.UUID
+}
