@@ -60,7 +60,6 @@ var funcs = template.FuncMap{
 		b, _ := json.Marshal(v)
 		return string(b)
 	},
-	"seconds": func(s int64) string { return (time.Duration(s) * time.Second).String() },
 }
 
 // maxListed bounds the rows a dashboard list reads (one page of the API).
