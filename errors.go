@@ -37,7 +37,10 @@ const (
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
 	ECodePoolExhausted       = "pool_exhausted"
+	ECodeForbiddenTarget     = "forbidden_target"
+	ECodeTooManyAuthFailures = "too_many_auth_failures"
 	ECodeTimeout             = "timeout"
+	ECodeDatabaseUnavailable = "database_unavailable"
 	ECodeUnavailable         = "unavailable"
 	ECodeInternal            = "internal"
 )
@@ -59,7 +62,9 @@ var codeStatus = map[string]int{
 	ECodeConflict:            http.StatusConflict,
 	ECodeInvalidState:        http.StatusConflict,
 	ECodePoolExhausted:       http.StatusConflict,
+	ECodeTooManyAuthFailures: http.StatusTooManyRequests,
 	ECodeTimeout:             http.StatusServiceUnavailable,
+	ECodeDatabaseUnavailable: http.StatusServiceUnavailable,
 	ECodeUnavailable:         http.StatusServiceUnavailable,
 	ECodeInternal:            http.StatusInternalServerError,
 }
@@ -118,6 +123,6 @@ func ErrorCodes() []string {
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
 		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
-		ECodeTimeout, ECodeUnavailable, ECodeInternal,
+		ECodeForbiddenTarget, ECodeTooManyAuthFailures, ECodeTimeout, ECodeDatabaseUnavailable, ECodeUnavailable, ECodeInternal,
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
+	// Guard validates adapter SMTP hosts and ports on create and patch
+	// (SPEC §10); the zero value refuses private targets.
+	Guard netguard.Guard
 }
 
 // Server routes and serves the API.
@@ -103,10 +107,10 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant_key}/keys", authAdmin, s.createKey},
 		{"DELETE", "/v1/tenants/{tenant_key}/keys/{id}", authAdmin, s.revokeKey},
 
-		{"POST", "/v1/adapters", authTenant, create(s.store.CreateAdapter)},
+		{"POST", "/v1/adapters", authTenant, create(s.createAdapter)},
 		{"GET", "/v1/adapters", authTenant, listPage(s.store.ListAdapters)},
 		{"GET", "/v1/adapters/{id}", authTenant, byID(s.store.GetAdapter)},
-		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.store.UpdateAdapter)},
+		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.updateAdapter)},
 		{"DELETE", "/v1/adapters/{id}", authTenant, deleteByID(s.store.DeleteAdapter)},
 		{"GET", "/v1/adapters/{id}/capacity", authTenant, byID(s.store.AdapterCapacity)},
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -33,7 +35,23 @@ type serveConfig struct {
 	SendTimeout   time.Duration
 	PollInterval  time.Duration
 	RescueEvery   time.Duration
+	AllowPrivate  bool
+	SMTPPorts     string
 	onSent        func(*db.SendJob)
+}
+
+// guard is the outbound-destination policy of -allow-private-targets and
+// -smtp-ports.
+func (c *serveConfig) guard() (netguard.Guard, error) {
+	g := netguard.Guard{AllowPrivate: c.AllowPrivate}
+	if strings.TrimSpace(c.SMTPPorts) != "" {
+		ports, err := netguard.ParsePorts(c.SMTPPorts)
+		if err != nil {
+			return g, fmt.Errorf("-smtp-ports (%s): %w", netguard.EnvSMTPPorts, err)
+		}
+		g.SMTPPorts = ports
+	}
+	return g, nil
 }
 
 func (c *serveConfig) flags(fs interface {
@@ -53,6 +71,8 @@ func (c *serveConfig) flags(fs interface {
 	fs.StringVar(&c.EncryptionKey, "encryption-key", envDefault("DRIPDROP_ENCRYPTION_KEY", ""), "base64 32-byte key for credentials at rest (env DRIPDROP_ENCRYPTION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", envDefault("DRIPDROP_ADMIN_TOKEN", ""), "token for the admin API; empty disables it (env DRIPDROP_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicBaseURL, "public-base-url", envDefault("PUBLIC_BASE_URL", ""), "public URL of this engine, for one-click unsubscribe links (env PUBLIC_BASE_URL)")
+	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", envDefault(netguard.EnvAllowPrivate, "") == "true", "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses (env "+netguard.EnvAllowPrivate+"=true)")
+	fs.StringVar(&c.SMTPPorts, "smtp-ports", envDefault(netguard.EnvSMTPPorts, ""), "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525 (env "+netguard.EnvSMTPPorts+")")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 }
 
@@ -95,6 +115,13 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		}
 	}
 
+	guard, err := cfg.guard()
+	if err != nil {
+		return err
+	}
+	transport := dispatch.NewSMTPTransport()
+	transport.Guard = guard
+
 	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus})
 	if err != nil {
 		return err
@@ -102,7 +129,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer store.Close()
 
 	disp, err := dispatch.New(dispatch.Config{
-		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
+		Store: store, Transport: transport, Telemetry: bus, Metrics: prom, Logger: log,
 		Workers: cfg.Workers, Lease: cfg.Lease, PollInterval: cfg.PollInterval, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, UnsubscribeKey: box.DeriveKey("unsubscribe"), OnSent: cfg.onSent,
 	})
 	if err != nil {
@@ -116,7 +143,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
