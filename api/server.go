@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -41,6 +42,11 @@ type Config struct {
 	// Guard validates adapter SMTP hosts and ports on create and patch
 	// (SPEC §10); the zero value refuses private targets.
 	Guard netguard.Guard
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (for failed-authentication limiting); empty trusts none.
+	TrustedProxies []netip.Prefix
+	// Clock is the source of "now" (default: the system clock).
+	Clock dripdrop.Clock
 }
 
 // Server routes and serves the API.
@@ -51,6 +57,7 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	timeout time.Duration
+	authLim *authLimiter
 }
 
 // auth says who may call a route.
@@ -89,6 +96,10 @@ func New(cfg Config) *Server {
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = dripdrop.SystemClock{}
+	}
+	s.authLim = newAuthLimiter(cfg.Clock)
 	gatherer := cfg.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -208,6 +219,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		default:
 			err = rt.h(w, r)
+		}
+		if err != nil && rt.auth != authNone && dripdrop.ErrorCode(err) == dripdrop.ECodeUnauthorized {
+			if over, wait := s.authLim.fail(clientAddr(r, s.cfg.TrustedProxies)); over {
+				secs := int((wait + time.Second - 1) / time.Second)
+				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+				err = dripdrop.Errorf(dripdrop.ECodeTooManyAuthFailures, "", "too many failed authentications from this address; retry in %d s", max(secs, 1))
+			}
 		}
 		if err != nil {
 			writeProblem(w, r, s.log, err)

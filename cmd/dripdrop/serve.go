@@ -37,6 +37,7 @@ type serveConfig struct {
 	RescueEvery   time.Duration
 	AllowPrivate  bool
 	SMTPPorts     string
+	Proxies       string
 	onSent        func(*db.SendJob)
 }
 
@@ -73,6 +74,7 @@ func (c *serveConfig) flags(fs interface {
 	fs.StringVar(&c.PublicBaseURL, "public-base-url", envDefault("PUBLIC_BASE_URL", ""), "public URL of this engine, for one-click unsubscribe links (env PUBLIC_BASE_URL)")
 	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", envDefault(netguard.EnvAllowPrivate, "") == "true", "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses (env "+netguard.EnvAllowPrivate+"=true)")
 	fs.StringVar(&c.SMTPPorts, "smtp-ports", envDefault(netguard.EnvSMTPPorts, ""), "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525 (env "+netguard.EnvSMTPPorts+")")
+	fs.StringVar(&c.Proxies, "trusted-proxies", envDefault("DRIPDROP_TRUSTED_PROXIES", ""), "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none (env DRIPDROP_TRUSTED_PROXIES)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 }
 
@@ -119,6 +121,13 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	proxies, err := api.ParseTrustedProxies(cfg.Proxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies (DRIPDROP_TRUSTED_PROXIES): %w", err)
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 32 {
+		log.Warn("the admin token is shorter than 32 characters; use a long random one (openssl rand -base64 32)")
+	}
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
@@ -143,7 +152,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
