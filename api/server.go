@@ -337,7 +337,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "database unavailable")
+		return dripdrop.Errorf(dripdrop.ECodeDatabaseUnavailable, "", "the database is unavailable; retry shortly")
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

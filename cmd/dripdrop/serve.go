@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus})
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, Logger: log})
 	if err != nil {
 		return err
 	}
