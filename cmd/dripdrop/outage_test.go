@@ -176,7 +176,9 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	loops := []string{"dispatcher", "leader", "listener"}
 	for _, l := range loops {
-		waitFor(l+" outage line", func() bool { return logs.count(`msg="database unavailable; retrying quietly until it answers" loop=`+l) > 0 })
+		waitFor(l+" outage line", func() bool {
+			return logs.count(`msg="database unavailable; retrying quietly until it answers" loop=`+l) > 0
+		})
 	}
 
 	if _, err := localpg.Ensure(ctx, dir, localpg.Options{Fast: true}); err != nil {
