@@ -432,8 +432,20 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, newList(out, nil))
 }
 
+// unsubscribeHeaders lock the /u/ pages down (SPEC §10): no scripts, styles
+// or frames, no caching of a page whose URL is a credential, and no Referer
+// carrying the token anywhere.
+func unsubscribeHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
 // unsubscribe is the RFC 8058 one-click endpoint: a signed token, no login.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	tenant, id, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token"))
 	if err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
@@ -447,6 +459,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 // unsubscribePage lets a person confirm in a browser (mail clients that do
 // not support one-click open the link).
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	if _, _, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token")); err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
 	}
