@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -51,19 +48,12 @@ func TestDatabaseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dedicated PostgreSQL cluster")
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	// Under the repository's .dripdrop (not t.TempDir): when tests run as
-	// root the cluster runs as an unprivileged user that must reach it.
-	dir := filepath.Join(root, ".dripdrop", "outagepg-"+hex.EncodeToString(suffix))
+	dir := filepath.Join(t.TempDir(), "outagepg")
 	ctx := context.Background()
 	t.Cleanup(func() {
-		_ = localpg.Stop(context.Background(), dir)
-		_ = os.RemoveAll(dir)
+		if err := localpg.Remove(context.Background(), dir); err != nil {
+			t.Errorf("removing the outage cluster: %v", err)
+		}
 	})
 	cluster, err := localpg.Ensure(ctx, dir, localpg.Options{Fast: true})
 	if err != nil {
@@ -130,7 +120,7 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatalf("before the outage: %d", status)
 	}
 
-	if err := localpg.Stop(ctx, dir); err != nil {
+	if _, err := localpg.Stop(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
 	// Every route that reads or writes the database.
