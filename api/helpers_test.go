@@ -92,7 +92,7 @@ func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	cfg := api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey}
+	cfg := api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP}
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -37,5 +38,20 @@ func TestSMTPTransportRefusesPrivateTargets(t *testing.T) {
 	}
 	if _, err := loopbackTransport().Send(context.Background(), delivery(s, "bob@example.com")); err != nil {
 		t.Fatalf("AllowPrivate: %v", err)
+	}
+}
+
+// Verify, given the guard's dialer as serve wires it, refuses the same
+// destinations at the connect stage.
+func TestVerifyRefusesPrivateTargets(t *testing.T) {
+	s := startSink(t)
+	d := delivery(s, "bob@example.com")
+	d.Credentials.Host = "localhost"
+	res := Verify(context.Background(), d.Credentials, d.From, netguard.Guard{}.Dialer(net.Dialer{}), nil)
+	if res.FailedStage != "connect" || len(res.Stages) != 1 || !strings.Contains(res.Stages[0].Error, netguard.ErrForbiddenTarget.Error()) {
+		t.Fatalf("verify of a loopback target: %+v", res)
+	}
+	if res := Verify(context.Background(), d.Credentials, d.From, netguard.Guard{AllowPrivate: true}.Dialer(net.Dialer{}), nil); res.FailedStage != "" {
+		t.Fatalf("verify with AllowPrivate: %+v", res)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
@@ -38,6 +39,7 @@ type serveConfig struct {
 	AllowPrivate  bool
 	SMTPPorts     string
 	Proxies       string
+	HealthEvery   time.Duration
 	onSent        func(*db.SendJob)
 }
 
@@ -64,6 +66,7 @@ func (c *serveConfig) flags(fs interface {
 	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "fallback poll when no notification arrives")
 	fs.DurationVar(&c.RescueEvery, "rescue-interval", 30*time.Second, "how often the leader rescues sends stuck past their lease")
+	fs.DurationVar(&c.HealthEvery, "health-interval", time.Minute, "how often the leader runs the adapter health rules (thresholds, recovery, probing, graduation)")
 	fs.DurationVar(&c.Lease, "send-lease", 10*time.Minute, "how long a send may stay in flight before it is rescued and retried")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", 2*time.Minute, "deadline of one SMTP conversation (must be shorter than -send-lease)")
 	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
@@ -148,11 +151,15 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String()}}
+	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{
+		"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String()}}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies,
+		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c, from, guard.Dialer(net.Dialer{}), nil)
+		}})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
