@@ -450,7 +450,7 @@ func unsubscribeHeaders(w http.ResponseWriter) {
 	h.Set("Referrer-Policy", "no-referrer")
 }
 
-// unsubscribe is the RFC 8058 one-click endpoint: a signed token, no login.
+// unsubscribe is the RFC 8058 one-click endpoint: an opaque token, no login.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 	unsubscribeHeaders(w)
 	tenant, id, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token"))
