@@ -61,6 +61,9 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"POST /v1/enrollments":                                     {"/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "lead@tenant-b.example.com"}}, true},
 		"POST /v1/enrollments/batch":                               {"/v1/enrollments/batch", nil, true},
 		"GET /v1/enrollments/{id}":                                 {"/v1/enrollments/" + b.enrollment, nil, false},
+		"GET /v1/enrollments":                                      {"/v1/enrollments?adapter_id=" + b.adapterA, nil, true},
+		"PATCH /v1/enrollments/{id}":                               {"/v1/enrollments/" + b.enrollment, map[string]any{"first_name": "pwned"}, false},
+		"GET /v1/sequences/{id}/stats":                             {"/v1/sequences/" + b.seq + "/stats", nil, false},
 		"POST /v1/enrollments/{id}/pause":                          {"/v1/enrollments/" + b.enrollment + "/pause", nil, false},
 		"POST /v1/enrollments/{id}/resume":                         {"/v1/enrollments/" + b.enrollment + "/resume", nil, false},
 		"POST /v1/enrollments/{id}/cancel":                         {"/v1/enrollments/" + b.enrollment + "/cancel", nil, false},
@@ -141,6 +144,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "new@acme.example.com"}}, [2]any{"contact", "x@y.z"}, [2]any{"contact", map[string]any{"email": "new@acme.example.com", "vars": map[string]any{"1bad": "x"}}}},
 		{"POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []any{map[string]any{"email": "new@acme.example.com"}}}, [2]any{"contacts", "all"}, [2]any{"contacts", []any{}}},
 		{"POST", "/v1/adapters/" + f.adapterA + "/health", map[string]any{"source": "x"}, [2]any{"health_score", "high"}, [2]any{"health_score", 2}},
+		{"PATCH", "/v1/enrollments/" + f.enrollment, map[string]any{"first_name": "Ada"}, [2]any{"first_name", 5}, [2]any{"timezone", "Mars/Olympus"}},
 		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
 	}
