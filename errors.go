@@ -159,7 +159,10 @@ var errorTitles = map[string]string{
 	ECodeInvalidState:        "Action not allowed in the current state",
 	ECodeSuppressed:          "Recipient is suppressed",
 	ECodePoolExhausted:       "No pool member can take the contact",
+	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
+	ECodeTooManyAuthFailures: "Too many failed authentications from this address",
 	ECodeTimeout:             "Request timed out",
+	ECodeDatabaseUnavailable: "Database temporarily unavailable",
 	ECodeUnavailable:         "Service temporarily unavailable",
 	ECodeInternal:            "Internal error",
 }
