@@ -167,6 +167,7 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
 
 		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
+		{"POST", "/v1/forecast", authTenant, s.forecastRun},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
 

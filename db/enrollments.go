@@ -16,12 +16,11 @@ import (
 
 // Stop and pause reasons written by the engine.
 const (
-	PauseOperator         = "operator"
-	PausePinUnavailable   = "pinned_adapter_unavailable"
-	ReassignAutoRebind    = "auto_rebind"
-	ReasonAdapterDeleted  = "adapter_deleted"
-	ReasonPoolDeleted     = "pool_deleted"
-	defaultProbeBudgetDay = 0 // policy default (5/day)
+	PauseOperator        = "operator"
+	PausePinUnavailable  = "pinned_adapter_unavailable"
+	ReassignAutoRebind   = "auto_rebind"
+	ReasonAdapterDeleted = "adapter_deleted"
+	ReasonPoolDeleted    = "pool_deleted"
 )
 
 func enrollmentFromRow(r dbsqlc.Enrollment) dripdrop.Enrollment {
@@ -81,6 +80,7 @@ type candidate struct {
 	row      dbsqlc.PoolCandidatesRow
 	eligible bool
 	reason   string // why not eligible
+	member   policy.Member
 	sent     int
 	pins     int64
 }
@@ -119,26 +119,8 @@ func (s *Store) loadCandidates(ctx context.Context, q *dbsqlc.Queries, tenant st
 	}
 	out := make([]candidate, len(rows))
 	for i, r := range rows {
-		c := candidate{row: r, sent: sent[r.AdapterID][days[i]]}
-		switch {
-		case !r.MemberActive:
-			c.reason = "member_inactive"
-		case r.DeletedAt != nil:
-			c.reason = "adapter_deleted"
-		case !r.AdapterActive:
-			c.reason = "adapter_inactive"
-		case r.HealthState == dripdrop.HealthResting:
-			c.reason = "resting"
-		case r.HealthScore != nil && *r.HealthScore <= 0:
-			c.reason = "health_score_zero"
-		default:
-			cap, capped := policy.EffectiveCap(policyAdapter(r.HealthState, r.DailyCap, r.RampFloor, r.RampIncrement, r.RampStartedAt, locs[i]), now, defaultProbeBudgetDay)
-			if capped && c.sent >= cap {
-				c.reason = "daily_cap_reached"
-			} else {
-				c.eligible = true
-			}
-		}
+		c := candidate{row: r, sent: sent[r.AdapterID][days[i]], member: memberOf(r, locs[i])}
+		c.eligible, c.reason = policy.Eligibility(c.member, c.sent, now)
 		out[i] = c
 	}
 	return out, nil
@@ -149,6 +131,12 @@ func (s *Store) loadCandidates(ctx context.Context, q *dbsqlc.Queries, tenant st
 func dayOf(t time.Time, loc *time.Location) time.Time {
 	y, m, d := t.In(loc).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func memberOf(r dbsqlc.PoolCandidatesRow, loc *time.Location) policy.Member {
+	a := policyAdapter(r.HealthState, r.DailyCap, r.RampFloor, r.RampIncrement, r.RampStartedAt, loc)
+	a.RestingUntil = r.RestingUntil
+	return policy.Member{MemberActive: r.MemberActive, AdapterActive: r.AdapterActive, Deleted: r.DeletedAt != nil, HealthScore: r.HealthScore, Adapter: a}
 }
 
 func policyAdapter(state string, dailyCap *int, floor int, inc *int, started *time.Time, loc *time.Location) policy.Adapter {
@@ -200,16 +188,12 @@ func (p *picker) pick() (uuid.UUID, bool) {
 		return uuid.Nil, false
 	}
 	// reassign: the least-loaded active, non-resting member.
-	best := -1
+	ok := make([]bool, len(p.cands))
+	pins := make([]int64, len(p.cands))
 	for i, c := range p.cands {
-		r := c.row
-		if !r.MemberActive || !r.AdapterActive || r.DeletedAt != nil || r.HealthState == dripdrop.HealthResting {
-			continue
-		}
-		if best < 0 || c.pins < p.cands[best].pins {
-			best = i
-		}
+		ok[i], pins[i] = policy.Reassignable(c.member), c.pins
 	}
+	best := policy.LeastLoaded(ok, pins)
 	if best < 0 {
 		return uuid.Nil, false
 	}

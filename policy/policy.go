@@ -9,6 +9,7 @@ package policy
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"sync"
 	"time"
 )
 
@@ -71,6 +72,12 @@ type Input struct {
 	SentTodayForVersion int // ... for this sequence version
 	MaxSharePct         int // 1..100; 0 means 100
 	ProbeBudget         int // 0 means DefaultProbeBudget
+	// Lean skips the explain inputs (Verdict.Inputs stays nil): the same
+	// decisions for callers that evaluate millions of times (the forecast).
+	Lean bool
+	// Scratch, when it has room for every policy, holds the verdicts
+	// instead of a new slice (the forecast reuses one per run).
+	Scratch []Verdict
 }
 
 // Result is the outcome of Evaluate.
@@ -89,15 +96,25 @@ func Evaluate(in Input) Result {
 	if loc == nil {
 		loc = time.UTC
 	}
-	vs := make([]Verdict, 0, len(Order))
+	vs := in.Scratch[:0]
+	if cap(vs) < len(Order) {
+		vs = make([]Verdict, 0, len(Order))
+	}
 
-	v := Verdict{Policy: EnrollmentState, Action: Allow, Inputs: map[string]any{"state": in.EnrollmentState}}
+	lean := in.Lean
+	v := Verdict{Policy: EnrollmentState, Action: Allow}
+	if !lean {
+		v.Inputs = map[string]any{"state": in.EnrollmentState}
+	}
 	if in.EnrollmentState != "active" {
 		v.Action, v.Reason = Cancel, "enrollment_"+in.EnrollmentState
 	}
 	vs = append(vs, v)
 
-	v = Verdict{Policy: Suppression, Action: Allow, Inputs: map[string]any{"suppressed": in.Suppressed, "scope": in.SuppressionScope}}
+	v = Verdict{Policy: Suppression, Action: Allow}
+	if !lean {
+		v.Inputs = map[string]any{"suppressed": in.Suppressed, "scope": in.SuppressionScope}
+	}
 	if in.Suppressed {
 		v.Action, v.Reason = Skip, "suppressed"
 	}
@@ -105,15 +122,21 @@ func Evaluate(in Input) Result {
 
 	wloc, tz := ResolveLocation(in.ContactTimezone, in.Window.Timezone)
 	open, next := in.Window.Check(now, wloc)
-	v = Verdict{Policy: SendWindow, Action: Allow, Timezone: tz, Inputs: map[string]any{
-		"timezone": tz, "days": in.Window.Days, "start": in.Window.Start.String(), "end": in.Window.End.String(), "local_time": now.In(wloc).Format("Mon 15:04"),
-	}}
+	v = Verdict{Policy: SendWindow, Action: Allow, Timezone: tz}
+	if !lean {
+		v.Inputs = map[string]any{
+			"timezone": tz, "days": in.Window.Days, "start": in.Window.Start.String(), "end": in.Window.End.String(), "local_time": now.In(wloc).Format("Mon 15:04"),
+		}
+	}
 	if !open {
 		v.Action, v.Reason, v.DeferUntil = Defer, "quiet_hours", next
 	}
 	vs = append(vs, v)
 
-	v = Verdict{Policy: AdapterResting, Action: Allow, Inputs: map[string]any{"health_state": a.HealthState, "resting_until": a.RestingUntil}}
+	v = Verdict{Policy: AdapterResting, Action: Allow}
+	if !lean {
+		v.Inputs = map[string]any{"health_state": a.HealthState, "resting_until": a.RestingUntil}
+	}
 	if a.HealthState == "resting" {
 		until := now.Add(RestingRetry)
 		if a.RestingUntil != nil && a.RestingUntil.After(now) {
@@ -124,12 +147,16 @@ func Evaluate(in Input) Result {
 	vs = append(vs, v)
 
 	cap, capped := EffectiveCap(a, now, in.ProbeBudget)
-	midnight := NextMidnight(now, loc)
-	v = Verdict{Policy: RampCap, Action: Allow, SentCount: in.SentToday, Cap: cap, Inputs: map[string]any{
-		"sent_today": in.SentToday, "effective_cap": capOrNil(cap, capped), "daily_cap": a.DailyCap, "ramp_floor": a.RampFloor,
-		"ramp_increment": a.RampIncrement, "ramp_started_at": a.RampStartedAt, "adapter_timezone": loc.String(),
-	}}
+	var midnight time.Time // computed only when a cap binds
+	v = Verdict{Policy: RampCap, Action: Allow, SentCount: in.SentToday, Cap: cap}
+	if !lean {
+		v.Inputs = map[string]any{
+			"sent_today": in.SentToday, "effective_cap": capOrNil(cap, capped), "daily_cap": a.DailyCap, "ramp_floor": a.RampFloor,
+			"ramp_increment": a.RampIncrement, "ramp_started_at": a.RampStartedAt, "adapter_timezone": loc.String(),
+		}
+	}
 	if capped && in.SentToday >= cap {
+		midnight = NextMidnight(now, loc)
 		v.Action, v.Reason, v.DeferUntil = Defer, "ramp_cap", midnight
 	}
 	vs = append(vs, v)
@@ -139,20 +166,31 @@ func Evaluate(in Input) Result {
 		pct = 100
 	}
 	share := ShareCap(cap, pct)
-	v = Verdict{Policy: SubCap, Action: Allow, SentCount: in.SentTodayForVersion, Cap: share, MaxSharePct: pct, Inputs: map[string]any{
-		"sent_today_for_version": in.SentTodayForVersion, "max_share_pct": pct, "share_cap": capOrNil(share, capped),
-	}}
+	v = Verdict{Policy: SubCap, Action: Allow, SentCount: in.SentTodayForVersion, Cap: share, MaxSharePct: pct}
+	if !lean {
+		v.Inputs = map[string]any{
+			"sent_today_for_version": in.SentTodayForVersion, "max_share_pct": pct, "share_cap": capOrNil(share, capped),
+		}
+	}
 	if capped && in.SentTodayForVersion >= share {
+		if midnight.IsZero() {
+			midnight = NextMidnight(now, loc)
+		}
 		v.Action, v.Reason, v.DeferUntil = Defer, "sub_cap", midnight
 	}
 	vs = append(vs, v)
 
-	v = Verdict{Policy: MinGap, Action: Allow, MinGapSeconds: a.MinGapSeconds, Inputs: map[string]any{
-		"last_send_at": a.LastSendAt, "min_gap_seconds": a.MinGapSeconds, "gap_jitter_seconds": a.GapJitterSeconds,
-	}}
+	v = Verdict{Policy: MinGap, Action: Allow, MinGapSeconds: a.MinGapSeconds}
+	if !lean {
+		v.Inputs = map[string]any{
+			"last_send_at": a.LastSendAt, "min_gap_seconds": a.MinGapSeconds, "gap_jitter_seconds": a.GapJitterSeconds,
+		}
+	}
 	if a.LastSendAt != nil && (a.MinGapSeconds > 0 || a.GapJitterSeconds > 0) {
 		ready := a.LastSendAt.Add(time.Duration(a.MinGapSeconds)*time.Second + Jitter(a.ID, *a.LastSendAt, a.GapJitterSeconds))
-		v.Inputs["ready_at"] = ready
+		if !lean {
+			v.Inputs["ready_at"] = ready
+		}
 		if ready.After(now) {
 			v.Action, v.Reason, v.DeferUntil = Defer, "min_gap", ready
 		}
@@ -214,11 +252,30 @@ func ResolveLocation(names ...string) (*time.Location, string) {
 		if n == "" || n == "Local" {
 			continue
 		}
-		if loc, err := time.LoadLocation(n); err == nil {
+		if loc, err := LoadLocation(n); err == nil {
 			return loc, n
 		}
 	}
 	return time.UTC, "UTC"
+}
+
+var locations sync.Map // zone name → *time.Location
+
+// LoadLocation is time.LoadLocation with a process-wide cache (the zone
+// database is read once per name).
+func LoadLocation(name string) (*time.Location, error) {
+	if name == "UTC" || name == "" {
+		return time.UTC, nil
+	}
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
 }
 
 // localInstant returns the instant of wall-clock minute m (after midnight)

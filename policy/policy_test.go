@@ -261,6 +261,8 @@ func TestJitter(t *testing.T) {
 
 // TestDeferralsAreInTheFuture: whatever the inputs, a defer verdict never
 // points at or before now (no hot retry loops).
+// TestDeferralsAreInTheFuture also checks that a Lean evaluation decides
+// the same as a full one.
 func TestDeferralsAreInTheFuture(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	zones := []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Pacific/Chatham"}
@@ -282,6 +284,18 @@ func TestDeferralsAreInTheFuture(t *testing.T) {
 		for _, v := range r.Verdicts {
 			if v.Action == Defer && !v.DeferUntil.After(now) {
 				t.Fatalf("%s defers to %v, not after now %v (input %+v)", v.Policy, v.DeferUntil, now, in)
+			}
+		}
+		// Lean (the forecast's mode) decides exactly the same, without inputs.
+		in.Lean, in.Scratch = true, make([]Verdict, 0, len(Order))
+		l := Evaluate(in)
+		if (l.Binding == nil) != (r.Binding == nil) || !l.NextEligibleAt.Equal(r.NextEligibleAt) ||
+			(l.Binding != nil && (l.Binding.Policy != r.Binding.Policy || l.Binding.Action != r.Binding.Action || l.Binding.Cap != r.Binding.Cap)) {
+			t.Fatalf("lean verdict %+v differs from %+v", l.Binding, r.Binding)
+		}
+		for _, v := range l.Verdicts {
+			if v.Inputs != nil {
+				t.Fatalf("lean %s verdict has inputs", v.Policy)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func picks(t *testing.T, weights []int, n int) string {
@@ -89,5 +90,44 @@ func TestPickTieBreaks(t *testing.T) {
 	cands = []Candidate{{MemberOrder: 1, Weight: 1, Eligible: true}, {MemberOrder: 0, Weight: 1, Eligible: true}}
 	if got := Pick(cands); got != 1 {
 		t.Fatalf("full tie: picked %d, want the lower member order", got)
+	}
+}
+
+func TestEligibility(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	zero, half := 0.0, 0.5
+	ok := Member{MemberActive: true, AdapterActive: true, Adapter: Adapter{HealthState: "active", DailyCap: ip(10)}}
+	cases := []struct {
+		name   string
+		m      func(Member) Member
+		sent   int
+		want   bool
+		reason string
+	}{
+		{"eligible", func(m Member) Member { return m }, 9, true, ""},
+		{"cap reached", func(m Member) Member { return m }, 10, false, "daily_cap_reached"},
+		{"probing budget", func(m Member) Member { m.Adapter.HealthState = "probing"; return m }, 5, false, "daily_cap_reached"},
+		{"uncapped", func(m Member) Member { m.Adapter.DailyCap = nil; return m }, 1000, true, ""},
+		{"member inactive", func(m Member) Member { m.MemberActive = false; return m }, 0, false, "member_inactive"},
+		{"deleted", func(m Member) Member { m.Deleted = true; return m }, 0, false, "adapter_deleted"},
+		{"adapter inactive", func(m Member) Member { m.AdapterActive = false; return m }, 0, false, "adapter_inactive"},
+		{"resting", func(m Member) Member { m.Adapter.HealthState = "resting"; return m }, 0, false, "resting"},
+		{"score zero", func(m Member) Member { m.HealthScore = &zero; return m }, 0, false, "health_score_zero"},
+		{"score half", func(m Member) Member { m.HealthScore = &half; return m }, 0, true, ""},
+	}
+	for _, c := range cases {
+		got, reason := Eligibility(c.m(ok), c.sent, now)
+		if got != c.want || reason != c.reason {
+			t.Errorf("%s: %v %q, want %v %q", c.name, got, reason, c.want, c.reason)
+		}
+	}
+	if i := LeastLoaded([]bool{true, false, true}, []int64{5, 0, 3}); i != 2 {
+		t.Fatalf("least loaded: %d", i)
+	}
+	if i := LeastLoaded([]bool{false}, []int64{0}); i != -1 {
+		t.Fatalf("none reassignable: %d", i)
+	}
+	if Reassignable(Member{MemberActive: true, AdapterActive: true, Adapter: Adapter{HealthState: "resting"}}) {
+		t.Fatal("a resting adapter is not a reassign target")
 	}
 }

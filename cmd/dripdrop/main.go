@@ -1,5 +1,5 @@
 // Command dripdrop is the dripdrop sending engine: one binary with the
-// subcommands serve, migrate, dev and version.
+// subcommands serve, migrate, dev, forecast and version.
 package main
 
 import (
@@ -29,6 +29,7 @@ Usage:
   dripdrop serve     run the API, dispatcher and leader duties
   dripdrop migrate   apply database migrations and exit
   dripdrop dev       local playground: managed PostgreSQL, SMTP sink, demo data
+  dripdrop forecast  forecast sends and completion dates (through the API or the database)
   dripdrop version   print the version
 
 Run "dripdrop <command> -h" for the flags of a command. Every flag can also
@@ -58,6 +59,8 @@ func main() {
 		err = runMigrate(ctx, args, logger)
 	case "dev":
 		err = runDev(ctx, args, logger)
+	case "forecast":
+		err = runForecast(ctx, args, os.Stdout, logger)
 	case "version", "-v", "--version":
 		fmt.Println(versionString())
 	case "help", "-h", "--help":

@@ -224,3 +224,34 @@ func Query(t testing.TB, dsn, sql string, args ...any) (out [][]any) {
 	})
 	return out
 }
+
+// Conn is one open connection for tests that query in a loop.
+type Conn struct {
+	t    testing.TB
+	conn *pgx.Conn
+}
+
+// Connect opens a connection to the database at dsn, closed when the test ends.
+func Connect(t testing.TB, dsn string) *Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("dbtest: connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return &Conn{t: t, conn: conn}
+}
+
+// Query runs a query and returns its rows.
+func (c *Conn) Query(sql string, args ...any) [][]any {
+	c.t.Helper()
+	rows, err := c.conn.Query(context.Background(), sql, args...)
+	var out [][]any
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+	}
+	if err != nil {
+		c.t.Fatalf("dbtest: query %q: %v", sql, err)
+	}
+	return out
+}

@@ -1,0 +1,905 @@
+package forecast
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop/health"
+	"github.com/dripdrop/dripdrop/policy"
+)
+
+// Result is a forecast (SPEC §14).
+type Result struct {
+	Start     time.Time        `json:"start"`
+	End       time.Time        `json:"end"`
+	Days      []Day            `json:"days"`
+	Sequences []SequenceResult `json:"sequences"`
+	// NotEnrolled counts hypothetical contacts the pool could not take
+	// (pool exhausted at their enrollment time).
+	NotEnrolled int `json:"not_enrolled"`
+}
+
+// Day is one calendar day. Sends count on the sending adapter's local date.
+type Day struct {
+	Date         string `json:"date"`
+	Sends        int    `json:"sends"`
+	FirstTouches int    `json:"first_touches"`
+	FollowUps    int    `json:"follow_ups"`
+	// Binding is the constraint that held back the most adapters with due
+	// work that day (null: every adapter sent all it had).
+	Binding  *Binding     `json:"binding"`
+	Adapters []AdapterDay `json:"adapters,omitempty"`
+}
+
+// AdapterDay is one adapter's day.
+type AdapterDay struct {
+	AdapterID    uuid.UUID `json:"adapter_id"`
+	Name         string    `json:"name"`
+	Hypothetical bool      `json:"hypothetical,omitempty"`
+	Sends        int       `json:"sends"`
+	FirstTouches int       `json:"first_touches"`
+	FollowUps    int       `json:"follow_ups"`
+	Binding      string    `json:"binding,omitempty"`
+}
+
+// Binding names a policy and an adapter it held back.
+type Binding struct {
+	Policy      string    `json:"policy"`
+	AdapterID   uuid.UUID `json:"adapter_id"`
+	AdapterName string    `json:"adapter_name"`
+	Adapters    int       `json:"adapters"` // how many adapters it held back that day
+}
+
+// SequenceResult is the completion forecast of one sequence.
+type SequenceResult struct {
+	SequenceKey  string      `json:"sequence_key"`
+	Enrolled     Completion  `json:"enrolled"`
+	Hypothetical *Completion `json:"hypothetical,omitempty"`
+}
+
+// Completion summarises when contacts finish their last step. P50/P90 are
+// null when that share does not finish within the horizon.
+type Completion struct {
+	Contacts  int        `json:"contacts"`
+	Completed int        `json:"completed"`
+	P50       *time.Time `json:"p50"`
+	P90       *time.Time `json:"p90"`
+}
+
+const never = math.MaxInt64
+
+// traceHook, set by tests, sees every simulated send.
+var traceHook func(adapter uuid.UUID, enrollment, stepIndex int, at time.Time)
+
+type item struct {
+	at  int64 // scheduled_for, Unix nanoseconds
+	seq uint64
+	enr int32
+}
+
+type itemHeap []item
+
+func (h itemHeap) less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].seq < h[j].seq)
+}
+
+func (h *itemHeap) push(it item) {
+	*h = append(*h, it)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *itemHeap) pop() item {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s.less(l, m) {
+			m = l
+		}
+		if r < n && s.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+type dayStat struct {
+	sends, first, follow int32
+	binding              policy.Name
+}
+
+type simAdapter struct {
+	id           uuid.UUID
+	name         string
+	hypothetical bool
+	pa           policy.Adapter
+	active       bool
+	score        *float64
+	next, idle   int64 // adapter-level block (next_send_at); sleep on a uniform execution-level deferral
+	dayEnd       int64
+	dayNo        int
+	sent         int
+	probeSent    int // sends since probing began
+	lastSend     time.Time
+	// Today's sends and the share budgets per sequence version: a few
+	// versions per adapter, so parallel slices searched linearly.
+	vers      []int32
+	sentVer   []int
+	pct       []int
+	follow    itemHeap
+	first     itemHeap
+	keys      []int32
+	hidx      int
+	wake      int64
+	lastBlock policy.Name
+	pins      int64
+	stats     []dayStat
+}
+
+type simMember struct {
+	adapter  int32
+	weight   int
+	active   bool
+	from     int64
+	counters map[int32]int64
+}
+
+type simPool struct {
+	reassign bool
+	members  []simMember
+}
+
+type simVersion struct {
+	group  int32
+	pool   int32
+	window policy.Window
+	delays []int64
+	over   []int32 // override adapter per step, -1 none
+}
+
+type simEnrollment struct {
+	ver        int32
+	pos        int16
+	pin        int32
+	key        int32
+	hypo       bool
+	suppressed bool
+	done       int64 // completion time; 0 pending, -1 stopped
+}
+
+type wkey struct {
+	ver int32
+	tz  string
+}
+
+type sim struct {
+	start, end int64
+	jitter     bool
+	adapters   []*simAdapter
+	byID       map[uuid.UUID]int32
+	pools      []simPool
+	poolIdx    map[uuid.UUID]int32
+	versions   []simVersion
+	verIdx     map[uuid.UUID]int32
+	active     map[string]int32 // sequence key → active version
+	groups     []string
+	enr        []simEnrollment
+	keys       []wkey
+	keyIdx     map[wkey]int32
+	seq        uint64
+	heap       []*simAdapter
+	baseDay    int
+	scratch    []policy.Verdict
+	notEnroll  int
+}
+
+func civil(t time.Time, loc *time.Location) int {
+	y, m, d := t.In(loc).Date()
+	return int(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+func tm(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// Run validates the request against the snapshot and simulates it. The
+// snapshot is not modified.
+func Run(s *Snapshot, r Request) (*Result, error) {
+	if err := r.Validate(s); err != nil {
+		return nil, err
+	}
+	m := newSim(s, r)
+	m.loop(r)
+	return m.result(r), nil
+}
+
+func newSim(s *Snapshot, r Request) *sim {
+	start := s.Now
+	end := start.Add(time.Duration(r.HorizonDays) * 24 * time.Hour)
+	m := &sim{start: start.UnixNano(), end: end.UnixNano(), jitter: !r.NoJitter, byID: map[uuid.UUID]int32{},
+		poolIdx: map[uuid.UUID]int32{}, verIdx: map[uuid.UUID]int32{}, active: map[string]int32{}, keyIdx: map[wkey]int32{},
+		scratch: make([]policy.Verdict, 0, len(policy.Order))}
+	m.baseDay = civil(start, time.UTC) - 2
+	for i := range s.Versions {
+		m.verIdx[s.Versions[i].ID] = int32(i)
+	}
+	for i := range s.Adapters {
+		m.addAdapter(&s.Adapters[i], false)
+	}
+	for _, c := range r.Changes.AdapterChanges {
+		a := m.adapters[m.byID[c.AdapterID]]
+		if c.DailyCap != nil {
+			v := *c.DailyCap
+			a.pa.DailyCap = &v
+		}
+		if c.Uncapped {
+			a.pa.DailyCap = nil
+		}
+		if c.RampFloor != nil {
+			a.pa.RampFloor = *c.RampFloor
+		}
+		if c.RampIncrement != nil {
+			a.pa.RampIncrement = *c.RampIncrement
+		}
+		if c.MinGapSeconds != nil {
+			a.pa.MinGapSeconds = *c.MinGapSeconds
+		}
+		if c.GapJitterSeconds != nil {
+			a.pa.GapJitterSeconds = *c.GapJitterSeconds
+		}
+	}
+	for _, p := range s.Pools {
+		sp := simPool{reassign: p.OnPinUnavailable == "reassign"}
+		for _, mb := range p.Members {
+			ai, ok := m.byID[mb.AdapterID]
+			if !ok {
+				continue
+			}
+			c := map[int32]int64{}
+			for v, n := range mb.Counters {
+				if vi, ok := m.verIdx[v]; ok {
+					c[vi] = n
+				}
+			}
+			sp.members = append(sp.members, simMember{adapter: ai, weight: mb.Weight, active: mb.Active, counters: c})
+		}
+		m.poolIdx[p.ID] = int32(len(m.pools))
+		m.pools = append(m.pools, sp)
+	}
+	groups := map[string]int32{}
+	for _, v := range s.Versions {
+		g, ok := groups[v.SequenceKey]
+		if !ok {
+			g = int32(len(m.groups))
+			groups[v.SequenceKey] = g
+			m.groups = append(m.groups, v.SequenceKey)
+		}
+		sv := simVersion{group: g, pool: -1,
+			window: policy.Window{Start: policy.Clock(v.WindowStart), End: policy.Clock(v.WindowEnd), Timezone: v.WindowTZ}}
+		if pi, ok := m.poolIdx[v.PoolID]; ok {
+			sv.pool = pi
+		}
+		for _, d := range v.WindowDays {
+			sv.window.Days = append(sv.window.Days, time.Weekday(d))
+		}
+		for _, st := range v.Steps {
+			sv.delays = append(sv.delays, st.DelaySeconds)
+			o := int32(-1)
+			if st.AdapterOverrideID != nil {
+				if ai, ok := m.byID[*st.AdapterOverrideID]; ok {
+					o = ai
+				}
+			}
+			sv.over = append(sv.over, o)
+		}
+		m.versions = append(m.versions, sv)
+		if v.Active {
+			m.active[v.SequenceKey] = int32(len(m.versions) - 1)
+		}
+	}
+	// Hypothetical adapters join their pool at At.
+	for gi, add := range r.Changes.AddAdapters {
+		at := start
+		if add.At != nil {
+			at = *add.At
+		}
+		for j := 0; j < add.Count; j++ {
+			a := Adapter{ID: uuid.NewSHA1(add.PoolID, []byte{byte(gi >> 8), byte(gi), byte(j >> 24), byte(j >> 16), byte(j >> 8), byte(j)}),
+				Name: "hypothetical-" + strconv.Itoa(gi+1) + "-" + strconv.Itoa(j+1), Active: true, Timezone: add.Timezone, HealthState: "active",
+				DailyCap: add.DailyCap, RampFloor: add.RampFloor, RampIncrement: add.RampIncrement,
+				MinGapSeconds: add.MinGapSeconds, GapJitterSeconds: add.GapJitterSeconds}
+			if add.RampIncrement > 0 {
+				a.HealthState, a.RampStartedAt = "ramping", &at
+			}
+			ai := m.addAdapter(&a, true)
+			w := add.Weight
+			if w == 0 {
+				w = 1
+			}
+			p := &m.pools[m.poolIdx[add.PoolID]]
+			p.members = append(p.members, simMember{adapter: ai, weight: w, active: true, from: at.UnixNano(), counters: map[int32]int64{}})
+		}
+	}
+	// Enrolled contacts and their pending executions.
+	m.enr = make([]simEnrollment, 0, len(s.Enrollments))
+	for _, e := range s.Enrollments {
+		vi, ok1 := m.verIdx[e.VersionID]
+		pin, ok2 := m.byID[e.AdapterID]
+		ex, ok3 := m.byID[e.ExecAdapter]
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		pos := -1
+		for i, st := range s.Versions[vi].Steps {
+			if st.Position == e.Position {
+				pos = i
+			}
+		}
+		if pos < 0 {
+			continue
+		}
+		ei := int32(len(m.enr))
+		m.enr = append(m.enr, simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed})
+		m.adapters[pin].pins++
+		if e.Sending {
+			// Reserved and counted already: it completes at Now.
+			m.advance(ei, m.start)
+			continue
+		}
+		m.schedule(ex, item{at: e.ScheduledFor.UnixNano(), enr: ei}, e.Followup)
+	}
+	for _, a := range m.adapters {
+		m.update(a)
+	}
+	return m
+}
+
+func (m *sim) key(ver int32, tz string) int32 {
+	k := wkey{ver, tz}
+	if i, ok := m.keyIdx[k]; ok {
+		return i
+	}
+	i := int32(len(m.keys))
+	m.keys = append(m.keys, k)
+	m.keyIdx[k] = i
+	return i
+}
+
+func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
+	loc, err := policy.LoadLocation(src.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	a := &simAdapter{id: src.ID, name: src.Name, hypothetical: hypo, active: src.Active, score: src.HealthScore, hidx: -1,
+		stats: make([]dayStat, int((m.end-m.start)/int64(24*time.Hour))+6)}
+	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
+		RampIncrement: src.RampIncrement, RampStartedAt: src.RampStartedAt, MinGapSeconds: src.MinGapSeconds,
+		GapJitterSeconds: src.GapJitterSeconds, LastSendAt: src.LastSendAt, Location: loc, ID: src.ID}
+	if !m.jitter {
+		a.pa.GapJitterSeconds = 0
+	}
+	if src.LastSendAt != nil {
+		a.lastSend = *src.LastSendAt
+		a.pa.LastSendAt = &a.lastSend
+	}
+	if src.NextSendAt != nil {
+		a.next = src.NextSendAt.UnixNano()
+	}
+	now := tm(m.start)
+	a.dayEnd = policy.NextMidnight(now, loc).UnixNano()
+	a.dayNo = civil(now, loc)
+	for v, n := range src.SentToday {
+		if vi, ok := m.verIdx[v]; ok {
+			a.sentVer[a.ver(vi)] += n
+		}
+		a.sent += n
+	}
+	for v, pct := range src.Budgets {
+		if vi, ok := m.verIdx[v]; ok {
+			a.pct[a.ver(vi)] = pct
+		}
+	}
+	i := int32(len(m.adapters))
+	m.byID[src.ID] = i
+	m.adapters = append(m.adapters, a)
+	return i
+}
+
+// schedule queues an execution on its sender.
+func (m *sim) schedule(ai int32, it item, followup bool) {
+	a := m.adapters[ai]
+	m.seq++
+	it.seq = m.seq
+	if followup {
+		a.follow.push(it)
+	} else {
+		a.first.push(it)
+	}
+	k := m.enr[it.enr].key
+	if !slices.Contains(a.keys, k) {
+		a.keys = append(a.keys, k)
+		a.idle = 0 // a different window or version: the uniform sleep no longer holds
+	}
+}
+
+// advance moves an enrollment past its current step, sent at t.
+func (m *sim) advance(ei int32, t int64) {
+	e := &m.enr[ei]
+	v := &m.versions[e.ver]
+	e.pos++
+	if int(e.pos) >= len(v.delays) {
+		e.done = t
+		m.adapters[e.pin].pins--
+		return
+	}
+	sender := e.pin
+	if o := v.over[e.pos]; o >= 0 {
+		sender = o
+	}
+	m.schedule(sender, item{at: t + v.delays[e.pos]*int64(time.Second), enr: ei}, true)
+	m.update(m.adapters[sender])
+}
+
+// rollDay moves an adapter to the local day of t, closing the days before.
+func (m *sim) rollDay(a *simAdapter, t int64) {
+	for t >= a.dayEnd {
+		if a.lastBlock != "" && a.earliest() < a.dayEnd {
+			if i := a.dayNo - m.baseDay; i >= 0 && i < len(a.stats) {
+				a.stats[i].binding = a.lastBlock
+			}
+		}
+		if a.earliest() >= a.dayEnd {
+			a.lastBlock = ""
+		}
+		end := tm(a.dayEnd)
+		a.dayNo = civil(end, a.pa.Location)
+		a.dayEnd = policy.NextMidnight(end, a.pa.Location).UnixNano()
+		a.sent = 0
+		clear(a.sentVer)
+	}
+}
+
+// ver returns the slot of a sequence version in the adapter's counters.
+func (a *simAdapter) ver(v int32) int {
+	for i, x := range a.vers {
+		if x == v {
+			return i
+		}
+	}
+	a.vers = append(a.vers, v)
+	a.sentVer = append(a.sentVer, 0)
+	a.pct = append(a.pct, 0)
+	return len(a.vers) - 1
+}
+
+func (a *simAdapter) earliest() int64 {
+	w := int64(never)
+	if len(a.follow) > 0 {
+		w = a.follow[0].at
+	}
+	if len(a.first) > 0 && a.first[0].at < w {
+		w = a.first[0].at
+	}
+	return w
+}
+
+// health applies the automatic health transitions due at t with the
+// engine's rules (health.Decide, which the leader's sweep runs every
+// minute): an ended rest → probing, ProbeSuccess clean probe sends →
+// ramping, a finished ramp → active. The forecast has no bounces or
+// complaints, so nothing breaches.
+func (a *simAdapter) health(t time.Time) {
+	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil,
+		Ramp: health.Ramp{DailyCap: a.pa.DailyCap, Floor: a.pa.RampFloor, StartedAt: a.pa.RampStartedAt}}
+	if a.pa.RampIncrement > 0 {
+		st.Ramp.Increment = &a.pa.RampIncrement
+	}
+	if st.State == health.Probing {
+		st.Counts.Sent = a.probeSent
+	}
+	d, ok := health.Decide(st, t)
+	if !ok || d.To == a.pa.HealthState {
+		return
+	}
+	switch d.To {
+	case health.Probing:
+		a.probeSent = 0
+	case health.Ramping:
+		started := t
+		a.pa.RampStartedAt = &started
+	}
+	a.pa.HealthState = d.To
+	if d.To != health.Resting {
+		a.pa.RestingUntil = nil
+	}
+}
+
+// step lets an adapter send what the policies allow at t, in the
+// dispatcher's order: follow-ups first, then the oldest scheduled_for.
+func (m *sim) step(a *simAdapter, t int64) {
+	m.rollDay(a, t)
+	now := tm(t)
+	a.health(now)
+	if !a.active {
+		// The pin is unavailable: the pool policy pauses these enrollments
+		// (they never finish within the forecast).
+		a.follow, a.first = nil, nil
+		return
+	}
+	if a.idle != 0 && t >= a.idle {
+		// The executions the dispatcher deferred one by one while the
+		// window (or share cap) was closed now carry scheduled_for = the
+		// opening, rewritten in the order they were deferred: they come
+		// after executions naturally due at that instant.
+		m.rekey(&a.follow, a.idle)
+		m.rekey(&a.first, a.idle)
+		a.idle = 0
+	}
+	for {
+		h := &a.follow
+		if len(a.follow) == 0 || a.follow[0].at > t {
+			h = &a.first
+			if len(a.first) == 0 || a.first[0].at > t {
+				return
+			}
+		}
+		followup := h == &a.follow
+		it := (*h)[0]
+		e := &m.enr[it.enr]
+		k := m.keys[e.key]
+		vi := a.ver(e.ver)
+		res := policy.Evaluate(policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
+			Window: m.versions[e.ver].window, ContactTimezone: k.tz, Adapter: a.pa, SentToday: a.sent,
+			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch})
+		b := res.Binding
+		if b == nil {
+			h.pop()
+			a.sent++
+			a.sentVer[vi]++
+			if i := a.dayNo - m.baseDay; i >= 0 && i < len(a.stats) {
+				st := &a.stats[i]
+				st.sends++
+				if followup {
+					st.follow++
+				} else {
+					st.first++
+				}
+			}
+			a.lastSend = now
+			a.pa.LastSendAt = &a.lastSend
+			if a.pa.HealthState == health.Probing {
+				a.probeSent++
+				a.health(now)
+			}
+			if traceHook != nil {
+				traceHook(a.id, int(it.enr), int(e.pos), now)
+			}
+			m.advance(it.enr, t)
+			if a.pa.MinGapSeconds > 0 || a.pa.GapJitterSeconds > 0 {
+				// One send in flight; the gap runs from its end.
+				a.next = t + int64(time.Duration(a.pa.MinGapSeconds)*time.Second+policy.Jitter(a.pa.ID, now, a.pa.GapJitterSeconds))
+				a.lastBlock = policy.MinGap
+				return
+			}
+			continue
+		}
+		switch b.Action {
+		case policy.Skip:
+			h.pop()
+			e.done = -1
+			m.adapters[e.pin].pins--
+			continue
+		case policy.Cancel:
+			h.pop()
+			continue
+		}
+		a.lastBlock = b.Policy
+		switch b.Policy {
+		case policy.SendWindow, policy.SubCap:
+			// Execution-level: this execution waits; when every queued
+			// execution shares its window and version, they all do.
+			if len(a.keys) == 1 {
+				a.idle = b.DeferUntil.UnixNano()
+				return
+			}
+			h.pop()
+			it.at = b.DeferUntil.UnixNano()
+			m.schedule(m.byID[a.id], it, followup)
+		default:
+			a.next = b.DeferUntil.UnixNano()
+			return
+		}
+	}
+}
+
+func (m *sim) rekey(h *itemHeap, until int64) {
+	var moved []item
+	for len(*h) > 0 && (*h)[0].at < until {
+		moved = append(moved, h.pop())
+	}
+	for _, it := range moved {
+		m.seq++
+		it.at, it.seq = until, m.seq
+		h.push(it)
+	}
+}
+
+// update recomputes an adapter's wake time and its place in the heap.
+func (m *sim) update(a *simAdapter) {
+	w := a.earliest()
+	if w != never {
+		w = max(w, a.next, a.idle)
+	}
+	a.wake = w
+	switch {
+	case w == never && a.hidx >= 0:
+		m.heapRemove(a.hidx)
+	case w != never && a.hidx < 0:
+		a.hidx = len(m.heap)
+		m.heap = append(m.heap, a)
+		m.heapUp(a.hidx)
+	case w != never:
+		m.heapUp(a.hidx)
+		m.heapDown(a.hidx)
+	}
+}
+
+func (m *sim) heapUp(i int) {
+	h := m.heap
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].wake <= h[i].wake {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		h[p].hidx, h[i].hidx = p, i
+		i = p
+	}
+}
+
+func (m *sim) heapDown(i int) {
+	h := m.heap
+	n := len(h)
+	for {
+		l, r, s := 2*i+1, 2*i+2, i
+		if l < n && h[l].wake < h[s].wake {
+			s = l
+		}
+		if r < n && h[r].wake < h[s].wake {
+			s = r
+		}
+		if s == i {
+			return
+		}
+		h[s], h[i] = h[i], h[s]
+		h[s].hidx, h[i].hidx = s, i
+		i = s
+	}
+}
+
+func (m *sim) heapRemove(i int) {
+	h := m.heap
+	n := len(h) - 1
+	h[i].hidx = -1
+	if i != n {
+		h[i] = h[n]
+		h[i].hidx = i
+	}
+	m.heap = h[:n]
+	if i != n {
+		m.heapUp(i)
+		m.heapDown(i)
+	}
+}
+
+type enrollEvent struct {
+	at    int64
+	ver   int32
+	count int
+	tz    string
+}
+
+func (m *sim) loop(r Request) {
+	var evs []enrollEvent
+	for _, e := range r.Changes.Enroll {
+		at := m.start
+		if e.At != nil {
+			at = e.At.UnixNano()
+		}
+		evs = append(evs, enrollEvent{at: at, ver: m.active[e.SequenceKey], count: e.Count, tz: e.Timezone})
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	for {
+		t := int64(never)
+		if len(m.heap) > 0 {
+			t = m.heap[0].wake
+		}
+		if len(evs) > 0 && evs[0].at <= t {
+			m.enroll(evs[0])
+			evs = evs[1:]
+			continue
+		}
+		if t >= m.end {
+			break
+		}
+		a := m.heap[0]
+		m.step(a, t)
+		m.update(a)
+	}
+	for _, a := range m.adapters {
+		m.rollDay(a, m.end)
+	}
+}
+
+// enroll pins hypothetical contacts with the engine's pick: WDRR over the
+// eligible members, the reassign fallback, else pool exhausted.
+func (m *sim) enroll(ev enrollEvent) {
+	v := &m.versions[ev.ver]
+	if v.pool < 0 {
+		m.notEnroll += ev.count
+		return
+	}
+	p := &m.pools[v.pool]
+	now := tm(ev.at)
+	cands := make([]policy.Candidate, len(p.members))
+	reass := make([]bool, len(p.members))
+	pins := make([]int64, len(p.members))
+	for i, mb := range p.members {
+		a := m.adapters[mb.adapter]
+		m.rollDay(a, ev.at)
+		a.health(now)
+		pm := policy.Member{MemberActive: mb.active && mb.from <= ev.at, AdapterActive: a.active, HealthScore: a.score, Adapter: a.pa}
+		ok, _ := policy.Eligibility(pm, a.sent, now)
+		cands[i] = policy.Candidate{MemberOrder: i, Weight: mb.weight, HealthScore: a.score, Eligible: ok, Counter: mb.counters[ev.ver]}
+		reass[i] = p.reassign && policy.Reassignable(pm)
+		pins[i] = a.pins
+	}
+	k := m.key(ev.ver, ev.tz)
+	touched := map[int32]bool{}
+	for n := 0; n < ev.count; n++ {
+		i := policy.Pick(cands)
+		if i < 0 {
+			if i = policy.LeastLoaded(reass, pins); i < 0 {
+				m.notEnroll += ev.count - n
+				break
+			}
+		}
+		pins[i]++
+		pin := p.members[i].adapter
+		ei := int32(len(m.enr))
+		m.enr = append(m.enr, simEnrollment{ver: ev.ver, pin: pin, key: k, hypo: true})
+		m.adapters[pin].pins++
+		sender := pin
+		if o := v.over[0]; o >= 0 {
+			sender = o
+		}
+		m.schedule(sender, item{at: ev.at + v.delays[0]*int64(time.Second), enr: ei}, false)
+		touched[sender] = true
+	}
+	for i := range cands {
+		if cands[i].Eligible {
+			p.members[i].counters[ev.ver] = cands[i].Counter
+		}
+	}
+	for ai := range touched {
+		m.update(m.adapters[ai])
+	}
+}
+
+func (m *sim) result(r Request) *Result {
+	res := &Result{Start: tm(m.start), End: tm(m.end), NotEnrolled: m.notEnroll}
+	first, last := never, 0
+	for _, a := range m.adapters {
+		first = min(first, civil(tm(m.start), a.pa.Location))
+		last = max(last, civil(tm(m.end-1), a.pa.Location))
+	}
+	if len(m.adapters) == 0 {
+		first, last = civil(tm(m.start), time.UTC), civil(tm(m.end-1), time.UTC)
+	}
+	for d := first; d <= last; d++ {
+		day := Day{Date: time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)}
+		bound := map[policy.Name]int{}
+		example := map[policy.Name]*simAdapter{}
+		i := d - m.baseDay
+		for _, a := range m.adapters {
+			if i < 0 || i >= len(a.stats) {
+				continue
+			}
+			st := a.stats[i]
+			day.Sends += int(st.sends)
+			day.FirstTouches += int(st.first)
+			day.FollowUps += int(st.follow)
+			if st.binding != "" {
+				bound[st.binding]++
+				if example[st.binding] == nil {
+					example[st.binding] = a
+				}
+			}
+			if r.PerAdapter && (st.sends > 0 || st.binding != "") {
+				day.Adapters = append(day.Adapters, AdapterDay{AdapterID: a.id, Name: a.name, Hypothetical: a.hypothetical,
+					Sends: int(st.sends), FirstTouches: int(st.first), FollowUps: int(st.follow), Binding: string(st.binding)})
+			}
+		}
+		var top policy.Name
+		for _, p := range policy.Order {
+			if bound[p] > bound[top] {
+				top = p
+			}
+		}
+		if top != "" {
+			a := example[top]
+			day.Binding = &Binding{Policy: string(top), AdapterID: a.id, AdapterName: a.name, Adapters: bound[top]}
+		}
+		res.Days = append(res.Days, day)
+	}
+	type acc struct{ enrolled, hypo []int64 }
+	accs := make([]acc, len(m.groups))
+	for _, e := range m.enr {
+		g := &accs[m.versions[e.ver].group]
+		if e.hypo {
+			g.hypo = append(g.hypo, e.done)
+		} else {
+			g.enrolled = append(g.enrolled, e.done)
+		}
+	}
+	hypoSeq := map[string]bool{}
+	for _, e := range r.Changes.Enroll {
+		hypoSeq[e.SequenceKey] = true
+	}
+	for gi, key := range m.groups {
+		sr := SequenceResult{SequenceKey: key, Enrolled: completion(accs[gi].enrolled)}
+		if hypoSeq[key] {
+			c := completion(accs[gi].hypo)
+			sr.Hypothetical = &c
+		}
+		if sr.Enrolled.Contacts == 0 && sr.Hypothetical == nil {
+			continue
+		}
+		res.Sequences = append(res.Sequences, sr)
+	}
+	return res
+}
+
+func completion(done []int64) Completion {
+	c := Completion{Contacts: len(done)}
+	var ts []int64
+	for _, d := range done {
+		if d > 0 {
+			ts = append(ts, d)
+		}
+	}
+	c.Completed = len(ts)
+	slices.Sort(ts)
+	pct := func(p float64) *time.Time {
+		rank := int(math.Ceil(p*float64(len(done)))) - 1
+		if len(done) == 0 || rank >= len(ts) {
+			return nil
+		}
+		t := tm(ts[max(rank, 0)])
+		return &t
+	}
+	c.P50, c.P90 = pct(0.5), pct(0.9)
+	return c
+}
