@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -38,6 +40,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
+	// Guard validates adapter SMTP hosts and ports on create and patch
+	// (SPEC §10); the zero value refuses private targets.
+	Guard netguard.Guard
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (for failed-authentication limiting); empty trusts none.
+	TrustedProxies []netip.Prefix
+	// Clock is the source of "now" (default: the system clock).
+	Clock dripdrop.Clock
 	// Verify checks an adapter's SMTP settings without sending
 	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
@@ -54,6 +64,7 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	timeout time.Duration
+	authLim *authLimiter
 	metrics *httpMetrics
 }
 
@@ -93,6 +104,10 @@ func New(cfg Config) *Server {
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = dripdrop.SystemClock{}
+	}
+	s.authLim = newAuthLimiter(cfg.Clock)
 	gatherer := cfg.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -112,10 +127,10 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant_key}/keys", authAdmin, s.createKey},
 		{"DELETE", "/v1/tenants/{tenant_key}/keys/{id}", authAdmin, s.revokeKey},
 
-		{"POST", "/v1/adapters", authTenant, create(s.store.CreateAdapter)},
+		{"POST", "/v1/adapters", authTenant, create(s.createAdapter)},
 		{"GET", "/v1/adapters", authTenant, listPage(s.store.ListAdapters)},
 		{"GET", "/v1/adapters/{id}", authTenant, byID(s.store.GetAdapter)},
-		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.store.UpdateAdapter)},
+		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.updateAdapter)},
 		{"DELETE", "/v1/adapters/{id}", authTenant, deleteByID(s.store.DeleteAdapter)},
 		{"GET", "/v1/adapters/{id}/capacity", authTenant, byID(s.store.AdapterCapacity)},
 		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
@@ -242,6 +257,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 		default:
 			err = rt.h(w, r)
 		}
+		if err != nil && rt.auth != authNone && dripdrop.ErrorCode(err) == dripdrop.ECodeUnauthorized {
+			if over, wait := s.authLim.fail(clientAddr(r, s.cfg.TrustedProxies)); over {
+				secs := int((wait + time.Second - 1) / time.Second)
+				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+				err = dripdrop.Errorf(dripdrop.ECodeTooManyAuthFailures, "", "too many failed authentications from this address; retry in %d s", max(secs, 1))
+			}
+		}
 		if err != nil {
 			writeProblem(w, r, s.log, err)
 		}
@@ -355,7 +377,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "database unavailable")
+		return dripdrop.Errorf(dripdrop.ECodeDatabaseUnavailable, "", "the database is unavailable; retry shortly")
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -450,8 +472,20 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, newList(out, nil))
 }
 
-// unsubscribe is the RFC 8058 one-click endpoint: a signed token, no login.
+// unsubscribeHeaders lock the /u/ pages down (SPEC §10): no scripts, styles
+// or frames, no caching of a page whose URL is a credential, and no Referer
+// carrying the token anywhere.
+func unsubscribeHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// unsubscribe is the RFC 8058 one-click endpoint: an opaque token, no login.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	tenant, id, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token"))
 	if err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
@@ -465,6 +499,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 // unsubscribePage lets a person confirm in a browser (mail clients that do
 // not support one-click open the link).
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	if _, _, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token")); err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
 	}

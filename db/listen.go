@@ -15,12 +15,13 @@ const WorkChannel = "dripdrop_work"
 // reconnecting with backoff when the connection drops.
 func (s *Store) Listen(ctx context.Context, fn func(tenant string)) {
 	backoff := 100 * time.Millisecond
+	outage := &Outage{Logger: s.log, Loop: "listener"}
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, fn, func() { backoff = 100 * time.Millisecond })
+		err := s.listenOnce(ctx, fn, func() { backoff = 100 * time.Millisecond; outage.Note(nil) })
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err
+		outage.Note(err) // other errors: reconnect quietly, as before
 		select {
 		case <-ctx.Done():
 			return

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,9 @@ type Options struct {
 	// Telemetry receives catalog events after the change they report has
 	// committed (a *telemetry.Bus; nil drops them).
 	Telemetry Emitter
+	// Logger receives the notification listener's outage lines (default
+	// slog.Default).
+	Logger *slog.Logger
 }
 
 // Emitter receives telemetry events.
@@ -66,6 +70,7 @@ type Store struct {
 	vault *vault.Box
 	clock dripdrop.Clock
 	tel   Emitter
+	log   *slog.Logger
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -92,7 +97,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if clock == nil {
 		clock = dripdrop.SystemClock{}
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log}, nil
 }
 
 // Close releases every connection.

@@ -86,7 +86,7 @@ func runBaseline(b *testing.B, n, adapters int) float64 {
 	w := benchWorld(b, n, adapters)
 	m := dispatch.Message{MessageID: "<bench@acme.example.com>", FromAddr: "ada@acme.example.com", To: "bob@example.com", Subject: "Hi", Text: "Body", Date: time.Now()}
 	raw, _ := m.Build()
-	tr := dispatch.NewSMTPTransport()
+	tr := sinkTransport()
 	defer tr.Close()
 	creds := dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}
 	ctx := context.Background()

@@ -56,6 +56,7 @@ func (l *Leader) Run(ctx context.Context) {
 		l.Logger = slog.Default()
 	}
 	c := cron.New()
+	outage := &db.Outage{Logger: l.Logger, Loop: "leader"}
 	for name, fn := range map[string]func(context.Context) error{
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
@@ -69,7 +70,7 @@ func (l *Leader) Run(ctx context.Context) {
 			if !l.IsLeader() {
 				return
 			}
-			if err := fn(ctx); err != nil && ctx.Err() == nil {
+			if err := fn(ctx); ctx.Err() == nil && outage.Note(err) {
 				l.Logger.Error("leader duty failed", "duty", name, "err", err)
 			}
 		}); err != nil {
@@ -87,7 +88,7 @@ func (l *Leader) Run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		ok, err := l.Store.TryLeadership(ctx, leaseName, l.Holder, l.TTL)
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && outage.Note(err) {
 			l.Logger.Warn("leadership check failed", "err", err)
 		}
 		if was := l.leader.Swap(ok && err == nil); was != (ok && err == nil) {

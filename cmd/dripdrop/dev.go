@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +96,17 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	}
 	defer sink.Close()
 	log.Info("SMTP sink listening", "addr", sink.Addr())
+	// The sink is on loopback, maybe on a free port: dev lets adapters reach it.
+	cfg.AllowPrivate = true
+	if g, err := cfg.guard(); err != nil {
+		return err
+	} else if g.CheckSMTPPort(sink.Port()) != nil {
+		var ports []string
+		for _, p := range append(g.Ports(), sink.Port()) {
+			ports = append(ports, strconv.Itoa(p))
+		}
+		cfg.SMTPPorts = strings.Join(ports, ",")
+	}
 
 	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box})
 	if err != nil {
