@@ -37,6 +37,7 @@ const (
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
 	ECodePoolExhausted       = "pool_exhausted"
+	ECodeForbiddenTarget     = "forbidden_target"
 	ECodeTimeout             = "timeout"
 	ECodeUnavailable         = "unavailable"
 	ECodeInternal            = "internal"
@@ -118,6 +119,6 @@ func ErrorCodes() []string {
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
 		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
-		ECodeTimeout, ECodeUnavailable, ECodeInternal,
+		ECodeForbiddenTarget, ECodeTimeout, ECodeUnavailable, ECodeInternal,
 	}
 }
