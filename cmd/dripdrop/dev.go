@@ -39,6 +39,7 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.AllowPrivate = true // local receivers (SPEC §10: dev allows private targets)
 	if *stopDB {
 		for _, sub := range []string{"pg", "testpg"} {
 			if err := localpg.Stop(ctx, filepath.Join(*dir, sub)); err != nil {

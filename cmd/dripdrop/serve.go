@@ -17,6 +17,7 @@ import (
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/webhook"
 )
 
 // serveConfig is everything `serve` needs.
@@ -33,7 +34,12 @@ type serveConfig struct {
 	SendTimeout   time.Duration
 	PollInterval  time.Duration
 	RescueEvery   time.Duration
-	onSent        func(*db.SendJob)
+	AllowPrivate  bool
+	// Telemetry subscriptions: retention of delivered events and logs, and
+	// the webhook delivery lease (how soon a killed worker's sends retry).
+	TelemetryRetention time.Duration
+	WebhookLease       time.Duration
+	onSent             func(*db.SendJob)
 }
 
 func (c *serveConfig) flags(fs interface {
@@ -53,6 +59,9 @@ func (c *serveConfig) flags(fs interface {
 	fs.StringVar(&c.EncryptionKey, "encryption-key", envDefault("DRIPDROP_ENCRYPTION_KEY", ""), "base64 32-byte key for credentials at rest (env DRIPDROP_ENCRYPTION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", envDefault("DRIPDROP_ADMIN_TOKEN", ""), "token for the admin API; empty disables it (env DRIPDROP_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicBaseURL, "public-base-url", envDefault("PUBLIC_BASE_URL", ""), "public URL of this engine, for one-click unsubscribe links (env PUBLIC_BASE_URL)")
+	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", envDefault("DRIPDROP_ALLOW_PRIVATE_TARGETS", "") == "true", "allow webhook URLs on loopback, private and link-local addresses (env DRIPDROP_ALLOW_PRIVATE_TARGETS=true)")
+	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
+	fs.DurationVar(&c.WebhookLease, "webhook-lease", time.Minute, "how long a webhook delivery in flight is held before another worker retries it")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 }
 
@@ -95,7 +104,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		}
 	}
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus})
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
 	if err != nil {
 		return err
 	}
@@ -112,11 +121,23 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String()}}
+	retention := cfg.TelemetryRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	leader := &dispatch.Leader{Store: store, Logger: log,
+		Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "telemetry_janitor": "@every 1h"},
+		Duties: map[string]func(context.Context) error{"telemetry_janitor": func(ctx context.Context) error {
+			return webhook.Janitor(ctx, store, prom, retention)
+		}},
+	}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
+	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); hooks.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), OutboxMetrics: prom})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -146,7 +167,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer cancel()
 	stopEngine()
 	herr := httpSrv.Shutdown(sctx)
-	for _, done := range []chan struct{}{engineDone, leaderDone} {
+	for _, done := range []chan struct{}{engineDone, leaderDone, hooksDone} {
 		select {
 		case <-done:
 		case <-sctx.Done():
