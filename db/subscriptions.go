@@ -158,7 +158,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Subscr
 	if err := s.validateURL(*in.URL); err != nil {
 		return Subscription{}, err
 	}
-	var events []string
+	events := []string{}
 	if in.Events != nil {
 		var err error
 		if events, err = validateEvents(*in.Events); err != nil {

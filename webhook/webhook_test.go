@@ -449,4 +449,3 @@ func TestDialTimeGuardRefusesLoopback(t *testing.T) {
 		t.Fatalf("log %+v", full.Deliveries)
 	}
 }
-
