@@ -191,6 +191,10 @@ func (w *Worker) Tick(ctx context.Context) (Stats, error) {
 	lag := 0.0
 	var errs []error
 	for _, t := range tenants {
+		// Lag: how long the oldest event has waited for this tick.
+		if l, err := w.cfg.Store.PublisherLag(ctx, t); err == nil {
+			lag = max(lag, l)
+		}
 		for {
 			res, err := w.cfg.Store.FanOut(ctx, t, w.cfg.Batch)
 			if err != nil {
@@ -209,9 +213,6 @@ func (w *Worker) Tick(ctx context.Context) (Stats, error) {
 			if len(res) < w.cfg.Batch {
 				break
 			}
-		}
-		if l, err := w.cfg.Store.PublisherLag(ctx, t); err == nil {
-			lag = max(lag, l)
 		}
 		for {
 			ds, err := w.cfg.Store.LeaseDeliveries(ctx, t, w.cfg.Batch, w.cfg.Lease)

@@ -449,3 +449,76 @@ func TestDialTimeGuardRefusesLoopback(t *testing.T) {
 		t.Fatalf("log %+v", full.Deliveries)
 	}
 }
+
+// metrics records OutboxMetrics calls as "name label" → sum.
+type metrics struct {
+	mu  sync.Mutex
+	got map[string]float64
+	lag float64
+}
+
+func (m *metrics) add(k string, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got[k] += v
+}
+func (m *metrics) OutboxEventsPublished(ev string)        { m.add("published "+ev, 1) }
+func (m *metrics) OutboxEventsFanOut(ev string, n int)    { m.add("fanout "+ev, float64(n)) }
+func (m *metrics) OutboxEventsNoMatch(ev string)          { m.add("no_match "+ev, 1) }
+func (m *metrics) OutboxFailures(stage string)            { m.add("failures "+stage, 1) }
+func (m *metrics) RedeliverRequests(scope string)         { m.add("redeliver "+scope, 1) }
+func (m *metrics) JanitorRowsDeleted(table string, n int) { m.add("janitor "+table, float64(n)) }
+func (m *metrics) NotifyMissed()                          { m.add("notify_missed", 1) }
+func (m *metrics) SetPublisherLag(s float64)              { m.mu.Lock(); m.lag = s; m.mu.Unlock() }
+
+func TestOutboxMetricsAndJanitor(t *testing.T) {
+	m := &metrics{got: map[string]float64{}}
+	w := &world{t: t, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, events: &recorder{got: map[string][]map[string]any{}}}
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	w.url = dbtest.URL(t)
+	var err error
+	w.store, err = db.Open(context.Background(), w.url, db.Options{Vault: box, Clock: w.clock, AllowPrivateTargets: true, OutboxMetrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.store.Close)
+	w.seed("acme")
+	w.worker = webhook.New(webhook.Config{Store: w.store, AllowPrivate: true, Metrics: m, Jitter: func() float64 { return 0.5 }})
+	r := newReceiver(t)
+	r.answers = []int{500}
+	r.secret = w.subscribe("acme", r.URL, "dripdrop.dispatch.").Secret
+	e := w.enroll("acme", "bob@example.com")
+	if _, err := w.store.PauseEnrollment(context.Background(), "acme", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Add(30 * time.Second)
+	w.worker.Tick(context.Background()) // fans out (lag 30 s), the delivery fails
+	if m.lag != 30 {
+		t.Errorf("publisher lag %v, want 30", m.lag)
+	}
+	w.clock.Add(5 * time.Second)
+	w.tick() // delivered
+	want := map[string]float64{
+		"published dripdrop.dispatch.adapter_pinned": 1, "published dripdrop.enrollment.paused": 1,
+		"fanout dripdrop.dispatch.adapter_pinned": 1, "no_match dripdrop.enrollment.paused": 1,
+		"failures deliver": 1,
+	}
+	if fmt.Sprint(m.got) != fmt.Sprint(want) || m.lag != 0 {
+		t.Fatalf("metrics %v lag %v, want %v lag 0", m.got, m.lag, want)
+	}
+
+	// The janitor keeps everything younger than the retention.
+	if err := webhook.Janitor(context.Background(), w.store, m, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.got) != len(want) {
+		t.Fatalf("janitor deleted young rows: %v", m.got)
+	}
+	w.clock.Add(8 * 24 * time.Hour)
+	if err := webhook.Janitor(context.Background(), w.store, m, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if m.got["janitor webhook_delivery_attempts"] != 2 || m.got["janitor webhook_deliveries"] != 1 || m.got["janitor telemetry_outbox"] != 2 {
+		t.Fatalf("janitor counts %v", m.got)
+	}
+}
