@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/vault"
 )
 
 // TestFeedNeverSkips runs 8 concurrent writers that take their outbox ids
@@ -104,5 +106,33 @@ func TestFeedNeverSkips(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, written) {
 		t.Fatalf("feed delivered %d events %v, want %d %v", len(seen), seen, len(written), written)
+	}
+}
+
+// BenchmarkOutboxSeam: a one-write transaction reporting two events,
+// with and without an active subscription (the outbox insert is pipelined
+// with COMMIT, so both make the same number of round trips).
+func BenchmarkOutboxSeam(b *testing.B) {
+	for _, subscribed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("subscribed=%t", subscribed), func(b *testing.B) {
+			ctx := context.Background()
+			box, _ := vault.ParseKey(vault.GenerateKey())
+			store := dbtest.Store(b, db.Options{Vault: box})
+			if _, _, err := store.CreateTenant(ctx, "acme", ""); err != nil {
+				b.Fatal(err)
+			}
+			if subscribed {
+				url := "https://hooks.example.com/"
+				if _, err := store.CreateSubscription(ctx, "acme", db.SubscriptionInput{URL: &url}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := store.TxWithEvents(ctx, "acme", 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
