@@ -169,7 +169,12 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-w.wake:
 			notified = true
 		case <-t.C:
-			notified = false
+			select { // both ready: the notification counts
+			case <-w.wake:
+				notified = true
+			default:
+				notified = false
+			}
 		}
 	}
 }
