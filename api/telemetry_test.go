@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dripdrop/dripdrop/db/dbtest"
 )
 
 func TestSubscriptionsCRUD(t *testing.T) {
@@ -68,6 +70,7 @@ func TestEventFeedAndRedeliver(t *testing.T) {
 	e.must(200, "POST", "/v1/enrollments/"+f.enrollment+"/pause", f.key, nil)
 	e.must(200, "POST", "/v1/enrollments/"+g.enrollment+"/cancel", g.key, nil)
 
+	dbtest.WaitOutboxPublished(t, e.dbURL)
 	all := e.must(200, "GET", "/v1/telemetry/events", f.key, nil)
 	data := all["data"].([]any)
 	if len(data) != 2 {
@@ -111,6 +114,7 @@ func TestEventStream(t *testing.T) {
 	f := e.fixture("acme")
 	e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/"})
 	e.must(200, "POST", "/v1/enrollments/"+f.enrollment+"/pause", f.key, nil)
+	dbtest.WaitOutboxPublished(t, e.dbURL)
 	first := e.must(200, "GET", "/v1/telemetry/events", f.key, nil)["data"].([]any)[0].(map[string]any)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

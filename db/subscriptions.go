@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 )
 
 // FeedEvent is one event of the outbox feed, as it goes on the wire (SPEC
@@ -94,19 +94,8 @@ func secretAD(tenant string, id uuid.UUID) []byte {
 	return []byte("webhook-secret|" + tenant + "|" + id.String())
 }
 
-// ErrForbiddenTarget is returned when a destination is a loopback, private,
-// link-local, unspecified or multicast address (SPEC §10).
-var errForbiddenTarget = dripdrop.Errorf(dripdrop.ECodeForbiddenTarget, "url", "the URL points to a loopback, private, link-local, unspecified or multicast address; set DRIPDROP_ALLOW_PRIVATE_TARGETS=true to allow it")
-
-// ForbiddenAddr reports whether ip is refused as an outbound destination.
-func ForbiddenAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast()
-}
-
 // validateURL checks a webhook URL: http(s), a host, at most 2048 bytes, and
-// (unless private targets are allowed) no literal forbidden address.
+// the outbound-destination rule of SPEC §10 on its host (netguard).
 func (s *Store) validateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -115,15 +104,8 @@ func (s *Store) validateURL(raw string) error {
 	if len(raw) > 2048 {
 		return dripdrop.Errorf(dripdrop.ECodeTooLong, "url", "url is longer than 2048 bytes")
 	}
-	if s.allowPrivate {
-		return nil
-	}
-	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); err == nil && ForbiddenAddr(ip) {
-		return errForbiddenTarget
-	}
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return errForbiddenTarget
+	if err := (netguard.Guard{AllowPrivate: s.allowPrivate}).CheckHost(u.Hostname()); err != nil {
+		return dripdrop.Errorf(dripdrop.ECodeForbiddenTarget, "url", "%v (set DRIPDROP_ALLOW_PRIVATE_TARGETS=true to allow private targets)", err)
 	}
 	return nil
 }

@@ -18,14 +18,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -91,31 +90,11 @@ func New(cfg Config) *Worker {
 	return &Worker{cfg: cfg, client: newClient(cfg.AllowPrivate), wake: make(chan struct{}, 1)}
 }
 
-// errForbiddenTarget refuses a resolved destination (SPEC §10).
-var errForbiddenTarget = errors.New("webhook: destination address is loopback, private, link-local, unspecified or multicast")
-
-// dialControl is the one place the dial-time destination rule is applied:
-// it sees the resolved address, so DNS rebinding cannot bypass the check
-// made when the subscription was created.
-func dialControl(allowPrivate bool) func(network, address string, _ syscall.RawConn) error {
-	return func(_, address string, _ syscall.RawConn) error {
-		if allowPrivate {
-			return nil
-		}
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil || db.ForbiddenAddr(ip) {
-			return errForbiddenTarget
-		}
-		return nil
-	}
-}
-
 func newClient(allowPrivate bool) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: dialControl(allowPrivate)}
+	// The outbound-destination rule is applied again to the resolved
+	// address at dial time (SPEC §10), so DNS rebinding cannot bypass the
+	// check made when the subscription was saved.
+	dialer := netguard.Guard{AllowPrivate: allowPrivate}.Dialer(net.Dialer{Timeout: 10 * time.Second})
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:               nil,

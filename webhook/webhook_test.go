@@ -264,6 +264,7 @@ func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
 		t.Errorf("initech has no subscription but %d outbox rows", n)
 	}
 	// The paused event is in acme's outbox (no_match for its filter).
+	dbtest.WaitOutboxPublished(t, w.url)
 	feed, err := w.store.Feed(context.Background(), "acme", 0, "dripdrop.enrollment.", 10)
 	if err != nil || len(feed) != 1 || feed[0].Name != "dripdrop.enrollment.paused" {
 		t.Fatalf("acme enrollment feed %v, %v", feed, err)
@@ -408,6 +409,7 @@ func TestRedeliverSinceCursor(t *testing.T) {
 	}
 	byID(first)
 	second, _ := strconv.ParseInt(first[1].id, 10, 64)
+	dbtest.WaitOutboxPublished(t, w.url)
 	n, err := w.store.Redeliver(context.Background(), "acme", sub.ID, second, true)
 	if err != nil || n != 2 {
 		t.Fatalf("redeliver since %d: %d, %v", second, n, err)

@@ -22,10 +22,11 @@ SELECT id, name, measurements, metadata, occurred_at FROM telemetry_outbox
 WHERE tenant_key = $1 AND id = $2;
 
 -- name: LeasePendingOutbox :many
+-- Fan-out takes every committed pending event at once: webhooks carry no
+-- order, so they need not wait for older transactions like the feed does.
 SELECT id, name FROM telemetry_outbox
 WHERE tenant_key = @tenant_key AND status = 'pending'
-  AND writer_xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY writer_xid, id
+ORDER BY id
 LIMIT @lim
 FOR UPDATE SKIP LOCKED;
 

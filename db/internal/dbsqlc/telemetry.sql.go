@@ -398,8 +398,7 @@ func (q *Queries) LeaseDeliveries(ctx context.Context, arg LeaseDeliveriesParams
 const leasePendingOutbox = `-- name: LeasePendingOutbox :many
 SELECT id, name FROM telemetry_outbox
 WHERE tenant_key = $1 AND status = 'pending'
-  AND writer_xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY writer_xid, id
+ORDER BY id
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 `
@@ -414,6 +413,8 @@ type LeasePendingOutboxRow struct {
 	Name string
 }
 
+// Fan-out takes every committed pending event at once: webhooks carry no
+// order, so they need not wait for older transactions like the feed does.
 func (q *Queries) LeasePendingOutbox(ctx context.Context, arg LeasePendingOutboxParams) ([]LeasePendingOutboxRow, error) {
 	rows, err := q.db.Query(ctx, leasePendingOutbox, arg.TenantKey, arg.Lim)
 	if err != nil {
