@@ -146,19 +146,19 @@ func (s *Server) redeliver(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var from int64
-	scope := "single"
+	scope, field := "single", "event_id"
 	switch {
 	case in.EventID != nil && in.Since != nil:
 		return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "since", "give event_id or since, not both")
 	case in.EventID != nil:
 		from = *in.EventID
 	case in.Since != nil:
-		from, scope = *in.Since, "since"
+		from, scope, field = *in.Since, "since", "since"
 	default:
 		return dripdrop.Errorf(dripdrop.ECodeRequired, "event_id", "event_id or since is required")
 	}
-	if from < 0 {
-		return dripdrop.Errorf(dripdrop.ECodeOutOfRange, scope, "event ids are positive")
+	if from < 1 {
+		return dripdrop.Errorf(dripdrop.ECodeOutOfRange, field, "event ids are positive")
 	}
 	n, err := s.store.Redeliver(r.Context(), tenantOf(r), id, from, scope == "since")
 	if err != nil {

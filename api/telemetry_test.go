@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,4 +152,21 @@ func TestEventStream(t *testing.T) {
 	if fmt.Sprint(names) != "[dripdrop.enrollment.resumed dripdrop.enrollment.cancelled]" || len(ids) != 2 || ids[0] == fmt.Sprint(first["id"]) {
 		t.Fatalf("stream events %v ids %v (resumed after %v)", names, ids, first["id"])
 	}
+}
+
+// stream reads an event stream for d and returns what arrived.
+func (e *env) stream(path, key string, d time.Duration) resp {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Last-Event-ID", "0")
+	res, err := e.http.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body) // ends with the deadline
+	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
