@@ -89,7 +89,7 @@ func newBenchEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey})
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}

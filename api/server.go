@@ -39,6 +39,9 @@ type Config struct {
 	UnsubscribeKey []byte
 	// OutboxMetrics counts redeliver requests (nil: not counted).
 	OutboxMetrics telemetry.OutboxMetrics
+	// Verify checks an adapter's SMTP settings without sending
+	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
+	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
 }
 
 // Server routes and serves the API.
@@ -111,6 +114,9 @@ func New(cfg Config) *Server {
 		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.store.UpdateAdapter)},
 		{"DELETE", "/v1/adapters/{id}", authTenant, deleteByID(s.store.DeleteAdapter)},
 		{"GET", "/v1/adapters/{id}/capacity", authTenant, byID(s.store.AdapterCapacity)},
+		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
+		{"POST", "/v1/adapters/{id}/health", authTenant, updateByID(s.store.HealthSignal)},
+		{"POST", "/v1/adapters/{id}/verify", authTenant, s.verifyAdapter},
 
 		{"POST", "/v1/pools", authTenant, create(s.store.CreatePool)},
 		{"GET", "/v1/pools", authTenant, listPage(s.store.ListPools)},
@@ -135,6 +141,7 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/enrollments/{id}/pause", authTenant, byID(s.store.PauseEnrollment)},
 		{"POST", "/v1/enrollments/{id}/resume", authTenant, byID(s.store.ResumeEnrollment)},
 		{"POST", "/v1/enrollments/{id}/cancel", authTenant, byID(s.store.CancelEnrollment)},
+		{"POST", "/v1/enrollments/{id}/retry", authTenant, byID(s.store.RetryEnrollment)},
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, updateByID(s.store.RepinEnrollment)},
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
 

@@ -73,6 +73,10 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"POST /v1/enrollments/{id}/repin":                          {"/v1/enrollments/" + b.enrollment + "/repin", map[string]any{"adapter_id": b.adapterB}, false},
 		"POST /v1/suppressions":                                    {"/v1/suppressions", nil, true},
 		"GET /v1/adapters/{id}/capacity":                           {"/v1/adapters/" + b.adapterA + "/capacity", nil, false},
+		"GET /v1/adapters/{id}/health":                             {"/v1/adapters/" + b.adapterA + "/health", nil, false},
+		"POST /v1/adapters/{id}/health":                            {"/v1/adapters/" + b.adapterA + "/health", map[string]any{"health_state": "resting", "source": "x"}, false},
+		"POST /v1/adapters/{id}/verify":                            {"/v1/adapters/" + b.adapterA + "/verify", nil, false},
+		"POST /v1/enrollments/{id}/retry":                          {"/v1/enrollments/" + b.enrollment + "/retry", nil, false},
 		"GET /v1/enrollments/{id}/explain":                         {"/v1/enrollments/" + b.enrollment + "/explain", nil, false},
 		"POST /v1/spintax/preview":                                 {"/v1/spintax/preview", nil, true},
 		"GET /v1/telemetry/catalog":                                {"/v1/telemetry/catalog", nil, true},
@@ -156,6 +160,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/spintax/preview", map[string]any{"template": "{a|b}"}, [2]any{"n", "ten"}, [2]any{"n", 1000}},
 		{"POST", "/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "new@acme.example.com"}}, [2]any{"contact", "x@y.z"}, [2]any{"contact", map[string]any{"email": "new@acme.example.com", "vars": map[string]any{"1bad": "x"}}}},
 		{"POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []any{map[string]any{"email": "new@acme.example.com"}}}, [2]any{"contacts", "all"}, [2]any{"contacts", []any{}}},
+		{"POST", "/v1/adapters/" + f.adapterA + "/health", map[string]any{"source": "x"}, [2]any{"health_score", "high"}, [2]any{"health_score", 2}},
 		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
 		{"POST", "/v1/telemetry/subscriptions", map[string]any{"url": "https://hooks.example.com/x"}, [2]any{"events", "dripdrop."}, [2]any{"url", "http://127.0.0.1/hook"}},
 		{"PATCH", "/v1/telemetry/subscriptions/" + sub, map[string]any{"active": true}, [2]any{"active", "yes"}, [2]any{"events", []any{""}}},
@@ -170,7 +175,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 					found = true
 				}
 			}
-			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel")
+			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel") ||
+				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify")
 			if !found && !bodyless && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
 				t.Errorf("route %s %s has no bad-input case", rt.Method, rt.Path)
 			}

@@ -67,6 +67,7 @@ type SendJob struct {
 	Day               time.Time // adapter-local day whose counters the send reserved
 	MinGapSeconds     int
 	GapJitterSeconds  int
+	AdapterFailures   int // consecutive sender-side failures before this send (reset when it succeeds)
 	Contact           dripdrop.Contact
 	// Templates.
 	Subject, BodyText string
@@ -162,7 +163,14 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 			if sc.AdapterOverrideID != nil {
 				res.Outcome = Failed
 				evs = append(evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
-				return finish("failed", "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term")
+				if err := finish("failed", "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"); err != nil {
+					return err
+				}
+				ev, err := s.pauseStepFailed(ctx, q, tenant, sc.EnrollmentID, "adapter_unavailable")
+				if ev.name != "" {
+					evs = append(evs, ev)
+				}
+				return err
 			}
 			e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
 			if err != nil {
@@ -221,6 +229,7 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 		}
 		job.Day = day
 		job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
+		job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
 		res.Outcome, res.Job = Reserved, job
 		return nil
 	}, &evs)
@@ -427,6 +436,11 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 		if err := s.afterSend(ctx, q, job, now); err != nil {
 			return err
 		}
+		if job.AdapterFailures > 0 {
+			if err := q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
+				return err
+			}
+		}
 		evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
 			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
 			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
@@ -470,8 +484,10 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 
 // MarkFailed records a failed send and releases its reservation. A
 // temporary failure is retried after 30 s × 2^(attempt−1) with the same
-// Message-ID, up to MaxAttempts; a permanent one fails the execution, and a
-// bounce (5.1.x) also suppresses the address and stops the enrollment.
+// Message-ID, up to MaxAttempts; a permanent one fails the execution and
+// pauses the enrollment (step_failed), except a bounce (5.1.x), which
+// suppresses the address, stops the enrollment and runs the sender's health
+// check. Sender-side failures go to AdapterFailed instead.
 func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
 	var evs []event
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
@@ -512,7 +528,12 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
 		evs = append(evs, event{name: "dripdrop.dispatch.failed", metadata: m})
 		if !bounce {
-			return nil
+			// Not the recipient's fault: no dead end (SPEC §2).
+			ev, err := s.pauseStepFailed(ctx, q, job.TenantKey, job.EnrollmentID, errCode)
+			if ev.name != "" {
+				evs = append(evs, ev)
+			}
+			return err
 		}
 		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
 			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
@@ -528,6 +549,12 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if ev.name != "" {
 			evs = append(evs, ev)
 		}
+		if err != nil {
+			return err
+		}
+		// The bounce feeds the sender's health at once (SPEC §5).
+		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
+		evs = append(evs, hevs...)
 		return err
 	}, &evs)
 	if err != nil {

@@ -262,6 +262,14 @@ func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 			em[k] = v
 		}
 		d.emit(ctx, "dripdrop.dispatch.send.exception", map[string]float64{"duration": dur}, em)
+		if se.AdapterFault {
+			// The sender's failure, not the recipient's (SPEC §6.1).
+			d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", tenant, "adapter", job.AdapterID, "execution", id, "reason", se.Reason, "err", se.Error())
+			if ferr := d.store.AdapterFailed(ctx, job, se.Reason, se.Reason == "auth", se.Error()); ferr != nil {
+				d.log.Error("recording an adapter failure", "execution", id, "err", ferr)
+			}
+			return
+		}
 		if ferr := d.store.MarkFailed(ctx, job, se.Temporary, se.Bounce(), se.Code, errorCode(se), se.Error()); ferr != nil {
 			d.log.Error("recording a failure", "execution", id, "err", ferr)
 		}
@@ -282,6 +290,8 @@ func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 
 func errorCode(se *SendError) string {
 	switch {
+	case se.AdapterFault:
+		return "adapter_" + se.Reason
 	case se.Bounce():
 		return "bounced"
 	case se.Code >= 500:

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	PollInterval  time.Duration
 	RescueEvery   time.Duration
 	AllowPrivate  bool
+	HealthEvery   time.Duration
 	// Telemetry subscriptions: retention of delivered events and logs, and
 	// the webhook delivery lease (how soon a killed worker's sends retry).
 	TelemetryRetention time.Duration
@@ -51,6 +53,7 @@ func (c *serveConfig) flags(fs interface {
 	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "fallback poll when no notification arrives")
 	fs.DurationVar(&c.RescueEvery, "rescue-interval", 30*time.Second, "how often the leader rescues sends stuck past their lease")
+	fs.DurationVar(&c.HealthEvery, "health-interval", time.Minute, "how often the leader runs the adapter health rules (thresholds, recovery, probing, graduation)")
 	fs.DurationVar(&c.Lease, "send-lease", 10*time.Minute, "how long a send may stay in flight before it is rescued and retried")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", 2*time.Minute, "deadline of one SMTP conversation (must be shorter than -send-lease)")
 	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
@@ -126,7 +129,8 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		retention = 7 * 24 * time.Hour
 	}
 	leader := &dispatch.Leader{Store: store, Logger: log,
-		Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "telemetry_janitor": "@every 1h"},
+		Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String(),
+			"telemetry_janitor": "@every 1h"},
 		Duties: map[string]func(context.Context) error{"telemetry_janitor": func(ctx context.Context) error {
 			return webhook.Janitor(ctx, store, prom, retention)
 		}},
@@ -137,7 +141,10 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	hooksDone := make(chan struct{})
 	go func() { defer close(hooksDone); hooks.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), OutboxMetrics: prom})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), OutboxMetrics: prom,
+		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c, from, nil, nil)
+		}})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -136,13 +136,6 @@ WHERE e.tenant_key = @tenant_key AND v.pool_id = @pool_id AND e.state IN ('activ
 ORDER BY e.id
 FOR UPDATE OF e;
 
--- name: TransitionHealth :one
-UPDATE adapters SET health_state = @health_state, health_since = @now,
-       healthy_since = CASE WHEN @health_state IN ('active', 'ramping') THEN @now ELSE healthy_since END,
-       resting_until = @resting_until, ramp_started_at = @ramp_started_at, updated_at = @now
-WHERE tenant_key = @tenant_key AND id = @id
-RETURNING *;
-
 -- name: DueRecoveries :many
 SELECT * FROM adapters
 WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL

@@ -195,36 +195,6 @@ func (q *Queries) DeferExecution(ctx context.Context, arg DeferExecutionParams) 
 	return err
 }
 
-const dueRecoveriesAll = `-- name: DueRecoveriesAll :many
-SELECT id FROM adapters
-WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
-`
-
-type DueRecoveriesAllParams struct {
-	TenantKey string
-	Now       time.Time
-}
-
-func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, dueRecoveriesAll, arg.TenantKey, arg.Now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const enrollmentAndNextStep = `-- name: EnrollmentAndNextStep :one
 SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
        n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
@@ -315,7 +285,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -354,6 +324,9 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.RestStreak,
+		&i.AdapterFailures,
+		&i.AuthFailures,
 	)
 	return i, err
 }
@@ -633,7 +606,7 @@ func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) 
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type LockAdapterParams struct {
@@ -672,6 +645,9 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.RestStreak,
+		&i.AdapterFailures,
+		&i.AuthFailures,
 	)
 	return i, err
 }

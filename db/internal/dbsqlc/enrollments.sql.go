@@ -127,7 +127,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -176,6 +176,9 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.RestStreak,
+			&i.AdapterFailures,
+			&i.AuthFailures,
 		); err != nil {
 			return nil, err
 		}
@@ -1133,63 +1136,4 @@ func (q *Queries) SuppressedAmong(ctx context.Context, arg SuppressedAmongParams
 		return nil, err
 	}
 	return items, nil
-}
-
-const transitionHealth = `-- name: TransitionHealth :one
-UPDATE adapters SET health_state = $1, health_since = $2,
-       healthy_since = CASE WHEN $1 IN ('active', 'ramping') THEN $2 ELSE healthy_since END,
-       resting_until = $3, ramp_started_at = $4, updated_at = $2
-WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at
-`
-
-type TransitionHealthParams struct {
-	HealthState   string
-	Now           time.Time
-	RestingUntil  *time.Time
-	RampStartedAt *time.Time
-	TenantKey     string
-	ID            uuid.UUID
-}
-
-func (q *Queries) TransitionHealth(ctx context.Context, arg TransitionHealthParams) (Adapter, error) {
-	row := q.db.QueryRow(ctx, transitionHealth,
-		arg.HealthState,
-		arg.Now,
-		arg.RestingUntil,
-		arg.RampStartedAt,
-		arg.TenantKey,
-		arg.ID,
-	)
-	var i Adapter
-	err := row.Scan(
-		&i.TenantKey,
-		&i.ID,
-		&i.Name,
-		&i.Channel,
-		&i.Provider,
-		&i.FromAddress,
-		&i.FromName,
-		&i.Credentials,
-		&i.Active,
-		&i.Timezone,
-		&i.HealthState,
-		&i.HealthScore,
-		&i.HealthSince,
-		&i.HealthySince,
-		&i.RestingUntil,
-		&i.RestBackoffSeconds,
-		&i.DailyCap,
-		&i.RampFloor,
-		&i.RampIncrement,
-		&i.RampStartedAt,
-		&i.MinGapSeconds,
-		&i.GapJitterSeconds,
-		&i.LastSendAt,
-		&i.NextSendAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.DeletedAt,
-	)
-	return i, err
 }

@@ -40,6 +40,9 @@ type Adapter struct {
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	DeletedAt          *time.Time
+	RestStreak         int
+	AdapterFailures    int
+	AuthFailures       int
 }
 
 type AdapterDailyUsage struct {
