@@ -150,6 +150,7 @@ func (e *env) do(method, path, key string, body any, headers ...string) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkContract(e.t, req, res.StatusCode, res.Header, b)
 	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 
