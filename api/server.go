@@ -48,6 +48,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Clock is the source of "now" (default: the system clock).
 	Clock dripdrop.Clock
+	// OutboxMetrics counts redeliver requests (nil: not counted).
+	OutboxMetrics telemetry.OutboxMetrics
 	// Verify checks an adapter's SMTP settings without sending
 	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
@@ -174,6 +176,14 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/forecast", authTenant, s.forecastRun},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
+		{"GET", "/v1/telemetry/events", authTenant, s.listEvents},
+		{"GET", "/v1/telemetry/stream", authTenant, s.stream},
+		{"POST", "/v1/telemetry/subscriptions", authTenant, create(s.store.CreateSubscription)},
+		{"GET", "/v1/telemetry/subscriptions", authTenant, listPage(s.store.ListSubscriptions)},
+		{"GET", "/v1/telemetry/subscriptions/{id}", authTenant, byID(s.store.GetSubscription)},
+		{"PATCH", "/v1/telemetry/subscriptions/{id}", authTenant, updateByID(s.store.UpdateSubscription)},
+		{"DELETE", "/v1/telemetry/subscriptions/{id}", authTenant, deleteByID(s.store.DeleteSubscription)},
+		{"POST", "/v1/telemetry/subscriptions/{id}/redeliver", authTenant, s.redeliver},
 
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
@@ -242,9 +252,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 				writeProblem(w, r, s.log, dripdrop.Errorf(dripdrop.ECodeInternal, "", "internal error"))
 			}
 		}()
-		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
+		if rt.Path != streamPath { // the event stream lives as long as its client
+			ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		var err error
 		switch rt.auth {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	// Logger receives the notification listener's outage lines (default
 	// slog.Default).
 	Logger *slog.Logger
+	// OutboxMetrics observes the telemetry outbox (default telemetry.NoOp).
+	OutboxMetrics telemetry.OutboxMetrics
+	// AllowPrivateTargets accepts webhook URLs on loopback, private,
+	// link-local, unspecified and multicast addresses (SPEC §10).
+	AllowPrivateTargets bool
 }
 
 // Emitter receives telemetry events.
@@ -71,6 +77,10 @@ type Store struct {
 	clock dripdrop.Clock
 	tel   Emitter
 	log   *slog.Logger
+
+	subs          subCache
+	outboxMetrics telemetry.OutboxMetrics
+	allowPrivate  bool
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -101,7 +111,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log}, nil
+	om := opts.OutboxMetrics
+	if om == nil {
+		om = telemetry.NoOp{}
+	}
+	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
+		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}, nil
 }
 
 // Close releases every connection.
@@ -112,11 +127,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.clock.Now() }
-
-// tx runs fn in a transaction, committing when it returns nil.
-func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
-}
 
 // Page selects a slice of a list ordered by id.
 type Page struct {

@@ -24,6 +24,9 @@ type Leader struct {
 	Logger *slog.Logger
 	// Schedules (robfig/cron specs); defaults in DefaultSchedules.
 	Schedules map[string]string
+	// Duties adds duties run by the leader alongside the built-in ones; each
+	// needs a schedule in Schedules (e.g. "telemetry_janitor": "@every 1h").
+	Duties map[string]func(context.Context) error
 
 	leader atomic.Bool
 }
@@ -57,11 +60,15 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 	c := cron.New()
 	outage := &db.Outage{Logger: l.Logger, Loop: "leader"}
-	for name, fn := range map[string]func(context.Context) error{
+	duties := map[string]func(context.Context) error{
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
-	} {
+	}
+	for name, fn := range l.Duties {
+		duties[name] = fn
+	}
+	for name, fn := range duties {
 		spec := DefaultSchedules[name]
 		if s, ok := l.Schedules[name]; ok {
 			spec = s

@@ -38,6 +38,8 @@ var flagEnv = map[string]string{
 	"allow-private-targets": "DRIPDROP_ALLOW_PRIVATE_TARGETS",
 	"smtp-ports":            "DRIPDROP_SMTP_PORTS",
 	"trusted-proxies":       "DRIPDROP_TRUSTED_PROXIES",
+	"telemetry-retention":   "DRIPDROP_TELEMETRY_RETENTION",
+	"webhook-lease":         "DRIPDROP_WEBHOOK_LEASE",
 }
 
 // annotateEnv appends "(env NAME)" to each flag's usage, so -h shows both.

@@ -25,6 +25,7 @@ import (
 	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/webhook"
 )
 
 // serveConfig is everything `serve` needs.
@@ -46,8 +47,12 @@ type serveConfig struct {
 	Proxies       string
 	HealthEvery   time.Duration
 	Log           logConfig
-	onSent        func(*db.SendJob)
-	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
+	// Telemetry subscriptions: retention of delivered events and logs, and
+	// the webhook delivery lease (how soon a killed worker's sends retry).
+	TelemetryRetention time.Duration
+	WebhookLease       time.Duration
+	onSent             func(*db.SendJob)
+	logOut             io.Writer // set by main: log to it as -log-format/-log-level say
 
 	// Inbound SMTP listener (SPEC §7), off when InboundSMTPAddr is empty.
 	InboundSMTPAddr string
@@ -90,6 +95,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", false, "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses")
 	fs.StringVar(&c.SMTPPorts, "smtp-ports", "", "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525")
 	fs.StringVar(&c.Proxies, "trusted-proxies", "", "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none")
+	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
+	fs.DurationVar(&c.WebhookLease, "webhook-lease", time.Minute, "how long a webhook delivery in flight is held before another worker retries it")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 	c.Log.flags(fs)
 }
@@ -167,7 +174,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, Logger: log})
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
 	if err != nil {
 		return err
 	}
@@ -187,10 +194,22 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{
-		"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String()}}
+	retention := cfg.TelemetryRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	leader := &dispatch.Leader{Store: store, Logger: log,
+		Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String(),
+			"telemetry_janitor": "@every 1h"},
+		Duties: map[string]func(context.Context) error{"telemetry_janitor": func(ctx context.Context) error {
+			return webhook.Janitor(ctx, store, prom, retention)
+		}},
+	}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
+	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); hooks.Run(engineCtx) }()
 
 	inbound, err := startInbound(cfg, store, log)
 	if err != nil {
@@ -200,7 +219,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		defer inbound.Close()
 	}
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies,
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies, OutboxMetrics: prom,
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
 			return dispatch.Verify(ctx, c, from, guard.Dialer(net.Dialer{}), nil)
 		}})
@@ -236,7 +255,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		_ = inbound.Shutdown(sctx)
 	}
 	herr := httpSrv.Shutdown(sctx)
-	for _, done := range []chan struct{}{engineDone, leaderDone} {
+	for _, done := range []chan struct{}{engineDone, leaderDone, hooksDone} {
 		select {
 		case <-done:
 		case <-sctx.Done():
