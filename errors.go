@@ -38,7 +38,10 @@ const (
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
 	ECodePoolExhausted       = "pool_exhausted"
+	ECodeForbiddenTarget     = "forbidden_target"
+	ECodeTooManyAuthFailures = "too_many_auth_failures"
 	ECodeTimeout             = "timeout"
+	ECodeDatabaseUnavailable = "database_unavailable"
 	ECodeUnavailable         = "unavailable"
 	ECodeInternal            = "internal"
 )
@@ -60,7 +63,9 @@ var codeStatus = map[string]int{
 	ECodeConflict:            http.StatusConflict,
 	ECodeInvalidState:        http.StatusConflict,
 	ECodePoolExhausted:       http.StatusConflict,
+	ECodeTooManyAuthFailures: http.StatusTooManyRequests,
 	ECodeTimeout:             http.StatusServiceUnavailable,
+	ECodeDatabaseUnavailable: http.StatusServiceUnavailable,
 	ECodeUnavailable:         http.StatusServiceUnavailable,
 	ECodeInternal:            http.StatusInternalServerError,
 }
@@ -119,7 +124,7 @@ func ErrorCodes() []string {
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
 		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
-		ECodeTimeout, ECodeUnavailable, ECodeInternal,
+		ECodeForbiddenTarget, ECodeTooManyAuthFailures, ECodeTimeout, ECodeDatabaseUnavailable, ECodeUnavailable, ECodeInternal,
 	}
 }
 
@@ -154,7 +159,10 @@ var errorTitles = map[string]string{
 	ECodeInvalidState:        "Action not allowed in the current state",
 	ECodeSuppressed:          "Recipient is suppressed",
 	ECodePoolExhausted:       "No pool member can take the contact",
+	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
+	ECodeTooManyAuthFailures: "Too many failed authentications from this address",
 	ECodeTimeout:             "Request timed out",
+	ECodeDatabaseUnavailable: "Database temporarily unavailable",
 	ECodeUnavailable:         "Service temporarily unavailable",
 	ECodeInternal:            "Internal error",
 }

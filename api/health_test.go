@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 )
 
 func verifySMTP(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
@@ -95,13 +97,14 @@ func TestHealthSignalAndReport(t *testing.T) {
 }
 
 func TestVerifyAdapter(t *testing.T) {
-	e := newEnv(t)
-	key := e.tenant("acme")
 	sink, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
+	// The sink is on loopback, on a free port: allow both, as dev does.
+	e := newEnvConfig(t, func(c *api.Config) { c.Guard = netguard.Guard{AllowPrivate: true, SMTPPorts: []int{sink.Port()}} })
+	key := e.tenant("acme")
 	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "Ada", "provider": "sink", "from_address": "ada@acme.example.com",
 		"credentials": map[string]any{"host": "127.0.0.1", "port": sink.Port(), "tls": "none", "username": "ada", "password": "pw"}})
 	path := "/v1/adapters/" + a["id"].(string) + "/verify"

@@ -75,7 +75,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env { return newBenchEnv(t) }
 
-func newBenchEnv(t testing.TB) *env {
+func newBenchEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
+
+// newEnvConfig is newEnv with a hook to adjust the server's configuration.
+func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	t.Helper()
 	url := dbtest.URL(t)
 	box, err := vault.ParseKey(vault.GenerateKey())
@@ -89,7 +92,11 @@ func newBenchEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP})
+	cfg := api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	srv := api.New(cfg)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}

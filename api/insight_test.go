@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +89,36 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	assertProblem(t, e.do("POST", "/u/"+tok[:len(tok)-3]+"abc", "", nil), 404, "not_found", "")
 	forged := dripdrop.UnsubscribeToken([]byte("some other key of 32 bytes!!!!!!"), "acme", mustParse(t, f.enrollment))
 	assertProblem(t, e.do("POST", "/u/"+forged, "", nil), 404, "not_found", "")
+}
+
+// The /u/ responses carry the security headers, errors included, and the
+// token reveals neither the tenant nor the enrollment.
+func TestUnsubscribePageSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	tok := dripdrop.UnsubscribeToken(testUnsubKey, "acme", mustParse(t, f.enrollment))
+	if strings.Contains(tok, "acme") || strings.Contains(tok, f.enrollment) {
+		t.Fatalf("token %s reveals its content", tok)
+	}
+	for _, r := range []resp{e.do("GET", "/u/"+tok, "", nil), e.do("GET", "/u/nonsense", "", nil), e.do("POST", "/u/nonsense", "", nil), e.do("POST", "/u/"+tok, "", nil)} {
+		csp := r.header.Get("Content-Security-Policy")
+		if !strings.HasPrefix(csp, "default-src 'none'") || r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("status %d: CSP %q, X-Frame-Options %q, Cache-Control %q", r.status, csp, r.header.Get("X-Frame-Options"), r.header.Get("Cache-Control"))
+		}
+	}
+}
+
+// Links minted before tokens became opaque (base64url(tenant|id) "." MAC)
+// keep working.
+func TestLegacyUnsubscribeLink(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	payload := "acme|" + f.enrollment
+	m := hmac.New(sha256.New, testUnsubKey)
+	m.Write([]byte("unsubscribe/v1|" + payload))
+	old := base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	e.must(200, "POST", "/u/"+old, "", nil)
+	if en := e.must(200, "GET", "/v1/enrollments/"+f.enrollment, f.key, nil); en["stop_reason"] != "unsubscribed" {
+		t.Fatalf("legacy link did not unsubscribe: %v", en)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
 )
 
 // Body limits (SPEC §10).
@@ -21,6 +22,9 @@ const (
 	maxBody      = 1 << 20  // 1 MiB for ordinary requests
 	maxBatchBody = 32 << 20 // batch imports
 )
+
+// databaseRetryAfter is the Retry-After (seconds) of database_unavailable.
+const databaseRetryAfter = 5
 
 // problem is an RFC 9457 problem document with dripdrop's stable code and
 // the offending field.
@@ -36,7 +40,11 @@ type problem struct {
 func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var e *dripdrop.Error
 	if !errors.As(err, &e) {
-		if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		if db.Unavailable(err) {
+			// An outage is not the client's fault and not a bug: tell the
+			// client when to come back (SPEC §10).
+			e = dripdrop.Errorf(dripdrop.ECodeDatabaseUnavailable, "", "the database is unavailable; retry shortly")
+		} else if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 			e = dripdrop.Errorf(dripdrop.ECodeTimeout, "", "the request took too long")
 		} else {
 			if log != nil {
@@ -59,6 +67,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
+	if e.Code == dripdrop.ECodeDatabaseUnavailable {
+		h.Set("Retry-After", strconv.Itoa(databaseRetryAfter))
+	}
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="dripdrop"`)
 	}

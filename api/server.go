@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/dripdrop/dripdrop/api/ui"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -45,6 +47,16 @@ type Config struct {
 	// SecureCookies marks dashboard cookies Secure behind a TLS-terminating
 	// proxy (they are Secure anyway on TLS requests).
 	SecureCookies bool
+	// Guard validates adapter SMTP hosts and ports on create and patch
+	// (SPEC §10); the zero value refuses private targets.
+	Guard netguard.Guard
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (for failed-authentication limiting); empty trusts none.
+	TrustedProxies []netip.Prefix
+	// Clock is the source of "now" (default: the system clock).
+	Clock dripdrop.Clock
+	// OutboxMetrics counts redeliver requests (nil: not counted).
+	OutboxMetrics telemetry.OutboxMetrics
 	// Verify checks an adapter's SMTP settings without sending
 	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
@@ -61,6 +73,7 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	timeout time.Duration
+	authLim *authLimiter
 	metrics *httpMetrics
 }
 
@@ -100,6 +113,10 @@ func New(cfg Config) *Server {
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = dripdrop.SystemClock{}
+	}
+	s.authLim = newAuthLimiter(cfg.Clock)
 	gatherer := cfg.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -119,10 +136,10 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant_key}/keys", authAdmin, s.createKey},
 		{"DELETE", "/v1/tenants/{tenant_key}/keys/{id}", authAdmin, s.revokeKey},
 
-		{"POST", "/v1/adapters", authTenant, create(s.store.CreateAdapter)},
+		{"POST", "/v1/adapters", authTenant, create(s.createAdapter)},
 		{"GET", "/v1/adapters", authTenant, listPage(s.store.ListAdapters)},
 		{"GET", "/v1/adapters/{id}", authTenant, byID(s.store.GetAdapter)},
-		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.store.UpdateAdapter)},
+		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.updateAdapter)},
 		{"DELETE", "/v1/adapters/{id}", authTenant, deleteByID(s.store.DeleteAdapter)},
 		{"GET", "/v1/adapters/{id}/capacity", authTenant, byID(s.store.AdapterCapacity)},
 		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
@@ -166,6 +183,14 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/forecast", authTenant, s.forecastRun},
 
 		{"GET", "/v1/telemetry/catalog", authTenant, telemetryCatalog},
+		{"GET", "/v1/telemetry/events", authTenant, s.listEvents},
+		{"GET", "/v1/telemetry/stream", authTenant, s.stream},
+		{"POST", "/v1/telemetry/subscriptions", authTenant, create(s.store.CreateSubscription)},
+		{"GET", "/v1/telemetry/subscriptions", authTenant, listPage(s.store.ListSubscriptions)},
+		{"GET", "/v1/telemetry/subscriptions/{id}", authTenant, byID(s.store.GetSubscription)},
+		{"PATCH", "/v1/telemetry/subscriptions/{id}", authTenant, updateByID(s.store.UpdateSubscription)},
+		{"DELETE", "/v1/telemetry/subscriptions/{id}", authTenant, deleteByID(s.store.DeleteSubscription)},
+		{"POST", "/v1/telemetry/subscriptions/{id}/redeliver", authTenant, s.redeliver},
 
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
@@ -181,7 +206,20 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
-	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify})
+	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+		// A failed dashboard sign-in counts against the same per-address
+		// limit as a failed API authentication (SPEC §10).
+		AuthFailed: func(r *http.Request) (bool, time.Duration) {
+			return s.authLim.fail(clientAddr(r, s.cfg.TrustedProxies))
+		},
+		// The live feed is GET /v1/telemetry/stream for the session's tenant.
+		Stream: func(w http.ResponseWriter, r *http.Request, tenant string) {
+			r = r.WithContext(context.WithValue(r.Context(), tenantCtxKey, tenant))
+			if err := s.stream(w, r); err != nil {
+				writeProblem(w, r, s.log, err)
+			}
+		},
+	})
 	s.mux.Handle("/ui/", dash)
 	s.mux.Handle("/ui", dash)
 	return s
@@ -237,9 +275,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 				writeProblem(w, r, s.log, dripdrop.Errorf(dripdrop.ECodeInternal, "", "internal error"))
 			}
 		}()
-		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
+		if rt.Path != streamPath { // the event stream lives as long as its client
+			ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		var err error
 		switch rt.auth {
@@ -251,6 +291,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		default:
 			err = rt.h(w, r)
+		}
+		if err != nil && rt.auth != authNone && dripdrop.ErrorCode(err) == dripdrop.ECodeUnauthorized {
+			if over, wait := s.authLim.fail(clientAddr(r, s.cfg.TrustedProxies)); over {
+				secs := int((wait + time.Second - 1) / time.Second)
+				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+				err = dripdrop.Errorf(dripdrop.ECodeTooManyAuthFailures, "", "too many failed authentications from this address; retry in %d s", max(secs, 1))
+			}
 		}
 		if err != nil {
 			writeProblem(w, r, s.log, err)
@@ -365,7 +412,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "database unavailable")
+		return dripdrop.Errorf(dripdrop.ECodeDatabaseUnavailable, "", "the database is unavailable; retry shortly")
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -460,8 +507,20 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, newList(out, nil))
 }
 
-// unsubscribe is the RFC 8058 one-click endpoint: a signed token, no login.
+// unsubscribeHeaders lock the /u/ pages down (SPEC §10): no scripts, styles
+// or frames, no caching of a page whose URL is a credential, and no Referer
+// carrying the token anywhere.
+func unsubscribeHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// unsubscribe is the RFC 8058 one-click endpoint: an opaque token, no login.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	tenant, id, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token"))
 	if err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
@@ -475,6 +534,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 // unsubscribePage lets a person confirm in a browser (mail clients that do
 // not support one-click open the link).
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) error {
+	unsubscribeHeaders(w)
 	if _, _, err := dripdrop.ParseUnsubscribeToken(s.cfg.UnsubscribeKey, r.PathValue("token")); err != nil || len(s.cfg.UnsubscribeKey) == 0 {
 		return dripdrop.NotFound("unsubscribe link")
 	}

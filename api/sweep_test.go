@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db/dbtest"
@@ -19,11 +20,16 @@ func TestTenantIsolationSweep(t *testing.T) {
 	a := e.fixture("tenant-a")
 	b := e.fixture("tenant-b")
 	e.must(201, "POST", "/v1/suppressions", b.key, map[string]any{"email": "only-b@example.com"})
+	bSub := e.must(201, "POST", "/v1/telemetry/subscriptions", b.key, map[string]any{"url": "https://hooks.example.com/b"})["id"].(string)
+	e.must(200, "POST", "/v1/enrollments/"+b.enrollment+"/pause", b.key, nil) // an event in B's feed
+	dbtest.WaitOutboxPublished(t, e.dbURL)
+	bEvent := e.must(200, "GET", "/v1/telemetry/events", b.key, nil)["data"].([]any)[0].(map[string]any)["id"]
 
 	bSnapshot := func() []byte {
 		var buf bytes.Buffer
 		for _, p := range []string{"/v1/adapters", "/v1/pools", "/v1/sequences", "/v1/suppressions",
-			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq, "/v1/enrollments/" + b.enrollment} {
+			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq, "/v1/enrollments/" + b.enrollment,
+			"/v1/telemetry/subscriptions/" + bSub, "/v1/telemetry/events"} {
 			buf.Write(e.do("GET", p, b.key, nil).body)
 		}
 		return buf.Bytes()
@@ -84,9 +90,17 @@ func TestTenantIsolationSweep(t *testing.T) {
 			"received_at": "2026-11-24T10:00:00Z", "adapter_id": b.adapterA}, false},
 		// Raw messages are message/rfc822; their isolation (B's adapter_id,
 		// B's Message-IDs) is covered in inbound_test.go.
-		"POST /v1/inbound/raw": {"/v1/inbound/raw", nil, true},
+		"POST /v1/inbound/raw":                            {"/v1/inbound/raw", nil, true},
+		"GET /v1/telemetry/events":                        {"/v1/telemetry/events", nil, true},
+		"GET /v1/telemetry/stream":                        {"/v1/telemetry/stream", nil, true},
+		"POST /v1/telemetry/subscriptions":                {"/v1/telemetry/subscriptions", nil, true},
+		"GET /v1/telemetry/subscriptions":                 {"/v1/telemetry/subscriptions", nil, true},
+		"GET /v1/telemetry/subscriptions/{id}":            {"/v1/telemetry/subscriptions/" + bSub, nil, false},
+		"PATCH /v1/telemetry/subscriptions/{id}":          {"/v1/telemetry/subscriptions/" + bSub, map[string]any{"active": false}, false},
+		"DELETE /v1/telemetry/subscriptions/{id}":         {"/v1/telemetry/subscriptions/" + bSub, nil, false},
+		"POST /v1/telemetry/subscriptions/{id}/redeliver": {"/v1/telemetry/subscriptions/" + bSub + "/redeliver", map[string]any{"event_id": bEvent}, false},
 	}
-	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com"}
+	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com", bSub}
 	for _, rt := range e.server.Routes() {
 		if !strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/v1/tenants") {
 			continue
@@ -101,7 +115,12 @@ func TestTenantIsolationSweep(t *testing.T) {
 			if rt.Method != "GET" {
 				continue // creates without references to B's ids cannot reach B
 			}
-			r := e.do("GET", c.path, a.key, nil)
+			var r resp
+			if rt.Path == "/v1/telemetry/stream" { // endless: read what A's stream sends in 2 s
+				r = e.stream(c.path, a.key, 2*time.Second)
+			} else {
+				r = e.do("GET", c.path, a.key, nil)
+			}
 			for _, id := range bIDs {
 				if bytes.Contains(r.body, []byte(id)) {
 					t.Errorf("%s with A's key shows B's %s", name, id)
@@ -128,6 +147,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	f := e.fixture("acme")
+	sub := e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/a"})["id"].(string)
 	step := map[string]any{"subject": "Hi", "body_text": "Body"}
 	type route struct {
 		method, path string
@@ -153,6 +173,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/adapters/" + f.adapterA + "/health", map[string]any{"source": "x"}, [2]any{"health_score", "high"}, [2]any{"health_score", 2}},
 		{"PATCH", "/v1/enrollments/" + f.enrollment, map[string]any{"first_name": "Ada"}, [2]any{"first_name", 5}, [2]any{"timezone", "Mars/Olympus"}},
 		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
+		{"POST", "/v1/telemetry/subscriptions", map[string]any{"url": "https://hooks.example.com/x"}, [2]any{"events", "dripdrop."}, [2]any{"url", "http://127.0.0.1/hook"}},
+		{"PATCH", "/v1/telemetry/subscriptions/" + sub, map[string]any{"active": true}, [2]any{"active", "yes"}, [2]any{"events", []any{""}}},
+		{"POST", "/v1/telemetry/subscriptions/" + sub + "/redeliver", map[string]any{"event_id": 1}, [2]any{"event_id", "one"}, [2]any{"event_id", -1}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
 		{"POST", "/v1/inbound", map[string]any{"message_id": "<x@y.example>", "from": "a@y.example", "received_at": "2026-11-24T10:00:00Z"}, [2]any{"references", 42}, [2]any{"intent", "angry"}},
 	}

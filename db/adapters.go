@@ -152,7 +152,7 @@ func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			}
 		}
 		return s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(pinned)})
-	})
+	}, &evs)
 	if err != nil {
 		return mapErr(err, "adapter")
 	}

@@ -227,6 +227,6 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			}
 		}
 		return p.saveCounters(ctx, q, tenant, ref.versionID)
-	})
+	}, &evs)
 	return evs, err
 }

@@ -232,7 +232,7 @@ func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease 
 		job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
 		res.Outcome, res.Job = Reserved, job
 		return nil
-	})
+	}, &evs)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -474,7 +474,7 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 			return nil // the poll finds it when it is due
 		}
 		return q.NotifyWork(ctx, job.TenantKey)
-	})
+	}, &evs)
 	if err != nil {
 		return false, err
 	}
@@ -556,7 +556,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
 		evs = append(evs, hevs...)
 		return err
-	})
+	}, &evs)
 	if err != nil {
 		return err
 	}
@@ -638,7 +638,7 @@ func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.
 		evs = append(evs, ev)
 		return q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: "unsubscribed",
 			EnrollmentID: &e.ID, SequenceVersionID: &e.SequenceVersionID, Reason: &source, Data: []byte("{}"), OccurredAt: now})
-	})
+	}, &evs)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (s *Store) enrollmentOp(ctx context.Context, tenant string, id uuid.UUID, f
 		}
 		evs, err = fn(q, e)
 		return err
-	})
+	}, &evs)
 	if err != nil {
 		return dripdrop.Enrollment{}, mapErr(err, "enrollment")
 	}

@@ -319,6 +319,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	var row dbsqlc.Enrollment
 	var exhausted *event
 	var duplicate bool
+	var evs []event
 	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
 		now := s.clock.Now()
 		p, err := s.lockPicker(ctx, q, tenant, ref, now)
@@ -356,8 +357,9 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		if err := q.NotifyWork(ctx, tenant); err != nil {
 			return err
 		}
+		evs = []event{pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID)}
 		return p.saveCounters(ctx, q, tenant, ref.versionID)
-	})
+	}, &evs)
 	if exhausted != nil {
 		s.emit(ctx, *exhausted)
 	}
@@ -371,7 +373,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	if err != nil {
 		return dripdrop.Enrollment{}, false, mapErr(err, "enrollment")
 	}
-	s.emit(ctx, pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID))
+	s.emit(ctx, evs...)
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), ref.seqKey)
 	return e, true, err
 }

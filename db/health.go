@@ -213,7 +213,7 @@ func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uui
 			evs = append(evs, ev)
 		}
 		return nil
-	})
+	}, &evs)
 	if err != nil {
 		return 0, err
 	}

@@ -14,13 +14,24 @@ const WorkChannel = "dripdrop_work"
 // Listen delivers WorkChannel notifications to fn until ctx ends,
 // reconnecting with backoff when the connection drops.
 func (s *Store) Listen(ctx context.Context, fn func(tenant string)) {
+	s.listen(ctx, WorkChannel, fn)
+}
+
+// ListenOutbox delivers OutboxChannel notifications (new outbox rows; the
+// payload is the tenant key) to fn until ctx ends.
+func (s *Store) ListenOutbox(ctx context.Context, fn func(tenant string)) {
+	s.listen(ctx, OutboxChannel, fn)
+}
+
+func (s *Store) listen(ctx context.Context, channel string, fn func(tenant string)) {
 	backoff := 100 * time.Millisecond
+	outage := &Outage{Logger: s.log, Loop: "listener"}
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, fn, func() { backoff = 100 * time.Millisecond })
+		err := s.listenOnce(ctx, channel, fn, func() { backoff = 100 * time.Millisecond; outage.Note(nil) })
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err
+		outage.Note(err) // other errors: reconnect quietly, as before
 		select {
 		case <-ctx.Done():
 			return
@@ -30,13 +41,13 @@ func (s *Store) Listen(ctx context.Context, fn func(tenant string)) {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(string), connected func()) error {
+func (s *Store) listenOnce(ctx context.Context, channel string, fn func(string), connected func()) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{WorkChannel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	connected()

@@ -177,7 +177,7 @@ func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, for
 			return err
 		}
 		return s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(live)})
-	})
+	}, &evs)
 	if err != nil {
 		return mapErr(err, "pool")
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -31,6 +33,14 @@ type Options struct {
 	// Telemetry receives catalog events after the change they report has
 	// committed (a *telemetry.Bus; nil drops them).
 	Telemetry Emitter
+	// Logger receives the notification listener's outage lines (default
+	// slog.Default).
+	Logger *slog.Logger
+	// OutboxMetrics observes the telemetry outbox (default telemetry.NoOp).
+	OutboxMetrics telemetry.OutboxMetrics
+	// AllowPrivateTargets accepts webhook URLs on loopback, private,
+	// link-local, unspecified and multicast addresses (SPEC §10).
+	AllowPrivateTargets bool
 }
 
 // Emitter receives telemetry events.
@@ -66,6 +76,11 @@ type Store struct {
 	vault *vault.Box
 	clock dripdrop.Clock
 	tel   Emitter
+	log   *slog.Logger
+
+	subs          subCache
+	outboxMetrics telemetry.OutboxMetrics
+	allowPrivate  bool
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -92,7 +107,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if clock == nil {
 		clock = dripdrop.SystemClock{}
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	om := opts.OutboxMetrics
+	if om == nil {
+		om = telemetry.NoOp{}
+	}
+	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
+		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}, nil
 }
 
 // Close releases every connection.
@@ -103,11 +127,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.clock.Now() }
-
-// tx runs fn in a transaction, committing when it returns nil.
-func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
-}
 
 // Page selects a slice of a list ordered by id.
 type Page struct {

@@ -107,7 +107,7 @@ func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.S
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,6 +113,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	outage := &db.Outage{Logger: d.log, Loop: "dispatcher"}
 	for {
 		byNotify := false
 		select {
@@ -125,7 +126,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		notified := d.notified.Swap(false) || byNotify
 		n, fresh, err := d.tick(ctx)
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && outage.Note(err) {
 			d.log.Error("dispatch tick failed", "err", err)
 		}
 		if fresh > 0 && !notified {

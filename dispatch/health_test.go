@@ -256,7 +256,7 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 	}
 	w.sink.SetAuth(func(string, string) error { return smtpsink.AuthFailed })
 	var err error
-	if w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second}); err != nil {
+	if w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	var ens []dripdrop.Enrollment

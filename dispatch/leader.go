@@ -24,6 +24,9 @@ type Leader struct {
 	Logger *slog.Logger
 	// Schedules (robfig/cron specs); defaults in DefaultSchedules.
 	Schedules map[string]string
+	// Duties adds duties run by the leader alongside the built-in ones; each
+	// needs a schedule in Schedules (e.g. "telemetry_janitor": "@every 1h").
+	Duties map[string]func(context.Context) error
 
 	leader atomic.Bool
 }
@@ -56,11 +59,16 @@ func (l *Leader) Run(ctx context.Context) {
 		l.Logger = slog.Default()
 	}
 	c := cron.New()
-	for name, fn := range map[string]func(context.Context) error{
+	outage := &db.Outage{Logger: l.Logger, Loop: "leader"}
+	duties := map[string]func(context.Context) error{
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
-	} {
+	}
+	for name, fn := range l.Duties {
+		duties[name] = fn
+	}
+	for name, fn := range duties {
 		spec := DefaultSchedules[name]
 		if s, ok := l.Schedules[name]; ok {
 			spec = s
@@ -69,7 +77,7 @@ func (l *Leader) Run(ctx context.Context) {
 			if !l.IsLeader() {
 				return
 			}
-			if err := fn(ctx); err != nil && ctx.Err() == nil {
+			if err := fn(ctx); ctx.Err() == nil && outage.Note(err) {
 				l.Logger.Error("leader duty failed", "duty", name, "err", err)
 			}
 		}); err != nil {
@@ -87,7 +95,7 @@ func (l *Leader) Run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		ok, err := l.Store.TryLeadership(ctx, leaseName, l.Holder, l.TTL)
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && outage.Note(err) {
 			l.Logger.Warn("leadership check failed", "err", err)
 		}
 		if was := l.leader.Swap(ok && err == nil); was != (ok && err == nil) {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 )
 
 // Delivery is one message to hand to an adapter.
@@ -115,6 +116,9 @@ type SMTPTransport struct {
 	MaxIdle int
 	// TLSConfig is cloned for STARTTLS/implicit TLS (ServerName is set per host).
 	TLSConfig *tls.Config
+	// Guard refuses private and internal destinations at dial time, after DNS
+	// (SPEC §10); the zero value refuses them, AllowPrivate permits them.
+	Guard netguard.Guard
 
 	mu   sync.Mutex
 	idle map[uuid.UUID][]*pooled
@@ -169,7 +173,7 @@ func (t *SMTPTransport) Send(ctx context.Context, d Delivery) (string, error) {
 func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*pooled, error) {
 	cr := d.Credentials
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
-	var dialer net.Dialer
+	dialer := t.Guard.Dialer(net.Dialer{})
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: "connection"}

@@ -32,7 +32,7 @@ func delivery(s *smtpsink.Sink, to string) Delivery {
 
 func TestSMTPTransportDeliversAndPools(t *testing.T) {
 	s := startSink(t)
-	tr := NewSMTPTransport()
+	tr := loopbackTransport()
 	defer tr.Close()
 	d := delivery(s, "bob@example.com")
 	for i := 0; i < 3; i++ {
@@ -51,7 +51,7 @@ func TestSMTPTransportDeliversAndPools(t *testing.T) {
 
 func TestSMTPTransportClassifiesReplies(t *testing.T) {
 	s := startSink(t)
-	tr := NewSMTPTransport()
+	tr := loopbackTransport()
 	defer tr.Close()
 	s.SetFaults(func(rcpt string, attempt int) smtpsink.Fault {
 		switch rcpt {

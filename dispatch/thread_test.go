@@ -148,7 +148,7 @@ func TestSuppressedAtSendTime(t *testing.T) {
 func TestListUnsubscribeHeaders(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	key := []byte("k")
-	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: key})
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

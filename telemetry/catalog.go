@@ -196,6 +196,9 @@ var catalog = []Spec{
 		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "last step sent"},
 	{Name: "dripdrop.enrollment.stopped", Kind: Counter, Measurements: count, Extension: true,
 		Metadata: []string{"enrollment_id", "tenant_key", "reason"}, Labels: []string{"reason"}, Description: "enrollment stopped (replied, bounced, complained, unsubscribed, suppressed)"},
+	{Name: "dripdrop.telemetry.subscription_disabled", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"subscription_id", "tenant_key", "reason"}, Labels: []string{"reason"},
+		Description: "webhook subscription disabled (reason gone: the receiver answered 410; failing: 5 days of failed deliveries)"},
 }
 
 // index maps an event name to its position in catalog.

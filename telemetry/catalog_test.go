@@ -111,6 +111,7 @@ func TestExtensions(t *testing.T) {
 		{"dripdrop.enrollment.cancelled", Counter, count, enrollMeta},
 		{"dripdrop.enrollment.completed", Counter, count, enrollMeta},
 		{"dripdrop.enrollment.stopped", Counter, count, enrollMeta},
+		{"dripdrop.telemetry.subscription_disabled", Counter, count, []string{"subscription_id", "tenant_key", "reason"}},
 	}
 	ext := 0
 	for _, s := range Catalog() {

@@ -191,8 +191,10 @@ func contains(t *testing.T, page, text string, wants ...string) {
 // screenshots each page, rests and resumes an adapter, and checks that
 // another tenant's ids answer 404 — with no console errors throughout.
 func TestDashboardInBrowser(t *testing.T) {
-	b := newBrowser(t)
+	// The world first: cleanups run last-in first-out, so the browser (and
+	// its open event stream) ends before the server waits for its requests.
 	w := newWorld(t)
+	b := newBrowser(t)
 	dir := artifacts(t)
 	base := w.srv.URL
 	s := w.acme

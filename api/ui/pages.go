@@ -15,6 +15,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/health"
+	"github.com/dripdrop/dripdrop/telemetry"
 )
 
 var randRead = rand.Read
@@ -101,15 +102,16 @@ func (h *Handler) adapterRows(r *http.Request, tenant string) ([]adapterRow, err
 }
 
 type overviewData struct {
-	Adapters  []adapterRow
-	Sent      int  // all adapters
-	CapSent   int  // adapters with a cap
-	Cap       *int // sum of today's effective caps (nil: no capped adapter)
-	Uncapped  int
-	ByState   map[string]int
-	Today     db.TenantDay
-	Deferrals []kv
-	FeedAfter int64 // the live feed starts after this event id
+	Adapters   []adapterRow
+	Sent       int  // all adapters
+	CapSent    int  // adapters with a cap
+	Cap        *int // sum of today's effective caps (nil: no capped adapter)
+	Uncapped   int
+	ByState    map[string]int
+	Today      db.TenantDay
+	Deferrals  []kv
+	FeedAfter  int64  // the live feed starts after this event id
+	EventNames string // the catalog's event names, space-separated
 }
 
 type kv struct {
@@ -159,6 +161,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) (str
 		return "", err
 	}
 	d.FeedAfter = max(latest-feedBacklog, 0)
+	d.EventNames = strings.Join(telemetry.Events(), " ")
 	p.Title, p.Nav, p.Data = "Overview", "overview", d
 	return "overview", nil
 }

@@ -12,10 +12,12 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
@@ -44,6 +46,10 @@ type Config struct {
 	// Stream serves a tenant's telemetry events as Server-Sent Events (the
 	// API's GET /v1/telemetry/stream); nil: the live feed is off.
 	Stream func(w http.ResponseWriter, r *http.Request, tenant string)
+	// AuthFailed records a failed sign-in from the request's client and
+	// reports whether that client is over the failed-authentication limit,
+	// and for how long (nil: no limit).
+	AuthFailed func(r *http.Request) (limited bool, retryAfter time.Duration)
 }
 
 // Handler serves /ui/.
@@ -213,6 +219,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		p.Error = "That API key was not accepted."
 		if status >= 500 {
 			p.Error = "The database is unavailable; try again shortly."
+		} else if h.cfg.AuthFailed != nil {
+			if limited, wait := h.cfg.AuthFailed(r); limited {
+				secs := max(int((wait+time.Second-1)/time.Second), 1)
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				status, p.Error = http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from this address; try again in %d s.", secs)
+			}
 		}
 		h.render(w, status, "login", p)
 		return

@@ -169,3 +169,35 @@ func TestRestResumeAreHealthSignals(t *testing.T) {
 		t.Fatalf("verify: %d\n%s", p.status, p.body)
 	}
 }
+
+func TestSignInFailuresAreLimited(t *testing.T) {
+	w := newWorld(t)
+	c := w.client()
+	for i := 1; i <= 20; i++ {
+		if p := c.login("dd_wrong.key"); p.status != http.StatusUnauthorized {
+			t.Fatalf("failed sign-in %d: %d, want 401", i, p.status)
+		}
+	}
+	p := c.login("dd_wrong.key")
+	if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" || !strings.Contains(p.body, "Too many failed sign-ins") {
+		t.Fatalf("21st failed sign-in: %d Retry-After %q", p.status, p.header.Get("Retry-After"))
+	}
+	// The limit is shared with the API's bearer authentication.
+	req, _ := http.NewRequest("GET", w.srv.URL+"/v1/adapters", nil)
+	req.Header.Set("Authorization", "Bearer dd_wrong.key")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("API after the dashboard's failures: %d, want 429", res.StatusCode)
+	}
+}
+
+func TestFeedNeedsASession(t *testing.T) {
+	w := newWorld(t)
+	if p := w.client().get("/ui/feed"); p.status != http.StatusUnauthorized {
+		t.Fatalf("feed without a session: %d, want 401", p.status)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.AllowPrivate = true // local receivers (SPEC §10: dev allows private targets)
 	if log, err = cfg.logger(log); err != nil {
 		return err
 	}
@@ -95,6 +97,17 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	}
 	defer sink.Close()
 	log.Info("SMTP sink listening", "addr", sink.Addr())
+	// The sink is on loopback, maybe on a free port: dev lets adapters reach it.
+	cfg.AllowPrivate = true
+	if g, err := cfg.guard(); err != nil {
+		return err
+	} else if g.CheckSMTPPort(sink.Port()) != nil {
+		var ports []string
+		for _, p := range append(g.Ports(), sink.Port()) {
+			ports = append(ports, strconv.Itoa(p))
+		}
+		cfg.SMTPPorts = strings.Join(ports, ",")
+	}
 
 	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box})
 	if err != nil {

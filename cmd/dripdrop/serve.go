@@ -22,8 +22,10 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/ingest/smtpd"
+	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/webhook"
 )
 
 // serveConfig is everything `serve` needs.
@@ -40,10 +42,17 @@ type serveConfig struct {
 	SendTimeout   time.Duration
 	PollInterval  time.Duration
 	RescueEvery   time.Duration
+	AllowPrivate  bool
+	SMTPPorts     string
+	Proxies       string
 	HealthEvery   time.Duration
 	Log           logConfig
-	onSent        func(*db.SendJob)
-	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
+	// Telemetry subscriptions: retention of delivered events and logs, and
+	// the webhook delivery lease (how soon a killed worker's sends retry).
+	TelemetryRetention time.Duration
+	WebhookLease       time.Duration
+	onSent             func(*db.SendJob)
+	logOut             io.Writer // set by main: log to it as -log-format/-log-level say
 
 	// Inbound SMTP listener (SPEC §7), off when InboundSMTPAddr is empty.
 	InboundSMTPAddr string
@@ -51,6 +60,20 @@ type serveConfig struct {
 	InboundSMTPKey  string
 	inboundFallback bool              // dev: a busy address falls back to a free port
 	inboundReady    func(addr string) // called with the bound listener address
+}
+
+// guard is the outbound-destination policy of -allow-private-targets and
+// -smtp-ports.
+func (c *serveConfig) guard() (netguard.Guard, error) {
+	g := netguard.Guard{AllowPrivate: c.AllowPrivate}
+	if strings.TrimSpace(c.SMTPPorts) != "" {
+		ports, err := netguard.ParsePorts(c.SMTPPorts)
+		if err != nil {
+			return g, fmt.Errorf("-smtp-ports (%s): %w", netguard.EnvSMTPPorts, err)
+		}
+		g.SMTPPorts = ports
+	}
+	return g, nil
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -69,6 +92,11 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InboundSMTPAddr, "inbound-smtp", "", "listen address of the inbound SMTP listener for replies and bounces; empty = off")
 	fs.StringVar(&c.InboundSMTPCert, "inbound-smtp-cert", "", "PEM certificate file enabling STARTTLS on the inbound listener")
 	fs.StringVar(&c.InboundSMTPKey, "inbound-smtp-key", "", "PEM key file of -inbound-smtp-cert")
+	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", false, "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses")
+	fs.StringVar(&c.SMTPPorts, "smtp-ports", "", "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525")
+	fs.StringVar(&c.Proxies, "trusted-proxies", "", "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none")
+	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
+	fs.DurationVar(&c.WebhookLease, "webhook-lease", time.Minute, "how long a webhook delivery in flight is held before another worker retries it")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 	c.Log.flags(fs)
 }
@@ -132,7 +160,21 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		}
 	}
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus})
+	guard, err := cfg.guard()
+	if err != nil {
+		return err
+	}
+	proxies, err := api.ParseTrustedProxies(cfg.Proxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies (DRIPDROP_TRUSTED_PROXIES): %w", err)
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 32 {
+		log.Warn("the admin token is shorter than 32 characters; use a long random one (openssl rand -base64 32)")
+	}
+	transport := dispatch.NewSMTPTransport()
+	transport.Guard = guard
+
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
 	if err != nil {
 		return err
 	}
@@ -142,7 +184,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	}
 
 	disp, err := dispatch.New(dispatch.Config{
-		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
+		Store: store, Transport: transport, Telemetry: bus, Metrics: prom, Logger: log,
 		Workers: cfg.Workers, Lease: cfg.Lease, PollInterval: cfg.PollInterval, SendTimeout: cfg.SendTimeout, PublicBaseURL: cfg.PublicBaseURL, UnsubscribeKey: box.DeriveKey("unsubscribe"), OnSent: cfg.onSent,
 	})
 	if err != nil {
@@ -152,10 +194,22 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{
-		"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String()}}
+	retention := cfg.TelemetryRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	leader := &dispatch.Leader{Store: store, Logger: log,
+		Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String(),
+			"telemetry_janitor": "@every 1h"},
+		Duties: map[string]func(context.Context) error{"telemetry_janitor": func(ctx context.Context) error {
+			return webhook.Janitor(ctx, store, prom, retention)
+		}},
+	}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
+	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); hooks.Run(engineCtx) }()
 
 	inbound, err := startInbound(cfg, store, log)
 	if err != nil {
@@ -165,10 +219,10 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		defer inbound.Close()
 	}
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"),
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies, OutboxMetrics: prom,
 		DashboardKey: box.DeriveKey("dashboard-session"), SecureCookies: strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
-			return dispatch.Verify(ctx, c, from, nil, nil)
+			return dispatch.Verify(ctx, c, from, guard.Dialer(net.Dialer{}), nil)
 		}})
 	httpSrv := &http.Server{
 		Handler:           srv,
@@ -202,7 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		_ = inbound.Shutdown(sctx)
 	}
 	herr := httpSrv.Shutdown(sctx)
-	for _, done := range []chan struct{}{engineDone, leaderDone} {
+	for _, done := range []chan struct{}{engineDone, leaderDone, hooksDone} {
 		select {
 		case <-done:
 		case <-sctx.Done():

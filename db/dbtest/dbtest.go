@@ -255,3 +255,22 @@ func (c *Conn) Query(sql string, args ...any) [][]any {
 	}
 	return out
 }
+
+// WaitOutboxPublished waits until every committed telemetry outbox row is
+// visible in the feed. The feed publishes a row only once every transaction
+// older than its writer has ended — in the whole cluster, so another test's
+// CREATE DATABASE can hold it back for a moment.
+func WaitOutboxPublished(t testing.TB, dsn string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rows := Query(t, dsn, "SELECT count(*) FROM telemetry_outbox WHERE writer_xid >= pg_snapshot_xmin(pg_current_snapshot())")
+		if rows[0][0].(int64) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dbtest: outbox rows still unpublished after a minute (a long-running transaction in the cluster?)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

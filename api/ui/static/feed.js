@@ -14,7 +14,11 @@
   es.onopen = function () { show("Connected: new events appear below as they happen."); };
   es.onerror = function () { show("The live feed is reconnecting…"); };
   es.onmessage = function (m) { add(m); };
-  es.addEventListener("dripdrop", function (m) { add(m); });
+  // The stream names each event (event: dripdrop.…): listen for every
+  // catalog name the page lists.
+  (list.getAttribute("data-events") || "").split(" ").forEach(function (n) {
+    if (n) { es.addEventListener(n, add); }
+  });
   function add(m) {
     var ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }

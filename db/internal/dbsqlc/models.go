@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Adapter struct {
@@ -267,6 +268,7 @@ type TelemetryOutbox struct {
 	Metadata     json.RawMessage
 	OccurredAt   time.Time
 	Status       string
+	WriterXid    pgtype.Uint64
 }
 
 type Tenant struct {
@@ -292,14 +294,32 @@ type WebhookDelivery struct {
 	NextAttemptAt  time.Time
 	LastError      *string
 	DeliveredAt    *time.Time
+	CreatedAt      time.Time
+	LastStatus     *int
+}
+
+type WebhookDeliveryAttempt struct {
+	TenantKey       string
+	ID              int64
+	SubscriptionID  uuid.UUID
+	EventID         int64
+	Attempt         int
+	StatusCode      *int
+	LatencyMs       int
+	ResponseSnippet string
+	Error           *string
+	AttemptedAt     time.Time
 }
 
 type WebhookSubscription struct {
-	TenantKey string
-	ID        uuid.UUID
-	Url       string
-	Events    []string
-	Secret    []byte
-	Active    bool
-	CreatedAt time.Time
+	TenantKey      string
+	ID             uuid.UUID
+	Url            string
+	Events         []string
+	Secret         []byte
+	Active         bool
+	CreatedAt      time.Time
+	DisabledReason *string
+	FailingSince   *time.Time
+	UpdatedAt      time.Time
 }
