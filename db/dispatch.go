@@ -30,24 +30,62 @@ func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.L
 
 // Claimed is one claimed execution.
 type Claimed struct {
-	ID uuid.UUID
+	Tenant    string
+	ID        uuid.UUID
+	AdapterID uuid.UUID
 	// DueOnWrite: the execution was due when it was last written (new work
 	// that a notification should have announced), not work that came due
 	// later by the clock.
 	DueOnWrite bool
 }
 
-// Claim marks up to limit due executions of the tenant's ready adapters as
-// claimed until now+hold. Executions of an adapter blocked until
-// next_send_at are not read.
-func (s *Store) Claim(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
-	now := s.clock.Now()
-	rows, err := s.q.ClaimDue(ctx, dbsqlc.ClaimDueParams{TenantKey: tenant, Now: now, PerAdapter: limit, ClaimUntil: now.Add(hold), Lim: limit})
-	out := make([]Claimed, len(rows))
-	for i, r := range rows {
-		out[i] = Claimed{ID: r.ID, DueOnWrite: r.DueOnWrite}
+// ClaimRequest asks for up to Limit executions of one tenant.
+type ClaimRequest struct {
+	Tenant string
+	Limit  int
+}
+
+// Claim claims due work for several tenants in one round trip (one
+// statement per tenant, pipelined), each with its own limit (SPEC §6.1a).
+// busy is this process's sends in flight per adapter: an adapter gets at
+// most max_in_flight minus its busy count. Claimed executions are held
+// until now+hold. Cost follows the work claimed: see ClaimReady.
+func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
+	if len(reqs) == 0 {
+		return nil, nil
 	}
-	return out, err
+	now := s.clock.Now()
+	ids := make([]uuid.UUID, 0, len(busy))
+	counts := make([]int, 0, len(busy))
+	for id, n := range busy {
+		if n > 0 {
+			ids, counts = append(ids, id), append(counts, n)
+		}
+	}
+	params := make([]dbsqlc.ClaimReadyParams, len(reqs))
+	for i, r := range reqs {
+		params[i] = dbsqlc.ClaimReadyParams{BusyIds: ids, BusyCounts: counts, Now: now, TenantKey: r.Tenant,
+			Scan: r.Limit + 16, Lim: r.Limit, ClaimUntil: now.Add(hold)}
+	}
+	var out []Claimed
+	var firstErr error
+	s.q.ClaimReady(ctx, params).Query(func(i int, rows []dbsqlc.ClaimReadyRow, err error) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		for _, r := range rows {
+			out = append(out, Claimed{Tenant: reqs[i].Tenant, ID: r.ID, AdapterID: r.AdapterID, DueOnWrite: r.DueOnWrite})
+		}
+	})
+	return out, firstErr
+}
+
+// ClaimTenant claims up to limit due executions of one tenant (see Claim).
+func (s *Store) ClaimTenant(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
+	return s.Claim(ctx, []ClaimRequest{{Tenant: tenant, Limit: limit}}, nil, hold)
 }
 
 // SendJob is a reserved send: everything the dispatcher needs to render,
@@ -115,17 +153,13 @@ type Reservation struct {
 // it evaluates every policy and either reserves the send (state sending,
 // Message-ID, lease, adapter last_send_at and today's counters) or records
 // why not. Nothing here talks to the network.
-func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease time.Duration) (Reservation, error) {
-	adapterID, err := s.q.ExecutionAdapter(ctx, dbsqlc.ExecutionAdapterParams{TenantKey: tenant, ID: id})
-	if err == pgx.ErrNoRows {
-		return Reservation{Outcome: Released}, nil
-	}
-	if err != nil {
-		return Reservation{}, err
-	}
+//
+// adapterID is the adapter the claim saw; if the execution has moved to
+// another adapter since, it is released for the next claim.
+func (s *Store) Reserve(ctx context.Context, tenant string, id, adapterID uuid.UUID, lease time.Duration) (Reservation, error) {
 	var res Reservation
 	var evs []event
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
 		evs, res = evs[:0], Reservation{}
 		// Lock order: adapter, then execution (as everywhere else).
 		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})

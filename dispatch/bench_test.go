@@ -94,7 +94,7 @@ func runBaseline(b *testing.B, n, adapters int) float64 {
 	b.StartTimer()
 	start := time.Now()
 	for sent := 0; sent < n; {
-		claimed, err := w.store.Claim(ctx, w.tenant, workers, time.Minute)
+		claimed, err := w.store.ClaimTenant(ctx, w.tenant, workers, time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -328,11 +328,11 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	en := w.enroll("bob@example.com", nil)
 	// Phase one happens, then the worker "crashes" before SMTP.
-	claimed, err := w.store.Claim(context.Background(), w.tenant, 10, time.Minute)
+	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
 	if err != nil || len(claimed) != 1 || !claimed[0].DueOnWrite {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
-	res, err := w.store.Reserve(context.Background(), w.tenant, claimed[0].ID, time.Minute)
+	res, err := w.store.Reserve(context.Background(), w.tenant, claimed[0].ID, claimed[0].AdapterID, time.Minute)
 	if err != nil || res.Outcome != db.Reserved {
 		t.Fatalf("reserve: %+v %v", res, err)
 	}

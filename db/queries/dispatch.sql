@@ -1,36 +1,82 @@
 -- name: ListTenantKeys :many
 SELECT tenant_key FROM tenants ORDER BY tenant_key;
 
--- name: ClaimDue :many
--- Claims due executions of ready adapters only: an adapter blocked until
--- next_send_at is not read at all. Follow-ups go first, then the oldest;
--- an adapter with a minimum gap gets one execution per claim.
-WITH ready AS (
-    SELECT a.id, a.min_gap_seconds FROM adapters a
-    WHERE a.tenant_key = @tenant_key AND a.deleted_at IS NULL
-      AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)
+-- name: ClaimReady :batchmany
+-- One tenant's claim (SPEC §6.1a), cost O(claimed): it reads the ready
+-- queue (adapter_due rows due by now, least recently served first), takes up
+-- to each ready adapter's free in-flight room of its due work (follow-ups
+-- first, then oldest), ranks round-robin (rank 1 of every adapter before
+-- rank 2 of any), and locks and claims only the rows it returns. A blocked
+-- adapter's backlog is never read (LIMIT 0): its queue row moves to when it
+-- unblocks. Served adapters go to the back of the line; adapters with
+-- nothing left to claim move to their next scheduled work.
+WITH busy AS (
+    SELECT unnest(@busy_ids::uuid[]) AS adapter_id, unnest(@busy_counts::int[]) AS n
+), cand AS (
+    SELECT c.* FROM (
+        SELECT d.adapter_id, d.due_at,
+               (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)) AS ready,
+               CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
+               greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
+                        - coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0), 0)::int AS room
+        FROM adapter_due d
+        JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
+        WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
+        ORDER BY d.due_at, d.adapter_id
+    ) c
+    WHERE c.room > 0
+    LIMIT @scan::int
 ), picked AS (
-    SELECT c.id, c.followup, c.scheduled_for, r.min_gap_seconds,
-           row_number() OVER (PARTITION BY c.adapter_id ORDER BY c.followup DESC, c.scheduled_for) AS rn
-    FROM ready r
+    SELECT x.id, c.adapter_id, c.due_at,
+           row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for) AS rn
+    FROM cand c
     CROSS JOIN LATERAL (
-        SELECT s.id, s.adapter_id, s.followup, s.scheduled_for FROM step_executions s
+        SELECT s.id, s.followup, s.scheduled_for FROM step_executions s
         JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
-        WHERE s.tenant_key = @tenant_key AND s.adapter_id = r.id AND s.state = 'scheduled'
+        WHERE s.tenant_key = @tenant_key AND s.adapter_id = c.adapter_id AND s.state = 'scheduled'
           AND s.scheduled_for <= @now::timestamptz
           AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
           AND e.state <> 'paused'
         ORDER BY s.followup DESC, s.scheduled_for
-        LIMIT @per_adapter::int
-        FOR UPDATE OF s SKIP LOCKED
-    ) c
+        LIMIT CASE WHEN c.ready THEN c.room ELSE 0 END
+    ) x
+), chosen AS (
+    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.adapter_id LIMIT @lim::int
+), locked AS (
+    SELECT s.id FROM step_executions s
+    WHERE s.tenant_key = @tenant_key AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
+      AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
+    FROM locked l
+    WHERE x.tenant_key = @tenant_key AND x.id = l.id
+    RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+), counts AS (
+    SELECT c.adapter_id, c.due_at, c.ready, c.blocked_until, c.room,
+           (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
+           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
+    FROM cand c
+), requeue AS (
+    UPDATE adapter_due d SET due_at = CASE
+        WHEN NOT k.ready THEN coalesce(k.blocked_until, @now::timestamptz)
+        WHEN k.nchosen > 0 AND (k.npicked >= k.room OR k.npicked > k.nchosen) THEN @now::timestamptz
+        ELSE coalesce(least(
+            (SELECT min(s.scheduled_for) FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND s.followup AND s.scheduled_for > @now::timestamptz),
+            (SELECT min(s.scheduled_for) FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND NOT s.followup AND s.scheduled_for > @now::timestamptz),
+            CASE WHEN k.npicked > 0 OR EXISTS (SELECT 1 FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND s.scheduled_for <= @now::timestamptz AND s.claimed_until >= @now::timestamptz)
+              THEN @claim_until::timestamptz END
+        ), 'infinity'::timestamptz)
+    END
+    FROM counts k
+    WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.due_at = k.due_at
+      AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
+    RETURNING d.adapter_id
 )
-UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
-WHERE x.tenant_key = @tenant_key
-  AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
-               ORDER BY p.followup DESC, p.scheduled_for LIMIT @lim::int)
-  AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < @now::timestamptz)
-RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write;
+SELECT cl.id, cl.adapter_id, cl.due_on_write FROM claimed cl;
 
 -- name: LoadSend :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
@@ -49,7 +95,9 @@ JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
 WHERE x.tenant_key = $1 AND x.id = $2;
 
 -- name: LockAdapter :one
-SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+-- FOR NO KEY UPDATE: serialises reservations of one adapter without
+-- blocking the foreign-key checks of rows that reference it.
+SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 
 -- name: ThreadMessages :many
 SELECT out_message_id, subject FROM step_executions
@@ -171,9 +219,6 @@ ORDER BY s.key, v.version;
 -- name: RecordBareSend :execrows
 UPDATE step_executions SET state = 'sent', sent_at = @now::timestamptz, claimed_until = NULL, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
-
--- name: ExecutionAdapter :one
-SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2;
 
 -- name: LoadSendLocked :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,

@@ -22,7 +22,7 @@ INSERT INTO adapters (
     $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $19, $19, $19
 )
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight
 `
 
 type CreateAdapterParams struct {
@@ -98,12 +98,13 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }
 
 const getAdapter = `-- name: GetAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetAdapterParams struct {
@@ -142,12 +143,13 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }
 
 const getAdapterForUpdate = `-- name: GetAdapterForUpdate :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetAdapterForUpdateParams struct {
@@ -186,12 +188,13 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }
 
 const listAdapters = `-- name: ListAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -240,6 +243,7 @@ func (q *Queries) ListAdapters(ctx context.Context, arg ListAdaptersParams) ([]A
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.MaxInFlight,
 		); err != nil {
 			return nil, err
 		}
@@ -277,7 +281,7 @@ UPDATE adapters SET
     ramp_increment = $9, ramp_started_at = $10,
     min_gap_seconds = $11, gap_jitter_seconds = $12, updated_at = $13
 WHERE tenant_key = $14 AND id = $15 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight
 `
 
 type UpdateAdapterParams struct {
@@ -345,6 +349,7 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }

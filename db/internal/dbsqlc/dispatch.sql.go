@@ -61,77 +61,6 @@ func (q *Queries) AddUsage(ctx context.Context, arg AddUsageParams) error {
 	return err
 }
 
-const claimDue = `-- name: ClaimDue :many
-WITH ready AS (
-    SELECT a.id, a.min_gap_seconds FROM adapters a
-    WHERE a.tenant_key = $2 AND a.deleted_at IS NULL
-      AND (a.next_send_at IS NULL OR a.next_send_at <= $4::timestamptz)
-), picked AS (
-    SELECT c.id, c.followup, c.scheduled_for, r.min_gap_seconds,
-           row_number() OVER (PARTITION BY c.adapter_id ORDER BY c.followup DESC, c.scheduled_for) AS rn
-    FROM ready r
-    CROSS JOIN LATERAL (
-        SELECT s.id, s.adapter_id, s.followup, s.scheduled_for FROM step_executions s
-        JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
-        WHERE s.tenant_key = $2 AND s.adapter_id = r.id AND s.state = 'scheduled'
-          AND s.scheduled_for <= $4::timestamptz
-          AND (s.claimed_until IS NULL OR s.claimed_until < $4::timestamptz)
-          AND e.state <> 'paused'
-        ORDER BY s.followup DESC, s.scheduled_for
-        LIMIT $5::int
-        FOR UPDATE OF s SKIP LOCKED
-    ) c
-)
-UPDATE step_executions x SET claimed_until = $1::timestamptz
-WHERE x.tenant_key = $2
-  AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
-               ORDER BY p.followup DESC, p.scheduled_for LIMIT $3::int)
-  AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < $4::timestamptz)
-RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
-`
-
-type ClaimDueParams struct {
-	ClaimUntil time.Time
-	TenantKey  string
-	Lim        int
-	Now        time.Time
-	PerAdapter int
-}
-
-type ClaimDueRow struct {
-	ID         uuid.UUID
-	DueOnWrite bool
-}
-
-// Claims due executions of ready adapters only: an adapter blocked until
-// next_send_at is not read at all. Follow-ups go first, then the oldest;
-// an adapter with a minimum gap gets one execution per claim.
-func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]ClaimDueRow, error) {
-	rows, err := q.db.Query(ctx, claimDue,
-		arg.ClaimUntil,
-		arg.TenantKey,
-		arg.Lim,
-		arg.Now,
-		arg.PerAdapter,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ClaimDueRow
-	for rows.Next() {
-		var i ClaimDueRow
-		if err := rows.Scan(&i.ID, &i.DueOnWrite); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const clearAdapterGuard = `-- name: ClearAdapterGuard :exec
 UPDATE adapters SET next_send_at = NULL
 WHERE tenant_key = $1 AND id = $2 AND next_send_at > $3::timestamptz
@@ -270,22 +199,6 @@ func (q *Queries) EnrollmentAndNextStep(ctx context.Context, arg EnrollmentAndNe
 	return i, err
 }
 
-const executionAdapter = `-- name: ExecutionAdapter :one
-SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2
-`
-
-type ExecutionAdapterParams struct {
-	TenantKey string
-	ID        uuid.UUID
-}
-
-func (q *Queries) ExecutionAdapter(ctx context.Context, arg ExecutionAdapterParams) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, executionAdapter, arg.TenantKey, arg.ID)
-	var adapter_id uuid.UUID
-	err := row.Scan(&adapter_id)
-	return adapter_id, err
-}
-
 const finishExecution = `-- name: FinishExecution :exec
 UPDATE step_executions SET state = $1, error_code = $2, error = $3, claimed_until = NULL,
        lease_expires_at = NULL, updated_at = $4
@@ -315,7 +228,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -354,6 +267,7 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }
@@ -633,7 +547,7 @@ func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) 
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -641,6 +555,8 @@ type LockAdapterParams struct {
 	ID        uuid.UUID
 }
 
+// FOR NO KEY UPDATE: serialises reservations of one adapter without
+// blocking the foreign-key checks of rows that reference it.
 func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapter, error) {
 	row := q.db.QueryRow(ctx, lockAdapter, arg.TenantKey, arg.ID)
 	var i Adapter
@@ -672,6 +588,7 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 	)
 	return i, err
 }

@@ -39,6 +39,7 @@ type Adapter struct {
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	DeletedAt          *time.Time
+	MaxInFlight        *int
 }
 
 type AdapterDailyUsage struct {
@@ -47,6 +48,12 @@ type AdapterDailyUsage struct {
 	Day               time.Time
 	SequenceVersionID uuid.UUID
 	Sent              int
+}
+
+type AdapterDue struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	DueAt     time.Time
 }
 
 type ApiKey struct {
