@@ -84,34 +84,46 @@ func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.S
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.sink.Close() })
+	w.adapter, w.pool = w.addTenant(w.tenant, adapterIn, steps...)
+	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// addTenant creates a tenant with one sink adapter in a pool and the
+// "welcome" sequence (default: 3 steps, follow-ups due at once).
+func (w *world) addTenant(tenant string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) (dripdrop.Adapter, dripdrop.Pool) {
+	t := w.t
+	t.Helper()
+	var adapter dripdrop.Adapter
+	var pool dripdrop.Pool
+	var err error
 	ctx := context.Background()
-	if _, _, err := w.store.CreateTenant(ctx, w.tenant, ""); err != nil {
+	if _, _, err := w.store.CreateTenant(ctx, tenant, ""); err != nil {
 		t.Fatal(err)
 	}
 	name, prov, from, fromName := "Ada", "sink", "ada@acme.example.com", "Ada Lovelace"
 	adapterIn.Name, adapterIn.Provider, adapterIn.FromAddress, adapterIn.FromName = &name, &prov, &from, &fromName
 	adapterIn.Credentials = &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}
-	if w.adapter, err = w.store.CreateAdapter(ctx, w.tenant, adapterIn); err != nil {
+	if adapter, err = w.store.CreateAdapter(ctx, tenant, adapterIn); err != nil {
 		t.Fatal(err)
 	}
 	pn := "main"
-	if w.pool, err = w.store.CreatePool(ctx, w.tenant, dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &w.adapter.ID}}}); err != nil {
+	if pool, err = w.store.CreatePool(ctx, tenant, dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &adapter.ID}}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(steps) == 0 {
 		steps = []dripdrop.StepInput{step("intro", "Hello {{first_name|there}}", "Hi {{first_name}}, first note.", 0), step("bump", "", "Second note.", 0), step("last", "", "Third note.", 0)}
 	}
 	key, sname := "welcome", "Welcome"
-	if _, err := w.store.CreateSequence(ctx, w.tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &w.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"}, Steps: steps,
+	if _, err := w.store.CreateSequence(ctx, tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
+		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"}, Steps: steps,
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return adapter, pool
 }
 
 func step(key, subject, body string, delay int64) dripdrop.StepInput {

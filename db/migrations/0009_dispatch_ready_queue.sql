@@ -13,13 +13,15 @@ ALTER TABLE adapters ADD COLUMN max_in_flight integer CHECK (max_in_flight BETWE
 -- claim itself pushes blocked adapters to their next_send_at and idle ones to
 -- their next scheduled work; the triggers below pull due_at earlier whenever
 -- work becomes due sooner.
+CREATE SEQUENCE adapter_due_served_seq;
 CREATE TABLE adapter_due (
     tenant_key text NOT NULL,
     adapter_id uuid NOT NULL,
     due_at     timestamptz NOT NULL,
+    served     bigint NOT NULL DEFAULT 0, -- when last served (a sequence number): ties in due_at go least recently served first
     PRIMARY KEY (tenant_key, adapter_id)
 );
-CREATE INDEX adapter_due_at_idx ON adapter_due (tenant_key, due_at);
+CREATE INDEX adapter_due_at_idx ON adapter_due (tenant_key, due_at, served);
 
 -- New scheduled work: the adapter's row exists and is no later than it.
 -- Neither statement locks a row it does not change.

@@ -14,7 +14,7 @@ WITH busy AS (
     SELECT unnest(@busy_ids::uuid[]) AS adapter_id, unnest(@busy_counts::int[]) AS n
 ), cand AS (
     SELECT c.* FROM (
-        SELECT d.adapter_id, d.due_at,
+        SELECT d.adapter_id, d.due_at, d.served,
                (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)) AS ready,
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
@@ -22,12 +22,12 @@ WITH busy AS (
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
-        ORDER BY d.due_at, d.adapter_id
+        ORDER BY d.due_at, d.served
     ) c
     WHERE c.room > 0
     LIMIT @scan::int
 ), picked AS (
-    SELECT x.id, c.adapter_id, c.due_at,
+    SELECT x.id, c.adapter_id, c.due_at, c.served,
            row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for) AS rn
     FROM cand c
     CROSS JOIN LATERAL (
@@ -41,7 +41,7 @@ WITH busy AS (
         LIMIT CASE WHEN c.ready THEN c.room ELSE 0 END
     ) x
 ), chosen AS (
-    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.adapter_id LIMIT @lim::int
+    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served LIMIT @lim::int
 ), locked AS (
     SELECT s.id FROM step_executions s
     WHERE s.tenant_key = @tenant_key AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
@@ -70,7 +70,8 @@ WITH busy AS (
                AND s.state = 'scheduled' AND s.scheduled_for <= @now::timestamptz AND s.claimed_until >= @now::timestamptz)
               THEN @claim_until::timestamptz END
         ), 'infinity'::timestamptz)
-    END
+    END,
+    served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
     FROM counts k
     WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.due_at = k.due_at
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)

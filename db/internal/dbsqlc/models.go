@@ -54,6 +54,7 @@ type AdapterDue struct {
 	TenantKey string
 	AdapterID uuid.UUID
 	DueAt     time.Time
+	Served    int64
 }
 
 type ApiKey struct {
