@@ -193,3 +193,35 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 		t.Fatalf("a stalled neighbour slowed the healthy adapter from %v to %v (> 20 %%)", alone, beside)
 	}
 }
+
+// SPEC §6.1 "record what you know": the server accepted the message but
+// recording it failed (twice, injected in the database); the worker retries
+// the record itself, so nothing is left to the rescuer and nothing is sent
+// twice.
+func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	dbtest.Exec(t, w.url, `CREATE SEQUENCE record_failures`)
+	dbtest.Exec(t, w.url, `CREATE FUNCTION fail_record() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF OLD.state = 'sending' AND NEW.state = 'sent' AND nextval('record_failures') <= 2 THEN
+				RAISE EXCEPTION 'injected failure of the record statement';
+			END IF;
+			RETURN NEW;
+		END $$`)
+	dbtest.Exec(t, w.url, `CREATE TRIGGER fail_record BEFORE UPDATE ON step_executions FOR EACH ROW EXECUTE FUNCTION fail_record()`)
+	en := w.enroll("bob@example.com", nil)
+	w.run()
+	if n := dbtest.Query(t, w.url, `SELECT last_value FROM record_failures`)[0][0].(int64); n != 3 {
+		t.Fatalf("the record ran %d times, want 3 (two injected failures, then success)", n)
+	}
+	x := w.enrollment(en.ID).Executions[0]
+	if msgs := w.sink.Messages(); len(msgs) != 1 || x.State != "sent" || x.Attempt != 1 || msgs[0].MessageID != *x.OutMessageID {
+		t.Fatalf("%d messages, execution %+v", len(msgs), x)
+	}
+	if n, err := w.store.RescueStale(context.Background(), w.tenant); n != 0 || err != nil {
+		t.Fatalf("rescued %d (%v): the send was left to the rescuer", n, err)
+	}
+	if sent := w.ev.named("dripdrop.dispatch.sent"); len(sent) != 1 {
+		t.Fatalf("%d sent events, want 1", len(sent))
+	}
+}
