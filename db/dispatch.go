@@ -149,120 +149,220 @@ type Reservation struct {
 	Verdict *policy.Verdict
 }
 
-// Reserve is phase one of a send (SPEC §6.1): under the adapter's row lock
-// it evaluates every policy and either reserves the send (state sending,
-// Message-ID, lease, adapter last_send_at and today's counters) or records
-// why not. Nothing here talks to the network.
-//
-// adapterID is the adapter the claim saw; if the execution has moved to
-// another adapter since, it is released for the next claim.
+// Reserve is phase one of a send (SPEC §6.1) for one claimed execution;
+// see ReserveBatch.
 func (s *Store) Reserve(ctx context.Context, tenant string, id, adapterID uuid.UUID, lease time.Duration) (Reservation, error) {
-	var res Reservation
-	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs, res = evs[:0], Reservation{}
-		// Lock order: adapter, then execution (as everywhere else).
-		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})
-		if err != nil {
-			return err
-		}
-		locked, err := q.LoadSendLocked(ctx, dbsqlc.LoadSendLockedParams{TenantKey: tenant, ID: id})
-		if err != nil {
-			return err
-		}
-		sc := dbsqlc.LoadSendRow(locked)
-		if sc.State != "scheduled" || sc.AdapterID != adapterID {
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
-		}
-		now := s.clock.Now()
-		finish := func(state, code, msg string) error {
-			return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: state, ErrorCode: &code, Error: &msg, Now: now})
-		}
-
-		// The enrollment must be live.
-		switch sc.EnrollmentState {
-		case dripdrop.EnrollmentActive:
-		case dripdrop.EnrollmentPaused:
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
-		default:
-			res.Outcome = Cancelled
-			return finish("cancelled", "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState)
-		}
-
-		// The sender must be usable; a lost pin gets the pool policy.
-		if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
-			if sc.AdapterOverrideID != nil {
-				res.Outcome = Failed
-				evs = append(evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
-				return finish("failed", "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term")
-			}
-			e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
-			if err != nil {
-				return err
-			}
-			ev, err := s.applyPinPolicy(ctx, q, e, sc.PoolID)
-			if err != nil {
-				return err
-			}
-			if ev.name != "" {
-				evs = append(evs, ev)
-			}
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
-		}
-
-		in, err := s.policyInput(ctx, q, tenant, sc, ad, now)
-		if err != nil {
-			return err
-		}
-		result := policy.Evaluate(in)
-		if b := result.Binding; b != nil {
-			res.Verdict = b
-			return s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, &res, &evs)
-		}
-
-		// Reserve: execution "sending" with its Message-ID and lease, today's
-		// counter, the adapter's send times — one statement.
-		msgID := deref(sc.OutMessageID)
-		if msgID == "" {
-			msgID = newMessageID(ad.FromAddress)
-		}
-		var threadNo *int
-		if sc.AdapterOverrideID == nil {
-			t := sc.ThreadNo
-			threadNo = &t
-		}
-		leaseUntil := now.Add(lease)
-		day := dayOf(now, in.Adapter.Location)
-		// An adapter with a minimum gap has one send in flight at a time:
-		// it is blocked until the conversation ends (or the lease expires),
-		// and the gap then runs from the end (afterSend).
-		var next *time.Time
-		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
-			next = &leaseUntil
-		}
-		if err := q.ReserveSend(ctx, dbsqlc.ReserveSendParams{
-			TenantKey: tenant, ID: id, AdapterID: ad.ID, SequenceVersionID: sc.SequenceVersionID, OutMessageID: msgID,
-			LeaseExpiresAt: leaseUntil, ReservedDay: day, ThreadNo: threadNo, Now: now, NextSendAt: next,
-		}); err != nil {
-			return err
-		}
-		job, err := s.buildJob(ctx, q, tenant, sc, ad, msgID, leaseUntil, sc.Attempt+1, threadNo)
-		if err != nil {
-			return err
-		}
-		job.Day = day
-		job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
-		res.Outcome, res.Job = Reserved, job
-		return nil
-	})
+	res, err := s.ReserveBatch(ctx, tenant, adapterID, []uuid.UUID{id}, lease)
 	if err != nil {
 		return Reservation{}, err
 	}
+	return res[0], nil
+}
+
+// ReserveBatch is phase one of up to K sends of one adapter (SPEC §6.1): in
+// one transaction, under the adapter's row lock (FOR NO KEY UPDATE, taken
+// once), it evaluates every policy for each execution in claim order with
+// policy.Evaluate over in-memory counters (each reservation counts against
+// the next), then reserves all allowed sends with one set-based statement
+// (state sending, Message-ID, lease; adapter last_send_at; today's
+// counters). Refusals are recorded per execution as before. After an
+// adapter-level block (rest, ramp cap, gap) the rest of the batch is
+// released for a later claim. Nothing here talks to the network.
+//
+// adapterID is the adapter the claim saw; an execution that has moved to
+// another adapter since is released for the next claim. The result has one
+// Reservation per id, in the order of ids.
+func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.UUID, ids []uuid.UUID, lease time.Duration) ([]Reservation, error) {
+	out := make([]Reservation, len(ids))
+	var evs []event
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		for i := range out {
+			out[i] = Reservation{Outcome: Released}
+		}
+		index := make(map[uuid.UUID]int, len(ids))
+		for i, id := range ids {
+			index[id] = i
+		}
+		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})
+		if err == pgx.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: ids})
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		loc, err := time.LoadLocation(ad.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		day := dayOf(now, loc)
+		// Policy inputs for the whole batch: three statements, whatever K.
+		var versions []uuid.UUID
+		var emails, domains []string
+		for _, r := range rows {
+			versions = append(versions, r.SequenceVersionID)
+			emails, domains = append(emails, strings.ToLower(r.Email)), append(domains, dripdrop.EmailDomain(r.Email))
+		}
+		usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, VersionIds: versions})
+		if err != nil {
+			return err
+		}
+		sentToday := 0
+		forVersion, share := map[uuid.UUID]int{}, map[uuid.UUID]int{}
+		for _, u := range usage {
+			sentToday, forVersion[u.SequenceVersionID], share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
+		}
+		supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
+		if err != nil {
+			return err
+		}
+		suppressed := map[string]bool{}
+		for _, sp := range supp {
+			suppressed[sp.Kind+":"+sp.Value] = true
+		}
+
+		var reserve dbsqlc.ReserveSendsParams
+		var reserved []int // indexes into out, with their rows
+		var reservedRows []dbsqlc.LoadSendRow
+		var blocked *time.Time // an adapter-level block ends the batch
+		for _, r := range rows {
+			sc := dbsqlc.LoadSendRow(r)
+			i := index[sc.ID]
+			res := &out[i]
+			release := func() error {
+				res.Outcome = Released
+				return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: sc.ID})
+			}
+			if blocked != nil || sc.State != "scheduled" || sc.AdapterID != adapterID || sc.EnrollmentState == dripdrop.EnrollmentPaused {
+				if err := release(); err != nil {
+					return err
+				}
+				continue
+			}
+			if sc.EnrollmentState != dripdrop.EnrollmentActive {
+				res.Outcome = Cancelled
+				code, msg := "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState
+				if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
+					return err
+				}
+				continue
+			}
+			// The sender must be usable; a lost pin gets the pool policy.
+			if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
+				if err := s.unusableSender(ctx, q, tenant, sc, now, res, &evs); err != nil {
+					return err
+				}
+				continue
+			}
+			scope := ""
+			switch {
+			case suppressed["email:"+strings.ToLower(sc.Email)]:
+				scope = "email"
+			case suppressed["domain:"+dripdrop.EmailDomain(sc.Email)]:
+				scope = "domain"
+			}
+			in := policyInputFrom(sc, ad, loc, now, policyFacts{sentToday: sentToday, sentForVersion: forVersion[sc.SequenceVersionID],
+				maxSharePct: share[sc.SequenceVersionID], scope: scope})
+			if b := policy.Evaluate(in).Binding; b != nil {
+				res.Verdict = b
+				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, res, &evs); err != nil {
+					return err
+				}
+				switch b.Policy {
+				case policy.AdapterResting, policy.RampCap, policy.MinGap:
+					until := b.DeferUntil
+					blocked = &until
+				}
+				continue
+			}
+			// Allowed: count it against the next execution of the batch.
+			sentToday++
+			forVersion[sc.SequenceVersionID]++
+			last := now
+			ad.LastSendAt = &last
+			msgID := deref(sc.OutMessageID)
+			if msgID == "" {
+				msgID = newMessageID(ad.FromAddress)
+			}
+			threadNo := -1
+			if sc.AdapterOverrideID == nil {
+				threadNo = sc.ThreadNo
+			}
+			reserve.Ids = append(reserve.Ids, sc.ID)
+			reserve.OutMessageIds = append(reserve.OutMessageIds, msgID)
+			reserve.ThreadNos = append(reserve.ThreadNos, threadNo)
+			reserve.SequenceVersionIds = append(reserve.SequenceVersionIds, sc.SequenceVersionID)
+			reserved, reservedRows = append(reserved, i), append(reservedRows, sc)
+		}
+		if len(reserved) == 0 {
+			return nil
+		}
+		leaseUntil := now.Add(lease)
+		reserve.TenantKey, reserve.AdapterID, reserve.Now, reserve.LeaseExpiresAt, reserve.ReservedDay = tenant, ad.ID, now, leaseUntil, day
+		// An adapter with a minimum gap has one send in flight at a time:
+		// it is blocked until the conversation ends (or the lease expires),
+		// and the gap then runs from the end (afterSend).
+		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
+			reserve.NextSendAt = &leaseUntil
+		}
+		// A block found later in the batch stands (applyVerdict set it).
+		if blocked != nil && (reserve.NextSendAt == nil || blocked.After(*reserve.NextSendAt)) {
+			reserve.NextSendAt = blocked
+		}
+		if err := q.ReserveSends(ctx, reserve); err != nil {
+			return err
+		}
+		var creds *dripdrop.SMTPCredentials
+		for k, i := range reserved {
+			var threadNo *int
+			if t := reserve.ThreadNos[k]; t >= 0 {
+				threadNo = &t
+			}
+			job, err := s.buildJob(ctx, q, tenant, reservedRows[k], ad, reserve.OutMessageIds[k], leaseUntil, reservedRows[k].Attempt+1, threadNo, &creds)
+			if err != nil {
+				return err
+			}
+			job.Day = day
+			job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
+			out[i] = Reservation{Outcome: Reserved, Job: job}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	s.emit(ctx, evs...)
-	return res, nil
+	return out, nil
+}
+
+// unusableSender handles an execution whose adapter is deleted, inactive or
+// resting long term: an override step fails; a pinned one gets the pool's
+// policy (repin or wait) and is released.
+func (s *Store) unusableSender(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, now time.Time, res *Reservation, evs *[]event) error {
+	if sc.AdapterOverrideID != nil {
+		res.Outcome = Failed
+		*evs = append(*evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
+		code, msg := "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"
+		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "failed", ErrorCode: &code, Error: &msg, Now: now})
+	}
+	e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
+	if err != nil {
+		return err
+	}
+	ev, err := s.applyPinPolicy(ctx, q, e, sc.PoolID)
+	if err != nil {
+		return err
+	}
+	if ev.name != "" {
+		*evs = append(*evs, ev)
+	}
+	res.Outcome = Released
+	return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: sc.ID})
 }
 
 func newMessageID(from string) string {
@@ -273,7 +373,14 @@ func newMessageID(from string) string {
 	return "<" + dripdrop.NewID().String() + "@" + domain + ">"
 }
 
-// policyInput loads what the policies read, inside the reservation.
+// policyFacts are what the policies read besides the execution and
+// adapter rows.
+type policyFacts struct {
+	sentToday, sentForVersion, maxSharePct int
+	scope                                  string // suppression scope, "" when not suppressed
+}
+
+// policyInput loads what the policies read for one execution (explain).
 func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, now time.Time) (policy.Input, error) {
 	loc, err := time.LoadLocation(ad.Timezone)
 	if err != nil {
@@ -284,13 +391,18 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 	if err != nil {
 		return policy.Input{}, err
 	}
-	scope := ""
+	f := policyFacts{sentToday: pi.SentToday, sentForVersion: pi.SentForVersion, maxSharePct: pi.MaxSharePct}
 	switch {
 	case pi.EmailSuppressed:
-		scope = "email"
+		f.scope = "email"
 	case pi.DomainSuppressed:
-		scope = "domain"
+		f.scope = "domain"
 	}
+	return policyInputFrom(sc, ad, loc, now, f), nil
+}
+
+// policyInputFrom assembles policy.Evaluate's input.
+func policyInputFrom(sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, loc *time.Location, now time.Time, f policyFacts) policy.Input {
 	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
 	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
 	w := policy.Window{Start: policy.Clock(sc.WindowStart), End: policy.Clock(sc.WindowEnd), Timezone: sc.WindowTimezone}
@@ -298,10 +410,10 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 		w.Days = append(w.Days, time.Weekday(d))
 	}
 	return policy.Input{
-		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: scope != "", SuppressionScope: scope,
+		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: f.scope != "", SuppressionScope: f.scope,
 		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
-		SentToday: pi.SentToday, SentTodayForVersion: pi.SentForVersion, MaxSharePct: pi.MaxSharePct,
-	}, nil
+		SentToday: f.sentToday, SentTodayForVersion: f.sentForVersion, MaxSharePct: f.maxSharePct,
+	}
 }
 
 // applyVerdict records a non-allow verdict. Adapter-level blocks (rest, ramp
@@ -380,7 +492,9 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 	return stateEvent("dripdrop.enrollment.stopped", tenant, id, reason), nil
 }
 
-func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int) (*SendJob, error) {
+// buildJob assembles a reserved send. creds caches the adapter's opened
+// credentials across the jobs of one batch.
+func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int, creds **dripdrop.SMTPCredentials) (*SendJob, error) {
 	job := &SendJob{
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
@@ -415,7 +529,9 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 		}
 		job.Subject = first.Subject
 	}
-	if len(ad.Credentials) > 0 {
+	if *creds != nil {
+		job.Credentials = **creds
+	} else if len(ad.Credentials) > 0 {
 		if s.vault == nil {
 			return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
 		}
@@ -426,6 +542,8 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 		if err := json.Unmarshal(pt, &job.Credentials); err != nil {
 			return nil, err
 		}
+		c := job.Credentials
+		*creds = &c
 	}
 	return job, nil
 }

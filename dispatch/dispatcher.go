@@ -222,11 +222,25 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		busy := maps.Clone(d.busy)
 		d.mu.Unlock()
 		claimed, err := d.store.Claim(ctx, reqs, busy, claimHold)
+		// One reservation per adapter of the claim.
+		type key struct {
+			tenant  string
+			adapter uuid.UUID
+		}
+		groups := map[key][]db.Claimed{}
+		var order []key
 		for _, c := range claimed {
 			if c.DueOnWrite {
 				fresh++
 			}
-			d.start(ctx, c)
+			k := key{c.Tenant, c.AdapterID}
+			if groups[k] == nil {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], c)
+		}
+		for _, k := range order {
+			d.start(ctx, groups[k])
 		}
 		total += len(claimed)
 		if err != nil {
@@ -236,30 +250,72 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 	return total, fresh, nil
 }
 
-// start runs one claimed execution in its own goroutine, holding a slot
-// and one of its adapter's in-flight places until it ends.
-func (d *Dispatcher) start(ctx context.Context, c db.Claimed) {
+// start reserves the claimed executions of one adapter together and sends
+// each reserved one in its own goroutine. Every execution holds a slot and
+// one of its adapter's in-flight places until its send ends (or at once
+// when it was not reserved).
+func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
+	adapter := batch[0].AdapterID
 	d.mu.Lock()
-	d.inflight++
-	d.busy[c.AdapterID]++
+	d.inflight += len(batch)
+	d.busy[adapter] += len(batch)
 	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer func() {
-			d.mu.Lock()
-			d.inflight--
-			if d.busy[c.AdapterID]--; d.busy[c.AdapterID] <= 0 {
-				delete(d.busy, c.AdapterID)
-			}
-			d.mu.Unlock()
-			select {
-			case d.freed <- struct{}{}:
-			default:
-			}
+	d.wg.Add(len(batch))
+	done := func(n int) {
+		d.mu.Lock()
+		d.inflight -= n
+		if d.busy[adapter] -= n; d.busy[adapter] <= 0 {
+			delete(d.busy, adapter)
+		}
+		d.mu.Unlock()
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+		for range n {
 			d.wg.Done()
-		}()
-		d.process(context.WithoutCancel(ctx), c)
+		}
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		jobs := d.reserve(ctx, batch)
+		if unused := len(batch) - len(jobs); unused > 0 {
+			done(unused)
+		}
+		for _, job := range jobs {
+			go func() {
+				defer done(1)
+				d.send(ctx, job)
+			}()
+		}
 	}()
+}
+
+// reserve runs phase one for one adapter's claimed executions and returns
+// the reserved sends.
+func (d *Dispatcher) reserve(ctx context.Context, batch []db.Claimed) []*db.SendJob {
+	tenant := batch[0].Tenant
+	ids := make([]uuid.UUID, len(batch))
+	for i, c := range batch {
+		ids[i] = c.ID
+	}
+	res, err := d.store.ReserveBatch(ctx, tenant, batch[0].AdapterID, ids, d.cfg.Lease)
+	if err != nil {
+		d.log.Error("reserve failed; the executions will be retried", "tenant", tenant, "adapter", batch[0].AdapterID, "executions", len(ids), "err", err)
+		for _, id := range ids {
+			if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
+				d.log.Error("releasing a claim", "execution", id, "err", rerr)
+			}
+		}
+		return nil
+	}
+	var jobs []*db.SendJob
+	for _, r := range res {
+		if r.Outcome == db.Reserved {
+			jobs = append(jobs, r.Job)
+		}
+	}
+	return jobs
 }
 
 // tenants lists tenant keys, re-read at most once a second.
@@ -284,21 +340,9 @@ func (d *Dispatcher) emit(ctx context.Context, name string, m map[string]float64
 	d.tel.Emit(ctx, name, m, md)
 }
 
-// process runs one execution through reserve → render → send → record.
-func (d *Dispatcher) process(ctx context.Context, c db.Claimed) {
-	tenant, id := c.Tenant, c.ID
-	res, err := d.store.Reserve(ctx, tenant, id, c.AdapterID, d.cfg.Lease)
-	if err != nil {
-		d.log.Error("reserve failed; the execution will be retried", "tenant", tenant, "execution", id, "err", err)
-		if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
-			d.log.Error("releasing a claim", "execution", id, "err", rerr)
-		}
-		return
-	}
-	if res.Outcome != db.Reserved {
-		return
-	}
-	job := res.Job
+// send renders, delivers and records one reserved send.
+func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
+	tenant, id := job.TenantKey, job.ExecutionID
 	msg, err := d.render(ctx, job)
 	if err != nil {
 		var mv *spintax.MissingVariableError

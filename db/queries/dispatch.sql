@@ -238,6 +238,63 @@ JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
 WHERE x.tenant_key = $1 AND x.id = $2
 FOR UPDATE OF x;
 
+-- name: LoadSendsLocked :many
+-- A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = @tenant_key AND x.id = ANY(@ids::uuid[])
+ORDER BY x.followup DESC, x.scheduled_for, x.id
+FOR UPDATE OF x;
+
+-- name: BatchPolicyInputs :many
+-- What the policies read for a batch reservation, per sequence version:
+-- the adapter's sends today (all versions), the version's sends today and
+-- its share.
+SELECT v.vid::uuid AS sequence_version_id,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
+        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = @tenant_key AND b.adapter_id = @adapter_id
+        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
+FROM (SELECT DISTINCT unnest(@version_ids::uuid[]) AS vid) v;
+
+-- name: ReserveSends :exec
+-- Phase one of K sends of one adapter in one statement: the executions
+-- become "sending", today's counters move by K, the adapter's send times
+-- are set. thread_nos uses -1 for "no thread" (override sends).
+WITH r AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@out_message_ids::text[]) AS msg_id,
+           unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = @lease_expires_at::timestamptz,
+           reserved_day = @reserved_day::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
+    FROM r
+    WHERE s.tenant_key = @tenant_key AND s.id = r.id
+    RETURNING s.id
+), u AS (
+    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+    SELECT @tenant_key, @adapter_id, @reserved_day::date, r.version, count(*)::int FROM r GROUP BY r.version
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
+    RETURNING 1
+)
+UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
+WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
+
 -- name: PolicyInputs :one
 SELECT
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
@@ -249,25 +306,6 @@ SELECT
         AND b.sequence_version_id = @sequence_version_id), 100)::int AS max_share_pct,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
-
--- name: ReserveSend :exec
--- Phase one in one statement: the execution becomes "sending", today's
--- counter moves and the adapter's send times are set.
-WITH x AS (
-    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
-           out_message_id = coalesce(step_executions.out_message_id, @out_message_id::text), lease_expires_at = @lease_expires_at::timestamptz,
-           reserved_day = @reserved_day::date, thread_no = sqlc.narg(thread_no)::int, claimed_until = NULL,
-           defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
-    WHERE step_executions.tenant_key = @tenant_key AND step_executions.id = @id
-    RETURNING step_executions.id
-), u AS (
-    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    VALUES (@tenant_key, @adapter_id, @reserved_day::date, @sequence_version_id, 1)
-    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
-    RETURNING 1
-)
-UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
-WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
 
 -- name: MarkSentAndLog :one
 -- Phase two, fenced by the lease: the send and its one "sent" event.

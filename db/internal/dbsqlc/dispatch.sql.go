@@ -61,6 +61,65 @@ func (q *Queries) AddUsage(ctx context.Context, arg AddUsageParams) error {
 	return err
 }
 
+const batchPolicyInputs = `-- name: BatchPolicyInputs :many
+SELECT v.vid::uuid AS sequence_version_id,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
+        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = $2
+        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
+FROM (SELECT DISTINCT unnest($4::uuid[]) AS vid) v
+`
+
+type BatchPolicyInputsParams struct {
+	TenantKey  string
+	AdapterID  uuid.UUID
+	Day        time.Time
+	VersionIds []uuid.UUID
+}
+
+type BatchPolicyInputsRow struct {
+	SequenceVersionID uuid.UUID
+	SentToday         int
+	SentForVersion    int
+	MaxSharePct       int
+}
+
+// What the policies read for a batch reservation, per sequence version:
+// the adapter's sends today (all versions), the version's sends today and
+// its share.
+func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
+	rows, err := q.db.Query(ctx, batchPolicyInputs,
+		arg.TenantKey,
+		arg.AdapterID,
+		arg.Day,
+		arg.VersionIds,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatchPolicyInputsRow
+	for rows.Next() {
+		var i BatchPolicyInputsRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.SentToday,
+			&i.SentForVersion,
+			&i.MaxSharePct,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const clearAdapterGuard = `-- name: ClearAdapterGuard :exec
 UPDATE adapters SET next_send_at = NULL
 WHERE tenant_key = $1 AND id = $2 AND next_send_at > $3::timestamptz
@@ -546,6 +605,127 @@ func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) 
 	return i, err
 }
 
+const loadSendsLocked = `-- name: LoadSendsLocked :many
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = $1 AND x.id = ANY($2::uuid[])
+ORDER BY x.followup DESC, x.scheduled_for, x.id
+FOR UPDATE OF x
+`
+
+type LoadSendsLockedParams struct {
+	TenantKey string
+	Ids       []uuid.UUID
+}
+
+type LoadSendsLockedRow struct {
+	ID                uuid.UUID
+	EnrollmentID      uuid.UUID
+	StepID            uuid.UUID
+	State             string
+	ScheduledFor      time.Time
+	Attempt           int
+	AttemptWindow     int
+	AdapterID         uuid.UUID
+	OutMessageID      *string
+	Followup          bool
+	ClaimedUntil      *time.Time
+	ExecThreadNo      *int
+	StepKey           string
+	Position          int
+	StepSubject       string
+	BodyText          string
+	BodyHtml          *string
+	Spintax           bool
+	AdapterOverrideID *uuid.UUID
+	EnrollmentState   string
+	Email             string
+	FirstName         *string
+	LastName          *string
+	Company           *string
+	ContactTimezone   *string
+	Vars              json.RawMessage
+	ThreadNo          int
+	PinID             uuid.UUID
+	SequenceVersionID uuid.UUID
+	SequenceID        uuid.UUID
+	WindowDays        []int16
+	WindowStart       int16
+	WindowEnd         int16
+	WindowTimezone    string
+	PoolID            uuid.UUID
+	SequenceKey       string
+}
+
+// A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams) ([]LoadSendsLockedRow, error) {
+	rows, err := q.db.Query(ctx, loadSendsLocked, arg.TenantKey, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LoadSendsLockedRow
+	for rows.Next() {
+		var i LoadSendsLockedRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.EnrollmentID,
+			&i.StepID,
+			&i.State,
+			&i.ScheduledFor,
+			&i.Attempt,
+			&i.AttemptWindow,
+			&i.AdapterID,
+			&i.OutMessageID,
+			&i.Followup,
+			&i.ClaimedUntil,
+			&i.ExecThreadNo,
+			&i.StepKey,
+			&i.Position,
+			&i.StepSubject,
+			&i.BodyText,
+			&i.BodyHtml,
+			&i.Spintax,
+			&i.AdapterOverrideID,
+			&i.EnrollmentState,
+			&i.Email,
+			&i.FirstName,
+			&i.LastName,
+			&i.Company,
+			&i.ContactTimezone,
+			&i.Vars,
+			&i.ThreadNo,
+			&i.PinID,
+			&i.SequenceVersionID,
+			&i.SequenceID,
+			&i.WindowDays,
+			&i.WindowStart,
+			&i.WindowEnd,
+			&i.WindowTimezone,
+			&i.PoolID,
+			&i.SequenceKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockAdapter = `-- name: LockAdapter :one
 SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
@@ -848,51 +1028,56 @@ func (q *Queries) RescueExecution(ctx context.Context, arg RescueExecutionParams
 	return err
 }
 
-const reserveSend = `-- name: ReserveSend :exec
-WITH x AS (
-    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
-           out_message_id = coalesce(step_executions.out_message_id, $5::text), lease_expires_at = $6::timestamptz,
-           reserved_day = $7::date, thread_no = $8::int, claimed_until = NULL,
-           defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
-    WHERE step_executions.tenant_key = $3 AND step_executions.id = $9
-    RETURNING step_executions.id
+const reserveSends = `-- name: ReserveSends :exec
+WITH r AS (
+    SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS msg_id,
+           unnest($7::int[]) AS thread_no, unnest($8::uuid[]) AS version
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $9::timestamptz,
+           reserved_day = $10::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
+    FROM r
+    WHERE s.tenant_key = $3 AND s.id = r.id
+    RETURNING s.id
 ), u AS (
     INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    VALUES ($3, $4, $7::date, $10, 1)
-    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
+    SELECT $3, $4, $10::date, r.version, count(*)::int FROM r GROUP BY r.version
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
     RETURNING 1
 )
 UPDATE adapters SET last_send_at = $1::timestamptz, next_send_at = $2::timestamptz
 WHERE adapters.tenant_key = $3 AND adapters.id = $4
 `
 
-type ReserveSendParams struct {
-	Now               time.Time
-	NextSendAt        *time.Time
-	TenantKey         string
-	AdapterID         uuid.UUID
-	OutMessageID      string
-	LeaseExpiresAt    time.Time
-	ReservedDay       time.Time
-	ThreadNo          *int
-	ID                uuid.UUID
-	SequenceVersionID uuid.UUID
+type ReserveSendsParams struct {
+	Now                time.Time
+	NextSendAt         *time.Time
+	TenantKey          string
+	AdapterID          uuid.UUID
+	Ids                []uuid.UUID
+	OutMessageIds      []string
+	ThreadNos          []int
+	SequenceVersionIds []uuid.UUID
+	LeaseExpiresAt     time.Time
+	ReservedDay        time.Time
 }
 
-// Phase one in one statement: the execution becomes "sending", today's
-// counter moves and the adapter's send times are set.
-func (q *Queries) ReserveSend(ctx context.Context, arg ReserveSendParams) error {
-	_, err := q.db.Exec(ctx, reserveSend,
+// Phase one of K sends of one adapter in one statement: the executions
+// become "sending", today's counters move by K, the adapter's send times
+// are set. thread_nos uses -1 for "no thread" (override sends).
+func (q *Queries) ReserveSends(ctx context.Context, arg ReserveSendsParams) error {
+	_, err := q.db.Exec(ctx, reserveSends,
 		arg.Now,
 		arg.NextSendAt,
 		arg.TenantKey,
 		arg.AdapterID,
-		arg.OutMessageID,
+		arg.Ids,
+		arg.OutMessageIds,
+		arg.ThreadNos,
+		arg.SequenceVersionIds,
 		arg.LeaseExpiresAt,
 		arg.ReservedDay,
-		arg.ThreadNo,
-		arg.ID,
-		arg.SequenceVersionID,
 	)
 	return err
 }
