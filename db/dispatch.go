@@ -779,3 +779,22 @@ func (s *Store) RecordBareSend(ctx context.Context, tenant string, id uuid.UUID)
 	_, err := s.q.RecordBareSend(ctx, dbsqlc.RecordBareSendParams{TenantKey: tenant, ID: id, Now: s.clock.Now()})
 	return err
 }
+
+// ExplainClaim runs one claim of up to limit executions of tenant under
+// EXPLAIN (ANALYZE, BUFFERS) and rolls it back: the plan and its measured
+// cost, for benchmarks that prove the claim costs O(claimed).
+func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (string, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	now := s.clock.Now()
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
+		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}

@@ -18,13 +18,29 @@ import (
 	"github.com/dripdrop/dripdrop/vault"
 )
 
-// clock is a settable test clock.
+// clock is a settable test clock; a running one (benchmarks) advances
+// with real time from t.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	running time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running.IsZero() {
+		return c.t.Add(time.Since(c.running))
+	}
+	return c.t
+}
+
+// Run makes the clock advance with real time from now on.
+func (c *clock) Run() {
+	c.mu.Lock()
+	c.running = time.Now()
+	c.mu.Unlock()
+}
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -66,7 +82,13 @@ type world struct {
 // follow-ups are due immediately, a clock at Tuesday 10:00 UTC.
 func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
 	t.Helper()
-	w := &world{t: t, url: dbtest.URL(t), clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
+	return newWorldAt(t, dbtest.URL(t), adapterIn, steps...)
+}
+
+// newWorldAt is newWorld on the database at url.
+func newWorldAt(t testing.TB, url string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
+	t.Helper()
+	w := &world{t: t, url: url, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
 		ev: &events{got: map[string][]map[string]any{}}}
 	w.box, _ = vault.ParseKey(vault.GenerateKey())
 	bus := telemetry.NewBus(telemetry.WithStrict(true))

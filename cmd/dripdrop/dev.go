@@ -32,7 +32,7 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 	cfg.flags(fs)
 	dir := fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
 	sinkAddr := fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
-	stopDB := fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
+	stopDB := fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev, test and bench) and exit")
 	if cfg.ListenAddr == ":8080" {
 		cfg.ListenAddr = "127.0.0.1:8080"
 	}
@@ -40,7 +40,7 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 		return err
 	}
 	if *stopDB {
-		for _, sub := range []string{"pg", "testpg"} {
+		for _, sub := range []string{"pg", "testpg", "benchpg"} {
 			if err := localpg.Stop(ctx, filepath.Join(*dir, sub)); err != nil {
 				return err
 			}

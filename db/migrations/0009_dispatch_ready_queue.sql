@@ -19,22 +19,25 @@ CREATE TABLE adapter_due (
     adapter_id uuid NOT NULL,
     due_at     timestamptz NOT NULL,
     served     bigint NOT NULL DEFAULT 0, -- when last served (a sequence number): ties in due_at go least recently served first
+    ver        bigint NOT NULL DEFAULT 0, -- bumped by every wake-up, so a claim never overwrites one it did not see
     PRIMARY KEY (tenant_key, adapter_id)
 );
 CREATE INDEX adapter_due_at_idx ON adapter_due (tenant_key, due_at, served);
 
 -- New scheduled work: the adapter's row exists and is no later than it.
--- Neither statement locks a row it does not change.
+-- Wake-ups always write (ver + 1): a claim that computed a later due_at
+-- from a snapshot without this change then skips its update (see
+-- ClaimReady), so no wake-up is lost.
 CREATE FUNCTION dripdrop_due_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO adapter_due (tenant_key, adapter_id, due_at)
     SELECT tenant_key, adapter_id, min(scheduled_for) FROM new_rows
     WHERE state = 'scheduled' GROUP BY tenant_key, adapter_id
     ON CONFLICT (tenant_key, adapter_id) DO NOTHING;
-    UPDATE adapter_due d SET due_at = m.due_at
+    UPDATE adapter_due d SET due_at = least(d.due_at, m.due_at), ver = d.ver + 1
     FROM (SELECT tenant_key, adapter_id, min(scheduled_for) AS due_at FROM new_rows
           WHERE state = 'scheduled' GROUP BY tenant_key, adapter_id) m
-    WHERE d.tenant_key = m.tenant_key AND d.adapter_id = m.adapter_id AND d.due_at > m.due_at;
+    WHERE d.tenant_key = m.tenant_key AND d.adapter_id = m.adapter_id;
     RETURN NULL;
 END $$;
 
@@ -42,14 +45,14 @@ END $$;
 -- adapter or has its claim released (claimed_until set back to NULL).
 CREATE FUNCTION dripdrop_due_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE adapter_due d SET due_at = m.due_at
+    UPDATE adapter_due d SET due_at = least(d.due_at, m.due_at), ver = d.ver + 1
     FROM (SELECT n.tenant_key, n.adapter_id, min(n.scheduled_for) AS due_at
           FROM new_rows n JOIN old_rows o ON o.tenant_key = n.tenant_key AND o.id = n.id
           WHERE n.state = 'scheduled'
             AND (o.state <> 'scheduled' OR o.adapter_id <> n.adapter_id OR n.scheduled_for < o.scheduled_for
                  OR (o.claimed_until IS NOT NULL AND n.claimed_until IS NULL))
           GROUP BY n.tenant_key, n.adapter_id) m
-    WHERE d.tenant_key = m.tenant_key AND d.adapter_id = m.adapter_id AND d.due_at > m.due_at;
+    WHERE d.tenant_key = m.tenant_key AND d.adapter_id = m.adapter_id;
     INSERT INTO adapter_due (tenant_key, adapter_id, due_at)
     SELECT n.tenant_key, n.adapter_id, min(n.scheduled_for)
     FROM new_rows n JOIN old_rows o ON o.tenant_key = n.tenant_key AND o.id = n.id
@@ -68,8 +71,8 @@ CREATE TRIGGER step_executions_due_update AFTER UPDATE ON step_executions
 -- activity changed) is looked at again from its new ready time.
 CREATE FUNCTION dripdrop_due_on_adapter() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE adapter_due SET due_at = coalesce(NEW.next_send_at, '-infinity')
-    WHERE tenant_key = NEW.tenant_key AND adapter_id = NEW.id AND due_at > coalesce(NEW.next_send_at, '-infinity');
+    UPDATE adapter_due SET due_at = least(due_at, coalesce(NEW.next_send_at, '-infinity')), ver = ver + 1
+    WHERE tenant_key = NEW.tenant_key AND adapter_id = NEW.id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER adapters_due AFTER UPDATE ON adapters FOR EACH ROW
@@ -81,11 +84,11 @@ CREATE TRIGGER adapters_due AFTER UPDATE ON adapters FOR EACH ROW
 -- A resumed enrollment's due executions become claimable again.
 CREATE FUNCTION dripdrop_due_on_resume() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE adapter_due d SET due_at = m.due_at
+    UPDATE adapter_due d SET due_at = least(d.due_at, m.due_at), ver = d.ver + 1
     FROM (SELECT x.adapter_id, min(x.scheduled_for) AS due_at FROM step_executions x
           WHERE x.tenant_key = NEW.tenant_key AND x.enrollment_id = NEW.id AND x.state = 'scheduled'
           GROUP BY x.adapter_id) m
-    WHERE d.tenant_key = NEW.tenant_key AND d.adapter_id = m.adapter_id AND d.due_at > m.due_at;
+    WHERE d.tenant_key = NEW.tenant_key AND d.adapter_id = m.adapter_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER enrollments_due_resume AFTER UPDATE OF state ON enrollments FOR EACH ROW

@@ -22,8 +22,8 @@ const claimReady = `-- name: ClaimReady :batchmany
 WITH busy AS (
     SELECT unnest($1::uuid[]) AS adapter_id, unnest($2::int[]) AS n
 ), cand AS (
-    SELECT c.adapter_id, c.due_at, c.served, c.ready, c.blocked_until, c.room FROM (
-        SELECT d.adapter_id, d.due_at, d.served,
+    SELECT c.adapter_id, c.due_at, c.served, c.ver, c.ready, c.blocked_until, c.room FROM (
+        SELECT d.adapter_id, d.due_at, d.served, d.ver,
                (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= $3::timestamptz)) AS ready,
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
@@ -62,7 +62,7 @@ WITH busy AS (
     WHERE x.tenant_key = $4 AND x.id = l.id
     RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
 ), counts AS (
-    SELECT c.adapter_id, c.due_at, c.ready, c.blocked_until, c.room,
+    SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, c.room,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
            (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
     FROM cand c
@@ -82,7 +82,7 @@ WITH busy AS (
     END,
     served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
     FROM counts k
-    WHERE d.tenant_key = $4 AND d.adapter_id = k.adapter_id AND d.due_at = k.due_at
+    WHERE d.tenant_key = $4 AND d.adapter_id = k.adapter_id AND d.ver = k.ver
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
     RETURNING d.adapter_id
 )
@@ -118,7 +118,9 @@ type ClaimReadyRow struct {
 // rank 2 of any), and locks and claims only the rows it returns. A blocked
 // adapter's backlog is never read (LIMIT 0): its queue row moves to when it
 // unblocks. Served adapters go to the back of the line; adapters with
-// nothing left to claim move to their next scheduled work.
+// nothing left to claim move to their next scheduled work. A queue row
+// woken meanwhile (ver changed: new work, an unblocked adapter) is left as
+// the wake-up wrote it, since this claim computed from an older snapshot.
 func (q *Queries) ClaimReady(ctx context.Context, arg []ClaimReadyParams) *ClaimReadyBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {

@@ -55,6 +55,7 @@ type AdapterDue struct {
 	AdapterID uuid.UUID
 	DueAt     time.Time
 	Served    int64
+	Ver       int64
 }
 
 type ApiKey struct {
