@@ -196,6 +196,16 @@ func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.
 			return err
 		}
 		now := s.clock.Now()
+		if ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now) {
+			// Blocked since the claim (another replica reserved, or a
+			// conversation is in flight): nothing of this batch goes now.
+			for _, r := range rows {
+				if err := q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: r.ID}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		loc, err := time.LoadLocation(ad.Timezone)
 		if err != nil {
 			loc = time.UTC
@@ -452,7 +462,7 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 			return err
 		}
 	default:
-		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: &until}); err != nil {
+		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: until}); err != nil {
 			return err
 		}
 		if err := q.DeferExecution(ctx, dbsqlc.DeferExecutionParams{TenantKey: tenant, ID: id, ScheduledFor: sc.ScheduledFor, DeferReason: &reason, DeferUntil: &until, Now: now}); err != nil {
@@ -555,69 +565,43 @@ func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, 
 	}}
 }
 
-// MarkSent is phase two: the provider accepted the message. It records the
-// send (fenced by the lease, so a rescued and re-reserved send is never
-// overwritten), writes the sent event and schedules the next step or
-// completes the enrollment. It reports false when the lease was lost.
+// MarkSent is phase two: the provider accepted the message. One statement
+// (RecordSent) records the send, fenced by the lease so a rescued and
+// re-reserved send is never overwritten, writes the sent event, starts the
+// adapter's gap, and schedules the next step or completes the enrollment.
+// It reports false when the lease was lost.
 func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject string) (bool, error) {
-	var evs []event
-	var ok bool
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs, ok = evs[:0], false
-		now := s.clock.Now()
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-		enrollmentID, err := q.MarkSentAndLog(ctx, dbsqlc.MarkSentAndLogParams{TenantKey: job.TenantKey, ID: job.ExecutionID,
-			ProviderMessageID: &providerID, Subject: &subject, Now: now, LeaseExpiresAt: job.Lease,
-			EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data})
-		if err == pgx.ErrNoRows {
-			return nil // the lease was lost: a rescue owns the execution now
-		}
-		if err != nil {
-			return err
-		}
-		ok = true
-		if err := s.afterSend(ctx, q, job, now); err != nil {
-			return err
-		}
-		evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
-			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
-			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
-			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
-		}})
-		e, err := q.EnrollmentAndNextStep(ctx, dbsqlc.EnrollmentAndNextStepParams{TenantKey: job.TenantKey, ID: enrollmentID, Position: job.Position})
-		if err != nil {
-			return err
-		}
-		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
-			return nil
-		}
-		if e.NextStepID == uuid.Nil {
-			if _, err := q.CompleteEnrollment(ctx, dbsqlc.CompleteEnrollmentParams{TenantKey: job.TenantKey, ID: e.ID, Now: now}); err != nil {
-				return err
-			}
-			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, e.ID, "last_step_sent"))
-			return nil
-		}
-		sender := e.AdapterID
-		if e.NextOverrideID != nil {
-			sender = *e.NextOverrideID
-		}
-		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
-			TenantKey: job.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID, StepID: e.NextStepID, AdapterID: sender,
-			Followup: true, ScheduledFor: now.Add(time.Duration(e.NextDelaySeconds) * time.Second), Now: now,
-		}); err != nil {
-			return err
-		}
-		if e.NextDelaySeconds > 0 {
-			return nil // the poll finds it when it is due
-		}
-		return q.NotifyWork(ctx, job.TenantKey)
-	})
+	now := s.clock.Now()
+	data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+	p := dbsqlc.RecordSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject,
+		Now: now, LeaseExpiresAt: job.Lease, EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data,
+		Position: job.Position, NextID: dripdrop.NewID()}
+	if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
+		next := gapEnd(job, now)
+		p.GapNextSendAt = &next
+	}
+	row, err := s.q.RecordSent(ctx, p)
+	if err == pgx.ErrNoRows {
+		return false, nil // the lease was lost: a rescue owns the execution now
+	}
 	if err != nil {
 		return false, err
 	}
+	evs := []event{{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+		"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
+		"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
+		"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
+	}}}
+	if row.Completed {
+		evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+	}
 	s.emit(ctx, evs...)
-	return ok, nil
+	return true, nil
+}
+
+// gapEnd is when an adapter's gap after a conversation ending now ends.
+func gapEnd(job *SendJob, now time.Time) time.Time {
+	return now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
 }
 
 // MarkFailed records a failed send and releases its reservation. A
@@ -694,7 +678,7 @@ func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, 
 	if job.MinGapSeconds == 0 && job.GapJitterSeconds == 0 {
 		return nil
 	}
-	next := now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
+	next := gapEnd(job, now)
 	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
 }
 

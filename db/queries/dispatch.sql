@@ -118,7 +118,9 @@ UPDATE adapter_daily_usage SET sent = greatest(sent - 1, 0)
 WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day AND sequence_version_id = @sequence_version_id;
 
 -- name: SetAdapterNextSend :exec
-UPDATE adapters SET next_send_at = @next_send_at WHERE tenant_key = @tenant_key AND id = @id;
+-- An adapter-level block never shortens a longer one (such as the in-flight
+-- guard of an adapter with a gap, lifted only when its conversation ends).
+UPDATE adapters SET next_send_at = greatest(next_send_at, @next_send_at::timestamptz) WHERE tenant_key = @tenant_key AND id = @id;
 
 -- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2;
@@ -309,8 +311,11 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
--- name: MarkSentAndLog :one
--- Phase two, fenced by the lease: the send and its one "sent" event.
+-- name: RecordSent :one
+-- Phase two in one statement (SPEC §6.1), fenced by the lease: the send
+-- and its one "sent" event; for an adapter with a gap, the gap starts now
+-- (next_send_at) and the in-flight guard is lifted; then the enrollment
+-- (locked) completes or gets its next step, announced when due at once.
 WITH x AS (
     UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
            subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
@@ -322,18 +327,32 @@ WITH x AS (
     SELECT @tenant_key, @event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, @sequence_version_id, @data, @now::timestamptz FROM x
     ON CONFLICT DO NOTHING
     RETURNING 1
+), gap AS (
+    UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(gap_next_send_at)::timestamptz
+    WHERE adapters.tenant_key = @tenant_key AND adapters.id = (SELECT x.adapter_id FROM x)
+      AND sqlc.narg(gap_next_send_at)::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    WHERE en.tenant_key = @tenant_key AND en.id = (SELECT x.enrollment_id FROM x)
+    FOR UPDATE
+), n AS (
+    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+    WHERE st.tenant_key = @tenant_key AND st.sequence_version_id = @sequence_version_id AND st.position > @position::int
+    ORDER BY st.position LIMIT 1
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now::timestamptz
+    WHERE enrollments.tenant_key = @tenant_key AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
+      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
+    RETURNING 1
+), nx AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+    SELECT @tenant_key, @next_id::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           (n.delay_seconds * interval '1 second') + @now::timestamptz, @now::timestamptz, @now::timestamptz
+    FROM e, n WHERE e.state IN ('active', 'paused')
+    RETURNING (scheduled_for <= @now::timestamptz) AS due_now
 )
-SELECT enrollment_id FROM x;
-
--- name: EnrollmentAndNextStep :one
--- After a send: the enrollment (locked) and the step after the one sent.
-SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
-       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
-FROM enrollments e
-LEFT JOIN LATERAL (
-    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
-    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > @position
-    ORDER BY s.position LIMIT 1
-) n ON true
-WHERE e.tenant_key = @tenant_key AND e.id = @id
-FOR UPDATE OF e;
+SELECT x.enrollment_id,
+       EXISTS (SELECT 1 FROM done) AS completed,
+       (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', @tenant_key::text) FROM nx WHERE nx.due_now) z)::int AS notified
+FROM x;

@@ -213,51 +213,6 @@ func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllPara
 	return items, nil
 }
 
-const enrollmentAndNextStep = `-- name: EnrollmentAndNextStep :one
-SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
-       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
-FROM enrollments e
-LEFT JOIN LATERAL (
-    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
-    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > $1
-    ORDER BY s.position LIMIT 1
-) n ON true
-WHERE e.tenant_key = $2 AND e.id = $3
-FOR UPDATE OF e
-`
-
-type EnrollmentAndNextStepParams struct {
-	Position  int
-	TenantKey string
-	ID        uuid.UUID
-}
-
-type EnrollmentAndNextStepRow struct {
-	ID                uuid.UUID
-	State             string
-	AdapterID         uuid.UUID
-	SequenceVersionID uuid.UUID
-	NextStepID        uuid.UUID
-	NextDelaySeconds  int64
-	NextOverrideID    *uuid.UUID
-}
-
-// After a send: the enrollment (locked) and the step after the one sent.
-func (q *Queries) EnrollmentAndNextStep(ctx context.Context, arg EnrollmentAndNextStepParams) (EnrollmentAndNextStepRow, error) {
-	row := q.db.QueryRow(ctx, enrollmentAndNextStep, arg.Position, arg.TenantKey, arg.ID)
-	var i EnrollmentAndNextStepRow
-	err := row.Scan(
-		&i.ID,
-		&i.State,
-		&i.AdapterID,
-		&i.SequenceVersionID,
-		&i.NextStepID,
-		&i.NextDelaySeconds,
-		&i.NextOverrideID,
-	)
-	return i, err
-}
-
 const finishExecution = `-- name: FinishExecution :exec
 UPDATE step_executions SET state = $1, error_code = $2, error = $3, claimed_until = NULL,
        lease_expires_at = NULL, updated_at = $4
@@ -833,52 +788,6 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 	return i, err
 }
 
-const markSentAndLog = `-- name: MarkSentAndLog :one
-WITH x AS (
-    UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
-           subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2::timestamptz
-    WHERE step_executions.tenant_key = $4 AND step_executions.id = $5 AND step_executions.state = 'sending'
-      AND step_executions.lease_expires_at = $6::timestamptz
-    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
-), ev AS (
-    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $4, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $2::timestamptz FROM x
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT enrollment_id FROM x
-`
-
-type MarkSentAndLogParams struct {
-	ProviderMessageID *string
-	Now               time.Time
-	Subject           *string
-	TenantKey         string
-	ID                uuid.UUID
-	LeaseExpiresAt    time.Time
-	EventID           uuid.UUID
-	SequenceVersionID *uuid.UUID
-	Data              json.RawMessage
-}
-
-// Phase two, fenced by the lease: the send and its one "sent" event.
-func (q *Queries) MarkSentAndLog(ctx context.Context, arg MarkSentAndLogParams) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, markSentAndLog,
-		arg.ProviderMessageID,
-		arg.Now,
-		arg.Subject,
-		arg.TenantKey,
-		arg.ID,
-		arg.LeaseExpiresAt,
-		arg.EventID,
-		arg.SequenceVersionID,
-		arg.Data,
-	)
-	var enrollment_id uuid.UUID
-	err := row.Scan(&enrollment_id)
-	return enrollment_id, err
-}
-
 const nextPendingExecution = `-- name: NextPendingExecution :one
 SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
@@ -973,6 +882,94 @@ func (q *Queries) RecordBareSend(ctx context.Context, arg RecordBareSendParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const recordSent = `-- name: RecordSent :one
+WITH x AS (
+    UPDATE step_executions SET state = 'sent', provider_message_id = $2, sent_at = $3::timestamptz,
+           subject = $4, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $3::timestamptz
+    WHERE step_executions.tenant_key = $1 AND step_executions.id = $5 AND step_executions.state = 'sending'
+      AND step_executions.lease_expires_at = $6::timestamptz
+    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
+), ev AS (
+    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
+    SELECT $1, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $3::timestamptz FROM x
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), gap AS (
+    UPDATE adapters SET last_send_at = $3::timestamptz, next_send_at = $10::timestamptz
+    WHERE adapters.tenant_key = $1 AND adapters.id = (SELECT x.adapter_id FROM x)
+      AND $10::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    WHERE en.tenant_key = $1 AND en.id = (SELECT x.enrollment_id FROM x)
+    FOR UPDATE
+), n AS (
+    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+    WHERE st.tenant_key = $1 AND st.sequence_version_id = $8 AND st.position > $11::int
+    ORDER BY st.position LIMIT 1
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = $3::timestamptz, updated_at = $3::timestamptz
+    WHERE enrollments.tenant_key = $1 AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
+      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
+    RETURNING 1
+), nx AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+    SELECT $1, $12::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           (n.delay_seconds * interval '1 second') + $3::timestamptz, $3::timestamptz, $3::timestamptz
+    FROM e, n WHERE e.state IN ('active', 'paused')
+    RETURNING (scheduled_for <= $3::timestamptz) AS due_now
+)
+SELECT x.enrollment_id,
+       EXISTS (SELECT 1 FROM done) AS completed,
+       (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', $1::text) FROM nx WHERE nx.due_now) z)::int AS notified
+FROM x
+`
+
+type RecordSentParams struct {
+	TenantKey         string
+	ProviderMessageID *string
+	Now               time.Time
+	Subject           *string
+	ID                uuid.UUID
+	LeaseExpiresAt    time.Time
+	EventID           uuid.UUID
+	SequenceVersionID *uuid.UUID
+	Data              json.RawMessage
+	GapNextSendAt     *time.Time
+	Position          int
+	NextID            uuid.UUID
+}
+
+type RecordSentRow struct {
+	EnrollmentID uuid.UUID
+	Completed    bool
+	Notified     int
+}
+
+// Phase two in one statement (SPEC §6.1), fenced by the lease: the send
+// and its one "sent" event; for an adapter with a gap, the gap starts now
+// (next_send_at) and the in-flight guard is lifted; then the enrollment
+// (locked) completes or gets its next step, announced when due at once.
+func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) (RecordSentRow, error) {
+	row := q.db.QueryRow(ctx, recordSent,
+		arg.TenantKey,
+		arg.ProviderMessageID,
+		arg.Now,
+		arg.Subject,
+		arg.ID,
+		arg.LeaseExpiresAt,
+		arg.EventID,
+		arg.SequenceVersionID,
+		arg.Data,
+		arg.GapNextSendAt,
+		arg.Position,
+		arg.NextID,
+	)
+	var i RecordSentRow
+	err := row.Scan(&i.EnrollmentID, &i.Completed, &i.Notified)
+	return i, err
 }
 
 const releaseClaim = `-- name: ReleaseClaim :exec
@@ -1097,15 +1094,17 @@ func (q *Queries) ResignLeader(ctx context.Context, arg ResignLeaderParams) erro
 }
 
 const setAdapterNextSend = `-- name: SetAdapterNextSend :exec
-UPDATE adapters SET next_send_at = $1 WHERE tenant_key = $2 AND id = $3
+UPDATE adapters SET next_send_at = greatest(next_send_at, $1::timestamptz) WHERE tenant_key = $2 AND id = $3
 `
 
 type SetAdapterNextSendParams struct {
-	NextSendAt *time.Time
+	NextSendAt time.Time
 	TenantKey  string
 	ID         uuid.UUID
 }
 
+// An adapter-level block never shortens a longer one (such as the in-flight
+// guard of an adapter with a gap, lifted only when its conversation ends).
 func (q *Queries) SetAdapterNextSend(ctx context.Context, arg SetAdapterNextSendParams) error {
 	_, err := q.db.Exec(ctx, setAdapterNextSend, arg.NextSendAt, arg.TenantKey, arg.ID)
 	return err
