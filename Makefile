@@ -9,12 +9,16 @@ PKGS        := ./...
 
 .PHONY: run test build generate check-generated vet lint fuzz bench bench-scale db/stop clean
 
-## run: start the engine in dev mode (managed PostgreSQL, SMTP sink, demo data)
+## run: start the engine in dev mode (managed PostgreSQL, SMTP sink, demo data);
+## installs the PostgreSQL server binaries first when they are missing
 run:
+	@scripts/ensure-postgres DATABASE_URL
 	$(GO) run ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
+## (installs the PostgreSQL server binaries first when they are missing)
 test: check-generated vet lint
+	@scripts/ensure-postgres TEST_DATABASE_URL
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## build: build bin/dripdrop
@@ -61,7 +65,7 @@ bench:
 bench-scale:
 	DRIPDROP_BENCH_SCALE=1 $(GO) test -run '^$$' -bench 'ClaimAtScale|Fleet' -benchtime 1x -timeout 60m -v ./dispatch/
 
-## db/stop: stop the managed PostgreSQL clusters in .dripdrop/
+## db/stop: stop every managed PostgreSQL cluster of this project (.dripdrop/*, wherever its data lives)
 db/stop:
 	$(GO) run ./cmd/dripdrop dev -stop-db
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
@@ -26,7 +27,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 }
 
 // dev is runDev with a hook called once the API serves (tests use it).
-func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) error {
+func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) (err error) {
 	var cfg serveConfig
 	fs := newFlagSet("dev")
 	cfg.flags(fs)
@@ -40,21 +41,20 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 		return err
 	}
 	if *stopDB {
-		for _, sub := range []string{"pg", "testpg", "benchpg"} {
-			if err := localpg.Stop(ctx, filepath.Join(*dir, sub)); err != nil {
-				return err
-			}
-		}
-		log.Info("managed PostgreSQL stopped", "dir", *dir)
-		return nil
+		stopped, err := localpg.StopAll(ctx, *dir)
+		log.Info("managed PostgreSQL stopped", "dir", *dir, "clusters_stopped", len(stopped))
+		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {
-		c, err := localpg.Ensure(ctx, filepath.Join(*dir, "pg"), localpg.Options{Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
-		if err != nil {
-			return err
+		c, perr := localpg.Ensure(ctx, filepath.Join(*dir, "pg"), localpg.Options{Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+		if perr != nil {
+			return perr
+		}
+		if c.Started { // a failed start leaves nothing running (err is dev's result)
+			defer func() { stopIfFailed(err, c.Dir, log) }()
 		}
 		if err := db.CreateDatabase(ctx, c.URL("postgres"), "dripdrop"); err != nil {
 			return err
@@ -62,7 +62,6 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 		cfg.DatabaseURL = c.URL("dripdrop")
 		log.Info("managed PostgreSQL ready", "url", cfg.DatabaseURL, "stop_with", "make db/stop")
 	}
-	var err error
 	if cfg.EncryptionKey == "" {
 		if cfg.EncryptionKey, err = keepSecret(filepath.Join(*dir, "encryption.key"), vault.GenerateKey); err != nil {
 			return err
@@ -125,6 +124,20 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 
 `, base, sink.Addr(), key, cfg.AdminToken)
 	})
+}
+
+// stopIfFailed stops the managed cluster in dir, which dev started, when dev
+// fails.
+func stopIfFailed(err error, dir string, log *slog.Logger) {
+	if err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log.Info("dev failed: stopping the PostgreSQL it started", "dir", dir)
+	if _, serr := localpg.Stop(ctx, dir); serr != nil {
+		log.Error("stopping the managed PostgreSQL", "err", serr)
+	}
 }
 
 // seedDemo creates (once) the demo tenant with two sink adapters, a pool and
