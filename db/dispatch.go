@@ -782,3 +782,13 @@ func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (str
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(lines, "\n"), err
 }
+
+// NextDueIn reports how long until the earliest pending ready-queue entry of
+// the tenants comes due; ok is false when none is pending.
+func (s *Store) NextDueIn(ctx context.Context, tenants []string) (wait time.Duration, ok bool, err error) {
+	secs, err := s.q.NextDueIn(ctx, dbsqlc.NextDueInParams{Now: s.clock.Now(), TenantKeys: tenants})
+	if err != nil || secs < 0 {
+		return 0, false, err
+	}
+	return time.Duration(secs * float64(time.Second)), true, nil
+}

@@ -68,6 +68,7 @@ type Dispatcher struct {
 	wg      sync.WaitGroup
 	// freed is signalled when a send ends (a slot is free again).
 	freed    chan struct{}
+	finished atomic.Int64 // sends ended since the last claim
 	notified atomic.Bool
 
 	mu       sync.Mutex
@@ -111,13 +112,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	return d, nil
 }
 
-// minClaim is the smallest claim worth a round trip while sends are in
-// flight: a freed slot waits briefly for company rather than claiming one
-// execution at a time in lockstep with the sends.
+// minClaim is how many sends must end before a claim while others are in
+// flight: a freed slot (or adapter in-flight place) waits briefly for
+// company rather than claiming one execution at a time in lockstep with
+// the sends.
 func (d *Dispatcher) minClaim() int { return max(1, min(10, d.cfg.Workers/4)) }
 
-// batchWait is how long freed slots wait for minClaim company.
-const batchWait = 2 * time.Millisecond
+// batchWait is how long after the last send ended a claim waits for
+// minClaim company.
+const batchWait = 5 * time.Millisecond
 
 // Run claims and sends until ctx ends, then stops claiming and waits for
 // in-flight sends to finish (they are bounded by SendTimeout). It wakes on
@@ -145,13 +148,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-wake:
 			byNotify = true
 		case <-d.freed:
-			if free, inflight := d.free(); free < d.minClaim() && inflight > 0 {
+			// Claim when enough sends have ended (slots or adapters' in-flight
+			// places came free) for a batch, or briefly after the last one.
+			if free, inflight := d.free(); free > 0 && inflight > 0 && int(d.finished.Load()) < d.minClaim() {
 				resetTimer(timer, batchWait)
 				continue
 			}
 		case <-timer.C:
 		}
 		notified := d.notified.Swap(false) || byNotify
+		d.finished.Store(0)
 		n, fresh, err := d.tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("dispatch tick failed", "err", err)
@@ -161,10 +167,27 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		wait := d.cfg.PollInterval
 		if free, _ := d.free(); n > 0 && free > 0 {
-			wait = 0 // more may be due and slots are free
+			wait = batchWait // more may be due and slots are free
+		} else if err == nil {
+			wait = d.untilDue(ctx, wait)
 		}
 		resetTimer(timer, wait)
 	}
+}
+
+// untilDue shortens the poll to when the next queued work comes due by the
+// clock (a send scheduled for later, a gap ending), so such work goes out
+// on time rather than up to a poll interval late.
+func (d *Dispatcher) untilDue(ctx context.Context, poll time.Duration) time.Duration {
+	tenants, err := d.tenants(ctx)
+	if err != nil || len(tenants) == 0 {
+		return poll
+	}
+	wait, ok, err := d.store.NextDueIn(ctx, tenants)
+	if err != nil || !ok || wait >= poll {
+		return poll
+	}
+	return max(wait, time.Millisecond)
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -262,6 +285,7 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 	d.mu.Unlock()
 	d.wg.Add(len(batch))
 	done := func(n int) {
+		d.finished.Add(int64(n))
 		d.mu.Lock()
 		d.inflight -= n
 		if d.busy[adapter] -= n; d.busy[adapter] <= 0 {

@@ -356,3 +356,10 @@ SELECT x.enrollment_id,
        EXISTS (SELECT 1 FROM done) AS completed,
        (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', @tenant_key::text) FROM nx WHERE nx.due_now) z)::int AS notified
 FROM x;
+
+-- name: NextDueIn :one
+-- Seconds until the earliest ready-queue entry of these tenants comes due
+-- (-1 when none is pending): the loop sleeps until then rather than a whole
+-- poll interval when work comes due by the clock.
+SELECT coalesce(extract(epoch FROM min(due_at) - @now::timestamptz), -1)::float8 AS wait_seconds
+FROM adapter_due WHERE tenant_key = ANY(@tenant_keys::text[]) AND due_at > @now::timestamptz AND due_at < 'infinity';

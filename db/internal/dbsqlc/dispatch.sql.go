@@ -788,6 +788,26 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 	return i, err
 }
 
+const nextDueIn = `-- name: NextDueIn :one
+SELECT coalesce(extract(epoch FROM min(due_at) - $1::timestamptz), -1)::float8 AS wait_seconds
+FROM adapter_due WHERE tenant_key = ANY($2::text[]) AND due_at > $1::timestamptz AND due_at < 'infinity'
+`
+
+type NextDueInParams struct {
+	Now        time.Time
+	TenantKeys []string
+}
+
+// Seconds until the earliest ready-queue entry of these tenants comes due
+// (-1 when none is pending): the loop sleeps until then rather than a whole
+// poll interval when work comes due by the clock.
+func (q *Queries) NextDueIn(ctx context.Context, arg NextDueInParams) (float64, error) {
+	row := q.db.QueryRow(ctx, nextDueIn, arg.Now, arg.TenantKeys)
+	var wait_seconds float64
+	err := row.Scan(&wait_seconds)
+	return wait_seconds, err
+}
+
 const nextPendingExecution = `-- name: NextPendingExecution :one
 SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
