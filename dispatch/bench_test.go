@@ -275,12 +275,12 @@ func BenchmarkClaimAtScale(b *testing.B) {
 		FROM generate_series(1, $1::int - 1) g, (SELECT credentials FROM adapters WHERE id = $2) a`, adapters, w.adapter.ID)
 	dbtest.Exec(b, w.url, `UPDATE adapters SET daily_cap = 1, next_send_at = $2::timestamptz + interval '1 day' WHERE id = $1`, w.adapter.ID, now)
 	ver := dbtest.Query(b, w.url, `SELECT e.id, e.sequence_id, s.id FROM sequence_versions e JOIN steps s ON s.sequence_version_id = e.id LIMIT 1`)[0]
-	dbtest.Exec(b, w.url, `WITH ad AS (SELECT array_agg(id ORDER BY id) AS ids FROM adapters WHERE id <> $1),
+	dbtest.Exec(b, w.url, `WITH ad AS (SELECT id, (row_number() OVER (ORDER BY id) - 1)::int AS k FROM adapters WHERE id <> $1),
 		en AS (
 		  INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, adapter_id, email, state, created_at, updated_at)
-		  SELECT 'acme', gen_random_uuid(), $2, $3, CASE WHEN g <= $5 THEN $1 ELSE ad.ids[1 + g % ($6::int - 1)] END,
-		         'c' || g || '@example.com', 'active', $7, $7
-		  FROM generate_series(1, 1000000) g, ad
+		  SELECT 'acme', gen_random_uuid(), $2, $3, coalesce(ad.id, $1), 'c' || g.g || '@example.com', 'active', $7, $7
+		  FROM generate_series(1, 1000000) g(g)
+		  LEFT JOIN ad ON g.g > $5 AND ad.k = g.g % ($6::int - 1)
 		  RETURNING id, adapter_id, email)
 		INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
 		SELECT 'acme', gen_random_uuid(), en.id, $4, en.adapter_id,
