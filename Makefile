@@ -6,6 +6,9 @@ SQLC_VER    := v1.31.1
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 SQLC        := $(GOBIN)/sqlc
 PKGS        := ./...
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: run test build generate check-generated vet lint fuzz bench bench-scale db/stop clean
 
@@ -13,7 +16,7 @@ PKGS        := ./...
 ## installs the PostgreSQL server binaries first when they are missing
 run:
 	@scripts/ensure-postgres DATABASE_URL
-	$(GO) run ./cmd/dripdrop dev
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
 ## (installs the PostgreSQL server binaries first when they are missing)
@@ -23,7 +26,7 @@ test: check-generated vet lint
 
 ## build: build bin/dripdrop
 build:
-	$(GO) build -o bin/dripdrop ./cmd/dripdrop
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dripdrop ./cmd/dripdrop
 
 $(SQLC):
 	GOFLAGS= $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VER)

@@ -51,9 +51,22 @@ type Enrollment struct {
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
 	Executions        []StepExecution `json:"executions,omitempty"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
-	EndedAt           *time.Time      `json:"ended_at"`
+	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
+	Block     *Block     `json:"block,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndedAt   *time.Time `json:"ended_at"`
+}
+
+// Block says what holds an enrollment's next step back: the binding policy
+// (send_window, adapter_resting, ramp_cap, sub_cap, min_gap) or
+// adapter_not_ready (the adapter's next_send_at: backoff after adapter
+// errors, or a send in flight), the adapter, and until when.
+type Block struct {
+	Policy    string     `json:"policy"`
+	AdapterID uuid.UUID  `json:"adapter_id"`
+	Until     *time.Time `json:"until"`
+	Reason    string     `json:"reason,omitempty"`
 }
 
 // StepExecution is one attempt window of one step for one enrollment.
@@ -165,6 +178,38 @@ func (in ContactInput) Validate(field string) (Contact, error) {
 		}
 	}
 	return c, nil
+}
+
+// EnrollmentPatch corrects the contact of a non-terminal enrollment. Absent
+// fields keep their values; vars are merged key by key (null removes a key).
+type EnrollmentPatch struct {
+	Email     *string        `json:"email"`
+	FirstName *string        `json:"first_name"`
+	LastName  *string        `json:"last_name"`
+	Company   *string        `json:"company"`
+	Timezone  *string        `json:"timezone"`
+	Vars      map[string]any `json:"vars"`
+}
+
+// Apply validates the patch over the current contact.
+func (p EnrollmentPatch) Apply(cur Contact) (Contact, error) {
+	in := ContactInput{Email: &cur.Email, FirstName: &cur.FirstName, LastName: &cur.LastName, Company: &cur.Company, Timezone: &cur.Timezone, Vars: map[string]any{}}
+	for k, v := range cur.Vars {
+		in.Vars[k] = v
+	}
+	for _, f := range []struct{ from, to **string }{{&p.Email, &in.Email}, {&p.FirstName, &in.FirstName}, {&p.LastName, &in.LastName}, {&p.Company, &in.Company}, {&p.Timezone, &in.Timezone}} {
+		if *f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	for k, v := range p.Vars {
+		if v == nil {
+			delete(in.Vars, k)
+		} else {
+			in.Vars[k] = v
+		}
+	}
+	return in.Validate("")
 }
 
 // EnrollInput enrolls one contact into a sequence's active version.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error codes are part of the public API: clients switch on them, so they
@@ -121,3 +122,55 @@ func ErrorCodes() []string {
 		ECodeTimeout, ECodeUnavailable, ECodeInternal,
 	}
 }
+
+// errorTitles are the RFC 9457 titles of the problem types: a short,
+// stable description of the kind of problem (the detail says what exactly).
+var errorTitles = map[string]string{
+	ECodeUnauthorized:        "Missing or invalid credentials",
+	ECodeForbidden:           "Not allowed for these credentials",
+	ECodeNotFound:            "Resource not found",
+	ECodeMethodNotAllowed:    "Method not allowed on this route",
+	ECodeInvalidJSON:         "Malformed JSON body",
+	ECodeInvalidUTF8:         "Body is not valid UTF-8",
+	ECodeInvalidCharacter:    "Forbidden character in a value",
+	ECodeUnknownField:        "Unknown field",
+	ECodeInvalidType:         "Field has the wrong JSON type",
+	ECodeRequired:            "Required field missing",
+	ECodeInvalidValue:        "Invalid field value",
+	ECodeOutOfRange:          "Value out of range",
+	ECodeTooLong:             "Value too long",
+	ECodeInvalidEmail:        "Invalid e-mail address",
+	ECodeInvalidTimezone:     "Unknown IANA time zone",
+	ECodeInvalidCursor:       "Invalid pagination cursor",
+	ECodeInvalidSpintax:      "Malformed spintax template",
+	ECodePayloadTooLarge:     "Request body too large",
+	ECodeUnsupportedMedia:    "Unsupported Content-Type",
+	ECodeAlreadyExists:       "Resource already exists",
+	ECodeInUse:               "Resource still in use",
+	ECodeVersionImmutable:    "Sequence version is immutable",
+	ECodeIdempotencyReused:   "Idempotency-Key reused for a different request",
+	ECodeIdempotencyInFlight: "Request with this Idempotency-Key still in progress",
+	ECodeConflict:            "Conflicting concurrent change",
+	ECodeInvalidState:        "Action not allowed in the current state",
+	ECodeSuppressed:          "Recipient is suppressed",
+	ECodePoolExhausted:       "No pool member can take the contact",
+	ECodeTimeout:             "Request timed out",
+	ECodeUnavailable:         "Service temporarily unavailable",
+	ECodeInternal:            "Internal error",
+}
+
+// ErrorTitle is the title of a problem type: what kind of problem the code
+// stands for. Codes without a registered title get their words capitalised.
+func ErrorTitle(code string) string {
+	if t, ok := errorTitles[code]; ok {
+		return t
+	}
+	if code == "" {
+		return "Error"
+	}
+	t := strings.ReplaceAll(code, "_", " ")
+	return strings.ToUpper(t[:1]) + t[1:]
+}
+
+// ErrorStatus is the HTTP status of a code.
+func ErrorStatus(code string) int { return (&Error{Code: code}).Status() }

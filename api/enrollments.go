@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
@@ -68,7 +69,7 @@ func (s *Server) enrollBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 		contacts = in.Contacts
 	default:
-		return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type", "send application/json or text/csv")
+		return unsupportedMedia(r.Header.Get("Content-Type"), "application/json", "text/csv")
 	}
 	results, err := s.store.EnrollBatch(r.Context(), tenantOf(r), seqKey, contacts)
 	if err != nil {
@@ -94,21 +95,20 @@ func parseContactsCSV(body []byte) ([]dripdrop.ContactInput, error) {
 		return nil, err
 	}
 	cr := csv.NewReader(bytes.NewReader(body))
+	cr.Comma = csvDelimiter(body)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
 	header, err := cr.Read()
 	if err != nil {
 		return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "body", "the CSV needs a header row")
 	}
-	for i := range header {
-		header[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff")))
-	}
 	hasEmail := false
-	for _, h := range header {
-		hasEmail = hasEmail || h == "email"
+	for i := range header {
+		header[i] = csvColumn(header[i])
+		hasEmail = hasEmail || header[i] == "email"
 	}
 	if !hasEmail {
-		return nil, dripdrop.Errorf(dripdrop.ECodeRequired, "email", "the CSV header must have an email column")
+		return nil, dripdrop.Errorf(dripdrop.ECodeRequired, "email", "the CSV header must have an email column (email, e-mail, email address, …)")
 	}
 	var out []dripdrop.ContactInput
 	for {
@@ -156,6 +156,68 @@ func parseContactsCSV(body []byte) ([]dripdrop.ContactInput, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// csvAliases map normalised header names to contact fields.
+var csvAliases = map[string]string{
+	"email": "email", "e_mail": "email", "email_address": "email", "e_mail_address": "email", "mail": "email",
+	"first_name": "first_name", "firstname": "first_name", "first": "first_name", "given_name": "first_name", "forename": "first_name",
+	"last_name": "last_name", "lastname": "last_name", "last": "last_name", "surname": "last_name", "family_name": "last_name",
+	"company": "company", "company_name": "company", "organization": "company", "organisation": "company",
+	"timezone": "timezone", "time_zone": "timezone", "tz": "timezone",
+}
+
+// csvColumn normalises a header cell ("First Name", "E-mail", "first.name"
+// → first_name, email, first_name): lowercase, runs of anything but letters
+// and digits become "_"; aliases then name the contact fields, and other
+// columns become vars under the normalised name.
+func csvColumn(h string) string {
+	h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+	var b strings.Builder
+	sep := false
+	for _, r := range h {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+			sep = false
+		} else {
+			sep = true
+		}
+	}
+	n := b.String()
+	if f, ok := csvAliases[n]; ok {
+		return f
+	}
+	return n
+}
+
+// csvDelimiter picks the delimiter of the header line: ';' (spreadsheets in
+// many locales), tab, or ',' (the default), whichever occurs most outside
+// quotes.
+func csvDelimiter(body []byte) rune {
+	counts := map[rune]int{}
+	quoted := false
+	for _, r := range string(body) {
+		if r == '"' {
+			quoted = !quoted
+			continue
+		}
+		if !quoted && (r == '\n' || r == '\r') {
+			break
+		}
+		if !quoted && (r == ',' || r == ';' || r == '\t') {
+			counts[r]++
+		}
+	}
+	best := ','
+	for _, d := range []rune{';', '\t'} {
+		if counts[d] > counts[best] {
+			best = d
+		}
+	}
+	return best
 }
 
 func checkCSVText(body []byte) error {

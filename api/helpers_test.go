@@ -92,7 +92,7 @@ func newBenchEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey})
+	srv := api.New(api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}
@@ -153,6 +153,7 @@ func (e *env) do(method, path, key string, body any, headers ...string) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkContract(e.t, req, res.StatusCode, res.Header, b)
 	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 

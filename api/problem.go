@@ -50,7 +50,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	for k, v := range e.Extra {
 		doc[k] = v
 	}
-	p := problem{Type: "https://dripdrop.dev/problems/" + e.Code, Title: http.StatusText(status), Status: status, Code: e.Code, Detail: e.Message, Field: e.Field}
+	p := problem{Type: problemTypeBase + e.Code, Title: dripdrop.ErrorTitle(e.Code), Status: status, Code: e.Code, Detail: e.Message, Field: e.Field}
 	b, _ := json.Marshal(p)
 	if len(doc) > 0 {
 		_ = json.Unmarshal(b, &doc)
@@ -97,7 +97,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type", "requests must be application/json")
+			return unsupportedMedia(ct, "application/json")
 		}
 	}
 	body, err := readBody(w, r, maxBody)
@@ -105,6 +105,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 		return err
 	}
 	return decodeBytes(body, dst)
+}
+
+// unsupportedMedia is the 415 answer: it names the header to send.
+func unsupportedMedia(got string, want ...string) error {
+	if got == "" {
+		got = "none"
+	}
+	return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type",
+		"send the header Content-Type: %s (got %q)", strings.Join(want, " or Content-Type: "), got)
 }
 
 func decodeBytes(body []byte, dst any) error {

@@ -37,6 +37,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
+	// Verify checks an adapter's SMTP settings without sending
+	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
+	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
+	// Registerer, when set, receives the HTTP request metrics
+	// (dripdrop_http_requests_total, dripdrop_http_request_duration_seconds).
+	Registerer prometheus.Registerer
 }
 
 // Server routes and serves the API.
@@ -47,6 +53,7 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	timeout time.Duration
+	metrics *httpMetrics
 }
 
 // auth says who may call a route.
@@ -95,6 +102,7 @@ func New(cfg Config) *Server {
 		{"GET", "/readyz", authNone, s.readyz},
 		{"GET", "/metrics", authNone, func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
 		{"GET", "/openapi.yaml", authNone, serveOpenAPI},
+		{"GET", "/errors/{code}", authNone, errorPage},
 		{"GET", "/u/{token}", authNone, s.unsubscribePage},
 		{"POST", "/u/{token}", authNone, s.unsubscribe},
 
@@ -109,6 +117,9 @@ func New(cfg Config) *Server {
 		{"PATCH", "/v1/adapters/{id}", authTenant, updateByID(s.store.UpdateAdapter)},
 		{"DELETE", "/v1/adapters/{id}", authTenant, deleteByID(s.store.DeleteAdapter)},
 		{"GET", "/v1/adapters/{id}/capacity", authTenant, byID(s.store.AdapterCapacity)},
+		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
+		{"POST", "/v1/adapters/{id}/health", authTenant, updateByID(s.store.HealthSignal)},
+		{"POST", "/v1/adapters/{id}/verify", authTenant, s.verifyAdapter},
 
 		{"POST", "/v1/pools", authTenant, create(s.store.CreatePool)},
 		{"GET", "/v1/pools", authTenant, listPage(s.store.ListPools)},
@@ -122,6 +133,7 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/sequences", authTenant, create(s.store.CreateSequence)},
 		{"GET", "/v1/sequences", authTenant, listPage(s.store.ListSequences)},
 		{"GET", "/v1/sequences/{id}", authTenant, byID(s.store.GetSequence)},
+		{"GET", "/v1/sequences/{id}/stats", authTenant, byID(s.store.SequenceStats)},
 		{"POST", "/v1/sequences/{id}/versions", authTenant, s.createVersion},
 		{"PATCH", "/v1/sequences/{id}/versions/{n}", authTenant, s.updateVersion},
 		{"POST", "/v1/sequences/{id}/versions/{n}/activate", authTenant, s.activateVersion},
@@ -129,10 +141,13 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/enrollments", authTenant, s.enroll},
 		{"POST", "/v1/enrollments/batch", authTenant, s.enrollBatch},
+		{"GET", "/v1/enrollments", authTenant, s.searchEnrollments},
 		{"GET", "/v1/enrollments/{id}", authTenant, byID(s.store.GetEnrollment)},
+		{"PATCH", "/v1/enrollments/{id}", authTenant, updateByID(s.store.UpdateEnrollment)},
 		{"POST", "/v1/enrollments/{id}/pause", authTenant, byID(s.store.PauseEnrollment)},
 		{"POST", "/v1/enrollments/{id}/resume", authTenant, byID(s.store.ResumeEnrollment)},
 		{"POST", "/v1/enrollments/{id}/cancel", authTenant, byID(s.store.CancelEnrollment)},
+		{"POST", "/v1/enrollments/{id}/retry", authTenant, byID(s.store.RetryEnrollment)},
 		{"POST", "/v1/enrollments/{id}/repin", authTenant, updateByID(s.store.RepinEnrollment)},
 		{"GET", "/v1/enrollments/{id}/explain", authTenant, byID(s.store.Explain)},
 
@@ -143,6 +158,13 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
 		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},
+	}
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer, s.routes)
+		if err != nil {
+			s.log.Error("HTTP metrics not registered", "err", err)
+		}
+		s.metrics = m
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
@@ -156,6 +178,11 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 // ServeHTTP answers unknown paths and methods with problem documents too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if s.metrics != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			defer func(start time.Time) { s.metrics.observe(r.Method, unmatchedRoute, sw.status(), start) }(time.Now())
+			w = sw
+		}
 		rec := &statusRecorder{header: http.Header{}}
 		s.mux.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
@@ -181,6 +208,11 @@ func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
 
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.metrics != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			defer func(start time.Time) { s.metrics.observe(rt.Method, rt.Path, sw.status(), start) }(time.Now())
+			w = sw
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -61,12 +61,19 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"POST /v1/enrollments":                                     {"/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "lead@tenant-b.example.com"}}, true},
 		"POST /v1/enrollments/batch":                               {"/v1/enrollments/batch", nil, true},
 		"GET /v1/enrollments/{id}":                                 {"/v1/enrollments/" + b.enrollment, nil, false},
+		"GET /v1/enrollments":                                      {"/v1/enrollments?adapter_id=" + b.adapterA, nil, true},
+		"PATCH /v1/enrollments/{id}":                               {"/v1/enrollments/" + b.enrollment, map[string]any{"first_name": "pwned"}, false},
+		"GET /v1/sequences/{id}/stats":                             {"/v1/sequences/" + b.seq + "/stats", nil, false},
 		"POST /v1/enrollments/{id}/pause":                          {"/v1/enrollments/" + b.enrollment + "/pause", nil, false},
 		"POST /v1/enrollments/{id}/resume":                         {"/v1/enrollments/" + b.enrollment + "/resume", nil, false},
 		"POST /v1/enrollments/{id}/cancel":                         {"/v1/enrollments/" + b.enrollment + "/cancel", nil, false},
 		"POST /v1/enrollments/{id}/repin":                          {"/v1/enrollments/" + b.enrollment + "/repin", map[string]any{"adapter_id": b.adapterB}, false},
 		"POST /v1/suppressions":                                    {"/v1/suppressions", nil, true},
 		"GET /v1/adapters/{id}/capacity":                           {"/v1/adapters/" + b.adapterA + "/capacity", nil, false},
+		"GET /v1/adapters/{id}/health":                             {"/v1/adapters/" + b.adapterA + "/health", nil, false},
+		"POST /v1/adapters/{id}/health":                            {"/v1/adapters/" + b.adapterA + "/health", map[string]any{"health_state": "resting", "source": "x"}, false},
+		"POST /v1/adapters/{id}/verify":                            {"/v1/adapters/" + b.adapterA + "/verify", nil, false},
+		"POST /v1/enrollments/{id}/retry":                          {"/v1/enrollments/" + b.enrollment + "/retry", nil, false},
 		"GET /v1/enrollments/{id}/explain":                         {"/v1/enrollments/" + b.enrollment + "/explain", nil, false},
 		"POST /v1/spintax/preview":                                 {"/v1/spintax/preview", nil, true},
 		"GET /v1/telemetry/catalog":                                {"/v1/telemetry/catalog", nil, true},
@@ -136,6 +143,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/spintax/preview", map[string]any{"template": "{a|b}"}, [2]any{"n", "ten"}, [2]any{"n", 1000}},
 		{"POST", "/v1/enrollments", map[string]any{"sequence_key": "welcome", "contact": map[string]any{"email": "new@acme.example.com"}}, [2]any{"contact", "x@y.z"}, [2]any{"contact", map[string]any{"email": "new@acme.example.com", "vars": map[string]any{"1bad": "x"}}}},
 		{"POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []any{map[string]any{"email": "new@acme.example.com"}}}, [2]any{"contacts", "all"}, [2]any{"contacts", []any{}}},
+		{"POST", "/v1/adapters/" + f.adapterA + "/health", map[string]any{"source": "x"}, [2]any{"health_score", "high"}, [2]any{"health_score", 2}},
+		{"PATCH", "/v1/enrollments/" + f.enrollment, map[string]any{"first_name": "Ada"}, [2]any{"first_name", 5}, [2]any{"timezone", "Mars/Olympus"}},
 		{"POST", "/v1/enrollments/" + f.enrollment + "/repin", map[string]any{"adapter_id": f.adapterB}, [2]any{"adapter_id", 5}, [2]any{"reason", ""}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
 	}
@@ -147,7 +156,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 					found = true
 				}
 			}
-			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel")
+			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel") ||
+				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify")
 			if !found && !bodyless && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {
 				t.Errorf("route %s %s has no bad-input case", rt.Method, rt.Path)
 			}

@@ -18,6 +18,7 @@ const MaxBatch = 10_000
 // BatchResult is the outcome of one row of a batch import.
 type BatchResult struct {
 	Index        int        `json:"index"`
+	Email        string     `json:"email"`  // as given in the row, so results can be matched without counting rows
 	Status       string     `json:"status"` // created | existing | error
 	EnrollmentID *uuid.UUID `json:"enrollment_id,omitempty"`
 	AdapterID    *uuid.UUID `json:"adapter_id,omitempty"`
@@ -62,6 +63,9 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 	var emails, domains []string
 	for i, ci := range contacts {
 		results[i].Index = i
+		if ci.Email != nil {
+			results[i].Email = *ci.Email
+		}
 		c, err := ci.Validate(fmt.Sprintf("contacts[%d].", i))
 		if err != nil {
 			results[i].Status, results[i].Error = "error", rowError(err)

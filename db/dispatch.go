@@ -105,6 +105,7 @@ type SendJob struct {
 	Day               time.Time // adapter-local day whose counters the send reserved
 	MinGapSeconds     int
 	GapJitterSeconds  int
+	AdapterFailures   int // consecutive sender-side failures before this send (reset when it succeeds)
 	Contact           dripdrop.Contact
 	// Templates.
 	Subject, BodyText string
@@ -339,6 +340,7 @@ func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.
 			}
 			job.Day = day
 			job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
+			job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
 			out[i] = Reservation{Outcome: Reserved, Job: job}
 		}
 		return nil
@@ -358,7 +360,14 @@ func (s *Store) unusableSender(ctx context.Context, q *dbsqlc.Queries, tenant st
 		res.Outcome = Failed
 		*evs = append(*evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
 		code, msg := "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"
-		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "failed", ErrorCode: &code, Error: &msg, Now: now})
+		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "failed", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
+			return err
+		}
+		ev, err := s.pauseStepFailed(ctx, q, tenant, sc.EnrollmentID, "adapter_unavailable")
+		if ev.name != "" {
+			*evs = append(*evs, ev)
+		}
+		return err
 	}
 	e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
 	if err != nil {
@@ -587,6 +596,12 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 	if err != nil {
 		return false, err
 	}
+	if job.AdapterFailures > 0 {
+		// The sender works again (rare path, so not in RecordSent).
+		if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
+			return true, err
+		}
+	}
 	evs := []event{{name: "dripdrop.dispatch.sent", metadata: map[string]any{
 		"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
 		"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
@@ -606,8 +621,10 @@ func gapEnd(job *SendJob, now time.Time) time.Time {
 
 // MarkFailed records a failed send and releases its reservation. A
 // temporary failure is retried after 30 s × 2^(attempt−1) with the same
-// Message-ID, up to MaxAttempts; a permanent one fails the execution, and a
-// bounce (5.1.x) also suppresses the address and stops the enrollment.
+// Message-ID, up to MaxAttempts; a permanent one fails the execution and
+// pauses the enrollment (step_failed), except a bounce (5.1.x), which
+// suppresses the address, stops the enrollment and runs the sender's health
+// check. Sender-side failures go to AdapterFailed instead.
 func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
 	var evs []event
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
@@ -648,7 +665,12 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
 		evs = append(evs, event{name: "dripdrop.dispatch.failed", metadata: m})
 		if !bounce {
-			return nil
+			// Not the recipient's fault: no dead end (SPEC §2).
+			ev, err := s.pauseStepFailed(ctx, q, job.TenantKey, job.EnrollmentID, errCode)
+			if ev.name != "" {
+				evs = append(evs, ev)
+			}
+			return err
 		}
 		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
 			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
@@ -664,6 +686,12 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if ev.name != "" {
 			evs = append(evs, ev)
 		}
+		if err != nil {
+			return err
+		}
+		// The bounce feeds the sender's health at once (SPEC §5).
+		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
+		evs = append(evs, hevs...)
 		return err
 	})
 	if err != nil {

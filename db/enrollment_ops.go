@@ -63,6 +63,10 @@ func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUI
 		if _, err := q.RescheduleNotBefore(ctx, dbsqlc.RescheduleNotBeforeParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
 			return nil, err
 		}
+		// A step that failed for good is scheduled again (no dead ends, SPEC §2).
+		if _, err := s.retryFailedStep(ctx, q, e); err != nil {
+			return nil, err
+		}
 		return []event{stateEvent("dripdrop.enrollment.resumed", tenant, id, "operator")}, s.audit(ctx, q, tenant, "enrollment", id, "resumed", "api", nil)
 	})
 }

@@ -432,7 +432,10 @@ func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) 
 		return dripdrop.Enrollment{}, err
 	}
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), seq.Key)
-	return e, err
+	if err != nil {
+		return e, err
+	}
+	return e, s.currentBlock(ctx, tenant, &e)
 }
 
 // normEmail lowercases an address for duplicate detection.

@@ -23,13 +23,3 @@ func (s *Store) TryLeadership(ctx context.Context, name, holder string, ttl time
 func (s *Store) ResignLeadership(ctx context.Context, name, holder string) error {
 	return s.q.ResignLeader(ctx, dbsqlc.ResignLeaderParams{Name: name, Holder: holder})
 }
-
-// RecoverAllDue moves every resting adapter of the tenant whose rest is
-// over to probing (the leader's recovery sweep).
-func (s *Store) RecoverAllDue(ctx context.Context, tenant string) (int, error) {
-	ids, err := s.q.DueRecoveriesAll(ctx, dbsqlc.DueRecoveriesAllParams{TenantKey: tenant, Now: s.clock.Now()})
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	return s.RecoverDueAdapters(ctx, tenant, ids)
-}

@@ -42,6 +42,8 @@ type Emitter interface {
 type event struct {
 	name     string
 	metadata map[string]any
+	// measurements, when set, replace the counter's {"count": 1}.
+	measurements map[string]float64
 }
 
 func (s *Store) emit(ctx context.Context, evs ...event) {
@@ -49,7 +51,11 @@ func (s *Store) emit(ctx context.Context, evs ...event) {
 		return
 	}
 	for _, e := range evs {
-		s.tel.Emit(ctx, e.name, map[string]float64{"count": 1}, e.metadata)
+		m := e.measurements
+		if m == nil {
+			m = map[string]float64{"count": 1}
+		}
+		s.tel.Emit(ctx, e.name, m, e.metadata)
 	}
 }
 

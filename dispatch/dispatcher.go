@@ -424,6 +424,14 @@ func (d *Dispatcher) sendFailed(ctx context.Context, job *db.SendJob, err error,
 		em[k] = v
 	}
 	d.emit(ctx, "dripdrop.dispatch.send.exception", map[string]float64{"duration": dur}, em)
+	if se.AdapterFault {
+		// The sender's failure, not the recipient's (SPEC §6.1).
+		d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", job.TenantKey, "adapter", job.AdapterID, "execution", job.ExecutionID, "reason", se.Reason, "err", se.Error())
+		if ferr := d.store.AdapterFailed(ctx, job, se.Reason, se.Reason == "auth", se.Error()); ferr != nil {
+			d.log.Error("recording an adapter failure", "execution", job.ExecutionID, "err", ferr)
+		}
+		return
+	}
 	d.recordFailure(ctx, job, se, errorCode(se), se.Error())
 }
 
@@ -468,6 +476,8 @@ func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, providerID
 
 func errorCode(se *SendError) string {
 	switch {
+	case se.AdapterFault:
+		return "adapter_" + se.Reason
 	case se.Bounce():
 		return "bounced"
 	case se.Code >= 500:

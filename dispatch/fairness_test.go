@@ -16,8 +16,8 @@ import (
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 )
 
-// enrollMany enrolls n contacts of tenant into its "welcome" sequence.
-func (w *world) enrollMany(tenant string, n int, prefix string) {
+// enrollBatch enrolls n contacts of tenant into its "welcome" sequence.
+func (w *world) enrollBatch(tenant string, n int, prefix string) {
 	w.t.Helper()
 	contacts := make([]dripdrop.ContactInput, n)
 	for i := range contacts {
@@ -81,7 +81,7 @@ func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
 	if _, err := w.store.AddPoolMember(context.Background(), w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &other.ID}); err != nil {
 		t.Fatal(err)
 	}
-	w.enrollMany(w.tenant, 240, "c")
+	w.enrollBatch(w.tenant, 240, "c")
 	// The first adapter's backlog is an hour older.
 	dbtest.Exec(t, w.url, `UPDATE step_executions SET scheduled_for = scheduled_for - interval '1 hour' WHERE adapter_id = $1`, w.adapter.ID)
 	due := w.dueByAdapter()
@@ -108,7 +108,7 @@ func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
 // the size of the others' backlogs, so the property is the same.)
 func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
-	w.enrollMany(w.tenant, 5000, "big")
+	w.enrollBatch(w.tenant, 5000, "big")
 	// A second adapter of the busy tenant, so it could fill every slot.
 	for i := 0; i < 3; i++ {
 		a := w.secondAdapter(fmt.Sprintf("m%d@acme.example.com", i))
@@ -116,9 +116,9 @@ func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.enrollMany(w.tenant, 1000, "more")
+	w.enrollBatch(w.tenant, 1000, "more")
 	w.addTenant("beta", dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
-	w.enrollMany("beta", 1, "small")
+	w.enrollBatch("beta", 1, "small")
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: dispatch.NewSMTPTransport(), Workers: 8, Lease: time.Minute, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -156,13 +156,13 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 	run := func(withStalled bool) time.Duration {
 		dbtest.Exec(t, w.url, `DELETE FROM pool_members WHERE pool_id = $1 AND adapter_id = $2`, w.pool.ID, bad.ID)
 		dbtest.Exec(t, w.url, `UPDATE step_executions SET state = 'cancelled' WHERE state = 'scheduled'`)
-		w.enrollMany(w.tenant, healthy, fmt.Sprintf("h%d-", time.Now().UnixNano()))
+		w.enrollBatch(w.tenant, healthy, fmt.Sprintf("h%d-", time.Now().UnixNano()))
 		if withStalled {
 			if _, err := w.store.AddPoolMember(context.Background(), w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &bad.ID}); err != nil {
 				t.Fatal(err)
 			}
 			// The stalled adapter gets a backlog older than the healthy one's.
-			w.enrollMany(w.tenant, 200, fmt.Sprintf("s%d-", time.Now().UnixNano()))
+			w.enrollBatch(w.tenant, 200, fmt.Sprintf("s%d-", time.Now().UnixNano()))
 			dbtest.Exec(t, w.url, `UPDATE step_executions SET adapter_id = $1, scheduled_for = scheduled_for - interval '1 hour'
 				WHERE state = 'scheduled' AND enrollment_id IN (SELECT id FROM enrollments WHERE email LIKE 's%')`, bad.ID)
 		}

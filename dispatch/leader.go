@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,7 @@ type Leader struct {
 // Duties and their default schedules (SPEC §6.3).
 var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
-	"recovery_sweep":       "@every 1m",
+	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (SPEC §5)
 	"idempotency_janitor":  "@every 1h",
 }
 
@@ -46,7 +47,10 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 	if l.Holder == "" {
 		host, _ := os.Hostname()
-		l.Holder = host + "-" + dripdrop.NewID().String()[:8]
+		// The random tail of the id: its head is a timestamp, which
+		// replicas started in the same minute would share.
+		id := dripdrop.NewID().String()
+		l.Holder = host + "-" + strconv.Itoa(os.Getpid()) + "-" + id[len(id)-12:]
 	}
 	if l.Logger == nil {
 		l.Logger = slog.Default()
@@ -54,7 +58,7 @@ func (l *Leader) Run(ctx context.Context) {
 	c := cron.New()
 	for name, fn := range map[string]func(context.Context) error{
 		"rescue_stale_sending": l.rescue,
-		"recovery_sweep":       l.recover,
+		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
 	} {
 		spec := DefaultSchedules[name]
@@ -120,9 +124,13 @@ func (l *Leader) rescue(ctx context.Context) error {
 	})
 }
 
-func (l *Leader) recover(ctx context.Context) error {
+// health runs the health rules over every adapter (SPEC §5, §6.3).
+func (l *Leader) health(ctx context.Context) error {
 	return l.forTenants(ctx, func(t string) error {
-		_, err := l.Store.RecoverAllDue(ctx, t)
+		n, err := l.Store.HealthSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("health sweep changed adapters", "tenant", t, "changed", n)
+		}
 		return err
 	})
 }
@@ -136,7 +144,7 @@ func (l *Leader) janitor(ctx context.Context) error {
 
 // RunDuties runs every duty once now (tests, and `dripdrop` maintenance).
 func (l *Leader) RunDuties(ctx context.Context) error {
-	for _, fn := range []func(context.Context) error{l.rescue, l.recover, l.janitor} {
+	for _, fn := range []func(context.Context) error{l.rescue, l.health, l.janitor} {
 		if err := fn(ctx); err != nil {
 			return err
 		}

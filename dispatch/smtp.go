@@ -35,6 +35,55 @@ type SendError struct {
 	Code      int    // SMTP reply code, 0 when there was no reply
 	Enhanced  [3]int // RFC 3463 status, zero when absent
 	Message   string
+	// AdapterFault marks a failure of the sender rather than the recipient
+	// (SPEC §6.1 "Whose failure is it?"); Reason says which: connection,
+	// tls, auth, policy, sender_rejected, server_unavailable or stalled.
+	AdapterFault bool
+	Reason       string
+}
+
+// SMTP conversation stages, for deciding whose failure an error is.
+const (
+	StageConnect   = "connect"
+	StageTLS       = "tls"
+	StageHello     = "helo"
+	StageAuth      = "auth"
+	StageMail      = "mail"
+	StageRcpt      = "rcpt"
+	StageData      = "data"
+	StageAfterData = "after_data"
+)
+
+// Whose decides whether a failure at stage is the sender's (SPEC §6.1) and
+// names the reason. code and enhanced are the server's reply (0 when there
+// was none: a network error, or a timeout when timedOut). Everything before
+// MAIL FROM, every MAIL FROM rejection, a 421 anywhere and a connection
+// lost or stalled before the data went out are the adapter's; replies to
+// RCPT and DATA about the recipient (5.1.x, 5.2.x, 4.2.2 …) are the
+// recipient's, and so is a connection lost after the data (the message may
+// have arrived: it is retried with the same Message-ID).
+func Whose(stage string, code int, enhanced [3]int, timedOut bool) (reason string, adapter bool) {
+	switch {
+	case stage == StageConnect:
+		return "connection", true
+	case stage == StageTLS:
+		return "tls", true
+	case stage == StageAuth:
+		return "auth", true
+	case code == 421:
+		return "server_unavailable", true
+	case stage == StageAfterData:
+		return "", false
+	case code == 0 && timedOut:
+		return "stalled", true
+	case code == 0 || stage == StageHello:
+		return "connection", true
+	case stage == StageMail && enhanced[1] == 7:
+		return "policy", true
+	case stage == StageMail:
+		return "sender_rejected", true
+	}
+	return "", false
 }
 
 func (e *SendError) Error() string {
@@ -134,7 +183,7 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error()}
+		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: "connection"}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -154,11 +203,11 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 		c, err = smtp.NewClientStartTLS(conn, tlsConf)
 		if err != nil {
 			if cr.TLS == "require_starttls" || !strings.Contains(err.Error(), "doesn't support STARTTLS") {
-				return nil, classify(err, false)
+				return nil, classify(err, StageTLS)
 			}
 			// Not offered: continue in plain text on a fresh connection.
 			if conn, err = dialer.DialContext(ctx, "tcp", addr); err != nil {
-				return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error()}
+				return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: "connection"}
 			}
 			if dl, ok := ctx.Deadline(); ok {
 				_ = conn.SetDeadline(dl)
@@ -166,16 +215,16 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 			c = smtp.NewClient(conn)
 		}
 	}
-	fail := func(err error) (*pooled, error) {
+	fail := func(err error, stage string) (*pooled, error) {
 		_ = c.Close()
-		return nil, classify(err, false)
+		return nil, classify(err, stage)
 	}
 	helo := cr.HELO
 	if helo == "" {
 		helo = Domain(d.From)
 	}
 	if err := c.Hello(helo); err != nil {
-		return fail(err)
+		return fail(err, StageHello)
 	}
 	if cr.Username != "" {
 		var auth sasl.Client
@@ -186,10 +235,10 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 			auth = sasl.NewLoginClient(cr.Username, cr.Password)
 		default:
 			_ = c.Close()
-			return nil, &SendError{Message: "the server offers neither AUTH PLAIN nor AUTH LOGIN"}
+			return nil, &SendError{Message: "the server offers neither AUTH PLAIN nor AUTH LOGIN", AdapterFault: true, Reason: "auth"}
 		}
 		if err := c.Auth(auth); err != nil {
-			return fail(err)
+			return fail(err, StageAuth)
 		}
 	}
 	return &pooled{c: c, conn: conn, credsSum: sum, since: time.Now()}, nil
@@ -206,21 +255,21 @@ func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (id
 	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetDeadline(time.Now()) })
 	defer stop()
 	if err := p.c.Mail(d.From, nil); err != nil {
-		return "", classify(err, false), false
+		return "", classify(err, StageMail), false
 	}
 	if err := p.c.Rcpt(d.To, nil); err != nil {
-		return "", classify(err, false), false
+		return "", classify(err, StageRcpt), false
 	}
 	w, err := p.c.Data()
 	if err != nil {
-		return "", classify(err, false), false
+		return "", classify(err, StageData), false
 	}
 	if _, err := w.Write(d.Data); err != nil {
-		return "", classify(err, true), true
+		return "", classify(err, StageAfterData), true
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return "", classify(err, true), true
+		return "", classify(err, StageAfterData), true
 	}
 	_ = p.conn.SetDeadline(time.Time{})
 	return providerID(resp.StatusText), nil, true
@@ -240,22 +289,28 @@ func providerID(status string) string {
 	return status
 }
 
-// classify maps go-smtp and network errors: 4xx temporary, 5xx permanent,
-// a lost connection (also after the final dot) temporary.
-func classify(err error, afterData bool) *SendError {
+// classify maps go-smtp and network errors at a stage of the
+// conversation: 4xx temporary, 5xx permanent, a lost connection (also after
+// the final dot) temporary; Whose marks the sender's failures.
+func classify(err error, stage string) *SendError {
+	var e *SendError
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
-		e := &SendError{Code: se.Code, Message: se.Message, Temporary: se.Code < 500}
+		e = &SendError{Code: se.Code, Message: se.Message, Temporary: se.Code < 500}
 		if se.EnhancedCode != smtp.NoEnhancedCode {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		}
-		return e
+	} else {
+		msg := err.Error()
+		if stage == StageAfterData {
+			msg = "connection lost after data: " + msg
+		}
+		e = &SendError{Temporary: true, Message: msg}
 	}
-	msg := err.Error()
-	if afterData {
-		msg = "connection lost after data: " + msg
-	}
-	return &SendError{Temporary: true, Message: msg}
+	var ne net.Error
+	timedOut := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	e.Reason, e.AdapterFault = Whose(stage, e.Code, e.Enhanced, timedOut)
+	return e
 }
 
 func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {

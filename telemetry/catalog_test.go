@@ -97,6 +97,7 @@ func TestExtensions(t *testing.T) {
 		{"dripdrop.template.missing_variable", Counter, count, []string{"step_execution_id", "tenant_key", "variable", "field"}},
 		{"dripdrop.dispatch.failed", Counter, count, []string{"step_execution_id", "enrollment_id", "adapter_id", "tenant_key", "reason", "smtp_code", "permanent"}},
 		{"dripdrop.dispatch.retry", Counter, count, []string{"step_execution_id", "adapter_id", "tenant_key", "attempt", "defer_until", "reason"}},
+		{"dripdrop.dispatch.adapter_error", Counter, count, []string{"adapter_id", "tenant_key", "reason", "consecutive"}},
 		{"dripdrop.dispatch.deferred", Counter, count, []string{"step_execution_id", "adapter_id", "tenant_key", "reason", "defer_until"}},
 		{"dripdrop.dispatch.send.start", Span, []string{"system_time"}, sendMeta},
 		{"dripdrop.dispatch.send.stop", Span, []string{"duration"}, sendMeta},

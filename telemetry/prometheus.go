@@ -25,7 +25,7 @@ var SendDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, 
 // Prometheus is the default metrics recipe. For every catalog event it
 // keeps a counter dripdrop_<area>_<event>_total (see MetricName) labelled
 // by the event's Spec.Labels; threshold events also set a gauge
-// dripdrop_health_<event>_rate to the last observed rate; send spans
+// dripdrop_health_<event>_ratio to the last observed rate; send spans
 // observe dripdrop_dispatch_send_duration_seconds{outcome="ok"|"error"}.
 // It also implements OutboxMetrics. Its metrics live on the registerer
 // given to NewPrometheus, never on the global one. Safe for concurrent use.
@@ -64,9 +64,10 @@ func WithHighCardinalityLabels(keys ...string) PromOption {
 // "dripdrop_dispatch_sent_total").
 func MetricName(event string) string { return metricBase(event) + "_total" }
 
-// RateMetricName is the name of a threshold event's gauge
-// ("dripdrop.health.bounce_threshold" → "dripdrop_health_bounce_threshold_rate").
-func RateMetricName(event string) string { return metricBase(event) + "_rate" }
+// RateMetricName is the name of a threshold event's gauge: a ratio (0..1),
+// so it ends in _ratio ("dripdrop.health.bounce_threshold" →
+// "dripdrop_health_bounce_threshold_ratio").
+func RateMetricName(event string) string { return metricBase(event) + "_ratio" }
 
 func metricBase(event string) string { return strings.ReplaceAll(event, ".", "_") }
 
@@ -119,6 +120,22 @@ func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, 
 	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dripdrop_outbox_publisher_lag_seconds",
 		Help: "Age in seconds of the oldest pending outbox event."})
 	cs = append(cs, p.sendDur, p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor, p.notifyMissed, p.lag)
+	// Every counter exists at zero before its first event, so dashboards
+	// and alerts see the family (and rate() a start) from the first scrape:
+	// counters with labels get one series whose labels are all empty.
+	// Threshold gauges likewise start at 0.
+	for _, pe := range p.events {
+		pe.counter.WithLabelValues(make([]string, len(pe.labels))...)
+		if pe.rate != nil {
+			pe.rate.WithLabelValues(make([]string, len(pe.labels))...)
+		}
+	}
+	for _, o := range []string{"ok", "error"} {
+		p.sendDur.WithLabelValues(o)
+	}
+	for _, c := range []*prometheus.CounterVec{p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor} {
+		c.WithLabelValues("")
+	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

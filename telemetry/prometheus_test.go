@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func newProm(t *testing.T, opts ...PromOption) (*prometheus.Registry, *Prometheus, *Bus) {
@@ -40,6 +41,7 @@ func TestPrometheusCountsSent(t *testing.T) {
 	spec, _ := Lookup(sent)
 	want := fmt.Sprintf(`# HELP dripdrop_dispatch_sent_total Events %s: %s.
 # TYPE dripdrop_dispatch_sent_total counter
+dripdrop_dispatch_sent_total{adapter_provider="",channel=""} 0
 dripdrop_dispatch_sent_total{adapter_provider="smtp",channel="email"} 2
 `, sent, spec.Description)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "dripdrop_dispatch_sent_total"); err != nil {
@@ -99,12 +101,13 @@ func TestPrometheusCoversEveryEvent(t *testing.T) {
 	must(t, err)
 	for _, s := range Catalog() {
 		mf := family(mfs, MetricName(s.Name))
-		if mf == nil || len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetCounter().GetValue() != 1 {
+		series := withoutZeroSeries(mf)
+		if len(series) != 1 || series[0].GetCounter().GetValue() != 1 {
 			t.Errorf("%s: counter %s = %v, want one series at 1", s.Name, MetricName(s.Name), mf)
 			continue
 		}
 		var labels []string
-		for _, l := range mf.GetMetric()[0].GetLabel() {
+		for _, l := range series[0].GetLabel() {
 			labels = append(labels, l.GetName())
 		}
 		if want := slices.Sorted(slices.Values(s.Labels)); !slices.Equal(labels, want) {
@@ -284,8 +287,52 @@ func TestPrometheusOutboxMetrics(t *testing.T) {
 	names := []string{"dripdrop_outbox_events_published_total", "dripdrop_outbox_events_fanout_total",
 		"dripdrop_outbox_events_no_match_total", "dripdrop_outbox_failures_total", "dripdrop_outbox_redeliver_requests_total",
 		"dripdrop_janitor_rows_deleted_total", "dripdrop_notify_missed_total", "dripdrop_outbox_publisher_lag_seconds"}
-	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 8 {
-		t.Fatalf("%d outbox series (%v), want 8", n, err)
+	// 8 series written above, plus the 6 labelled counters' zero series.
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 14 {
+		t.Fatalf("%d outbox series (%v), want 14", n, err)
+	}
+}
+
+// withoutZeroSeries drops the all-empty-labels series every labelled
+// counter starts with.
+func withoutZeroSeries(mf *dto.MetricFamily) []*dto.Metric {
+	var out []*dto.Metric
+	for _, m := range mf.GetMetric() {
+		empty := len(m.GetLabel()) > 0
+		for _, l := range m.GetLabel() {
+			empty = empty && l.GetValue() == ""
+		}
+		if !empty {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestCountersExistAtZero: before any event, every catalog counter and the
+// outbox counters are exported at 0, so alerts and rate() see them.
+func TestCountersExistAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := NewPrometheus(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	must(t, err)
+	names := []string{"dripdrop_outbox_events_published_total", "dripdrop_outbox_failures_total", "dripdrop_notify_missed_total", "dripdrop_dispatch_send_duration_seconds"}
+	for _, s := range Catalog() {
+		names = append(names, MetricName(s.Name))
+	}
+	for _, n := range names {
+		mf := family(mfs, n)
+		if mf == nil || len(mf.GetMetric()) == 0 {
+			t.Errorf("%s is not exported before its first event", n)
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter().GetValue() != 0 || m.GetHistogram().GetSampleCount() != 0 {
+				t.Errorf("%s starts at %v", n, m)
+			}
+		}
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,21 +25,23 @@ import (
 // ./.dripdrop (unless DATABASE_URL is set), a local SMTP sink that every demo
 // adapter delivers to, a seeded demo tenant, and the engine itself.
 func runDev(ctx context.Context, args []string, log *slog.Logger) error {
-	return dev(ctx, args, log, nil)
+	return devWith(ctx, args, log, os.Stderr, nil)
 }
 
 // dev is runDev with a hook called once the API serves (tests use it).
-func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) (err error) {
-	var cfg serveConfig
-	fs := newFlagSet("dev")
-	cfg.flags(fs)
-	dir := fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
-	sinkAddr := fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
-	stopDB := fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev, test and bench) and exit")
-	if cfg.ListenAddr == ":8080" {
-		cfg.ListenAddr = "127.0.0.1:8080"
-	}
+func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(baseURL, apiKey string)) error {
+	return devWith(ctx, args, log, nil, onReady)
+}
+
+// devWith is dev; with logOut set, -log-format and -log-level rebuild the
+// logger on it.
+func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Writer, onReady func(baseURL, apiKey string)) (err error) {
+	cfg := serveConfig{logOut: logOut}
+	fs, dir, sinkAddr, stopDB := devFlags(&cfg)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if log, err = cfg.logger(log); err != nil {
 		return err
 	}
 	if *stopDB {
@@ -124,6 +128,18 @@ func dev(ctx context.Context, args []string, log *slog.Logger, onReady func(base
 
 `, base, sink.Addr(), key, cfg.AdminToken)
 	})
+}
+
+// devFlags are the flags of dev: serve's, plus its own.
+func devFlags(cfg *serveConfig) (fs *flag.FlagSet, dir, sinkAddr *string, stopDB *bool) {
+	fs = newFlagSet("dev")
+	cfg.flags(fs)
+	// dev listens on loopback unless told otherwise.
+	cfg.ListenAddr, fs.Lookup("listen").DefValue = "127.0.0.1:8080", "127.0.0.1:8080"
+	dir = fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
+	sinkAddr = fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
+	stopDB = fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev, test and bench) and exit")
+	return fs, dir, sinkAddr, stopDB
 }
 
 // stopIfFailed stops the managed cluster in dir, which dev started, when dev

@@ -260,6 +260,17 @@ func TestThreeEnginesShareTheWork(t *testing.T) {
 		}
 		return n
 	}
+	defer func() {
+		if t.Failed() {
+			for i, e := range engines {
+				for _, l := range strings.Split(e.out.String(), "\n") {
+					if strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
+						t.Logf("engine %d: %s", i, l)
+					}
+				}
+			}
+		}
+	}()
 	w.waitFor("bulk sent", 60*time.Second, func() bool { return countTo("bulk") >= 300 })
 	w.waitFor("20 capped sends", 90*time.Second, func() bool { return countTo("capped") >= 20 })
 	time.Sleep(4 * time.Second) // a 21st send would have happened by now
@@ -294,5 +305,77 @@ func TestThreeEnginesShareTheWork(t *testing.T) {
 	}
 	if n := w.count("SELECT count(*) FROM step_executions WHERE state = 'sending'"); n != 0 {
 		t.Errorf("%d executions left sending after a graceful stop", n)
+	}
+}
+
+// TestHealthSweepLeaderOnly: three engines share one database; only the
+// leader runs the health sweep, and every due transition is applied exactly
+// once: 10 adapters over the bounce threshold rest, 10 whose rest ended
+// probe, and one whose rest ends later probes when its time comes.
+func TestHealthSweepLeaderOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	w := newEngineWorld(t)
+	ctx := context.Background()
+	mk := func(name string) {
+		prov, from := "sink", name+"@acme.example.com"
+		if _, err := w.store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		mk(fmt.Sprintf("breach-%d", i))
+		mk(fmt.Sprintf("rested-%d", i))
+	}
+	mk("late")
+	// 20 sends and one hard bounce each (5 %); rests that ended, and one
+	// that ends in a few seconds.
+	dbtest.Exec(t, w.url, `INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, occurred_at)
+		SELECT 'acme', gen_random_uuid(), t.type, t.subtype, a.id, now()
+		FROM adapters a, (SELECT 'sent' AS type, NULL AS subtype FROM generate_series(1, 20)
+		                  UNION ALL SELECT 'bounced', 'hard') t
+		WHERE a.name LIKE 'breach-%'`)
+	dbtest.Exec(t, w.url, `UPDATE adapters SET health_state = 'resting', resting_until = now() - interval '1 second' WHERE name LIKE 'rested-%'`)
+	dbtest.Exec(t, w.url, `UPDATE adapters SET health_state = 'resting', resting_until = now() + interval '3 seconds' WHERE name = 'late'`)
+
+	var engines []*engine
+	for i := 0; i < 3; i++ {
+		engines = append(engines, w.start("-health-interval", "200ms", "-workers", "2"))
+	}
+	w.waitFor("every due transition", 60*time.Second, func() bool {
+		return w.count("SELECT count(*) FROM adapters WHERE name LIKE 'breach-%' AND health_state = 'resting'") == 10 &&
+			w.count("SELECT count(*) FROM adapters WHERE name LIKE 'rested-%' AND health_state = 'probing'") == 10 &&
+			w.count("SELECT count(*) FROM adapters WHERE name = 'late' AND health_state = 'probing'") == 1
+	})
+	// The late adapter moved after the others, so sweeps kept running over
+	// them meanwhile: each still has exactly one transition.
+	for _, e := range engines {
+		e.stop(t)
+	}
+	rows := dbtest.Query(t, w.url, `SELECT a.name, count(l.id), min(l.data->>'reason'), min(l.actor)
+		FROM adapters a LEFT JOIN audit_log l ON l.tenant_key = a.tenant_key AND l.entity_id = a.id AND l.action = 'health_state_changed'
+		GROUP BY a.name`)
+	for _, r := range rows {
+		name, n, reason := r[0].(string), r[1].(int64), r[2]
+		want := "resting_elapsed"
+		if strings.HasPrefix(name, "breach-") {
+			want = "bounce_threshold"
+		}
+		if n != 1 || reason != want || r[3] != "engine" {
+			t.Errorf("%s: %d transitions (reason %v, source %v), want exactly one %s by engine", name, n, reason, r[3], want)
+		}
+	}
+	sweepers := 0
+	for _, e := range engines {
+		if strings.Contains(e.out.String(), "health sweep changed adapters") {
+			sweepers++
+		}
+	}
+	if sweepers != 1 {
+		for i, e := range engines {
+			t.Logf("engine %d:\n%s", i, e.out)
+		}
+		t.Errorf("%d engines applied health transitions, want only the leader", sweepers)
 	}
 }

@@ -15,8 +15,13 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
+// version and commit are set at build time by the Makefile with
+// -ldflags "-X main.version=… -X main.commit=…"; without them the Go
+// build info supplies what it knows.
+var (
+	version = ""
+	commit  = ""
+)
 
 const usage = `dripdrop — a self-hostable cold-outbound sending engine
 
@@ -27,8 +32,9 @@ Usage:
   dripdrop version   print the version
 
 Run "dripdrop <command> -h" for the flags of a command. Every flag can also
-be given as an environment variable (DATABASE_URL, LISTEN_ADDR,
-DRIPDROP_ENCRYPTION_KEY, DRIPDROP_ADMIN_TOKEN, PUBLIC_BASE_URL).
+be given as an environment variable, shown next to it (for example
+DATABASE_URL, LISTEN_ADDR, DRIPDROP_ENCRYPTION_KEY, LOG_FORMAT, LOG_LEVEL);
+a flag on the command line wins.
 `
 
 func main() {
@@ -38,10 +44,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := newLogger(logConfig{Format: os.Getenv("LOG_FORMAT"), Level: envDefault("LOG_LEVEL", "info")}, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dripdrop:", err)
+		os.Exit(2)
+	}
 	slog.SetDefault(logger)
 
-	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "serve":
 		err = runServe(ctx, args, logger)
@@ -64,21 +73,30 @@ func main() {
 }
 
 func versionString() string {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v += "+" + s.Value[:12]
-				}
+	v, c := buildVersion()
+	return "dripdrop " + v + " (commit " + c + ")"
+}
+
+// buildVersion returns the version and commit of this binary.
+func buildVersion() (string, string) {
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
 			}
 		}
 	}
-	return "dripdrop " + v
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return v, c
 }
 
 // envDefault returns the environment variable or a default.
@@ -95,9 +113,17 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, printing usage on -h and errors to stderr.
+// parse parses flags, then fills the flags not given from their
+// environment variables; usage (on -h and errors) shows both.
 func parse(fs *flag.FlagSet, args []string) error {
+	annotateEnv(fs)
 	err := fs.Parse(args)
+	if err == nil {
+		if err = applyEnv(fs, os.LookupEnv); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return err
+		}
+	}
 	if err != nil {
 		fs.SetOutput(os.Stderr)
 		if !errors.Is(err, flag.ErrHelp) {

@@ -3,15 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
@@ -33,34 +37,51 @@ type serveConfig struct {
 	SendTimeout   time.Duration
 	PollInterval  time.Duration
 	RescueEvery   time.Duration
+	HealthEvery   time.Duration
+	Log           logConfig
 	onSent        func(*db.SendJob)
+	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
 }
 
-func (c *serveConfig) flags(fs interface {
-	StringVar(*string, string, string, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-	BoolVar(*bool, string, bool, string)
-	IntVar(*int, string, int, string)
-}) {
+func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "fallback poll when no notification arrives")
 	fs.DurationVar(&c.RescueEvery, "rescue-interval", 30*time.Second, "how often the leader rescues sends stuck past their lease")
+	fs.DurationVar(&c.HealthEvery, "health-interval", time.Minute, "how often the leader runs the adapter health rules (thresholds, recovery, probing, graduation)")
 	fs.DurationVar(&c.Lease, "send-lease", 10*time.Minute, "how long a send may stay in flight before it is rescued and retried")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", 2*time.Minute, "deadline of one SMTP conversation (must be shorter than -send-lease)")
-	fs.BoolVar(&c.LogEvents, "log-events", envDefault("DRIPDROP_LOG_EVENTS", "") == "true", "log every telemetry event as a key=value line (env DRIPDROP_LOG_EVENTS=true)")
-	fs.StringVar(&c.DatabaseURL, "database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
-	fs.StringVar(&c.ListenAddr, "listen", envDefault("LISTEN_ADDR", ":8080"), "HTTP listen address (env LISTEN_ADDR)")
-	fs.StringVar(&c.EncryptionKey, "encryption-key", envDefault("DRIPDROP_ENCRYPTION_KEY", ""), "base64 32-byte key for credentials at rest (env DRIPDROP_ENCRYPTION_KEY)")
-	fs.StringVar(&c.AdminToken, "admin-token", envDefault("DRIPDROP_ADMIN_TOKEN", ""), "token for the admin API; empty disables it (env DRIPDROP_ADMIN_TOKEN)")
-	fs.StringVar(&c.PublicBaseURL, "public-base-url", envDefault("PUBLIC_BASE_URL", ""), "public URL of this engine, for one-click unsubscribe links (env PUBLIC_BASE_URL)")
+	fs.BoolVar(&c.LogEvents, "log-events", false, "log every telemetry event as one line")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL connection URL")
+	fs.StringVar(&c.ListenAddr, "listen", ":8080", "HTTP listen address")
+	fs.StringVar(&c.EncryptionKey, "encryption-key", "", "base64 32-byte key for credentials at rest")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token for the admin API; empty disables it")
+	fs.StringVar(&c.PublicBaseURL, "public-base-url", "", "public URL of this engine, for one-click unsubscribe links")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
+	c.Log.flags(fs)
+}
+
+// logger is the process logger: rebuilt from -log-format and -log-level
+// when the command runs from main (logOut set), else the one given.
+func (c *serveConfig) logger(given *slog.Logger) (*slog.Logger, error) {
+	if c.logOut == nil {
+		return given, nil
+	}
+	l, err := newLogger(c.Log, c.logOut)
+	if err == nil {
+		slog.SetDefault(l)
+	}
+	return l, err
 }
 
 func runServe(ctx context.Context, args []string, log *slog.Logger) error {
-	var cfg serveConfig
+	cfg := serveConfig{logOut: os.Stderr}
 	fs := newFlagSet("serve")
 	cfg.flags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := cfg.logger(log)
+	if err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {
@@ -89,6 +110,9 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if err := bus.AttachMany("prometheus", telemetry.Events(), prom.Handler()); err != nil {
 		return err
 	}
+	if err := attachWarnLog(bus, log); err != nil {
+		return err
+	}
 	if cfg.LogEvents {
 		if err := bus.AttachMany("log", telemetry.Events(), telemetry.LogHandler(log)); err != nil {
 			return err
@@ -100,6 +124,9 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		return err
 	}
 	defer store.Close()
+	if err := registerEngineMetrics(reg, store, log); err != nil {
+		return err
+	}
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: dispatch.NewSMTPTransport(), Telemetry: bus, Metrics: prom, Logger: log,
@@ -112,11 +139,15 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
-	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{"rescue_stale_sending": "@every " + cfg.RescueEvery.String()}}
+	leader := &dispatch.Leader{Store: store, Logger: log, Schedules: map[string]string{
+		"rescue_stale_sending": "@every " + cfg.RescueEvery.String(), "health_sweep": "@every " + cfg.HealthEvery.String()}}
 	leaderDone := make(chan struct{})
 	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
 
-	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe")})
+	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"),
+		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c, from, nil, nil)
+		}})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -159,7 +190,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 
 func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("migrate")
-	url := fs.String("database-url", envDefault("DATABASE_URL", ""), "PostgreSQL connection URL (env DATABASE_URL)")
+	url := fs.String("database-url", "", "PostgreSQL connection URL")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

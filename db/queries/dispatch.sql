@@ -199,10 +199,6 @@ DELETE FROM leader_leases WHERE name = @name AND holder = @holder;
 -- name: NotifyWork :exec
 SELECT pg_notify('dripdrop_work', @tenant_key::text);
 
--- name: DueRecoveriesAll :many
-SELECT id FROM adapters
-WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL;
-
 -- name: GetAdapterAny :one
 SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2;
 

@@ -136,15 +136,54 @@ WHERE e.tenant_key = @tenant_key AND v.pool_id = @pool_id AND e.state IN ('activ
 ORDER BY e.id
 FOR UPDATE OF e;
 
--- name: TransitionHealth :one
-UPDATE adapters SET health_state = @health_state, health_since = @now,
-       healthy_since = CASE WHEN @health_state IN ('active', 'ramping') THEN @now ELSE healthy_since END,
-       resting_until = @resting_until, ramp_started_at = @ramp_started_at, updated_at = @now
-WHERE tenant_key = @tenant_key AND id = @id
-RETURNING *;
-
 -- name: DueRecoveries :many
 SELECT * FROM adapters
 WHERE tenant_key = @tenant_key AND health_state = 'resting' AND resting_until <= @now::timestamptz AND deleted_at IS NULL
   AND id = ANY(@ids::uuid[])
 FOR UPDATE;
+
+-- name: SearchEnrollments :many
+SELECT e.*, s.key AS sequence_key
+FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
+WHERE e.tenant_key = @tenant_key
+  AND (sqlc.narg(sequence_key)::text IS NULL OR s.key = sqlc.narg(sequence_key)::text)
+  AND (sqlc.narg(state)::text IS NULL OR e.state = sqlc.narg(state)::text)
+  AND (sqlc.narg(pause_reason)::text IS NULL OR e.pause_reason = sqlc.narg(pause_reason)::text)
+  AND (sqlc.narg(stop_reason)::text IS NULL OR e.stop_reason = sqlc.narg(stop_reason)::text)
+  AND (sqlc.narg(email)::text IS NULL OR e.email_norm = lower(sqlc.narg(email)::text))
+  AND (sqlc.narg(adapter_id)::uuid IS NULL OR e.adapter_id = sqlc.narg(adapter_id)::uuid)
+  AND e.id > @after
+ORDER BY e.id
+LIMIT @lim;
+
+-- name: UpdateEnrollmentContact :one
+UPDATE enrollments SET email = @email, first_name = @first_name, last_name = @last_name, company = @company,
+       timezone = @timezone, vars = @vars, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id
+RETURNING *;
+
+-- name: StatsEnrollments :many
+SELECT sequence_version_id, state, coalesce(stop_reason, '')::text AS stop_reason, count(*)::int AS n
+FROM enrollments
+WHERE tenant_key = @tenant_key AND sequence_id = @sequence_id
+GROUP BY sequence_version_id, state, stop_reason;
+
+-- name: StatsSteps :many
+SELECT st.sequence_version_id, st.id AS step_id, st.key, st.position,
+       count(x.id) FILTER (WHERE x.state IN ('scheduled', 'sending'))::int AS scheduled,
+       count(x.id) FILTER (WHERE x.state = 'sent')::int AS sent,
+       count(x.id) FILTER (WHERE x.state = 'failed')::int AS failed
+FROM steps st
+JOIN sequence_versions v ON v.tenant_key = st.tenant_key AND v.id = st.sequence_version_id
+LEFT JOIN step_executions x ON x.tenant_key = st.tenant_key AND x.step_id = st.id
+WHERE st.tenant_key = @tenant_key AND v.sequence_id = @sequence_id
+GROUP BY st.sequence_version_id, st.id, st.key, st.position
+ORDER BY st.sequence_version_id, st.position;
+
+-- name: StatsEvents :many
+SELECT me.sequence_version_id, me.type, coalesce(me.subtype, '')::text AS subtype, count(*)::int AS n
+FROM message_events me
+JOIN sequence_versions v ON v.tenant_key = me.tenant_key AND v.id = me.sequence_version_id
+WHERE me.tenant_key = @tenant_key AND v.sequence_id = @sequence_id
+  AND me.type IN ('replied', 'ooo', 'bounced', 'complained', 'unsubscribed')
+GROUP BY me.sequence_version_id, me.type, me.subtype;

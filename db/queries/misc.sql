@@ -23,3 +23,15 @@ DELETE FROM idempotency_keys WHERE tenant_key = $1 AND key = $2 AND status IS NU
 
 -- name: DeleteExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE tenant_key = $1 AND created_at < $2;
+
+-- name: CountEnrollmentsByState :many
+SELECT state, count(*)::bigint AS n FROM enrollments WHERE tenant_key = $1 GROUP BY state;
+
+-- name: CountDueExecutions :one
+SELECT count(*)::bigint AS n, coalesce(min(scheduled_for), sqlc.arg(due_by)::timestamptz)::timestamptz AS oldest
+FROM step_executions
+WHERE tenant_key = sqlc.arg(tenant_key) AND state = 'scheduled' AND scheduled_for <= sqlc.arg(due_by)::timestamptz;
+
+-- name: CountAdaptersByHealth :many
+SELECT health_state, count(*)::bigint AS n FROM adapters
+WHERE tenant_key = $1 AND deleted_at IS NULL GROUP BY health_state;

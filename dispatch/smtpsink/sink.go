@@ -81,7 +81,31 @@ type Sink struct {
 	msgs     []Message
 	attempts map[string]int
 	faults   FaultFunc
+	authFn   AuthFunc
+	auths    int
 	done     chan struct{}
+}
+
+// AuthFunc decides an AUTH attempt: nil accepts it, an *smtp.SMTPError is
+// the reply (for example 535 5.7.8).
+type AuthFunc func(username, password string) error
+
+// AuthFailed is the usual reply to wrong credentials.
+var AuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+
+// SetAuth installs (or, with nil, removes) AUTH fault injection; by default
+// every AUTH succeeds.
+func (s *Sink) SetAuth(f AuthFunc) {
+	s.mu.Lock()
+	s.authFn = f
+	s.mu.Unlock()
+}
+
+// AuthAttempts returns how many AUTH exchanges the sink has seen.
+func (s *Sink) AuthAttempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auths
 }
 
 // SetFaults installs (or, with nil, removes) fault injection.
@@ -101,7 +125,7 @@ func (s *Sink) Attempts(rcpt string) int {
 // Reset forgets recorded messages and attempts.
 func (s *Sink) Reset() {
 	s.mu.Lock()
-	s.msgs, s.attempts = nil, map[string]int{}
+	s.msgs, s.attempts, s.auths = nil, map[string]int{}, 0
 	s.mu.Unlock()
 }
 
@@ -190,7 +214,16 @@ type session struct {
 func (se *session) AuthMechanisms() []string { return []string{"PLAIN"} }
 
 func (se *session) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, username, password string) error { return nil }), nil
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		se.s.mu.Lock()
+		se.s.auths++
+		f := se.s.authFn
+		se.s.mu.Unlock()
+		if f == nil {
+			return nil
+		}
+		return f(username, password)
+	}), nil
 }
 
 func (se *session) Mail(from string, _ *smtp.MailOptions) error {

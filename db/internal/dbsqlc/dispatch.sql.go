@@ -183,36 +183,6 @@ func (q *Queries) DeferExecution(ctx context.Context, arg DeferExecutionParams) 
 	return err
 }
 
-const dueRecoveriesAll = `-- name: DueRecoveriesAll :many
-SELECT id FROM adapters
-WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
-`
-
-type DueRecoveriesAllParams struct {
-	TenantKey string
-	Now       time.Time
-}
-
-func (q *Queries) DueRecoveriesAll(ctx context.Context, arg DueRecoveriesAllParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, dueRecoveriesAll, arg.TenantKey, arg.Now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const finishExecution = `-- name: FinishExecution :exec
 UPDATE step_executions SET state = $1, error_code = $2, error = $3, claimed_until = NULL,
        lease_expires_at = NULL, updated_at = $4
@@ -242,7 +212,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -282,6 +252,9 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.MaxInFlight,
+		&i.RestStreak,
+		&i.AdapterFailures,
+		&i.AuthFailures,
 	)
 	return i, err
 }
@@ -682,7 +655,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -724,6 +697,9 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.MaxInFlight,
+		&i.RestStreak,
+		&i.AdapterFailures,
+		&i.AuthFailures,
 	)
 	return i, err
 }

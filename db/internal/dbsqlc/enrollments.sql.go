@@ -127,7 +127,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -177,6 +177,9 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.UpdatedAt,
 			&i.DeletedAt,
 			&i.MaxInFlight,
+			&i.RestStreak,
+			&i.AdapterFailures,
+			&i.AuthFailures,
 		); err != nil {
 			return nil, err
 		}
@@ -984,6 +987,107 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 	return result.RowsAffected(), nil
 }
 
+const searchEnrollments = `-- name: SearchEnrollments :many
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, s.key AS sequence_key
+FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
+WHERE e.tenant_key = $1
+  AND ($2::text IS NULL OR s.key = $2::text)
+  AND ($3::text IS NULL OR e.state = $3::text)
+  AND ($4::text IS NULL OR e.pause_reason = $4::text)
+  AND ($5::text IS NULL OR e.stop_reason = $5::text)
+  AND ($6::text IS NULL OR e.email_norm = lower($6::text))
+  AND ($7::uuid IS NULL OR e.adapter_id = $7::uuid)
+  AND e.id > $8
+ORDER BY e.id
+LIMIT $9
+`
+
+type SearchEnrollmentsParams struct {
+	TenantKey   string
+	SequenceKey *string
+	State       *string
+	PauseReason *string
+	StopReason  *string
+	Email       *string
+	AdapterID   *uuid.UUID
+	After       uuid.UUID
+	Lim         int32
+}
+
+type SearchEnrollmentsRow struct {
+	TenantKey         string
+	ID                uuid.UUID
+	SequenceID        uuid.UUID
+	SequenceVersionID uuid.UUID
+	Email             string
+	EmailNorm         *string
+	FirstName         *string
+	LastName          *string
+	Company           *string
+	Timezone          *string
+	Vars              json.RawMessage
+	State             string
+	StopReason        *string
+	PauseReason       *string
+	AdapterID         uuid.UUID
+	ThreadNo          int
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	EndedAt           *time.Time
+	SequenceKey       string
+}
+
+func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsParams) ([]SearchEnrollmentsRow, error) {
+	rows, err := q.db.Query(ctx, searchEnrollments,
+		arg.TenantKey,
+		arg.SequenceKey,
+		arg.State,
+		arg.PauseReason,
+		arg.StopReason,
+		arg.Email,
+		arg.AdapterID,
+		arg.After,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SearchEnrollmentsRow
+	for rows.Next() {
+		var i SearchEnrollmentsRow
+		if err := rows.Scan(
+			&i.TenantKey,
+			&i.ID,
+			&i.SequenceID,
+			&i.SequenceVersionID,
+			&i.Email,
+			&i.EmailNorm,
+			&i.FirstName,
+			&i.LastName,
+			&i.Company,
+			&i.Timezone,
+			&i.Vars,
+			&i.State,
+			&i.StopReason,
+			&i.PauseReason,
+			&i.AdapterID,
+			&i.ThreadNo,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.EndedAt,
+			&i.SequenceKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const sentOnDay = `-- name: SentOnDay :many
 SELECT adapter_id, day, sum(sent)::int AS sent
 FROM adapter_daily_usage
@@ -1099,6 +1203,152 @@ func (q *Queries) SetWDRRCounter(ctx context.Context, arg SetWDRRCounterParams) 
 	return err
 }
 
+const statsEnrollments = `-- name: StatsEnrollments :many
+SELECT sequence_version_id, state, coalesce(stop_reason, '')::text AS stop_reason, count(*)::int AS n
+FROM enrollments
+WHERE tenant_key = $1 AND sequence_id = $2
+GROUP BY sequence_version_id, state, stop_reason
+`
+
+type StatsEnrollmentsParams struct {
+	TenantKey  string
+	SequenceID uuid.UUID
+}
+
+type StatsEnrollmentsRow struct {
+	SequenceVersionID uuid.UUID
+	State             string
+	StopReason        string
+	N                 int
+}
+
+func (q *Queries) StatsEnrollments(ctx context.Context, arg StatsEnrollmentsParams) ([]StatsEnrollmentsRow, error) {
+	rows, err := q.db.Query(ctx, statsEnrollments, arg.TenantKey, arg.SequenceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StatsEnrollmentsRow
+	for rows.Next() {
+		var i StatsEnrollmentsRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.State,
+			&i.StopReason,
+			&i.N,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const statsEvents = `-- name: StatsEvents :many
+SELECT me.sequence_version_id, me.type, coalesce(me.subtype, '')::text AS subtype, count(*)::int AS n
+FROM message_events me
+JOIN sequence_versions v ON v.tenant_key = me.tenant_key AND v.id = me.sequence_version_id
+WHERE me.tenant_key = $1 AND v.sequence_id = $2
+  AND me.type IN ('replied', 'ooo', 'bounced', 'complained', 'unsubscribed')
+GROUP BY me.sequence_version_id, me.type, me.subtype
+`
+
+type StatsEventsParams struct {
+	TenantKey  string
+	SequenceID uuid.UUID
+}
+
+type StatsEventsRow struct {
+	SequenceVersionID *uuid.UUID
+	Type              string
+	Subtype           string
+	N                 int
+}
+
+func (q *Queries) StatsEvents(ctx context.Context, arg StatsEventsParams) ([]StatsEventsRow, error) {
+	rows, err := q.db.Query(ctx, statsEvents, arg.TenantKey, arg.SequenceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StatsEventsRow
+	for rows.Next() {
+		var i StatsEventsRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.Type,
+			&i.Subtype,
+			&i.N,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const statsSteps = `-- name: StatsSteps :many
+SELECT st.sequence_version_id, st.id AS step_id, st.key, st.position,
+       count(x.id) FILTER (WHERE x.state IN ('scheduled', 'sending'))::int AS scheduled,
+       count(x.id) FILTER (WHERE x.state = 'sent')::int AS sent,
+       count(x.id) FILTER (WHERE x.state = 'failed')::int AS failed
+FROM steps st
+JOIN sequence_versions v ON v.tenant_key = st.tenant_key AND v.id = st.sequence_version_id
+LEFT JOIN step_executions x ON x.tenant_key = st.tenant_key AND x.step_id = st.id
+WHERE st.tenant_key = $1 AND v.sequence_id = $2
+GROUP BY st.sequence_version_id, st.id, st.key, st.position
+ORDER BY st.sequence_version_id, st.position
+`
+
+type StatsStepsParams struct {
+	TenantKey  string
+	SequenceID uuid.UUID
+}
+
+type StatsStepsRow struct {
+	SequenceVersionID uuid.UUID
+	StepID            uuid.UUID
+	Key               string
+	Position          int
+	Scheduled         int
+	Sent              int
+	Failed            int
+}
+
+func (q *Queries) StatsSteps(ctx context.Context, arg StatsStepsParams) ([]StatsStepsRow, error) {
+	rows, err := q.db.Query(ctx, statsSteps, arg.TenantKey, arg.SequenceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StatsStepsRow
+	for rows.Next() {
+		var i StatsStepsRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.StepID,
+			&i.Key,
+			&i.Position,
+			&i.Scheduled,
+			&i.Sent,
+			&i.Failed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const suppressedAmong = `-- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions
 WHERE tenant_key = $1
@@ -1136,62 +1386,58 @@ func (q *Queries) SuppressedAmong(ctx context.Context, arg SuppressedAmongParams
 	return items, nil
 }
 
-const transitionHealth = `-- name: TransitionHealth :one
-UPDATE adapters SET health_state = $1, health_since = $2,
-       healthy_since = CASE WHEN $1 IN ('active', 'ramping') THEN $2 ELSE healthy_since END,
-       resting_until = $3, ramp_started_at = $4, updated_at = $2
-WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight
+const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
+UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
+       timezone = $5, vars = $6, updated_at = $7
+WHERE tenant_key = $8 AND id = $9
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at
 `
 
-type TransitionHealthParams struct {
-	HealthState   string
-	Now           time.Time
-	RestingUntil  *time.Time
-	RampStartedAt *time.Time
-	TenantKey     string
-	ID            uuid.UUID
+type UpdateEnrollmentContactParams struct {
+	Email     string
+	FirstName *string
+	LastName  *string
+	Company   *string
+	Timezone  *string
+	Vars      json.RawMessage
+	Now       time.Time
+	TenantKey string
+	ID        uuid.UUID
 }
 
-func (q *Queries) TransitionHealth(ctx context.Context, arg TransitionHealthParams) (Adapter, error) {
-	row := q.db.QueryRow(ctx, transitionHealth,
-		arg.HealthState,
+func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollmentContactParams) (Enrollment, error) {
+	row := q.db.QueryRow(ctx, updateEnrollmentContact,
+		arg.Email,
+		arg.FirstName,
+		arg.LastName,
+		arg.Company,
+		arg.Timezone,
+		arg.Vars,
 		arg.Now,
-		arg.RestingUntil,
-		arg.RampStartedAt,
 		arg.TenantKey,
 		arg.ID,
 	)
-	var i Adapter
+	var i Enrollment
 	err := row.Scan(
 		&i.TenantKey,
 		&i.ID,
-		&i.Name,
-		&i.Channel,
-		&i.Provider,
-		&i.FromAddress,
-		&i.FromName,
-		&i.Credentials,
-		&i.Active,
+		&i.SequenceID,
+		&i.SequenceVersionID,
+		&i.Email,
+		&i.EmailNorm,
+		&i.FirstName,
+		&i.LastName,
+		&i.Company,
 		&i.Timezone,
-		&i.HealthState,
-		&i.HealthScore,
-		&i.HealthSince,
-		&i.HealthySince,
-		&i.RestingUntil,
-		&i.RestBackoffSeconds,
-		&i.DailyCap,
-		&i.RampFloor,
-		&i.RampIncrement,
-		&i.RampStartedAt,
-		&i.MinGapSeconds,
-		&i.GapJitterSeconds,
-		&i.LastSendAt,
-		&i.NextSendAt,
+		&i.Vars,
+		&i.State,
+		&i.StopReason,
+		&i.PauseReason,
+		&i.AdapterID,
+		&i.ThreadNo,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.DeletedAt,
-		&i.MaxInFlight,
+		&i.EndedAt,
 	)
 	return i, err
 }

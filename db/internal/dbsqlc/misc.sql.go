@@ -65,6 +65,88 @@ func (q *Queries) CompleteIdempotencyKey(ctx context.Context, arg CompleteIdempo
 	return err
 }
 
+const countAdaptersByHealth = `-- name: CountAdaptersByHealth :many
+SELECT health_state, count(*)::bigint AS n FROM adapters
+WHERE tenant_key = $1 AND deleted_at IS NULL GROUP BY health_state
+`
+
+type CountAdaptersByHealthRow struct {
+	HealthState string
+	N           int64
+}
+
+func (q *Queries) CountAdaptersByHealth(ctx context.Context, tenantKey string) ([]CountAdaptersByHealthRow, error) {
+	rows, err := q.db.Query(ctx, countAdaptersByHealth, tenantKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountAdaptersByHealthRow
+	for rows.Next() {
+		var i CountAdaptersByHealthRow
+		if err := rows.Scan(&i.HealthState, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const countDueExecutions = `-- name: CountDueExecutions :one
+SELECT count(*)::bigint AS n, coalesce(min(scheduled_for), $1::timestamptz)::timestamptz AS oldest
+FROM step_executions
+WHERE tenant_key = $2 AND state = 'scheduled' AND scheduled_for <= $1::timestamptz
+`
+
+type CountDueExecutionsParams struct {
+	DueBy     time.Time
+	TenantKey string
+}
+
+type CountDueExecutionsRow struct {
+	N      int64
+	Oldest time.Time
+}
+
+func (q *Queries) CountDueExecutions(ctx context.Context, arg CountDueExecutionsParams) (CountDueExecutionsRow, error) {
+	row := q.db.QueryRow(ctx, countDueExecutions, arg.DueBy, arg.TenantKey)
+	var i CountDueExecutionsRow
+	err := row.Scan(&i.N, &i.Oldest)
+	return i, err
+}
+
+const countEnrollmentsByState = `-- name: CountEnrollmentsByState :many
+SELECT state, count(*)::bigint AS n FROM enrollments WHERE tenant_key = $1 GROUP BY state
+`
+
+type CountEnrollmentsByStateRow struct {
+	State string
+	N     int64
+}
+
+func (q *Queries) CountEnrollmentsByState(ctx context.Context, tenantKey string) ([]CountEnrollmentsByStateRow, error) {
+	rows, err := q.db.Query(ctx, countEnrollmentsByState, tenantKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountEnrollmentsByStateRow
+	for rows.Next() {
+		var i CountEnrollmentsByStateRow
+		if err := rows.Scan(&i.State, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deleteExpiredIdempotencyKeys = `-- name: DeleteExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE tenant_key = $1 AND created_at < $2
 `

@@ -40,6 +40,9 @@ type Adapter struct {
 	UpdatedAt          time.Time
 	DeletedAt          *time.Time
 	MaxInFlight        *int
+	RestStreak         int
+	AdapterFailures    int
+	AuthFailures       int
 }
 
 type AdapterDailyUsage struct {

@@ -1,0 +1,309 @@
+// Package health holds dripdrop's adapter health rules (SPEC §5) as pure
+// functions of counts and times: the bounce and complaint thresholds, the
+// cooldown backoff, probing and graduation. The store applies them inside a
+// transaction that holds the adapter's row lock; the leader runs the sweep
+// (Loop) every minute.
+package health
+
+import "time"
+
+// States (mirrors dripdrop.Health*; repeated here so the rules stay a leaf).
+const (
+	Active  = "active"
+	Ramping = "ramping"
+	Probing = "probing"
+	Resting = "resting"
+)
+
+// Transition reasons written by the engine.
+const (
+	ReasonBounceThreshold    = "bounce_threshold"
+	ReasonComplaintThreshold = "complaint_threshold"
+	ReasonProbeFailure       = "probe_failure"
+	ReasonProbeSuccess       = "probe_success"
+	ReasonRampComplete       = "ramp_complete"
+	ReasonRestingElapsed     = "resting_elapsed"
+	ReasonAuthFailed         = "auth_failed"
+	ReasonExternalSignal     = "external_signal"
+	// ReasonBackoffReset is not a state change: the cooldown returns to
+	// BaseBackoff after CleanDays in active (written to the audit log only).
+	ReasonBackoffReset = "backoff_reset"
+)
+
+// Defaults (SPEC §5).
+const (
+	// Window is how far back events count, bounded below by the last entry
+	// into active/ramping.
+	Window = 30 * 24 * time.Hour
+	// MinSample is the number of sends before thresholds apply.
+	MinSample = 20
+	// BounceBasisPoints and ComplaintBasisPoints are the thresholds in
+	// basis points of sends (2 % and 0.3 %), compared in integers so the
+	// boundary is exact.
+	BounceBasisPoints    = 200
+	ComplaintBasisPoints = 30
+	// BaseBackoff is the first rest; each consecutive failure doubles it up
+	// to MaxBackoff.
+	BaseBackoff = 24 * time.Hour
+	MaxBackoff  = 7 * 24 * time.Hour
+	// CleanPeriod in active resets the backoff; a breach within CleanPeriod
+	// of recovering is a consecutive failure.
+	CleanPeriod = 7 * 24 * time.Hour
+	// ProbeBudget is a probing adapter's daily sends; ProbeSuccess clean
+	// probe sends end probing.
+	ProbeBudget  = 5
+	ProbeSuccess = 5
+)
+
+// Counts are an adapter's events over its health window.
+type Counts struct {
+	Sent       int `json:"sent"`
+	Bounced    int `json:"bounced"`    // hard bounces
+	Complained int `json:"complained"` // complaints
+}
+
+// BounceRate is bounced/sent (0 when nothing was sent).
+func (c Counts) BounceRate() float64 { return rate(c.Bounced, c.Sent) }
+
+// ComplaintRate is complained/sent (0 when nothing was sent).
+func (c Counts) ComplaintRate() float64 { return rate(c.Complained, c.Sent) }
+
+func rate(n, d int) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+// WindowStart is where an adapter's health window begins: for active and
+// ramping adapters the later of now−Window and the last entry into
+// active/ramping (healthySince), so a rested adapter is not re-rested for old
+// events; for probing adapters the entry into probing (stateSince).
+func WindowStart(state string, stateSince, healthySince, now time.Time) time.Time {
+	if state == Probing {
+		return stateSince
+	}
+	start := now.Add(-Window)
+	if healthySince.After(start) {
+		start = healthySince
+	}
+	return start
+}
+
+// Breach reports whether counts over the window cross a threshold: only
+// once Sent ≥ MinSample, bounce rate ≥ 2 % (bounce_threshold) or complaint
+// rate ≥ 0.3 % (complaint_threshold). Bounces are checked first.
+func Breach(c Counts) (reason string, breached bool) {
+	if c.Sent < MinSample {
+		return "", false
+	}
+	if c.Bounced*10000 >= BounceBasisPoints*c.Sent {
+		return ReasonBounceThreshold, true
+	}
+	if c.Complained*10000 >= ComplaintBasisPoints*c.Sent {
+		return ReasonComplaintThreshold, true
+	}
+	return "", false
+}
+
+// Backoff is the rest of the streak-th consecutive failure (1-based):
+// BaseBackoff doubling, capped at MaxBackoff.
+func Backoff(streak int) time.Duration {
+	d := BaseBackoff
+	for i := 1; i < streak && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+// NextStreak is the failure streak after a new failure: consecutive (streak
+// + 1) when the adapter fails while probing or within CleanPeriod of its last
+// recovery (healthySince) and an earlier failure has not been forgiven;
+// otherwise a fresh streak of 1.
+func NextStreak(state string, streak int, healthySince, now time.Time) int {
+	if streak > 0 && (state == Probing || now.Sub(healthySince) < CleanPeriod) {
+		return streak + 1
+	}
+	return 1
+}
+
+// BackoffResetDue reports whether an adapter's failure streak is forgiven:
+// CleanPeriod in active (stateSince is the entry into active; any breach
+// would have moved it out).
+func BackoffResetDue(state string, streak int, stateSince, now time.Time) bool {
+	return state == Active && streak > 0 && now.Sub(stateSince) >= CleanPeriod
+}
+
+// ProbeOutcome decides a probing adapter from its events since probing
+// began: any bounce or complaint fails the probe; ProbeSuccess clean sends
+// pass it.
+func ProbeOutcome(c Counts) (reason string, decided bool) {
+	if c.Bounced > 0 || c.Complained > 0 {
+		return ReasonProbeFailure, true
+	}
+	if c.Sent >= ProbeSuccess {
+		return ReasonProbeSuccess, true
+	}
+	return "", false
+}
+
+// Ramp is an adapter's ramp settings.
+type Ramp struct {
+	DailyCap  *int
+	Floor     int
+	Increment *int
+	StartedAt *time.Time
+}
+
+// RampCap is the ramp's effective cap now: min(daily_cap, floor + days ×
+// increment); capped=false when there is no daily cap.
+func (r Ramp) RampCap(now time.Time) (cap int, capped bool) {
+	if r.DailyCap == nil {
+		return 0, false
+	}
+	if r.Increment == nil || *r.Increment <= 0 || r.StartedAt == nil {
+		return *r.DailyCap, true
+	}
+	days := 0
+	if d := now.Sub(*r.StartedAt); d > 0 {
+		days = int(d / (24 * time.Hour))
+	}
+	return min(*r.DailyCap, r.Floor+days*(*r.Increment)), true
+}
+
+// GraduationDue reports whether a ramp is complete: its effective cap has
+// reached daily_cap (an uncapped adapter has nothing to ramp towards).
+func (r Ramp) GraduationDue(now time.Time) bool {
+	cap, capped := r.RampCap(now)
+	return !capped || cap >= *r.DailyCap
+}
+
+// GraduationAt is when the ramp reaches daily_cap (nil when it already has
+// or never ramps).
+func (r Ramp) GraduationAt() *time.Time {
+	if r.DailyCap == nil || r.Increment == nil || *r.Increment <= 0 || r.StartedAt == nil {
+		return nil
+	}
+	need := *r.DailyCap - r.Floor
+	if need <= 0 {
+		return nil
+	}
+	days := (need + *r.Increment - 1) / *r.Increment
+	t := r.StartedAt.Add(time.Duration(days) * 24 * time.Hour)
+	return &t
+}
+
+// Snapshot is what the rules read about one adapter.
+type Snapshot struct {
+	State        string
+	StateSince   time.Time // entry into State
+	HealthySince time.Time // last entry into active/ramping
+	RestingUntil *time.Time
+	Streak       int    // consecutive failures not yet forgiven
+	Counts       Counts // over WindowStart(State, …)
+	Ramp         Ramp
+}
+
+// Decision is an automatic change Decide asks for.
+type Decision struct {
+	To     string // the new state; equal to the current one for a backoff reset
+	Reason string
+	// Streak and RestingUntil apply when To is resting; Streak also for a
+	// backoff reset (0).
+	Streak       int
+	Backoff      time.Duration
+	RestingUntil *time.Time
+}
+
+// Decide applies every rule to one adapter and returns the change due now,
+// if any: resting past resting_until → probing; probing with a bounce or
+// complaint → resting (probe_failure), with ProbeSuccess clean sends →
+// ramping; active/ramping over a threshold → resting; ramping whose ramp
+// reached daily_cap → active; active for CleanPeriod → backoff reset.
+func Decide(s Snapshot, now time.Time) (Decision, bool) {
+	rest := func(reason string) (Decision, bool) {
+		streak := NextStreak(s.State, s.Streak, s.HealthySince, now)
+		b := Backoff(streak)
+		until := now.Add(b)
+		return Decision{To: Resting, Reason: reason, Streak: streak, Backoff: b, RestingUntil: &until}, true
+	}
+	switch s.State {
+	case Resting:
+		if s.RestingUntil == nil || !s.RestingUntil.After(now) {
+			return Decision{To: Probing, Reason: ReasonRestingElapsed}, true
+		}
+	case Probing:
+		if reason, ok := ProbeOutcome(s.Counts); ok {
+			if reason == ReasonProbeFailure {
+				return rest(reason)
+			}
+			return Decision{To: Ramping, Reason: reason}, true
+		}
+	case Active, Ramping:
+		if reason, ok := Breach(s.Counts); ok {
+			return rest(reason)
+		}
+		if s.State == Ramping && s.Ramp.GraduationDue(now) {
+			return Decision{To: Active, Reason: ReasonRampComplete}, true
+		}
+		if BackoffResetDue(s.State, s.Streak, s.StateSince, now) {
+			return Decision{To: Active, Reason: ReasonBackoffReset, Streak: 0, Backoff: BaseBackoff}, true
+		}
+	}
+	return Decision{}, false
+}
+
+// AuthFailure is the rest after repeated AUTH failures (SPEC §6.1): a
+// failure like a breach for the backoff.
+func AuthFailure(s Snapshot, now time.Time) Decision {
+	streak := NextStreak(s.State, s.Streak, s.HealthySince, now)
+	b := Backoff(streak)
+	until := now.Add(b)
+	return Decision{To: Resting, Reason: ReasonAuthFailed, Streak: streak, Backoff: b, RestingUntil: &until}
+}
+
+// Next is the next automatic transition Decide will make when nothing
+// else happens, for the health report. At is nil when it waits on sends
+// rather than on time.
+type Next struct {
+	To     string     `json:"to"`
+	Reason string     `json:"reason"`
+	At     *time.Time `json:"at"`
+	// SendsNeeded is how many more clean sends a probing adapter needs.
+	SendsNeeded int `json:"sends_needed,omitempty"`
+}
+
+// NextTransition predicts the next automatic transition of an adapter.
+func NextTransition(s Snapshot, now time.Time) *Next {
+	switch s.State {
+	case Resting:
+		return &Next{To: Probing, Reason: ReasonRestingElapsed, At: s.RestingUntil}
+	case Probing:
+		return &Next{To: Ramping, Reason: ReasonProbeSuccess, SendsNeeded: max(0, ProbeSuccess-s.Counts.Sent)}
+	case Ramping:
+		at := s.Ramp.GraduationAt()
+		if at == nil || at.Before(now) {
+			at = &now
+		}
+		return &Next{To: Active, Reason: ReasonRampComplete, At: at}
+	case Active:
+		if s.Streak > 0 {
+			at := s.StateSince.Add(CleanPeriod)
+			return &Next{To: Active, Reason: ReasonBackoffReset, At: &at}
+		}
+	}
+	return nil
+}
+
+// AdapterBackoff is how long an adapter is blocked after its consecutive-th
+// adapter-level failure (SPEC §6.1): 1 min doubling to 1 h.
+func AdapterBackoff(consecutive int) time.Duration {
+	d := time.Minute
+	for i := 1; i < consecutive && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// AuthFailuresToRest is how many consecutive AUTH failures rest an adapter.
+const AuthFailuresToRest = 3
