@@ -53,7 +53,7 @@ func TestSMTPTransportDeliversAndPools(t *testing.T) {
 // sending holds no socket.
 func TestSMTPTransportReapsIdleConnections(t *testing.T) {
 	s := startSink(t)
-	tr := NewSMTPTransport()
+	tr := loopbackTransport()
 	tr.IdleTimeout = 20 * time.Millisecond
 	defer tr.Close()
 	for i := 0; i < 3; i++ {
