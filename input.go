@@ -118,12 +118,14 @@ type AdapterInput struct {
 	RampStartedAt    Nullable[time.Time] `json:"ramp_started_at"`
 	MinGapSeconds    *int                `json:"min_gap_seconds"`
 	GapJitterSeconds *int                `json:"gap_jitter_seconds"`
+	MaxInFlight      Nullable[int]       `json:"max_in_flight"`
 }
 
 // Limits on adapter settings.
 const (
 	maxDailyCap = 1_000_000
 	maxGap      = 7 * 24 * 3600
+	maxInFlight = 1000
 )
 
 // Apply validates the input against the adapter's current state (nil on
@@ -239,6 +241,12 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 		a.GapJitterSeconds = *in.GapJitterSeconds
 	}
+	if in.MaxInFlight.Set && in.MaxInFlight.Valid {
+		if err := checkRange("max_in_flight", in.MaxInFlight.Value, 1, maxInFlight); err != nil {
+			return a, err
+		}
+	}
+	a.MaxInFlight = in.MaxInFlight.apply(a.MaxInFlight)
 	if a.RampIncrement != nil && a.DailyCap == nil {
 		return a, Errorf(ECodeRequired, "daily_cap", "a ramp (ramp_increment) needs a daily_cap to ramp up to")
 	}

@@ -86,11 +86,14 @@ type Adapter struct {
 	RampStartedAt      *time.Time `json:"ramp_started_at"`
 	MinGapSeconds      int        `json:"min_gap_seconds"`
 	GapJitterSeconds   int        `json:"gap_jitter_seconds"`
-	LastSendAt         *time.Time `json:"last_send_at"`
-	NextSendAt         *time.Time `json:"next_send_at"`
-	CreatedAt          time.Time  `json:"created_at"`
-	UpdatedAt          time.Time  `json:"updated_at"`
-	DeletedAt          *time.Time `json:"-"`
+	// MaxInFlight caps this adapter's concurrent sends; nil = the default
+	// (4, or 1 when MinGapSeconds > 0).
+	MaxInFlight *int       `json:"max_in_flight"`
+	LastSendAt  *time.Time `json:"last_send_at"`
+	NextSendAt  *time.Time `json:"next_send_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	DeletedAt   *time.Time `json:"-"`
 }
 
 // Pool is a named set of adapters that enrollments are pinned from.

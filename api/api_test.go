@@ -108,6 +108,17 @@ func TestAdapterLifecycle(t *testing.T) {
 		t.Fatalf("null must clear: %v", p)
 	}
 	assertProblem(t, e.do("PATCH", "/v1/adapters/"+id, key, map[string]any{"provider": "sink"}), 422, "invalid_value", "provider")
+	// max_in_flight: default null (4, or 1 with a gap), 1..1000, null restores the default.
+	if p["max_in_flight"] != nil {
+		t.Fatalf("max_in_flight defaults to null: %v", p)
+	}
+	if p = e.must(200, "PATCH", "/v1/adapters/"+id, key, map[string]any{"max_in_flight": 8}); p["max_in_flight"] != float64(8) {
+		t.Fatalf("max_in_flight: %v", p)
+	}
+	assertProblem(t, e.do("PATCH", "/v1/adapters/"+id, key, map[string]any{"max_in_flight": 0}), 422, "out_of_range", "max_in_flight")
+	if p = e.must(200, "PATCH", "/v1/adapters/"+id, key, map[string]any{"max_in_flight": nil}); p["max_in_flight"] != nil {
+		t.Fatalf("null must restore the default: %v", p)
+	}
 	// The credential is encrypted at rest: pg_dump shows no plaintext.
 	dump := pgDump(t, e.dbURL)
 	if bytes.Contains(dump, []byte("hunter2")) || bytes.Contains(dump, []byte("s3cret")) {

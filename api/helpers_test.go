@@ -81,6 +81,9 @@ func newBenchEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
 func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	t.Helper()
 	url := dbtest.URL(t)
+	if _, bench := t.(*testing.B); bench {
+		url = dbtest.DurableURL(t) // SPEC §12 figures are for durable commits
+	}
 	box, err := vault.ParseKey(vault.GenerateKey())
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
 		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
-		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, LastSendAt: r.LastSendAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
 	}
 }
@@ -56,7 +56,7 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 		FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
 		Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
 		RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
-		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, Now: now,
+		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
 	})
 	if err != nil {
 		return a, mapErr(err, "adapter")
@@ -109,7 +109,7 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			TenantKey: tenant, ID: id, Name: a.Name, FromAddress: a.FromAddress, FromName: a.FromName,
 			Credentials: creds, Active: a.Active, Timezone: a.Timezone, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
 			RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds,
-			GapJitterSeconds: a.GapJitterSeconds, Now: s.clock.Now(),
+			GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: s.clock.Now(),
 		})
 		if err != nil {
 			return err

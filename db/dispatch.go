@@ -30,24 +30,62 @@ func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.L
 
 // Claimed is one claimed execution.
 type Claimed struct {
-	ID uuid.UUID
+	Tenant    string
+	ID        uuid.UUID
+	AdapterID uuid.UUID
 	// DueOnWrite: the execution was due when it was last written (new work
 	// that a notification should have announced), not work that came due
 	// later by the clock.
 	DueOnWrite bool
 }
 
-// Claim marks up to limit due executions of the tenant's ready adapters as
-// claimed until now+hold. Executions of an adapter blocked until
-// next_send_at are not read.
-func (s *Store) Claim(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
-	now := s.clock.Now()
-	rows, err := s.q.ClaimDue(ctx, dbsqlc.ClaimDueParams{TenantKey: tenant, Now: now, PerAdapter: limit, ClaimUntil: now.Add(hold), Lim: limit})
-	out := make([]Claimed, len(rows))
-	for i, r := range rows {
-		out[i] = Claimed{ID: r.ID, DueOnWrite: r.DueOnWrite}
+// ClaimRequest asks for up to Limit executions of one tenant.
+type ClaimRequest struct {
+	Tenant string
+	Limit  int
+}
+
+// Claim claims due work for several tenants in one round trip (one
+// statement per tenant, pipelined), each with its own limit (SPEC §6.1a).
+// busy is this process's sends in flight per adapter: an adapter gets at
+// most max_in_flight minus its busy count. Claimed executions are held
+// until now+hold. Cost follows the work claimed: see ClaimReady.
+func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
+	if len(reqs) == 0 {
+		return nil, nil
 	}
-	return out, err
+	now := s.clock.Now()
+	ids := make([]uuid.UUID, 0, len(busy))
+	counts := make([]int, 0, len(busy))
+	for id, n := range busy {
+		if n > 0 {
+			ids, counts = append(ids, id), append(counts, n)
+		}
+	}
+	params := make([]dbsqlc.ClaimReadyParams, len(reqs))
+	for i, r := range reqs {
+		params[i] = dbsqlc.ClaimReadyParams{BusyIds: ids, BusyCounts: counts, Now: now, TenantKey: r.Tenant,
+			Scan: r.Limit + 16, Lim: r.Limit, ClaimUntil: now.Add(hold)}
+	}
+	var out []Claimed
+	var firstErr error
+	s.q.ClaimReady(ctx, params).Query(func(i int, rows []dbsqlc.ClaimReadyRow, err error) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		for _, r := range rows {
+			out = append(out, Claimed{Tenant: reqs[i].Tenant, ID: r.ID, AdapterID: r.AdapterID, DueOnWrite: r.DueOnWrite})
+		}
+	})
+	return out, firstErr
+}
+
+// ClaimTenant claims up to limit due executions of one tenant (see Claim).
+func (s *Store) ClaimTenant(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
+	return s.Claim(ctx, []ClaimRequest{{Tenant: tenant, Limit: limit}}, nil, hold)
 }
 
 // SendJob is a reserved send: everything the dispatcher needs to render,
@@ -112,132 +150,238 @@ type Reservation struct {
 	Verdict *policy.Verdict
 }
 
-// Reserve is phase one of a send (SPEC §6.1): under the adapter's row lock
-// it evaluates every policy and either reserves the send (state sending,
-// Message-ID, lease, adapter last_send_at and today's counters) or records
-// why not. Nothing here talks to the network.
-func (s *Store) Reserve(ctx context.Context, tenant string, id uuid.UUID, lease time.Duration) (Reservation, error) {
-	adapterID, err := s.q.ExecutionAdapter(ctx, dbsqlc.ExecutionAdapterParams{TenantKey: tenant, ID: id})
-	if err == pgx.ErrNoRows {
-		return Reservation{Outcome: Released}, nil
-	}
+// Reserve is phase one of a send (SPEC §6.1) for one claimed execution;
+// see ReserveBatch.
+func (s *Store) Reserve(ctx context.Context, tenant string, id, adapterID uuid.UUID, lease time.Duration) (Reservation, error) {
+	res, err := s.ReserveBatch(ctx, tenant, adapterID, []uuid.UUID{id}, lease)
 	if err != nil {
 		return Reservation{}, err
 	}
-	var res Reservation
+	return res[0], nil
+}
+
+// ReserveBatch is phase one of up to K sends of one adapter (SPEC §6.1): in
+// one transaction, under the adapter's row lock (FOR NO KEY UPDATE, taken
+// once), it evaluates every policy for each execution in claim order with
+// policy.Evaluate over in-memory counters (each reservation counts against
+// the next), then reserves all allowed sends with one set-based statement
+// (state sending, Message-ID, lease; adapter last_send_at; today's
+// counters). Refusals are recorded per execution as before. After an
+// adapter-level block (rest, ramp cap, gap) the rest of the batch is
+// released for a later claim. Nothing here talks to the network.
+//
+// adapterID is the adapter the claim saw; an execution that has moved to
+// another adapter since is released for the next claim. The result has one
+// Reservation per id, in the order of ids.
+func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.UUID, ids []uuid.UUID, lease time.Duration) ([]Reservation, error) {
+	out := make([]Reservation, len(ids))
 	var evs []event
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs, res = evs[:0], Reservation{}
-		// Lock order: adapter, then execution (as everywhere else).
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		for i := range out {
+			out[i] = Reservation{Outcome: Released}
+		}
+		index := make(map[uuid.UUID]int, len(ids))
+		for i, id := range ids {
+			index[id] = i
+		}
 		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})
+		if err == pgx.ErrNoRows {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		locked, err := q.LoadSendLocked(ctx, dbsqlc.LoadSendLockedParams{TenantKey: tenant, ID: id})
+		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: ids})
 		if err != nil {
 			return err
-		}
-		sc := dbsqlc.LoadSendRow(locked)
-		if sc.State != "scheduled" || sc.AdapterID != adapterID {
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
 		}
 		now := s.clock.Now()
-		finish := func(state, code, msg string) error {
-			return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: state, ErrorCode: &code, Error: &msg, Now: now})
-		}
-
-		// The enrollment must be live.
-		switch sc.EnrollmentState {
-		case dripdrop.EnrollmentActive:
-		case dripdrop.EnrollmentPaused:
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
-		default:
-			res.Outcome = Cancelled
-			return finish("cancelled", "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState)
-		}
-
-		// The sender must be usable; a lost pin gets the pool policy.
-		if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
-			if sc.AdapterOverrideID != nil {
-				res.Outcome = Failed
-				evs = append(evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
-				if err := finish("failed", "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"); err != nil {
+		if ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now) {
+			// Blocked since the claim (another replica reserved, or a
+			// conversation is in flight): nothing of this batch goes now.
+			for _, r := range rows {
+				if err := q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: r.ID}); err != nil {
 					return err
 				}
-				ev, err := s.pauseStepFailed(ctx, q, tenant, sc.EnrollmentID, "adapter_unavailable")
-				if ev.name != "" {
-					evs = append(evs, ev)
-				}
-				return err
 			}
-			e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
-			if err != nil {
-				return err
-			}
-			ev, err := s.applyPinPolicy(ctx, q, e, sc.PoolID)
-			if err != nil {
-				return err
-			}
-			if ev.name != "" {
-				evs = append(evs, ev)
-			}
-			res.Outcome = Released
-			return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+			return nil
 		}
-
-		in, err := s.policyInput(ctx, q, tenant, sc, ad, now)
+		loc, err := time.LoadLocation(ad.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		day := dayOf(now, loc)
+		// Policy inputs for the whole batch: three statements, whatever K.
+		var versions []uuid.UUID
+		var emails, domains []string
+		for _, r := range rows {
+			versions = append(versions, r.SequenceVersionID)
+			emails, domains = append(emails, strings.ToLower(r.Email)), append(domains, dripdrop.EmailDomain(r.Email))
+		}
+		usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, VersionIds: versions})
 		if err != nil {
 			return err
 		}
-		result := policy.Evaluate(in)
-		if b := result.Binding; b != nil {
-			res.Verdict = b
-			return s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, &res, &evs)
+		sentToday := 0
+		forVersion, share := map[uuid.UUID]int{}, map[uuid.UUID]int{}
+		for _, u := range usage {
+			sentToday, forVersion[u.SequenceVersionID], share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
+		}
+		supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
+		if err != nil {
+			return err
+		}
+		suppressed := map[string]bool{}
+		for _, sp := range supp {
+			suppressed[sp.Kind+":"+sp.Value] = true
 		}
 
-		// Reserve: execution "sending" with its Message-ID and lease, today's
-		// counter, the adapter's send times — one statement.
-		msgID := deref(sc.OutMessageID)
-		if msgID == "" {
-			msgID = newMessageID(ad.FromAddress)
+		var reserve dbsqlc.ReserveSendsParams
+		var reserved []int // indexes into out, with their rows
+		var reservedRows []dbsqlc.LoadSendRow
+		var blocked *time.Time // an adapter-level block ends the batch
+		for _, r := range rows {
+			sc := dbsqlc.LoadSendRow(r)
+			i := index[sc.ID]
+			res := &out[i]
+			release := func() error {
+				res.Outcome = Released
+				return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: sc.ID})
+			}
+			if blocked != nil || sc.State != "scheduled" || sc.AdapterID != adapterID || sc.EnrollmentState == dripdrop.EnrollmentPaused {
+				if err := release(); err != nil {
+					return err
+				}
+				continue
+			}
+			if sc.EnrollmentState != dripdrop.EnrollmentActive {
+				res.Outcome = Cancelled
+				code, msg := "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState
+				if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
+					return err
+				}
+				continue
+			}
+			// The sender must be usable; a lost pin gets the pool policy.
+			if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
+				if err := s.unusableSender(ctx, q, tenant, sc, now, res, &evs); err != nil {
+					return err
+				}
+				continue
+			}
+			scope := ""
+			switch {
+			case suppressed["email:"+strings.ToLower(sc.Email)]:
+				scope = "email"
+			case suppressed["domain:"+dripdrop.EmailDomain(sc.Email)]:
+				scope = "domain"
+			}
+			in := policyInputFrom(sc, ad, loc, now, policyFacts{sentToday: sentToday, sentForVersion: forVersion[sc.SequenceVersionID],
+				maxSharePct: share[sc.SequenceVersionID], scope: scope})
+			if b := policy.Evaluate(in).Binding; b != nil {
+				res.Verdict = b
+				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, res, &evs); err != nil {
+					return err
+				}
+				switch b.Policy {
+				case policy.AdapterResting, policy.RampCap, policy.MinGap:
+					until := b.DeferUntil
+					blocked = &until
+				}
+				continue
+			}
+			// Allowed: count it against the next execution of the batch.
+			sentToday++
+			forVersion[sc.SequenceVersionID]++
+			last := now
+			ad.LastSendAt = &last
+			msgID := deref(sc.OutMessageID)
+			if msgID == "" {
+				msgID = newMessageID(ad.FromAddress)
+			}
+			threadNo := -1
+			if sc.AdapterOverrideID == nil {
+				threadNo = sc.ThreadNo
+			}
+			reserve.Ids = append(reserve.Ids, sc.ID)
+			reserve.OutMessageIds = append(reserve.OutMessageIds, msgID)
+			reserve.ThreadNos = append(reserve.ThreadNos, threadNo)
+			reserve.SequenceVersionIds = append(reserve.SequenceVersionIds, sc.SequenceVersionID)
+			reserved, reservedRows = append(reserved, i), append(reservedRows, sc)
 		}
-		var threadNo *int
-		if sc.AdapterOverrideID == nil {
-			t := sc.ThreadNo
-			threadNo = &t
+		if len(reserved) == 0 {
+			return nil
 		}
 		leaseUntil := now.Add(lease)
-		day := dayOf(now, in.Adapter.Location)
+		reserve.TenantKey, reserve.AdapterID, reserve.Now, reserve.LeaseExpiresAt, reserve.ReservedDay = tenant, ad.ID, now, leaseUntil, day
 		// An adapter with a minimum gap has one send in flight at a time:
 		// it is blocked until the conversation ends (or the lease expires),
 		// and the gap then runs from the end (afterSend).
-		var next *time.Time
 		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
-			next = &leaseUntil
+			reserve.NextSendAt = &leaseUntil
 		}
-		if err := q.ReserveSend(ctx, dbsqlc.ReserveSendParams{
-			TenantKey: tenant, ID: id, AdapterID: ad.ID, SequenceVersionID: sc.SequenceVersionID, OutMessageID: msgID,
-			LeaseExpiresAt: leaseUntil, ReservedDay: day, ThreadNo: threadNo, Now: now, NextSendAt: next,
-		}); err != nil {
+		// A block found later in the batch stands (applyVerdict set it).
+		if blocked != nil && (reserve.NextSendAt == nil || blocked.After(*reserve.NextSendAt)) {
+			reserve.NextSendAt = blocked
+		}
+		if err := q.ReserveSends(ctx, reserve); err != nil {
 			return err
 		}
-		job, err := s.buildJob(ctx, q, tenant, sc, ad, msgID, leaseUntil, sc.Attempt+1, threadNo)
-		if err != nil {
-			return err
+		var creds *dripdrop.SMTPCredentials
+		for k, i := range reserved {
+			var threadNo *int
+			if t := reserve.ThreadNos[k]; t >= 0 {
+				threadNo = &t
+			}
+			job, err := s.buildJob(ctx, q, tenant, reservedRows[k], ad, reserve.OutMessageIds[k], leaseUntil, reservedRows[k].Attempt+1, threadNo, &creds)
+			if err != nil {
+				return err
+			}
+			job.Day = day
+			job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
+			job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
+			out[i] = Reservation{Outcome: Reserved, Job: job}
 		}
-		job.Day = day
-		job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
-		job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
-		res.Outcome, res.Job = Reserved, job
 		return nil
 	}, &evs)
 	if err != nil {
-		return Reservation{}, err
+		return nil, err
 	}
 	s.emit(ctx, evs...)
-	return res, nil
+	return out, nil
+}
+
+// unusableSender handles an execution whose adapter is deleted, inactive or
+// resting long term: an override step fails; a pinned one gets the pool's
+// policy (repin or wait) and is released.
+func (s *Store) unusableSender(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, now time.Time, res *Reservation, evs *[]event) error {
+	if sc.AdapterOverrideID != nil {
+		res.Outcome = Failed
+		*evs = append(*evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
+		code, msg := "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"
+		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "failed", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
+			return err
+		}
+		ev, err := s.pauseStepFailed(ctx, q, tenant, sc.EnrollmentID, "adapter_unavailable")
+		if ev.name != "" {
+			*evs = append(*evs, ev)
+		}
+		return err
+	}
+	e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: sc.EnrollmentID})
+	if err != nil {
+		return err
+	}
+	ev, err := s.applyPinPolicy(ctx, q, e, sc.PoolID)
+	if err != nil {
+		return err
+	}
+	if ev.name != "" {
+		*evs = append(*evs, ev)
+	}
+	res.Outcome = Released
+	return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: sc.ID})
 }
 
 func newMessageID(from string) string {
@@ -248,7 +392,14 @@ func newMessageID(from string) string {
 	return "<" + dripdrop.NewID().String() + "@" + domain + ">"
 }
 
-// policyInput loads what the policies read, inside the reservation.
+// policyFacts are what the policies read besides the execution and
+// adapter rows.
+type policyFacts struct {
+	sentToday, sentForVersion, maxSharePct int
+	scope                                  string // suppression scope, "" when not suppressed
+}
+
+// policyInput loads what the policies read for one execution (explain).
 func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, now time.Time) (policy.Input, error) {
 	loc, err := time.LoadLocation(ad.Timezone)
 	if err != nil {
@@ -259,13 +410,18 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 	if err != nil {
 		return policy.Input{}, err
 	}
-	scope := ""
+	f := policyFacts{sentToday: pi.SentToday, sentForVersion: pi.SentForVersion, maxSharePct: pi.MaxSharePct}
 	switch {
 	case pi.EmailSuppressed:
-		scope = "email"
+		f.scope = "email"
 	case pi.DomainSuppressed:
-		scope = "domain"
+		f.scope = "domain"
 	}
+	return policyInputFrom(sc, ad, loc, now, f), nil
+}
+
+// policyInputFrom assembles policy.Evaluate's input.
+func policyInputFrom(sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, loc *time.Location, now time.Time, f policyFacts) policy.Input {
 	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
 	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
 	w := policy.Window{Start: policy.Clock(sc.WindowStart), End: policy.Clock(sc.WindowEnd), Timezone: sc.WindowTimezone}
@@ -273,10 +429,10 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 		w.Days = append(w.Days, time.Weekday(d))
 	}
 	return policy.Input{
-		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: scope != "", SuppressionScope: scope,
+		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: f.scope != "", SuppressionScope: f.scope,
 		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
-		SentToday: pi.SentToday, SentTodayForVersion: pi.SentForVersion, MaxSharePct: pi.MaxSharePct,
-	}, nil
+		SentToday: f.sentToday, SentTodayForVersion: f.sentForVersion, MaxSharePct: f.maxSharePct,
+	}
 }
 
 // applyVerdict records a non-allow verdict. Adapter-level blocks (rest, ramp
@@ -315,7 +471,7 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 			return err
 		}
 	default:
-		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: &until}); err != nil {
+		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: until}); err != nil {
 			return err
 		}
 		if err := q.DeferExecution(ctx, dbsqlc.DeferExecutionParams{TenantKey: tenant, ID: id, ScheduledFor: sc.ScheduledFor, DeferReason: &reason, DeferUntil: &until, Now: now}); err != nil {
@@ -355,7 +511,9 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 	return stateEvent("dripdrop.enrollment.stopped", tenant, id, reason), nil
 }
 
-func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int) (*SendJob, error) {
+// buildJob assembles a reserved send. creds caches the adapter's opened
+// credentials across the jobs of one batch.
+func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int, creds **dripdrop.SMTPCredentials) (*SendJob, error) {
 	job := &SendJob{
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
@@ -390,7 +548,9 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 		}
 		job.Subject = first.Subject
 	}
-	if len(ad.Credentials) > 0 {
+	if *creds != nil {
+		job.Credentials = **creds
+	} else if len(ad.Credentials) > 0 {
 		if s.vault == nil {
 			return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
 		}
@@ -401,6 +561,8 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 		if err := json.Unmarshal(pt, &job.Credentials); err != nil {
 			return nil, err
 		}
+		c := job.Credentials
+		*creds = &c
 	}
 	return job, nil
 }
@@ -412,74 +574,67 @@ func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, 
 	}}
 }
 
-// MarkSent is phase two: the provider accepted the message. It records the
-// send (fenced by the lease, so a rescued and re-reserved send is never
-// overwritten), writes the sent event and schedules the next step or
-// completes the enrollment. It reports false when the lease was lost.
+// MarkSent is phase two: the provider accepted the message. One statement
+// (RecordSent) records the send, fenced by the lease so a rescued and
+// re-reserved send is never overwritten, writes the sent event, starts the
+// adapter's gap, and schedules the next step or completes the enrollment.
+// It reports false when the lease was lost.
 func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject string) (bool, error) {
+	now := s.clock.Now()
+	data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+	p := dbsqlc.RecordSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject,
+		Now: now, LeaseExpiresAt: job.Lease, EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data,
+		Position: job.Position, NextID: dripdrop.NewID()}
+	if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
+		next := gapEnd(job, now)
+		p.GapNextSendAt = &next
+	}
 	var evs []event
-	var ok bool
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs, ok = evs[:0], false
-		now := s.clock.Now()
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-		enrollmentID, err := q.MarkSentAndLog(ctx, dbsqlc.MarkSentAndLogParams{TenantKey: job.TenantKey, ID: job.ExecutionID,
-			ProviderMessageID: &providerID, Subject: &subject, Now: now, LeaseExpiresAt: job.Lease,
-			EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data})
-		if err == pgx.ErrNoRows {
-			return nil // the lease was lost: a rescue owns the execution now
-		}
+	record := func(q *dbsqlc.Queries) error {
+		row, err := q.RecordSent(ctx, p)
 		if err != nil {
 			return err
 		}
-		ok = true
-		if err := s.afterSend(ctx, q, job, now); err != nil {
-			return err
-		}
-		if job.AdapterFailures > 0 {
-			if err := q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
-				return err
-			}
-		}
-		evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+		evs = append(evs[:0], event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
 			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
 			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
 			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
 		}})
-		e, err := q.EnrollmentAndNextStep(ctx, dbsqlc.EnrollmentAndNextStepParams{TenantKey: job.TenantKey, ID: enrollmentID, Position: job.Position})
-		if err != nil {
-			return err
+		if row.Completed {
+			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
 		}
-		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
-			return nil
-		}
-		if e.NextStepID == uuid.Nil {
-			if _, err := q.CompleteEnrollment(ctx, dbsqlc.CompleteEnrollmentParams{TenantKey: job.TenantKey, ID: e.ID, Now: now}); err != nil {
-				return err
-			}
-			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, e.ID, "last_step_sent"))
-			return nil
-		}
-		sender := e.AdapterID
-		if e.NextOverrideID != nil {
-			sender = *e.NextOverrideID
-		}
-		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
-			TenantKey: job.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID, StepID: e.NextStepID, AdapterID: sender,
-			Followup: true, ScheduledFor: now.Add(time.Duration(e.NextDelaySeconds) * time.Second), Now: now,
-		}); err != nil {
-			return err
-		}
-		if e.NextDelaySeconds > 0 {
-			return nil // the poll finds it when it is due
-		}
-		return q.NotifyWork(ctx, job.TenantKey)
-	}, &evs)
+		return nil
+	}
+	// One statement, no transaction, unless the tenant subscribes to
+	// telemetry: then the outbox rows commit with it (pipelined with COMMIT).
+	subscribed, err := s.hasSubscribers(ctx, job.TenantKey)
 	if err != nil {
 		return false, err
 	}
+	if subscribed {
+		err = s.tx(ctx, record, &evs)
+	} else {
+		err = record(s.q)
+	}
+	if err == pgx.ErrNoRows {
+		return false, nil // the lease was lost: a rescue owns the execution now
+	}
+	if err != nil {
+		return false, err
+	}
+	if job.AdapterFailures > 0 {
+		// The sender works again (rare path, so not in RecordSent).
+		if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
+			return true, err
+		}
+	}
 	s.emit(ctx, evs...)
-	return ok, nil
+	return true, nil
+}
+
+// gapEnd is when an adapter's gap after a conversation ending now ends.
+func gapEnd(job *SendJob, now time.Time) time.Time {
+	return now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
 }
 
 // MarkFailed records a failed send and releases its reservation. A
@@ -569,7 +724,7 @@ func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, 
 	if job.MinGapSeconds == 0 && job.GapJitterSeconds == 0 {
 		return nil
 	}
-	next := now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
+	next := gapEnd(job, now)
 	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
 }
 
@@ -653,4 +808,33 @@ func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.
 func (s *Store) RecordBareSend(ctx context.Context, tenant string, id uuid.UUID) error {
 	_, err := s.q.RecordBareSend(ctx, dbsqlc.RecordBareSendParams{TenantKey: tenant, ID: id, Now: s.clock.Now()})
 	return err
+}
+
+// ExplainClaim runs one claim of up to limit executions of tenant under
+// EXPLAIN (ANALYZE, BUFFERS) and rolls it back: the plan and its measured
+// cost, for benchmarks that prove the claim costs O(claimed).
+func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (string, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	now := s.clock.Now()
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
+		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+// NextDueIn reports how long until the earliest pending ready-queue entry of
+// the tenants comes due; ok is false when none is pending.
+func (s *Store) NextDueIn(ctx context.Context, tenants []string) (wait time.Duration, ok bool, err error) {
+	secs, err := s.q.NextDueIn(ctx, dbsqlc.NextDueInParams{Now: s.clock.Now(), TenantKeys: tenants})
+	if err != nil || secs < 0 {
+		return 0, false, err
+	}
+	return time.Duration(secs * float64(time.Second)), true, nil
 }

@@ -25,7 +25,11 @@ func (s *Store) ListenOutbox(ctx context.Context, fn func(tenant string)) {
 
 func (s *Store) listen(ctx context.Context, channel string, fn func(tenant string)) {
 	backoff := 100 * time.Millisecond
-	outage := &Outage{Logger: s.log, Loop: "listener"}
+	loop := "listener"
+	if channel != WorkChannel {
+		loop = "outbox-listener"
+	}
+	outage := &Outage{Logger: s.log, Loop: loop}
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, channel, fn, func() { backoff = 100 * time.Millisecond; outage.Note(nil) })
 		if ctx.Err() != nil {

@@ -18,13 +18,29 @@ import (
 	"github.com/dripdrop/dripdrop/vault"
 )
 
-// clock is a settable test clock.
+// clock is a settable test clock; a running one (benchmarks) advances
+// with real time from t.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	running time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running.IsZero() {
+		return c.t.Add(time.Since(c.running))
+	}
+	return c.t
+}
+
+// Run makes the clock advance with real time from now on.
+func (c *clock) Run() {
+	c.mu.Lock()
+	c.running = time.Now()
+	c.mu.Unlock()
+}
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -66,7 +82,13 @@ type world struct {
 // follow-ups are due immediately, a clock at Tuesday 10:00 UTC.
 func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
 	t.Helper()
-	w := &world{t: t, url: dbtest.URL(t), clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
+	return newWorldAt(t, dbtest.URL(t), adapterIn, steps...)
+}
+
+// newWorldAt is newWorld on the database at url.
+func newWorldAt(t testing.TB, url string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
+	t.Helper()
+	w := &world{t: t, url: url, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
 		ev: &events{got: map[string][]map[string]any{}}}
 	w.box, _ = vault.ParseKey(vault.GenerateKey())
 	bus := telemetry.NewBus(telemetry.WithStrict(true))
@@ -84,34 +106,46 @@ func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.S
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.sink.Close() })
+	w.adapter, w.pool = w.addTenant(w.tenant, adapterIn, steps...)
+	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// addTenant creates a tenant with one sink adapter in a pool and the
+// "welcome" sequence (default: 3 steps, follow-ups due at once).
+func (w *world) addTenant(tenant string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) (dripdrop.Adapter, dripdrop.Pool) {
+	t := w.t
+	t.Helper()
+	var adapter dripdrop.Adapter
+	var pool dripdrop.Pool
+	var err error
 	ctx := context.Background()
-	if _, _, err := w.store.CreateTenant(ctx, w.tenant, ""); err != nil {
+	if _, _, err := w.store.CreateTenant(ctx, tenant, ""); err != nil {
 		t.Fatal(err)
 	}
 	name, prov, from, fromName := "Ada", "sink", "ada@acme.example.com", "Ada Lovelace"
 	adapterIn.Name, adapterIn.Provider, adapterIn.FromAddress, adapterIn.FromName = &name, &prov, &from, &fromName
 	adapterIn.Credentials = &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}
-	if w.adapter, err = w.store.CreateAdapter(ctx, w.tenant, adapterIn); err != nil {
+	if adapter, err = w.store.CreateAdapter(ctx, tenant, adapterIn); err != nil {
 		t.Fatal(err)
 	}
 	pn := "main"
-	if w.pool, err = w.store.CreatePool(ctx, w.tenant, dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &w.adapter.ID}}}); err != nil {
+	if pool, err = w.store.CreatePool(ctx, tenant, dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &adapter.ID}}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(steps) == 0 {
 		steps = []dripdrop.StepInput{step("intro", "Hello {{first_name|there}}", "Hi {{first_name}}, first note.", 0), step("bump", "", "Second note.", 0), step("last", "", "Third note.", 0)}
 	}
 	key, sname := "welcome", "Welcome"
-	if _, err := w.store.CreateSequence(ctx, w.tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &w.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"}, Steps: steps,
+	if _, err := w.store.CreateSequence(ctx, tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
+		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"}, Steps: steps,
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return adapter, pool
 }
 
 func step(key, subject, body string, delay int64) dripdrop.StepInput {
@@ -328,11 +362,11 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	en := w.enroll("bob@example.com", nil)
 	// Phase one happens, then the worker "crashes" before SMTP.
-	claimed, err := w.store.Claim(context.Background(), w.tenant, 10, time.Minute)
+	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
 	if err != nil || len(claimed) != 1 || !claimed[0].DueOnWrite {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
-	res, err := w.store.Reserve(context.Background(), w.tenant, claimed[0].ID, time.Minute)
+	res, err := w.store.Reserve(context.Background(), w.tenant, claimed[0].ID, claimed[0].AdapterID, time.Minute)
 	if err != nil || res.Outcome != db.Reserved {
 		t.Fatalf("reserve: %+v %v", res, err)
 	}

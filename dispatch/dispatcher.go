@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,10 @@ type Config struct {
 	Metrics   telemetry.OutboxMetrics // NotifyMissed; nil = no-op
 	Logger    *slog.Logger
 
-	Workers      int           // concurrent sends (default 8)
+	// Workers is the send concurrency (default 256). Sends hold no database
+	// connection, so it is independent of the database pool: a send
+	// borrows a connection only for its reservation and its record.
+	Workers      int
 	PollInterval time.Duration // fallback poll (default 1 s)
 	Lease        time.Duration // how long a send may stay "sending" before rescue (default 10 min)
 	SendTimeout  time.Duration // deadline of one SMTP conversation (default 2 min; must be < Lease)
@@ -46,21 +50,31 @@ type Config struct {
 	OnSent func(job *db.SendJob)
 }
 
+// DefaultWorkers is the default send concurrency (SPEC §6.1a).
+const DefaultWorkers = 256
+
 // claimHold is how long a claim keeps other workers off an execution until
 // its reservation commits; a crashed claimer's rows come back after it.
 const claimHold = 30 * time.Second
 
 // Dispatcher claims and sends due executions.
 type Dispatcher struct {
-	cfg      Config
-	store    *db.Store
-	log      *slog.Logger
-	tel      Emitter
-	metrics  telemetry.OutboxMetrics
-	cache    *spintax.Cache
-	slots    chan struct{}
-	inflight sync.WaitGroup
+	cfg     Config
+	store   *db.Store
+	log     *slog.Logger
+	tel     Emitter
+	metrics telemetry.OutboxMetrics
+	cache   *spintax.Cache
+	wg      sync.WaitGroup
+	// freed is signalled when a send ends (a slot is free again).
+	freed    chan struct{}
+	finished atomic.Int64 // sends ended since the last claim
 	notified atomic.Bool
+
+	mu       sync.Mutex
+	inflight int               // sends started and not finished
+	busy     map[uuid.UUID]int // of which per adapter (max_in_flight)
+	rotation int               // first tenant of the next claim round
 
 	tenantMu   sync.Mutex
 	tenantList []string
@@ -70,7 +84,7 @@ type Dispatcher struct {
 // New validates the configuration and returns a dispatcher.
 func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
@@ -85,7 +99,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, errors.New("dispatch: the send timeout must be shorter than the lease, or a slow send could be rescued and sent twice")
 	}
 	d := &Dispatcher{cfg: cfg, store: cfg.Store, log: cfg.Logger, tel: cfg.Telemetry, metrics: cfg.Metrics,
-		cache: spintax.NewCache(4096), slots: make(chan struct{}, cfg.Workers)}
+		cache: spintax.NewCache(4096), freed: make(chan struct{}, 1), busy: map[uuid.UUID]int{}}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -98,8 +112,20 @@ func New(cfg Config) (*Dispatcher, error) {
 	return d, nil
 }
 
+// minClaim is how many sends must end before a claim while others are in
+// flight: a freed slot (or adapter in-flight place) waits briefly for
+// company rather than claiming one execution at a time in lockstep with
+// the sends.
+func (d *Dispatcher) minClaim() int { return max(1, min(10, d.cfg.Workers/4)) }
+
+// batchWait is how long after the last send ended a claim waits for
+// minClaim company.
+const batchWait = 5 * time.Millisecond
+
 // Run claims and sends until ctx ends, then stops claiming and waits for
-// in-flight sends to finish (they are bounded by SendTimeout).
+// in-flight sends to finish (they are bounded by SendTimeout). It wakes on
+// a notification of new work, when a send ends and frees a slot, and on
+// the fallback poll.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	lctx, stopListen := context.WithCancel(ctx)
@@ -118,13 +144,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		byNotify := false
 		select {
 		case <-ctx.Done():
-			d.inflight.Wait()
+			d.wg.Wait()
 			return nil
 		case <-wake:
 			byNotify = true
+		case <-d.freed:
+			// Claim when enough sends have ended (slots or adapters' in-flight
+			// places came free) for a batch, or briefly after the last one.
+			if free, inflight := d.free(); free > 0 && inflight > 0 && int(d.finished.Load()) < d.minClaim() {
+				resetTimer(timer, batchWait)
+				continue
+			}
 		case <-timer.C:
 		}
 		notified := d.notified.Swap(false) || byNotify
+		d.finished.Store(0)
 		n, fresh, err := d.tick(ctx)
 		if ctx.Err() == nil && outage.Note(err) {
 			d.log.Error("dispatch tick failed", "err", err)
@@ -133,11 +167,44 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.metrics.NotifyMissed() // new work the fallback poll found first
 		}
 		wait := d.cfg.PollInterval
-		if n > 0 && len(d.slots) < cap(d.slots) {
-			wait = 10 * time.Millisecond // more may be due; free slots remain
+		if free, _ := d.free(); n > 0 && free > 0 {
+			wait = batchWait // more may be due and slots are free
+		} else if err == nil {
+			wait = d.untilDue(ctx, wait)
 		}
-		timer.Reset(wait)
+		resetTimer(timer, wait)
 	}
+}
+
+// untilDue shortens the poll to when the next queued work comes due by the
+// clock (a send scheduled for later, a gap ending), so such work goes out
+// on time rather than up to a poll interval late.
+func (d *Dispatcher) untilDue(ctx context.Context, poll time.Duration) time.Duration {
+	tenants, err := d.tenants(ctx)
+	if err != nil || len(tenants) == 0 {
+		return poll
+	}
+	wait, ok, err := d.store.NextDueIn(ctx, tenants)
+	if err != nil || !ok || wait >= poll {
+		return poll
+	}
+	return max(wait, time.Millisecond)
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}
+
+// free reports free send slots and sends in flight.
+func (d *Dispatcher) free() (free, inflight int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Workers - d.inflight, d.inflight
 }
 
 // Tick claims as many due executions as there are free workers, across
@@ -147,36 +214,133 @@ func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// tick also counts claimed work that was due when written ("fresh").
+// tick runs claim rounds until the slots are full or every tenant was
+// asked once. Tenants are served in rotating order with equal shares of the
+// free slots (SPEC §6.1a), all tenants of a round in one round trip. It
+// also counts claimed work that was due when written ("fresh").
 func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 	tenants, err := d.tenants(ctx)
-	if err != nil {
+	if err != nil || len(tenants) == 0 {
 		return 0, 0, err
 	}
-	for _, t := range tenants {
-		free := cap(d.slots) - len(d.slots)
+	d.mu.Lock()
+	start := d.rotation % len(tenants)
+	d.rotation++
+	d.mu.Unlock()
+	for asked := 0; asked < len(tenants); {
+		free, _ := d.free()
 		if free <= 0 {
 			break
 		}
-		claimed, err := d.store.Claim(ctx, t, free, claimHold)
-		if err != nil {
-			return total, fresh, err
+		round := min(free, len(tenants)-asked)
+		share, extra := free/round, free%round
+		reqs := make([]db.ClaimRequest, round)
+		for i := range reqs {
+			reqs[i] = db.ClaimRequest{Tenant: tenants[(start+asked+i)%len(tenants)], Limit: share}
+			if i < extra {
+				reqs[i].Limit++
+			}
 		}
+		asked += round
+		d.mu.Lock()
+		busy := maps.Clone(d.busy)
+		d.mu.Unlock()
+		claimed, err := d.store.Claim(ctx, reqs, busy, claimHold)
+		// One reservation per adapter of the claim.
+		type key struct {
+			tenant  string
+			adapter uuid.UUID
+		}
+		groups := map[key][]db.Claimed{}
+		var order []key
 		for _, c := range claimed {
 			if c.DueOnWrite {
 				fresh++
 			}
-			id := c.ID
-			d.slots <- struct{}{}
-			d.inflight.Add(1)
-			go func() {
-				defer func() { <-d.slots; d.inflight.Done() }()
-				d.process(context.WithoutCancel(ctx), t, id)
-			}()
+			k := key{c.Tenant, c.AdapterID}
+			if groups[k] == nil {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], c)
+		}
+		for _, k := range order {
+			d.start(ctx, groups[k])
 		}
 		total += len(claimed)
+		if err != nil {
+			return total, fresh, err
+		}
 	}
 	return total, fresh, nil
+}
+
+// start reserves the claimed executions of one adapter together and sends
+// each reserved one in its own goroutine. Every execution holds a slot and
+// one of its adapter's in-flight places until its send ends (or at once
+// when it was not reserved).
+func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
+	adapter := batch[0].AdapterID
+	d.mu.Lock()
+	d.inflight += len(batch)
+	d.busy[adapter] += len(batch)
+	d.mu.Unlock()
+	d.wg.Add(len(batch))
+	done := func(n int) {
+		d.finished.Add(int64(n))
+		d.mu.Lock()
+		d.inflight -= n
+		if d.busy[adapter] -= n; d.busy[adapter] <= 0 {
+			delete(d.busy, adapter)
+		}
+		d.mu.Unlock()
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+		for range n {
+			d.wg.Done()
+		}
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		jobs := d.reserve(ctx, batch)
+		if unused := len(batch) - len(jobs); unused > 0 {
+			done(unused)
+		}
+		for _, job := range jobs {
+			go func() {
+				defer done(1)
+				d.send(ctx, job)
+			}()
+		}
+	}()
+}
+
+// reserve runs phase one for one adapter's claimed executions and returns
+// the reserved sends.
+func (d *Dispatcher) reserve(ctx context.Context, batch []db.Claimed) []*db.SendJob {
+	tenant := batch[0].Tenant
+	ids := make([]uuid.UUID, len(batch))
+	for i, c := range batch {
+		ids[i] = c.ID
+	}
+	res, err := d.store.ReserveBatch(ctx, tenant, batch[0].AdapterID, ids, d.cfg.Lease)
+	if err != nil {
+		d.log.Error("reserve failed; the executions will be retried", "tenant", tenant, "adapter", batch[0].AdapterID, "executions", len(ids), "err", err)
+		for _, id := range ids {
+			if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
+				d.log.Error("releasing a claim", "execution", id, "err", rerr)
+			}
+		}
+		return nil
+	}
+	var jobs []*db.SendJob
+	for _, r := range res {
+		if r.Outcome == db.Reserved {
+			jobs = append(jobs, r.Job)
+		}
+	}
+	return jobs
 }
 
 // tenants lists tenant keys, re-read at most once a second.
@@ -195,26 +359,15 @@ func (d *Dispatcher) tenants(ctx context.Context) ([]string, error) {
 }
 
 // Drain waits for every started send to finish.
-func (d *Dispatcher) Drain() { d.inflight.Wait() }
+func (d *Dispatcher) Drain() { d.wg.Wait() }
 
 func (d *Dispatcher) emit(ctx context.Context, name string, m map[string]float64, md map[string]any) {
 	d.tel.Emit(ctx, name, m, md)
 }
 
-// process runs one execution through reserve → render → send → record.
-func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
-	res, err := d.store.Reserve(ctx, tenant, id, d.cfg.Lease)
-	if err != nil {
-		d.log.Error("reserve failed; the execution will be retried", "tenant", tenant, "execution", id, "err", err)
-		if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
-			d.log.Error("releasing a claim", "execution", id, "err", rerr)
-		}
-		return
-	}
-	if res.Outcome != db.Reserved {
-		return
-	}
-	job := res.Job
+// send renders, delivers and records one reserved send.
+func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
+	tenant, id := job.TenantKey, job.ExecutionID
 	msg, err := d.render(ctx, job)
 	if err != nil {
 		var mv *spintax.MissingVariableError
@@ -225,9 +378,7 @@ func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 		if errors.Is(err, ErrHeaderInjection) {
 			code = "header_injection_blocked"
 		}
-		if ferr := d.store.MarkFailed(ctx, job, false, false, 0, code, err.Error()); ferr != nil {
-			d.log.Error("recording a failure", "execution", id, "err", ferr)
-		}
+		d.recordFailure(ctx, job, &SendError{}, code, err.Error())
 		return
 	}
 	raw, err := msg.Build()
@@ -236,9 +387,7 @@ func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 		if errors.Is(err, ErrHeaderInjection) {
 			code = "header_injection_blocked"
 		}
-		if ferr := d.store.MarkFailed(ctx, job, false, false, 0, code, err.Error()); ferr != nil {
-			d.log.Error("recording a failure", "execution", id, "err", ferr)
-		}
+		d.recordFailure(ctx, job, &SendError{}, code, err.Error())
 		return
 	}
 	meta := map[string]any{"step_execution_id": id.String(), "enrollment_id": job.EnrollmentID.String(),
@@ -250,42 +399,79 @@ func (d *Dispatcher) process(ctx context.Context, tenant string, id uuid.UUID) {
 	cancel()
 	dur := time.Since(start).Seconds()
 	if err != nil {
-		var se *SendError
-		if !errors.As(err, &se) {
-			se = &SendError{Temporary: true, Message: err.Error()}
-		}
-		kind := "permanent"
-		if se.Temporary {
-			kind = "temporary"
-		}
-		em := map[string]any{"kind": kind, "reason": errorCode(se)}
-		for k, v := range meta {
-			em[k] = v
-		}
-		d.emit(ctx, "dripdrop.dispatch.send.exception", map[string]float64{"duration": dur}, em)
-		if se.AdapterFault {
-			// The sender's failure, not the recipient's (SPEC §6.1).
-			d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", tenant, "adapter", job.AdapterID, "execution", id, "reason", se.Reason, "err", se.Error())
-			if ferr := d.store.AdapterFailed(ctx, job, se.Reason, se.Reason == "auth", se.Error()); ferr != nil {
-				d.log.Error("recording an adapter failure", "execution", id, "err", ferr)
-			}
-			return
-		}
-		if ferr := d.store.MarkFailed(ctx, job, se.Temporary, se.Bounce(), se.Code, errorCode(se), se.Error()); ferr != nil {
-			d.log.Error("recording a failure", "execution", id, "err", ferr)
-		}
+		d.sendFailed(ctx, job, err, dur, meta)
 		return
 	}
 	d.emit(ctx, "dripdrop.dispatch.send.stop", map[string]float64{"duration": dur}, meta)
-	ok, err := d.store.MarkSent(ctx, job, providerID, msg.Subject)
-	if err != nil {
-		// The message went out but is not recorded: the lease expires and
-		// the rescuer resends it with the same Message-ID (SPEC §6.1).
-		d.log.Error("recording a send failed; it will be rescued", "execution", id, "message_id", job.MessageID, "err", err)
+	if d.recordSent(ctx, job, providerID, msg.Subject) && d.cfg.OnSent != nil {
+		d.cfg.OnSent(job)
+	}
+}
+
+// sendFailed is the one place a failed SMTP conversation is handled: it
+// classifies the failure, reports it and records it (retry, bounce or
+// permanent failure).
+func (d *Dispatcher) sendFailed(ctx context.Context, job *db.SendJob, err error, dur float64, meta map[string]any) {
+	var se *SendError
+	if !errors.As(err, &se) {
+		se = &SendError{Temporary: true, Message: err.Error()}
+	}
+	kind := "permanent"
+	if se.Temporary {
+		kind = "temporary"
+	}
+	em := map[string]any{"kind": kind, "reason": errorCode(se)}
+	for k, v := range meta {
+		em[k] = v
+	}
+	d.emit(ctx, "dripdrop.dispatch.send.exception", map[string]float64{"duration": dur}, em)
+	if se.AdapterFault {
+		// The sender's failure, not the recipient's (SPEC §6.1).
+		d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", job.TenantKey, "adapter", job.AdapterID, "execution", job.ExecutionID, "reason", se.Reason, "err", se.Error())
+		if ferr := d.store.AdapterFailed(ctx, job, se.Reason, se.Reason == "auth", se.Error()); ferr != nil {
+			d.log.Error("recording an adapter failure", "execution", job.ExecutionID, "err", ferr)
+		}
 		return
 	}
-	if ok && d.cfg.OnSent != nil {
-		d.cfg.OnSent(job)
+	d.recordFailure(ctx, job, se, errorCode(se), se.Error())
+}
+
+// recordFailure writes a failed send; if that fails, the lease expires and
+// the rescuer retries the execution (nothing went out, so nothing doubles).
+func (d *Dispatcher) recordFailure(ctx context.Context, job *db.SendJob, se *SendError, code, msg string) {
+	if err := d.store.MarkFailed(ctx, job, se.Temporary, se.Bounce(), se.Code, code, msg); err != nil {
+		d.log.Error("recording a failure", "execution", job.ExecutionID, "err", err)
+	}
+}
+
+// Record retry backoff (SPEC §6.1 "record what you know").
+const (
+	recordRetryFirst = 50 * time.Millisecond
+	recordRetryMax   = 5 * time.Second
+)
+
+// recordSent records an accepted message. The server has it, so a failed
+// record is retried with backoff until shortly before the lease ends: only
+// a crashed process leaves it to the rescuer (which would send it again).
+// It reports whether the send was recorded by this worker.
+func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, providerID, subject string) bool {
+	left := job.Lease.Sub(d.store.Now())
+	deadline := time.Now().Add(left - min(left/10, 30*time.Second))
+	wait := recordRetryFirst
+	for attempt := 1; ; attempt++ {
+		ok, err := d.store.MarkSent(ctx, job, providerID, subject)
+		if err == nil {
+			return ok
+		}
+		if time.Now().Add(wait).After(deadline) {
+			d.log.Error("recording a send failed until its lease nearly ended; the rescuer will resend it with the same Message-ID",
+				"execution", job.ExecutionID, "message_id", job.MessageID, "attempts", attempt, "err", err)
+			return false
+		}
+		d.log.Warn("recording a send failed; retrying", "execution", job.ExecutionID, "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		<-t.C
+		wait = min(wait*2, recordRetryMax)
 	}
 }
 

@@ -112,7 +112,8 @@ type Transport interface {
 type SMTPTransport struct {
 	// IdleTimeout closes pooled connections unused this long (default 30 s).
 	IdleTimeout time.Duration
-	// MaxIdle is the most idle connections kept per adapter (default 2).
+	// MaxIdle is the most idle connections kept per adapter (default 4, an
+	// adapter's default max_in_flight).
 	MaxIdle int
 	// TLSConfig is cloned for STARTTLS/implicit TLS (ServerName is set per host).
 	TLSConfig *tls.Config
@@ -120,8 +121,10 @@ type SMTPTransport struct {
 	// (SPEC §10); the zero value refuses them, AllowPrivate permits them.
 	Guard netguard.Guard
 
-	mu   sync.Mutex
-	idle map[uuid.UUID][]*pooled
+	mu     sync.Mutex
+	idle   map[uuid.UUID][]*pooled
+	reaper *time.Timer // closes connections idle longer than IdleTimeout
+	closed bool
 }
 
 type pooled struct {
@@ -131,9 +134,17 @@ type pooled struct {
 	since    time.Time
 }
 
+// quit says QUIT (bounded, so a dead server cannot hold the goroutine) and
+// closes the connection.
+func (p *pooled) quit() {
+	_ = p.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = p.c.Quit()
+	_ = p.c.Close()
+}
+
 // NewSMTPTransport returns a transport with default settings.
 func NewSMTPTransport() *SMTPTransport {
-	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 2, idle: map[uuid.UUID][]*pooled{}}
+	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 4, idle: map[uuid.UUID][]*pooled{}}
 }
 
 func credsSum(c dripdrop.SMTPCredentials) [32]byte {
@@ -317,7 +328,7 @@ func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
 			t.idle[adapter] = list
 			return p
 		}
-		go p.c.Close()
+		go p.quit()
 	}
 	delete(t.idle, adapter)
 	return nil
@@ -326,12 +337,57 @@ func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
 func (t *SMTPTransport) put(adapter uuid.UUID, p *pooled) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.idle[adapter]) >= t.MaxIdle {
-		go p.c.Quit()
+	if t.closed || len(t.idle[adapter]) >= t.MaxIdle {
+		go p.quit()
 		return
 	}
 	p.since = time.Now()
 	t.idle[adapter] = append(t.idle[adapter], p)
+	if t.reaper == nil {
+		t.reaper = time.AfterFunc(t.IdleTimeout, t.reap)
+	}
+}
+
+// reap closes connections idle for IdleTimeout and runs again while any
+// remain, so an adapter that stopped sending holds no sockets.
+func (t *SMTPTransport) reap() {
+	t.mu.Lock()
+	var stale []*pooled
+	now := time.Now()
+	for id, list := range t.idle {
+		keep := list[:0]
+		for _, p := range list {
+			if now.Sub(p.since) >= t.IdleTimeout {
+				stale = append(stale, p)
+			} else {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) == 0 {
+			delete(t.idle, id)
+		} else {
+			t.idle[id] = keep
+		}
+	}
+	t.reaper = nil
+	if len(t.idle) > 0 && !t.closed {
+		t.reaper = time.AfterFunc(t.IdleTimeout/2, t.reap)
+	}
+	t.mu.Unlock()
+	for _, p := range stale {
+		p.quit()
+	}
+}
+
+// Idle reports how many idle connections the pool holds.
+func (t *SMTPTransport) Idle() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, list := range t.idle {
+		n += len(list)
+	}
+	return n
 }
 
 // Close closes every idle connection.
@@ -339,10 +395,15 @@ func (t *SMTPTransport) Close() error {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = map[uuid.UUID][]*pooled{}
+	t.closed = true
+	if t.reaper != nil {
+		t.reaper.Stop()
+		t.reaper = nil
+	}
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, p := range list {
-			_ = p.c.Quit()
+			p.quit()
 		}
 	}
 	return nil

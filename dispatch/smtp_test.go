@@ -49,6 +49,31 @@ func TestSMTPTransportDeliversAndPools(t *testing.T) {
 	}
 }
 
+// Idle connections are closed after IdleTimeout: an adapter that stopped
+// sending holds no socket.
+func TestSMTPTransportReapsIdleConnections(t *testing.T) {
+	s := startSink(t)
+	tr := loopbackTransport()
+	tr.IdleTimeout = 20 * time.Millisecond
+	defer tr.Close()
+	for i := 0; i < 3; i++ {
+		d := delivery(s, "bob@example.com") // a new adapter each time
+		if _, err := tr.Send(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.Idle(); n == 0 {
+		t.Fatal("nothing pooled after sending")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.Idle() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections never reaped", tr.Idle())
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the reaper's effect
+	}
+}
+
 func TestSMTPTransportClassifiesReplies(t *testing.T) {
 	s := startSink(t)
 	tr := loopbackTransport()

@@ -159,7 +159,7 @@ func devFlags(cfg *serveConfig) (fs *flag.FlagSet, dir, sinkAddr *string, stopDB
 	cfg.ListenAddr, fs.Lookup("listen").DefValue = "127.0.0.1:8080", "127.0.0.1:8080"
 	dir = fs.String("dir", ".dripdrop", "directory for the managed database and dev secrets")
 	sinkAddr = fs.String("sink", "127.0.0.1:2525", "listen address of the local SMTP sink")
-	stopDB = fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev and test) and exit")
+	stopDB = fs.Bool("stop-db", false, "stop the managed PostgreSQL clusters in -dir (dev, test and bench) and exit")
 	return fs, dir, sinkAddr, stopDB
 }
 

@@ -23,21 +23,41 @@ import (
 	"github.com/dripdrop/dripdrop/db/localpg"
 )
 
+// cluster is one managed server and its migrated template.
+type cluster struct {
+	once     sync.Once
+	adminURL string
+	template string
+	err      error
+}
+
 var (
-	setupOnce sync.Once
-	adminURL  string
-	template  string
-	setupErr  error
+	fast    = &cluster{} // fsync off: tests
+	durable = &cluster{} // fsync on: benchmarks (SPEC §12 "durable commits")
 )
 
 // URL returns the connection string of a new, migrated, empty database that
 // is dropped when the test ends.
 func URL(t testing.TB) string {
 	t.Helper()
-	setupOnce.Do(func() { adminURL, template, setupErr = setup() })
-	if setupErr != nil {
-		t.Fatalf("dbtest: %v", setupErr)
+	return fast.url(t, "testpg", true)
+}
+
+// DurableURL is URL on a cluster with fsync and synchronous commit on
+// (BENCH_DATABASE_URL when set, otherwise a managed local cluster in
+// <repo>/.dripdrop/benchpg): what benchmarks of durable commits measure.
+func DurableURL(t testing.TB) string {
+	t.Helper()
+	return durable.url(t, "benchpg", false)
+}
+
+func (c *cluster) url(t testing.TB, dir string, fastCluster bool) string {
+	t.Helper()
+	c.once.Do(func() { c.adminURL, c.template, c.err = setup(dir, fastCluster) })
+	if c.err != nil {
+		t.Fatalf("dbtest: %v", c.err)
 	}
+	adminURL, template := c.adminURL, c.template
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := "t_" + randHex(8)
@@ -63,16 +83,19 @@ func Store(t testing.TB, opts db.Options) *db.Store {
 	return s
 }
 
-func setup() (string, string, error) {
+func setup(dir string, fastCluster bool) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	admin := os.Getenv("TEST_DATABASE_URL")
+	if !fastCluster {
+		admin = os.Getenv("BENCH_DATABASE_URL")
+	}
 	if admin == "" {
 		root, err := repoRoot()
 		if err != nil {
 			return "", "", err
 		}
-		c, err := localpg.Ensure(ctx, filepath.Join(root, ".dripdrop", "testpg"), localpg.Options{Fast: true})
+		c, err := localpg.Ensure(ctx, filepath.Join(root, ".dripdrop", dir), localpg.Options{Fast: fastCluster})
 		if err != nil {
 			return "", "", err
 		}

@@ -1,36 +1,85 @@
 -- name: ListTenantKeys :many
 SELECT tenant_key FROM tenants ORDER BY tenant_key;
 
--- name: ClaimDue :many
--- Claims due executions of ready adapters only: an adapter blocked until
--- next_send_at is not read at all. Follow-ups go first, then the oldest;
--- an adapter with a minimum gap gets one execution per claim.
-WITH ready AS (
-    SELECT a.id, a.min_gap_seconds FROM adapters a
-    WHERE a.tenant_key = @tenant_key AND a.deleted_at IS NULL
-      AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)
+-- name: ClaimReady :batchmany
+-- One tenant's claim (SPEC §6.1a), cost O(claimed): it reads the ready
+-- queue (adapter_due rows due by now, least recently served first), takes up
+-- to each ready adapter's free in-flight room of its due work (follow-ups
+-- first, then oldest), ranks round-robin (rank 1 of every adapter before
+-- rank 2 of any), and locks and claims only the rows it returns. A blocked
+-- adapter's backlog is never read (LIMIT 0): its queue row moves to when it
+-- unblocks. Served adapters go to the back of the line; adapters with
+-- nothing left to claim move to their next scheduled work. A queue row
+-- woken meanwhile (ver changed: new work, an unblocked adapter) is left as
+-- the wake-up wrote it, since this claim computed from an older snapshot.
+WITH busy AS (
+    SELECT unnest(@busy_ids::uuid[]) AS adapter_id, unnest(@busy_counts::int[]) AS n
+), cand AS (
+    SELECT c.* FROM (
+        SELECT d.adapter_id, d.due_at, d.served, d.ver,
+               (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)) AS ready,
+               CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
+               greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
+                        - coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0), 0)::int AS room
+        FROM adapter_due d
+        JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
+        WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
+        ORDER BY d.due_at, d.served
+    ) c
+    WHERE c.room > 0
+    LIMIT @scan::int
 ), picked AS (
-    SELECT c.id, c.followup, c.scheduled_for, r.min_gap_seconds,
-           row_number() OVER (PARTITION BY c.adapter_id ORDER BY c.followup DESC, c.scheduled_for) AS rn
-    FROM ready r
+    SELECT x.id, c.adapter_id, c.due_at, c.served,
+           row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for) AS rn
+    FROM cand c
     CROSS JOIN LATERAL (
-        SELECT s.id, s.adapter_id, s.followup, s.scheduled_for FROM step_executions s
+        SELECT s.id, s.followup, s.scheduled_for FROM step_executions s
         JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
-        WHERE s.tenant_key = @tenant_key AND s.adapter_id = r.id AND s.state = 'scheduled'
+        WHERE s.tenant_key = @tenant_key AND s.adapter_id = c.adapter_id AND s.state = 'scheduled'
           AND s.scheduled_for <= @now::timestamptz
           AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
           AND e.state <> 'paused'
         ORDER BY s.followup DESC, s.scheduled_for
-        LIMIT @per_adapter::int
-        FOR UPDATE OF s SKIP LOCKED
-    ) c
+        LIMIT CASE WHEN c.ready THEN c.room ELSE 0 END
+    ) x
+), chosen AS (
+    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served LIMIT @lim::int
+), locked AS (
+    SELECT s.id FROM step_executions s
+    WHERE s.tenant_key = @tenant_key AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
+      AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
+    FROM locked l
+    WHERE x.tenant_key = @tenant_key AND x.id = l.id
+    RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+), counts AS (
+    SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, c.room,
+           (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
+           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
+    FROM cand c
+), requeue AS (
+    UPDATE adapter_due d SET due_at = CASE
+        WHEN NOT k.ready THEN coalesce(k.blocked_until, @now::timestamptz)
+        WHEN k.nchosen > 0 AND (k.npicked >= k.room OR k.npicked > k.nchosen) THEN @now::timestamptz
+        ELSE coalesce(least(
+            (SELECT min(s.scheduled_for) FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND s.followup AND s.scheduled_for > @now::timestamptz),
+            (SELECT min(s.scheduled_for) FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND NOT s.followup AND s.scheduled_for > @now::timestamptz),
+            CASE WHEN k.npicked > 0 OR EXISTS (SELECT 1 FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
+               AND s.state = 'scheduled' AND s.scheduled_for <= @now::timestamptz AND s.claimed_until >= @now::timestamptz)
+              THEN @claim_until::timestamptz END
+        ), 'infinity'::timestamptz)
+    END,
+    served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
+    FROM counts k
+    WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.ver = k.ver
+      AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
+    RETURNING d.adapter_id
 )
-UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
-WHERE x.tenant_key = @tenant_key
-  AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
-               ORDER BY p.followup DESC, p.scheduled_for LIMIT @lim::int)
-  AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < @now::timestamptz)
-RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write;
+SELECT cl.id, cl.adapter_id, cl.due_on_write FROM claimed cl;
 
 -- name: LoadSend :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
@@ -49,7 +98,9 @@ JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
 WHERE x.tenant_key = $1 AND x.id = $2;
 
 -- name: LockAdapter :one
-SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+-- FOR NO KEY UPDATE: serialises reservations of one adapter without
+-- blocking the foreign-key checks of rows that reference it.
+SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 
 -- name: ThreadMessages :many
 SELECT out_message_id, subject FROM step_executions
@@ -67,7 +118,9 @@ UPDATE adapter_daily_usage SET sent = greatest(sent - 1, 0)
 WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day AND sequence_version_id = @sequence_version_id;
 
 -- name: SetAdapterNextSend :exec
-UPDATE adapters SET next_send_at = @next_send_at WHERE tenant_key = @tenant_key AND id = @id;
+-- An adapter-level block never shortens a longer one (such as the in-flight
+-- guard of an adapter with a gap, lifted only when its conversation ends).
+UPDATE adapters SET next_send_at = greatest(next_send_at, @next_send_at::timestamptz) WHERE tenant_key = @tenant_key AND id = @id;
 
 -- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2;
@@ -168,9 +221,6 @@ ORDER BY s.key, v.version;
 UPDATE step_executions SET state = 'sent', sent_at = @now::timestamptz, claimed_until = NULL, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 
--- name: ExecutionAdapter :one
-SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2;
-
 -- name: LoadSendLocked :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
@@ -188,6 +238,63 @@ JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
 WHERE x.tenant_key = $1 AND x.id = $2
 FOR UPDATE OF x;
 
+-- name: LoadSendsLocked :many
+-- A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = @tenant_key AND x.id = ANY(@ids::uuid[])
+ORDER BY x.followup DESC, x.scheduled_for, x.id
+FOR UPDATE OF x;
+
+-- name: BatchPolicyInputs :many
+-- What the policies read for a batch reservation, per sequence version:
+-- the adapter's sends today (all versions), the version's sends today and
+-- its share.
+SELECT v.vid::uuid AS sequence_version_id,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
+        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = @tenant_key AND b.adapter_id = @adapter_id
+        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
+FROM (SELECT DISTINCT unnest(@version_ids::uuid[]) AS vid) v;
+
+-- name: ReserveSends :exec
+-- Phase one of K sends of one adapter in one statement: the executions
+-- become "sending", today's counters move by K, the adapter's send times
+-- are set. thread_nos uses -1 for "no thread" (override sends).
+WITH r AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@out_message_ids::text[]) AS msg_id,
+           unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = @lease_expires_at::timestamptz,
+           reserved_day = @reserved_day::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
+    FROM r
+    WHERE s.tenant_key = @tenant_key AND s.id = r.id
+    RETURNING s.id
+), u AS (
+    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+    SELECT @tenant_key, @adapter_id, @reserved_day::date, r.version, count(*)::int FROM r GROUP BY r.version
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
+    RETURNING 1
+)
+UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
+WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
+
 -- name: PolicyInputs :one
 SELECT
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
@@ -200,27 +307,11 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
--- name: ReserveSend :exec
--- Phase one in one statement: the execution becomes "sending", today's
--- counter moves and the adapter's send times are set.
-WITH x AS (
-    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
-           out_message_id = coalesce(step_executions.out_message_id, @out_message_id::text), lease_expires_at = @lease_expires_at::timestamptz,
-           reserved_day = @reserved_day::date, thread_no = sqlc.narg(thread_no)::int, claimed_until = NULL,
-           defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
-    WHERE step_executions.tenant_key = @tenant_key AND step_executions.id = @id
-    RETURNING step_executions.id
-), u AS (
-    INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    VALUES (@tenant_key, @adapter_id, @reserved_day::date, @sequence_version_id, 1)
-    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
-    RETURNING 1
-)
-UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
-WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
-
--- name: MarkSentAndLog :one
--- Phase two, fenced by the lease: the send and its one "sent" event.
+-- name: RecordSent :one
+-- Phase two in one statement (SPEC §6.1), fenced by the lease: the send
+-- and its one "sent" event; for an adapter with a gap, the gap starts now
+-- (next_send_at) and the in-flight guard is lifted; then the enrollment
+-- (locked) completes or gets its next step, announced when due at once.
 WITH x AS (
     UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
            subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
@@ -232,18 +323,39 @@ WITH x AS (
     SELECT @tenant_key, @event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, @sequence_version_id, @data, @now::timestamptz FROM x
     ON CONFLICT DO NOTHING
     RETURNING 1
+), gap AS (
+    UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(gap_next_send_at)::timestamptz
+    WHERE adapters.tenant_key = @tenant_key AND adapters.id = (SELECT x.adapter_id FROM x)
+      AND sqlc.narg(gap_next_send_at)::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    WHERE en.tenant_key = @tenant_key AND en.id = (SELECT x.enrollment_id FROM x)
+    FOR UPDATE
+), n AS (
+    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+    WHERE st.tenant_key = @tenant_key AND st.sequence_version_id = @sequence_version_id AND st.position > @position::int
+    ORDER BY st.position LIMIT 1
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now::timestamptz
+    WHERE enrollments.tenant_key = @tenant_key AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
+      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
+    RETURNING 1
+), nx AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+    SELECT @tenant_key, @next_id::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           (n.delay_seconds * interval '1 second') + @now::timestamptz, @now::timestamptz, @now::timestamptz
+    FROM e, n WHERE e.state IN ('active', 'paused')
+    RETURNING (scheduled_for <= @now::timestamptz) AS due_now
 )
-SELECT enrollment_id FROM x;
+SELECT x.enrollment_id,
+       EXISTS (SELECT 1 FROM done) AS completed,
+       (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', @tenant_key::text) FROM nx WHERE nx.due_now) z)::int AS notified
+FROM x;
 
--- name: EnrollmentAndNextStep :one
--- After a send: the enrollment (locked) and the step after the one sent.
-SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
-       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
-FROM enrollments e
-LEFT JOIN LATERAL (
-    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
-    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > @position
-    ORDER BY s.position LIMIT 1
-) n ON true
-WHERE e.tenant_key = @tenant_key AND e.id = @id
-FOR UPDATE OF e;
+-- name: NextDueIn :one
+-- Seconds until the earliest ready-queue entry of these tenants comes due
+-- (-1 when none is pending): the loop sleeps until then rather than a whole
+-- poll interval when work comes due by the clock.
+SELECT coalesce(extract(epoch FROM min(due_at) - @now::timestamptz), -1)::float8 AS wait_seconds
+FROM adapter_due WHERE tenant_key = ANY(@tenant_keys::text[]) AND due_at > @now::timestamptz AND due_at < 'infinity';

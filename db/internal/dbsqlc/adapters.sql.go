@@ -16,13 +16,13 @@ const createAdapter = `-- name: CreateAdapter :one
 INSERT INTO adapters (
     tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone,
     health_state, health_score, daily_cap, ramp_floor, ramp_increment, ramp_started_at,
-    min_gap_seconds, gap_jitter_seconds, health_since, healthy_since, created_at, updated_at
+    min_gap_seconds, gap_jitter_seconds, max_in_flight, health_since, healthy_since, created_at, updated_at
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
     $11, $12, $13, $14, $15, $16,
-    $17, $18, $19, $19, $19, $19
+    $17, $18, $19, $20, $20, $20, $20
 )
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
 `
 
 type CreateAdapterParams struct {
@@ -44,6 +44,7 @@ type CreateAdapterParams struct {
 	RampStartedAt    *time.Time
 	MinGapSeconds    int
 	GapJitterSeconds int
+	MaxInFlight      *int
 	Now              time.Time
 }
 
@@ -67,6 +68,7 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		arg.RampStartedAt,
 		arg.MinGapSeconds,
 		arg.GapJitterSeconds,
+		arg.MaxInFlight,
 		arg.Now,
 	)
 	var i Adapter
@@ -98,6 +100,7 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
@@ -106,7 +109,7 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 }
 
 const getAdapter = `-- name: GetAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetAdapterParams struct {
@@ -145,6 +148,7 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
@@ -153,7 +157,7 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 }
 
 const getAdapterForUpdate = `-- name: GetAdapterForUpdate :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetAdapterForUpdateParams struct {
@@ -192,6 +196,7 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
@@ -200,7 +205,7 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 }
 
 const listAdapters = `-- name: ListAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -249,6 +254,7 @@ func (q *Queries) ListAdapters(ctx context.Context, arg ListAdaptersParams) ([]A
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.MaxInFlight,
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
@@ -287,9 +293,10 @@ UPDATE adapters SET
     name = $1, from_address = $2, from_name = $3, credentials = $4,
     active = $5, timezone = $6, daily_cap = $7, ramp_floor = $8,
     ramp_increment = $9, ramp_started_at = $10,
-    min_gap_seconds = $11, gap_jitter_seconds = $12, updated_at = $13
-WHERE tenant_key = $14 AND id = $15 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures
+    min_gap_seconds = $11, gap_jitter_seconds = $12, max_in_flight = $13,
+    updated_at = $14
+WHERE tenant_key = $15 AND id = $16 AND deleted_at IS NULL
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
 `
 
 type UpdateAdapterParams struct {
@@ -305,6 +312,7 @@ type UpdateAdapterParams struct {
 	RampStartedAt    *time.Time
 	MinGapSeconds    int
 	GapJitterSeconds int
+	MaxInFlight      *int
 	Now              time.Time
 	TenantKey        string
 	ID               uuid.UUID
@@ -324,6 +332,7 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		arg.RampStartedAt,
 		arg.MinGapSeconds,
 		arg.GapJitterSeconds,
+		arg.MaxInFlight,
 		arg.Now,
 		arg.TenantKey,
 		arg.ID,
@@ -357,6 +366,7 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,

@@ -61,67 +61,55 @@ func (q *Queries) AddUsage(ctx context.Context, arg AddUsageParams) error {
 	return err
 }
 
-const claimDue = `-- name: ClaimDue :many
-WITH ready AS (
-    SELECT a.id, a.min_gap_seconds FROM adapters a
-    WHERE a.tenant_key = $2 AND a.deleted_at IS NULL
-      AND (a.next_send_at IS NULL OR a.next_send_at <= $4::timestamptz)
-), picked AS (
-    SELECT c.id, c.followup, c.scheduled_for, r.min_gap_seconds,
-           row_number() OVER (PARTITION BY c.adapter_id ORDER BY c.followup DESC, c.scheduled_for) AS rn
-    FROM ready r
-    CROSS JOIN LATERAL (
-        SELECT s.id, s.adapter_id, s.followup, s.scheduled_for FROM step_executions s
-        JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
-        WHERE s.tenant_key = $2 AND s.adapter_id = r.id AND s.state = 'scheduled'
-          AND s.scheduled_for <= $4::timestamptz
-          AND (s.claimed_until IS NULL OR s.claimed_until < $4::timestamptz)
-          AND e.state <> 'paused'
-        ORDER BY s.followup DESC, s.scheduled_for
-        LIMIT $5::int
-        FOR UPDATE OF s SKIP LOCKED
-    ) c
-)
-UPDATE step_executions x SET claimed_until = $1::timestamptz
-WHERE x.tenant_key = $2
-  AND x.id IN (SELECT p.id FROM picked p WHERE p.min_gap_seconds = 0 OR p.rn = 1
-               ORDER BY p.followup DESC, p.scheduled_for LIMIT $3::int)
-  AND x.state = 'scheduled' AND (x.claimed_until IS NULL OR x.claimed_until < $4::timestamptz)
-RETURNING x.id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+const batchPolicyInputs = `-- name: BatchPolicyInputs :many
+SELECT v.vid::uuid AS sequence_version_id,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3)::int AS sent_today,
+    (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
+      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
+        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = $2
+        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
+FROM (SELECT DISTINCT unnest($4::uuid[]) AS vid) v
 `
 
-type ClaimDueParams struct {
-	ClaimUntil time.Time
+type BatchPolicyInputsParams struct {
 	TenantKey  string
-	Lim        int
-	Now        time.Time
-	PerAdapter int
+	AdapterID  uuid.UUID
+	Day        time.Time
+	VersionIds []uuid.UUID
 }
 
-type ClaimDueRow struct {
-	ID         uuid.UUID
-	DueOnWrite bool
+type BatchPolicyInputsRow struct {
+	SequenceVersionID uuid.UUID
+	SentToday         int
+	SentForVersion    int
+	MaxSharePct       int
 }
 
-// Claims due executions of ready adapters only: an adapter blocked until
-// next_send_at is not read at all. Follow-ups go first, then the oldest;
-// an adapter with a minimum gap gets one execution per claim.
-func (q *Queries) ClaimDue(ctx context.Context, arg ClaimDueParams) ([]ClaimDueRow, error) {
-	rows, err := q.db.Query(ctx, claimDue,
-		arg.ClaimUntil,
+// What the policies read for a batch reservation, per sequence version:
+// the adapter's sends today (all versions), the version's sends today and
+// its share.
+func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
+	rows, err := q.db.Query(ctx, batchPolicyInputs,
 		arg.TenantKey,
-		arg.Lim,
-		arg.Now,
-		arg.PerAdapter,
+		arg.AdapterID,
+		arg.Day,
+		arg.VersionIds,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ClaimDueRow
+	var items []BatchPolicyInputsRow
 	for rows.Next() {
-		var i ClaimDueRow
-		if err := rows.Scan(&i.ID, &i.DueOnWrite); err != nil {
+		var i BatchPolicyInputsRow
+		if err := rows.Scan(
+			&i.SequenceVersionID,
+			&i.SentToday,
+			&i.SentForVersion,
+			&i.MaxSharePct,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -195,67 +183,6 @@ func (q *Queries) DeferExecution(ctx context.Context, arg DeferExecutionParams) 
 	return err
 }
 
-const enrollmentAndNextStep = `-- name: EnrollmentAndNextStep :one
-SELECT e.id, e.state, e.adapter_id, e.sequence_version_id,
-       n.id AS next_step_id, coalesce(n.delay_seconds, 0)::bigint AS next_delay_seconds, n.adapter_override_id AS next_override_id
-FROM enrollments e
-LEFT JOIN LATERAL (
-    SELECT s.id, s.delay_seconds, s.adapter_override_id FROM steps s
-    WHERE s.tenant_key = e.tenant_key AND s.sequence_version_id = e.sequence_version_id AND s.position > $1
-    ORDER BY s.position LIMIT 1
-) n ON true
-WHERE e.tenant_key = $2 AND e.id = $3
-FOR UPDATE OF e
-`
-
-type EnrollmentAndNextStepParams struct {
-	Position  int
-	TenantKey string
-	ID        uuid.UUID
-}
-
-type EnrollmentAndNextStepRow struct {
-	ID                uuid.UUID
-	State             string
-	AdapterID         uuid.UUID
-	SequenceVersionID uuid.UUID
-	NextStepID        uuid.UUID
-	NextDelaySeconds  int64
-	NextOverrideID    *uuid.UUID
-}
-
-// After a send: the enrollment (locked) and the step after the one sent.
-func (q *Queries) EnrollmentAndNextStep(ctx context.Context, arg EnrollmentAndNextStepParams) (EnrollmentAndNextStepRow, error) {
-	row := q.db.QueryRow(ctx, enrollmentAndNextStep, arg.Position, arg.TenantKey, arg.ID)
-	var i EnrollmentAndNextStepRow
-	err := row.Scan(
-		&i.ID,
-		&i.State,
-		&i.AdapterID,
-		&i.SequenceVersionID,
-		&i.NextStepID,
-		&i.NextDelaySeconds,
-		&i.NextOverrideID,
-	)
-	return i, err
-}
-
-const executionAdapter = `-- name: ExecutionAdapter :one
-SELECT adapter_id FROM step_executions WHERE tenant_key = $1 AND id = $2
-`
-
-type ExecutionAdapterParams struct {
-	TenantKey string
-	ID        uuid.UUID
-}
-
-func (q *Queries) ExecutionAdapter(ctx context.Context, arg ExecutionAdapterParams) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, executionAdapter, arg.TenantKey, arg.ID)
-	var adapter_id uuid.UUID
-	err := row.Scan(&adapter_id)
-	return adapter_id, err
-}
-
 const finishExecution = `-- name: FinishExecution :exec
 UPDATE step_executions SET state = $1, error_code = $2, error = $3, claimed_until = NULL,
        lease_expires_at = NULL, updated_at = $4
@@ -285,7 +212,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -324,6 +251,7 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
@@ -605,8 +533,129 @@ func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) 
 	return i, err
 }
 
+const loadSendsLocked = `-- name: LoadSendsLocked :many
+SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
+       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
+       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
+       st.adapter_override_id,
+       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
+       sq.key AS sequence_key
+FROM step_executions x
+JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
+JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
+JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
+JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
+WHERE x.tenant_key = $1 AND x.id = ANY($2::uuid[])
+ORDER BY x.followup DESC, x.scheduled_for, x.id
+FOR UPDATE OF x
+`
+
+type LoadSendsLockedParams struct {
+	TenantKey string
+	Ids       []uuid.UUID
+}
+
+type LoadSendsLockedRow struct {
+	ID                uuid.UUID
+	EnrollmentID      uuid.UUID
+	StepID            uuid.UUID
+	State             string
+	ScheduledFor      time.Time
+	Attempt           int
+	AttemptWindow     int
+	AdapterID         uuid.UUID
+	OutMessageID      *string
+	Followup          bool
+	ClaimedUntil      *time.Time
+	ExecThreadNo      *int
+	StepKey           string
+	Position          int
+	StepSubject       string
+	BodyText          string
+	BodyHtml          *string
+	Spintax           bool
+	AdapterOverrideID *uuid.UUID
+	EnrollmentState   string
+	Email             string
+	FirstName         *string
+	LastName          *string
+	Company           *string
+	ContactTimezone   *string
+	Vars              json.RawMessage
+	ThreadNo          int
+	PinID             uuid.UUID
+	SequenceVersionID uuid.UUID
+	SequenceID        uuid.UUID
+	WindowDays        []int16
+	WindowStart       int16
+	WindowEnd         int16
+	WindowTimezone    string
+	PoolID            uuid.UUID
+	SequenceKey       string
+}
+
+// A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams) ([]LoadSendsLockedRow, error) {
+	rows, err := q.db.Query(ctx, loadSendsLocked, arg.TenantKey, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LoadSendsLockedRow
+	for rows.Next() {
+		var i LoadSendsLockedRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.EnrollmentID,
+			&i.StepID,
+			&i.State,
+			&i.ScheduledFor,
+			&i.Attempt,
+			&i.AttemptWindow,
+			&i.AdapterID,
+			&i.OutMessageID,
+			&i.Followup,
+			&i.ClaimedUntil,
+			&i.ExecThreadNo,
+			&i.StepKey,
+			&i.Position,
+			&i.StepSubject,
+			&i.BodyText,
+			&i.BodyHtml,
+			&i.Spintax,
+			&i.AdapterOverrideID,
+			&i.EnrollmentState,
+			&i.Email,
+			&i.FirstName,
+			&i.LastName,
+			&i.Company,
+			&i.ContactTimezone,
+			&i.Vars,
+			&i.ThreadNo,
+			&i.PinID,
+			&i.SequenceVersionID,
+			&i.SequenceID,
+			&i.WindowDays,
+			&i.WindowStart,
+			&i.WindowEnd,
+			&i.WindowTimezone,
+			&i.PoolID,
+			&i.SequenceKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -614,6 +663,8 @@ type LockAdapterParams struct {
 	ID        uuid.UUID
 }
 
+// FOR NO KEY UPDATE: serialises reservations of one adapter without
+// blocking the foreign-key checks of rows that reference it.
 func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapter, error) {
 	row := q.db.QueryRow(ctx, lockAdapter, arg.TenantKey, arg.ID)
 	var i Adapter
@@ -645,6 +696,7 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.MaxInFlight,
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
@@ -712,50 +764,24 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 	return i, err
 }
 
-const markSentAndLog = `-- name: MarkSentAndLog :one
-WITH x AS (
-    UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
-           subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2::timestamptz
-    WHERE step_executions.tenant_key = $4 AND step_executions.id = $5 AND step_executions.state = 'sending'
-      AND step_executions.lease_expires_at = $6::timestamptz
-    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
-), ev AS (
-    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $4, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $2::timestamptz FROM x
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT enrollment_id FROM x
+const nextDueIn = `-- name: NextDueIn :one
+SELECT coalesce(extract(epoch FROM min(due_at) - $1::timestamptz), -1)::float8 AS wait_seconds
+FROM adapter_due WHERE tenant_key = ANY($2::text[]) AND due_at > $1::timestamptz AND due_at < 'infinity'
 `
 
-type MarkSentAndLogParams struct {
-	ProviderMessageID *string
-	Now               time.Time
-	Subject           *string
-	TenantKey         string
-	ID                uuid.UUID
-	LeaseExpiresAt    time.Time
-	EventID           uuid.UUID
-	SequenceVersionID *uuid.UUID
-	Data              json.RawMessage
+type NextDueInParams struct {
+	Now        time.Time
+	TenantKeys []string
 }
 
-// Phase two, fenced by the lease: the send and its one "sent" event.
-func (q *Queries) MarkSentAndLog(ctx context.Context, arg MarkSentAndLogParams) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, markSentAndLog,
-		arg.ProviderMessageID,
-		arg.Now,
-		arg.Subject,
-		arg.TenantKey,
-		arg.ID,
-		arg.LeaseExpiresAt,
-		arg.EventID,
-		arg.SequenceVersionID,
-		arg.Data,
-	)
-	var enrollment_id uuid.UUID
-	err := row.Scan(&enrollment_id)
-	return enrollment_id, err
+// Seconds until the earliest ready-queue entry of these tenants comes due
+// (-1 when none is pending): the loop sleeps until then rather than a whole
+// poll interval when work comes due by the clock.
+func (q *Queries) NextDueIn(ctx context.Context, arg NextDueInParams) (float64, error) {
+	row := q.db.QueryRow(ctx, nextDueIn, arg.Now, arg.TenantKeys)
+	var wait_seconds float64
+	err := row.Scan(&wait_seconds)
+	return wait_seconds, err
 }
 
 const nextPendingExecution = `-- name: NextPendingExecution :one
@@ -854,6 +880,94 @@ func (q *Queries) RecordBareSend(ctx context.Context, arg RecordBareSendParams) 
 	return result.RowsAffected(), nil
 }
 
+const recordSent = `-- name: RecordSent :one
+WITH x AS (
+    UPDATE step_executions SET state = 'sent', provider_message_id = $2, sent_at = $3::timestamptz,
+           subject = $4, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $3::timestamptz
+    WHERE step_executions.tenant_key = $1 AND step_executions.id = $5 AND step_executions.state = 'sending'
+      AND step_executions.lease_expires_at = $6::timestamptz
+    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
+), ev AS (
+    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
+    SELECT $1, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $3::timestamptz FROM x
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), gap AS (
+    UPDATE adapters SET last_send_at = $3::timestamptz, next_send_at = $10::timestamptz
+    WHERE adapters.tenant_key = $1 AND adapters.id = (SELECT x.adapter_id FROM x)
+      AND $10::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    WHERE en.tenant_key = $1 AND en.id = (SELECT x.enrollment_id FROM x)
+    FOR UPDATE
+), n AS (
+    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+    WHERE st.tenant_key = $1 AND st.sequence_version_id = $8 AND st.position > $11::int
+    ORDER BY st.position LIMIT 1
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = $3::timestamptz, updated_at = $3::timestamptz
+    WHERE enrollments.tenant_key = $1 AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
+      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
+    RETURNING 1
+), nx AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
+    SELECT $1, $12::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           (n.delay_seconds * interval '1 second') + $3::timestamptz, $3::timestamptz, $3::timestamptz
+    FROM e, n WHERE e.state IN ('active', 'paused')
+    RETURNING (scheduled_for <= $3::timestamptz) AS due_now
+)
+SELECT x.enrollment_id,
+       EXISTS (SELECT 1 FROM done) AS completed,
+       (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', $1::text) FROM nx WHERE nx.due_now) z)::int AS notified
+FROM x
+`
+
+type RecordSentParams struct {
+	TenantKey         string
+	ProviderMessageID *string
+	Now               time.Time
+	Subject           *string
+	ID                uuid.UUID
+	LeaseExpiresAt    time.Time
+	EventID           uuid.UUID
+	SequenceVersionID *uuid.UUID
+	Data              json.RawMessage
+	GapNextSendAt     *time.Time
+	Position          int
+	NextID            uuid.UUID
+}
+
+type RecordSentRow struct {
+	EnrollmentID uuid.UUID
+	Completed    bool
+	Notified     int
+}
+
+// Phase two in one statement (SPEC §6.1), fenced by the lease: the send
+// and its one "sent" event; for an adapter with a gap, the gap starts now
+// (next_send_at) and the in-flight guard is lifted; then the enrollment
+// (locked) completes or gets its next step, announced when due at once.
+func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) (RecordSentRow, error) {
+	row := q.db.QueryRow(ctx, recordSent,
+		arg.TenantKey,
+		arg.ProviderMessageID,
+		arg.Now,
+		arg.Subject,
+		arg.ID,
+		arg.LeaseExpiresAt,
+		arg.EventID,
+		arg.SequenceVersionID,
+		arg.Data,
+		arg.GapNextSendAt,
+		arg.Position,
+		arg.NextID,
+	)
+	var i RecordSentRow
+	err := row.Scan(&i.EnrollmentID, &i.Completed, &i.Notified)
+	return i, err
+}
+
 const releaseClaim = `-- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2
 `
@@ -907,51 +1021,56 @@ func (q *Queries) RescueExecution(ctx context.Context, arg RescueExecutionParams
 	return err
 }
 
-const reserveSend = `-- name: ReserveSend :exec
-WITH x AS (
-    UPDATE step_executions SET state = 'sending', attempt = step_executions.attempt + 1,
-           out_message_id = coalesce(step_executions.out_message_id, $5::text), lease_expires_at = $6::timestamptz,
-           reserved_day = $7::date, thread_no = $8::int, claimed_until = NULL,
-           defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
-    WHERE step_executions.tenant_key = $3 AND step_executions.id = $9
-    RETURNING step_executions.id
+const reserveSends = `-- name: ReserveSends :exec
+WITH r AS (
+    SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS msg_id,
+           unnest($7::int[]) AS thread_no, unnest($8::uuid[]) AS version
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $9::timestamptz,
+           reserved_day = $10::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
+    FROM r
+    WHERE s.tenant_key = $3 AND s.id = r.id
+    RETURNING s.id
 ), u AS (
     INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    VALUES ($3, $4, $7::date, $10, 1)
-    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + 1
+    SELECT $3, $4, $10::date, r.version, count(*)::int FROM r GROUP BY r.version
+    ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
     RETURNING 1
 )
 UPDATE adapters SET last_send_at = $1::timestamptz, next_send_at = $2::timestamptz
 WHERE adapters.tenant_key = $3 AND adapters.id = $4
 `
 
-type ReserveSendParams struct {
-	Now               time.Time
-	NextSendAt        *time.Time
-	TenantKey         string
-	AdapterID         uuid.UUID
-	OutMessageID      string
-	LeaseExpiresAt    time.Time
-	ReservedDay       time.Time
-	ThreadNo          *int
-	ID                uuid.UUID
-	SequenceVersionID uuid.UUID
+type ReserveSendsParams struct {
+	Now                time.Time
+	NextSendAt         *time.Time
+	TenantKey          string
+	AdapterID          uuid.UUID
+	Ids                []uuid.UUID
+	OutMessageIds      []string
+	ThreadNos          []int
+	SequenceVersionIds []uuid.UUID
+	LeaseExpiresAt     time.Time
+	ReservedDay        time.Time
 }
 
-// Phase one in one statement: the execution becomes "sending", today's
-// counter moves and the adapter's send times are set.
-func (q *Queries) ReserveSend(ctx context.Context, arg ReserveSendParams) error {
-	_, err := q.db.Exec(ctx, reserveSend,
+// Phase one of K sends of one adapter in one statement: the executions
+// become "sending", today's counters move by K, the adapter's send times
+// are set. thread_nos uses -1 for "no thread" (override sends).
+func (q *Queries) ReserveSends(ctx context.Context, arg ReserveSendsParams) error {
+	_, err := q.db.Exec(ctx, reserveSends,
 		arg.Now,
 		arg.NextSendAt,
 		arg.TenantKey,
 		arg.AdapterID,
-		arg.OutMessageID,
+		arg.Ids,
+		arg.OutMessageIds,
+		arg.ThreadNos,
+		arg.SequenceVersionIds,
 		arg.LeaseExpiresAt,
 		arg.ReservedDay,
-		arg.ThreadNo,
-		arg.ID,
-		arg.SequenceVersionID,
 	)
 	return err
 }
@@ -971,15 +1090,17 @@ func (q *Queries) ResignLeader(ctx context.Context, arg ResignLeaderParams) erro
 }
 
 const setAdapterNextSend = `-- name: SetAdapterNextSend :exec
-UPDATE adapters SET next_send_at = $1 WHERE tenant_key = $2 AND id = $3
+UPDATE adapters SET next_send_at = greatest(next_send_at, $1::timestamptz) WHERE tenant_key = $2 AND id = $3
 `
 
 type SetAdapterNextSendParams struct {
-	NextSendAt *time.Time
+	NextSendAt time.Time
 	TenantKey  string
 	ID         uuid.UUID
 }
 
+// An adapter-level block never shortens a longer one (such as the in-flight
+// guard of an adapter with a gap, lifted only when its conversation ends).
 func (q *Queries) SetAdapterNextSend(ctx context.Context, arg SetAdapterNextSendParams) error {
 	_, err := q.db.Exec(ctx, setAdapterNextSend, arg.NextSendAt, arg.TenantKey, arg.ID)
 	return err

@@ -40,6 +40,7 @@ type Adapter struct {
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	DeletedAt          *time.Time
+	MaxInFlight        *int
 	RestStreak         int
 	AdapterFailures    int
 	AuthFailures       int
@@ -51,6 +52,14 @@ type AdapterDailyUsage struct {
 	Day               time.Time
 	SequenceVersionID uuid.UUID
 	Sent              int
+}
+
+type AdapterDue struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	DueAt     time.Time
+	Served    int64
+	Ver       int64
 }
 
 type ApiKey struct {

@@ -1,0 +1,7 @@
+package dbsqlc
+
+// Hand-written (not generated): the text of queries whose plans the
+// benchmarks show with EXPLAIN ANALYZE.
+
+// ClaimReadySQL is the claim statement (see ClaimReady).
+const ClaimReadySQL = claimReady
