@@ -60,10 +60,11 @@ func TestEventFeedAndRedeliver(t *testing.T) {
 	e := newEnv(t)
 	f := e.fixture("acme")
 	g := e.fixture("globex")
-	// No subscription yet: nothing is recorded.
+	// Recorded with or without a subscription: the outbox is the tenant's feed.
 	e.must(200, "POST", "/v1/enrollments/"+f.enrollment+"/pause", f.key, nil)
-	if d := e.must(200, "GET", "/v1/telemetry/events", f.key, nil)["data"].([]any); len(d) != 0 {
-		t.Fatalf("events recorded without a subscription: %v", d)
+	dbtest.WaitOutboxPublished(t, e.dbURL)
+	if d := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.paused", f.key, nil)["data"].([]any); len(d) != 1 {
+		t.Fatalf("events without a subscription: %v", d)
 	}
 	sub := e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/", "events": []string{"dripdrop.enrollment."}})
 	e.must(201, "POST", "/v1/telemetry/subscriptions", g.key, map[string]any{"url": "https://hooks.example.com/g"})
@@ -72,26 +73,26 @@ func TestEventFeedAndRedeliver(t *testing.T) {
 	e.must(200, "POST", "/v1/enrollments/"+g.enrollment+"/cancel", g.key, nil)
 
 	dbtest.WaitOutboxPublished(t, e.dbURL)
-	all := e.must(200, "GET", "/v1/telemetry/events", f.key, nil)
+	all := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.", f.key, nil)
 	data := all["data"].([]any)
-	if len(data) != 2 {
+	if len(data) != 3 {
 		t.Fatalf("acme feed %v", data)
 	}
-	first, second := data[0].(map[string]any), data[1].(map[string]any)
+	first, second := data[1].(map[string]any), data[2].(map[string]any)
 	if first["name"] != "dripdrop.enrollment.resumed" || second["name"] != "dripdrop.enrollment.paused" || first["tenant_key"] != "acme" {
 		t.Fatalf("feed %v", data)
 	}
 	if m := first["measurements"].(map[string]any); m["count"] != float64(1) {
 		t.Fatalf("measurements %v", m)
 	}
-	page := e.must(200, "GET", fmt.Sprintf("/v1/telemetry/events?after=%v&limit=1", first["id"]), f.key, nil)
+	page := e.must(200, "GET", fmt.Sprintf("/v1/telemetry/events?after=%v&limit=1&prefix=dripdrop.enrollment.", first["id"]), f.key, nil)
 	if d := page["data"].([]any); len(d) != 1 || d[0].(map[string]any)["id"] != second["id"] || page["next_after"] != second["id"] {
 		t.Fatalf("page after %v: %v", first["id"], page)
 	}
-	if d := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.pa", f.key, nil)["data"].([]any); len(d) != 1 {
+	if d := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.pa", f.key, nil)["data"].([]any); len(d) != 2 {
 		t.Fatalf("prefix filter: %v", d)
 	}
-	gd := e.must(200, "GET", "/v1/telemetry/events", g.key, nil)["data"].([]any)
+	gd := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.", g.key, nil)["data"].([]any)
 	if len(gd) != 1 || gd[0].(map[string]any)["name"] != "dripdrop.enrollment.cancelled" {
 		t.Fatalf("globex feed %v", gd)
 	}
@@ -116,7 +117,7 @@ func TestEventStream(t *testing.T) {
 	e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/"})
 	e.must(200, "POST", "/v1/enrollments/"+f.enrollment+"/pause", f.key, nil)
 	dbtest.WaitOutboxPublished(t, e.dbURL)
-	first := e.must(200, "GET", "/v1/telemetry/events", f.key, nil)["data"].([]any)[0].(map[string]any)
+	first := e.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.enrollment.paused", f.key, nil)["data"].([]any)[0].(map[string]any)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

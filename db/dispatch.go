@@ -605,17 +605,9 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 		}
 		return nil
 	}
-	// One statement, no transaction, unless the tenant subscribes to
-	// telemetry: then the outbox rows commit with it (pipelined with COMMIT).
-	subscribed, err := s.hasSubscribers(ctx, job.TenantKey)
-	if err != nil {
-		return false, err
-	}
-	if subscribed {
-		err = s.tx(ctx, record, &evs)
-	} else {
-		err = record(s.q)
-	}
+	// The record and its outbox rows commit together (the outbox insert is
+	// pipelined with COMMIT).
+	err := s.tx(ctx, record, &evs)
 	if err == pgx.ErrNoRows {
 		return false, nil // the lease was lost: a rescue owns the execution now
 	}

@@ -3,8 +3,6 @@ package db
 import (
 	"context"
 	"encoding/json"
-	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,65 +13,9 @@ import (
 // payload is the tenant key.
 const OutboxChannel = "dripdrop_outbox"
 
-// subCacheTTL bounds how long another process may keep writing (or not
-// writing) the outbox after a subscription appears or disappears elsewhere.
-// Changes made through this process invalidate the cache at once.
-const subCacheTTL = 2 * time.Second
-
-// subCache remembers, per tenant, whether it has an active subscription,
-// so transactions of tenants without subscriptions pay nothing for the
-// outbox.
-type subCache struct {
-	mu sync.Mutex
-	m  map[string]subEntry
-}
-
-type subEntry struct {
-	has bool
-	at  time.Time // wall time of the lookup (a cache age, not a policy time)
-}
-
-func (c *subCache) get(tenant string) (has, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[tenant]
-	if !ok || time.Since(e.at) > subCacheTTL {
-		return false, false
-	}
-	return e.has, true
-}
-
-func (c *subCache) put(tenant string, has bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]subEntry{}
-	}
-	c.m[tenant] = subEntry{has: has, at: time.Now()}
-}
-
-func (c *subCache) forget(tenant string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, tenant)
-}
-
-// hasSubscribers reports whether tenant has an active subscription (cached).
-func (s *Store) hasSubscribers(ctx context.Context, tenant string) (bool, error) {
-	if has, ok := s.subs.get(tenant); ok {
-		return has, nil
-	}
-	has, err := s.q.TenantHasActiveSubscription(ctx, tenant)
-	if err != nil {
-		return false, err
-	}
-	s.subs.put(tenant, has)
-	return has, nil
-}
-
-// outboxRows are the events of evs that go to the outbox: those of tenants
-// with an active subscription.
-func (s *Store) outboxRows(ctx context.Context, evs []*[]event) ([]event, []string, error) {
+// outboxRows are the events of evs that go to the outbox (every event that
+// names its tenant) and the distinct tenants to notify.
+func outboxRows(evs []*[]event) ([]event, []string) {
 	var rows []event
 	var tenants []string
 	seen := map[string]bool{}
@@ -83,23 +25,14 @@ func (s *Store) outboxRows(ctx context.Context, evs []*[]event) ([]event, []stri
 			if tenant == "" {
 				continue
 			}
-			has, known := seen[tenant]
-			if !known {
-				var err error
-				if has, err = s.hasSubscribers(ctx, tenant); err != nil {
-					return nil, nil, err
-				}
-				seen[tenant] = has
-				if has {
-					tenants = append(tenants, tenant)
-				}
+			if !seen[tenant] {
+				seen[tenant] = true
+				tenants = append(tenants, tenant)
 			}
-			if has {
-				rows = append(rows, e)
-			}
+			rows = append(rows, e)
 		}
 	}
-	return rows, tenants, nil
+	return rows, tenants
 }
 
 // insertOutboxSQL writes many events in one statement; writer_xid defaults
@@ -110,11 +43,11 @@ SELECT t, n, '{"count": 1}'::jsonb, m, $4 FROM unnest($1::text[], $2::text[], $3
 // tx runs fn in a transaction, committing when it returns nil.
 //
 // This is the outbox seam: every event fn appends to one of evs is written
-// to telemetry_outbox in the same transaction when its tenant has an active
-// subscription (SPEC §9). The multi-row insert is pipelined with COMMIT in
-// one round trip, so a transaction pays nothing more on the wire; a tenant
-// without subscriptions pays one cached map lookup. Events are still
-// emitted in-process by the caller after commit (s.emit).
+// to telemetry_outbox in the same transaction (SPEC §9), whether or not its
+// tenant subscribes: the outbox is also the tenant's event feed and stream.
+// The multi-row insert is pipelined with COMMIT in one round trip, so a
+// transaction pays nothing more on the wire. Events are still emitted
+// in-process by the caller after commit (s.emit).
 func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
 	if len(evs) == 0 {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
@@ -139,10 +72,7 @@ func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ..
 	if err := fn(dbsqlc.New(c)); err != nil {
 		return err
 	}
-	rows, tenants, err := s.outboxRows(ctx, evs)
-	if err != nil {
-		return err
-	}
+	rows, tenants := outboxRows(evs)
 	if len(rows) == 0 {
 		_, err := c.Exec(ctx, "commit")
 		open = err != nil

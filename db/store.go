@@ -78,7 +78,6 @@ type Store struct {
 	tel   Emitter
 	log   *slog.Logger
 
-	subs          subCache
 	outboxMetrics telemetry.OutboxMetrics
 	allowPrivate  bool
 }

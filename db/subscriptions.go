@@ -170,7 +170,6 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Subscr
 	if err != nil {
 		return Subscription{}, mapErr(err, "subscription")
 	}
-	s.subs.forget(tenant)
 	sub := subscriptionFromRow(row)
 	sub.Secret = secret
 	return sub, nil
@@ -237,7 +236,6 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant string, id uuid.U
 	if err != nil {
 		return Subscription{}, mapErr(err, "subscription")
 	}
-	s.subs.forget(tenant)
 	return subscriptionFromRow(row), nil
 }
 
@@ -247,7 +245,6 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant string, id uuid.U
 	if err != nil {
 		return err
 	}
-	s.subs.forget(tenant)
 	if n == 0 {
 		return dripdrop.NotFound("subscription")
 	}
@@ -467,7 +464,6 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 		return err
 	}
 	if disabled {
-		s.subs.forget(d.TenantKey)
 	}
 	s.emit(ctx, evs...)
 	return nil

@@ -223,7 +223,7 @@ func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
 	if _, err := w.store.PauseEnrollment(context.Background(), "acme", e.ID); err != nil { // enrollment.paused: not in acme's filter
 		t.Fatal(err)
 	}
-	w.enroll("initech", "erin@example.com") // no subscription: nothing in the outbox
+	w.enroll("initech", "erin@example.com") // no subscription: in the outbox (its feed), delivered nowhere
 	st := w.tick()
 	if st.Delivered != 3 || st.Failed != 0 {
 		t.Fatalf("tick: %+v, want 3 delivered", st)
@@ -260,8 +260,11 @@ func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
 	if n := len(globex.all()); n != 0 {
 		t.Errorf("globex received %d of acme's events", n)
 	}
-	if n := dbtest.Query(t, w.url, "SELECT count(*) FROM telemetry_outbox WHERE tenant_key = 'initech'")[0][0].(int64); n != 0 {
-		t.Errorf("initech has no subscription but %d outbox rows", n)
+	if n := dbtest.Query(t, w.url, "SELECT count(*) FROM telemetry_outbox WHERE tenant_key = 'initech'")[0][0].(int64); n == 0 {
+		t.Errorf("initech's events are not in its outbox (its feed)")
+	}
+	if n := dbtest.Query(t, w.url, "SELECT count(*) FROM webhook_deliveries WHERE tenant_key = 'initech'")[0][0].(int64); n != 0 {
+		t.Errorf("initech has no subscription but %d deliveries", n)
 	}
 	// The paused event is in acme's outbox (no_match for its filter).
 	dbtest.WaitOutboxPublished(t, w.url)

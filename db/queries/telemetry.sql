@@ -1,6 +1,3 @@
--- name: TenantHasActiveSubscription :one
-SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE tenant_key = $1 AND active);
-
 -- name: ListOutboxFeed :many
 -- The feed is ordered by (writer xid, id) and lists only rows whose writer
 -- is older than every transaction still in progress (pg_snapshot_xmin): no

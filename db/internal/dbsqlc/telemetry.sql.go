@@ -685,17 +685,6 @@ func (q *Queries) SetOutboxStatus(ctx context.Context, arg SetOutboxStatusParams
 	return err
 }
 
-const tenantHasActiveSubscription = `-- name: TenantHasActiveSubscription :one
-SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE tenant_key = $1 AND active)
-`
-
-func (q *Queries) TenantHasActiveSubscription(ctx context.Context, tenantKey string) (bool, error) {
-	row := q.db.QueryRow(ctx, tenantHasActiveSubscription, tenantKey)
-	var exists bool
-	err := row.Scan(&exists)
-	return exists, err
-}
-
 const updateSubscription = `-- name: UpdateSubscription :one
 UPDATE webhook_subscriptions SET url = $1, events = $2, active = $3,
     disabled_reason = CASE WHEN $3::boolean THEN NULL ELSE disabled_reason END,
