@@ -590,6 +590,7 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 		p.GapNextSendAt = &next
 	}
 	var evs []event
+	wake := false
 	record := func(q *dbsqlc.Queries) error {
 		row, err := q.RecordSent(ctx, p)
 		if err != nil {
@@ -603,6 +604,7 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 		if row.Completed {
 			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
 		}
+		wake = row.NextDueNow
 		return nil
 	}
 	// The record and its outbox rows commit together (the outbox insert is
@@ -613,6 +615,9 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 	}
 	if err != nil {
 		return false, err
+	}
+	if wake {
+		s.wake(job.TenantKey)
 	}
 	if job.AdapterFailures > 0 {
 		// The sender works again (rare path, so not in RecordSent).
@@ -669,7 +674,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 			m := meta()
 			m["attempt"], m["defer_until"], m["reason"] = job.Attempt, at, errCode
 			evs = append(evs, event{name: "dripdrop.dispatch.retry", metadata: m})
-			return q.NotifyWork(ctx, job.TenantKey)
+			return nil
 		}
 		m := meta()
 		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary

@@ -46,7 +46,8 @@ SELECT t, n, '{"count": 1}'::jsonb, m, $4 FROM unnest($1::text[], $2::text[], $3
 // to telemetry_outbox in the same transaction (SPEC §9), whether or not its
 // tenant subscribes: the outbox is also the tenant's event feed and stream.
 // The multi-row insert is pipelined with COMMIT in one round trip, so a
-// transaction pays nothing more on the wire. Events are still emitted
+// transaction pays nothing more on the wire; the NOTIFY that announces the
+// rows goes out after commit (notifier). Events are still emitted
 // in-process by the caller after commit (s.emit).
 func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
 	if len(evs) == 0 {
@@ -88,14 +89,15 @@ func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ..
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now())
-	for _, t := range tenants {
-		b.Queue("SELECT pg_notify($1, $2)", OutboxChannel, t)
-	}
 	b.Queue("commit")
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
 	open = false
+	// Listeners hear of the rows after commit (see notifier).
+	for _, t := range tenants {
+		s.notes.add(OutboxChannel, t)
+	}
 	for _, e := range rows {
 		s.outboxMetrics.OutboxEventsPublished(e.name)
 	}

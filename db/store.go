@@ -80,6 +80,7 @@ type Store struct {
 
 	outboxMetrics telemetry.OutboxMetrics
 	allowPrivate  bool
+	notes         *notifier // post-commit wake-ups (notify.go)
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -114,12 +115,17 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if om == nil {
 		om = telemetry.NoOp{}
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
-		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}, nil
+	s := &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
+		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}
+	s.notes = newNotifier(s)
+	return s, nil
 }
 
-// Close releases every connection.
-func (s *Store) Close() { s.pool.Close() }
+// Close sends pending wake-ups and releases every connection.
+func (s *Store) Close() {
+	s.notes.close()
+	s.pool.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

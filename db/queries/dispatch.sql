@@ -311,7 +311,8 @@ SELECT
 -- Phase two in one statement (SPEC §6.1), fenced by the lease: the send
 -- and its one "sent" event; for an adapter with a gap, the gap starts now
 -- (next_send_at) and the in-flight guard is lifted; then the enrollment
--- (locked) completes or gets its next step, announced when due at once.
+-- (locked) completes or gets its next step (next_due_now: announce it
+-- after commit).
 WITH x AS (
     UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
            subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
@@ -350,7 +351,7 @@ WITH x AS (
 )
 SELECT x.enrollment_id,
        EXISTS (SELECT 1 FROM done) AS completed,
-       (SELECT count(*) FROM (SELECT pg_notify('dripdrop_work', @tenant_key::text) FROM nx WHERE nx.due_now) z)::int AS notified
+       EXISTS (SELECT 1 FROM nx WHERE nx.due_now) AS next_due_now
 FROM x;
 
 -- name: NextDueIn :one
