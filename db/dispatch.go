@@ -151,110 +151,152 @@ type Reservation struct {
 }
 
 // Reserve is phase one of a send (SPEC §6.1) for one claimed execution;
-// see ReserveBatch.
+// see ReserveClaimed.
 func (s *Store) Reserve(ctx context.Context, tenant string, id, adapterID uuid.UUID, lease time.Duration) (Reservation, error) {
-	res, err := s.ReserveBatch(ctx, tenant, adapterID, []uuid.UUID{id}, lease)
+	res, err := s.ReserveClaimed(ctx, []Claimed{{Tenant: tenant, ID: id, AdapterID: adapterID}}, lease)
 	if err != nil {
 		return Reservation{}, err
 	}
 	return res[0], nil
 }
 
-// ReserveBatch is phase one of up to K sends of one adapter (SPEC §6.1): in
-// one transaction, under the adapter's row lock (FOR NO KEY UPDATE, taken
-// once), it evaluates every policy for each execution in claim order with
-// policy.Evaluate over in-memory counters (each reservation counts against
-// the next), then reserves all allowed sends with one set-based statement
-// (state sending, Message-ID, lease; adapter last_send_at; today's
-// counters). Refusals are recorded per execution as before. After an
-// adapter-level block (rest, ramp cap, gap) the rest of the batch is
-// released for a later claim. Nothing here talks to the network.
-//
-// adapterID is the adapter the claim saw; an execution that has moved to
-// another adapter since is released for the next claim. The result has one
-// Reservation per id, in the order of ids.
+// ReserveBatch is ReserveClaimed for executions claimed from one adapter.
 func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.UUID, ids []uuid.UUID, lease time.Duration) ([]Reservation, error) {
-	out := make([]Reservation, len(ids))
+	claims := make([]Claimed, len(ids))
+	for i, id := range ids {
+		claims[i] = Claimed{Tenant: tenant, ID: id, AdapterID: adapterID}
+	}
+	return s.ReserveClaimed(ctx, claims, lease)
+}
+
+// adapterBatch is one adapter's part of a reservation.
+type adapterBatch struct {
+	ad         dbsqlc.Adapter
+	loc        *time.Location
+	day        time.Time
+	preBlocked bool       // blocked since the claim: nothing of it goes now
+	blocked    *time.Time // an adapter-level block found in this batch
+	sentToday  int
+	forVersion map[uuid.UUID]int
+	share      map[uuid.UUID]int
+	reserved   bool
+	creds      *dripdrop.SMTPCredentials
+}
+
+// ReserveClaimed is phase one (SPEC §6.1) of one claim's executions of one
+// tenant, of any number of adapters, in one transaction: it locks the
+// claim's adapters in id order (FOR NO KEY UPDATE, each once), loads the
+// executions, their policy inputs and suppressions with one statement
+// each, evaluates every policy per execution in claim order with
+// policy.Evaluate over in-memory counters (each reservation counts against
+// the adapter's next), and reserves every allowed send with one set-based
+// statement (state sending, Message-ID, lease; adapters' last_send_at; each
+// adapter's counters for its local day). Refusals are recorded per
+// execution. After an adapter-level block (rest, ramp cap, gap) the rest of
+// that adapter's executions are released for a later claim. Nothing here
+// talks to the network, so the statement count is the same for one send
+// or a claim of a hundred.
+//
+// Each Claimed names the adapter the claim saw; an execution that has
+// moved to another adapter since is released for the next claim. The
+// result has one Reservation per claim, in order. All claims must be of
+// one tenant.
+func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time.Duration) ([]Reservation, error) {
+	out := make([]Reservation, len(claims))
+	if len(claims) == 0 {
+		return out, nil
+	}
+	tenant := claims[0].Tenant
+	index := make(map[uuid.UUID]int, len(claims))
+	seen := map[uuid.UUID]*adapterBatch{}
+	ids, adapterIDs := make([]uuid.UUID, len(claims)), []uuid.UUID{}
+	for i, c := range claims {
+		if c.Tenant != tenant {
+			return nil, fmt.Errorf("db: a reservation is of one tenant (%q and %q)", tenant, c.Tenant)
+		}
+		index[c.ID], ids[i] = i, c.ID
+		if _, ok := seen[c.AdapterID]; !ok {
+			seen[c.AdapterID] = nil
+			adapterIDs = append(adapterIDs, c.AdapterID)
+		}
+	}
 	var evs []event
 	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
 		}
-		index := make(map[uuid.UUID]int, len(ids))
-		for i, id := range ids {
-			index[id] = i
-		}
-		ad, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: adapterID})
-		if err == pgx.ErrNoRows {
-			return nil
-		}
+		ads, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs})
 		if err != nil {
 			return err
+		}
+		now := s.clock.Now()
+		batches := make(map[uuid.UUID]*adapterBatch, len(ads))
+		for _, ad := range ads {
+			loc, err := time.LoadLocation(ad.Timezone)
+			if err != nil {
+				loc = time.UTC
+			}
+			batches[ad.ID] = &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
+				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
+				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
 		}
 		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: ids})
 		if err != nil {
 			return err
 		}
-		now := s.clock.Now()
-		if ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now) {
-			// Blocked since the claim (another replica reserved, or a
-			// conversation is in flight): nothing of this batch goes now.
-			for _, r := range rows {
-				if err := q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: r.ID}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		loc, err := time.LoadLocation(ad.Timezone)
-		if err != nil {
-			loc = time.UTC
-		}
-		day := dayOf(now, loc)
-		// Policy inputs for the whole batch: three statements, whatever K.
-		var versions []uuid.UUID
+		// Policy inputs and suppressions for the whole claim: one
+		// statement each, whatever its size.
+		var pAdapters, pVersions []uuid.UUID
+		var pDays []time.Time
+		pairs := map[[2]uuid.UUID]bool{}
 		var emails, domains []string
 		for _, r := range rows {
-			versions = append(versions, r.SequenceVersionID)
+			b := batches[claims[index[r.ID]].AdapterID]
+			if b == nil || b.preBlocked {
+				continue
+			}
+			if k := [2]uuid.UUID{b.ad.ID, r.SequenceVersionID}; !pairs[k] {
+				pairs[k] = true
+				pAdapters, pDays, pVersions = append(pAdapters, b.ad.ID), append(pDays, b.day), append(pVersions, r.SequenceVersionID)
+			}
 			emails, domains = append(emails, strings.ToLower(r.Email)), append(domains, dripdrop.EmailDomain(r.Email))
 		}
-		usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, AdapterID: ad.ID, Day: day, VersionIds: versions})
-		if err != nil {
-			return err
-		}
-		sentToday := 0
-		forVersion, share := map[uuid.UUID]int{}, map[uuid.UUID]int{}
-		for _, u := range usage {
-			sentToday, forVersion[u.SequenceVersionID], share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
-		}
-		supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
-		if err != nil {
-			return err
-		}
 		suppressed := map[string]bool{}
-		for _, sp := range supp {
-			suppressed[sp.Kind+":"+sp.Value] = true
+		if len(pairs) > 0 {
+			usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, AdapterIds: pAdapters, Days: pDays, VersionIds: pVersions})
+			if err != nil {
+				return err
+			}
+			for _, u := range usage {
+				b := batches[u.AdapterID]
+				b.sentToday, b.forVersion[u.SequenceVersionID], b.share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
+			}
+			supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
+			if err != nil {
+				return err
+			}
+			for _, sp := range supp {
+				suppressed[sp.Kind+":"+sp.Value] = true
+			}
 		}
 
 		var reserve dbsqlc.ReserveSendsParams
 		var reserved []int // indexes into out, with their rows
 		var reservedRows []dbsqlc.LoadSendRow
-		var blocked *time.Time // an adapter-level block ends the batch
+		var release []uuid.UUID
 		for _, r := range rows {
 			sc := dbsqlc.LoadSendRow(r)
 			i := index[sc.ID]
 			res := &out[i]
-			release := func() error {
-				res.Outcome = Released
-				return q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: sc.ID})
-			}
-			if blocked != nil || sc.State != "scheduled" || sc.AdapterID != adapterID || sc.EnrollmentState == dripdrop.EnrollmentPaused {
-				if err := release(); err != nil {
-					return err
-				}
+			b := batches[claims[i].AdapterID]
+			if b == nil || b.preBlocked || b.blocked != nil || sc.State != "scheduled" || sc.AdapterID != claims[i].AdapterID || sc.EnrollmentState == dripdrop.EnrollmentPaused {
+				// Gone, blocked since the claim or by this batch, moved,
+				// paused or no longer scheduled: left for a later claim.
+				release = append(release, sc.ID)
 				continue
 			}
+			ad := b.ad
 			if sc.EnrollmentState != dripdrop.EnrollmentActive {
 				res.Outcome = Cancelled
 				code, msg := "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState
@@ -277,25 +319,26 @@ func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.
 			case suppressed["domain:"+dripdrop.EmailDomain(sc.Email)]:
 				scope = "domain"
 			}
-			in := policyInputFrom(sc, ad, loc, now, policyFacts{sentToday: sentToday, sentForVersion: forVersion[sc.SequenceVersionID],
-				maxSharePct: share[sc.SequenceVersionID], scope: scope})
-			if b := policy.Evaluate(in).Binding; b != nil {
-				res.Verdict = b
-				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *b, now, res, &evs); err != nil {
+			in := policyInputFrom(sc, ad, b.loc, now, policyFacts{sentToday: b.sentToday, sentForVersion: b.forVersion[sc.SequenceVersionID],
+				maxSharePct: b.share[sc.SequenceVersionID], scope: scope})
+			if v := policy.Evaluate(in).Binding; v != nil {
+				res.Verdict = v
+				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *v, now, res, &evs); err != nil {
 					return err
 				}
-				switch b.Policy {
+				switch v.Policy {
 				case policy.AdapterResting, policy.RampCap, policy.MinGap:
-					until := b.DeferUntil
-					blocked = &until
+					until := v.DeferUntil
+					b.blocked = &until
 				}
 				continue
 			}
-			// Allowed: count it against the next execution of the batch.
-			sentToday++
-			forVersion[sc.SequenceVersionID]++
+			// Allowed: count it against the adapter's next execution.
+			b.sentToday++
+			b.forVersion[sc.SequenceVersionID]++
 			last := now
-			ad.LastSendAt = &last
+			b.ad.LastSendAt = &last
+			b.reserved = true
 			msgID := deref(sc.OutMessageID)
 			if msgID == "" {
 				msgID = newMessageID(ad.FromAddress)
@@ -308,39 +351,74 @@ func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.
 			reserve.OutMessageIds = append(reserve.OutMessageIds, msgID)
 			reserve.ThreadNos = append(reserve.ThreadNos, threadNo)
 			reserve.SequenceVersionIds = append(reserve.SequenceVersionIds, sc.SequenceVersionID)
+			reserve.AdapterIds = append(reserve.AdapterIds, ad.ID)
+			reserve.ReservedDays = append(reserve.ReservedDays, b.day)
 			reserved, reservedRows = append(reserved, i), append(reservedRows, sc)
+		}
+		if len(release) > 0 {
+			if err := q.ReleaseClaims(ctx, dbsqlc.ReleaseClaimsParams{TenantKey: tenant, Ids: release}); err != nil {
+				return err
+			}
 		}
 		if len(reserved) == 0 {
 			return nil
 		}
 		leaseUntil := now.Add(lease)
-		reserve.TenantKey, reserve.AdapterID, reserve.Now, reserve.LeaseExpiresAt, reserve.ReservedDay = tenant, ad.ID, now, leaseUntil, day
-		// An adapter with a minimum gap has one send in flight at a time:
-		// it is blocked until the conversation ends (or the lease expires),
-		// and the gap then runs from the end (afterSend).
-		if ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0 {
-			reserve.NextSendAt = &leaseUntil
-		}
-		// A block found later in the batch stands (applyVerdict set it).
-		if blocked != nil && (reserve.NextSendAt == nil || blocked.After(*reserve.NextSendAt)) {
-			reserve.NextSendAt = blocked
+		reserve.TenantKey, reserve.Now, reserve.LeaseExpiresAt = tenant, now, leaseUntil
+		for _, id := range adapterIDs {
+			b := batches[id]
+			if b == nil || !b.reserved {
+				continue
+			}
+			// An adapter with a minimum gap has one send in flight at a
+			// time: it is blocked until the conversation ends (or the lease
+			// expires), and the gap then runs from the end (afterSend). A
+			// block found later in the batch stands (applyVerdict set it).
+			var next *time.Time
+			if b.ad.MinGapSeconds > 0 || b.ad.GapJitterSeconds > 0 {
+				next = &leaseUntil
+			}
+			if b.blocked != nil && (next == nil || b.blocked.After(*next)) {
+				next = b.blocked
+			}
+			reserve.Adapters = append(reserve.Adapters, id)
+			reserve.Blocked = append(reserve.Blocked, next != nil)
+			if next != nil {
+				reserve.NextSendAts = append(reserve.NextSendAts, *next)
+			} else {
+				reserve.NextSendAts = append(reserve.NextSendAts, now)
+			}
 		}
 		if err := q.ReserveSends(ctx, reserve); err != nil {
 			return err
 		}
-		var creds *dripdrop.SMTPCredentials
+		threads, err := s.threadsOf(ctx, q, tenant, reservedRows, reserve.ThreadNos)
+		if err != nil {
+			return err
+		}
+		firstSubject := map[uuid.UUID]string{}
 		for k, i := range reserved {
-			var threadNo *int
-			if t := reserve.ThreadNos[k]; t >= 0 {
-				threadNo = &t
-			}
-			job, err := s.buildJob(ctx, q, tenant, reservedRows[k], ad, reserve.OutMessageIds[k], leaseUntil, reservedRows[k].Attempt+1, threadNo, &creds)
+			sc, b := reservedRows[k], batches[reserve.AdapterIds[k]]
+			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, threads[threadKey{sc.EnrollmentID, reserve.ThreadNos[k]}], &b.creds)
 			if err != nil {
 				return err
 			}
-			job.Day = day
-			job.MinGapSeconds, job.GapJitterSeconds = ad.MinGapSeconds, ad.GapJitterSeconds
-			job.AdapterFailures = ad.AdapterFailures + ad.AuthFailures
+			if strings.TrimSpace(job.Subject) == "" && job.ReplySubject == "" {
+				// A new thread (or an override step) without its own
+				// subject starts from the version's first subject.
+				subject, ok := firstSubject[sc.SequenceVersionID]
+				if !ok {
+					first, err := q.GetFirstStep(ctx, dbsqlc.GetFirstStepParams{TenantKey: tenant, SequenceVersionID: sc.SequenceVersionID})
+					if err != nil {
+						return err
+					}
+					subject, firstSubject[sc.SequenceVersionID] = first.Subject, first.Subject
+				}
+				job.Subject = subject
+			}
+			job.Day = b.day
+			job.MinGapSeconds, job.GapJitterSeconds = b.ad.MinGapSeconds, b.ad.GapJitterSeconds
+			job.AdapterFailures = b.ad.AdapterFailures + b.ad.AuthFailures
 			out[i] = Reservation{Outcome: Reserved, Job: job}
 		}
 		return nil
@@ -349,6 +427,39 @@ func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.
 		return nil, err
 	}
 	s.emit(ctx, evs...)
+	return out, nil
+}
+
+// threadKey names a thread: an enrollment and its thread number.
+type threadKey struct {
+	enrollment uuid.UUID
+	threadNo   int
+}
+
+// threadsOf loads, with one statement, the sent messages of the threads
+// that the reserved follow-ups continue (threadNos[k] < 0: no thread).
+func (s *Store) threadsOf(ctx context.Context, q *dbsqlc.Queries, tenant string, rows []dbsqlc.LoadSendRow, threadNos []int) (map[threadKey][]dbsqlc.ThreadsOfRow, error) {
+	var enrollments []uuid.UUID
+	var nos []int
+	for k, sc := range rows {
+		if threadNos[k] >= 0 && sc.Followup {
+			enrollments, nos = append(enrollments, sc.EnrollmentID), append(nos, threadNos[k])
+		}
+	}
+	if len(enrollments) == 0 {
+		return nil, nil
+	}
+	msgs, err := q.ThreadsOf(ctx, dbsqlc.ThreadsOfParams{TenantKey: tenant, EnrollmentIds: enrollments, ThreadNos: nos})
+	if err != nil {
+		return nil, err
+	}
+	out := map[threadKey][]dbsqlc.ThreadsOfRow{}
+	for _, m := range msgs {
+		if m.ThreadNo != nil {
+			k := threadKey{m.EnrollmentID, *m.ThreadNo}
+			out[k] = append(out[k], m)
+		}
+	}
 	return out, nil
 }
 
@@ -511,9 +622,10 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 	return stateEvent("dripdrop.enrollment.stopped", tenant, id, reason), nil
 }
 
-// buildJob assembles a reserved send. creds caches the adapter's opened
-// credentials across the jobs of one batch.
-func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, threadNo *int, creds **dripdrop.SMTPCredentials) (*SendJob, error) {
+// buildJob assembles a reserved send from its row and, for a follow-up,
+// the thread it continues. creds caches the adapter's opened credentials
+// across the jobs of one reservation.
+func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, thread []dbsqlc.ThreadsOfRow, creds **dripdrop.SMTPCredentials) (*SendJob, error) {
 	job := &SendJob{
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
@@ -524,29 +636,14 @@ func (s *Store) buildJob(ctx context.Context, q *dbsqlc.Queries, tenant string, 
 	if len(sc.Vars) > 2 {
 		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
 	}
-	if threadNo != nil && sc.Followup {
-		msgs, err := q.ThreadMessages(ctx, dbsqlc.ThreadMessagesParams{TenantKey: tenant, EnrollmentID: sc.EnrollmentID, ThreadNo: threadNo})
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			job.References = append(job.References, deref(m.OutMessageID))
-		}
-		if n := len(job.References); n > 0 {
-			job.InReplyTo = job.References[n-1]
-		}
-		if strings.TrimSpace(job.Subject) == "" && len(msgs) > 0 {
-			job.ReplySubject = deref(msgs[0].Subject)
-		}
+	for _, m := range thread {
+		job.References = append(job.References, deref(m.OutMessageID))
 	}
-	if strings.TrimSpace(job.Subject) == "" && job.ReplySubject == "" {
-		// A new thread (or an override step) without its own subject starts
-		// from the version's first subject.
-		first, err := q.GetFirstStep(ctx, dbsqlc.GetFirstStepParams{TenantKey: tenant, SequenceVersionID: sc.SequenceVersionID})
-		if err != nil {
-			return nil, err
-		}
-		job.Subject = first.Subject
+	if n := len(job.References); n > 0 {
+		job.InReplyTo = job.References[n-1]
+	}
+	if strings.TrimSpace(job.Subject) == "" && len(thread) > 0 {
+		job.ReplySubject = deref(thread[0].Subject)
 	}
 	if *creds != nil {
 		job.Credentials = **creds
@@ -574,59 +671,97 @@ func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, 
 	}}
 }
 
-// MarkSent is phase two: the provider accepted the message. One statement
-// (RecordSent) records the send, fenced by the lease so a rescued and
-// re-reserved send is never overwritten, writes the sent event, starts the
-// adapter's gap, and schedules the next step or completes the enrollment.
-// It reports false when the lease was lost.
+// MarkSent is phase two: the provider accepted the message. See
+// MarkSentBatch. It reports false when the lease was lost.
 func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject string) (bool, error) {
-	now := s.clock.Now()
-	data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-	p := dbsqlc.RecordSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject,
-		Now: now, LeaseExpiresAt: job.Lease, EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data,
-		Position: job.Position, NextID: dripdrop.NewID()}
-	if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
-		next := gapEnd(job, now)
-		p.GapNextSendAt = &next
-	}
-	var evs []event
-	wake := false
-	record := func(q *dbsqlc.Queries) error {
-		row, err := q.RecordSent(ctx, p)
-		if err != nil {
-			return err
-		}
-		evs = append(evs[:0], event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
-			"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
-			"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": providerID,
-			"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
-		}})
-		if row.Completed {
-			evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
-		}
-		wake = row.NextDueNow
-		return nil
-	}
-	// The record and its outbox rows commit together (the outbox insert is
-	// pipelined with COMMIT).
-	err := s.tx(ctx, record, &evs)
-	if err == pgx.ErrNoRows {
-		return false, nil // the lease was lost: a rescue owns the execution now
-	}
+	ok, err := s.MarkSentBatch(ctx, []Sent{{Job: job, ProviderID: providerID, Subject: subject}})
 	if err != nil {
 		return false, err
 	}
-	if wake {
-		s.wake(job.TenantKey)
+	return ok[0], nil
+}
+
+// Sent is an accepted message to record.
+type Sent struct {
+	Job                 *SendJob
+	ProviderID, Subject string
+}
+
+// MarkSentBatch is phase two for accepted messages, in one transaction:
+// one RecordSent statement each (all pipelined in one round trip), then
+// their outbox rows with the commit. RecordSent records the send, fenced by
+// the lease so a rescued and re-reserved send is never overwritten, writes
+// the sent event, starts the adapter's gap, and schedules the next step or
+// completes the enrollment. ok[i] is false when sent[i]'s lease was lost
+// (a rescue owns it now). An error means nothing was recorded: a failing
+// statement aborts the transaction, so callers retry the messages (one by
+// one, to find the one that fails).
+func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) {
+	now := s.clock.Now()
+	params := make([]dbsqlc.RecordSentParams, len(sent))
+	for i, m := range sent {
+		job := m.Job
+		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		providerID, subject := m.ProviderID, m.Subject
+		params[i] = dbsqlc.RecordSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject,
+			Now: now, LeaseExpiresAt: job.Lease, EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data,
+			Position: job.Position, NextID: dripdrop.NewID()}
+		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
+			next := gapEnd(job, now)
+			params[i].GapNextSendAt = &next
+		}
 	}
-	if job.AdapterFailures > 0 {
-		// The sender works again (rare path, so not in RecordSent).
-		if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
-			return true, err
+	ok := make([]bool, len(sent))
+	wake := make([]bool, len(sent))
+	var evs []event
+	// The records and their outbox rows commit together (the outbox insert
+	// is pipelined with COMMIT).
+	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		evs = evs[:0]
+		var failed error
+		q.RecordSent(ctx, params).QueryRow(func(i int, row dbsqlc.RecordSentRow, err error) {
+			ok[i], wake[i] = false, false
+			switch {
+			case err == pgx.ErrNoRows:
+				return // the lease was lost: a rescue owns the execution now
+			case err != nil:
+				if failed == nil {
+					failed = err
+				}
+				return
+			}
+			job := sent[i].Job
+			ok[i], wake[i] = true, row.NextDueNow
+			evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+				"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
+				"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
+				"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
+			}})
+			if row.Completed {
+				evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+			}
+		})
+		return failed
+	}, &evs)
+	if err != nil {
+		return nil, err
+	}
+	reset := map[[2]string]bool{}
+	for i, m := range sent {
+		job := m.Job
+		if wake[i] {
+			s.wake(job.TenantKey)
+		}
+		if ok[i] && job.AdapterFailures > 0 && !reset[[2]string{job.TenantKey, job.AdapterID.String()}] {
+			// The sender works again (rare path, so not in RecordSent).
+			reset[[2]string{job.TenantKey, job.AdapterID.String()}] = true
+			if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
+				s.log.Warn("resetting an adapter's failure count", "adapter", job.AdapterID, "err", err)
+			}
 		}
 	}
 	s.emit(ctx, evs...)
-	return true, nil
+	return ok, nil
 }
 
 // gapEnd is when an adapter's gap after a conversation ending now ends.

@@ -65,6 +65,7 @@ type Dispatcher struct {
 	tel     Emitter
 	metrics telemetry.OutboxMetrics
 	cache   *spintax.Cache
+	rec     *recorder
 	wg      sync.WaitGroup
 	// freed is signalled when a send ends (a slot is free again).
 	freed    chan struct{}
@@ -99,7 +100,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, errors.New("dispatch: the send timeout must be shorter than the lease, or a slow send could be rescued and sent twice")
 	}
 	d := &Dispatcher{cfg: cfg, store: cfg.Store, log: cfg.Logger, tel: cfg.Telemetry, metrics: cfg.Metrics,
-		cache: spintax.NewCache(4096), freed: make(chan struct{}, 1), busy: map[uuid.UUID]int{}}
+		cache: spintax.NewCache(4096), rec: &recorder{store: cfg.Store}, freed: make(chan struct{}, 1), busy: map[uuid.UUID]int{}}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -246,25 +247,20 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		busy := maps.Clone(d.busy)
 		d.mu.Unlock()
 		claimed, err := d.store.Claim(ctx, reqs, busy, claimHold)
-		// One reservation per adapter of the claim.
-		type key struct {
-			tenant  string
-			adapter uuid.UUID
-		}
-		groups := map[key][]db.Claimed{}
-		var order []key
+		// One reservation per tenant of the claim, whatever its adapters.
+		groups := map[string][]db.Claimed{}
+		var order []string
 		for _, c := range claimed {
 			if c.DueOnWrite {
 				fresh++
 			}
-			k := key{c.Tenant, c.AdapterID}
-			if groups[k] == nil {
-				order = append(order, k)
+			if groups[c.Tenant] == nil {
+				order = append(order, c.Tenant)
 			}
-			groups[k] = append(groups[k], c)
+			groups[c.Tenant] = append(groups[c.Tenant], c)
 		}
-		for _, k := range order {
-			d.start(ctx, groups[k])
+		for _, t := range order {
+			d.start(ctx, groups[t])
 		}
 		total += len(claimed)
 		if err != nil {
@@ -274,73 +270,75 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 	return total, fresh, nil
 }
 
-// start reserves the claimed executions of one adapter together and sends
-// each reserved one in its own goroutine. Every execution holds a slot and
-// one of its adapter's in-flight places until its send ends (or at once
-// when it was not reserved).
+// start reserves one tenant's claimed executions together and sends each
+// reserved one in its own goroutine. Every execution holds a slot and one
+// of its adapter's in-flight places until its send ends (or at once when
+// it was not reserved).
 func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
-	adapter := batch[0].AdapterID
 	d.mu.Lock()
 	d.inflight += len(batch)
-	d.busy[adapter] += len(batch)
+	for _, c := range batch {
+		d.busy[c.AdapterID]++
+	}
 	d.mu.Unlock()
 	d.wg.Add(len(batch))
-	done := func(n int) {
-		d.finished.Add(int64(n))
+	done := func(adapters ...uuid.UUID) {
+		d.finished.Add(int64(len(adapters)))
 		d.mu.Lock()
-		d.inflight -= n
-		if d.busy[adapter] -= n; d.busy[adapter] <= 0 {
-			delete(d.busy, adapter)
+		d.inflight -= len(adapters)
+		for _, a := range adapters {
+			if d.busy[a]--; d.busy[a] <= 0 {
+				delete(d.busy, a)
+			}
 		}
 		d.mu.Unlock()
 		select {
 		case d.freed <- struct{}{}:
 		default:
 		}
-		for range n {
+		for range adapters {
 			d.wg.Done()
 		}
 	}
 	ctx = context.WithoutCancel(ctx)
 	go func() {
-		jobs := d.reserve(ctx, batch)
-		if unused := len(batch) - len(jobs); unused > 0 {
-			done(unused)
+		res := d.reserve(ctx, batch)
+		var unused []uuid.UUID
+		for i, c := range batch {
+			if res == nil || res[i].Outcome != db.Reserved {
+				unused = append(unused, c.AdapterID)
+			}
 		}
-		for _, job := range jobs {
-			go func() {
-				defer done(1)
-				d.send(ctx, job)
-			}()
+		if len(unused) > 0 {
+			done(unused...)
+		}
+		for i, c := range batch {
+			if res != nil && res[i].Outcome == db.Reserved {
+				job := res[i].Job
+				go func() {
+					defer done(c.AdapterID)
+					d.send(ctx, job)
+				}()
+			}
 		}
 	}()
 }
 
-// reserve runs phase one for one adapter's claimed executions and returns
-// the reserved sends.
-func (d *Dispatcher) reserve(ctx context.Context, batch []db.Claimed) []*db.SendJob {
-	tenant := batch[0].Tenant
-	ids := make([]uuid.UUID, len(batch))
-	for i, c := range batch {
-		ids[i] = c.ID
-	}
-	res, err := d.store.ReserveBatch(ctx, tenant, batch[0].AdapterID, ids, d.cfg.Lease)
+// reserve runs phase one for one tenant's claimed executions; nil when
+// the reservation failed (the claims are released for a retry).
+func (d *Dispatcher) reserve(ctx context.Context, batch []db.Claimed) []db.Reservation {
+	res, err := d.store.ReserveClaimed(ctx, batch, d.cfg.Lease)
 	if err != nil {
-		d.log.Error("reserve failed; the executions will be retried", "tenant", tenant, "adapter", batch[0].AdapterID, "executions", len(ids), "err", err)
-		for _, id := range ids {
-			if rerr := d.store.ReleaseClaim(ctx, tenant, id); rerr != nil {
-				d.log.Error("releasing a claim", "execution", id, "err", rerr)
+		tenant := batch[0].Tenant
+		d.log.Error("reserve failed; the executions will be retried", "tenant", tenant, "executions", len(batch), "err", err)
+		for _, c := range batch {
+			if rerr := d.store.ReleaseClaim(ctx, tenant, c.ID); rerr != nil {
+				d.log.Error("releasing a claim", "execution", c.ID, "err", rerr)
 			}
 		}
 		return nil
 	}
-	var jobs []*db.SendJob
-	for _, r := range res {
-		if r.Outcome == db.Reserved {
-			jobs = append(jobs, r.Job)
-		}
-	}
-	return jobs
+	return res
 }
 
 // tenants lists tenant keys, re-read at most once a second.
@@ -459,7 +457,7 @@ func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, providerID
 	deadline := time.Now().Add(left - min(left/10, 30*time.Second))
 	wait := recordRetryFirst
 	for attempt := 1; ; attempt++ {
-		ok, err := d.store.MarkSent(ctx, job, providerID, subject)
+		ok, err := d.rec.record(ctx, db.Sent{Job: job, ProviderID: providerID, Subject: subject})
 		if err == nil {
 			return ok
 		}

@@ -102,6 +102,24 @@ WHERE x.tenant_key = $1 AND x.id = $2;
 -- blocking the foreign-key checks of rows that reference it.
 SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 
+-- name: LockAdapters :many
+-- A claim's adapters, locked in id order (so concurrent reservations of
+-- overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter.
+SELECT * FROM adapters WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: ReleaseClaims :exec
+UPDATE step_executions SET claimed_until = NULL
+WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) AND state = 'scheduled';
+
+-- name: ThreadsOf :many
+-- The sent messages of several threads (enrollment, thread number), oldest first.
+SELECT s.enrollment_id, s.thread_no, s.out_message_id, s.subject
+FROM step_executions s
+JOIN (SELECT unnest(@enrollment_ids::uuid[]) AS enrollment_id, unnest(@thread_nos::int[]) AS thread_no) t
+  ON s.enrollment_id = t.enrollment_id AND s.thread_no = t.thread_no
+WHERE s.tenant_key = @tenant_key AND s.state = 'sent' AND s.out_message_id IS NOT NULL
+ORDER BY s.enrollment_id, s.thread_no, s.sent_at, s.id;
+
 -- name: ThreadMessages :many
 SELECT out_message_id, subject FROM step_executions
 WHERE tenant_key = $1 AND enrollment_id = $2 AND thread_no = $3 AND state = 'sent' AND out_message_id IS NOT NULL
@@ -258,42 +276,45 @@ ORDER BY x.followup DESC, x.scheduled_for, x.id
 FOR UPDATE OF x;
 
 -- name: BatchPolicyInputs :many
--- What the policies read for a batch reservation, per sequence version:
--- the adapter's sends today (all versions), the version's sends today and
--- its share.
-SELECT v.vid::uuid AS sequence_version_id,
+-- What the policies read for a reservation, per (adapter, adapter-local
+-- day, sequence version) of its executions: the adapter's sends that day
+-- (all versions), the version's sends and its share.
+SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day)::int AS sent_today,
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
-        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
-    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = @tenant_key AND b.adapter_id = @adapter_id
-        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
-FROM (SELECT DISTINCT unnest(@version_ids::uuid[]) AS vid) v;
+      WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day
+        AND u.sequence_version_id = p.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = @tenant_key AND b.adapter_id = p.adapter_id
+        AND b.sequence_version_id = p.vid), 100)::int AS max_share_pct
+FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) AS day, unnest(@version_ids::uuid[]) AS vid) p;
 
 -- name: ReserveSends :exec
--- Phase one of K sends of one adapter in one statement: the executions
--- become "sending", today's counters move by K, the adapter's send times
--- are set. thread_nos uses -1 for "no thread" (override sends).
+-- Phase one of a claim's sends, any number of adapters, in one statement:
+-- the executions become "sending", each adapter's counters for its local
+-- day move by its sends, each adapter's send times are set (next_send_at
+-- NULL unless blocked). thread_nos uses -1 for "no thread" (override sends).
 WITH r AS (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@out_message_ids::text[]) AS msg_id,
-           unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version
+           unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version,
+           unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@reserved_days::date[]) AS day
 ), x AS (
     UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
            out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = @lease_expires_at::timestamptz,
-           reserved_day = @reserved_day::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           reserved_day = r.day, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
            claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
     FROM r
     WHERE s.tenant_key = @tenant_key AND s.id = r.id
     RETURNING s.id
 ), u AS (
     INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    SELECT @tenant_key, @adapter_id, @reserved_day::date, r.version, count(*)::int FROM r GROUP BY r.version
+    SELECT @tenant_key, r.adapter_id, r.day, r.version, count(*)::int FROM r GROUP BY r.adapter_id, r.day, r.version
     ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
     RETURNING 1
 )
-UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(next_send_at)::timestamptz
-WHERE adapters.tenant_key = @tenant_key AND adapters.id = @adapter_id;
+UPDATE adapters a SET last_send_at = @now::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
+FROM (SELECT unnest(@adapters::uuid[]) AS id, unnest(@blocked::bool[]) AS blocked, unnest(@next_send_ats::timestamptz[]) AS next_send_at) n
+WHERE a.tenant_key = @tenant_key AND a.id = n.id;
 
 -- name: PolicyInputs :one
 SELECT
@@ -307,7 +328,7 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
--- name: RecordSent :one
+-- name: RecordSent :batchone
 -- Phase two in one statement (SPEC §6.1), fenced by the lease: the send
 -- and its one "sent" event; for an adapter with a gap, the gap starts now
 -- (next_send_at) and the in-flight guard is lifted; then the enrollment

@@ -62,39 +62,40 @@ func (q *Queries) AddUsage(ctx context.Context, arg AddUsageParams) error {
 }
 
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
-SELECT v.vid::uuid AS sequence_version_id,
+SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3)::int AS sent_today,
+      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
-        AND u.sequence_version_id = v.vid)::int AS sent_for_version,
-    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = $2
-        AND b.sequence_version_id = v.vid), 100)::int AS max_share_pct
-FROM (SELECT DISTINCT unnest($4::uuid[]) AS vid) v
+      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day
+        AND u.sequence_version_id = p.vid)::int AS sent_for_version,
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = p.adapter_id
+        AND b.sequence_version_id = p.vid), 100)::int AS max_share_pct
+FROM (SELECT unnest($2::uuid[]) AS adapter_id, unnest($3::date[]) AS day, unnest($4::uuid[]) AS vid) p
 `
 
 type BatchPolicyInputsParams struct {
 	TenantKey  string
-	AdapterID  uuid.UUID
-	Day        time.Time
+	AdapterIds []uuid.UUID
+	Days       []time.Time
 	VersionIds []uuid.UUID
 }
 
 type BatchPolicyInputsRow struct {
+	AdapterID         uuid.UUID
 	SequenceVersionID uuid.UUID
 	SentToday         int
 	SentForVersion    int
 	MaxSharePct       int
 }
 
-// What the policies read for a batch reservation, per sequence version:
-// the adapter's sends today (all versions), the version's sends today and
-// its share.
+// What the policies read for a reservation, per (adapter, adapter-local
+// day, sequence version) of its executions: the adapter's sends that day
+// (all versions), the version's sends and its share.
 func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
 	rows, err := q.db.Query(ctx, batchPolicyInputs,
 		arg.TenantKey,
-		arg.AdapterID,
-		arg.Day,
+		arg.AdapterIds,
+		arg.Days,
 		arg.VersionIds,
 	)
 	if err != nil {
@@ -105,6 +106,7 @@ func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsPa
 	for rows.Next() {
 		var i BatchPolicyInputsRow
 		if err := rows.Scan(
+			&i.AdapterID,
 			&i.SequenceVersionID,
 			&i.SentToday,
 			&i.SentForVersion,
@@ -704,6 +706,69 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 	return i, err
 }
 
+const lockAdapters = `-- name: LockAdapters :many
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
+`
+
+type LockAdaptersParams struct {
+	TenantKey string
+	Ids       []uuid.UUID
+}
+
+// A claim's adapters, locked in id order (so concurrent reservations of
+// overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter.
+func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]Adapter, error) {
+	rows, err := q.db.Query(ctx, lockAdapters, arg.TenantKey, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Adapter
+	for rows.Next() {
+		var i Adapter
+		if err := rows.Scan(
+			&i.TenantKey,
+			&i.ID,
+			&i.Name,
+			&i.Channel,
+			&i.Provider,
+			&i.FromAddress,
+			&i.FromName,
+			&i.Credentials,
+			&i.Active,
+			&i.Timezone,
+			&i.HealthState,
+			&i.HealthScore,
+			&i.HealthSince,
+			&i.HealthySince,
+			&i.RestingUntil,
+			&i.RestBackoffSeconds,
+			&i.DailyCap,
+			&i.RampFloor,
+			&i.RampIncrement,
+			&i.RampStartedAt,
+			&i.MinGapSeconds,
+			&i.GapJitterSeconds,
+			&i.LastSendAt,
+			&i.NextSendAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.DeletedAt,
+			&i.MaxInFlight,
+			&i.RestStreak,
+			&i.AdapterFailures,
+			&i.AuthFailures,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const markSendFailed = `-- name: MarkSendFailed :one
 UPDATE step_executions SET state = $1, scheduled_for = $2, error_code = $3, error = $4,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = $5
@@ -880,95 +945,6 @@ func (q *Queries) RecordBareSend(ctx context.Context, arg RecordBareSendParams) 
 	return result.RowsAffected(), nil
 }
 
-const recordSent = `-- name: RecordSent :one
-WITH x AS (
-    UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
-           subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2::timestamptz
-    WHERE step_executions.tenant_key = $4 AND step_executions.id = $5 AND step_executions.state = 'sending'
-      AND step_executions.lease_expires_at = $6::timestamptz
-    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
-), ev AS (
-    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $4, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $2::timestamptz FROM x
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), gap AS (
-    UPDATE adapters SET last_send_at = $2::timestamptz, next_send_at = $10::timestamptz
-    WHERE adapters.tenant_key = $4 AND adapters.id = (SELECT x.adapter_id FROM x)
-      AND $10::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
-    RETURNING 1
-), e AS (
-    SELECT en.id, en.state, en.adapter_id FROM enrollments en
-    WHERE en.tenant_key = $4 AND en.id = (SELECT x.enrollment_id FROM x)
-    FOR UPDATE
-), n AS (
-    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-    WHERE st.tenant_key = $4 AND st.sequence_version_id = $8 AND st.position > $11::int
-    ORDER BY st.position LIMIT 1
-), done AS (
-    UPDATE enrollments SET state = 'completed', ended_at = $2::timestamptz, updated_at = $2::timestamptz
-    WHERE enrollments.tenant_key = $4 AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
-      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
-    RETURNING 1
-), nx AS (
-    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT $4, $12::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           (n.delay_seconds * interval '1 second') + $2::timestamptz, $2::timestamptz, $2::timestamptz
-    FROM e, n WHERE e.state IN ('active', 'paused')
-    RETURNING (scheduled_for <= $2::timestamptz) AS due_now
-)
-SELECT x.enrollment_id,
-       EXISTS (SELECT 1 FROM done) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.due_now) AS next_due_now
-FROM x
-`
-
-type RecordSentParams struct {
-	ProviderMessageID *string
-	Now               time.Time
-	Subject           *string
-	TenantKey         string
-	ID                uuid.UUID
-	LeaseExpiresAt    time.Time
-	EventID           uuid.UUID
-	SequenceVersionID *uuid.UUID
-	Data              json.RawMessage
-	GapNextSendAt     *time.Time
-	Position          int
-	NextID            uuid.UUID
-}
-
-type RecordSentRow struct {
-	EnrollmentID uuid.UUID
-	Completed    bool
-	NextDueNow   bool
-}
-
-// Phase two in one statement (SPEC §6.1), fenced by the lease: the send
-// and its one "sent" event; for an adapter with a gap, the gap starts now
-// (next_send_at) and the in-flight guard is lifted; then the enrollment
-// (locked) completes or gets its next step (next_due_now: announce it
-// after commit).
-func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) (RecordSentRow, error) {
-	row := q.db.QueryRow(ctx, recordSent,
-		arg.ProviderMessageID,
-		arg.Now,
-		arg.Subject,
-		arg.TenantKey,
-		arg.ID,
-		arg.LeaseExpiresAt,
-		arg.EventID,
-		arg.SequenceVersionID,
-		arg.Data,
-		arg.GapNextSendAt,
-		arg.Position,
-		arg.NextID,
-	)
-	var i RecordSentRow
-	err := row.Scan(&i.EnrollmentID, &i.Completed, &i.NextDueNow)
-	return i, err
-}
-
 const releaseClaim = `-- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2
 `
@@ -980,6 +956,21 @@ type ReleaseClaimParams struct {
 
 func (q *Queries) ReleaseClaim(ctx context.Context, arg ReleaseClaimParams) error {
 	_, err := q.db.Exec(ctx, releaseClaim, arg.TenantKey, arg.ID)
+	return err
+}
+
+const releaseClaims = `-- name: ReleaseClaims :exec
+UPDATE step_executions SET claimed_until = NULL
+WHERE tenant_key = $1 AND id = ANY($2::uuid[]) AND state = 'scheduled'
+`
+
+type ReleaseClaimsParams struct {
+	TenantKey string
+	Ids       []uuid.UUID
+}
+
+func (q *Queries) ReleaseClaims(ctx context.Context, arg ReleaseClaimsParams) error {
+	_, err := q.db.Exec(ctx, releaseClaims, arg.TenantKey, arg.Ids)
 	return err
 }
 
@@ -1024,54 +1015,61 @@ func (q *Queries) RescueExecution(ctx context.Context, arg RescueExecutionParams
 
 const reserveSends = `-- name: ReserveSends :exec
 WITH r AS (
-    SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS msg_id,
-           unnest($7::int[]) AS thread_no, unnest($8::uuid[]) AS version
+    SELECT unnest($6::uuid[]) AS id, unnest($7::text[]) AS msg_id,
+           unnest($8::int[]) AS thread_no, unnest($9::uuid[]) AS version,
+           unnest($10::uuid[]) AS adapter_id, unnest($11::date[]) AS day
 ), x AS (
     UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
-           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $9::timestamptz,
-           reserved_day = $10::date, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $12::timestamptz,
+           reserved_day = r.day, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
            claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
     FROM r
-    WHERE s.tenant_key = $3 AND s.id = r.id
+    WHERE s.tenant_key = $2 AND s.id = r.id
     RETURNING s.id
 ), u AS (
     INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    SELECT $3, $4, $10::date, r.version, count(*)::int FROM r GROUP BY r.version
+    SELECT $2, r.adapter_id, r.day, r.version, count(*)::int FROM r GROUP BY r.adapter_id, r.day, r.version
     ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
     RETURNING 1
 )
-UPDATE adapters SET last_send_at = $1::timestamptz, next_send_at = $2::timestamptz
-WHERE adapters.tenant_key = $3 AND adapters.id = $4
+UPDATE adapters a SET last_send_at = $1::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
+FROM (SELECT unnest($3::uuid[]) AS id, unnest($4::bool[]) AS blocked, unnest($5::timestamptz[]) AS next_send_at) n
+WHERE a.tenant_key = $2 AND a.id = n.id
 `
 
 type ReserveSendsParams struct {
 	Now                time.Time
-	NextSendAt         *time.Time
 	TenantKey          string
-	AdapterID          uuid.UUID
+	Adapters           []uuid.UUID
+	Blocked            []bool
+	NextSendAts        []time.Time
 	Ids                []uuid.UUID
 	OutMessageIds      []string
 	ThreadNos          []int
 	SequenceVersionIds []uuid.UUID
+	AdapterIds         []uuid.UUID
+	ReservedDays       []time.Time
 	LeaseExpiresAt     time.Time
-	ReservedDay        time.Time
 }
 
-// Phase one of K sends of one adapter in one statement: the executions
-// become "sending", today's counters move by K, the adapter's send times
-// are set. thread_nos uses -1 for "no thread" (override sends).
+// Phase one of a claim's sends, any number of adapters, in one statement:
+// the executions become "sending", each adapter's counters for its local
+// day move by its sends, each adapter's send times are set (next_send_at
+// NULL unless blocked). thread_nos uses -1 for "no thread" (override sends).
 func (q *Queries) ReserveSends(ctx context.Context, arg ReserveSendsParams) error {
 	_, err := q.db.Exec(ctx, reserveSends,
 		arg.Now,
-		arg.NextSendAt,
 		arg.TenantKey,
-		arg.AdapterID,
+		arg.Adapters,
+		arg.Blocked,
+		arg.NextSendAts,
 		arg.Ids,
 		arg.OutMessageIds,
 		arg.ThreadNos,
 		arg.SequenceVersionIds,
+		arg.AdapterIds,
+		arg.ReservedDays,
 		arg.LeaseExpiresAt,
-		arg.ReservedDay,
 	)
 	return err
 }
@@ -1204,6 +1202,54 @@ func (q *Queries) ThreadMessages(ctx context.Context, arg ThreadMessagesParams) 
 	for rows.Next() {
 		var i ThreadMessagesRow
 		if err := rows.Scan(&i.OutMessageID, &i.Subject); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const threadsOf = `-- name: ThreadsOf :many
+SELECT s.enrollment_id, s.thread_no, s.out_message_id, s.subject
+FROM step_executions s
+JOIN (SELECT unnest($1::uuid[]) AS enrollment_id, unnest($2::int[]) AS thread_no) t
+  ON s.enrollment_id = t.enrollment_id AND s.thread_no = t.thread_no
+WHERE s.tenant_key = $3 AND s.state = 'sent' AND s.out_message_id IS NOT NULL
+ORDER BY s.enrollment_id, s.thread_no, s.sent_at, s.id
+`
+
+type ThreadsOfParams struct {
+	EnrollmentIds []uuid.UUID
+	ThreadNos     []int
+	TenantKey     string
+}
+
+type ThreadsOfRow struct {
+	EnrollmentID uuid.UUID
+	ThreadNo     *int
+	OutMessageID *string
+	Subject      *string
+}
+
+// The sent messages of several threads (enrollment, thread number), oldest first.
+func (q *Queries) ThreadsOf(ctx context.Context, arg ThreadsOfParams) ([]ThreadsOfRow, error) {
+	rows, err := q.db.Query(ctx, threadsOf, arg.EnrollmentIds, arg.ThreadNos, arg.TenantKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ThreadsOfRow
+	for rows.Next() {
+		var i ThreadsOfRow
+		if err := rows.Scan(
+			&i.EnrollmentID,
+			&i.ThreadNo,
+			&i.OutMessageID,
+			&i.Subject,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -1,0 +1,99 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+
+	"github.com/dripdrop/dripdrop/db"
+)
+
+// recorder groups the records of accepted messages (phase two) into
+// shared transactions: a send whose message was accepted queues its record
+// and waits; a flusher takes everything queued and records it with one
+// MarkSentBatch (one round trip for the statements, one commit). With
+// nothing queued a record goes out alone at once; under load the records
+// that arrive during one commit share the next, so commits per send fall
+// as the rate rises. A failed group is recorded again one message at a
+// time, so one failing record never fails its neighbours; what still fails
+// goes back to its send, which retries (recordSent).
+type recorder struct {
+	store *db.Store
+
+	mu       sync.Mutex
+	queue    []*recordReq
+	flushers int
+}
+
+// Flushers recording at once (each one transaction in flight), and the
+// most records one transaction takes.
+const (
+	recordFlushers = 2
+	recordMaxBatch = 128
+)
+
+type recordReq struct {
+	sent db.Sent
+	done chan recordRes
+}
+
+type recordRes struct {
+	ok  bool
+	err error
+}
+
+// record records one accepted message and reports whether this send still
+// owned it (false: its lease was lost to a rescue).
+func (r *recorder) record(ctx context.Context, sent db.Sent) (bool, error) {
+	req := &recordReq{sent: sent, done: make(chan recordRes, 1)}
+	r.mu.Lock()
+	r.queue = append(r.queue, req)
+	start := r.flushers < recordFlushers
+	if start {
+		r.flushers++
+	}
+	r.mu.Unlock()
+	if start {
+		go r.flush(context.WithoutCancel(ctx))
+	}
+	res := <-req.done
+	return res.ok, res.err
+}
+
+// flush records queued messages until the queue is empty.
+func (r *recorder) flush(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		n := min(len(r.queue), recordMaxBatch)
+		if n == 0 {
+			r.flushers--
+			r.mu.Unlock()
+			return
+		}
+		group := make([]*recordReq, n)
+		copy(group, r.queue)
+		r.queue = append(r.queue[:0], r.queue[n:]...)
+		r.mu.Unlock()
+		r.write(ctx, group)
+	}
+}
+
+func (r *recorder) write(ctx context.Context, group []*recordReq) {
+	sent := make([]db.Sent, len(group))
+	for i, q := range group {
+		sent[i] = q.sent
+	}
+	ok, err := r.store.MarkSentBatch(ctx, sent)
+	if err == nil {
+		for i, q := range group {
+			q.done <- recordRes{ok: ok[i]}
+		}
+		return
+	}
+	if len(group) == 1 {
+		group[0].done <- recordRes{err: err}
+		return
+	}
+	for _, q := range group {
+		r.write(ctx, []*recordReq{q})
+	}
+}
