@@ -117,7 +117,7 @@ func New(cfg Config) (*Dispatcher, error) {
 // flight: a freed slot (or adapter in-flight place) waits briefly for
 // company rather than claiming one execution at a time in lockstep with
 // the sends.
-func (d *Dispatcher) minClaim() int { return max(1, min(10, d.cfg.Workers/4)) }
+func (d *Dispatcher) minClaim() int { return max(1, min(10, d.cfg.Workers/2)) }
 
 // batchWait is how long after the last send ended a claim waits for
 // minClaim company.
