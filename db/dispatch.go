@@ -1,9 +1,11 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,7 +243,10 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
 				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
 		}
-		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: ids})
+		// Locked in id order, as every reservation locks them.
+		sorted := slices.Clone(ids)
+		slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: sorted})
 		if err != nil {
 			return err
 		}

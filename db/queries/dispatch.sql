@@ -257,7 +257,12 @@ WHERE x.tenant_key = $1 AND x.id = $2
 FOR UPDATE OF x;
 
 -- name: LoadSendsLocked :many
--- A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+-- A reservation's executions, locked, in claim order (follow-ups first,
+-- then oldest). Each is fetched by primary key (the lateral subquery runs
+-- per id: OFFSET 0 keeps the planner from flattening it), so the cost
+-- follows the ids, never the table's size, even before the table's first
+-- ANALYZE, when the planner would take any tenant_key index as cheap.
+-- Rows are locked in the order of ids (callers sort them).
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
@@ -266,14 +271,15 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
        sq.key AS sequence_key
-FROM step_executions x
+FROM unnest(@ids::uuid[]) AS i(id)
+CROSS JOIN LATERAL (
+    SELECT s.* FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.id = i.id OFFSET 0 FOR UPDATE
+) x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-WHERE x.tenant_key = @tenant_key AND x.id = ANY(@ids::uuid[])
-ORDER BY x.followup DESC, x.scheduled_for, x.id
-FOR UPDATE OF x;
+ORDER BY x.followup DESC, x.scheduled_for, x.id;
 
 -- name: BatchPolicyInputs :many
 -- What the policies read for a reservation, per (adapter, adapter-local

@@ -544,19 +544,20 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
        sq.key AS sequence_key
-FROM step_executions x
+FROM unnest($1::uuid[]) AS i(id)
+CROSS JOIN LATERAL (
+    SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
+) x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-WHERE x.tenant_key = $1 AND x.id = ANY($2::uuid[])
 ORDER BY x.followup DESC, x.scheduled_for, x.id
-FOR UPDATE OF x
 `
 
 type LoadSendsLockedParams struct {
-	TenantKey string
 	Ids       []uuid.UUID
+	TenantKey string
 }
 
 type LoadSendsLockedRow struct {
@@ -598,9 +599,14 @@ type LoadSendsLockedRow struct {
 	SequenceKey       string
 }
 
-// A batch reservation's executions, locked, in claim order (follow-ups first, then oldest).
+// A reservation's executions, locked, in claim order (follow-ups first,
+// then oldest). Each is fetched by primary key (the lateral subquery runs
+// per id: OFFSET 0 keeps the planner from flattening it), so the cost
+// follows the ids, never the table's size, even before the table's first
+// ANALYZE, when the planner would take any tenant_key index as cheap.
+// Rows are locked in the order of ids (callers sort them).
 func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams) ([]LoadSendsLockedRow, error) {
-	rows, err := q.db.Query(ctx, loadSendsLocked, arg.TenantKey, arg.Ids)
+	rows, err := q.db.Query(ctx, loadSendsLocked, arg.Ids, arg.TenantKey)
 	if err != nil {
 		return nil, err
 	}
