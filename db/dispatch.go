@@ -223,7 +223,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		}
 	}
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
@@ -721,7 +721,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	var evs []event
 	// The records and their outbox rows commit together (the outbox insert
 	// is pipelined with COMMIT).
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
 		var failed error
 		q.RecordSent(ctx, params).QueryRow(func(i int, row dbsqlc.RecordSentRow, err error) {
