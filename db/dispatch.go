@@ -223,7 +223,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		}
 	}
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
@@ -693,8 +693,8 @@ type Sent struct {
 }
 
 // MarkSentBatch is phase two for accepted messages, in one transaction:
-// one RecordSent statement each (all pipelined in one round trip), then
-// their outbox rows with the commit. RecordSent records the send, fenced by
+// one set-based RecordSent statement per tenant, then their outbox rows
+// with the commit. RecordSent records the send, fenced by
 // the lease so a rescued and re-reserved send is never overwritten, writes
 // the sent event, starts the adapter's gap, and schedules the next step or
 // completes the enrollment. ok[i] is false when sent[i]'s lease was lost
@@ -703,63 +703,80 @@ type Sent struct {
 // one, to find the one that fails).
 func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) {
 	now := s.clock.Now()
-	params := make([]dbsqlc.RecordSentParams, len(sent))
+	// One statement per tenant (RecordSent is set-based).
+	byTenant := map[string]*dbsqlc.RecordSentParams{}
+	var tenants []string
+	index := make(map[uuid.UUID]int, len(sent))
 	for i, m := range sent {
 		job := m.Job
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-		providerID, subject := m.ProviderID, m.Subject
-		params[i] = dbsqlc.RecordSentParams{TenantKey: job.TenantKey, ID: job.ExecutionID, ProviderMessageID: &providerID, Subject: &subject,
-			Now: now, LeaseExpiresAt: job.Lease, EventID: dripdrop.NewID(), SequenceVersionID: &job.SequenceVersionID, Data: data,
-			Position: job.Position, NextID: dripdrop.NewID()}
-		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
-			next := gapEnd(job, now)
-			params[i].GapNextSendAt = &next
+		index[job.ExecutionID] = i
+		p := byTenant[job.TenantKey]
+		if p == nil {
+			p = &dbsqlc.RecordSentParams{TenantKey: job.TenantKey, Now: now}
+			byTenant[job.TenantKey] = p
+			tenants = append(tenants, job.TenantKey)
 		}
+		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		var gap time.Time // zero: no gap
+		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
+			gap = gapEnd(job, now)
+		}
+		p.Ids = append(p.Ids, job.ExecutionID)
+		p.LeaseExpiresAts = append(p.LeaseExpiresAts, job.Lease)
+		p.ProviderMessageIds = append(p.ProviderMessageIds, m.ProviderID)
+		p.Subjects = append(p.Subjects, m.Subject)
+		p.EventIds = append(p.EventIds, dripdrop.NewID())
+		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
+		p.Datas = append(p.Datas, data)
+		p.GapNextSendAts = append(p.GapNextSendAts, gap)
+		p.Positions = append(p.Positions, job.Position)
+		p.NextIds = append(p.NextIds, dripdrop.NewID())
 	}
 	ok := make([]bool, len(sent))
-	wake := make([]bool, len(sent))
+	wake := map[string]bool{}
 	var evs []event
 	// The records and their outbox rows commit together (the outbox insert
 	// is pipelined with COMMIT).
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
 		evs = evs[:0]
-		var failed error
-		q.RecordSent(ctx, params).QueryRow(func(i int, row dbsqlc.RecordSentRow, err error) {
-			ok[i], wake[i] = false, false
-			switch {
-			case err == pgx.ErrNoRows:
-				return // the lease was lost: a rescue owns the execution now
-			case err != nil:
-				if failed == nil {
-					failed = err
+		clear(ok)
+		clear(wake)
+		for _, t := range tenants {
+			rows, err := q.RecordSent(ctx, *byTenant[t])
+			if err != nil {
+				return err
+			}
+			for _, row := range rows {
+				i := index[row.ID]
+				job := sent[i].Job
+				ok[i] = true
+				wake[t] = wake[t] || row.NextDueNow
+				evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+					"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
+					"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
+					"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
+				}})
+				if row.Completed {
+					evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
 				}
-				return
 			}
-			job := sent[i].Job
-			ok[i], wake[i] = true, row.NextDueNow
-			evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
-				"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
-				"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
-				"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
-			}})
-			if row.Completed {
-				evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
-			}
-		})
-		return failed
+		}
+		return nil
 	}, &evs)
 	if err != nil {
 		return nil, err
 	}
+	for t, w := range wake {
+		if w {
+			s.wake(t)
+		}
+	}
 	reset := map[[2]string]bool{}
 	for i, m := range sent {
 		job := m.Job
-		if wake[i] {
-			s.wake(job.TenantKey)
-		}
-		if ok[i] && job.AdapterFailures > 0 && !reset[[2]string{job.TenantKey, job.AdapterID.String()}] {
+		if k := [2]string{job.TenantKey, job.AdapterID.String()}; ok[i] && job.AdapterFailures > 0 && !reset[k] {
 			// The sender works again (rare path, so not in RecordSent).
-			reset[[2]string{job.TenantKey, job.AdapterID.String()}] = true
+			reset[k] = true
 			if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
 				s.log.Warn("resetting an adapter's failure count", "adapter", job.AdapterID, "err", err)
 			}

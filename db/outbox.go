@@ -53,13 +53,25 @@ func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ..
 	if len(evs) == 0 {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
 	}
+	return s.txBegin(ctx, "begin", fn, evs...)
+}
+
+// beginGeneric starts a hot-path transaction (reservation, record) whose
+// prepared statements run on generic plans: their shapes never depend on
+// parameter values (ids, arrays, one tenant), and re-planning them for
+// every execution cost more than executing them (LoadSendsLocked's
+// five-way join took over a millisecond to plan per send).
+const beginGeneric = "begin; set local plan_cache_mode = force_generic_plan"
+
+// txBegin is tx started by the begin statement given (one round trip).
+func (s *Store) txBegin(ctx context.Context, begin string, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	if _, err := c.Exec(ctx, "begin"); err != nil {
+	if _, err := c.Exec(ctx, begin); err != nil {
 		return err
 	}
 	open := true

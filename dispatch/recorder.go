@@ -27,7 +27,7 @@ type recorder struct {
 // Flushers recording at once (each one transaction in flight), and the
 // most records one transaction takes.
 const (
-	recordFlushers = 2
+	recordFlushers = 1
 	recordMaxBatch = 128
 )
 

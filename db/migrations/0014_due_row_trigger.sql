@@ -28,3 +28,21 @@ CREATE TRIGGER step_executions_due_update AFTER UPDATE ON step_executions FOR EA
 -- indexed column (a claim sets only claimed_until) are HOT: no index
 -- entries, no index bloat. Applies to pages written from now on.
 ALTER TABLE step_executions SET (fillfactor = 80);
+
+-- Statement triggers fire for every INSERT statement, rows or not (each
+-- send's record may insert a next step): return at once when none came.
+CREATE OR REPLACE FUNCTION dripdrop_due_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE state = 'scheduled') THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO adapter_due (tenant_key, adapter_id, due_at)
+    SELECT tenant_key, adapter_id, min(scheduled_for) FROM new_rows
+    WHERE state = 'scheduled' GROUP BY tenant_key, adapter_id
+    ON CONFLICT (tenant_key, adapter_id) DO NOTHING;
+    UPDATE adapter_due d SET due_at = least(d.due_at, m.due_at), ver = d.ver + 1
+    FROM (SELECT tenant_key, adapter_id, min(scheduled_for) AS due_at FROM new_rows
+          WHERE state = 'scheduled' GROUP BY tenant_key, adapter_id) m
+    WHERE d.tenant_key = m.tenant_key AND d.adapter_id = m.adapter_id;
+    RETURN NULL;
+END $$;

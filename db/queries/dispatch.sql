@@ -334,51 +334,67 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
--- name: RecordSent :batchone
--- Phase two in one statement (SPEC §6.1), fenced by the lease: the send
--- and its one "sent" event; for an adapter with a gap, the gap starts now
--- (next_send_at) and the in-flight guard is lifted; then the enrollment
--- (locked) completes or gets its next step (next_due_now: announce it
--- after commit).
-WITH x AS (
-    UPDATE step_executions SET state = 'sent', provider_message_id = @provider_message_id, sent_at = @now::timestamptz,
-           subject = @subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
-    WHERE step_executions.tenant_key = @tenant_key AND step_executions.id = @id AND step_executions.state = 'sending'
-      AND step_executions.lease_expires_at = @lease_expires_at::timestamptz
-    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
+-- name: RecordSent :many
+-- Phase two of several accepted messages in one statement (SPEC §6.1),
+-- each fenced by its lease: the sends and their one "sent" event each; for
+-- adapters with a gap, the gap starts now (next_send_at) and the in-flight
+-- guard is lifted; then each enrollment (locked) completes or gets its next
+-- step (next_due_now: announce it after commit). It returns a row per
+-- recorded send; a send missing from the result lost its lease. A gap
+-- time at or before the epoch (Go's zero time) means "no gap".
+WITH r AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@lease_expires_ats::timestamptz[]) AS lease,
+           unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@subjects::text[]) AS subject,
+           unnest(@event_ids::uuid[]) AS event_id, unnest(@sequence_version_ids::uuid[]) AS version,
+           unnest(@datas::jsonb[]) AS data, unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
+           unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id
+), x AS (
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = @now::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
+    FROM r
+    WHERE s.tenant_key = @tenant_key AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    RETURNING s.id, s.enrollment_id, s.adapter_id
 ), ev AS (
     INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT @tenant_key, @event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, @sequence_version_id, @data, @now::timestamptz FROM x
+    SELECT @tenant_key, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version, r.data, @now::timestamptz
+    FROM x JOIN r ON r.id = x.id
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), gap AS (
-    UPDATE adapters SET last_send_at = @now::timestamptz, next_send_at = sqlc.narg(gap_next_send_at)::timestamptz
-    WHERE adapters.tenant_key = @tenant_key AND adapters.id = (SELECT x.adapter_id FROM x)
-      AND sqlc.narg(gap_next_send_at)::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
+    UPDATE adapters a SET last_send_at = @now::timestamptz, next_send_at = g.next_send_at
+    FROM (SELECT x.adapter_id, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
+          WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
+    WHERE a.tenant_key = @tenant_key AND a.id = g.adapter_id AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
     SELECT en.id, en.state, en.adapter_id FROM enrollments en
-    WHERE en.tenant_key = @tenant_key AND en.id = (SELECT x.enrollment_id FROM x)
+    WHERE en.tenant_key = @tenant_key AND en.id IN (SELECT x.enrollment_id FROM x)
     FOR UPDATE
 ), n AS (
-    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-    WHERE st.tenant_key = @tenant_key AND st.sequence_version_id = @sequence_version_id AND st.position > @position::int
-    ORDER BY st.position LIMIT 1
+    SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
+    FROM x JOIN r ON r.id = x.id
+    CROSS JOIN LATERAL (
+        SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+        WHERE st.tenant_key = @tenant_key AND st.sequence_version_id = r.version AND st.position > r.position
+        ORDER BY st.position LIMIT 1
+    ) st
 ), done AS (
     UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now::timestamptz
-    WHERE enrollments.tenant_key = @tenant_key AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
-      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
-    RETURNING 1
+    WHERE enrollments.tenant_key = @tenant_key AND enrollments.state IN ('active', 'paused')
+      AND enrollments.id IN (SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
+                             WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id))
+    RETURNING enrollments.id
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT @tenant_key, @next_id::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+    SELECT @tenant_key, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
            (n.delay_seconds * interval '1 second') + @now::timestamptz, @now::timestamptz, @now::timestamptz
-    FROM e, n WHERE e.state IN ('active', 'paused')
-    RETURNING (scheduled_for <= @now::timestamptz) AS due_now
+    FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
+    WHERE e.state IN ('active', 'paused')
+    RETURNING enrollment_id, (scheduled_for <= @now::timestamptz) AS due_now
 )
-SELECT x.enrollment_id,
-       EXISTS (SELECT 1 FROM done) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.due_now) AS next_due_now
+SELECT x.id, x.enrollment_id,
+       EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
+       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now
 FROM x;
 
 -- name: NextDueIn :one

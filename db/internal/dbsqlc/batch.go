@@ -7,7 +7,6 @@ package dbsqlc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -172,127 +171,6 @@ func (b *ClaimReadyBatchResults) Query(f func(int, []ClaimReadyRow, error)) {
 }
 
 func (b *ClaimReadyBatchResults) Close() error {
-	b.closed = true
-	return b.br.Close()
-}
-
-const recordSent = `-- name: RecordSent :batchone
-WITH x AS (
-    UPDATE step_executions SET state = 'sent', provider_message_id = $1, sent_at = $2::timestamptz,
-           subject = $3, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $2::timestamptz
-    WHERE step_executions.tenant_key = $4 AND step_executions.id = $5 AND step_executions.state = 'sending'
-      AND step_executions.lease_expires_at = $6::timestamptz
-    RETURNING step_executions.id, step_executions.enrollment_id, step_executions.adapter_id
-), ev AS (
-    INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $4, $7, 'sent', x.adapter_id, x.id, x.enrollment_id, $8, $9, $2::timestamptz FROM x
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), gap AS (
-    UPDATE adapters SET last_send_at = $2::timestamptz, next_send_at = $10::timestamptz
-    WHERE adapters.tenant_key = $4 AND adapters.id = (SELECT x.adapter_id FROM x)
-      AND $10::timestamptz IS NOT NULL AND (adapters.min_gap_seconds > 0 OR adapters.gap_jitter_seconds > 0)
-    RETURNING 1
-), e AS (
-    SELECT en.id, en.state, en.adapter_id FROM enrollments en
-    WHERE en.tenant_key = $4 AND en.id = (SELECT x.enrollment_id FROM x)
-    FOR UPDATE
-), n AS (
-    SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-    WHERE st.tenant_key = $4 AND st.sequence_version_id = $8 AND st.position > $11::int
-    ORDER BY st.position LIMIT 1
-), done AS (
-    UPDATE enrollments SET state = 'completed', ended_at = $2::timestamptz, updated_at = $2::timestamptz
-    WHERE enrollments.tenant_key = $4 AND enrollments.id = (SELECT e.id FROM e WHERE e.state IN ('active', 'paused'))
-      AND NOT EXISTS (SELECT 1 FROM n) AND enrollments.state IN ('active', 'paused')
-    RETURNING 1
-), nx AS (
-    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT $4, $12::uuid, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           (n.delay_seconds * interval '1 second') + $2::timestamptz, $2::timestamptz, $2::timestamptz
-    FROM e, n WHERE e.state IN ('active', 'paused')
-    RETURNING (scheduled_for <= $2::timestamptz) AS due_now
-)
-SELECT x.enrollment_id,
-       EXISTS (SELECT 1 FROM done) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.due_now) AS next_due_now
-FROM x
-`
-
-type RecordSentBatchResults struct {
-	br     pgx.BatchResults
-	tot    int
-	closed bool
-}
-
-type RecordSentParams struct {
-	ProviderMessageID *string
-	Now               time.Time
-	Subject           *string
-	TenantKey         string
-	ID                uuid.UUID
-	LeaseExpiresAt    time.Time
-	EventID           uuid.UUID
-	SequenceVersionID *uuid.UUID
-	Data              json.RawMessage
-	GapNextSendAt     *time.Time
-	Position          int
-	NextID            uuid.UUID
-}
-
-type RecordSentRow struct {
-	EnrollmentID uuid.UUID
-	Completed    bool
-	NextDueNow   bool
-}
-
-// Phase two in one statement (SPEC §6.1), fenced by the lease: the send
-// and its one "sent" event; for an adapter with a gap, the gap starts now
-// (next_send_at) and the in-flight guard is lifted; then the enrollment
-// (locked) completes or gets its next step (next_due_now: announce it
-// after commit).
-func (q *Queries) RecordSent(ctx context.Context, arg []RecordSentParams) *RecordSentBatchResults {
-	batch := &pgx.Batch{}
-	for _, a := range arg {
-		vals := []interface{}{
-			a.ProviderMessageID,
-			a.Now,
-			a.Subject,
-			a.TenantKey,
-			a.ID,
-			a.LeaseExpiresAt,
-			a.EventID,
-			a.SequenceVersionID,
-			a.Data,
-			a.GapNextSendAt,
-			a.Position,
-			a.NextID,
-		}
-		batch.Queue(recordSent, vals...)
-	}
-	br := q.db.SendBatch(ctx, batch)
-	return &RecordSentBatchResults{br, len(arg), false}
-}
-
-func (b *RecordSentBatchResults) QueryRow(f func(int, RecordSentRow, error)) {
-	defer b.br.Close()
-	for t := 0; t < b.tot; t++ {
-		var i RecordSentRow
-		if b.closed {
-			if f != nil {
-				f(t, i, ErrBatchAlreadyClosed)
-			}
-			continue
-		}
-		row := b.br.QueryRow()
-		err := row.Scan(&i.EnrollmentID, &i.Completed, &i.NextDueNow)
-		if f != nil {
-			f(t, i, err)
-		}
-	}
-}
-
-func (b *RecordSentBatchResults) Close() error {
 	b.closed = true
 	return b.br.Close()
 }
