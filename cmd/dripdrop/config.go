@@ -23,6 +23,7 @@ var flagEnv = map[string]string{
 	"log-format":            "LOG_FORMAT",
 	"log-level":             "LOG_LEVEL",
 	"workers":               "DRIPDROP_WORKERS",
+	"db-max-conns":          "DB_MAX_CONNS",
 	"poll-interval":         "DRIPDROP_POLL_INTERVAL",
 	"rescue-interval":       "DRIPDROP_RESCUE_INTERVAL",
 	"health-interval":       "DRIPDROP_HEALTH_INTERVAL",

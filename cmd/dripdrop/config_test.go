@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -74,6 +75,44 @@ func TestEnvironmentFillsFlags(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "DRIPDROP_WORKERS") {
 		t.Fatalf("a malformed variable: err = %v, want one naming DRIPDROP_WORKERS", err)
+	}
+}
+
+// TestDatabasePoolSize: -db-max-conns (DB_MAX_CONNS) defaults to 20 for
+// serve and dev, independent of -workers (default 256); fewer than 4 is
+// refused at start with a message naming the flag and the variable.
+func TestDatabasePoolSize(t *testing.T) {
+	for cmd, fs := range commandFlags() {
+		if cmd == "migrate" {
+			continue
+		}
+		if f := fs.Lookup("db-max-conns"); f == nil || f.DefValue != "20" {
+			t.Errorf("%s -db-max-conns: %+v, want default 20", cmd, f)
+		}
+		if f := fs.Lookup("workers"); f == nil || f.DefValue != "256" {
+			t.Errorf("%s -workers: %+v, want default 256", cmd, f)
+		}
+	}
+	var cfg serveConfig
+	fs := newFlagSet("serve")
+	cfg.flags(fs)
+	_ = fs.Parse(nil)
+	if err := applyEnv(fs, func(k string) (string, bool) { return "7", k == "DB_MAX_CONNS" }); err != nil || cfg.DBMaxConns != 7 || cfg.check() != nil {
+		t.Fatalf("DB_MAX_CONNS=7: pool %d, %v, check %v", cfg.DBMaxConns, err, cfg.check())
+	}
+	for _, n := range []int{4, 20, 500} {
+		if err := (&serveConfig{DBMaxConns: n}).check(); err != nil {
+			t.Errorf("%d connections refused: %v", n, err)
+		}
+	}
+	log, _ := newLogger(logConfig{}, &bytes.Buffer{})
+	for _, args := range [][]string{{"-db-max-conns", "3"}, {"-db-max-conns", "0"}, {"-db-max-conns=-1"}} {
+		for name, run := range map[string]func(context.Context, []string, *slog.Logger) error{"serve": runServe, "dev": runDev} {
+			err := run(context.Background(), args, log)
+			if err == nil || !strings.Contains(err.Error(), "-db-max-conns (DB_MAX_CONNS)") || !strings.Contains(err.Error(), "at least 4") {
+				t.Errorf("%s %v: err = %v, want the pool size refused", name, args, err)
+			}
+		}
 	}
 }
 

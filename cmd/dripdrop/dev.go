@@ -42,6 +42,9 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	cfg.AllowPrivate = true // local receivers (SPEC §10: dev allows private targets)
 	if log, err = cfg.logger(log); err != nil {
 		return err

@@ -38,6 +38,7 @@ type serveConfig struct {
 	DrainTimeout  time.Duration
 	LogEvents     bool
 	Workers       int
+	DBMaxConns    int
 	Lease         time.Duration
 	SendTimeout   time.Duration
 	PollInterval  time.Duration
@@ -77,7 +78,8 @@ func (c *serveConfig) guard() (netguard.Guard, error) {
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
-	fs.IntVar(&c.Workers, "workers", 8, "concurrent sends per process")
+	fs.IntVar(&c.Workers, "workers", dispatch.DefaultWorkers, "concurrent sends per process (they hold no database connection)")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", defaultDBMaxConns, fmt.Sprintf("database connection pool size, at least %d (claims, reservations, records and the API)", minDBMaxConns))
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "fallback poll when no notification arrives")
 	fs.DurationVar(&c.RescueEvery, "rescue-interval", 30*time.Second, "how often the leader rescues sends stuck past their lease")
 	fs.DurationVar(&c.HealthEvery, "health-interval", time.Minute, "how often the leader runs the adapter health rules (thresholds, recovery, probing, graduation)")
@@ -101,6 +103,22 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.Log.flags(fs)
 }
 
+// The database pool serves claims, reservations, grouped records, leader
+// duties and the API; sends hold no connection, so -workers is independent
+// of it.
+const (
+	defaultDBMaxConns = 20
+	minDBMaxConns     = 4
+)
+
+// check rejects settings the engine cannot run with.
+func (c *serveConfig) check() error {
+	if c.DBMaxConns < minDBMaxConns {
+		return fmt.Errorf("-db-max-conns (DB_MAX_CONNS) is %d: the database pool needs at least %d connections", c.DBMaxConns, minDBMaxConns)
+	}
+	return nil
+}
+
 // logger is the process logger: rebuilt from -log-format and -log-level
 // when the command runs from main (logOut set), else the one given.
 func (c *serveConfig) logger(given *slog.Logger) (*slog.Logger, error) {
@@ -119,6 +137,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve")
 	cfg.flags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.check(); err != nil {
 		return err
 	}
 	log, err := cfg.logger(log)
@@ -174,7 +195,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: 20, Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: int32(cfg.DBMaxConns), Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
 	if err != nil {
 		return err
 	}
