@@ -175,7 +175,9 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	const sendTimeout = 8 * time.Second
-	stalled.SetFaults(func(string, int) smtpsink.Fault { return smtpsink.Fault{Kind: smtpsink.Stall, Delay: sendTimeout + 2*time.Second} })
+	stalled.SetFaults(func(string, int) smtpsink.Fault {
+		return smtpsink.Fault{Kind: smtpsink.Stall, Delay: sendTimeout + 2*time.Second}
+	})
 	t.Cleanup(func() { stalled.Close() })
 	name, prov, from := "stalled", "sink", "stuck@acme.example.com"
 	bad, err := w.store.CreateAdapter(context.Background(), w.tenant, dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
