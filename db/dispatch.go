@@ -239,9 +239,23 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			if err != nil {
 				loc = time.UTC
 			}
-			batches[ad.ID] = &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
+			b := &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
 				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
 				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
+			batches[ad.ID] = b
+			if b.preBlocked || ad.DeletedAt != nil || len(ad.Credentials) == 0 {
+				continue
+			}
+			// Credentials that cannot be opened (a changed encryption key)
+			// block their adapter, not the claim: its executions go back
+			// and it is looked at again in a minute.
+			if b.creds, err = s.openCredentials(tenant, ad); err != nil {
+				s.log.Error("cannot open an adapter's credentials; it is skipped for a minute", "tenant", tenant, "adapter", ad.ID, "err", err)
+				b.preBlocked = true
+				if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: now.Add(time.Minute)}); err != nil {
+					return err
+				}
+			}
 		}
 		// Locked in id order, as every reservation locks them.
 		sorted := slices.Clone(ids)
@@ -404,7 +418,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		firstSubject := map[uuid.UUID]string{}
 		for k, i := range reserved {
 			sc, b := reservedRows[k], batches[reserve.AdapterIds[k]]
-			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, threads[threadKey{sc.EnrollmentID, reserve.ThreadNos[k]}], &b.creds)
+			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, threads[threadKey{sc.EnrollmentID, reserve.ThreadNos[k]}], b.creds)
 			if err != nil {
 				return err
 			}
@@ -628,9 +642,8 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 }
 
 // buildJob assembles a reserved send from its row and, for a follow-up,
-// the thread it continues. creds caches the adapter's opened credentials
-// across the jobs of one reservation.
-func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, thread []dbsqlc.ThreadsOfRow, creds **dripdrop.SMTPCredentials) (*SendJob, error) {
+// the thread it continues; creds are the adapter's opened credentials.
+func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, thread []dbsqlc.ThreadsOfRow, creds *dripdrop.SMTPCredentials) (*SendJob, error) {
 	job := &SendJob{
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
@@ -650,23 +663,26 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 	if strings.TrimSpace(job.Subject) == "" && len(thread) > 0 {
 		job.ReplySubject = deref(thread[0].Subject)
 	}
-	if *creds != nil {
-		job.Credentials = **creds
-	} else if len(ad.Credentials) > 0 {
-		if s.vault == nil {
-			return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
-		}
-		pt, err := s.vault.Open(ad.Credentials, credentialsAD(tenant, ad.ID))
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(pt, &job.Credentials); err != nil {
-			return nil, err
-		}
-		c := job.Credentials
-		*creds = &c
+	if creds != nil {
+		job.Credentials = *creds
 	}
 	return job, nil
+}
+
+// openCredentials decrypts an adapter's SMTP credentials.
+func (s *Store) openCredentials(tenant string, ad dbsqlc.Adapter) (*dripdrop.SMTPCredentials, error) {
+	if s.vault == nil {
+		return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
+	}
+	pt, err := s.vault.Open(ad.Credentials, credentialsAD(tenant, ad.ID))
+	if err != nil {
+		return nil, err
+	}
+	var c dripdrop.SMTPCredentials
+	if err := json.Unmarshal(pt, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, permanent bool) event {

@@ -26,6 +26,7 @@ type notifier struct {
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 type note struct{ channel, payload string }
@@ -82,9 +83,9 @@ func (n *notifier) flush() {
 	}
 }
 
-// close sends what is pending and stops.
+// close sends what is pending and stops (once; later calls wait).
 func (n *notifier) close() {
-	close(n.stop)
+	n.once.Do(func() { close(n.stop) })
 	<-n.done
 }
 

@@ -258,3 +258,47 @@ func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
 		t.Fatalf("%d sent events, want 1", len(sent))
 	}
 }
+
+// One reservation covers a claim's adapters; an adapter whose credentials
+// cannot be opened (a rotated encryption key) must not fail the others:
+// its execution goes back, it is blocked for a minute, the rest send.
+func TestUnreadableCredentialsBlockOnlyTheirAdapter(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	bad := w.secondAdapter("bad@acme.example.com")
+	if _, err := w.store.AddPoolMember(context.Background(), w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &bad.ID}); err != nil {
+		t.Fatal(err)
+	}
+	w.enrollBatch(w.tenant, 6, "c")
+	dbtest.Exec(t, w.url, `UPDATE adapters SET credentials = '\x00112233'::bytea WHERE id = $1`, bad.ID)
+	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[uuid.UUID]int{}
+	for _, c := range claimed {
+		per[c.AdapterID]++
+	}
+	if per[bad.ID] == 0 || per[w.adapter.ID] == 0 {
+		t.Fatalf("the claim should cover both adapters: %v", per)
+	}
+	res, err := w.store.ReserveClaimed(context.Background(), claimed, time.Minute)
+	if err != nil {
+		t.Fatalf("one adapter's credentials failed the whole reservation: %v", err)
+	}
+	for i, r := range res {
+		want := db.Reserved
+		if claimed[i].AdapterID == bad.ID {
+			want = db.Released
+		}
+		if r.Outcome != want {
+			t.Fatalf("execution of adapter %v: %s, want %s", claimed[i].AdapterID, r.Outcome, want)
+		}
+	}
+	rows := dbtest.Query(t, w.url, `SELECT next_send_at > $2::timestamptz FROM adapters WHERE id = $1`, bad.ID, w.clock.Now())
+	if !rows[0][0].(bool) {
+		t.Fatal("the adapter with unreadable credentials was not blocked")
+	}
+	if n := dbtest.Query(t, w.url, `SELECT count(*)::int FROM step_executions WHERE adapter_id = $1 AND state = 'scheduled' AND claimed_until IS NULL`, bad.ID)[0][0].(int32); int(n) != per[bad.ID] {
+		t.Fatalf("%d of its %d executions went back to the queue", n, per[bad.ID])
+	}
+}
