@@ -220,9 +220,10 @@ func procCPU(pid string) float64 {
 
 func must(b []byte, _ error) []byte { return b }
 
-// runBaseline is the bare loop: Run's claim (the same statement, sizes,
-// in-flight limits and wake-on-free-slot), a prebuilt message over the same
-// pooled transport, and one durable commit per send.
+// runBaseline is the bare loop: Run's claim (the same statement, the same
+// batching — at least MinClaim ended sends or BatchWait —, in-flight
+// limits and wake-on-free-slot), a prebuilt message over the same pooled
+// transport, and one durable commit per send.
 func runBaseline(b *testing.B, w *world, n int) time.Duration {
 	m := dispatch.Message{MessageID: "<bench@acme.example.com>", FromAddr: "ada@acme.example.com", To: "bob@example.com", Subject: "Hi", Text: "Body", Date: time.Now()}
 	raw, _ := m.Build()
@@ -232,13 +233,13 @@ func runBaseline(b *testing.B, w *world, n int) time.Duration {
 	ctx := context.Background()
 	var mu sync.Mutex
 	busy := map[uuid.UUID]int{}
-	inflight := 0
+	inflight, finished := 0, 0 // finished: sends ended since the last claim
 	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for sent := 0; sent < n; {
 		mu.Lock()
-		free := benchWorkers - inflight
+		free, ended := benchWorkers-inflight, finished
 		snapshot := make(map[uuid.UUID]int, len(busy))
 		for k, v := range busy {
 			snapshot[k] = v
@@ -248,6 +249,17 @@ func runBaseline(b *testing.B, w *world, n int) time.Duration {
 			<-freed
 			continue
 		}
+		if inflight := benchWorkers - free; inflight > 0 && ended < dispatch.MinClaim(benchWorkers) {
+			// As Run: wait briefly for more sends to end, to claim a batch.
+			select {
+			case <-freed:
+				continue
+			case <-time.After(dispatch.BatchWait):
+			}
+		}
+		mu.Lock()
+		finished = 0
+		mu.Unlock()
 		claimed, err := w.store.Claim(ctx, []db.ClaimRequest{{Tenant: w.tenant, Limit: free}}, snapshot, time.Minute)
 		if err != nil {
 			b.Fatal(err)
@@ -275,6 +287,7 @@ func runBaseline(b *testing.B, w *world, n int) time.Duration {
 				}
 				mu.Lock()
 				inflight--
+				finished++
 				busy[c.AdapterID]--
 				mu.Unlock()
 				select {
@@ -403,8 +416,12 @@ func BenchmarkClaimAtScale(b *testing.B) {
 		dbtest.Exec(b, w.url, "DROP INDEX "+r[0].(string))
 		create = append(create, r[1].(string))
 	}
+	phase := time.Now()
 	dbtest.Exec(b, w.url, gen)
+	b.Logf("rows written in %v", time.Since(phase).Round(time.Millisecond))
+	phase = time.Now()
 	dbtest.Exec(b, w.url, "SET maintenance_work_mem = '512MB'; "+strings.Join(create, "; "))
+	b.Logf("%d indexes built in %v", len(create), time.Since(phase).Round(time.Millisecond))
 	dbtest.Exec(b, w.url, `ANALYZE`)
 	b.Logf("generated 1 000 000 enrollments and executions over %d adapters in %v", adapters, time.Since(genStart).Round(time.Millisecond))
 	plan, err := w.store.ExplainClaim(context.Background(), w.tenant, 10)

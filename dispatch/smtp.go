@@ -115,6 +115,11 @@ type SMTPTransport struct {
 	// MaxIdle is the most idle connections kept per adapter (default 4, an
 	// adapter's default max_in_flight).
 	MaxIdle int
+	// MaxIdleTotal is the most idle connections kept over all adapters
+	// (default 1024): a fleet of thousands of mailboxes, each sending now
+	// and then, must not hold a socket per mailbox. A connection returned
+	// beyond it is closed.
+	MaxIdleTotal int
 	// TLSConfig is cloned for STARTTLS/implicit TLS (ServerName is set per host).
 	TLSConfig *tls.Config
 	// Guard refuses private and internal destinations at dial time, after DNS
@@ -123,6 +128,7 @@ type SMTPTransport struct {
 
 	mu     sync.Mutex
 	idle   map[uuid.UUID][]*pooled
+	nidle  int         // connections in idle
 	reaper *time.Timer // closes connections idle longer than IdleTimeout
 	closed bool
 }
@@ -144,7 +150,7 @@ func (p *pooled) quit() {
 
 // NewSMTPTransport returns a transport with default settings.
 func NewSMTPTransport() *SMTPTransport {
-	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 4, idle: map[uuid.UUID][]*pooled{}}
+	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 4, MaxIdleTotal: 1024, idle: map[uuid.UUID][]*pooled{}}
 }
 
 func credsSum(c dripdrop.SMTPCredentials) [32]byte {
@@ -324,6 +330,7 @@ func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
 	for len(list) > 0 {
 		p := list[len(list)-1]
 		list = list[:len(list)-1]
+		t.nidle--
 		if p.credsSum == sum && time.Since(p.since) < t.IdleTimeout {
 			t.idle[adapter] = list
 			return p
@@ -337,12 +344,13 @@ func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
 func (t *SMTPTransport) put(adapter uuid.UUID, p *pooled) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || len(t.idle[adapter]) >= t.MaxIdle {
+	if t.closed || len(t.idle[adapter]) >= t.MaxIdle || (t.MaxIdleTotal > 0 && t.nidle >= t.MaxIdleTotal) {
 		go p.quit()
 		return
 	}
 	p.since = time.Now()
 	t.idle[adapter] = append(t.idle[adapter], p)
+	t.nidle++
 	if t.reaper == nil {
 		t.reaper = time.AfterFunc(t.IdleTimeout, t.reap)
 	}
@@ -359,6 +367,7 @@ func (t *SMTPTransport) reap() {
 		for _, p := range list {
 			if now.Sub(p.since) >= t.IdleTimeout {
 				stale = append(stale, p)
+				t.nidle--
 			} else {
 				keep = append(keep, p)
 			}
@@ -383,18 +392,14 @@ func (t *SMTPTransport) reap() {
 func (t *SMTPTransport) Idle() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
-	for _, list := range t.idle {
-		n += len(list)
-	}
-	return n
+	return t.nidle
 }
 
 // Close closes every idle connection.
 func (t *SMTPTransport) Close() error {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle = map[uuid.UUID][]*pooled{}
+	t.idle, t.nidle = map[uuid.UUID][]*pooled{}, 0
 	t.closed = true
 	if t.reaper != nil {
 		t.reaper.Stop()

@@ -74,6 +74,27 @@ func TestSMTPTransportReapsIdleConnections(t *testing.T) {
 	}
 }
 
+// A fleet of adapters each sending now and then keeps at most
+// MaxIdleTotal idle sockets, however many adapters there are.
+func TestSMTPTransportCapsIdleConnections(t *testing.T) {
+	s := startSink(t)
+	tr := loopbackTransport()
+	tr.MaxIdleTotal = 3
+	defer tr.Close()
+	for i := 0; i < 10; i++ {
+		d := delivery(s, "bob@example.com") // a new adapter each time
+		if _, err := tr.Send(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.Idle(); n != 3 {
+		t.Fatalf("%d idle connections after 10 adapters sent, want the cap of 3", n)
+	}
+	if got := len(s.Messages()); got != 10 {
+		t.Fatalf("sink got %d messages, want 10", got)
+	}
+}
+
 func TestSMTPTransportClassifiesReplies(t *testing.T) {
 	s := startSink(t)
 	tr := loopbackTransport()
