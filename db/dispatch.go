@@ -67,7 +67,7 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 	params := make([]dbsqlc.ClaimReadyParams, len(reqs))
 	for i, r := range reqs {
 		params[i] = dbsqlc.ClaimReadyParams{BusyIds: ids, BusyCounts: counts, Now: now, TenantKey: r.Tenant,
-			Scan: r.Limit + 16, Lim: r.Limit, ClaimUntil: now.Add(hold)}
+			Scan: r.Limit + 4, Lim: r.Limit, ClaimUntil: now.Add(hold)}
 	}
 	var out []Claimed
 	var firstErr error
@@ -991,7 +991,7 @@ func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (str
 	defer tx.Rollback(ctx) //nolint:errcheck
 	now := s.clock.Now()
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
-		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))
+		[]uuid.UUID{}, []int{}, now, tenant, limit+4, limit, now.Add(time.Minute))
 	if err != nil {
 		return "", err
 	}
