@@ -391,8 +391,9 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			}
 			// An adapter with a minimum gap has one send in flight at a
 			// time: it is blocked until the conversation ends (or the lease
-			// expires), and the gap then runs from the end (afterSend). A
-			// block found later in the batch stands (applyVerdict set it).
+			// expires); the record then starts the gap from the hand-over
+			// (a failure: from its end, afterSend). A block found later in
+			// the batch stands (applyVerdict set it).
 			var next *time.Time
 			if b.ad.MinGapSeconds > 0 || b.ad.GapJitterSeconds > 0 {
 				next = &leaseUntil
@@ -706,6 +707,11 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 type Sent struct {
 	Job                 *SendJob
 	ProviderID, Subject string
+	// HandedOverAgo is how long ago the message was handed over to the
+	// server (the end of its data): an adapter's minimum gap runs from
+	// then, so the receiver sees sends min_gap_seconds apart however long
+	// the server took to reply. Zero: from now.
+	HandedOverAgo time.Duration
 }
 
 // MarkSentBatch is phase two for accepted messages, in one transaction:
@@ -733,9 +739,10 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 			tenants = append(tenants, job.TenantKey)
 		}
 		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
-		var gap time.Time // zero: no gap
+		var start, gap time.Time // zero: no gap
 		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
-			gap = gapEnd(job, now)
+			start = now.Add(-max(m.HandedOverAgo, 0))
+			gap = gapEnd(job, start)
 		}
 		p.Ids = append(p.Ids, job.ExecutionID)
 		p.LeaseExpiresAts = append(p.LeaseExpiresAts, job.Lease)
@@ -744,6 +751,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 		p.EventIds = append(p.EventIds, dripdrop.NewID())
 		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
 		p.Datas = append(p.Datas, data)
+		p.GapStarts = append(p.GapStarts, start)
 		p.GapNextSendAts = append(p.GapNextSendAts, gap)
 		p.Positions = append(p.Positions, job.Position)
 		p.NextIds = append(p.NextIds, dripdrop.NewID())

@@ -393,7 +393,7 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
 	start := time.Now()
 	d.emit(ctx, "dripdrop.dispatch.send.start", map[string]float64{"system_time": float64(start.UnixNano()) / 1e9}, meta)
 	sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
-	providerID, err := d.cfg.Transport.Send(sctx, Delivery{AdapterID: job.AdapterID, Credentials: job.Credentials, From: job.FromAddress, To: job.Contact.Email, Data: raw})
+	receipt, err := d.cfg.Transport.Send(sctx, Delivery{AdapterID: job.AdapterID, Credentials: job.Credentials, From: job.FromAddress, To: job.Contact.Email, Data: raw})
 	cancel()
 	dur := time.Since(start).Seconds()
 	if err != nil {
@@ -401,7 +401,7 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
 		return
 	}
 	d.emit(ctx, "dripdrop.dispatch.send.stop", map[string]float64{"duration": dur}, meta)
-	if d.recordSent(ctx, job, providerID, msg.Subject) && d.cfg.OnSent != nil {
+	if d.recordSent(ctx, job, receipt, msg.Subject) && d.cfg.OnSent != nil {
 		d.cfg.OnSent(job)
 	}
 }
@@ -452,12 +452,12 @@ const (
 // record is retried with backoff until shortly before the lease ends: only
 // a crashed process leaves it to the rescuer (which would send it again).
 // It reports whether the send was recorded by this worker.
-func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, providerID, subject string) bool {
+func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, receipt Receipt, subject string) bool {
 	left := job.Lease.Sub(d.store.Now())
 	deadline := time.Now().Add(left - min(left/10, 30*time.Second))
 	wait := recordRetryFirst
 	for attempt := 1; ; attempt++ {
-		ok, err := d.rec.record(ctx, db.Sent{Job: job, ProviderID: providerID, Subject: subject})
+		ok, err := d.rec.record(ctx, db.Sent{Job: job, ProviderID: receipt.ProviderID, Subject: subject, HandedOverAgo: time.Since(receipt.HandedOver)})
 		if err == nil {
 			return ok
 		}

@@ -103,8 +103,17 @@ func (e *SendError) Bounce() bool { return !e.Temporary && e.Enhanced[0] == 5 &&
 
 // Transport sends deliveries.
 type Transport interface {
-	Send(ctx context.Context, d Delivery) (providerID string, err error)
+	Send(ctx context.Context, d Delivery) (Receipt, error)
 	Close() error
+}
+
+// Receipt is what a server's acceptance tells: its id for the message and
+// when the message was handed over (the end of its data, when the server
+// has it, before any slow final reply), from which an adapter's minimum
+// gap runs.
+type Receipt struct {
+	ProviderID string
+	HandedOver time.Time
 }
 
 // SMTPTransport speaks SMTP with go-smtp, keeping idle connections per
@@ -160,31 +169,31 @@ func credsSum(c dripdrop.SMTPCredentials) [32]byte {
 
 // Send delivers d, reusing an idle connection of the adapter when one is
 // still good. The whole exchange is bounded by ctx's deadline.
-func (t *SMTPTransport) Send(ctx context.Context, d Delivery) (string, error) {
+func (t *SMTPTransport) Send(ctx context.Context, d Delivery) (Receipt, error) {
 	sum := credsSum(d.Credentials)
 	if p := t.take(d.AdapterID, sum); p != nil {
-		id, err, sent := t.transact(ctx, p, d)
+		r, err, sent := t.transact(ctx, p, d)
 		if err == nil {
 			t.put(d.AdapterID, p)
-			return id, nil
+			return r, nil
 		}
 		_ = p.c.Close()
 		if sent {
-			return "", err
+			return Receipt{}, err
 		}
 		// The pooled connection died before any data went out: redial once.
 	}
 	p, err := t.dial(ctx, d, sum)
 	if err != nil {
-		return "", err
+		return Receipt{}, err
 	}
-	id, err, _ := t.transact(ctx, p, d)
+	r, err, _ := t.transact(ctx, p, d)
 	if err != nil {
 		_ = p.c.Close()
-		return "", err
+		return Receipt{}, err
 	}
 	t.put(d.AdapterID, p)
-	return id, nil
+	return r, nil
 }
 
 func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*pooled, error) {
@@ -256,7 +265,7 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 
 // transact runs one MAIL/RCPT/DATA exchange. sent reports whether message
 // data may have reached the server (after which a retry could duplicate).
-func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (id string, err error, sent bool) {
+func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (r Receipt, err error, sent bool) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = p.conn.SetDeadline(dl)
 		p.c.CommandTimeout = time.Until(dl)
@@ -265,24 +274,25 @@ func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (id
 	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetDeadline(time.Now()) })
 	defer stop()
 	if err := p.c.Mail(d.From, nil); err != nil {
-		return "", classify(err, StageMail), false
+		return Receipt{}, classify(err, StageMail), false
 	}
 	if err := p.c.Rcpt(d.To, nil); err != nil {
-		return "", classify(err, StageRcpt), false
+		return Receipt{}, classify(err, StageRcpt), false
 	}
 	w, err := p.c.Data()
 	if err != nil {
-		return "", classify(err, StageData), false
+		return Receipt{}, classify(err, StageData), false
 	}
 	if _, err := w.Write(d.Data); err != nil {
-		return "", classify(err, StageAfterData), true
+		return Receipt{}, classify(err, StageAfterData), true
 	}
+	handedOver := time.Now() // the final dot goes out now
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return "", classify(err, StageAfterData), true
+		return Receipt{}, classify(err, StageAfterData), true
 	}
 	_ = p.conn.SetDeadline(time.Time{})
-	return providerID(resp.StatusText), nil, true
+	return Receipt{ProviderID: providerID(resp.StatusText), HandedOver: handedOver}, nil, true
 }
 
 // providerID extracts a queue id ("queued as ABC123") or keeps the text.

@@ -341,12 +341,14 @@ SELECT
 -- guard is lifted; then each enrollment (locked) completes or gets its next
 -- step (next_due_now: announce it after commit). It returns a row per
 -- recorded send; a send missing from the result lost its lease. A gap
--- time at or before the epoch (Go's zero time) means "no gap".
+-- (from gap_start, the hand-over, to gap_next) at or before the epoch
+-- (Go's zero time) means "no gap".
 WITH r AS (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@lease_expires_ats::timestamptz[]) AS lease,
            unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@subjects::text[]) AS subject,
            unnest(@event_ids::uuid[]) AS event_id, unnest(@sequence_version_ids::uuid[]) AS version,
-           unnest(@datas::jsonb[]) AS data, unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
+           unnest(@datas::jsonb[]) AS data, unnest(@gap_starts::timestamptz[]) AS gap_start,
+           unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
            unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id
 ), x AS (
     UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = @now::timestamptz,
@@ -361,8 +363,8 @@ WITH r AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), gap AS (
-    UPDATE adapters a SET last_send_at = @now::timestamptz, next_send_at = g.next_send_at
-    FROM (SELECT x.adapter_id, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
+    UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
+    FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
           WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
     WHERE a.tenant_key = @tenant_key AND a.id = g.adapter_id AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1

@@ -956,51 +956,52 @@ WITH r AS (
     SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS lease,
            unnest($3::text[]) AS provider_message_id, unnest($4::text[]) AS subject,
            unnest($5::uuid[]) AS event_id, unnest($6::uuid[]) AS version,
-           unnest($7::jsonb[]) AS data, unnest($8::timestamptz[]) AS gap_next,
-           unnest($9::int[]) AS position, unnest($10::uuid[]) AS next_id
+           unnest($7::jsonb[]) AS data, unnest($8::timestamptz[]) AS gap_start,
+           unnest($9::timestamptz[]) AS gap_next,
+           unnest($10::int[]) AS position, unnest($11::uuid[]) AS next_id
 ), x AS (
-    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $11::timestamptz,
-           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $11::timestamptz
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $12::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $12::timestamptz
     FROM r
-    WHERE s.tenant_key = $12 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    WHERE s.tenant_key = $13 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
     RETURNING s.id, s.enrollment_id, s.adapter_id
 ), ev AS (
     INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $12, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version, r.data, $11::timestamptz
+    SELECT $13, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version, r.data, $12::timestamptz
     FROM x JOIN r ON r.id = x.id
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), gap AS (
-    UPDATE adapters a SET last_send_at = $11::timestamptz, next_send_at = g.next_send_at
-    FROM (SELECT x.adapter_id, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
+    UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
+    FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
           WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
-    WHERE a.tenant_key = $12 AND a.id = g.adapter_id AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
+    WHERE a.tenant_key = $13 AND a.id = g.adapter_id AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
     SELECT en.id, en.state, en.adapter_id FROM enrollments en
-    WHERE en.tenant_key = $12 AND en.id IN (SELECT x.enrollment_id FROM x)
+    WHERE en.tenant_key = $13 AND en.id IN (SELECT x.enrollment_id FROM x)
     FOR UPDATE
 ), n AS (
     SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
     FROM x JOIN r ON r.id = x.id
     CROSS JOIN LATERAL (
         SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-        WHERE st.tenant_key = $12 AND st.sequence_version_id = r.version AND st.position > r.position
+        WHERE st.tenant_key = $13 AND st.sequence_version_id = r.version AND st.position > r.position
         ORDER BY st.position LIMIT 1
     ) st
 ), done AS (
-    UPDATE enrollments SET state = 'completed', ended_at = $11::timestamptz, updated_at = $11::timestamptz
-    WHERE enrollments.tenant_key = $12 AND enrollments.state IN ('active', 'paused')
+    UPDATE enrollments SET state = 'completed', ended_at = $12::timestamptz, updated_at = $12::timestamptz
+    WHERE enrollments.tenant_key = $13 AND enrollments.state IN ('active', 'paused')
       AND enrollments.id IN (SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
                              WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id))
     RETURNING enrollments.id
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT $12, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           (n.delay_seconds * interval '1 second') + $11::timestamptz, $11::timestamptz, $11::timestamptz
+    SELECT $13, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           (n.delay_seconds * interval '1 second') + $12::timestamptz, $12::timestamptz, $12::timestamptz
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
-    RETURNING enrollment_id, (scheduled_for <= $11::timestamptz) AS due_now
+    RETURNING enrollment_id, (scheduled_for <= $12::timestamptz) AS due_now
 )
 SELECT x.id, x.enrollment_id,
        EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
@@ -1016,6 +1017,7 @@ type RecordSentParams struct {
 	EventIds           []uuid.UUID
 	SequenceVersionIds []uuid.UUID
 	Datas              []json.RawMessage
+	GapStarts          []time.Time
 	GapNextSendAts     []time.Time
 	Positions          []int
 	NextIds            []uuid.UUID
@@ -1036,7 +1038,8 @@ type RecordSentRow struct {
 // guard is lifted; then each enrollment (locked) completes or gets its next
 // step (next_due_now: announce it after commit). It returns a row per
 // recorded send; a send missing from the result lost its lease. A gap
-// time at or before the epoch (Go's zero time) means "no gap".
+// (from gap_start, the hand-over, to gap_next) at or before the epoch
+// (Go's zero time) means "no gap".
 func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]RecordSentRow, error) {
 	rows, err := q.db.Query(ctx, recordSent,
 		arg.Ids,
@@ -1046,6 +1049,7 @@ func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]Recor
 		arg.EventIds,
 		arg.SequenceVersionIds,
 		arg.Datas,
+		arg.GapStarts,
 		arg.GapNextSendAts,
 		arg.Positions,
 		arg.NextIds,
