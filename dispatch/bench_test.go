@@ -536,6 +536,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	start := time.Now()
 	_ = d.Run(ctx)
 	b.StopTimer()
 	byFrom := map[string][]time.Time{}
@@ -555,6 +556,27 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	}
 	sort.Float64s(intervals)
+	// The adapters with the longest intervals, as the sink saw them.
+	type late struct {
+		from  string
+		worst float64
+		at    []string
+	}
+	var lates []late
+	for from, ts := range byFrom {
+		l := late{from: from}
+		for i, t := range ts {
+			l.at = append(l.at, fmt.Sprintf("%.2f", t.Sub(start).Seconds()))
+			if i > 0 {
+				l.worst = max(l.worst, ts[i].Sub(ts[i-1]).Seconds())
+			}
+		}
+		lates = append(lates, l)
+	}
+	sort.Slice(lates, func(i, j int) bool { return lates[i].worst > lates[j].worst })
+	for _, l := range lates[:min(5, len(lates))] {
+		b.Logf("%s: sends at %v s", l.from, l.at)
+	}
 	b.ReportMetric(float64(len(byFrom)), "adapters_sent")
 	b.ReportMetric(percentile(intervals, 0.01), "interval_p1_s")
 	b.ReportMetric(percentile(intervals, 0.5), "interval_p50_s")
