@@ -67,7 +67,7 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 	params := make([]dbsqlc.ClaimReadyParams, len(reqs))
 	for i, r := range reqs {
 		params[i] = dbsqlc.ClaimReadyParams{BusyIds: ids, BusyCounts: counts, Now: now, TenantKey: r.Tenant,
-			Scan: r.Limit + 4, Lim: r.Limit, ClaimUntil: now.Add(hold)}
+			Scan: r.Limit + 16, Lim: r.Limit, ClaimUntil: now.Add(hold)}
 	}
 	var out []Claimed
 	var firstErr error
@@ -741,7 +741,10 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		var start, gap time.Time // zero: no gap
 		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
-			start = now.Add(-max(m.HandedOverAgo, 0))
+			// Whole seconds back (gaps are in seconds): a start moved by
+			// the milliseconds of a fast reply would change a jittered
+			// gap's draw, and the forecast replays gaps from tick times.
+			start = now.Add(-max(m.HandedOverAgo, 0).Truncate(time.Second))
 			gap = gapEnd(job, start)
 		}
 		p.Ids = append(p.Ids, job.ExecutionID)
@@ -999,7 +1002,7 @@ func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (str
 	defer tx.Rollback(ctx) //nolint:errcheck
 	now := s.clock.Now()
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
-		[]uuid.UUID{}, []int{}, now, tenant, limit+4, limit, now.Add(time.Minute))
+		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))
 	if err != nil {
 		return "", err
 	}
