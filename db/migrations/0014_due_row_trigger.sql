@@ -24,11 +24,6 @@ CREATE TRIGGER step_executions_due_update AFTER UPDATE ON step_executions FOR EA
           OR NEW.scheduled_for < OLD.scheduled_for OR (OLD.claimed_until IS NOT NULL AND NEW.claimed_until IS NULL)))
     EXECUTE FUNCTION dripdrop_due_on_update();
 
--- Room on each page for a new row version, so updates that change no
--- indexed column (a claim sets only claimed_until) are HOT: no index
--- entries, no index bloat. Applies to pages written from now on.
-ALTER TABLE step_executions SET (fillfactor = 80);
-
 -- Statement triggers fire for every INSERT statement, rows or not (each
 -- send's record may insert a next step): return at once when none came.
 CREATE OR REPLACE FUNCTION dripdrop_due_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
