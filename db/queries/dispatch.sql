@@ -120,17 +120,6 @@ JOIN (SELECT unnest(@enrollment_ids::uuid[]) AS enrollment_id, unnest(@thread_no
 WHERE s.tenant_key = @tenant_key AND s.state = 'sent' AND s.out_message_id IS NOT NULL
 ORDER BY s.enrollment_id, s.thread_no, s.sent_at, s.id;
 
--- name: ThreadMessages :many
-SELECT out_message_id, subject FROM step_executions
-WHERE tenant_key = $1 AND enrollment_id = $2 AND thread_no = $3 AND state = 'sent' AND out_message_id IS NOT NULL
-ORDER BY sent_at, id;
-
--- name: AddUsage :exec
-INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-VALUES (@tenant_key, @adapter_id, @day, @sequence_version_id, 1)
-ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id)
-DO UPDATE SET sent = adapter_daily_usage.sent + 1;
-
 -- name: ReleaseUsage :exec
 UPDATE adapter_daily_usage SET sent = greatest(sent - 1, 0)
 WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND day = @day AND sequence_version_id = @sequence_version_id;
@@ -238,23 +227,6 @@ ORDER BY s.key, v.version;
 -- name: RecordBareSend :execrows
 UPDATE step_executions SET state = 'sent', sent_at = @now::timestamptz, claimed_until = NULL, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
-
--- name: LoadSendLocked :one
-SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
-       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
-       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
-       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
-       sq.key AS sequence_key
-FROM step_executions x
-JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
-JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
-JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
-JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-WHERE x.tenant_key = $1 AND x.id = $2
-FOR UPDATE OF x;
 
 -- name: LoadSendsLocked :many
 -- A reservation's executions, locked, in claim order (follow-ups first,

@@ -37,30 +37,6 @@ func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendPara
 	return err
 }
 
-const addUsage = `-- name: AddUsage :exec
-INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-VALUES ($1, $2, $3, $4, 1)
-ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id)
-DO UPDATE SET sent = adapter_daily_usage.sent + 1
-`
-
-type AddUsageParams struct {
-	TenantKey         string
-	AdapterID         uuid.UUID
-	Day               time.Time
-	SequenceVersionID uuid.UUID
-}
-
-func (q *Queries) AddUsage(ctx context.Context, arg AddUsageParams) error {
-	_, err := q.db.Exec(ctx, addUsage,
-		arg.TenantKey,
-		arg.AdapterID,
-		arg.Day,
-		arg.SequenceVersionID,
-	)
-	return err
-}
-
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
@@ -388,112 +364,6 @@ type LoadSendRow struct {
 func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow, error) {
 	row := q.db.QueryRow(ctx, loadSend, arg.TenantKey, arg.ID)
 	var i LoadSendRow
-	err := row.Scan(
-		&i.ID,
-		&i.EnrollmentID,
-		&i.StepID,
-		&i.State,
-		&i.ScheduledFor,
-		&i.Attempt,
-		&i.AttemptWindow,
-		&i.AdapterID,
-		&i.OutMessageID,
-		&i.Followup,
-		&i.ClaimedUntil,
-		&i.ExecThreadNo,
-		&i.StepKey,
-		&i.Position,
-		&i.StepSubject,
-		&i.BodyText,
-		&i.BodyHtml,
-		&i.Spintax,
-		&i.AdapterOverrideID,
-		&i.EnrollmentState,
-		&i.Email,
-		&i.FirstName,
-		&i.LastName,
-		&i.Company,
-		&i.ContactTimezone,
-		&i.Vars,
-		&i.ThreadNo,
-		&i.PinID,
-		&i.SequenceVersionID,
-		&i.SequenceID,
-		&i.WindowDays,
-		&i.WindowStart,
-		&i.WindowEnd,
-		&i.WindowTimezone,
-		&i.PoolID,
-		&i.SequenceKey,
-	)
-	return i, err
-}
-
-const loadSendLocked = `-- name: LoadSendLocked :one
-SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
-       x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
-       st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
-       e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id,
-       sq.key AS sequence_key
-FROM step_executions x
-JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
-JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
-JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
-JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-WHERE x.tenant_key = $1 AND x.id = $2
-FOR UPDATE OF x
-`
-
-type LoadSendLockedParams struct {
-	TenantKey string
-	ID        uuid.UUID
-}
-
-type LoadSendLockedRow struct {
-	ID                uuid.UUID
-	EnrollmentID      uuid.UUID
-	StepID            uuid.UUID
-	State             string
-	ScheduledFor      time.Time
-	Attempt           int
-	AttemptWindow     int
-	AdapterID         uuid.UUID
-	OutMessageID      *string
-	Followup          bool
-	ClaimedUntil      *time.Time
-	ExecThreadNo      *int
-	StepKey           string
-	Position          int
-	StepSubject       string
-	BodyText          string
-	BodyHtml          *string
-	Spintax           bool
-	AdapterOverrideID *uuid.UUID
-	EnrollmentState   string
-	Email             string
-	FirstName         *string
-	LastName          *string
-	Company           *string
-	ContactTimezone   *string
-	Vars              json.RawMessage
-	ThreadNo          int
-	PinID             uuid.UUID
-	SequenceVersionID uuid.UUID
-	SequenceID        uuid.UUID
-	WindowDays        []int16
-	WindowStart       int16
-	WindowEnd         int16
-	WindowTimezone    string
-	PoolID            uuid.UUID
-	SequenceKey       string
-}
-
-func (q *Queries) LoadSendLocked(ctx context.Context, arg LoadSendLockedParams) (LoadSendLockedRow, error) {
-	row := q.db.QueryRow(ctx, loadSendLocked, arg.TenantKey, arg.ID)
-	var i LoadSendLockedRow
 	err := row.Scan(
 		&i.ID,
 		&i.EnrollmentID,
@@ -1307,43 +1177,6 @@ func (q *Queries) StopEnrollment(ctx context.Context, arg StopEnrollmentParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const threadMessages = `-- name: ThreadMessages :many
-SELECT out_message_id, subject FROM step_executions
-WHERE tenant_key = $1 AND enrollment_id = $2 AND thread_no = $3 AND state = 'sent' AND out_message_id IS NOT NULL
-ORDER BY sent_at, id
-`
-
-type ThreadMessagesParams struct {
-	TenantKey    string
-	EnrollmentID uuid.UUID
-	ThreadNo     *int
-}
-
-type ThreadMessagesRow struct {
-	OutMessageID *string
-	Subject      *string
-}
-
-func (q *Queries) ThreadMessages(ctx context.Context, arg ThreadMessagesParams) ([]ThreadMessagesRow, error) {
-	rows, err := q.db.Query(ctx, threadMessages, arg.TenantKey, arg.EnrollmentID, arg.ThreadNo)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ThreadMessagesRow
-	for rows.Next() {
-		var i ThreadMessagesRow
-		if err := rows.Scan(&i.OutMessageID, &i.Subject); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const threadsOf = `-- name: ThreadsOf :many
