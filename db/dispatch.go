@@ -707,11 +707,12 @@ func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject 
 type Sent struct {
 	Job                 *SendJob
 	ProviderID, Subject string
-	// HandedOverAgo is how long ago the message was handed over to the
-	// server (the end of its data): an adapter's minimum gap runs from
-	// then, so the receiver sees sends min_gap_seconds apart however long
-	// the server took to reply. Zero: from now.
-	HandedOverAgo time.Duration
+	// HandedOver is when the message was handed over to the server (the
+	// end of its data), on the store's clock: an adapter's minimum gap runs
+	// from then, so the receiver sees sends min_gap_seconds apart however
+	// long the server took to reply. Zero (or later than the record): from
+	// the record.
+	HandedOver time.Time
 }
 
 // MarkSentBatch is phase two for accepted messages, in one transaction:
@@ -741,10 +742,10 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		var start, gap time.Time // zero: no gap
 		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
-			// Whole seconds back (gaps are in seconds): a start moved by
-			// the milliseconds of a fast reply would change a jittered
-			// gap's draw, and the forecast replays gaps from tick times.
-			start = now.Add(-max(m.HandedOverAgo, 0).Truncate(time.Second))
+			start = now
+			if !m.HandedOver.IsZero() && m.HandedOver.Before(now) {
+				start = m.HandedOver
+			}
 			gap = gapEnd(job, start)
 		}
 		p.Ids = append(p.Ids, job.ExecutionID)

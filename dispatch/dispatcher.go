@@ -393,6 +393,7 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
 	start := time.Now()
 	d.emit(ctx, "dripdrop.dispatch.send.start", map[string]float64{"system_time": float64(start.UnixNano()) / 1e9}, meta)
 	sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
+	clockStart := d.store.Now()
 	receipt, err := d.cfg.Transport.Send(sctx, Delivery{AdapterID: job.AdapterID, Credentials: job.Credentials, From: job.FromAddress, To: job.Contact.Email, Data: raw})
 	cancel()
 	dur := time.Since(start).Seconds()
@@ -400,8 +401,17 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
 		d.sendFailed(ctx, job, err, dur, meta)
 		return
 	}
+	// When the message was handed over, on the store's clock: the reply's
+	// wait before the clock's now, in whole seconds (gaps are in seconds)
+	// and never more than the conversation took on that clock (an
+	// injected clock that stood still saw no wait at all).
+	handedOver := d.store.Now()
+	if !receipt.HandedOver.IsZero() {
+		wait := min(time.Since(receipt.HandedOver), handedOver.Sub(clockStart))
+		handedOver = handedOver.Add(-max(wait, 0).Truncate(time.Second))
+	}
 	d.emit(ctx, "dripdrop.dispatch.send.stop", map[string]float64{"duration": dur}, meta)
-	if d.recordSent(ctx, job, receipt, msg.Subject) && d.cfg.OnSent != nil {
+	if d.recordSent(ctx, job, receipt.ProviderID, handedOver, msg.Subject) && d.cfg.OnSent != nil {
 		d.cfg.OnSent(job)
 	}
 }
@@ -452,12 +462,12 @@ const (
 // record is retried with backoff until shortly before the lease ends: only
 // a crashed process leaves it to the rescuer (which would send it again).
 // It reports whether the send was recorded by this worker.
-func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, receipt Receipt, subject string) bool {
+func (d *Dispatcher) recordSent(ctx context.Context, job *db.SendJob, providerID string, handedOver time.Time, subject string) bool {
 	left := job.Lease.Sub(d.store.Now())
 	deadline := time.Now().Add(left - min(left/10, 30*time.Second))
 	wait := recordRetryFirst
 	for attempt := 1; ; attempt++ {
-		ok, err := d.rec.record(ctx, db.Sent{Job: job, ProviderID: receipt.ProviderID, Subject: subject, HandedOverAgo: time.Since(receipt.HandedOver)})
+		ok, err := d.rec.record(ctx, db.Sent{Job: job, ProviderID: providerID, Subject: subject, HandedOver: handedOver})
 		if err == nil {
 			return ok
 		}
