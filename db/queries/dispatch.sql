@@ -5,7 +5,8 @@ SELECT tenant_key FROM tenants ORDER BY tenant_key;
 -- One tenant's claim (SPEC §6.1a), cost O(claimed): it reads the ready
 -- queue (adapter_due rows due by now, least recently served first), takes up
 -- to each ready adapter's free in-flight room of its due work (follow-ups
--- first, then oldest), ranks round-robin (rank 1 of every adapter before
+-- first, then oldest, ties in enrollment order, then by id: the order the
+-- forecast replays), ranks round-robin (rank 1 of every adapter before
 -- rank 2 of any), and locks and claims only the rows it returns. A blocked
 -- adapter's backlog is never read (LIMIT 0): its queue row moves to when it
 -- unblocks. Served adapters go to the back of the line; adapters with
@@ -30,20 +31,20 @@ WITH busy AS (
     LIMIT @scan::int
 ), picked AS (
     SELECT x.id, c.adapter_id, c.due_at, c.served,
-           row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for) AS rn
+           row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id) AS rn
     FROM cand c
     CROSS JOIN LATERAL (
-        SELECT s.id, s.followup, s.scheduled_for FROM step_executions s
+        SELECT s.id, s.followup, s.scheduled_for, s.enrollment_id FROM step_executions s
         JOIN enrollments e ON e.tenant_key = s.tenant_key AND e.id = s.enrollment_id
         WHERE s.tenant_key = @tenant_key AND s.adapter_id = c.adapter_id AND s.state = 'scheduled'
           AND s.scheduled_for <= @now::timestamptz
           AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
           AND e.state <> 'paused'
-        ORDER BY s.followup DESC, s.scheduled_for
+        ORDER BY s.followup DESC, s.scheduled_for, s.enrollment_id, s.id
         LIMIT CASE WHEN c.ready THEN c.room ELSE 0 END
     ) x
 ), chosen AS (
-    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served LIMIT @lim::int
+    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served, p.adapter_id, p.id LIMIT @lim::int
 ), locked AS (
     SELECT s.id FROM step_executions s
     WHERE s.tenant_key = @tenant_key AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
@@ -230,7 +231,7 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 
 -- name: LoadSendsLocked :many
 -- A reservation's executions, locked, in claim order (follow-ups first,
--- then oldest). Each is fetched by primary key (the lateral subquery runs
+-- then oldest, then enrollment, then id: ClaimReady's order). Each is fetched by primary key (the lateral subquery runs
 -- per id: OFFSET 0 keeps the planner from flattening it), so the cost
 -- follows the ids, never the table's size, even before the table's first
 -- ANALYZE, when the planner would take any tenant_key index as cheap.
@@ -251,7 +252,7 @@ JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-ORDER BY x.followup DESC, x.scheduled_for, x.id;
+ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 
 -- name: BatchPolicyInputs :many
 -- What the policies read for a reservation, per (adapter, adapter-local

@@ -422,7 +422,7 @@ JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 JOIN enrollments e ON e.tenant_key = x.tenant_key AND e.id = x.enrollment_id
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 JOIN sequences sq ON sq.tenant_key = e.tenant_key AND sq.id = e.sequence_id
-ORDER BY x.followup DESC, x.scheduled_for, x.id
+ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id
 `
 
 type LoadSendsLockedParams struct {
@@ -470,7 +470,7 @@ type LoadSendsLockedRow struct {
 }
 
 // A reservation's executions, locked, in claim order (follow-ups first,
-// then oldest). Each is fetched by primary key (the lateral subquery runs
+// then oldest, then enrollment, then id: ClaimReady's order). Each is fetched by primary key (the lateral subquery runs
 // per id: OFFSET 0 keeps the planner from flattening it), so the cost
 // follows the ids, never the table's size, even before the table's first
 // ANALYZE, when the planner would take any tenant_key index as cheap.
