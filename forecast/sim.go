@@ -1,6 +1,7 @@
 package forecast
 
 import (
+	"bytes"
 	"math"
 	"slices"
 	"sort"
@@ -73,19 +74,24 @@ type Completion struct {
 
 const never = math.MaxInt64
 
-// traceHook, set by tests, sees every simulated send.
+// traceHook, set by tests, sees every simulated send (enrollment: its
+// index in the simulation, which is the snapshot's in id order).
 var traceHook func(adapter uuid.UUID, enrollment, stepIndex int, at time.Time)
 
+// item is an enrollment's pending execution on its sender's queue.
 type item struct {
 	at  int64 // scheduled_for, Unix nanoseconds
-	seq uint64
 	enr int32
 }
 
 type itemHeap []item
 
+// less is the claim's order within follow-ups or first touches: the
+// oldest scheduled_for, ties in enrollment order (m.enr is in enrollment
+// id order, UUIDv7s ascending with enrollment; an enrollment has one
+// pending execution, so this order is total).
 func (h itemHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].seq < h[j].seq)
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].enr < h[j].enr)
 }
 
 func (h *itemHeap) push(it item) {
@@ -207,10 +213,9 @@ type sim struct {
 	verIdx     map[uuid.UUID]int32
 	active     map[string]int32 // sequence key → active version
 	groups     []string
-	enr        []simEnrollment
+	enr        []simEnrollment // in enrollment order: the snapshot's by id, then hypothetical ones as enrolled
 	keys       []wkey
 	keyIdx     map[wkey]int32
-	seq        uint64
 	heap       []*simAdapter
 	baseDay    int
 	scratch    []policy.Verdict
@@ -342,9 +347,11 @@ func newSim(s *Snapshot, r Request) *sim {
 			p.members = append(p.members, simMember{adapter: ai, weight: w, active: true, from: at.UnixNano(), counters: map[int32]int64{}})
 		}
 	}
-	// Enrolled contacts and their pending executions.
+	// Enrolled contacts and their pending executions, indexed in id order
+	// (the engine's tie-breaker); contacts enrolled in the simulation
+	// come after them, in the order they enroll, as the engine's UUIDv7s.
 	m.enr = make([]simEnrollment, 0, len(s.Enrollments))
-	for _, e := range s.Enrollments {
+	for _, e := range inIDOrder(s.Enrollments) {
 		vi, ok1 := m.verIdx[e.VersionID]
 		pin, ok2 := m.byID[e.AdapterID]
 		ex, ok3 := m.byID[e.ExecAdapter]
@@ -427,11 +434,21 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 	return i
 }
 
+// inIDOrder returns the enrollments in id order: as given when they are
+// (the snapshot is read so), else sorted (a copy).
+func inIDOrder(es []Enrollment) []Enrollment {
+	byID := func(a, b Enrollment) int { return bytes.Compare(a.ID[:], b.ID[:]) }
+	if slices.IsSortedFunc(es, byID) {
+		return es
+	}
+	es = slices.Clone(es)
+	slices.SortStableFunc(es, byID)
+	return es
+}
+
 // schedule queues an execution on its sender.
 func (m *sim) schedule(ai int32, it item, followup bool) {
 	a := m.adapters[ai]
-	m.seq++
-	it.seq = m.seq
 	if followup {
 		a.follow.push(it)
 	} else {
@@ -551,10 +568,10 @@ func (m *sim) step(a *simAdapter, t int64) {
 	if a.idle != 0 && t >= a.idle {
 		// The executions the dispatcher deferred one by one while the
 		// window (or share cap) was closed now carry scheduled_for = the
-		// opening, rewritten in the order they were deferred: they come
-		// after executions naturally due at that instant.
-		m.rekey(&a.follow, a.idle)
-		m.rekey(&a.first, a.idle)
+		// opening; with executions naturally due at that instant they go
+		// in enrollment order, as the claim takes such ties.
+		a.follow.rekey(a.idle)
+		a.first.rekey(a.idle)
 		a.idle = 0
 	}
 	for {
@@ -634,14 +651,15 @@ func (m *sim) step(a *simAdapter, t int64) {
 	}
 }
 
-func (m *sim) rekey(h *itemHeap, until int64) {
+// rekey moves the queue's executions due before until to until (their
+// deferral).
+func (h *itemHeap) rekey(until int64) {
 	var moved []item
 	for len(*h) > 0 && (*h)[0].at < until {
 		moved = append(moved, h.pop())
 	}
 	for _, it := range moved {
-		m.seq++
-		it.at, it.seq = until, m.seq
+		it.at = until
 		h.push(it)
 	}
 }

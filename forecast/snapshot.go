@@ -4,8 +4,9 @@
 // send (windows, rest, ramp and share caps, gaps, local days), policy.Pick
 // and policy.Eligibility pin hypothetical enrollments, and the dispatcher's
 // ordering is mirrored (per adapter: follow-ups before first touches, then
-// the oldest scheduled_for; adapter-level blocks as next_send_at). It is
-// pure: nothing is read or written but the snapshot it is given.
+// the oldest scheduled_for, ties in enrollment order; adapter-level blocks
+// as next_send_at). It is pure: nothing is read or written but the
+// snapshot it is given.
 package forecast
 
 import (
@@ -14,7 +15,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// Snapshot is one tenant's sending state at Now.
+// Snapshot is one tenant's sending state at Now. Enrollments are in id
+// order (UUIDv7s, ascending with enrollment), the order in which the
+// dispatcher takes executions due at one instant; Run sorts a copy when
+// they are not.
 type Snapshot struct {
 	Now         time.Time    `json:"now"`
 	Adapters    []Adapter    `json:"adapters"`

@@ -45,7 +45,9 @@ WHERE tenant_key = @tenant_key
 ORDER BY sequence_version_id, position;
 
 -- name: ForecastPending :many
--- Active enrollments with their pending execution (paused ones never send).
+-- Active enrollments with their pending execution (paused ones never send),
+-- in enrollment id order: the dispatcher's tie-breaker, which the forecast
+-- replays.
 SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, x.adapter_id AS exec_adapter_id, st.position,
        x.scheduled_for, x.followup, x.state,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
@@ -55,4 +57,4 @@ FROM enrollments e
 JOIN step_executions x ON x.tenant_key = e.tenant_key AND x.enrollment_id = e.id AND x.state IN ('scheduled', 'sending')
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 WHERE e.tenant_key = @tenant_key AND e.state = 'active'
-ORDER BY x.scheduled_for, x.id;
+ORDER BY e.id, x.id;

@@ -191,7 +191,7 @@ FROM enrollments e
 JOIN step_executions x ON x.tenant_key = e.tenant_key AND x.enrollment_id = e.id AND x.state IN ('scheduled', 'sending')
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
 WHERE e.tenant_key = $1 AND e.state = 'active'
-ORDER BY x.scheduled_for, x.id
+ORDER BY e.id, x.id
 `
 
 type ForecastPendingRow struct {
@@ -207,7 +207,9 @@ type ForecastPendingRow struct {
 	Suppressed        bool
 }
 
-// Active enrollments with their pending execution (paused ones never send).
+// Active enrollments with their pending execution (paused ones never send),
+// in enrollment id order: the dispatcher's tie-breaker, which the forecast
+// replays.
 func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]ForecastPendingRow, error) {
 	rows, err := q.db.Query(ctx, forecastPending, tenantKey)
 	if err != nil {
