@@ -231,7 +231,8 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 
 -- name: LoadSendsLocked :many
 -- A reservation's executions, locked, in claim order (follow-ups first,
--- then oldest, then enrollment, then id: ClaimReady's order). Each is fetched by primary key (the lateral subquery runs
+-- then oldest, then enrollment, then id: ClaimReady's order). Each is
+-- fetched by primary key (the lateral subquery runs
 -- per id: OFFSET 0 keeps the planner from flattening it), so the cost
 -- follows the ids, never the table's size, even before the table's first
 -- ANALYZE, when the planner would take any tenant_key index as cheap.
