@@ -437,14 +437,6 @@ func BenchmarkClaimAtScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("EXPLAIN ANALYZE of one claim of 10:\n%s", plan)
-	if os.Getenv("PAUSE_SCALE") != "" {
-		for {
-			if _, err := os.Stat("/tmp/resume"); err == nil {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-	}
 	ctx := context.Background()
 	var lat []float64
 	b.ResetTimer()
