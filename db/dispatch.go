@@ -47,11 +47,29 @@ type ClaimRequest struct {
 	Limit  int
 }
 
+// claimSettings pin the claim's plan. Planned for its parameters, the claim
+// spent longer planning (several milliseconds: six references to
+// step_executions and their partial indexes) than executing; its generic
+// plan is the right one (nested loops over the few rows it claims) as long
+// as the planner, which cannot see how few rows a LIMIT parameter lets
+// through, is kept from hashing a whole table (adapter_due) for the requeue.
+// Its commit does not wait for the WAL flush: a claim is a lease, and one
+// lost in a server crash only makes its rows claimable again. Nothing is
+// sent on a claim alone: the reservation (durable) locks each row and takes
+// it only while it is still scheduled.
+var claimSettings = []string{
+	"set local synchronous_commit = off",
+	"set local plan_cache_mode = force_generic_plan",
+	"set local enable_hashjoin = off",
+	"set local enable_mergejoin = off",
+}
+
 // Claim claims due work for several tenants in one round trip (one
-// statement per tenant, pipelined), each with its own limit (SPEC §6.1a).
-// busy is this process's sends in flight per adapter: an adapter gets at
-// most max_in_flight minus its busy count. Claimed executions are held
-// until now+hold. Cost follows the work claimed: see ClaimReady.
+// statement per tenant, pipelined in one transaction with the claim's plan
+// settings), each with its own limit (SPEC §6.1a). busy is this process's
+// sends in flight per adapter: an adapter gets at most max_in_flight minus
+// its busy count. Claimed executions are held until now+hold. Cost follows
+// the work claimed: see ClaimReady.
 func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -64,25 +82,56 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 			ids, counts = append(ids, id), append(counts, n)
 		}
 	}
-	params := make([]dbsqlc.ClaimReadyParams, len(reqs))
-	for i, r := range reqs {
-		params[i] = dbsqlc.ClaimReadyParams{BusyIds: ids, BusyCounts: counts, Now: now, TenantKey: r.Tenant,
-			Scan: r.Limit + 16, Lim: r.Limit, ClaimUntil: now.Add(hold)}
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	for _, set := range claimSettings {
+		b.Queue(set)
 	}
+	for _, r := range reqs {
+		b.Queue(dbsqlc.ClaimReadySQL, ids, counts, now, r.Tenant, r.Limit+16, r.Limit, now.Add(hold))
+	}
+	b.Queue("commit")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	br := c.SendBatch(ctx, b)
 	var out []Claimed
-	var firstErr error
-	s.q.ClaimReady(ctx, params).Query(func(i int, rows []dbsqlc.ClaimReadyRow, err error) {
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
+	err = func() error {
+		for range 1 + len(claimSettings) {
+			if _, err := br.Exec(); err != nil {
+				return err
 			}
-			return
 		}
-		for _, r := range rows {
-			out = append(out, Claimed{Tenant: reqs[i].Tenant, ID: r.ID, AdapterID: r.AdapterID, DueOnWrite: r.DueOnWrite})
+		for _, r := range reqs {
+			rows, _ := br.Query()
+			for rows.Next() {
+				cl := Claimed{Tenant: r.Tenant}
+				if err := rows.Scan(&cl.ID, &cl.AdapterID, &cl.DueOnWrite); err != nil {
+					rows.Close()
+					return err
+				}
+				out = append(out, cl)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
-	})
-	return out, firstErr
+		_, err := br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// A failed statement leaves the transaction aborted: end it before
+		// the connection goes back to the pool.
+		_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
+		return nil, err
+	}
+	return out, nil
 }
 
 // ClaimTenant claims up to limit due executions of one tenant (see Claim).
@@ -1001,6 +1050,11 @@ func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (str
 		return "", err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, set := range claimSettings {
+		if _, err := tx.Exec(ctx, set); err != nil {
+			return "", err
+		}
+	}
 	now := s.clock.Now()
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
 		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))

@@ -232,6 +232,34 @@ func Exec(t testing.TB, dsn, sql string, args ...any) {
 	})
 }
 
+// ExecParallel runs each script on its own connection, all at once (bulk
+// loads that use more than one core), and fails the test if any failed.
+func ExecParallel(t testing.TB, dsn string, scripts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	errs := make([]error, len(scripts))
+	var wg sync.WaitGroup
+	for i, sql := range scripts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close(ctx)
+			_, errs[i] = conn.Exec(ctx, sql)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("dbtest: exec: %v", err)
+		}
+	}
+}
+
 // Query runs a query on the database at dsn and returns its rows (test
 // assertions that need SQL the store does not expose).
 func Query(t testing.TB, dsn, sql string, args ...any) (out [][]any) {

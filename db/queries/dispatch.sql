@@ -6,7 +6,8 @@ SELECT tenant_key FROM tenants ORDER BY tenant_key;
 -- queue (adapter_due rows due by now, least recently served first), takes up
 -- to each ready adapter's free in-flight room of its due work (follow-ups
 -- first, then oldest, ties in enrollment order, then by id: the order the
--- forecast replays), ranks round-robin (rank 1 of every adapter before
+-- forecast replays; never more than round-robin can reach: ceil(lim /
+-- ready adapters)), ranks round-robin (rank 1 of every adapter before
 -- rank 2 of any), and locks and claims only the rows it returns. A blocked
 -- adapter's backlog is never read (LIMIT 0): its queue row moves to when it
 -- unblocks. Served adapters go to the back of the line; adapters with
@@ -29,6 +30,9 @@ WITH busy AS (
     ) c
     WHERE c.room > 0
     LIMIT @scan::int
+), share AS (
+    SELECT l.lim, ((l.lim + count(c.adapter_id) - 1) / greatest(count(c.adapter_id), 1))::int AS per
+    FROM (SELECT @lim::int AS lim) l LEFT JOIN cand c ON c.ready GROUP BY l.lim
 ), picked AS (
     SELECT x.id, c.adapter_id, c.due_at, c.served,
            row_number() OVER (PARTITION BY c.adapter_id ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id) AS rn
@@ -41,10 +45,10 @@ WITH busy AS (
           AND (s.claimed_until IS NULL OR s.claimed_until < @now::timestamptz)
           AND e.state <> 'paused'
         ORDER BY s.followup DESC, s.scheduled_for, s.enrollment_id, s.id
-        LIMIT CASE WHEN c.ready THEN c.room ELSE 0 END
+        LIMIT CASE WHEN c.ready THEN least(c.room, (SELECT sh.per FROM share sh)) ELSE 0 END
     ) x
 ), chosen AS (
-    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served, p.adapter_id, p.id LIMIT @lim::int
+    SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served, p.adapter_id, p.id LIMIT (SELECT sh.lim FROM share sh)
 ), locked AS (
     SELECT s.id FROM step_executions s
     WHERE s.tenant_key = @tenant_key AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
@@ -56,14 +60,14 @@ WITH busy AS (
     WHERE x.tenant_key = @tenant_key AND x.id = l.id
     RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
 ), counts AS (
-    SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, c.room,
+    SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, least(c.room, (SELECT sh.per FROM share sh)) AS take,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
            (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
     FROM cand c
 ), requeue AS (
     UPDATE adapter_due d SET due_at = CASE
         WHEN NOT k.ready THEN coalesce(k.blocked_until, @now::timestamptz)
-        WHEN k.nchosen > 0 AND (k.npicked >= k.room OR k.npicked > k.nchosen) THEN @now::timestamptz
+        WHEN k.nchosen > 0 AND (k.npicked >= k.take OR k.npicked > k.nchosen) THEN @now::timestamptz
         ELSE coalesce(least(
             (SELECT min(s.scheduled_for) FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.adapter_id = k.adapter_id
                AND s.state = 'scheduled' AND s.followup AND s.scheduled_for > @now::timestamptz),

@@ -1,0 +1,8 @@
+-- Normalised addresses compare byte by byte (collation "C"). They are
+-- matched for equality and ranges, never sorted for people, and three
+-- indexes of enrollments carry them: every insert descends them, and every
+-- bulk index build sorts them. The default (libc) collation compared each
+-- pair with strcoll and could not use abbreviated sort keys; "C" compares
+-- with memcmp. Queries need no change: the column's collation wins over
+-- their parameters' default one. The indexes are rebuilt by the ALTER.
+ALTER TABLE enrollments ALTER COLUMN email_norm TYPE text COLLATE "C";
