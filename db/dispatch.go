@@ -358,9 +358,12 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			i := index[sc.ID]
 			res := &out[i]
 			b := batches[claims[i].AdapterID]
-			if b == nil || b.preBlocked || b.blocked != nil || sc.State != "scheduled" || sc.AdapterID != claims[i].AdapterID || sc.EnrollmentState == dripdrop.EnrollmentPaused {
+			if b == nil || b.preBlocked || b.blocked != nil || sc.State != "scheduled" || sc.AdapterID != claims[i].AdapterID ||
+				sc.EnrollmentState == dripdrop.EnrollmentPaused || sc.ScheduledFor.After(now) {
 				// Gone, blocked since the claim or by this batch, moved,
-				// paused or no longer scheduled: left for a later claim.
+				// paused, no longer scheduled or no longer due (an
+				// out-of-office reply moved it after the claim): left for a
+				// later claim.
 				release = append(release, sc.ID)
 				continue
 			}
