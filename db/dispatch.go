@@ -231,7 +231,20 @@ type adapterBatch struct {
 	forVersion map[uuid.UUID]int
 	share      map[uuid.UUID]int
 	reserved   bool
+	room       int // places left under max_in_flight, over all processes
 	creds      *dripdrop.SMTPCredentials
+}
+
+// maxInFlight is an adapter's limit of concurrent sends (SPEC §6.1a): its
+// own, or 1 with a minimum gap, else 4 (as the claim computes it).
+func maxInFlight(ad dbsqlc.Adapter) int {
+	switch {
+	case ad.MaxInFlight != nil:
+		return *ad.MaxInFlight
+	case ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0:
+		return 1
+	}
+	return 4
 }
 
 // ReserveClaimed is phase one (SPEC §6.1) of one claim's executions of one
@@ -277,20 +290,21 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
 		}
-		ads, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs})
+		now := s.clock.Now()
+		locked, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs, Now: now})
 		if err != nil {
 			return err
 		}
-		now := s.clock.Now()
-		batches := make(map[uuid.UUID]*adapterBatch, len(ads))
-		for _, ad := range ads {
+		batches := make(map[uuid.UUID]*adapterBatch, len(locked))
+		for _, l := range locked {
+			ad := l.Adapter
 			loc, err := time.LoadLocation(ad.Timezone)
 			if err != nil {
 				loc = time.UTC
 			}
 			b := &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
 				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
-				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
+				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}, room: maxInFlight(ad) - l.InFlight}
 			batches[ad.ID] = b
 			if b.preBlocked || ad.DeletedAt != nil || len(ad.Credentials) == 0 {
 				continue
@@ -367,6 +381,13 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				release = append(release, sc.ID)
 				continue
 			}
+			if b.room <= 0 {
+				// Its adapter's places are taken by sends in flight in
+				// other processes (their claims did not know of each
+				// other): left for a later claim, which counts them.
+				release = append(release, sc.ID)
+				continue
+			}
 			ad := b.ad
 			if sc.EnrollmentState != dripdrop.EnrollmentActive {
 				res.Outcome = Cancelled
@@ -405,6 +426,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				continue
 			}
 			// Allowed: count it against the adapter's next execution.
+			b.room--
 			b.sentToday++
 			b.forVersion[sc.SequenceVersionID]++
 			last := now

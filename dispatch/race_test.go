@@ -8,6 +8,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
@@ -50,5 +51,55 @@ func TestOOOAfterClaimIsNotSent(t *testing.T) {
 	w.run()
 	if n := len(w.sink.Messages()); n != 1 {
 		t.Fatalf("sink got %d messages before the return day, want 1", n)
+	}
+}
+
+// max_in_flight holds over processes: a claim counts the adapter's sends
+// in flight anywhere, and a reservation (under the adapter's lock) takes no
+// more places than are left, whatever claims were made before.
+func TestMaxInFlightAcrossProcesses(t *testing.T) {
+	two := 2
+	w := newWorld(t, dripdrop.AdapterInput{MaxInFlight: dripdrop.Nullable[int]{Set: true, Valid: true, Value: two}}, step("only", "Hi", "Note.", 0))
+	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example"} {
+		w.enroll(e, nil)
+	}
+	ctx := context.Background()
+	// Two processes claim before either reserves: each sees two places.
+	a, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	if err != nil || len(a) != 2 {
+		t.Fatalf("first claim: %d, %v", len(a), err)
+	}
+	b, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	if err != nil || len(b) != 2 {
+		t.Fatalf("second claim: %d, %v", len(b), err)
+	}
+	outcomes := func(claims []db.Claimed) (n map[db.Outcome]int) {
+		out, err := w.store.ReserveClaimed(ctx, claims, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = map[db.Outcome]int{}
+		for _, r := range out {
+			n[r.Outcome]++
+		}
+		return n
+	}
+	if got := outcomes(a); got[db.Reserved] != 2 {
+		t.Fatalf("first reservation: %v", got)
+	}
+	if got := outcomes(b); got[db.Reserved] != 0 || got[db.Released] != 2 {
+		t.Fatalf("second reservation with both places taken: %v", got)
+	}
+	// A third process's claim counts the two sends in flight: nothing.
+	if c, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 0 {
+		t.Fatalf("claim with both places taken: %d, %v", len(c), err)
+	}
+	if n := dbtest.Query(t, w.url, `SELECT count(*) FROM step_executions WHERE state = 'sending'`)[0][0].(int64); n != 2 {
+		t.Fatalf("%d sending, want 2", n)
+	}
+	// A lease that ran out frees its place.
+	w.clock.Add(2 * time.Minute)
+	if c, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 2 {
+		t.Fatalf("claim after the leases ran out: %d, %v", len(c), err)
 	}
 }

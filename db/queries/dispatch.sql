@@ -22,7 +22,9 @@ WITH busy AS (
                (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)) AS ready,
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
-                        - coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0), 0)::int AS room
+                        - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
+                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = d.tenant_key AND f.adapter_id = d.adapter_id
+                                      AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
@@ -109,8 +111,13 @@ SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 
 -- name: LockAdapters :many
 -- A claim's adapters, locked in id order (so concurrent reservations of
--- overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter.
-SELECT * FROM adapters WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) ORDER BY id FOR NO KEY UPDATE;
+-- overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter, with
+-- their sends in flight in every process (read under the lock, so two
+-- reservations never both take the last place).
+SELECT sqlc.embed(adapters),
+       (SELECT count(*) FROM step_executions f WHERE f.tenant_key = adapters.tenant_key AND f.adapter_id = adapters.id
+          AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int AS in_flight
+FROM adapters WHERE adapters.tenant_key = @tenant_key AND adapters.id = ANY(@ids::uuid[]) ORDER BY adapters.id FOR NO KEY UPDATE;
 
 -- name: ReleaseClaims :exec
 UPDATE step_executions SET claimed_until = NULL
