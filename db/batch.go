@@ -124,6 +124,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 		if evs, err = s.insertBatch(ctx, tenant, ref, valid, todo, results); err != nil {
 			return nil, err
 		}
+		s.notes.add(WorkChannel, tenant) // the first steps, after commit (notify.go)
 	}
 	// Rows that repeated an earlier row's address share its outcome.
 	for i := range results {
@@ -220,9 +221,6 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 				TenantKey: tenant, StepID: ref.firstStep.ID, ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second),
 				Now: now, Ids: execIDs, EnrollmentIds: inserted, AdapterIds: execAdapters, OverrideAdapterID: ref.firstStep.AdapterOverrideID,
 			}); err != nil {
-				return err
-			}
-			if err := q.NotifyWork(ctx, tenant); err != nil {
 				return err
 			}
 		}

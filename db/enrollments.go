@@ -354,9 +354,6 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		}); err != nil {
 			return err
 		}
-		if err := q.NotifyWork(ctx, tenant); err != nil {
-			return err
-		}
 		evs = []event{pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID)}
 		return p.saveCounters(ctx, q, tenant, ref.versionID)
 	}, &evs)
@@ -373,6 +370,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	if err != nil {
 		return dripdrop.Enrollment{}, false, mapErr(err, "enrollment")
 	}
+	s.notes.add(WorkChannel, tenant) // its first step, after commit (notify.go)
 	s.emit(ctx, evs...)
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), ref.seqKey)
 	return e, true, err
