@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db/dbtest"
 )
 
@@ -170,4 +171,45 @@ func (e *env) stream(path, key string, d time.Duration) resp {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body) // ends with the deadline
 	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// A quiet stream still writes a heartbeat comment every interval (so
+// proxies and clients can tell an idle stream from a dead one), and only
+// when no event was written in that interval.
+func TestEventStreamHeartbeat(t *testing.T) {
+	defer api.SetStreamHeartbeat(300 * time.Millisecond)()
+	e := newEnv(t)
+	f := e.fixture("acme")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Resume from the newest event: nothing is due, the stream is idle.
+	dbtest.WaitOutboxPublished(t, e.dbURL)
+	page := e.must(200, "GET", "/v1/telemetry/events?limit=500", f.key, nil)
+	after := int64(page["next_after"].(float64))
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+"/v1/telemetry/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+f.key)
+	req.Header.Set("Last-Event-ID", fmt.Sprint(after))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	var beats int
+	start := time.Now()
+	for beats < 2 && sc.Scan() {
+		switch line := sc.Text(); {
+		case line == ": heartbeat":
+			beats++
+		case strings.HasPrefix(line, "event: "):
+			t.Fatalf("an idle stream sent %s", line)
+		}
+	}
+	if beats != 2 {
+		t.Fatalf("%d heartbeats, want 2 (%v)", beats, sc.Err())
+	}
+	// Two intervals at least went by: a heartbeat is never early.
+	if took := time.Since(start); took < 600*time.Millisecond {
+		t.Fatalf("two heartbeats in %v, want ≥ 600ms", took)
+	}
 }
