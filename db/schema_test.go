@@ -2,10 +2,12 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
@@ -144,4 +146,65 @@ func TestConstraintsEnforceInvariants(t *testing.T) {
 	mustFail("uppercase suppression", `INSERT INTO suppressions (tenant_key, id, kind, value, reason) VALUES ('a', gen_random_uuid(), 'email', 'X@Y.COM', 'manual')`)
 	mustFail("max_share_pct 0 budget", `INSERT INTO budgets (tenant_key, adapter_id, sequence_version_id, max_share_pct) VALUES ('a', '00000000-0000-0000-0000-00000000000a', gen_random_uuid(), 0)`)
 	mustExec("ROLLBACK")
+}
+
+// Adapters, sequence versions and steps referenced by enrollments,
+// executions or message events cannot be deleted or re-keyed (migration
+// 0018 checks this on the parents instead of once per inserted row);
+// unreferenced ones can.
+func TestReferencedConfigurationIsGuarded(t *testing.T) {
+	conn := connect(t, dbtest.URL(t))
+	ctx := context.Background()
+	exec := func(sql string) error {
+		t.Helper()
+		if _, err := conn.Exec(ctx, "SAVEPOINT s"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := conn.Exec(ctx, sql)
+		if err != nil {
+			_, _ = conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s")
+		}
+		return err
+	}
+	must := func(sql string) {
+		t.Helper()
+		if err := exec(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	guarded := func(why, sql string) {
+		t.Helper()
+		var pgErr *pgconn.PgError
+		if err := exec(sql); !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+			t.Errorf("%s: %v, want SQLSTATE 23503", why, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "ROLLBACK") //nolint:errcheck
+	must("INSERT INTO tenants (tenant_key) VALUES ('a')")
+	must(`INSERT INTO adapters (tenant_key, id, name, provider, from_address, health_state) VALUES
+		('a', '00000000-0000-0000-0000-00000000000a', 'used', 'sink', 'x@a.example', 'active'),
+		('a', '00000000-0000-0000-0000-00000000000b', 'spare', 'sink', 'y@a.example', 'active')`)
+	must(`INSERT INTO pools (tenant_key, id, name) VALUES ('a', '00000000-0000-0000-0000-0000000000a1', 'p')`)
+	must(`INSERT INTO sequences (tenant_key, id, key, name) VALUES ('a', '00000000-0000-0000-0000-0000000000c1', 's', 's')`)
+	must(`INSERT INTO sequence_versions (tenant_key, id, sequence_id, version, state, pool_id) VALUES
+		('a', '00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-0000000000c1', 1, 'active', '00000000-0000-0000-0000-0000000000a1'),
+		('a', '00000000-0000-0000-0000-0000000000d2', '00000000-0000-0000-0000-0000000000c1', 2, 'draft', '00000000-0000-0000-0000-0000000000a1')`)
+	must(`INSERT INTO steps (tenant_key, id, sequence_version_id, key, position, body_text) VALUES
+		('a', '00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-0000000000d1', 'one', 1, 'hi'),
+		('a', '00000000-0000-0000-0000-0000000000e2', '00000000-0000-0000-0000-0000000000d2', 'one', 1, 'hi')`)
+	must(`INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, adapter_id) VALUES
+		('a', '00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000d1', 'p@x.example', '00000000-0000-0000-0000-00000000000a')`)
+	must(`INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for) VALUES
+		('a', '00000000-0000-0000-0000-0000000000f2', '00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-00000000000a', now())`)
+	guarded("delete a referenced adapter", `DELETE FROM adapters WHERE id = '00000000-0000-0000-0000-00000000000a'`)
+	guarded("re-key a referenced adapter", `UPDATE adapters SET id = gen_random_uuid() WHERE id = '00000000-0000-0000-0000-00000000000a'`)
+	guarded("delete a referenced version", `DELETE FROM sequence_versions WHERE id = '00000000-0000-0000-0000-0000000000d1'`)
+	guarded("delete a referenced step", `DELETE FROM steps WHERE id = '00000000-0000-0000-0000-0000000000e1'`)
+	must(`UPDATE adapters SET name = 'renamed', deleted_at = now() WHERE id = '00000000-0000-0000-0000-00000000000a'`)
+	must(`DELETE FROM steps WHERE sequence_version_id = '00000000-0000-0000-0000-0000000000d2'`) // a draft's steps
+	must(`DELETE FROM sequence_versions WHERE id = '00000000-0000-0000-0000-0000000000d2'`)
+	must(`DELETE FROM adapters WHERE id = '00000000-0000-0000-0000-00000000000b'`)
 }
