@@ -149,9 +149,10 @@ func TestConstraintsEnforceInvariants(t *testing.T) {
 }
 
 // Adapters, sequence versions and steps referenced by enrollments,
-// executions or message events cannot be deleted or re-keyed (migration
-// 0018 checks this on the parents instead of once per inserted row);
-// unreferenced ones can.
+// executions or message events cannot be deleted or re-keyed, nor can an
+// enrollment with executions be re-keyed (migration 0018 checks this on the
+// parents instead of once per inserted row); unreferenced ones can, and a
+// deleted enrollment takes its executions with it.
 func TestReferencedConfigurationIsGuarded(t *testing.T) {
 	conn := connect(t, dbtest.URL(t))
 	ctx := context.Background()
@@ -203,8 +204,15 @@ func TestReferencedConfigurationIsGuarded(t *testing.T) {
 	guarded("re-key a referenced adapter", `UPDATE adapters SET id = gen_random_uuid() WHERE id = '00000000-0000-0000-0000-00000000000a'`)
 	guarded("delete a referenced version", `DELETE FROM sequence_versions WHERE id = '00000000-0000-0000-0000-0000000000d1'`)
 	guarded("delete a referenced step", `DELETE FROM steps WHERE id = '00000000-0000-0000-0000-0000000000e1'`)
+	guarded("re-key an enrollment with executions", `UPDATE enrollments SET id = gen_random_uuid() WHERE id = '00000000-0000-0000-0000-0000000000f1'`)
 	must(`UPDATE adapters SET name = 'renamed', deleted_at = now() WHERE id = '00000000-0000-0000-0000-00000000000a'`)
 	must(`DELETE FROM steps WHERE sequence_version_id = '00000000-0000-0000-0000-0000000000d2'`) // a draft's steps
 	must(`DELETE FROM sequence_versions WHERE id = '00000000-0000-0000-0000-0000000000d2'`)
 	must(`DELETE FROM adapters WHERE id = '00000000-0000-0000-0000-00000000000b'`)
+	// An enrollment takes its executions with it (as ON DELETE CASCADE did).
+	must(`DELETE FROM enrollments WHERE id = '00000000-0000-0000-0000-0000000000f1'`)
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM step_executions WHERE enrollment_id = '00000000-0000-0000-0000-0000000000f1'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d executions left after their enrollment was deleted (%v)", left, err)
+	}
 }
