@@ -36,9 +36,30 @@ func outboxRows(evs []*[]event) ([]event, []string) {
 }
 
 // insertOutboxSQL writes many events in one statement; writer_xid defaults
-// to the transaction's id (the feed's never-skip order).
-const insertOutboxSQL = `INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at)
-SELECT t, n, '{"count": 1}'::jsonb, m, $4 FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(t, n, m)`
+// to the transaction's id (the feed's never-skip order). An event of a
+// tenant without an active subscription is written as no_match at once:
+// the feed and the stream read it all the same, and the fan-out has nothing
+// to do for it (updating it later cost a second version of every row). It
+// returns how many of each name were so written.
+const insertOutboxSQL = `WITH ins AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT u.t, u.n, '{"count": 1}'::jsonb, u.m, $4,
+           CASE WHEN u.t = ANY(coalesce((SELECT array_agg(w.tenant_key) FROM webhook_subscriptions w
+                                         WHERE w.tenant_key = ANY($1::text[]) AND w.active), '{}'))
+                THEN 'pending' ELSE 'no_match' END
+    FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(t, n, m)
+    RETURNING name, status
+)
+SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
+
+type nameCount struct {
+	name string
+	n    int
+}
+
+// batchRows passes on a batch result's rows: their error, if any, surfaces from
+// pgx.CollectRows.
+func batchRows(rows pgx.Rows, _ error) pgx.Rows { return rows }
 
 // tx runs fn in a transaction, committing when it returns nil.
 //
@@ -102,10 +123,26 @@ func (s *Store) txBegin(ctx context.Context, begin string, fn func(q *dbsqlc.Que
 	b := &pgx.Batch{}
 	b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now())
 	b.Queue("commit")
-	if err := c.SendBatch(ctx, b).Close(); err != nil {
+	br := c.SendBatch(ctx, b)
+	noMatch, err := pgx.CollectRows(batchRows(br.Query()), func(r pgx.CollectableRow) (nameCount, error) {
+		var nc nameCount
+		return nc, r.Scan(&nc.name, &nc.n)
+	})
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	open = false
+	for _, nc := range noMatch {
+		for range nc.n {
+			s.outboxMetrics.OutboxEventsNoMatch(nc.name)
+		}
+	}
 	// Listeners hear of the rows after commit (see notifier).
 	for _, t := range tenants {
 		s.notes.add(OutboxChannel, t)

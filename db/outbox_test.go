@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -135,5 +137,61 @@ func BenchmarkOutboxSeam(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+type noMatchCounter struct {
+	telemetry.NoOp
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *noMatchCounter) OutboxEventsNoMatch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[name]++
+}
+
+// An event of a tenant without an active subscription is written as
+// no_match at once (and counted so), never left for the fan-out to update;
+// the feed still has it. A subscribing tenant's events wait, pending.
+func TestOutboxStatusAtWrite(t *testing.T) {
+	ctx := context.Background()
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	metrics := &noMatchCounter{n: map[string]int{}}
+	url := dbtest.URL(t)
+	store, err := db.Open(ctx, url, db.Options{Vault: box, OutboxMetrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, tenant := range []string{"acme", "globex"} {
+		if _, _, err := store.CreateTenant(ctx, tenant, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hook := "https://hooks.example.com/"
+	if _, err := store.CreateSubscription(ctx, "globex", db.SubscriptionInput{URL: &hook}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.TxWithEvents(ctx, "acme", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.TxWithEvents(ctx, "globex", 2); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range dbtest.Query(t, url, `SELECT tenant_key || ':' || status, count(*) FROM telemetry_outbox
+		WHERE name = 'dripdrop.enrollment.paused' GROUP BY 1`) {
+		got[r[0].(string)] = int(r[1].(int64))
+	}
+	if len(got) != 2 || got["acme:no_match"] != 3 || got["globex:pending"] != 2 {
+		t.Fatalf("outbox statuses %v, want acme:no_match 3 and globex:pending 2", got)
+	}
+	if metrics.n["dripdrop.enrollment.paused"] != 3 {
+		t.Fatalf("no-match counted %v, want 3", metrics.n)
+	}
+	if evs, err := store.Feed(ctx, "acme", 0, "dripdrop.enrollment.paused", 10); err != nil || len(evs) != 3 {
+		t.Fatalf("acme's feed: %d events, %v", len(evs), err)
 	}
 }
