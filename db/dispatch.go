@@ -68,8 +68,10 @@ var claimSettings = []string{
 // statement per tenant, pipelined in one transaction with the claim's plan
 // settings), each with its own limit (SPEC §6.1a). busy is this process's
 // sends in flight per adapter: an adapter gets at most max_in_flight minus
-// its busy count. Claimed executions are held until now+hold. Cost follows
-// the work claimed: see ClaimReady.
+// the larger of its busy count and its sends in flight in the database (any
+// process; ReserveClaimed enforces the limit under the adapter's lock).
+// Claimed executions are held until now+hold. Cost follows the work
+// claimed: see ClaimReady.
 func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -382,9 +384,10 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				continue
 			}
 			if b.room <= 0 {
-				// Its adapter's places are taken by sends in flight in
-				// other processes (their claims did not know of each
-				// other): left for a later claim, which counts them.
+				// Its adapter's places are all taken by sends in flight
+				// (in any process: claims made at the same moment did not
+				// know of each other): left for a later claim, which
+				// counts them.
 				release = append(release, sc.ID)
 				continue
 			}
