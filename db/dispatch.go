@@ -292,21 +292,20 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
 		}
-		now := s.clock.Now()
-		locked, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs, Now: now})
+		ads, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs})
 		if err != nil {
 			return err
 		}
-		batches := make(map[uuid.UUID]*adapterBatch, len(locked))
-		for _, l := range locked {
-			ad := l.Adapter
+		now := s.clock.Now()
+		batches := make(map[uuid.UUID]*adapterBatch, len(ads))
+		for _, ad := range ads {
 			loc, err := time.LoadLocation(ad.Timezone)
 			if err != nil {
 				loc = time.UTC
 			}
 			b := &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
 				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
-				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}, room: maxInFlight(ad) - l.InFlight}
+				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}, room: maxInFlight(ad)}
 			batches[ad.ID] = b
 			if b.preBlocked || ad.DeletedAt != nil || len(ad.Credentials) == 0 {
 				continue
@@ -348,13 +347,14 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		}
 		suppressed := map[string]bool{}
 		if len(pairs) > 0 {
-			usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, AdapterIds: pAdapters, Days: pDays, VersionIds: pVersions})
+			usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, Now: now, AdapterIds: pAdapters, Days: pDays, VersionIds: pVersions})
 			if err != nil {
 				return err
 			}
 			for _, u := range usage {
 				b := batches[u.AdapterID]
 				b.sentToday, b.forVersion[u.SequenceVersionID], b.share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
+				b.room = maxInFlight(b.ad) - u.InFlight
 			}
 			supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
 			if err != nil {

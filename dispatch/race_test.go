@@ -103,3 +103,61 @@ func TestMaxInFlightAcrossProcesses(t *testing.T) {
 		t.Fatalf("claim after the leases ran out: %d, %v", len(c), err)
 	}
 }
+
+// A reservation that waited for another process's reservation of the same
+// adapter counts the sends that one put in flight: it reads them after the
+// adapter's lock is its own, not from a snapshot taken before.
+func TestMaxInFlightAfterWaitingForTheLock(t *testing.T) {
+	two := 2
+	w := newWorld(t, dripdrop.AdapterInput{MaxInFlight: dripdrop.Nullable[int]{Set: true, Valid: true, Value: two}}, step("only", "Hi", "Note.", 0))
+	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example"} {
+		w.enroll(e, nil)
+	}
+	ctx := context.Background()
+	claims, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	if err != nil || len(claims) != 2 {
+		t.Fatalf("claim: %d, %v", len(claims), err)
+	}
+	// Another process holds the adapter and puts the two other executions
+	// in flight.
+	other := dbtest.Connect(t, w.url)
+	other.Query("BEGIN")
+	other.Query("SELECT id FROM adapters WHERE id = $1 FOR NO KEY UPDATE", w.adapter.ID)
+	other.Query(`UPDATE step_executions SET state = 'sending', out_message_id = '<' || id || '@x.example>',
+		lease_expires_at = $1 WHERE state = 'scheduled' AND claimed_until IS NULL`, w.clock.Now().Add(time.Hour))
+	other.Query("UPDATE adapters SET last_send_at = $2 WHERE id = $1", w.adapter.ID, w.clock.Now())
+	type result struct {
+		out []db.Reservation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := w.store.ReserveClaimed(ctx, claims, time.Minute)
+		done <- result{out, err}
+	}()
+	// The reservation waits for the adapter's lock.
+	for {
+		if n := dbtest.Query(t, w.url, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%LockAdapters%'`)[0][0].(int64); n == 1 {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the reservation did not wait for the lock: %v", r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	other.Query("COMMIT")
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for i, res := range r.out {
+		if res.Outcome != db.Released {
+			t.Errorf("claim %d: %s, want %s (both places were taken while it waited)", i, res.Outcome, db.Released)
+		}
+	}
+	if n := dbtest.Query(t, w.url, `SELECT count(*) FROM step_executions WHERE state = 'sending'`)[0][0].(int64); n != 2 {
+		t.Fatalf("%d sending, want 2", n)
+	}
+}

@@ -111,13 +111,8 @@ SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 
 -- name: LockAdapters :many
 -- A claim's adapters, locked in id order (so concurrent reservations of
--- overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter, with
--- their sends in flight in every process (read under the lock, so two
--- reservations never both take the last place).
-SELECT sqlc.embed(adapters),
-       (SELECT count(*) FROM step_executions f WHERE f.tenant_key = adapters.tenant_key AND f.adapter_id = adapters.id
-          AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int AS in_flight
-FROM adapters WHERE adapters.tenant_key = @tenant_key AND adapters.id = ANY(@ids::uuid[]) ORDER BY adapters.id FOR NO KEY UPDATE;
+-- overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter.
+SELECT * FROM adapters WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: ReleaseClaims :exec
 UPDATE step_executions SET claimed_until = NULL
@@ -269,8 +264,13 @@ ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 -- name: BatchPolicyInputs :many
 -- What the policies read for a reservation, per (adapter, adapter-local
 -- day, sequence version) of its executions: the adapter's sends that day
--- (all versions), the version's sends and its share.
+-- (all versions), the version's sends and its share, and the adapter's
+-- sends in flight in every process. Read after the adapters are locked,
+-- by a statement of its own (so with a snapshot taken after the lock:
+-- two reservations never both take the last place or the last send).
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
+    (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = p.adapter_id
+        AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int AS in_flight,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
       WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u

@@ -39,6 +39,8 @@ func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendPara
 
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
+    (SELECT count(*) FROM step_executions f WHERE f.tenant_key = $1 AND f.adapter_id = p.adapter_id
+        AND f.state = 'sending' AND f.lease_expires_at > $2::timestamptz)::int AS in_flight,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
       WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
@@ -46,11 +48,12 @@ SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
         AND u.sequence_version_id = p.vid)::int AS sent_for_version,
     coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = p.adapter_id
         AND b.sequence_version_id = p.vid), 100)::int AS max_share_pct
-FROM (SELECT unnest($2::uuid[]) AS adapter_id, unnest($3::date[]) AS day, unnest($4::uuid[]) AS vid) p
+FROM (SELECT unnest($3::uuid[]) AS adapter_id, unnest($4::date[]) AS day, unnest($5::uuid[]) AS vid) p
 `
 
 type BatchPolicyInputsParams struct {
 	TenantKey  string
+	Now        time.Time
 	AdapterIds []uuid.UUID
 	Days       []time.Time
 	VersionIds []uuid.UUID
@@ -59,6 +62,7 @@ type BatchPolicyInputsParams struct {
 type BatchPolicyInputsRow struct {
 	AdapterID         uuid.UUID
 	SequenceVersionID uuid.UUID
+	InFlight          int
 	SentToday         int
 	SentForVersion    int
 	MaxSharePct       int
@@ -66,10 +70,14 @@ type BatchPolicyInputsRow struct {
 
 // What the policies read for a reservation, per (adapter, adapter-local
 // day, sequence version) of its executions: the adapter's sends that day
-// (all versions), the version's sends and its share.
+// (all versions), the version's sends and its share, and the adapter's
+// sends in flight in every process. Read after the adapters are locked,
+// by a statement of its own (so with a snapshot taken after the lock:
+// two reservations never both take the last place or the last send).
 func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
 	rows, err := q.db.Query(ctx, batchPolicyInputs,
 		arg.TenantKey,
+		arg.Now,
 		arg.AdapterIds,
 		arg.Days,
 		arg.VersionIds,
@@ -84,6 +92,7 @@ func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsPa
 		if err := rows.Scan(
 			&i.AdapterID,
 			&i.SequenceVersionID,
+			&i.InFlight,
 			&i.SentToday,
 			&i.SentForVersion,
 			&i.MaxSharePct,
@@ -584,69 +593,57 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 }
 
 const lockAdapters = `-- name: LockAdapters :many
-SELECT adapters.tenant_key, adapters.id, adapters.name, adapters.channel, adapters.provider, adapters.from_address, adapters.from_name, adapters.credentials, adapters.active, adapters.timezone, adapters.health_state, adapters.health_score, adapters.health_since, adapters.healthy_since, adapters.resting_until, adapters.rest_backoff_seconds, adapters.daily_cap, adapters.ramp_floor, adapters.ramp_increment, adapters.ramp_started_at, adapters.min_gap_seconds, adapters.gap_jitter_seconds, adapters.last_send_at, adapters.next_send_at, adapters.created_at, adapters.updated_at, adapters.deleted_at, adapters.max_in_flight, adapters.rest_streak, adapters.adapter_failures, adapters.auth_failures,
-       (SELECT count(*) FROM step_executions f WHERE f.tenant_key = adapters.tenant_key AND f.adapter_id = adapters.id
-          AND f.state = 'sending' AND f.lease_expires_at > $1::timestamptz)::int AS in_flight
-FROM adapters WHERE adapters.tenant_key = $2 AND adapters.id = ANY($3::uuid[]) ORDER BY adapters.id FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
 `
 
 type LockAdaptersParams struct {
-	Now       time.Time
 	TenantKey string
 	Ids       []uuid.UUID
 }
 
-type LockAdaptersRow struct {
-	Adapter  Adapter
-	InFlight int
-}
-
 // A claim's adapters, locked in id order (so concurrent reservations of
-// overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter, with
-// their sends in flight in every process (read under the lock, so two
-// reservations never both take the last place).
-func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]LockAdaptersRow, error) {
-	rows, err := q.db.Query(ctx, lockAdapters, arg.Now, arg.TenantKey, arg.Ids)
+// overlapping sets never deadlock), FOR NO KEY UPDATE as LockAdapter.
+func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]Adapter, error) {
+	rows, err := q.db.Query(ctx, lockAdapters, arg.TenantKey, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []LockAdaptersRow
+	var items []Adapter
 	for rows.Next() {
-		var i LockAdaptersRow
+		var i Adapter
 		if err := rows.Scan(
-			&i.Adapter.TenantKey,
-			&i.Adapter.ID,
-			&i.Adapter.Name,
-			&i.Adapter.Channel,
-			&i.Adapter.Provider,
-			&i.Adapter.FromAddress,
-			&i.Adapter.FromName,
-			&i.Adapter.Credentials,
-			&i.Adapter.Active,
-			&i.Adapter.Timezone,
-			&i.Adapter.HealthState,
-			&i.Adapter.HealthScore,
-			&i.Adapter.HealthSince,
-			&i.Adapter.HealthySince,
-			&i.Adapter.RestingUntil,
-			&i.Adapter.RestBackoffSeconds,
-			&i.Adapter.DailyCap,
-			&i.Adapter.RampFloor,
-			&i.Adapter.RampIncrement,
-			&i.Adapter.RampStartedAt,
-			&i.Adapter.MinGapSeconds,
-			&i.Adapter.GapJitterSeconds,
-			&i.Adapter.LastSendAt,
-			&i.Adapter.NextSendAt,
-			&i.Adapter.CreatedAt,
-			&i.Adapter.UpdatedAt,
-			&i.Adapter.DeletedAt,
-			&i.Adapter.MaxInFlight,
-			&i.Adapter.RestStreak,
-			&i.Adapter.AdapterFailures,
-			&i.Adapter.AuthFailures,
-			&i.InFlight,
+			&i.TenantKey,
+			&i.ID,
+			&i.Name,
+			&i.Channel,
+			&i.Provider,
+			&i.FromAddress,
+			&i.FromName,
+			&i.Credentials,
+			&i.Active,
+			&i.Timezone,
+			&i.HealthState,
+			&i.HealthScore,
+			&i.HealthSince,
+			&i.HealthySince,
+			&i.RestingUntil,
+			&i.RestBackoffSeconds,
+			&i.DailyCap,
+			&i.RampFloor,
+			&i.RampIncrement,
+			&i.RampStartedAt,
+			&i.MinGapSeconds,
+			&i.GapJitterSeconds,
+			&i.LastSendAt,
+			&i.NextSendAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.DeletedAt,
+			&i.MaxInFlight,
+			&i.RestStreak,
+			&i.AdapterFailures,
+			&i.AuthFailures,
 		); err != nil {
 			return nil, err
 		}
