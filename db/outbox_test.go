@@ -191,6 +191,7 @@ func TestOutboxStatusAtWrite(t *testing.T) {
 	if metrics.n["dripdrop.enrollment.paused"] != 3 {
 		t.Fatalf("no-match counted %v, want 3", metrics.n)
 	}
+	dbtest.WaitOutboxPublished(t, url)
 	if evs, err := store.Feed(ctx, "acme", 0, "dripdrop.enrollment.paused", 10); err != nil || len(evs) != 3 {
 		t.Fatalf("acme's feed: %d events, %v", len(evs), err)
 	}
