@@ -233,20 +233,8 @@ type adapterBatch struct {
 	forVersion map[uuid.UUID]int
 	share      map[uuid.UUID]int
 	reserved   bool
-	room       int // places left under max_in_flight, over all processes
+	room       int // places left under max_in_flight over all processes (BatchPolicyInputs)
 	creds      *dripdrop.SMTPCredentials
-}
-
-// maxInFlight is an adapter's limit of concurrent sends (SPEC §6.1a): its
-// own, or 1 with a minimum gap, else 4 (as the claim computes it).
-func maxInFlight(ad dbsqlc.Adapter) int {
-	switch {
-	case ad.MaxInFlight != nil:
-		return *ad.MaxInFlight
-	case ad.MinGapSeconds > 0 || ad.GapJitterSeconds > 0:
-		return 1
-	}
-	return 4
 }
 
 // ReserveClaimed is phase one (SPEC §6.1) of one claim's executions of one
@@ -305,7 +293,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			}
 			b := &adapterBatch{ad: ad, loc: loc, day: dayOf(now, loc),
 				preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(now),
-				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}, room: maxInFlight(ad)}
+				forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
 			batches[ad.ID] = b
 			if b.preBlocked || ad.DeletedAt != nil || len(ad.Credentials) == 0 {
 				continue
@@ -354,7 +342,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			for _, u := range usage {
 				b := batches[u.AdapterID]
 				b.sentToday, b.forVersion[u.SequenceVersionID], b.share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
-				b.room = maxInFlight(b.ad) - u.InFlight
+				b.room = u.Room
 			}
 			supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
 			if err != nil {

@@ -21,10 +21,9 @@ WITH busy AS (
         SELECT d.adapter_id, d.due_at, d.served, d.ver,
                (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= @now::timestamptz)) AS ready,
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
-               greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
+               greatest(dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
                         - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
-                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = d.tenant_key AND f.adapter_id = d.adapter_id
-                                      AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)), 0)::int AS room
+                                   dripdrop_in_flight(d.tenant_key, d.adapter_id, @now::timestamptz)), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
@@ -265,12 +264,14 @@ ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 -- What the policies read for a reservation, per (adapter, adapter-local
 -- day, sequence version) of its executions: the adapter's sends that day
 -- (all versions), the version's sends and its share, and the adapter's
--- sends in flight in every process. Read after the adapters are locked,
--- by a statement of its own (so with a snapshot taken after the lock:
--- two reservations never both take the last place or the last send).
+-- places left under max_in_flight over every process (room). Read after
+-- the adapters are locked, by a statement of its own (so with a snapshot
+-- taken after the lock: two reservations never both take the last place
+-- or the last send).
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
-    (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = p.adapter_id
-        AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int AS in_flight,
+    (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
+            - dripdrop_in_flight(a.tenant_key, a.id, @now::timestamptz)
+       FROM adapters a WHERE a.tenant_key = @tenant_key AND a.id = p.adapter_id)::int AS room,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
       WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u

@@ -26,10 +26,9 @@ WITH busy AS (
         SELECT d.adapter_id, d.due_at, d.served, d.ver,
                (a.deleted_at IS NULL AND (a.next_send_at IS NULL OR a.next_send_at <= $3::timestamptz)) AS ready,
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
-               greatest(coalesce(a.max_in_flight, CASE WHEN a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0 THEN 1 ELSE 4 END)
+               greatest(dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
                         - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
-                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = d.tenant_key AND f.adapter_id = d.adapter_id
-                                      AND f.state = 'sending' AND f.lease_expires_at > $3::timestamptz)), 0)::int AS room
+                                   dripdrop_in_flight(d.tenant_key, d.adapter_id, $3::timestamptz)), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = $4 AND d.due_at <= $3::timestamptz

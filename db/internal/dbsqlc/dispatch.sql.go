@@ -39,21 +39,22 @@ func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendPara
 
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
-    (SELECT count(*) FROM step_executions f WHERE f.tenant_key = $1 AND f.adapter_id = p.adapter_id
-        AND f.state = 'sending' AND f.lease_expires_at > $2::timestamptz)::int AS in_flight,
+    (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
+            - dripdrop_in_flight(a.tenant_key, a.id, $1::timestamptz)
+       FROM adapters a WHERE a.tenant_key = $2 AND a.id = p.adapter_id)::int AS room,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
+      WHERE u.tenant_key = $2 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day
+      WHERE u.tenant_key = $2 AND u.adapter_id = p.adapter_id AND u.day = p.day
         AND u.sequence_version_id = p.vid)::int AS sent_for_version,
-    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = p.adapter_id
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $2 AND b.adapter_id = p.adapter_id
         AND b.sequence_version_id = p.vid), 100)::int AS max_share_pct
 FROM (SELECT unnest($3::uuid[]) AS adapter_id, unnest($4::date[]) AS day, unnest($5::uuid[]) AS vid) p
 `
 
 type BatchPolicyInputsParams struct {
-	TenantKey  string
 	Now        time.Time
+	TenantKey  string
 	AdapterIds []uuid.UUID
 	Days       []time.Time
 	VersionIds []uuid.UUID
@@ -62,7 +63,7 @@ type BatchPolicyInputsParams struct {
 type BatchPolicyInputsRow struct {
 	AdapterID         uuid.UUID
 	SequenceVersionID uuid.UUID
-	InFlight          int
+	Room              int
 	SentToday         int
 	SentForVersion    int
 	MaxSharePct       int
@@ -71,13 +72,14 @@ type BatchPolicyInputsRow struct {
 // What the policies read for a reservation, per (adapter, adapter-local
 // day, sequence version) of its executions: the adapter's sends that day
 // (all versions), the version's sends and its share, and the adapter's
-// sends in flight in every process. Read after the adapters are locked,
-// by a statement of its own (so with a snapshot taken after the lock:
-// two reservations never both take the last place or the last send).
+// places left under max_in_flight over every process (room). Read after
+// the adapters are locked, by a statement of its own (so with a snapshot
+// taken after the lock: two reservations never both take the last place
+// or the last send).
 func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
 	rows, err := q.db.Query(ctx, batchPolicyInputs,
-		arg.TenantKey,
 		arg.Now,
+		arg.TenantKey,
 		arg.AdapterIds,
 		arg.Days,
 		arg.VersionIds,
@@ -92,7 +94,7 @@ func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsPa
 		if err := rows.Scan(
 			&i.AdapterID,
 			&i.SequenceVersionID,
-			&i.InFlight,
+			&i.Room,
 			&i.SentToday,
 			&i.SentForVersion,
 			&i.MaxSharePct,
