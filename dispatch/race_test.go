@@ -161,3 +161,35 @@ func TestMaxInFlightAfterWaitingForTheLock(t *testing.T) {
 		t.Fatalf("%d sending, want 2", n)
 	}
 }
+
+// Enrolling, one contact or a batch, announces the new work on the work
+// channel (after the transaction commits), so a dispatcher wakes at once.
+func TestEnrollingWakesTheDispatcher(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woken := make(chan string, 16)
+	go w.store.Listen(ctx, func(tenant string) { woken <- tenant })
+	// Wait until the listener's LISTEN has run.
+	for dbtest.Query(t, w.url, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %dripdrop_work%'`)[0][0].(int64) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case tenant := <-woken:
+			if tenant != w.tenant {
+				t.Fatalf("%s: woken for %q", what, tenant)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no wake-up", what)
+		}
+	}
+	w.enroll("one@x.example", nil)
+	expect("enroll")
+	email := "two@x.example"
+	if _, err := w.store.EnrollBatch(ctx, w.tenant, "welcome", []dripdrop.ContactInput{{Email: &email}}); err != nil {
+		t.Fatal(err)
+	}
+	expect("batch")
+}
