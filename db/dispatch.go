@@ -275,15 +275,32 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		}
 	}
 	var evs []event
-	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
+	// Locked in id order, as every reservation locks them.
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	// Three round trips whatever the claim's size: the locks and the rows;
+	// the policy inputs, suppressions and threads; the reservation with
+	// the outbox rows and COMMIT.
+	err := s.txPipe(ctx, beginGeneric, func(p *pipe) error {
 		evs = evs[:0]
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
 		}
-		ads, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs})
-		if err != nil {
+		var ads []dbsqlc.Adapter
+		var rows []dbsqlc.LoadSendsLockedRow
+		b := &pgx.Batch{}
+		queueRows(b, &ads, func(q *dbsqlc.Queries) error {
+			_, err := q.LockAdapters(ctx, dbsqlc.LockAdaptersParams{TenantKey: tenant, Ids: adapterIDs})
+			return err
+		})
+		queueRows(b, &rows, func(q *dbsqlc.Queries) error {
+			_, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: sorted})
+			return err
+		})
+		if err := p.run(ctx, b); err != nil {
 			return err
 		}
+		q := p.q
 		now := s.clock.Now()
 		batches := make(map[uuid.UUID]*adapterBatch, len(ads))
 		for _, ad := range ads {
@@ -309,19 +326,15 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				}
 			}
 		}
-		// Locked in id order, as every reservation locks them.
-		sorted := slices.Clone(ids)
-		slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		rows, err := q.LoadSendsLocked(ctx, dbsqlc.LoadSendsLockedParams{TenantKey: tenant, Ids: sorted})
-		if err != nil {
-			return err
-		}
-		// Policy inputs and suppressions for the whole claim: one
-		// statement each, whatever its size.
+		// Policy inputs, suppressions and the threads follow-ups continue
+		// for the whole claim: one statement each, whatever its size, in
+		// one round trip.
 		var pAdapters, pVersions []uuid.UUID
 		var pDays []time.Time
 		pairs := map[[2]uuid.UUID]bool{}
 		var emails, domains []string
+		var threadEnrollments []uuid.UUID
+		var threadNos []int
 		for _, r := range rows {
 			b := batches[claims[index[r.ID]].AdapterID]
 			if b == nil || b.preBlocked {
@@ -332,11 +345,32 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				pAdapters, pDays, pVersions = append(pAdapters, b.ad.ID), append(pDays, b.day), append(pVersions, r.SequenceVersionID)
 			}
 			emails, domains = append(emails, strings.ToLower(r.Email)), append(domains, dripdrop.EmailDomain(r.Email))
+			if r.Followup && r.AdapterOverrideID == nil {
+				threadEnrollments, threadNos = append(threadEnrollments, r.EnrollmentID), append(threadNos, r.ThreadNo)
+			}
 		}
 		suppressed := map[string]bool{}
+		threads := map[threadKey][]dbsqlc.ThreadsOfRow{}
 		if len(pairs) > 0 {
-			usage, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, Now: now, AdapterIds: pAdapters, Days: pDays, VersionIds: pVersions})
-			if err != nil {
+			var usage []dbsqlc.BatchPolicyInputsRow
+			var supp []dbsqlc.SuppressedAmongRow
+			var sent []dbsqlc.ThreadsOfRow
+			b := &pgx.Batch{}
+			queueRows(b, &usage, func(q *dbsqlc.Queries) error {
+				_, err := q.BatchPolicyInputs(ctx, dbsqlc.BatchPolicyInputsParams{TenantKey: tenant, Now: now, AdapterIds: pAdapters, Days: pDays, VersionIds: pVersions})
+				return err
+			})
+			queueRows(b, &supp, func(q *dbsqlc.Queries) error {
+				_, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
+				return err
+			})
+			if len(threadEnrollments) > 0 {
+				queueRows(b, &sent, func(q *dbsqlc.Queries) error {
+					_, err := q.ThreadsOf(ctx, dbsqlc.ThreadsOfParams{TenantKey: tenant, EnrollmentIds: threadEnrollments, ThreadNos: threadNos})
+					return err
+				})
+			}
+			if err := p.run(ctx, b); err != nil {
 				return err
 			}
 			for _, u := range usage {
@@ -344,12 +378,14 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				b.sentToday, b.forVersion[u.SequenceVersionID], b.share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
 				b.room = u.Room
 			}
-			supp, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
-			if err != nil {
-				return err
-			}
 			for _, sp := range supp {
 				suppressed[sp.Kind+":"+sp.Value] = true
+			}
+			for _, m := range sent {
+				if m.ThreadNo != nil {
+					k := threadKey{m.EnrollmentID, *m.ThreadNo}
+					threads[k] = append(threads[k], m)
+				}
 			}
 		}
 
@@ -440,9 +476,9 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			reserved, reservedRows = append(reserved, i), append(reservedRows, sc)
 		}
 		if len(release) > 0 {
-			if err := q.ReleaseClaims(ctx, dbsqlc.ReleaseClaimsParams{TenantKey: tenant, Ids: release}); err != nil {
-				return err
-			}
+			queueExec(&p.tail, func(q *dbsqlc.Queries) error {
+				return q.ReleaseClaims(ctx, dbsqlc.ReleaseClaimsParams{TenantKey: tenant, Ids: release})
+			})
 		}
 		if len(reserved) == 0 {
 			return nil
@@ -474,17 +510,16 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				reserve.NextSendAts = append(reserve.NextSendAts, now)
 			}
 		}
-		if err := q.ReserveSends(ctx, reserve); err != nil {
-			return err
-		}
-		threads, err := s.threadsOf(ctx, q, tenant, reservedRows, reserve.ThreadNos)
-		if err != nil {
-			return err
-		}
+		// With the outbox rows and COMMIT.
+		queueExec(&p.tail, func(q *dbsqlc.Queries) error { return q.ReserveSends(ctx, reserve) })
 		firstSubject := map[uuid.UUID]string{}
 		for k, i := range reserved {
 			sc, b := reservedRows[k], batches[reserve.AdapterIds[k]]
-			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, threads[threadKey{sc.EnrollmentID, reserve.ThreadNos[k]}], b.creds)
+			var thread []dbsqlc.ThreadsOfRow
+			if sc.Followup && reserve.ThreadNos[k] >= 0 {
+				thread = threads[threadKey{sc.EnrollmentID, reserve.ThreadNos[k]}]
+			}
+			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, thread, b.creds)
 			if err != nil {
 				return err
 			}
@@ -519,33 +554,6 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 type threadKey struct {
 	enrollment uuid.UUID
 	threadNo   int
-}
-
-// threadsOf loads, with one statement, the sent messages of the threads
-// that the reserved follow-ups continue (threadNos[k] < 0: no thread).
-func (s *Store) threadsOf(ctx context.Context, q *dbsqlc.Queries, tenant string, rows []dbsqlc.LoadSendRow, threadNos []int) (map[threadKey][]dbsqlc.ThreadsOfRow, error) {
-	var enrollments []uuid.UUID
-	var nos []int
-	for k, sc := range rows {
-		if threadNos[k] >= 0 && sc.Followup {
-			enrollments, nos = append(enrollments, sc.EnrollmentID), append(nos, threadNos[k])
-		}
-	}
-	if len(enrollments) == 0 {
-		return nil, nil
-	}
-	msgs, err := q.ThreadsOf(ctx, dbsqlc.ThreadsOfParams{TenantKey: tenant, EnrollmentIds: enrollments, ThreadNos: nos})
-	if err != nil {
-		return nil, err
-	}
-	out := map[threadKey][]dbsqlc.ThreadsOfRow{}
-	for _, m := range msgs {
-		if m.ThreadNo != nil {
-			k := threadKey{m.EnrollmentID, *m.ThreadNo}
-			out[k] = append(out[k], m)
-		}
-	}
-	return out, nil
 }
 
 // unusableSender handles an execution whose adapter is deleted, inactive or
@@ -830,16 +838,25 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	var evs []event
 	// The records and their outbox rows commit together (the outbox insert
 	// is pipelined with COMMIT).
-	err := s.txBegin(ctx, beginGeneric, func(q *dbsqlc.Queries) error {
+	// Two round trips: the begin with the records, then the outbox rows
+	// with COMMIT.
+	err := s.txPipe(ctx, beginGeneric, func(p *pipe) error {
 		evs = evs[:0]
 		clear(ok)
 		clear(wake)
-		for _, t := range tenants {
-			rows, err := q.RecordSent(ctx, *byTenant[t])
-			if err != nil {
+		recorded := make([][]dbsqlc.RecordSentRow, len(tenants))
+		b := &pgx.Batch{}
+		for k, t := range tenants {
+			queueRows(b, &recorded[k], func(q *dbsqlc.Queries) error {
+				_, err := q.RecordSent(ctx, *byTenant[t])
 				return err
-			}
-			for _, row := range rows {
+			})
+		}
+		if err := p.run(ctx, b); err != nil {
+			return err
+		}
+		for k, t := range tenants {
+			for _, row := range recorded[k] {
 				i := index[row.ID]
 				job := sent[i].Job
 				ok[i] = true

@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -57,10 +59,6 @@ type nameCount struct {
 	n    int
 }
 
-// batchRows passes on a batch result's rows: their error, if any, surfaces from
-// pgx.CollectRows.
-func batchRows(rows pgx.Rows, _ error) pgx.Rows { return rows }
-
 // tx runs fn in a transaction, committing when it returns nil.
 //
 // This is the outbox seam: every event fn appends to one of evs is written
@@ -84,60 +82,82 @@ func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ..
 // five-way join took over a millisecond to plan per send).
 const beginGeneric = "begin; set local plan_cache_mode = force_generic_plan"
 
-// txBegin is tx started by the begin statement given (one round trip).
+// txBegin is tx started by the begin statements given (one round trip).
 func (s *Store) txBegin(ctx context.Context, begin string, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
+	return s.txPipe(ctx, begin, func(p *pipe) error {
+		q, err := p.Q(ctx)
+		if err != nil {
+			return err
+		}
+		return fn(q)
+	}, evs...)
+}
+
+// txPipe is tx for a function that sends its statements in batches
+// (pipe.run): the begin statements (";"-separated) go out with its first
+// batch, and what it queues on pipe.tail with the outbox rows and COMMIT.
+func (s *Store) txPipe(ctx context.Context, begin string, fn func(p *pipe) error, evs ...*[]event) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	if _, err := c.Exec(ctx, begin); err != nil {
-		return err
+	p := &pipe{c: c, q: dbsqlc.New(c)}
+	for _, stmt := range strings.Split(begin, ";") {
+		if stmt = strings.TrimSpace(stmt); stmt != "" {
+			p.begin = append(p.begin, stmt)
+		}
 	}
-	open := true
+	committed := false
 	defer func() {
-		if open {
-			// A failed or panicking fn: roll back (a conn still in a
-			// transaction would not be reused by the pool anyway).
+		if p.begun && !committed {
+			// A failed or panicking fn, or a failed commit: roll back (a
+			// conn still in a transaction would not be reused by the pool
+			// anyway).
 			_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
 		}
 	}()
-	if err := fn(dbsqlc.New(c)); err != nil {
+	if err := fn(p); err != nil {
 		return err
+	}
+	if p.failed {
+		return errors.New("db: a pipelined batch failed")
 	}
 	rows, tenants := outboxRows(evs)
-	if len(rows) == 0 {
-		_, err := c.Exec(ctx, "commit")
-		open = err != nil
-		return err
-	}
-	ts, names, metas := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
-	for i, e := range rows {
-		b, err := json.Marshal(e.metadata)
-		if err != nil {
-			return err
+	if len(rows) == 0 && len(p.tail.QueuedQueries) == 0 {
+		if !p.begun {
+			return nil // nothing was sent: no transaction to end
 		}
-		ts[i], names[i], metas[i] = e.metadata["tenant_key"].(string), e.name, string(b)
-	}
-	b := &pgx.Batch{}
-	b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now())
-	b.Queue("commit")
-	br := c.SendBatch(ctx, b)
-	noMatch, err := pgx.CollectRows(batchRows(br.Query()), func(r pgx.CollectableRow) (nameCount, error) {
-		var nc nameCount
-		return nc, r.Scan(&nc.name, &nc.n)
-	})
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+		_, err := c.Exec(ctx, "commit")
+		committed = err == nil
 		return err
 	}
-	open = false
+	b := &p.tail
+	var noMatch []nameCount
+	if len(rows) > 0 {
+		ts, names, metas := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		for i, e := range rows {
+			js, err := json.Marshal(e.metadata)
+			if err != nil {
+				return err
+			}
+			ts[i], names[i], metas[i] = e.metadata["tenant_key"].(string), e.name, string(js)
+		}
+		b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now()).Query(func(r pgx.Rows) error {
+			var err error
+			noMatch, err = pgx.CollectRows(r, func(r pgx.CollectableRow) (nameCount, error) {
+				var nc nameCount
+				return nc, r.Scan(&nc.name, &nc.n)
+			})
+			return err
+		})
+	}
+	b.Queue("commit")
+	if err := p.run(ctx, b); err != nil {
+		return err
+	}
+	committed = true
 	for _, nc := range noMatch {
 		for range nc.n {
 			s.outboxMetrics.OutboxEventsNoMatch(nc.name)
