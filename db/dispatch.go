@@ -484,7 +484,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			return nil
 		}
 		leaseUntil := now.Add(lease)
-		reserve.TenantKey, reserve.Now, reserve.LeaseExpiresAt = tenant, now, leaseUntil
+		reserve.TenantKey, reserve.Now, reserve.LeaseExpiresAt, reserve.Recent = tenant, now, leaseUntil, now.Add(-time.Second)
 		for _, id := range adapterIDs {
 			b := batches[id]
 			if b == nil || !b.reserved {

@@ -286,6 +286,10 @@ FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) A
 -- the executions become "sending", each adapter's counters for its local
 -- day move by its sends, each adapter's send times are set (next_send_at
 -- NULL unless blocked). thread_nos uses -1 for "no thread" (override sends).
+-- An adapter without a gap that is not blocked and sent within the last
+-- second is left as it is: only the gap policy reads last_send_at, so
+-- for such an adapter it is kept to the second, and the row of a busy
+-- adapter is not rewritten by every reservation.
 WITH r AS (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@out_message_ids::text[]) AS msg_id,
            unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version,
@@ -306,7 +310,9 @@ WITH r AS (
 )
 UPDATE adapters a SET last_send_at = @now::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
 FROM (SELECT unnest(@adapters::uuid[]) AS id, unnest(@blocked::bool[]) AS blocked, unnest(@next_send_ats::timestamptz[]) AS next_send_at) n
-WHERE a.tenant_key = @tenant_key AND a.id = n.id;
+WHERE a.tenant_key = @tenant_key AND a.id = n.id
+  AND (n.blocked OR a.next_send_at IS NOT NULL OR a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0
+       OR a.last_send_at IS NULL OR a.last_send_at <= @recent::timestamptz);
 
 -- name: PolicyInputs :one
 SELECT

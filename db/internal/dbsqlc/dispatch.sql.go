@@ -1031,12 +1031,12 @@ func (q *Queries) RescueExecution(ctx context.Context, arg RescueExecutionParams
 
 const reserveSends = `-- name: ReserveSends :exec
 WITH r AS (
-    SELECT unnest($6::uuid[]) AS id, unnest($7::text[]) AS msg_id,
-           unnest($8::int[]) AS thread_no, unnest($9::uuid[]) AS version,
-           unnest($10::uuid[]) AS adapter_id, unnest($11::date[]) AS day
+    SELECT unnest($7::uuid[]) AS id, unnest($8::text[]) AS msg_id,
+           unnest($9::int[]) AS thread_no, unnest($10::uuid[]) AS version,
+           unnest($11::uuid[]) AS adapter_id, unnest($12::date[]) AS day
 ), x AS (
     UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
-           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $12::timestamptz,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $13::timestamptz,
            reserved_day = r.day, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
            claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
     FROM r
@@ -1049,13 +1049,16 @@ WITH r AS (
     RETURNING 1
 )
 UPDATE adapters a SET last_send_at = $1::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
-FROM (SELECT unnest($3::uuid[]) AS id, unnest($4::bool[]) AS blocked, unnest($5::timestamptz[]) AS next_send_at) n
+FROM (SELECT unnest($4::uuid[]) AS id, unnest($5::bool[]) AS blocked, unnest($6::timestamptz[]) AS next_send_at) n
 WHERE a.tenant_key = $2 AND a.id = n.id
+  AND (n.blocked OR a.next_send_at IS NOT NULL OR a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0
+       OR a.last_send_at IS NULL OR a.last_send_at <= $3::timestamptz)
 `
 
 type ReserveSendsParams struct {
 	Now                time.Time
 	TenantKey          string
+	Recent             time.Time
 	Adapters           []uuid.UUID
 	Blocked            []bool
 	NextSendAts        []time.Time
@@ -1072,10 +1075,15 @@ type ReserveSendsParams struct {
 // the executions become "sending", each adapter's counters for its local
 // day move by its sends, each adapter's send times are set (next_send_at
 // NULL unless blocked). thread_nos uses -1 for "no thread" (override sends).
+// An adapter without a gap that is not blocked and sent within the last
+// second is left as it is: only the gap policy reads last_send_at, so
+// for such an adapter it is kept to the second, and the row of a busy
+// adapter is not rewritten by every reservation.
 func (q *Queries) ReserveSends(ctx context.Context, arg ReserveSendsParams) error {
 	_, err := q.db.Exec(ctx, reserveSends,
 		arg.Now,
 		arg.TenantKey,
+		arg.Recent,
 		arg.Adapters,
 		arg.Blocked,
 		arg.NextSendAts,
