@@ -547,7 +547,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, clockStart := time.Now(), w.store.Now()
 	_ = d.Run(ctx)
 	b.StopTimer()
 	byFrom := map[string][]time.Time{}
@@ -585,8 +585,49 @@ func BenchmarkFleet(b *testing.B) {
 		lates = append(lates, l)
 	}
 	sort.Slice(lates, func(i, j int) bool { return lates[i].worst > lates[j].worst })
+	if len(lates) > 0 && lates[0].worst > 62 {
+		// Sends per second as the sink saw them: the shape of each round.
+		perSecond := map[int]int{}
+		last := 0
+		for _, m := range slow.Messages() {
+			sec := int(m.ReceivedAt.Sub(start).Seconds())
+			perSecond[sec]++
+			last = max(last, sec)
+		}
+		var shape []string
+		for sec := 0; sec <= last; sec++ {
+			if perSecond[sec] > 0 {
+				shape = append(shape, fmt.Sprintf("%d:%d", sec, perSecond[sec]))
+			}
+		}
+		b.Logf("sends per second (second:sends): %s", strings.Join(shape, " "))
+	}
 	for _, l := range lates[:min(5, len(lates))] {
 		b.Logf("%s: sends at %v s", l.from, l.at)
+		if l.worst <= 62 {
+			continue
+		}
+		// Why it was late: its executions that went out or were tried, its
+		// deferrals and its adapter's state, relative to the run's start.
+		for _, r := range dbtest.Query(b, w.url, `SELECT x.state, x.attempt, coalesce(x.error_code, ''),
+			    extract(epoch FROM x.scheduled_for - $2::timestamptz)::float8, coalesce(extract(epoch FROM x.sent_at - $2::timestamptz), -1)::float8,
+			    extract(epoch FROM x.updated_at - $2::timestamptz)::float8
+			FROM step_executions x JOIN adapters a ON a.tenant_key = x.tenant_key AND a.id = x.adapter_id
+			WHERE a.from_address = $1 AND (x.attempt > 0 OR x.state <> 'scheduled' OR x.defer_reason IS NOT NULL)
+			ORDER BY x.updated_at`, l.from, clockStart) {
+			b.Logf("  execution: state %v attempt %v error %q scheduled %+.2f sent %+.2f updated %+.2f", r...)
+		}
+		for _, r := range dbtest.Query(b, w.url, `SELECT m.type, coalesce(m.reason, ''), extract(epoch FROM m.occurred_at - $2::timestamptz)::float8
+			FROM message_events m JOIN adapters a ON a.tenant_key = m.tenant_key AND a.id = m.adapter_id
+			WHERE a.from_address = $1 AND m.type <> 'sent' ORDER BY m.occurred_at`, l.from, clockStart) {
+			b.Logf("  event: %v %q at %+.2f", r...)
+		}
+		for _, r := range dbtest.Query(b, w.url, `SELECT a.health_state, a.adapter_failures, coalesce(extract(epoch FROM a.next_send_at - $2::timestamptz), -1)::float8,
+			    coalesce(extract(epoch FROM d.due_at - $2::timestamptz), -1)::float8
+			FROM adapters a LEFT JOIN adapter_due d ON d.tenant_key = a.tenant_key AND d.adapter_id = a.id
+			WHERE a.from_address = $1`, l.from, clockStart) {
+			b.Logf("  adapter: health %v failures %v next_send_at %+.2f due_at %+.2f", r...)
+		}
 	}
 	b.ReportMetric(float64(len(byFrom)), "adapters_sent")
 	b.ReportMetric(percentile(intervals, 0.01), "interval_p1_s")
