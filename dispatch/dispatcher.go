@@ -72,10 +72,11 @@ type Dispatcher struct {
 	finished atomic.Int64 // sends ended since the last claim
 	notified atomic.Bool
 
-	mu       sync.Mutex
-	inflight int               // sends started and not finished
-	busy     map[uuid.UUID]int // of which per adapter (max_in_flight)
-	rotation int               // first tenant of the next claim round
+	mu        sync.Mutex
+	inflight  int               // sends holding a slot: reserving or talking SMTP
+	recording int               // sends past their conversation, being recorded
+	busy      map[uuid.UUID]int // sends not finished (recording included) per adapter (max_in_flight)
+	rotation  int               // first tenant of the next claim round
 
 	tenantMu   sync.Mutex
 	tenantList []string
@@ -201,11 +202,16 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// free reports free send slots and sends in flight.
+// free reports free send slots and sends in flight. A send gives its slot
+// back when its SMTP conversation ends: recording it is the database's
+// work, and holding a slot through it would idle a conversation for every
+// record's commit. Records still pending count against the slots beyond
+// one full set of them, so a slow database holds the conversations back
+// instead of piling up records.
 func (d *Dispatcher) free() (free, inflight int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.cfg.Workers - d.inflight, d.inflight
+	return min(d.cfg.Workers-d.inflight, 2*d.cfg.Workers-d.inflight-d.recording), d.inflight
 }
 
 // Tick claims as many due executions as there are free workers, across
@@ -282,6 +288,13 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 	}
 	d.mu.Unlock()
 	d.wg.Add(len(batch))
+	signal := func() {
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+	}
+	// done ends sends that still hold their slot.
 	done := func(adapters ...uuid.UUID) {
 		d.finished.Add(int64(len(adapters)))
 		d.mu.Lock()
@@ -292,10 +305,7 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 			}
 		}
 		d.mu.Unlock()
-		select {
-		case d.freed <- struct{}{}:
-		default:
-		}
+		signal()
 		for range adapters {
 			d.wg.Done()
 		}
@@ -316,8 +326,34 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 			if res != nil && res[i].Outcome == db.Reserved {
 				job := res[i].Job
 				go func() {
-					defer done(c.AdapterID)
-					d.send(ctx, job)
+					var released bool
+					// release gives the slot back when the conversation
+					// has ended; the adapter's place is kept until the
+					// send is recorded.
+					release := func() {
+						if released {
+							return
+						}
+						released = true
+						d.finished.Add(1)
+						d.mu.Lock()
+						d.inflight--
+						d.recording++
+						d.mu.Unlock()
+						signal()
+					}
+					defer func() {
+						release()
+						d.mu.Lock()
+						d.recording--
+						if d.busy[c.AdapterID]--; d.busy[c.AdapterID] <= 0 {
+							delete(d.busy, c.AdapterID)
+						}
+						d.mu.Unlock()
+						signal()
+						d.wg.Done()
+					}()
+					d.send(ctx, job, release)
 				}()
 			}
 		}
@@ -363,8 +399,10 @@ func (d *Dispatcher) emit(ctx context.Context, name string, m map[string]float64
 	d.tel.Emit(ctx, name, m, md)
 }
 
-// send renders, delivers and records one reserved send.
-func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
+// send renders, delivers and records one reserved send; it calls release
+// when the SMTP conversation has ended, before the outcome is recorded (a
+// send that fails before talking SMTP keeps its slot until it ends).
+func (d *Dispatcher) send(ctx context.Context, job *db.SendJob, release func()) {
 	tenant, id := job.TenantKey, job.ExecutionID
 	msg, err := d.render(ctx, job)
 	if err != nil {
@@ -396,6 +434,7 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob) {
 	clockStart := d.store.Now()
 	receipt, err := d.cfg.Transport.Send(sctx, Delivery{AdapterID: job.AdapterID, Credentials: job.Credentials, From: job.FromAddress, To: job.Contact.Email, Data: raw})
 	cancel()
+	release()
 	dur := time.Since(start).Seconds()
 	if err != nil {
 		d.sendFailed(ctx, job, err, dur, meta)

@@ -2,13 +2,17 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
@@ -192,4 +196,87 @@ func TestEnrollingWakesTheDispatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("batch")
+}
+
+// A send gives its slot back when its SMTP conversation ends, not when its
+// record commits: with one worker, the second contact is sent while the
+// first one's record waits for a lock on its enrollment. The first send
+// is recorded once the lock goes, and nothing is sent twice.
+func TestSlotFreedBeforeTheRecord(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
+	first := w.enroll("first@x.example", nil)
+	w.enroll("second@x.example", nil)
+	// Another session holds the first enrollment: its record (which
+	// locks the enrollment to complete it) waits.
+	other := dbtest.Connect(t, w.url)
+	other.Query("BEGIN")
+	other.Query("SELECT id FROM enrollments WHERE id = $1 FOR UPDATE", first.ID)
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		other.Query("ROLLBACK") // a failed test must not leave the record waiting
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(w.sink.Messages()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("with the first record waiting, the sink got %d messages, want 2", len(w.sink.Messages()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if to := w.sink.Messages()[0].To[0]; to != "first@x.example" {
+		t.Fatalf("first message to %s, want first@x.example", to)
+	}
+	if state := w.enrollment(first.ID).Executions[0].State; state != "sending" {
+		t.Fatalf("first execution %s while its enrollment is locked, want sending", state)
+	}
+	other.Query("ROLLBACK")
+	for w.enrollment(first.ID).Executions[0].State != "sent" {
+		if time.Now().After(deadline) {
+			t.Fatal("the first send was not recorded after the lock went")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(w.sink.Messages()); n != 2 {
+		t.Fatalf("sink got %d messages, want 2", n)
+	}
+}
+
+// An adapter whose due work a claim's limit left unclaimed stays due: the
+// next claim, at the same instant, takes it (before, its place in the
+// ready queue moved to when the claim's hold would end, 30 s on).
+func TestUnclaimedAdapterStaysDue(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
+	ctx := context.Background()
+	for i := 1; i < 3; i++ {
+		name, prov, from := fmt.Sprintf("m%d", i), "sink", fmt.Sprintf("m%d@acme.example.com", i)
+		a, err := w.store.CreateAdapter(ctx, w.tenant, dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
+			Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.store.AddPoolMember(ctx, w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &a.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example"} {
+		w.enroll(e, nil)
+	}
+	seen := map[uuid.UUID]bool{}
+	for round := 1; round <= 3; round++ {
+		claims, err := w.store.ClaimTenant(ctx, w.tenant, 1, time.Minute)
+		if err != nil || len(claims) != 1 {
+			t.Fatalf("claim %d: %d claimed, %v; want 1", round, len(claims), err)
+		}
+		if seen[claims[0].AdapterID] {
+			t.Fatalf("claim %d: adapter %s again", round, claims[0].AdapterID)
+		}
+		seen[claims[0].AdapterID] = true
+	}
 }
