@@ -105,6 +105,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if d.log == nil {
 		d.log = slog.Default()
 	}
+	d.rec.log = d.log
 	if d.metrics == nil {
 		d.metrics = telemetry.NoOp{}
 	}

@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"context"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/dripdrop/dripdrop/db"
 )
@@ -18,6 +20,7 @@ import (
 // goes back to its send, which retries (recordSent).
 type recorder struct {
 	store *db.Store
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	queue    []*recordReq
@@ -32,9 +35,14 @@ const (
 )
 
 type recordReq struct {
-	sent db.Sent
-	done chan recordRes
+	sent   db.Sent
+	queued time.Time
+	done   chan recordRes
 }
+
+// slowRecord is how long a record group may take, or wait in the queue,
+// before it is logged: sends hold their adapter's place until recorded.
+const slowRecord = 2 * time.Second
 
 type recordRes struct {
 	ok  bool
@@ -44,7 +52,7 @@ type recordRes struct {
 // record records one accepted message and reports whether this send still
 // owned it (false: its lease was lost to a rescue).
 func (r *recorder) record(ctx context.Context, sent db.Sent) (bool, error) {
-	req := &recordReq{sent: sent, done: make(chan recordRes, 1)}
+	req := &recordReq{sent: sent, queued: time.Now(), done: make(chan recordRes, 1)}
 	r.mu.Lock()
 	r.queue = append(r.queue, req)
 	start := r.flushers < recordFlushers
@@ -82,7 +90,11 @@ func (r *recorder) write(ctx context.Context, group []*recordReq) {
 	for i, q := range group {
 		sent[i] = q.sent
 	}
+	start := time.Now()
 	ok, err := r.store.MarkSentBatch(ctx, sent)
+	if took, waited := time.Since(start), start.Sub(group[0].queued); r.log != nil && (took > slowRecord || waited > slowRecord) {
+		r.log.Warn("recording sends was slow", "sends", len(group), "took", took, "queued_for", waited, "err", err)
+	}
 	if err == nil {
 		for i, q := range group {
 			q.done <- recordRes{ok: ok[i]}
