@@ -836,10 +836,8 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	ok := make([]bool, len(sent))
 	wake := map[string]bool{}
 	var evs []event
-	// The records and their outbox rows commit together (the outbox insert
-	// is pipelined with COMMIT).
-	// Two round trips: the begin with the records, then the outbox rows
-	// with COMMIT.
+	// The records and their outbox rows commit together, in two round
+	// trips: the begin with the records, then the outbox rows with COMMIT.
 	err := s.txPipe(ctx, beginGeneric, func(p *pipe) error {
 		evs = evs[:0]
 		clear(ok)

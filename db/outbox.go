@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -72,19 +71,7 @@ func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ..
 	if len(evs) == 0 {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
 	}
-	return s.txBegin(ctx, "begin", fn, evs...)
-}
-
-// beginGeneric starts a hot-path transaction (reservation, record) whose
-// prepared statements run on generic plans: their shapes never depend on
-// parameter values (ids, arrays, one tenant), and re-planning them for
-// every execution cost more than executing them (LoadSendsLocked's
-// five-way join took over a millisecond to plan per send).
-const beginGeneric = "begin; set local plan_cache_mode = force_generic_plan"
-
-// txBegin is tx started by the begin statements given (one round trip).
-func (s *Store) txBegin(ctx context.Context, begin string, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
-	return s.txPipe(ctx, begin, func(p *pipe) error {
+	return s.txPipe(ctx, []string{"begin"}, func(p *pipe) error {
 		q, err := p.Q(ctx)
 		if err != nil {
 			return err
@@ -93,22 +80,24 @@ func (s *Store) txBegin(ctx context.Context, begin string, fn func(q *dbsqlc.Que
 	}, evs...)
 }
 
+// beginGeneric starts a hot-path transaction (reservation, record) whose
+// prepared statements run on generic plans: their shapes never depend on
+// parameter values (ids, arrays, one tenant), and re-planning them for
+// every execution cost more than executing them (LoadSendsLocked's
+// five-way join took over a millisecond to plan per send).
+var beginGeneric = []string{"begin", "set local plan_cache_mode = force_generic_plan"}
+
 // txPipe is tx for a function that sends its statements in batches
-// (pipe.run): the begin statements (";"-separated) go out with its first
-// batch, and what it queues on pipe.tail with the outbox rows and COMMIT.
-func (s *Store) txPipe(ctx context.Context, begin string, fn func(p *pipe) error, evs ...*[]event) error {
+// (pipe.run): the begin statements go out with its first batch, and what
+// it queues on pipe.tail with the outbox rows and COMMIT.
+func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) error, evs ...*[]event) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	p := &pipe{c: c, q: dbsqlc.New(c)}
-	for _, stmt := range strings.Split(begin, ";") {
-		if stmt = strings.TrimSpace(stmt); stmt != "" {
-			p.begin = append(p.begin, stmt)
-		}
-	}
+	p := &pipe{c: c, q: dbsqlc.New(c), begin: begin}
 	committed := false
 	defer func() {
 		if p.begun && !committed {
