@@ -1,9 +1,12 @@
 package dispatch_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,7 +214,9 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 	other := dbtest.Connect(t, w.url)
 	other.Query("BEGIN")
 	other.Query("SELECT id FROM enrollments WHERE id = $1 FOR UPDATE", first.ID)
-	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	logs := &syncBuffer{}
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +241,8 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 	if state := w.enrollment(first.ID).Executions[0].State; state != "sending" {
 		t.Fatalf("first execution %s while its enrollment is locked, want sending", state)
 	}
+	// Held past the slow-record threshold (2 s), the record is reported.
+	time.Sleep(time.Until(w.sink.Messages()[0].ReceivedAt.Add(2500 * time.Millisecond)))
 	other.Query("ROLLBACK")
 	for w.enrollment(first.ID).Executions[0].State != "sent" {
 		if time.Now().After(deadline) {
@@ -246,6 +253,27 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 	if n := len(w.sink.Messages()); n != 2 {
 		t.Fatalf("sink got %d messages, want 2", n)
 	}
+	if !strings.Contains(logs.String(), "recording sends was slow") {
+		t.Fatalf("no slow-record warning in the log:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // An adapter whose due work a claim's limit left unclaimed stays due: the
@@ -278,5 +306,44 @@ func TestUnclaimedAdapterStaysDue(t *testing.T) {
 			t.Fatalf("claim %d: adapter %s again", round, claims[0].AdapterID)
 		}
 		seen[claims[0].AdapterID] = true
+	}
+}
+
+// A reservation leaves the row of an adapter without a gap alone when it
+// wrote it less than a second before: its last_send_at (read only by the
+// gap policy, which does not apply) is kept to the second.
+func TestLastSendAtOfABusyAdapter(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
+	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example"} {
+		w.enroll(e, nil)
+	}
+	ctx := context.Background()
+	reserveOne := func() time.Time {
+		t.Helper()
+		claims, err := w.store.ClaimTenant(ctx, w.tenant, 1, time.Minute)
+		if err != nil || len(claims) != 1 {
+			t.Fatalf("claim %d, %v", len(claims), err)
+		}
+		out, err := w.store.ReserveClaimed(ctx, claims, time.Minute)
+		if err != nil || out[0].Outcome != db.Reserved {
+			t.Fatalf("reserve %+v, %v", out, err)
+		}
+		a, err := w.store.GetAdapter(ctx, w.tenant, w.adapter.ID)
+		if err != nil || a.LastSendAt == nil {
+			t.Fatalf("adapter %+v, %v", a.LastSendAt, err)
+		}
+		return *a.LastSendAt
+	}
+	first := w.clock.Now()
+	if got := reserveOne(); !got.Equal(first) {
+		t.Fatalf("first last_send_at %v, want %v", got, first)
+	}
+	w.clock.Add(500 * time.Millisecond)
+	if got := reserveOne(); !got.Equal(first) {
+		t.Fatalf("last_send_at half a second on %v, want it kept at %v", got, first)
+	}
+	w.clock.Add(time.Second)
+	if got := reserveOne(); !got.Equal(w.clock.Now()) {
+		t.Fatalf("last_send_at over a second on %v, want %v", got, w.clock.Now())
 	}
 }
