@@ -2,6 +2,9 @@ package db
 
 import (
 	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dripdrop/dripdrop"
 
@@ -23,4 +26,31 @@ func (s *Store) TxWithEvents(ctx context.Context, tenant string, n int) error {
 		}
 		return s.audit(ctx, q, tenant, "bench", dripdrop.NewID(), "bench", "bench", nil) // a write, like every state change
 	}, &evs)
+}
+
+// OpenExplained is Open with auto_explain loaded in every session: the plan
+// of every statement (nested ones included), as executed, goes to plan as
+// auto_explain's JSON. It needs a superuser (session_preload_libraries).
+func OpenExplained(ctx context.Context, url string, opts Options, plan func(json string)) (*Store, error) {
+	cfg, err := poolConfig(url, opts)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{
+		"session_preload_libraries":          "auto_explain",
+		"auto_explain.log_min_duration":      "0",
+		"auto_explain.log_analyze":           "on",
+		"auto_explain.log_timing":            "off",
+		"auto_explain.log_nested_statements": "on",
+		"auto_explain.log_format":            "json",
+		"auto_explain.log_level":             "notice",
+	} {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if _, js, ok := strings.Cut(n.Message, "plan:\n"); ok {
+			plan(js)
+		}
+	}
+	return openPool(ctx, cfg, opts)
 }

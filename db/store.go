@@ -85,6 +85,15 @@ type Store struct {
 
 // Open connects to the database at url. It does not migrate.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := poolConfig(url, opts)
+	if err != nil {
+		return nil, err
+	}
+	return openPool(ctx, cfg, opts)
+}
+
+// poolConfig is the connection pool's configuration for url.
+func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("db: parse url: %w", err)
@@ -99,6 +108,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		registerUUID(c.TypeMap())
 		return nil
 	}
+	return cfg, nil
+}
+
+// openPool opens a Store on a pool configured by poolConfig.
+func openPool(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("db: connect: %w", err)

@@ -11,14 +11,21 @@ SELECT * FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY 
 SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 
 -- name: PoolCandidates :many
+-- The pool's members with their adapters and counters, each reached by key
+-- from its member (lateral, OFFSET 0): with statistics older than a bulk
+-- load of adapters, a free join matched every member against every adapter.
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
        a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
-JOIN adapters a ON a.tenant_key = m.tenant_key AND a.id = m.adapter_id
-LEFT JOIN wdrr_counters c ON c.tenant_key = m.tenant_key AND c.pool_id = m.pool_id
-     AND c.sequence_version_id = @sequence_version_id AND c.adapter_id = m.adapter_id
+CROSS JOIN LATERAL (
+    SELECT ad.* FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+) a
+LEFT JOIN LATERAL (
+    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
+       AND wc.sequence_version_id = @sequence_version_id AND wc.adapter_id = m.adapter_id OFFSET 0
+) c ON true
 WHERE m.tenant_key = @tenant_key AND m.pool_id = @pool_id
 ORDER BY m.id;
 

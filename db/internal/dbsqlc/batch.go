@@ -57,15 +57,17 @@ WITH busy AS (
     SELECT p.id, p.adapter_id FROM picked p ORDER BY p.rn, p.due_at, p.served, p.adapter_id, p.id LIMIT (SELECT sh.lim FROM share sh)
 ), locked AS (
     SELECT s.id FROM step_executions s
-    WHERE s.tenant_key = $4 AND s.id IN (SELECT ch.id FROM chosen ch) AND s.state = 'scheduled'
+    WHERE s.tenant_key = $4 AND s.id = ANY(ARRAY(SELECT ch.id FROM chosen ch)) AND s.state = 'scheduled'
       AND (s.claimed_until IS NULL OR s.claimed_until < $3::timestamptz)
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE step_executions x SET claimed_until = $7::timestamptz
     FROM locked l
-    WHERE x.tenant_key = $4 AND x.id = l.id
+    WHERE x.tenant_key = $4 AND x.id = ANY(ARRAY(SELECT lk.id FROM locked lk)) AND x.id = l.id
     RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
-), counts AS (
+), counts AS MATERIALIZED (
+    -- Counted once per candidate (the requeue's join would otherwise count
+    -- again for every pair it tries: cubic in the claim's size).
     SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, least(c.room, (SELECT sh.per FROM share sh)) AS take,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
            (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
@@ -127,6 +129,9 @@ type ClaimReadyRow struct {
 // nothing left to claim move to their next scheduled work. A queue row
 // woken meanwhile (ver changed: new work, an unblocked adapter) is left as
 // the wake-up wrote it, since this claim computed from an older snapshot.
+// The rows it locks and claims are reached by primary key from the chosen
+// ids (= ANY), so stale statistics cannot turn that into a scan of the
+// backlog once per chosen row.
 func (q *Queries) ClaimReady(ctx context.Context, arg []ClaimReadyParams) *ClaimReadyBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {

@@ -1,0 +1,179 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/vault"
+)
+
+// TestSendPathPlansIgnoreStaleStatistics: statistics are taken while the
+// tables are nearly empty (as when a tenant starts, before autovacuum's
+// next ANALYZE), then 10 000 contacts are enrolled over 100 adapters with
+// a gap. Claiming, reserving and recording 100 sends must then cost in
+// proportion to the sends and the tables, never to their product: every
+// plan, nested statements included, is read as executed (auto_explain),
+// and no statement may visit (return, or read and filter out) 250 000 rows
+// or more — a tenth of sends × enrollments. Before the statements reached
+// their rows by key from the ids, the claim, the reservation and the
+// record each visited 1 to 2 million rows here, and a fleet's first round
+// stalled for half a minute.
+func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
+	const adapters, contacts, limit = 100, 10_000, 250_000
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	var mu sync.Mutex
+	recording := false
+	var plans []string
+	store, err := db.OpenExplained(ctx, url, db.Options{Vault: box, Clock: dripdrop.ClockFunc(func() time.Time { return now })}, func(js string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if recording {
+			plans = append(plans, js)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Ping(ctx); err != nil {
+		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
+	}
+	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	gap, prov := 60, "smtp"
+	var members []dripdrop.MemberInput
+	for i := range adapters {
+		name, from := fmt.Sprintf("m%d", i), fmt.Sprintf("m%d@acme.example.com", i)
+		a, err := store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from, MinGapSeconds: &gap,
+			Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: 2525, TLS: "none"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, dripdrop.MemberInput{AdapterID: &a.ID})
+	}
+	pn := "main"
+	pool, err := store.CreatePool(ctx, "acme", dripdrop.PoolInput{Name: &pn, Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, sname, skey, subject, body, delay := "welcome", "Welcome", "intro", "Hi", "Hello {{first_name|there}}", int64(0)
+	if _, err := store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
+		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+		Steps: []dripdrop.StepInput{{Key: &skey, Subject: &subject, BodyText: &body, DelaySeconds: &delay}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Statistics as of now (nearly empty tables), kept so: autovacuum
+	// would otherwise refresh them at some point of the test.
+	for _, table := range []string{"enrollments", "step_executions", "adapters", "adapter_due", "message_events", "pool_members", "wdrr_counters"} {
+		dbtest.Exec(t, url, `ALTER TABLE `+table+` SET (autovacuum_enabled = false)`)
+	}
+	dbtest.Exec(t, url, `ANALYZE`)
+	in := make([]dripdrop.ContactInput, contacts)
+	for i := range in {
+		email := fmt.Sprintf("c%d@example.com", i)
+		in[i] = dripdrop.ContactInput{Email: &email}
+	}
+	if _, err := store.EnrollBatch(ctx, "acme", key, in); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	recording = true
+	mu.Unlock()
+	claimed, err := store.Claim(ctx, []db.ClaimRequest{{Tenant: "acme", Limit: adapters}}, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != adapters {
+		t.Fatalf("claimed %d, want one per adapter (%d)", len(claimed), adapters)
+	}
+	res, err := store.ReserveClaimed(ctx, claimed, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []db.Sent
+	for _, r := range res {
+		if r.Outcome == db.Reserved {
+			sent = append(sent, db.Sent{Job: r.Job, ProviderID: "p-" + r.Job.ExecutionID.String(), Subject: "Hi", HandedOver: now})
+		}
+	}
+	if len(sent) != adapters {
+		t.Fatalf("reserved %d of %d", len(sent), adapters)
+	}
+	ok, err := store.MarkSentBatch(ctx, sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range ok {
+		if !o {
+			t.Fatalf("send %d was not recorded", i)
+		}
+	}
+	mu.Lock()
+	recording = false
+	got := plans
+	mu.Unlock()
+
+	names := map[string]bool{}
+	for _, js := range got {
+		var p struct {
+			Query string         `json:"Query Text"`
+			Plan  map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(js), &p); err != nil {
+			t.Fatalf("auto_explain output: %v\n%s", err, js)
+		}
+		name := statementName(p.Query)
+		names[name] = true
+		v := visits(p.Plan)
+		if strings.HasPrefix(p.Query, "-- name: ") {
+			t.Logf("%s: %.0f rows visited", name, v)
+		}
+		if v >= limit {
+			t.Errorf("%s visited %.0f rows to handle %d sends (limit %d); plan:\n%s", name, v, adapters, limit, js)
+		}
+	}
+	// The plans seen are the send path's own.
+	for _, want := range []string{"ClaimReady", "LoadSendsLocked", "BatchPolicyInputs", "ReserveSends", "RecordSent"} {
+		if !names[want] {
+			t.Errorf("no plan of %s was seen (saw %v)", want, names)
+		}
+	}
+}
+
+// statementName is a generated statement's sqlc name ("-- name: X"), or
+// the start of its text.
+func statementName(q string) string {
+	if _, rest, ok := strings.Cut(q, "-- name: "); ok {
+		return strings.Fields(rest)[0]
+	}
+	return strings.Join(strings.Fields(q), " ")[:min(60, len(strings.Join(strings.Fields(q), " ")))]
+}
+
+// visits is how many rows a plan's nodes returned or read and filtered out,
+// over all their loops.
+func visits(node map[string]any) float64 {
+	num := func(k string) float64 { f, _ := node[k].(float64); return f }
+	v := (num("Actual Rows") + num("Rows Removed by Filter") + num("Rows Removed by Join Filter") + num("Rows Removed by Index Recheck")) * max(num("Actual Loops"), 1)
+	if kids, ok := node["Plans"].([]any); ok {
+		for _, k := range kids {
+			if m, ok := k.(map[string]any); ok {
+				v += visits(m)
+			}
+		}
+	}
+	return v
+}
