@@ -125,6 +125,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 			return nil, err
 		}
 		s.notes.add(WorkChannel, tenant) // the first steps, after commit (notify.go)
+		s.stats.grew(len(todo))          // planner statistics, after commit (stats.go)
 	}
 	// Rows that repeated an earlier row's address share its outcome.
 	for i := range results {

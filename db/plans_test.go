@@ -18,7 +18,8 @@ import (
 // TestSendPathPlansIgnoreStaleStatistics: statistics are taken while the
 // tables are nearly empty (as when a tenant starts, before autovacuum's
 // next ANALYZE), then 10 000 contacts are enrolled over 100 adapters with
-// a gap. Claiming, reserving and recording 100 sends must then cost in
+// a gap, in batches small enough that the store leaves the statistics to
+// autovacuum. Claiming, reserving and recording 100 sends must then cost in
 // proportion to the sends and the tables, never to their product: every
 // plan, nested statements included, is read as executed (auto_explain),
 // and no statement may visit (return, or read and filter out) 250 000 rows
@@ -49,46 +50,16 @@ func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
 	if err := store.Ping(ctx); err != nil {
 		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
 	}
-	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
-		t.Fatal(err)
-	}
-	gap, prov := 60, "smtp"
-	var members []dripdrop.MemberInput
-	for i := range adapters {
-		name, from := fmt.Sprintf("m%d", i), fmt.Sprintf("m%d@acme.example.com", i)
-		a, err := store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from, MinGapSeconds: &gap,
-			Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: 2525, TLS: "none"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, dripdrop.MemberInput{AdapterID: &a.ID})
-	}
-	pn := "main"
-	pool, err := store.CreatePool(ctx, "acme", dripdrop.PoolInput{Name: &pn, Members: members})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, sname, skey, subject, body, delay := "welcome", "Welcome", "intro", "Hi", "Hello {{first_name|there}}", int64(0)
-	if _, err := store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
-		Steps: []dripdrop.StepInput{{Key: &skey, Subject: &subject, BodyText: &body, DelaySeconds: &delay}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	key := bulkTenant(t, store, adapters)
 	// Statistics as of now (nearly empty tables), kept so: autovacuum
 	// would otherwise refresh them at some point of the test.
 	for _, table := range []string{"enrollments", "step_executions", "adapters", "adapter_due", "message_events", "pool_members", "wdrr_counters"} {
 		dbtest.Exec(t, url, `ALTER TABLE `+table+` SET (autovacuum_enabled = false)`)
 	}
 	dbtest.Exec(t, url, `ANALYZE`)
-	in := make([]dripdrop.ContactInput, contacts)
-	for i := range in {
-		email := fmt.Sprintf("c%d@example.com", i)
-		in[i] = dripdrop.ContactInput{Email: &email}
-	}
-	if _, err := store.EnrollBatch(ctx, "acme", key, in); err != nil {
-		t.Fatal(err)
-	}
+	// In batches too small for the store to refresh the statistics itself
+	// (a bulk enrollment does, see TestBulkEnrollmentRefreshesStatistics).
+	enroll(t, store, key, 0, contacts, 500)
 
 	mu.Lock()
 	recording = true
@@ -176,4 +147,99 @@ func visits(node map[string]any) float64 {
 		}
 	}
 	return v
+}
+
+// bulkTenant creates tenant "acme" with adapters adapters (a 60 s gap
+// each) in one pool and a one-step sequence on it, and returns the
+// sequence's key.
+func bulkTenant(t *testing.T, store *db.Store, adapters int) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	gap, prov := 60, "smtp"
+	var members []dripdrop.MemberInput
+	for i := range adapters {
+		name, from := fmt.Sprintf("m%d", i), fmt.Sprintf("m%d@acme.example.com", i)
+		a, err := store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from, MinGapSeconds: &gap,
+			Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: 2525, TLS: "none"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, dripdrop.MemberInput{AdapterID: &a.ID})
+	}
+	pn := "main"
+	pool, err := store.CreatePool(ctx, "acme", dripdrop.PoolInput{Name: &pn, Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, sname, skey, subject, body, delay := "welcome", "Welcome", "intro", "Hi", "Hello {{first_name|there}}", int64(0)
+	if _, err := store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
+		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+		Steps: []dripdrop.StepInput{{Key: &skey, Subject: &subject, BodyText: &body, DelaySeconds: &delay}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// enroll enrolls contacts c<from>… c<from+n-1>@example.com in batches of
+// size.
+func enroll(t *testing.T, store *db.Store, key string, from, n, size int) {
+	t.Helper()
+	for start := from; start < from+n; start += size {
+		in := make([]dripdrop.ContactInput, min(size, from+n-start))
+		for i := range in {
+			email := fmt.Sprintf("c%d@example.com", start+i)
+			in[i] = dripdrop.ContactInput{Email: &email}
+		}
+		if _, err := store.EnrollBatch(context.Background(), "acme", key, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestBulkEnrollmentRefreshesStatistics: with the planner's statistics
+// taken on empty tables and autovacuum off, a batch of 2 000 contacts has
+// the store analyze the enrollment tables itself, without waiting for
+// autovacuum: the planner's row counts of both tables follow (all 2 999
+// rows, with the 999 of a batch under the threshold before it).
+func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	store, err := db.Open(ctx, url, db.Options{Vault: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	key := bulkTenant(t, store, 2)
+	for _, table := range []string{"enrollments", "step_executions"} {
+		dbtest.Exec(t, url, `ALTER TABLE `+table+` SET (autovacuum_enabled = false)`)
+	}
+	dbtest.Exec(t, url, `ANALYZE`)
+	planned := func() (enrollments, executions float64) {
+		for _, r := range dbtest.Query(t, url, `SELECT relname::text, reltuples::float8 FROM pg_class WHERE relname IN ('enrollments', 'step_executions')`) {
+			if r[0] == "enrollments" {
+				enrollments = r[1].(float64)
+			} else {
+				executions = r[1].(float64)
+			}
+		}
+		return
+	}
+	enroll(t, store, key, 0, 999, 999)
+	enroll(t, store, key, 999, 2000, 2000)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e, x := planned()
+		if e >= 2999 && x >= 2999 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the planner still counts %.0f enrollments and %.0f executions of 2 999 each", e, x)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -80,7 +80,8 @@ type Store struct {
 
 	outboxMetrics telemetry.OutboxMetrics
 	allowPrivate  bool
-	notes         *notifier // post-commit wake-ups (notify.go)
+	notes         *notifier    // post-commit wake-ups (notify.go)
+	stats         *statsKeeper // statistics after bulk enrollments (stats.go)
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -132,11 +133,14 @@ func openPool(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, e
 	s := &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
 		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}
 	s.notes = newNotifier(s)
+	s.stats = newStatsKeeper(s)
 	return s, nil
 }
 
-// Close sends pending wake-ups and releases every connection.
+// Close stops a statistics refresh in progress, sends pending wake-ups and
+// releases every connection.
 func (s *Store) Close() {
+	s.stats.close()
 	s.notes.close()
 	s.pool.Close()
 }
