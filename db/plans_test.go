@@ -243,3 +243,64 @@ func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTodayCountsReadToday: the dashboard's overview counts the tenant's
+// message events since UTC midnight. With 40 days of events (200 000, in
+// time order as they are written), the count must read today's pages, not
+// the table: fewer than 50 000 rows visited (a whole-table scan visits all
+// 200 000).
+func TestTodayCountsReadToday(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var plans []string
+	store, err := db.OpenExplained(ctx, url, db.Options{Clock: dripdrop.ClockFunc(func() time.Time { return now })}, func(js string) {
+		mu.Lock()
+		defer mu.Unlock()
+		plans = append(plans, js)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Ping(ctx); err != nil {
+		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
+	}
+	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	dbtest.Exec(t, url, `INSERT INTO message_events (tenant_key, id, type, adapter_id, occurred_at)
+		SELECT 'acme', gen_random_uuid(), CASE WHEN g % 50 = 0 THEN 'replied' ELSE 'sent' END, gen_random_uuid(),
+		       $1::timestamptz - interval '40 days' + g * interval '40 days' / 200000
+		FROM generate_series(1, 200000) g`, now)
+	dbtest.Exec(t, url, `VACUUM ANALYZE message_events`)
+	day, err := store.TenantToday(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Today (10 h of 40 days) holds 2 084 of the events (17.28 s apart), 42
+	// of them replies (every 50th).
+	if got := day.Events["sent"] + day.Events["replied"]; got != 2084 || day.Events["replied"] != 42 {
+		t.Fatalf("today's events: %v", day.Events)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := false
+	for _, js := range plans {
+		var p struct {
+			Query string         `json:"Query Text"`
+			Plan  map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(js), &p); err != nil || statementName(p.Query) != "TenantEventCounts" {
+			continue
+		}
+		seen = true
+		if v := visits(p.Plan); v >= 50_000 {
+			t.Errorf("TenantEventCounts visited %.0f rows for a day's 2 084 events; plan:\n%s", v, js)
+		}
+	}
+	if !seen {
+		t.Fatal("no plan of TenantEventCounts was seen")
+	}
+}
