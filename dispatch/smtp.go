@@ -121,8 +121,12 @@ type Receipt struct {
 type SMTPTransport struct {
 	// IdleTimeout closes pooled connections unused this long (default 30 s).
 	IdleTimeout time.Duration
-	// MaxIdle is the most idle connections kept per adapter (default 4, an
-	// adapter's default max_in_flight).
+	// MaxIdle caps the idle connections kept per adapter; 0 (the default)
+	// keeps every connection a send returns. A connection is dialed only
+	// when the adapter has none idle, so an adapter never holds more than
+	// it had sends at once — at most its max_in_flight. A cap below that
+	// closes and redials (TCP, EHLO, STARTTLS, AUTH) the excess in every
+	// round: with max_in_flight 16, a cap of 4 redialed twelve per round.
 	MaxIdle int
 	// MaxIdleTotal is the most idle connections kept over all adapters
 	// (default 1024): a fleet of thousands of mailboxes, each sending now
@@ -159,7 +163,7 @@ func (p *pooled) quit() {
 
 // NewSMTPTransport returns a transport with default settings.
 func NewSMTPTransport() *SMTPTransport {
-	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdle: 4, MaxIdleTotal: 1024, idle: map[uuid.UUID][]*pooled{}}
+	return &SMTPTransport{IdleTimeout: 30 * time.Second, MaxIdleTotal: 1024, idle: map[uuid.UUID][]*pooled{}}
 }
 
 func credsSum(c dripdrop.SMTPCredentials) [32]byte {
@@ -354,7 +358,7 @@ func (t *SMTPTransport) take(adapter uuid.UUID, sum [32]byte) *pooled {
 func (t *SMTPTransport) put(adapter uuid.UUID, p *pooled) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || len(t.idle[adapter]) >= t.MaxIdle || (t.MaxIdleTotal > 0 && t.nidle >= t.MaxIdleTotal) {
+	if t.closed || (t.MaxIdle > 0 && len(t.idle[adapter]) >= t.MaxIdle) || (t.MaxIdleTotal > 0 && t.nidle >= t.MaxIdleTotal) {
 		go p.quit()
 		return
 	}

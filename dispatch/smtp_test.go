@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,5 +141,40 @@ func TestSMTPTransportClassifiesReplies(t *testing.T) {
 	// After faults the transport still delivers.
 	if _, err := tr.Send(context.Background(), delivery(s, "ok@example.com")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An adapter with more sends at once than MaxIdle keeps a connection for
+// each of them: five rounds of 8 concurrent sends dial (and authenticate)
+// 8 connections, not 8 and then 4 more every round.
+func TestSMTPTransportKeepsAConnectionPerConcurrentSend(t *testing.T) {
+	s := startSink(t)
+	tr := loopbackTransport()
+	defer tr.Close()
+	d := delivery(s, "bob@example.com")
+	for round := 0; round < 5; round++ {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := tr.Send(context.Background(), d); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	if got := len(s.Messages()); got != 40 {
+		t.Fatalf("sink got %d messages, want 40", got)
+	}
+	if n := s.AuthAttempts(); n > 8 {
+		t.Fatalf("%d connections authenticated for 5 rounds of 8 concurrent sends, want at most 8", n)
+	}
+	if n := tr.Idle(); n != 8 {
+		t.Fatalf("%d idle connections after the rounds, want 8", n)
 	}
 }
