@@ -35,23 +35,7 @@ func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
 	url := dbtest.URL(t)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	box, _ := vault.ParseKey(vault.GenerateKey())
-	var mu sync.Mutex
-	recording := false
-	var plans []string
-	store, err := db.OpenExplained(ctx, url, db.Options{Vault: box, Clock: dripdrop.ClockFunc(func() time.Time { return now })}, func(js string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if recording {
-			plans = append(plans, js)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Ping(ctx); err != nil {
-		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
-	}
+	store, plans := explained(t, url, db.Options{Vault: box, Clock: dripdrop.ClockFunc(func() time.Time { return now })})
 	key := bulkTenant(t, store, adapters)
 	// Statistics as of now (nearly empty tables), kept so: autovacuum
 	// would otherwise refresh them at some point of the test.
@@ -63,9 +47,7 @@ func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
 	// (a bulk enrollment does, see TestBulkEnrollmentRefreshesStatistics).
 	enroll(t, store, key, 0, contacts, 500)
 
-	mu.Lock()
-	recording = true
-	mu.Unlock()
+	plans.record(true)
 	claimed, err := store.Claim(ctx, []db.ClaimRequest{{Tenant: "acme", Limit: adapters}}, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -115,28 +97,14 @@ func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
 	if _, err := store.FanOut(ctx, "acme", 500); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	recording = false
-	got := plans
-	mu.Unlock()
-
 	names := map[string]bool{}
-	for _, js := range got {
-		var p struct {
-			Query string         `json:"Query Text"`
-			Plan  map[string]any `json:"Plan"`
+	for _, p := range plans.take() {
+		names[p.name] = true
+		if p.generated {
+			t.Logf("%s: %.0f rows visited", p.name, p.visits)
 		}
-		if err := json.Unmarshal([]byte(js), &p); err != nil {
-			t.Fatalf("auto_explain output: %v\n%s", err, js)
-		}
-		name := statementName(p.Query)
-		names[name] = true
-		v := visits(p.Plan)
-		if strings.HasPrefix(p.Query, "-- name: ") {
-			t.Logf("%s: %.0f rows visited", name, v)
-		}
-		if v >= limit {
-			t.Errorf("%s visited %.0f rows to handle %d sends (limit %d); plan:\n%s", name, v, adapters, limit, js)
+		if p.visits >= limit {
+			t.Errorf("%s visited %.0f rows to handle %d sends (limit %d); plan:\n%s", p.name, p.visits, adapters, limit, p.json)
 		}
 	}
 	// The plans seen are the send path's own.
@@ -153,7 +121,73 @@ func statementName(q string) string {
 	if _, rest, ok := strings.Cut(q, "-- name: "); ok {
 		return strings.Fields(rest)[0]
 	}
-	return strings.Join(strings.Fields(q), " ")[:min(60, len(strings.Join(strings.Fields(q), " ")))]
+	q = strings.Join(strings.Fields(q), " ")
+	return q[:min(60, len(q))]
+}
+
+// planLog collects the plans of an explained store's statements while
+// recording.
+type planLog struct {
+	t         *testing.T
+	mu        sync.Mutex
+	recording bool
+	plans     []string
+}
+
+// explainedPlan is one statement's plan as executed.
+type explainedPlan struct {
+	name      string // statementName
+	generated bool   // a sqlc query (not a trigger's or a hand-written one)
+	visits    float64
+	json      string
+}
+
+// explained opens a store on url whose every statement's plan, as
+// executed, goes to the returned log (db.OpenExplained); the test is
+// skipped when this database user cannot load auto_explain.
+func explained(t *testing.T, url string, opts db.Options) (*db.Store, *planLog) {
+	t.Helper()
+	l := &planLog{t: t}
+	store, err := db.OpenExplained(context.Background(), url, opts, func(js string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.recording {
+			l.plans = append(l.plans, js)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	if err := store.Ping(context.Background()); err != nil {
+		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
+	}
+	return store, l
+}
+
+func (l *planLog) record(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recording = on
+}
+
+// take stops recording and returns the plans recorded.
+func (l *planLog) take() []explainedPlan {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recording = false
+	out := make([]explainedPlan, 0, len(l.plans))
+	for _, js := range l.plans {
+		var p struct {
+			Query string         `json:"Query Text"`
+			Plan  map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(js), &p); err != nil {
+			l.t.Fatalf("auto_explain output: %v\n%s", err, js)
+		}
+		out = append(out, explainedPlan{name: statementName(p.Query), generated: strings.HasPrefix(p.Query, "-- name: "), visits: visits(p.Plan), json: js})
+	}
+	return out
 }
 
 // visits is how many rows a plan's nodes returned or read and filtered out,
@@ -275,20 +309,7 @@ func TestTodayCountsReadToday(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	var plans []string
-	store, err := db.OpenExplained(ctx, url, db.Options{Clock: dripdrop.ClockFunc(func() time.Time { return now })}, func(js string) {
-		mu.Lock()
-		defer mu.Unlock()
-		plans = append(plans, js)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Ping(ctx); err != nil {
-		t.Skipf("auto_explain cannot be loaded by this database user: %v", err)
-	}
+	store, plans := explained(t, url, db.Options{Clock: dripdrop.ClockFunc(func() time.Time { return now })})
 	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +318,7 @@ func TestTodayCountsReadToday(t *testing.T) {
 		       $1::timestamptz - interval '40 days' + g * interval '40 days' / 200000
 		FROM generate_series(1, 200000) g`, now)
 	dbtest.Exec(t, url, `VACUUM ANALYZE message_events`)
+	plans.record(true)
 	day, err := store.TenantToday(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -306,20 +328,14 @@ func TestTodayCountsReadToday(t *testing.T) {
 	if got := day.Events["sent"] + day.Events["replied"]; got != 2084 || day.Events["replied"] != 42 {
 		t.Fatalf("today's events: %v", day.Events)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	seen := false
-	for _, js := range plans {
-		var p struct {
-			Query string         `json:"Query Text"`
-			Plan  map[string]any `json:"Plan"`
-		}
-		if err := json.Unmarshal([]byte(js), &p); err != nil || statementName(p.Query) != "TenantEventCounts" {
+	for _, p := range plans.take() {
+		if p.name != "TenantEventCounts" {
 			continue
 		}
 		seen = true
-		if v := visits(p.Plan); v >= 50_000 {
-			t.Errorf("TenantEventCounts visited %.0f rows for a day's 2 084 events; plan:\n%s", v, js)
+		if p.visits >= 50_000 {
+			t.Errorf("TenantEventCounts visited %.0f rows for a day's 2 084 events; plan:\n%s", p.visits, p.json)
 		}
 	}
 	if !seen {
