@@ -395,3 +395,43 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 		t.Fatalf("%d message events, want exactly one sent", c["message_events"])
 	}
 }
+
+// phaseMetrics counts the dispatcher's phase observations.
+type phaseMetrics struct {
+	telemetry.NoOp
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (m *phaseMetrics) DispatchPhase(phase string, seconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seconds >= 0 {
+		m.got[phase]++
+	}
+}
+
+// The dispatcher reports how long each of its database steps took
+// (dripdrop_dispatch_db_duration_seconds): sending one contact's three
+// steps claims, reserves and records each of them.
+func TestDispatchPhasesObserved(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{})
+	m := &phaseMetrics{got: map[string]int{}}
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Metrics: m, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.disp = d
+	w.enroll("bob@example.com", nil)
+	w.run()
+	if n := len(w.sink.Messages()); n != 3 {
+		t.Fatalf("sent %d of 3 steps", n)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, phase := range []string{"claim", "reserve", "record", "record_wait"} {
+		if m.got[phase] < 3 {
+			t.Errorf("%s observed %d times for 3 sends, want at least 3 (got %v)", phase, m.got[phase], m.got)
+		}
+	}
+}

@@ -32,7 +32,7 @@ type Config struct {
 	Store     *db.Store
 	Transport Transport
 	Telemetry Emitter
-	Metrics   telemetry.OutboxMetrics // NotifyMissed; nil = no-op
+	Metrics   telemetry.OutboxMetrics // NotifyMissed, DispatchPhase; nil = no-op
 	Logger    *slog.Logger
 
 	// Workers is the send concurrency (default 256). Sends hold no database
@@ -109,6 +109,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if d.metrics == nil {
 		d.metrics = telemetry.NoOp{}
 	}
+	d.rec.metrics = d.metrics
 	if d.tel == nil {
 		d.tel = (*telemetry.Bus)(nil)
 	}
@@ -253,7 +254,9 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		d.mu.Lock()
 		busy := maps.Clone(d.busy)
 		d.mu.Unlock()
+		began := time.Now()
 		claimed, err := d.store.Claim(ctx, reqs, busy, claimHold)
+		d.metrics.DispatchPhase("claim", time.Since(began).Seconds())
 		// One reservation per tenant of the claim, whatever its adapters.
 		groups := map[string][]db.Claimed{}
 		var order []string
@@ -364,7 +367,9 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 // reserve runs phase one for one tenant's claimed executions; nil when
 // the reservation failed (the claims are released for a retry).
 func (d *Dispatcher) reserve(ctx context.Context, batch []db.Claimed) []db.Reservation {
+	began := time.Now()
 	res, err := d.store.ReserveClaimed(ctx, batch, d.cfg.Lease)
+	d.metrics.DispatchPhase("reserve", time.Since(began).Seconds())
 	if err != nil {
 		tenant := batch[0].Tenant
 		d.log.Error("reserve failed; the executions will be retried", "tenant", tenant, "executions", len(batch), "err", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/telemetry"
 )
 
 // recorder groups the records of accepted messages (phase two) into
@@ -19,8 +20,9 @@ import (
 // time, so one failing record never fails its neighbours; what still fails
 // goes back to its send, which retries (recordSent).
 type recorder struct {
-	store *db.Store
-	log   *slog.Logger
+	store   *db.Store
+	log     *slog.Logger
+	metrics telemetry.OutboxMetrics // DispatchPhase
 
 	mu       sync.Mutex
 	queue    []*recordReq
@@ -92,7 +94,12 @@ func (r *recorder) write(ctx context.Context, group []*recordReq) {
 	}
 	start := time.Now()
 	ok, err := r.store.MarkSentBatch(ctx, sent)
-	if took, waited := time.Since(start), start.Sub(group[0].queued); r.log != nil && (took > slowRecord || waited > slowRecord) {
+	took, waited := time.Since(start), start.Sub(group[0].queued)
+	if r.metrics != nil {
+		r.metrics.DispatchPhase("record", took.Seconds())
+		r.metrics.DispatchPhase("record_wait", waited.Seconds())
+	}
+	if r.log != nil && (took > slowRecord || waited > slowRecord) {
 		r.log.Warn("recording sends was slow", "sends", len(group), "took", took, "queued_for", waited, "err", err)
 	}
 	if err == nil {

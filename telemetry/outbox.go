@@ -33,7 +33,17 @@ type OutboxMetrics interface {
 	// SetPublisherLag sets the age in seconds of the oldest pending outbox
 	// row. Alert if it stays above 30 s.
 	SetPublisherLag(seconds float64)
+	// DispatchPhase observes how long one of the dispatcher's database
+	// steps took: phase is "claim" (a claim round), "reserve" (one
+	// reservation), "record" (one record group) or "record_wait" (how long
+	// a record group's oldest send waited for it). Sends keep their
+	// adapter's in-flight place until recorded, so a slow record phase
+	// slows sending.
+	DispatchPhase(phase string, seconds float64)
 }
+
+// DispatchPhases are the phases DispatchPhase observes.
+var DispatchPhases = []string{"claim", "reserve", "record", "record_wait"}
 
 // NoOp swallows every call: the default for embedding and for tests that
 // do not look at metrics.
@@ -62,6 +72,9 @@ func (NoOp) NotifyMissed() {}
 
 // SetPublisherLag does nothing.
 func (NoOp) SetPublisherLag(float64) {}
+
+// DispatchPhase does nothing.
+func (NoOp) DispatchPhase(string, float64) {}
 
 // Log writes one info line per metric call: message "metrics", then
 // metric=<name> and the call's arguments as key=value attributes
@@ -116,6 +129,11 @@ func (l *Log) NotifyMissed() { l.emit("notify_missed") }
 
 // SetPublisherLag logs metric=publisher_lag seconds=….
 func (l *Log) SetPublisherLag(seconds float64) { l.emit("publisher_lag", "seconds", seconds) }
+
+// DispatchPhase logs metric=dispatch_phase phase=… seconds=….
+func (l *Log) DispatchPhase(phase string, seconds float64) {
+	l.emit("dispatch_phase", "phase", phase, "seconds", seconds)
+}
 
 var (
 	_ OutboxMetrics = NoOp{}

@@ -30,8 +30,9 @@ var SendDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, 
 // It also implements OutboxMetrics. Its metrics live on the registerer
 // given to NewPrometheus, never on the global one. Safe for concurrent use.
 type Prometheus struct {
-	events  map[string]*promEvent // read-only after NewPrometheus
-	sendDur *prometheus.HistogramVec
+	events   map[string]*promEvent // read-only after NewPrometheus
+	sendDur  *prometheus.HistogramVec
+	phaseDur *prometheus.HistogramVec
 
 	published, fanout, noMatch *prometheus.CounterVec
 	failures, redeliver        *prometheus.CounterVec
@@ -106,6 +107,11 @@ func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, 
 		Name: "dripdrop_dispatch_send_duration_seconds", Help: "SMTP conversation latency in seconds by outcome (ok, error).",
 		Buckets: slices.Clone(SendDurationBuckets),
 	}, []string{"outcome"})
+	p.phaseDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dripdrop_dispatch_db_duration_seconds",
+		Help:    "Duration in seconds of the dispatcher's database steps by phase (claim, reserve, record, record_wait).",
+		Buckets: slices.Clone(SendDurationBuckets),
+	}, []string{"phase"})
 	counter := func(name, help string, label string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
 	}
@@ -119,7 +125,7 @@ func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, 
 		Help: "Work found by the fallback poll that LISTEN/NOTIFY did not announce."})
 	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dripdrop_outbox_publisher_lag_seconds",
 		Help: "Age in seconds of the oldest pending outbox event."})
-	cs = append(cs, p.sendDur, p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor, p.notifyMissed, p.lag)
+	cs = append(cs, p.sendDur, p.phaseDur, p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor, p.notifyMissed, p.lag)
 	// Every counter exists at zero before its first event, so dashboards
 	// and alerts see the family (and rate() a start) from the first scrape:
 	// counters with labels get one series whose labels are all empty.
@@ -132,6 +138,9 @@ func NewPrometheus(reg prometheus.Registerer, opts ...PromOption) (*Prometheus, 
 	}
 	for _, o := range []string{"ok", "error"} {
 		p.sendDur.WithLabelValues(o)
+	}
+	for _, ph := range DispatchPhases {
+		p.phaseDur.WithLabelValues(ph)
 	}
 	for _, c := range []*prometheus.CounterVec{p.published, p.fanout, p.noMatch, p.failures, p.redeliver, p.janitor} {
 		c.WithLabelValues("")
@@ -226,3 +235,8 @@ func (p *Prometheus) NotifyMissed() { p.notifyMissed.Inc() }
 
 // SetPublisherLag sets dripdrop_outbox_publisher_lag_seconds.
 func (p *Prometheus) SetPublisherLag(seconds float64) { p.lag.Set(seconds) }
+
+// DispatchPhase observes dripdrop_dispatch_db_duration_seconds{phase}.
+func (p *Prometheus) DispatchPhase(phase string, seconds float64) {
+	p.phaseDur.WithLabelValues(phase).Observe(seconds)
+}

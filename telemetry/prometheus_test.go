@@ -123,7 +123,7 @@ func TestPrometheusCoversEveryEvent(t *testing.T) {
 }
 
 func TestPrometheusLabelsAreLowCardinality(t *testing.T) {
-	allowed := append(slices.Clone(lowCardinality), "outcome", "event_type", "stage", "scope", "table")
+	allowed := append(slices.Clone(lowCardinality), "outcome", "event_type", "stage", "scope", "table", "phase")
 	mfs, err := gatherAll(t).Gather()
 	must(t, err)
 	for _, mf := range mfs {
@@ -318,7 +318,8 @@ func TestCountersExistAtZero(t *testing.T) {
 	}
 	mfs, err := reg.Gather()
 	must(t, err)
-	names := []string{"dripdrop_outbox_events_published_total", "dripdrop_outbox_failures_total", "dripdrop_notify_missed_total", "dripdrop_dispatch_send_duration_seconds"}
+	names := []string{"dripdrop_outbox_events_published_total", "dripdrop_outbox_failures_total", "dripdrop_notify_missed_total",
+		"dripdrop_dispatch_send_duration_seconds", "dripdrop_dispatch_db_duration_seconds"}
 	for _, s := range Catalog() {
 		names = append(names, MetricName(s.Name))
 	}
@@ -347,6 +348,7 @@ func TestLogOutboxMetrics(t *testing.T) {
 	m.JanitorRowsDeleted("telemetry_events", 7)
 	m.NotifyMissed()
 	m.SetPublisherLag(1.5)
+	m.DispatchPhase("record", 0.25)
 	want := []string{
 		"metric=outbox_events_published event_type=" + sent,
 		"metric=outbox_events_fanout event_type=" + sent + " matched=3",
@@ -356,6 +358,7 @@ func TestLogOutboxMetrics(t *testing.T) {
 		"metric=janitor_rows_deleted table=telemetry_events count=7",
 		"metric=notify_missed",
 		"metric=publisher_lag seconds=1.5",
+		"metric=dispatch_phase phase=record seconds=0.25",
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != len(want) {
@@ -369,4 +372,39 @@ func TestLogOutboxMetrics(t *testing.T) {
 	var zero Log // the zero Log writes to slog.Default instead of panicking
 	zero.NotifyMissed()
 	NoOp{}.JanitorRowsDeleted("x", 1)
+}
+
+// DispatchPhase observes the phase's histogram; every phase is exported
+// (at zero) from the start.
+func TestPrometheusDispatchPhase(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p, err := NewPrometheus(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.DispatchPhase("record", 0.004)
+	p.DispatchPhase("record", 28)
+	p.DispatchPhase("claim", 0.002)
+	mfs, err := reg.Gather()
+	must(t, err)
+	mf := family(mfs, "dripdrop_dispatch_db_duration_seconds")
+	if mf == nil {
+		t.Fatal("dripdrop_dispatch_db_duration_seconds is not exported")
+	}
+	got := map[string]*dto.Histogram{}
+	for _, m := range mf.GetMetric() {
+		got[m.GetLabel()[0].GetValue()] = m.GetHistogram()
+	}
+	if len(got) != len(DispatchPhases) {
+		t.Fatalf("phases %v, want %v", got, DispatchPhases)
+	}
+	if h := got["record"]; h.GetSampleCount() != 2 || h.GetSampleSum() != 28.004 {
+		t.Errorf("record: %d observations summing to %v, want 2 and 28.004", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if h := got["claim"]; h.GetSampleCount() != 1 {
+		t.Errorf("claim: %d observations, want 1", h.GetSampleCount())
+	}
+	if h := got["reserve"]; h.GetSampleCount() != 0 {
+		t.Errorf("reserve: %d observations, want 0", h.GetSampleCount())
+	}
 }

@@ -475,6 +475,7 @@ func (m *metrics) RedeliverRequests(scope string)         { m.add("redeliver "+s
 func (m *metrics) JanitorRowsDeleted(table string, n int) { m.add("janitor "+table, float64(n)) }
 func (m *metrics) NotifyMissed()                          { m.add("notify_missed", 1) }
 func (m *metrics) SetPublisherLag(s float64)              { m.mu.Lock(); m.lag = s; m.mu.Unlock() }
+func (m *metrics) DispatchPhase(string, float64)          {}
 
 func TestOutboxMetricsAndJanitor(t *testing.T) {
 	m := &metrics{got: map[string]float64{}}
