@@ -1,12 +1,10 @@
 package dispatch_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/ingest"
+	"github.com/dripdrop/dripdrop/internal/syncbuf"
 )
 
 // An out-of-office reply that moves a follow-up after a dispatcher claimed
@@ -214,7 +213,7 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 	other := dbtest.Connect(t, w.url)
 	other.Query("BEGIN")
 	other.Query("SELECT id FROM enrollments WHERE id = $1 FOR UPDATE", first.ID)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -256,24 +255,6 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 	if !strings.Contains(logs.String(), "recording sends was slow") {
 		t.Fatalf("no slow-record warning in the log:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // An adapter whose due work a claim's limit left unclaimed stays due: the

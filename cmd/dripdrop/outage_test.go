@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,35 +8,15 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/localpg"
+	"github.com/dripdrop/dripdrop/internal/syncbuf"
 	"github.com/dripdrop/dripdrop/vault"
 )
-
-// syncBuffer is a log sink safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
 
 // TestDatabaseOutage stops PostgreSQL under a running engine: every API
 // route that needs the database answers 503 database_unavailable with
@@ -67,7 +46,7 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	box, err := vault.ParseKey(vault.GenerateKey())
 	if err != nil {
@@ -166,7 +145,7 @@ func TestDatabaseOutage(t *testing.T) {
 	loops := []string{"dispatcher", "leader", "listener"}
 	for _, l := range loops {
 		waitFor(l+" outage line", func() bool {
-			return logs.count(`msg="database unavailable; retrying quietly until it answers" loop=`+l) > 0
+			return logs.Count(`msg="database unavailable; retrying quietly until it answers" loop=`+l) > 0
 		})
 	}
 
@@ -175,17 +154,17 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	waitFor("the API to answer again", func() bool { s, _, _ := call("GET", "/v1/adapters", key, ""); return s == 200 })
 	for _, l := range loops {
-		waitFor(l+" recovery line", func() bool { return logs.count(`msg="database available again" loop=`+l) > 0 })
+		waitFor(l+" recovery line", func() bool { return logs.Count(`msg="database available again" loop=`+l) > 0 })
 	}
 	for _, l := range loops {
-		if n := logs.count(`msg="database unavailable; retrying quietly until it answers" loop=` + l); n != 1 {
+		if n := logs.Count(`msg="database unavailable; retrying quietly until it answers" loop=` + l); n != 1 {
 			t.Errorf("%s logged the outage start %d times, want once", l, n)
 		}
-		if n := logs.count(`msg="database available again" loop=` + l); n != 1 {
+		if n := logs.Count(`msg="database available again" loop=` + l); n != 1 {
 			t.Errorf("%s logged the recovery %d times, want once", l, n)
 		}
 	}
-	if n := logs.count("level=ERROR"); n != 0 {
+	if n := logs.Count("level=ERROR"); n != 0 {
 		t.Errorf("%d ERROR lines during the outage:\n%s", n, logs.String())
 	}
 }

@@ -2,7 +2,6 @@ package localpg
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -11,10 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dripdrop/dripdrop/internal/syncbuf"
 )
 
 // cloneMarker is set in the environment of the commands run inside the
@@ -97,7 +97,7 @@ func TestRootPrivateClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	run.Stderr = &stderr
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func cloneWorkingTree(t *testing.T, src, dst string) {
 
 // readDevBanner reads `dripdrop dev`'s banner and returns the API base URL
 // and the demo API key.
-func readDevBanner(t *testing.T, stdout io.Reader, stderr *lockedBuffer) (base, key string) {
+func readDevBanner(t *testing.T, stdout io.Reader, stderr *syncbuf.Buffer) (base, key string) {
 	t.Helper()
 	apiLine := regexp.MustCompile(`^\s*API\s+(http://\S+)`)
 	keyLine := regexp.MustCompile(`^\s*demo API key\s+(\S+)`)
@@ -208,22 +208,4 @@ func readDevBanner(t *testing.T, stdout io.Reader, stderr *lockedBuffer) (base, 
 		t.Fatalf("make run printed no banner within 5 minutes:\n%s", stderr.String())
 	}
 	return "", ""
-}
-
-// lockedBuffer is a bytes.Buffer a command writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
