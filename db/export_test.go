@@ -54,3 +54,7 @@ func OpenExplained(ctx context.Context, url string, opts Options, plan func(json
 	}
 	return openPool(ctx, cfg, opts)
 }
+
+// WaitStatsRefresh waits for the statistics refresh a bulk enrollment
+// started, if any (grew registers it before EnrollBatch returns).
+func (s *Store) WaitStatsRefresh() { s.stats.wg.Wait() }

@@ -260,7 +260,7 @@ func enroll(t *testing.T, store *db.Store, key string, from, n, size int) {
 // taken on empty tables and autovacuum off, a batch of 2 000 contacts has
 // the store analyze the enrollment tables itself, without waiting for
 // autovacuum: the planner's row counts of both tables follow (all 2 999
-// rows, with the 999 of a batch under the threshold before it).
+// rows). A batch under the threshold (999) before it leaves them alone.
 func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
@@ -286,17 +286,14 @@ func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
 		return
 	}
 	enroll(t, store, key, 0, 999, 999)
+	store.WaitStatsRefresh()
+	if e, x := planned(); e != 0 || x != 0 {
+		t.Fatalf("after 999 contacts the planner counts %.0f enrollments and %.0f executions, want them left to autovacuum (0)", e, x)
+	}
 	enroll(t, store, key, 999, 2000, 2000)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		e, x := planned()
-		if e >= 2999 && x >= 2999 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the planner still counts %.0f enrollments and %.0f executions of 2 999 each", e, x)
-		}
-		time.Sleep(20 * time.Millisecond)
+	store.WaitStatsRefresh()
+	if e, x := planned(); e != 2999 || x != 2999 {
+		t.Fatalf("after 2 999 contacts the planner counts %.0f enrollments and %.0f executions, want 2 999 each", e, x)
 	}
 }
 
