@@ -133,14 +133,18 @@ const batchWait = 5 * time.Millisecond
 func (d *Dispatcher) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	lctx, stopListen := context.WithCancel(ctx)
-	defer stopListen()
-	go d.store.Listen(lctx, func(string) {
-		d.notified.Store(true)
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
+	listening := make(chan struct{})
+	defer func() { stopListen(); <-listening }() // Run's goroutines end before it returns
+	go func() {
+		defer close(listening)
+		d.store.Listen(lctx, func(string) {
+			d.notified.Store(true)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	outage := &db.Outage{Logger: d.log, Loop: "dispatcher"}

@@ -125,12 +125,17 @@ func Sign(secret, id string, timestamp int64, body []byte) (string, error) {
 // Run works until ctx ends: on every outbox notification and at least
 // every Poll.
 func (w *Worker) Run(ctx context.Context) {
-	go w.cfg.Store.ListenOutbox(ctx, func(string) {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	})
+	listening := make(chan struct{})
+	defer func() { <-listening }() // ctx has ended: the listener is returning
+	go func() {
+		defer close(listening)
+		w.cfg.Store.ListenOutbox(ctx, func(string) {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		})
+	}()
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
 	notified := true

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/internal/syncbuf"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -107,4 +111,93 @@ func metricSum(t *testing.T, url, name string) float64 {
 		}
 	}
 	return total
+}
+
+// TestServeLeavesNothingRunning: serve returns only once every goroutine it
+// started has ended, on a failed start as on shutdown, so nothing logs or
+// touches the store after it returns. (A dispatcher or leader still logging
+// into the caller's buffer after a failed start was a data race in CI.) A
+// start that fails on a busy address or a bad certificate fails before any
+// engine goroutine runs.
+func TestServeLeavesNothingRunning(t *testing.T) {
+	url := dbtest.URL(t)
+	box, err := vault.ParseKey(vault.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	base := serveConfig{DatabaseURL: url, ListenAddr: "127.0.0.1:0", InboundSMTPAddr: "127.0.0.1:0", Workers: 2, Lease: time.Minute,
+		SendTimeout: 5 * time.Second, PollInterval: 50 * time.Millisecond, RescueEvery: time.Second, HealthEvery: time.Second, DrainTimeout: 10 * time.Second}
+	for _, c := range []struct {
+		name    string
+		cfg     func(*serveConfig)
+		wantErr string
+	}{
+		{"busy API address", func(c *serveConfig) { c.ListenAddr = busy.Addr().String() }, "address already in use"},
+		{"bad inbound certificate", func(c *serveConfig) { c.InboundSMTPCert, c.InboundSMTPKey = missing, missing }, "inbound SMTP certificate"},
+		{"shutdown", func(*serveConfig) {}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(engineGoroutines())
+			cfg := base
+			c.cfg(&cfg)
+			logs := &syncbuf.Buffer{}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ready := make(chan struct{})
+			errc := make(chan error, 1)
+			go func() {
+				errc <- serve(ctx, cfg, box, slog.New(slog.NewTextHandler(logs, nil)), func(string) { close(ready) })
+			}()
+			if c.wantErr == "" {
+				select {
+				case <-ready:
+				case err := <-errc:
+					t.Fatalf("serve: %v", err)
+				}
+				if n := len(engineGoroutines()); n <= before {
+					t.Fatalf("a serving engine shows %d engine goroutines, %d before: the check would see nothing", n, before)
+				}
+				cancel()
+			}
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(60 * time.Second):
+				t.Fatal("serve did not return within 60 s")
+			}
+			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("serve: %v; want %q", err, c.wantErr)
+			}
+			if left := engineGoroutines(); len(left) > before {
+				t.Fatalf("serve returned with %d of its goroutines still running:\n%s", len(left)-before, strings.Join(left, "\n\n"))
+			}
+			if c.wantErr != "" && strings.Contains(logs.String(), "leadership changed") {
+				t.Errorf("a failed start ran the engine:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// engineGoroutines returns the stacks of the goroutines running one of the
+// engine's loops or listeners.
+func engineGoroutines() []string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, frame := range []string{"dispatch.(*Dispatcher).Run", "dispatch.(*Leader).Run", "webhook.(*Worker).Run",
+			"db.(*Store).listen", "smtpd.(*Server).Serve", "robfig/cron"} {
+			if strings.Contains(g, frame) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
 }

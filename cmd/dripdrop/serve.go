@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -192,6 +193,11 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < 32 {
 		log.Warn("the admin token is shorter than 32 characters; use a long random one (openssl rand -base64 32)")
 	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // on a failed start; Serve and Shutdown close it otherwise
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
@@ -211,10 +217,32 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if err != nil {
 		return err
 	}
+
+	// Both listeners are bound before any engine goroutine starts, so a busy
+	// address or a bad certificate fails the start first. Every goroutine
+	// serve starts is in bg, and serve returns only once they have all ended
+	// (on a failed start as on shutdown), so nothing logs or touches the store
+	// after it returns. The one exception is a drain that times out: the
+	// stragglers are abandoned, and the sends they hold are rescued on the
+	// next start.
+	inbound, err := startInbound(cfg, store, log) // bound, not yet serving
+	if err != nil {
+		return err
+	}
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
-	engineDone := make(chan struct{})
-	go func() { defer close(engineDone); _ = disp.Run(engineCtx) }()
+	var bg sync.WaitGroup
+	abandon := false
+	defer func() {
+		stopEngine()
+		if inbound != nil {
+			_ = inbound.Close()
+		}
+		if !abandon {
+			bg.Wait()
+		}
+	}()
+
+	bg.Go(func() { _ = disp.Run(engineCtx) })
 	retention := cfg.TelemetryRetention
 	if retention <= 0 {
 		retention = 7 * 24 * time.Hour
@@ -226,18 +254,16 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 			return webhook.Janitor(ctx, store, prom, retention)
 		}},
 	}
-	leaderDone := make(chan struct{})
-	go func() { defer close(leaderDone); leader.Run(engineCtx) }()
+	bg.Go(func() { leader.Run(engineCtx) })
 	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
-	hooksDone := make(chan struct{})
-	go func() { defer close(hooksDone); hooks.Run(engineCtx) }()
+	bg.Go(func() { hooks.Run(engineCtx) })
 
-	inbound, err := startInbound(cfg, store, log)
-	if err != nil {
-		return err
-	}
 	if inbound != nil {
-		defer inbound.Close()
+		bg.Go(func() {
+			if err := inbound.Serve(); err != nil {
+				log.Warn("inbound SMTP listener stopped", "err", err)
+			}
+		})
 	}
 
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies, OutboxMetrics: prom,
@@ -253,10 +279,6 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return err
 	}
 	log.Info("dripdrop serving", "addr", ln.Addr().String())
 	if ready != nil {
@@ -277,18 +299,19 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		_ = inbound.Shutdown(sctx)
 	}
 	herr := httpSrv.Shutdown(sctx)
-	for _, done := range []chan struct{}{engineDone, leaderDone, hooksDone} {
-		select {
-		case <-done:
-		case <-sctx.Done():
-			log.Warn("drain timeout: in-flight sends will be rescued on the next start")
-			return herr
-		}
+	drained := make(chan struct{})
+	go func() { bg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-sctx.Done():
+		abandon = true
+		log.Warn("drain timeout: in-flight sends will be rescued on the next start")
 	}
 	return herr
 }
 
-// startInbound starts the inbound SMTP listener when it is configured.
+// startInbound binds the inbound SMTP listener when it is configured; the
+// caller serves it.
 func startInbound(cfg serveConfig, store *db.Store, log *slog.Logger) (*smtpd.Server, error) {
 	if cfg.InboundSMTPAddr == "" {
 		return nil, nil
@@ -310,11 +333,6 @@ func startInbound(cfg serveConfig, store *db.Store, log *slog.Logger) (*smtpd.Se
 	if err != nil {
 		return nil, fmt.Errorf("inbound SMTP listener: %w", err)
 	}
-	go func() {
-		if err := ln.Serve(); err != nil {
-			log.Warn("inbound SMTP listener stopped", "err", err)
-		}
-	}()
 	log.Info("inbound SMTP listening", "addr", ln.Addr(), "starttls", sc.TLSConfig != nil)
 	if cfg.inboundReady != nil {
 		cfg.inboundReady(ln.Addr())
