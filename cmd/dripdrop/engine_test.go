@@ -4,7 +4,6 @@ package main
 // SMTP sink in the test process.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -22,6 +21,7 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/syncbuf"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -114,7 +114,7 @@ func (w *engineWorld) sequence(name string, in dripdrop.AdapterInput, n int) {
 
 type engine struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *syncbuf.Buffer // written by exec's copying goroutine while the engine runs
 }
 
 func (w *engineWorld) start(extra ...string) *engine {
@@ -122,12 +122,12 @@ func (w *engineWorld) start(extra ...string) *engine {
 	args := append([]string{"serve", "-database-url", w.url, "-encryption-key", w.key, "-listen", "127.0.0.1:0",
 		"-send-lease", "8s", "-send-timeout", "5s", "-rescue-interval", "1s", "-poll-interval", "100ms", "-allow-private-targets"}, extra...)
 	cmd := exec.Command(engineBinary(w.t), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	e := &engine{cmd: cmd, out: &out}
+	e := &engine{cmd: cmd, out: out}
 	w.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	return e
 }
