@@ -24,14 +24,12 @@ const PauseStepFailed = "step_failed"
 // health.AuthFailuresToRest consecutive AUTH failures it rests (auth_failed,
 // source engine). Emits dripdrop.dispatch.adapter_error.
 func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, auth bool, msg string) error {
-	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs = evs[:0]
+	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		// Lock order: adapter, then execution.
 		a, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: job.TenantKey, ID: job.AdapterID})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fails, auths := a.AdapterFailures+1, 0
 		if auth {
@@ -45,33 +43,27 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 		n, err := q.RequeueAfterAdapterFailure(ctx, dbsqlc.RequeueAfterAdapterFailureParams{TenantKey: job.TenantKey, ID: job.ExecutionID,
 			ErrorCode: &code, Error: &msg, DeferUntil: next, Now: now, LeaseExpiresAt: job.Lease})
 		if err != nil || n == 0 {
-			return err // n == 0: rescued meanwhile; the rescue released the reservation
+			return nil, err // n == 0: rescued meanwhile; the rescue released the reservation
 		}
 		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
-			return err
+			return nil, err
 		}
 		if err := q.SetAdapterFailures(ctx, dbsqlc.SetAdapterFailuresParams{TenantKey: job.TenantKey, ID: a.ID,
 			AdapterFailures: fails, AuthFailures: auths, NextSendAt: &next}); err != nil {
-			return err
+			return nil, err
 		}
-		evs = append(evs, event{name: "dripdrop.dispatch.adapter_error", metadata: map[string]any{
+		evs := []event{{name: "dripdrop.dispatch.adapter_error", metadata: map[string]any{
 			"adapter_id": a.ID.String(), "tenant_key": job.TenantKey, "reason": reason, "consecutive": fails,
-		}})
+		}}}
 		if auths < health.AuthFailuresToRest || a.HealthState == dripdrop.HealthResting {
-			return nil
+			return evs, nil
 		}
 		_, ev, err := s.transition(ctx, q, a, health.AuthFailure(snapshot(a, health.Counts{}), now), SourceEngine)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = append(evs, ev)
-		return nil
+		return append(evs, ev), nil
 	})
-	if err != nil {
-		return err
-	}
-	s.emit(ctx, evs...)
-	return nil
 }
 
 // pauseStepFailed pauses an active enrollment whose step failed for good

@@ -89,20 +89,20 @@ func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) ([]drip
 // UpdateAdapter applies a patch under the adapter's row lock.
 func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
 	var out dripdrop.Adapter
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
-			return mapErr(err, "adapter")
+			return nil, mapErr(err, "adapter")
 		}
 		cur := adapterFromRow(row)
 		a, err := in.Apply(&cur, s.clock.Now())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		creds := row.Credentials
 		if in.Credentials != nil {
 			if creds, err = s.sealCredentials(tenant, id, in.Credentials); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		updated, err := q.UpdateAdapter(ctx, dbsqlc.UpdateAdapterParams{
@@ -112,10 +112,10 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: s.clock.Now(),
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out = adapterFromRow(updated)
-		return nil
+		return nil, nil
 	})
 	return out, mapErr(err, "adapter")
 }
@@ -126,37 +126,36 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 // member (new thread), pause — or no eligible member — pauses it.
 func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		if _, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
-			return mapErr(err, "adapter")
+			return evs, mapErr(err, "adapter")
 		}
 		pinned, err := q.LivePinnedEnrollments(ctx, dbsqlc.LivePinnedEnrollmentsParams{TenantKey: tenant, AdapterID: id})
 		if err != nil {
-			return err
+			return evs, err
 		}
 		if len(pinned) > 0 && !force {
-			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the adapter still has pinned enrollments; repin them or delete with force=true",
+			return evs, &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the adapter still has pinned enrollments; repin them or delete with force=true",
 				Extra: map[string]any{"pinned_enrollments": len(pinned)}}
 		}
 		if _, err := q.SoftDeleteAdapter(ctx, dbsqlc.SoftDeleteAdapterParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
-			return err
+			return evs, err
 		}
 		for _, p := range pinned {
 			ev, err := s.applyPinPolicy(ctx, q, pinnedRowToEnrollment(p), p.PoolID)
 			if err != nil {
-				return err
+				return evs, err
 			}
 			if ev.name != "" {
 				evs = append(evs, ev)
 			}
 		}
-		return s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(pinned)})
-	}, &evs)
+		return evs, s.audit(ctx, q, tenant, "adapter", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(pinned)})
+	})
 	if err != nil {
 		return mapErr(err, "adapter")
 	}
-	s.emit(ctx, evs...)
 	return nil
 }
 

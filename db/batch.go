@@ -112,7 +112,6 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 			todo = append(todo, i)
 		}
 	}
-	var evs []event
 	if len(todo) > 0 {
 		ids, err := s.poolAdapterIDs(ctx, tenant, ref.poolID)
 		if err != nil {
@@ -121,7 +120,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 		if _, err := s.RecoverDueAdapters(ctx, tenant, ids); err != nil {
 			return nil, err
 		}
-		if evs, err = s.insertBatch(ctx, tenant, ref, valid, todo, results); err != nil {
+		if err := s.insertBatch(ctx, tenant, ref, valid, todo, results); err != nil {
 			return nil, err
 		}
 		s.notes.add(WorkChannel, tenant) // the first steps, after commit (notify.go)
@@ -139,18 +138,16 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 			}
 		}
 	}
-	s.emit(ctx, evs...)
 	return results, nil
 }
 
-func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, valid []dripdrop.Contact, todo []int, results []BatchResult) ([]event, error) {
-	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs = evs[:0]
+func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, valid []dripdrop.Contact, todo []int, results []BatchResult) error {
+	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		var evs []event
 		now := s.clock.Now()
 		p, err := s.lockPicker(ctx, q, tenant, ref, now)
 		if err != nil {
-			return err
+			return evs, err
 		}
 		n := len(todo)
 		params := dbsqlc.BulkInsertEnrollmentsParams{
@@ -191,11 +188,11 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			evs = append(evs, p.exhaustedEvent(tenant, ref.versionID))
 		}
 		if len(params.Ids) == 0 {
-			return nil
+			return evs, nil
 		}
 		inserted, err := q.BulkInsertEnrollments(ctx, params)
 		if err != nil {
-			return err
+			return evs, err
 		}
 		execIDs := make([]uuid.UUID, len(inserted))
 		execAdapters := make([]uuid.UUID, len(inserted))
@@ -222,10 +219,9 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 				TenantKey: tenant, StepID: ref.firstStep.ID, ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second),
 				Now: now, Ids: execIDs, EnrollmentIds: inserted, AdapterIds: execAdapters, OverrideAdapterID: ref.firstStep.AdapterOverrideID,
 			}); err != nil {
-				return err
+				return evs, err
 			}
 		}
-		return p.saveCounters(ctx, q, tenant, ref.versionID)
-	}, &evs)
-	return evs, err
+		return evs, p.saveCounters(ctx, q, tenant, ref.versionID)
+	})
 }

@@ -281,7 +281,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 	// Three round trips whatever the claim's size: the locks and the rows;
 	// the policy inputs, suppressions and threads; the reservation with
 	// the outbox rows and COMMIT.
-	err := s.txPipe(ctx, beginGeneric, func(p *pipe) error {
+	err := s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		for i := range out {
 			out[i] = Reservation{Outcome: Released}
@@ -298,7 +298,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			return err
 		})
 		if err := p.run(ctx, b); err != nil {
-			return err
+			return evs, err
 		}
 		q := p.q
 		now := s.clock.Now()
@@ -322,7 +322,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				s.log.Error("cannot open an adapter's credentials; it is skipped for a minute", "tenant", tenant, "adapter", ad.ID, "err", err)
 				b.preBlocked = true
 				if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: now.Add(time.Minute)}); err != nil {
-					return err
+					return evs, err
 				}
 			}
 		}
@@ -371,7 +371,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				})
 			}
 			if err := p.run(ctx, b); err != nil {
-				return err
+				return evs, err
 			}
 			for _, u := range usage {
 				b := batches[u.AdapterID]
@@ -420,14 +420,14 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				res.Outcome = Cancelled
 				code, msg := "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState
 				if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
-					return err
+					return evs, err
 				}
 				continue
 			}
 			// The sender must be usable; a lost pin gets the pool policy.
 			if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
 				if err := s.unusableSender(ctx, q, tenant, sc, now, res, &evs); err != nil {
-					return err
+					return evs, err
 				}
 				continue
 			}
@@ -443,7 +443,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			if v := policy.Evaluate(in).Binding; v != nil {
 				res.Verdict = v
 				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *v, now, res, &evs); err != nil {
-					return err
+					return evs, err
 				}
 				switch v.Policy {
 				case policy.AdapterResting, policy.RampCap, policy.MinGap:
@@ -481,7 +481,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			})
 		}
 		if len(reserved) == 0 {
-			return nil
+			return evs, nil
 		}
 		leaseUntil := now.Add(lease)
 		reserve.TenantKey, reserve.Now, reserve.LeaseExpiresAt, reserve.Recent = tenant, now, leaseUntil, now.Add(-time.Second)
@@ -521,7 +521,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			}
 			job, err := s.buildJob(tenant, sc, b.ad, reserve.OutMessageIds[k], leaseUntil, sc.Attempt+1, thread, b.creds)
 			if err != nil {
-				return err
+				return evs, err
 			}
 			if strings.TrimSpace(job.Subject) == "" && job.ReplySubject == "" {
 				// A new thread (or an override step) without its own
@@ -530,7 +530,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				if !ok {
 					first, err := q.GetFirstStep(ctx, dbsqlc.GetFirstStepParams{TenantKey: tenant, SequenceVersionID: sc.SequenceVersionID})
 					if err != nil {
-						return err
+						return evs, err
 					}
 					subject, firstSubject[sc.SequenceVersionID] = first.Subject, first.Subject
 				}
@@ -541,12 +541,11 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			job.AdapterFailures = b.ad.AdapterFailures + b.ad.AuthFailures
 			out[i] = Reservation{Outcome: Reserved, Job: job}
 		}
-		return nil
-	}, &evs)
+		return evs, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.emit(ctx, evs...)
 	return out, nil
 }
 
@@ -838,7 +837,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	var evs []event
 	// The records and their outbox rows commit together, in two round
 	// trips: the begin with the records, then the outbox rows with COMMIT.
-	err := s.txPipe(ctx, beginGeneric, func(p *pipe) error {
+	err := s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
 		clear(wake)
@@ -851,7 +850,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 			})
 		}
 		if err := p.run(ctx, b); err != nil {
-			return err
+			return evs, err
 		}
 		for k, t := range tenants {
 			for _, row := range recorded[k] {
@@ -869,8 +868,8 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 				}
 			}
 		}
-		return nil
-	}, &evs)
+		return evs, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -890,7 +889,6 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 			}
 		}
 	}
-	s.emit(ctx, evs...)
 	return ok, nil
 }
 
@@ -907,7 +905,7 @@ func gapEnd(job *SendJob, now time.Time) time.Time {
 // check. Sender-side failures go to AdapterFailed instead.
 func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		now := s.clock.Now()
 		state, at := "failed", now
@@ -921,16 +919,16 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
 			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})
 		if err == pgx.ErrNoRows {
-			return nil // rescued meanwhile: the rescue released the reservation
+			return evs, nil // rescued meanwhile: the rescue released the reservation
 		}
 		if err != nil {
-			return err
+			return evs, err
 		}
 		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
-			return err
+			return evs, err
 		}
 		if err := s.afterSend(ctx, q, job, now); err != nil {
-			return err
+			return evs, err
 		}
 		meta := func() map[string]any {
 			return map[string]any{"step_execution_id": job.ExecutionID.String(), "adapter_id": job.AdapterID.String(), "tenant_key": job.TenantKey}
@@ -939,7 +937,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 			m := meta()
 			m["attempt"], m["defer_until"], m["reason"] = job.Attempt, at, errCode
 			evs = append(evs, event{name: "dripdrop.dispatch.retry", metadata: m})
-			return nil
+			return evs, nil
 		}
 		m := meta()
 		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
@@ -950,34 +948,33 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 			if ev.name != "" {
 				evs = append(evs, ev)
 			}
-			return err
+			return evs, err
 		}
 		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
 			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
-			return err
+			return evs, err
 		}
 		sub := "hard"
 		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "bounced", Subtype: &sub,
 			AdapterID: &job.AdapterID, StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID,
 			Reason: &errCode, Data: []byte("{}"), OccurredAt: now}); err != nil {
-			return err
+			return evs, err
 		}
 		ev, err := s.stopEnrollment(ctx, q, job.TenantKey, job.EnrollmentID, "bounced")
 		if ev.name != "" {
 			evs = append(evs, ev)
 		}
 		if err != nil {
-			return err
+			return evs, err
 		}
 		// The bounce feeds the sender's health at once (SPEC §5).
 		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
 		evs = append(evs, hevs...)
-		return err
-	}, &evs)
+		return evs, err
+	})
 	if err != nil {
 		return err
 	}
-	s.emit(ctx, evs...)
 	return nil
 }
 
@@ -1002,33 +999,33 @@ func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant stri
 // their reservations. It returns how many it rescued.
 func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
 	n := 0
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		n = 0
 		now := s.clock.Now()
 		rows, err := q.StaleSending(ctx, dbsqlc.StaleSendingParams{TenantKey: tenant, Now: now})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, r := range rows {
 			if err := q.RescueExecution(ctx, dbsqlc.RescueExecutionParams{TenantKey: tenant, ID: r.ID, Now: now}); err != nil {
-				return err
+				return nil, err
 			}
 			e, err := q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: r.EnrollmentID})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, r.ReservedDay); err != nil {
-				return err
+				return nil, err
 			}
 			if err := q.ClearAdapterGuard(ctx, dbsqlc.ClearAdapterGuardParams{TenantKey: tenant, ID: r.AdapterID, Now: now}); err != nil {
-				return err
+				return nil, err
 			}
 			n++
 		}
 		if n > 0 {
-			return q.NotifyWork(ctx, tenant)
+			return nil, q.NotifyWork(ctx, tenant)
 		}
-		return nil
+		return nil, nil
 	})
 	return n, err
 }
@@ -1037,29 +1034,28 @@ func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
 // (reason unsubscribe) and the enrollment stopped. Repeats change nothing.
 func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.UUID, source string) error {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: enrollment})
 		if err != nil {
-			return mapErr(err, "enrollment")
+			return evs, mapErr(err, "enrollment")
 		}
 		now := s.clock.Now()
 		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: tenant, ID: dripdrop.NewID(), Kind: "email",
 			Value: strings.ToLower(e.Email), Reason: "unsubscribe", Source: source, Now: now}); err != nil {
-			return err
+			return evs, err
 		}
 		ev, err := s.stopEnrollment(ctx, q, tenant, e.ID, "unsubscribed")
 		if err != nil || ev.name == "" {
-			return err
+			return evs, err
 		}
 		evs = append(evs, ev)
-		return q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: "unsubscribed",
+		return evs, q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: "unsubscribed",
 			EnrollmentID: &e.ID, SequenceVersionID: &e.SequenceVersionID, Reason: &source, Data: []byte("{}"), OccurredAt: now})
-	}, &evs)
+	})
 	if err != nil {
 		return err
 	}
-	s.emit(ctx, evs...)
 	return nil
 }
 

@@ -12,18 +12,17 @@ import (
 // enrollmentOp runs fn on a locked enrollment and returns it afterwards.
 func (s *Store) enrollmentOp(ctx context.Context, tenant string, id uuid.UUID, fn func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error)) (dripdrop.Enrollment, error) {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
-			return mapErr(err, "enrollment")
+			return evs, mapErr(err, "enrollment")
 		}
 		evs, err = fn(q, e)
-		return err
-	}, &evs)
+		return evs, err
+	})
 	if err != nil {
 		return dripdrop.Enrollment{}, mapErr(err, "enrollment")
 	}
-	s.emit(ctx, evs...)
 	return s.GetEnrollment(ctx, tenant, id)
 }
 

@@ -320,17 +320,17 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	var exhausted *event
 	var duplicate bool
 	var evs []event
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		p, err := s.lockPicker(ctx, q, tenant, ref, now)
 		if err != nil {
-			return err
+			return evs, err
 		}
 		adapter, ok := p.pick()
 		if !ok {
 			ev := p.exhaustedEvent(tenant, ref.versionID)
 			exhausted = &ev
-			return dripdrop.PoolExhausted(p.pool.ID, evictedOf(p.cands))
+			return evs, dripdrop.PoolExhausted(p.pool.ID, evictedOf(p.cands))
 		}
 		vars, _ := json.Marshal(contact.Vars)
 		if contact.Vars == nil {
@@ -343,22 +343,25 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		})
 		if err == pgx.ErrNoRows {
 			duplicate = true // a concurrent request enrolled the same contact
-			return errRollback
+			return evs, errRollback
 		}
 		if err != nil {
-			return err
+			return evs, err
 		}
 		if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), EnrollmentID: row.ID, StepID: ref.firstStep.ID,
 			AdapterID: stepSender(ref.firstStep, adapter), ScheduledFor: now.Add(time.Duration(ref.firstStep.DelaySeconds) * time.Second), Now: now,
 		}); err != nil {
-			return err
+			return evs, err
 		}
 		evs = []event{pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID)}
-		return p.saveCounters(ctx, q, tenant, ref.versionID)
-	}, &evs)
+		return evs, p.saveCounters(ctx, q, tenant, ref.versionID)
+	})
 	if exhausted != nil {
-		s.emit(ctx, *exhausted)
+		// Nothing was stored; the refusal still reaches the feed.
+		if perr := s.publish(ctx, *exhausted); perr != nil {
+			s.log.Warn("publishing pool_exhausted", "tenant", tenant, "err", perr)
+		}
 	}
 	if duplicate {
 		existing, err := s.q.GetLiveEnrollmentByEmail(ctx, dbsqlc.GetLiveEnrollmentByEmailParams{TenantKey: tenant, SequenceID: ref.seqID, Email: contact.Email})
@@ -371,7 +374,6 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		return dripdrop.Enrollment{}, false, mapErr(err, "enrollment")
 	}
 	s.notes.add(WorkChannel, tenant) // its first step, after commit (notify.go)
-	s.emit(ctx, evs...)
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), ref.seqKey)
 	return e, true, err
 }

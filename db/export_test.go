@@ -18,14 +18,13 @@ const InsertOutboxSQL = insertOutboxSQL
 // TxWithEvents runs a transaction of one write that reports n events
 // of tenant (the outbox seam benchmark).
 func (s *Store) TxWithEvents(ctx context.Context, tenant string, n int) error {
-	var evs []event
-	return s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs = evs[:0]
+	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		var evs []event
 		for i := 0; i < n; i++ {
 			evs = append(evs, event{name: "dripdrop.enrollment.paused", metadata: map[string]any{"enrollment_id": "e", "tenant_key": tenant, "reason": "bench"}})
 		}
-		return s.audit(ctx, q, tenant, "bench", dripdrop.NewID(), "bench", "bench", nil) // a write, like every state change
-	}, &evs)
+		return evs, s.audit(ctx, q, tenant, "bench", dripdrop.NewID(), "bench", "bench", nil) // a write, like every state change
+	})
 }
 
 // OpenExplained is Open with auto_explain loaded in every session: the plan

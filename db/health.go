@@ -146,15 +146,14 @@ func (s *Store) checkHealth(ctx context.Context, q *dbsqlc.Queries, tenant strin
 // CheckHealth runs the health rules for one adapter in its own transaction.
 func (s *Store) CheckHealth(ctx context.Context, tenant string, adapterID uuid.UUID) error {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		var err error
 		evs, err = s.checkHealth(ctx, q, tenant, adapterID, s.clock.Now())
-		return err
+		return evs, err
 	})
 	if err != nil {
 		return err
 	}
-	s.emit(ctx, evs...)
 	return nil
 }
 
@@ -179,14 +178,13 @@ func (s *Store) HealthSweep(ctx context.Context, tenant string) (int, error) {
 			continue
 		}
 		var evs []event
-		if err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+		if err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 			var err error
 			evs, err = s.checkHealth(ctx, q, tenant, a.ID, now)
-			return err
+			return evs, err
 		}); err != nil {
 			return n, err
 		}
-		s.emit(ctx, evs...)
 		if len(evs) > 0 {
 			n++
 		}
@@ -199,25 +197,24 @@ func (s *Store) HealthSweep(ctx context.Context, tenant string) (int, error) {
 // pick that follows sees them. It returns how many moved.
 func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uuid.UUID) (int, error) {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		due, err := q.DueRecoveries(ctx, dbsqlc.DueRecoveriesParams{TenantKey: tenant, Now: s.clock.Now(), Ids: ids})
 		if err != nil {
-			return err
+			return evs, err
 		}
 		for _, a := range due {
 			_, ev, err := s.transition(ctx, q, a, health.Decision{To: dripdrop.HealthProbing, Reason: ReasonRestingElapsed}, SourceEngine)
 			if err != nil {
-				return err
+				return evs, err
 			}
 			evs = append(evs, ev)
 		}
-		return nil
-	}, &evs)
+		return evs, nil
+	})
 	if err != nil {
 		return 0, err
 	}
-	s.emit(ctx, evs...)
 	return len(evs), nil
 }
 
@@ -230,11 +227,11 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		return HealthReport{}, err
 	}
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		a, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
-			return mapErr(err, "adapter")
+			return evs, mapErr(err, "adapter")
 		}
 		now := s.clock.Now()
 		source := *in.Source
@@ -257,7 +254,7 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 			until = &t
 		}
 		if to == dripdrop.HealthResting && in.RestingUntil.Set && until != nil && !until.After(now) {
-			return dripdrop.Errorf(dripdrop.ECodeOutOfRange, "resting_until", "resting_until must be in the future for a resting adapter")
+			return evs, dripdrop.Errorf(dripdrop.ECodeOutOfRange, "resting_until", "resting_until must be in the future for a resting adapter")
 		}
 		score := a.HealthScore
 		if in.HealthScore.Set {
@@ -271,7 +268,7 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		}
 		from := a.HealthState
 		if a, err = q.SetHealthFields(ctx, dbsqlc.SetHealthFieldsParams{TenantKey: tenant, ID: id, HealthScore: score, RestingUntil: keepUntil, Now: now}); err != nil {
-			return mapErr(err, "adapter")
+			return evs, mapErr(err, "adapter")
 		}
 		var scoreV any // a number, or nil when the adapter has no score
 		if score != nil {
@@ -283,22 +280,21 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if err := s.audit(ctx, q, tenant, "adapter", id, "health_signal", source, map[string]any{
 			"health_state": to, "health_score": score, "resting_until": until, "reason": reason, "source": source, "at": now,
 		}); err != nil {
-			return err
+			return evs, err
 		}
 		if to == from {
-			return nil
+			return evs, nil
 		}
 		_, ev, err := s.transition(ctx, q, a, health.Decision{To: to, Reason: reason, RestingUntil: until}, source)
 		if err != nil {
-			return err
+			return evs, err
 		}
 		evs = append(evs, ev)
-		return nil
+		return evs, nil
 	})
 	if err != nil {
 		return HealthReport{}, mapErr(err, "adapter")
 	}
-	s.emit(ctx, evs...)
 	return s.Health(ctx, tenant, id)
 }
 

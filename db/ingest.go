@@ -103,36 +103,34 @@ func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (Inb
 		c.ReturnDate, c.HasReturnDate = *in.ReturnAt, true
 	}
 	for attempt := 0; ; attempt++ {
-		res, evs, err := s.ingestTx(ctx, tenant, provider, in.AdapterID, m, c)
+		res, err := s.ingestTx(ctx, tenant, provider, in.AdapterID, m, c)
 		if errors.Is(err, errInboundRace) && attempt == 0 {
 			continue // the other delivery committed: this one is its duplicate
 		}
 		if err != nil {
 			return InboundResult{}, mapErr(err, "inbound message")
 		}
-		s.emit(ctx, evs...)
 		return res, nil
 	}
 }
 
-func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification) (InboundResult, []event, error) {
+func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification) (InboundResult, error) {
 	var res InboundResult
-	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs = evs[:0]
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		var evs []event
 		prev, err := q.GetInboundByMessageID(ctx, dbsqlc.GetInboundByMessageIDParams{TenantKey: tenant, Provider: provider, MessageID: m.MessageID})
 		if err == nil {
 			if err := json.Unmarshal(prev.Result, &res); err != nil {
-				return err
+				return evs, err
 			}
 			res.Duplicate = true
 			evs = append(evs, event{name: "dripdrop.ingest.duplicate_event", metadata: map[string]any{
 				"provider": provider, "provider_message_id": m.MessageID, "tenant_key": tenant,
 			}})
-			return nil
+			return evs, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
+			return evs, err
 		}
 		now := s.clock.Now()
 		res = InboundResult{ID: dripdrop.NewID(), Provider: provider, MessageID: m.MessageID, Intent: c.Intent,
@@ -153,7 +151,7 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 				continue
 			}
 			if err != nil {
-				return err
+				return evs, err
 			}
 			sent, res.Correlation = &row, string(cand.Via)
 			res.StepExecutionID, res.EnrollmentID = &row.ID, &row.EnrollmentID
@@ -166,27 +164,27 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 				// The health check locks the adapter: take it first, in the
 				// dispatcher's order (adapter, then executions).
 				if _, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: sent.AdapterID}); err != nil {
-					return err
+					return evs, err
 				}
 			}
 			row, err := q.IngestEnrollment(ctx, dbsqlc.IngestEnrollmentParams{TenantKey: tenant, ID: sent.EnrollmentID})
 			if err != nil {
-				return err
+				return evs, err
 			}
 			en = &row
 			evs2, err := s.applyInbound(ctx, q, tenant, sent, en, m, c, &res.Effects, now)
 			if err != nil {
-				return err
+				return evs, err
 			}
 			evs = append(evs, evs2...)
 		} else if addr := unmatchedAddress(m, c); addr != "" {
 			if err := s.suppressFromInbound(ctx, q, tenant, addr, c.Intent, now, &res.Effects); err != nil {
-				return err
+				return evs, err
 			}
 		}
 
 		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
-			return err
+			return evs, err
 		}
 		var execID any
 		if res.StepExecutionID != nil {
@@ -201,9 +199,9 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 				"provider": provider, "provider_message_id": m.MessageID, "provider_event_id": res.ID.String(), "tenant_key": tenant,
 			}})
 		}
-		return nil
+		return evs, nil
 	})
-	return res, evs, err
+	return res, err
 }
 
 // unmatchedAddress is the address an uncorrelated message still

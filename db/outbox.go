@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,26 +16,21 @@ import (
 // payload is the tenant key.
 const OutboxChannel = "dripdrop_outbox"
 
-// outboxRows are the events of evs that go to the outbox (every event that
-// names its tenant) and the distinct tenants to notify.
-func outboxRows(evs []*[]event) ([]event, []string) {
-	var rows []event
+// outboxTenants are the distinct tenants of evs, to notify after commit.
+// Every event names its tenant: one that does not is a programming error,
+// refused before anything commits.
+func outboxTenants(evs []event) ([]string, error) {
 	var tenants []string
-	seen := map[string]bool{}
-	for _, p := range evs {
-		for _, e := range *p {
-			tenant, _ := e.metadata["tenant_key"].(string)
-			if tenant == "" {
-				continue
-			}
-			if !seen[tenant] {
-				seen[tenant] = true
-				tenants = append(tenants, tenant)
-			}
-			rows = append(rows, e)
+	for _, e := range evs {
+		tenant, _ := e.metadata["tenant_key"].(string)
+		if tenant == "" {
+			return nil, fmt.Errorf("db: event %s names no tenant_key", e.name)
+		}
+		if !slices.Contains(tenants, tenant) {
+			tenants = append(tenants, tenant)
 		}
 	}
-	return rows, tenants
+	return tenants, nil
 }
 
 // insertOutboxSQL writes many events in one statement; writer_xid defaults
@@ -44,40 +41,48 @@ func outboxRows(evs []*[]event) ([]event, []string) {
 // returns how many of each name were so written.
 const insertOutboxSQL = `WITH ins AS (
     INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
-    SELECT u.t, u.n, '{"count": 1}'::jsonb, u.m, $4,
+    SELECT u.t, u.n, u.x, u.m, $4,
            CASE WHEN u.t = ANY(coalesce((SELECT array_agg(w.tenant_key) FROM webhook_subscriptions w
                                          WHERE w.tenant_key = ANY($1::text[]) AND w.active), '{}'))
                 THEN 'pending' ELSE 'no_match' END
-    FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(t, n, m)
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $5::jsonb[]) AS u(t, n, m, x)
     RETURNING name, status
 )
 SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
+
+// countJSON is a counter's measurements, {"count": 1}.
+const countJSON = `{"count": 1}`
 
 type nameCount struct {
 	name string
 	n    int
 }
 
-// tx runs fn in a transaction, committing when it returns nil.
+// tx runs fn in a transaction, committing when it returns a nil error.
 //
-// This is the outbox seam: every event fn appends to one of evs is written
-// to telemetry_outbox in the same transaction (SPEC §9), whether or not its
-// tenant subscribes: the outbox is also the tenant's event feed and stream.
-// The multi-row insert is pipelined with COMMIT in one round trip, so a
-// transaction pays nothing more on the wire; the NOTIFY that announces the
-// rows goes out after commit (notifier). Events are still emitted
-// in-process by the caller after commit (s.emit).
-func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) error, evs ...*[]event) error {
-	if len(evs) == 0 {
-		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
-	}
-	return s.txPipe(ctx, []string{"begin"}, func(p *pipe) error {
+// This is the outbox seam, and the only way events leave the store: the
+// events fn returns are written to telemetry_outbox in the same transaction
+// (whether or not their tenant subscribes: the outbox is also the tenant's
+// event feed and stream) and emitted in-process only after COMMIT. A
+// transaction cannot emit an event it did not write. The multi-row insert
+// is pipelined with COMMIT in one round trip, so a transaction pays nothing
+// more on the wire; the NOTIFY that announces the rows goes out after
+// commit (notifier).
+func (s *Store) tx(ctx context.Context, fn func(q *dbsqlc.Queries) ([]event, error)) error {
+	return s.txPipe(ctx, []string{"begin"}, func(p *pipe) ([]event, error) {
 		q, err := p.Q(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		return fn(q)
-	}, evs...)
+	})
+}
+
+// publish writes events that report no other change (a refused enrollment's
+// pool_exhausted) to the outbox in a transaction of their own, then emits
+// them: they reach the feed and the subscribers like every other event.
+func (s *Store) publish(ctx context.Context, evs ...event) error {
+	return s.tx(ctx, func(*dbsqlc.Queries) ([]event, error) { return evs, nil })
 }
 
 // beginGeneric starts a hot-path transaction (reservation, record) whose
@@ -90,7 +95,7 @@ var beginGeneric = []string{"begin", "set local plan_cache_mode = force_generic_
 // txPipe is tx for a function that sends its statements in batches
 // (pipe.run): the begin statements go out with its first batch, and what
 // it queues on pipe.tail with the outbox rows and COMMIT.
-func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) error, evs ...*[]event) error {
+func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]event, error)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -107,33 +112,49 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) err
 			_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
 		}
 	}()
-	if err := fn(p); err != nil {
+	evs, err := fn(p)
+	if err != nil {
 		return err
 	}
 	if p.failed {
 		return errors.New("db: a pipelined batch failed")
 	}
-	rows, tenants := outboxRows(evs)
+	rows := evs
+	tenants, err := outboxTenants(evs)
+	if err != nil {
+		return err
+	}
 	if len(rows) == 0 && len(p.tail.QueuedQueries) == 0 {
 		if !p.begun {
 			return nil // nothing was sent: no transaction to end
 		}
 		_, err := c.Exec(ctx, "commit")
 		committed = err == nil
+		if committed {
+			s.emit(ctx, evs...)
+		}
 		return err
 	}
 	b := &p.tail
 	var noMatch []nameCount
 	if len(rows) > 0 {
-		ts, names, metas := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		ts, names := make([]string, len(rows)), make([]string, len(rows))
+		metas, ms := make([]string, len(rows)), make([]string, len(rows))
 		for i, e := range rows {
 			js, err := json.Marshal(e.metadata)
 			if err != nil {
 				return err
 			}
-			ts[i], names[i], metas[i] = e.metadata["tenant_key"].(string), e.name, string(js)
+			ts[i], names[i], metas[i], ms[i] = e.metadata["tenant_key"].(string), e.name, string(js), countJSON
+			if e.measurements != nil {
+				mj, err := json.Marshal(e.measurements)
+				if err != nil {
+					return err
+				}
+				ms[i] = string(mj)
+			}
 		}
-		b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now()).Query(func(r pgx.Rows) error {
+		b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now(), ms).Query(func(r pgx.Rows) error {
 			var err error
 			noMatch, err = pgx.CollectRows(r, func(r pgx.CollectableRow) (nameCount, error) {
 				var nc nameCount
@@ -159,5 +180,6 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) err
 	for _, e := range rows {
 		s.outboxMetrics.OutboxEventsPublished(e.name)
 	}
+	s.emit(ctx, evs...)
 	return nil
 }

@@ -70,7 +70,7 @@ func TestFeedNeverSkips(t *testing.T) {
 			go func() {
 				tx, err := conns[i].Begin(ctx)
 				if err == nil {
-					_, err = tx.Exec(ctx, db.InsertOutboxSQL, []string{"acme"}, []string{"dripdrop.enrollment.paused"}, []string{`{"tenant_key":"acme"}`}, time.Now())
+					_, err = tx.Exec(ctx, db.InsertOutboxSQL, []string{"acme"}, []string{"dripdrop.enrollment.paused"}, []string{`{"tenant_key":"acme"}`}, time.Now(), []string{`{"count": 1}`})
 				}
 				if err == nil {
 					err = tx.QueryRow(ctx, "SELECT max(id) FROM telemetry_outbox WHERE writer_xid = pg_current_xact_id()").Scan(&ws[i].id)

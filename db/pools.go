@@ -33,23 +33,23 @@ func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolI
 		}
 	}
 	now := s.clock.Now()
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.CreatePool(ctx, dbsqlc.CreatePoolParams{TenantKey: tenant, ID: dripdrop.NewID(), Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: now})
 		if err != nil {
 			if mapped := mapErr(err, "pool"); dripdrop.ErrorCode(mapped) == dripdrop.ECodeAlreadyExists {
-				return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
+				return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
 			}
-			return err
+			return nil, err
 		}
 		p = poolFromRow(row)
 		for i, m := range members {
 			added, err := addMember(ctx, q, tenant, p.ID, m, now, fmt.Sprintf("members[%d].", i))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			p.Members = append(p.Members, added)
 		}
-		return nil
+		return nil, nil
 	})
 	return p, mapErr(err, "pool")
 }
@@ -117,23 +117,23 @@ func (s *Store) ListPools(ctx context.Context, tenant string, pg Page) ([]dripdr
 
 // UpdatePool patches a pool's name or policy.
 func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.PoolInput) (dripdrop.Pool, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
-			return mapErr(err, "pool")
+			return nil, mapErr(err, "pool")
 		}
 		cur := poolFromRow(row)
 		p, err := in.Apply(&cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := q.UpdatePool(ctx, dbsqlc.UpdatePoolParams{TenantKey: tenant, ID: id, Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: s.clock.Now()}); err != nil {
 			if dripdrop.ErrorCode(mapErr(err, "pool")) == dripdrop.ECodeAlreadyExists {
-				return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
+				return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
 			}
-			return err
+			return nil, err
 		}
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		return dripdrop.Pool{}, mapErr(err, "pool")
@@ -147,18 +147,18 @@ func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in 
 // reassign leaves them on their pins, which stay valid senders.
 func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		pool, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
-			return mapErr(err, "pool")
+			return evs, mapErr(err, "pool")
 		}
 		live, err := q.LiveEnrollmentsOfPool(ctx, dbsqlc.LiveEnrollmentsOfPoolParams{TenantKey: tenant, PoolID: id})
 		if err != nil {
-			return err
+			return evs, err
 		}
 		if len(live) > 0 && !force {
-			return &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the pool still has enrollments pinned from it; delete with force=true to apply the pool policy",
+			return evs, &dripdrop.Error{Code: dripdrop.ECodeInUse, Message: "the pool still has enrollments pinned from it; delete with force=true to apply the pool policy",
 				Extra: map[string]any{"pinned_enrollments": len(live)}}
 		}
 		if pool.OnPinUnavailable == dripdrop.PinPause {
@@ -168,20 +168,19 @@ func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, for
 				}
 				ev, err := s.pausePinUnavailable(ctx, q, e)
 				if err != nil {
-					return err
+					return evs, err
 				}
 				evs = append(evs, ev)
 			}
 		}
 		if _, err := q.SoftDeletePool(ctx, dbsqlc.SoftDeletePoolParams{TenantKey: tenant, ID: id, Now: s.clock.Now()}); err != nil {
-			return err
+			return evs, err
 		}
-		return s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(live)})
-	}, &evs)
+		return evs, s.audit(ctx, q, tenant, "pool", id, "deleted", "api", map[string]any{"force": force, "pinned_enrollments": len(live)})
+	})
 	if err != nil {
 		return mapErr(err, "pool")
 	}
-	s.emit(ctx, evs...)
 	return nil
 }
 
@@ -191,12 +190,12 @@ func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID
 	if err != nil {
 		return m, err
 	}
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
-			return mapErr(err, "pool")
+			return nil, mapErr(err, "pool")
 		}
 		m, err = addMember(ctx, q, tenant, pool, m, s.clock.Now(), "")
-		return err
+		return nil, err
 	})
 	return m, mapErr(err, "pool member")
 }
@@ -205,42 +204,42 @@ func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID
 // Existing pins never move.
 func (s *Store) UpdatePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID, in dripdrop.MemberInput) (dripdrop.PoolMember, error) {
 	var out dripdrop.PoolMember
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
-			return mapErr(err, "pool")
+			return nil, mapErr(err, "pool")
 		}
 		row, err := q.GetPoolMember(ctx, dbsqlc.GetPoolMemberParams{TenantKey: tenant, PoolID: pool, AdapterID: adapter})
 		if err != nil {
-			return mapErr(err, "pool member")
+			return nil, mapErr(err, "pool member")
 		}
 		cur := memberFromRow(row)
 		m, err := in.Apply(&cur, "")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		updated, err := q.UpdatePoolMember(ctx, dbsqlc.UpdatePoolMemberParams{
 			TenantKey: tenant, PoolID: pool, AdapterID: adapter, Weight: m.Weight, Class: m.Class, Active: m.Active, Now: s.clock.Now(),
 		})
 		out = memberFromRow(updated)
-		return err
+		return nil, err
 	})
 	return out, mapErr(err, "pool member")
 }
 
 // RemovePoolMember removes an adapter from a pool; its pins stay.
 func (s *Store) RemovePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID) error {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
-			return mapErr(err, "pool")
+			return nil, mapErr(err, "pool")
 		}
 		n, err := q.DeletePoolMember(ctx, dbsqlc.DeletePoolMemberParams{TenantKey: tenant, PoolID: pool, AdapterID: adapter})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == 0 {
-			return dripdrop.NotFound("pool member")
+			return nil, dripdrop.NotFound("pool member")
 		}
-		return nil
+		return nil, nil
 	})
 	return mapErr(err, "pool member")
 }

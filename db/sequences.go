@@ -112,17 +112,17 @@ func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.S
 	}
 	activate := in.Activate == nil || *in.Activate
 	var id uuid.UUID
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		row, err := q.CreateSequence(ctx, dbsqlc.CreateSequenceParams{TenantKey: tenant, ID: dripdrop.NewID(), Key: *in.Key, Name: *in.Name, Now: now})
 		if err == pgx.ErrNoRows {
-			return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "key", "a sequence with key %q already exists", *in.Key)
+			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "key", "a sequence with key %q already exists", *in.Key)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		id = row.ID
-		return s.insertVersion(ctx, q, tenant, id, v, activate)
+		return nil, s.insertVersion(ctx, q, tenant, id, v, activate)
 	})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence")
@@ -216,11 +216,11 @@ func (s *Store) CreateVersion(ctx context.Context, tenant string, seq uuid.UUID,
 	if err != nil {
 		return dripdrop.Sequence{}, err
 	}
-	err = s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetSequenceForUpdate(ctx, dbsqlc.GetSequenceForUpdateParams{TenantKey: tenant, ID: seq}); err != nil {
-			return mapErr(err, "sequence")
+			return nil, mapErr(err, "sequence")
 		}
-		return s.insertVersion(ctx, q, tenant, seq, v, activate)
+		return nil, s.insertVersion(ctx, q, tenant, seq, v, activate)
 	})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence version")
@@ -231,39 +231,39 @@ func (s *Store) CreateVersion(ctx context.Context, tenant string, seq uuid.UUID,
 // UpdateDraftVersion changes a draft version; active and archived versions
 // are immutable (409 version_immutable).
 func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.UUID, n int, in dripdrop.VersionInput) (dripdrop.Sequence, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetSequenceVersionForUpdate(ctx, dbsqlc.GetSequenceVersionForUpdateParams{TenantKey: tenant, SequenceID: seq, Version: n})
 		if err != nil {
-			return mapErr(err, "sequence version")
+			return nil, mapErr(err, "sequence version")
 		}
 		if row.State != "draft" {
-			return dripdrop.Errorf(dripdrop.ECodeVersionImmutable, "", "version %d is %s; only drafts can change (create a new version instead)", n, row.State)
+			return nil, dripdrop.Errorf(dripdrop.ECodeVersionImmutable, "", "version %d is %s; only drafts can change (create a new version instead)", n, row.State)
 		}
 		cur := versionFromRow(row)
 		v, err := in.Apply(&cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if in.Steps == nil {
 			v.Steps = nil // keep stored steps; only the pool is checked
 		}
 		if err := checkVersionRefs(ctx, q, tenant, v); err != nil {
-			return err
+			return nil, err
 		}
 		days, start, end := windowParams(v.SendWindow)
 		if _, err := q.UpdateDraftVersion(ctx, dbsqlc.UpdateDraftVersionParams{
 			TenantKey: tenant, ID: row.ID, PoolID: v.PoolID, WindowDays: days, WindowStart: start, WindowEnd: end,
 			WindowTimezone: v.SendWindow.Timezone, StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
 		}); err != nil {
-			return err
+			return nil, err
 		}
 		if in.Steps != nil {
 			if err := q.DeleteSteps(ctx, dbsqlc.DeleteStepsParams{TenantKey: tenant, SequenceVersionID: row.ID}); err != nil {
-				return err
+				return nil, err
 			}
-			return insertSteps(ctx, q, tenant, row.ID, v.Steps)
+			return nil, insertSteps(ctx, q, tenant, row.ID, v.Steps)
 		}
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence version")
@@ -273,28 +273,28 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 
 // ActivateVersion makes version n the active one, archiving the previous.
 func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUID, n int) (dripdrop.Sequence, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetSequenceForUpdate(ctx, dbsqlc.GetSequenceForUpdateParams{TenantKey: tenant, ID: seq}); err != nil {
-			return mapErr(err, "sequence")
+			return nil, mapErr(err, "sequence")
 		}
 		row, err := q.GetSequenceVersionForUpdate(ctx, dbsqlc.GetSequenceVersionForUpdateParams{TenantKey: tenant, SequenceID: seq, Version: n})
 		if err != nil {
-			return mapErr(err, "sequence version")
+			return nil, mapErr(err, "sequence version")
 		}
 		if row.State == "active" {
-			return nil
+			return nil, nil
 		}
 		if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: row.PoolID}); err != nil {
 			if err == pgx.ErrNoRows {
-				return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
+				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
-			return err
+			return nil, err
 		}
 		if err := q.ArchiveActiveVersions(ctx, dbsqlc.ArchiveActiveVersionsParams{TenantKey: tenant, SequenceID: seq}); err != nil {
-			return err
+			return nil, err
 		}
 		_, err = q.ActivateVersion(ctx, dbsqlc.ActivateVersionParams{TenantKey: tenant, ID: row.ID, Now: s.clock.Now()})
-		return err
+		return nil, err
 	})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence version")

@@ -296,15 +296,15 @@ type FanOutResult struct {
 // leased with FOR UPDATE SKIP LOCKED, so replicas share the work).
 func (s *Store) FanOut(ctx context.Context, tenant string, limit int) ([]FanOutResult, error) {
 	var out []FanOutResult
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		out = out[:0]
 		evs, err := q.LeasePendingOutbox(ctx, dbsqlc.LeasePendingOutboxParams{TenantKey: tenant, Lim: int32(limit)})
 		if err != nil || len(evs) == 0 {
-			return err
+			return nil, err
 		}
 		subs, err := q.ActiveSubscriptionFilters(ctx, tenant)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var subIDs []uuid.UUID
 		var evIDs, fanned, none []int64
@@ -325,18 +325,18 @@ func (s *Store) FanOut(ctx context.Context, tenant string, limit int) ([]FanOutR
 		}
 		if len(subIDs) > 0 {
 			if err := q.InsertDeliveries(ctx, dbsqlc.InsertDeliveriesParams{TenantKey: tenant, SubscriptionIds: subIDs, EventIds: evIDs, Now: s.clock.Now()}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if len(fanned) > 0 {
 			if err := q.SetOutboxStatus(ctx, dbsqlc.SetOutboxStatusParams{TenantKey: tenant, Status: "fanned_out", Ids: fanned}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if len(none) > 0 {
-			return q.SetOutboxStatus(ctx, dbsqlc.SetOutboxStatusParams{TenantKey: tenant, Status: "no_match", Ids: none})
+			return nil, q.SetOutboxStatus(ctx, dbsqlc.SetOutboxStatusParams{TenantKey: tenant, Status: "no_match", Ids: none})
 		}
-		return nil
+		return nil, nil
 	})
 	return out, err
 }
@@ -400,9 +400,8 @@ const DisableAfter = 5 * 24 * time.Hour
 func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcome) error {
 	var evs []event
 	now := s.clock.Now()
-	disabled := false
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
-		evs, disabled = evs[:0], false
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		evs = evs[:0]
 		var code *int
 		if o.StatusCode != 0 {
 			code = &o.StatusCode
@@ -415,7 +414,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 			TenantKey: d.TenantKey, SubscriptionID: d.SubscriptionID, EventID: d.Event.ID, Attempt: d.Attempt, StatusCode: code,
 			LatencyMs: int(o.Latency / time.Millisecond), ResponseSnippet: o.Snippet, Error: errText, Now: now,
 		}); err != nil {
-			return err
+			return evs, err
 		}
 		fin := dbsqlc.FinishDeliveryParams{TenantKey: d.TenantKey, SubscriptionID: d.SubscriptionID, EventID: d.Event.ID,
 			LastError: errText, LastStatus: code, Now: now, NextAttemptAt: now}
@@ -424,7 +423,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 		case o.Success:
 			fin.Status = "delivered"
 			if err := q.MarkSubscriptionHealthy(ctx, dbsqlc.MarkSubscriptionHealthyParams{TenantKey: d.TenantKey, ID: d.SubscriptionID}); err != nil {
-				return err
+				return evs, err
 			}
 		default:
 			fin.Status = "pending"
@@ -435,7 +434,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 			}
 			since, err := q.MarkSubscriptionFailing(ctx, dbsqlc.MarkSubscriptionFailingParams{TenantKey: d.TenantKey, ID: d.SubscriptionID, Now: now})
 			if err != nil {
-				return err
+				return evs, err
 			}
 			switch {
 			case o.Gone:
@@ -445,27 +444,23 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 			}
 		}
 		if err := q.FinishDelivery(ctx, fin); err != nil {
-			return err
+			return evs, err
 		}
 		if reason == "" {
-			return nil
+			return evs, nil
 		}
 		n, err := q.DisableSubscription(ctx, dbsqlc.DisableSubscriptionParams{TenantKey: d.TenantKey, ID: d.SubscriptionID, Reason: &reason, Now: now})
 		if err != nil || n == 0 {
-			return err
+			return evs, err
 		}
-		disabled = true
 		evs = append(evs, event{name: "dripdrop.telemetry.subscription_disabled", metadata: map[string]any{
 			"subscription_id": d.SubscriptionID.String(), "tenant_key": d.TenantKey, "reason": reason,
 		}})
-		return nil
-	}, &evs)
+		return evs, nil
+	})
 	if err != nil {
 		return err
 	}
-	if disabled {
-	}
-	s.emit(ctx, evs...)
 	return nil
 }
 

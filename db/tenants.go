@@ -33,17 +33,17 @@ func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Te
 	}
 	var t dripdrop.Tenant
 	var k dripdrop.APIKey
-	err := s.tx(ctx, func(q *dbsqlc.Queries) error {
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.CreateTenant(ctx, dbsqlc.CreateTenantParams{TenantKey: key, Name: name})
 		if err == pgx.ErrNoRows {
-			return dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "tenant_key", "tenant %q already exists", key)
+			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "tenant_key", "tenant %q already exists", key)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		t = dripdrop.Tenant{Key: row.TenantKey, Name: row.Name, CreatedAt: row.CreatedAt}
 		k, err = createKey(ctx, q, key, "default")
-		return err
+		return nil, err
 	})
 	return t, k, mapErr(err, "tenant")
 }
