@@ -178,8 +178,18 @@ func TestPoolExhausted(t *testing.T) {
 	if !strings.Contains(reasons, "resting") || !strings.Contains(reasons, "daily_cap_reached") {
 		t.Fatalf("evicted reasons %v", m["evicted"])
 	}
-	if after := dbtest.RowCounts(t, e.dbURL); fmt.Sprint(after) != fmt.Sprint(before) {
+	// Nothing is stored but the refusal's own event, which reaches the feed.
+	after := dbtest.RowCounts(t, e.dbURL)
+	if after["telemetry_outbox"] != before["telemetry_outbox"]+1 {
+		t.Fatalf("outbox rows %d → %d, want one more (pool_exhausted)", before["telemetry_outbox"], after["telemetry_outbox"])
+	}
+	delete(after, "telemetry_outbox")
+	delete(before, "telemetry_outbox")
+	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatal("an exhausted enroll stored rows")
+	}
+	if d := e.feed(key, "dripdrop.dispatch.pool_exhausted", 1); len(d) != 1 {
+		t.Fatalf("feed: %v", d)
 	}
 	ev := e.events.named("dripdrop.dispatch.pool_exhausted")
 	if len(ev) != 1 || len(ev[0]["evicted_adapter_ids"].([]string)) != 2 || len(ev[0]) != 4 {

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -265,4 +267,24 @@ func mustParse(t *testing.T, id string) uuid.UUID {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// feed reads the tenant's event feed (GET /v1/telemetry/events) filtered by
+// a name prefix until it lists at least want events or 5 s pass. The feed
+// lists an event only once every older writer has ended (its never-skip
+// order), so a concurrent transaction (an ANALYZE, another request) can
+// hold it back for a moment.
+func (e *env) feed(key, prefix string, want int) []map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var out []map[string]any
+		for _, d := range e.must(200, "GET", "/v1/telemetry/events?limit=1000&prefix="+url.QueryEscape(prefix), key, nil)["data"].([]any) {
+			out = append(out, d.(map[string]any))
+		}
+		if len(out) >= want || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

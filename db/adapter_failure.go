@@ -52,9 +52,9 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 			AdapterFailures: fails, AuthFailures: auths, NextSendAt: &next}); err != nil {
 			return nil, err
 		}
-		evs := []event{{name: "dripdrop.dispatch.adapter_error", metadata: map[string]any{
+		evs := append(job.diagnosticEvents(), event{name: "dripdrop.dispatch.adapter_error", metadata: map[string]any{
 			"adapter_id": a.ID.String(), "tenant_key": job.TenantKey, "reason": reason, "consecutive": fails,
-		}}}
+		}})
 		if auths < health.AuthFailuresToRest || a.HealthState == dripdrop.HealthResting {
 			return evs, nil
 		}

@@ -175,6 +175,27 @@ type SendJob struct {
 	FromAddress string
 	FromName    string
 	Credentials dripdrop.SMTPCredentials
+	// Diagnostics are events observed while preparing the send (a
+	// template's spintax errors and warnings, a missing variable): the
+	// transaction that records the send's outcome writes them to the
+	// outbox with it.
+	Diagnostics []Diagnostic
+}
+
+// Diagnostic is an event of a send's preparation, named from the
+// telemetry catalog, with that event's metadata.
+type Diagnostic struct {
+	Name     string
+	Metadata map[string]any
+}
+
+// diagnosticEvents are the job's diagnostics as events of its tenant.
+func (job *SendJob) diagnosticEvents() []event {
+	evs := make([]event, len(job.Diagnostics))
+	for i, d := range job.Diagnostics {
+		evs[i] = event{name: d.Name, tenant: job.TenantKey, metadata: d.Metadata}
+	}
+	return evs
 }
 
 // ReleaseClaim makes a claimed execution claimable again at once (after a
@@ -858,6 +879,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 				job := sent[i].Job
 				ok[i] = true
 				wake[t] = wake[t] || row.NextDueNow
+				evs = append(evs, job.diagnosticEvents()...)
 				evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
 					"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
 					"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
@@ -927,6 +949,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
 			return evs, err
 		}
+		evs = append(evs, job.diagnosticEvents()...)
 		if err := s.afterSend(ctx, q, job, now); err != nil {
 			return evs, err
 		}

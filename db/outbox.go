@@ -22,7 +22,7 @@ const OutboxChannel = "dripdrop_outbox"
 func outboxTenants(evs []event) ([]string, error) {
 	var tenants []string
 	for _, e := range evs {
-		tenant, _ := e.metadata["tenant_key"].(string)
+		tenant := e.tenantKey()
 		if tenant == "" {
 			return nil, fmt.Errorf("db: event %s names no tenant_key", e.name)
 		}
@@ -49,6 +49,15 @@ const insertOutboxSQL = `WITH ins AS (
     RETURNING name, status
 )
 SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
+
+// tenantKey is the tenant an event belongs to.
+func (e event) tenantKey() string {
+	if e.tenant != "" {
+		return e.tenant
+	}
+	t, _ := e.metadata["tenant_key"].(string)
+	return t
+}
 
 // countJSON is a counter's measurements, {"count": 1}.
 const countJSON = `{"count": 1}`
@@ -145,7 +154,7 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 			if err != nil {
 				return err
 			}
-			ts[i], names[i], metas[i], ms[i] = e.metadata["tenant_key"].(string), e.name, string(js), countJSON
+			ts[i], names[i], metas[i], ms[i] = e.tenantKey(), e.name, string(js), countJSON
 			if e.measurements != nil {
 				mj, err := json.Marshal(e.measurements)
 				if err != nil {

@@ -50,7 +50,10 @@ type Emitter interface {
 
 // event is a telemetry event held until its transaction commits.
 type event struct {
-	name     string
+	name string
+	// tenant is the event's tenant when its metadata has no tenant_key
+	// (the catalog's template events).
+	tenant   string
 	metadata map[string]any
 	// measurements, when set, replace the counter's {"count": 1}.
 	measurements map[string]float64

@@ -566,21 +566,21 @@ func (d *Dispatcher) render(ctx context.Context, job *db.SendJob) (*Message, err
 			if errors.As(err, &se) {
 				reason = se.Reason
 			}
-			d.emit(ctx, "dripdrop.template.spintax_error", map[string]float64{"count": 1}, map[string]any{
-				"reason": reason, "text": text, "step_execution_id": job.ExecutionID.String(), "attempt_window": job.AttemptWindow})
+			job.Diagnostics = append(job.Diagnostics, db.Diagnostic{Name: "dripdrop.template.spintax_error", Metadata: map[string]any{
+				"reason": reason, "text": text, "step_execution_id": job.ExecutionID.String(), "attempt_window": job.AttemptWindow}})
 			if t, err = spintax.ParseVariablesOnly(src); err != nil {
 				return src, nil
 			}
 		}
 		for _, w := range t.Warnings() {
-			d.emit(ctx, "dripdrop.template.spintax_warning", map[string]float64{"count": 1}, map[string]any{
-				"reason": w.Reason, "token": w.Token, "step_execution_id": job.ExecutionID.String(), "attempt_window": job.AttemptWindow})
+			job.Diagnostics = append(job.Diagnostics, db.Diagnostic{Name: "dripdrop.template.spintax_warning", Metadata: map[string]any{
+				"reason": w.Reason, "token": w.Token, "step_execution_id": job.ExecutionID.String(), "attempt_window": job.AttemptWindow}})
 		}
 		out, err := r.Render(t, job.Contact)
 		var mv *spintax.MissingVariableError
 		if errors.As(err, &mv) {
-			d.emit(ctx, "dripdrop.template.missing_variable", map[string]float64{"count": 1}, map[string]any{
-				"step_execution_id": job.ExecutionID.String(), "tenant_key": job.TenantKey, "variable": mv.Name, "field": name})
+			job.Diagnostics = append(job.Diagnostics, db.Diagnostic{Name: "dripdrop.template.missing_variable", Metadata: map[string]any{
+				"step_execution_id": job.ExecutionID.String(), "tenant_key": job.TenantKey, "variable": mv.Name, "field": name}})
 		}
 		return out, err
 	}
