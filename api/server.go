@@ -493,6 +493,7 @@ type catalogEntry struct {
 	Metadata     []string `json:"metadata"`
 	Labels       []string `json:"prometheus_labels"`
 	Extension    bool     `json:"extension"`
+	Feed         bool     `json:"feed"` // written to the outbox: feed, stream and webhooks
 	Description  string   `json:"description"`
 }
 
@@ -502,7 +503,7 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 		if s.Labels == nil {
 			s.Labels = []string{}
 		}
-		out = append(out, catalogEntry{s.Name, string(s.Kind), s.Measurements, s.Metadata, s.Labels, s.Extension, s.Description})
+		out = append(out, catalogEntry{s.Name, string(s.Kind), s.Measurements, s.Metadata, s.Labels, s.Extension, !s.InProcess, s.Description})
 	}
 	return writeJSON(w, http.StatusOK, newList(out, nil))
 }

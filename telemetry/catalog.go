@@ -61,7 +61,13 @@ type Spec struct {
 	Labels []string
 	// Extension marks events beyond the original 15-event cold-outbound
 	// catalog.
-	Extension   bool
+	Extension bool
+	// InProcess marks events that reach only in-process handlers, logs and
+	// metrics: the spans of an SMTP conversation, which report no committed
+	// change. Every other event is written to the outbox by the transaction
+	// whose change it reports, and so reaches the event feed, the stream and
+	// webhook subscriptions.
+	InProcess   bool
 	Description string
 }
 
@@ -160,15 +166,15 @@ var catalog = []Spec{
 		Metadata:    []string{"step_execution_id", "adapter_id", "tenant_key", "reason", "defer_until"},
 		Labels:      []string{"reason"},
 		Description: "a policy deferred an execution (once per decision)"},
-	{Name: "dripdrop.dispatch.send.start", Kind: Span, Measurements: []string{"system_time"}, Extension: true,
+	{Name: "dripdrop.dispatch.send.start", Kind: Span, Measurements: []string{"system_time"}, Extension: true, InProcess: true,
 		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key"},
 		Labels:      []string{"adapter_provider"},
 		Description: "SMTP conversation begins"},
-	{Name: "dripdrop.dispatch.send.stop", Kind: Span, Measurements: []string{"duration"}, Extension: true,
+	{Name: "dripdrop.dispatch.send.stop", Kind: Span, Measurements: []string{"duration"}, Extension: true, InProcess: true,
 		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key"},
 		Labels:      []string{"adapter_provider"},
 		Description: "SMTP conversation accepted (duration in seconds)"},
-	{Name: "dripdrop.dispatch.send.exception", Kind: Span, Measurements: []string{"duration"}, Extension: true,
+	{Name: "dripdrop.dispatch.send.exception", Kind: Span, Measurements: []string{"duration"}, Extension: true, InProcess: true,
 		Metadata:    []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key", "kind", "reason"},
 		Labels:      []string{"adapter_provider", "kind"},
 		Description: "SMTP conversation failed (kind temporary|permanent)"},
@@ -283,15 +289,18 @@ func diffKeys(want, got []string) error {
 // Prometheus labels, extension.
 func CatalogMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| event | kind | measurements | metadata | default Prometheus labels | extension |\n")
-	b.WriteString("|---|---|---|---|---|---|\n")
+	b.WriteString("| event | kind | measurements | metadata | default Prometheus labels | extension | feed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, s := range catalog {
-		ext := "no"
+		ext, feed := "no", "yes"
 		if s.Extension {
 			ext = "yes"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", s.Name, s.Kind,
-			strings.Join(s.Measurements, ", "), strings.Join(s.Metadata, ", "), strings.Join(s.Labels, ", "), ext)
+		if s.InProcess {
+			feed = "no (in-process)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s |\n", s.Name, s.Kind,
+			strings.Join(s.Measurements, ", "), strings.Join(s.Metadata, ", "), strings.Join(s.Labels, ", "), ext, feed)
 	}
 	return b.String()
 }
