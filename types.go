@@ -23,6 +23,16 @@ const (
 	EnrollmentCancelled = "cancelled"
 )
 
+// Stop reasons of a stopped enrollment.
+const (
+	StopReplied        = "replied"
+	StopBounced        = "bounced"
+	StopComplained     = "complained"
+	StopUnsubscribed   = "unsubscribed"
+	StopSuppressed     = "suppressed"
+	StopCompanyReplied = "company_replied"
+)
+
 // Pool policies for an unavailable pin (SPEC §3).
 const (
 	PinPause    = "pause"

@@ -725,7 +725,11 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 
 func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant string, id uuid.UUID, reason string) (event, error) {
 	now := s.clock.Now()
-	n, err := q.StopEnrollment(ctx, dbsqlc.StopEnrollmentParams{TenantKey: tenant, ID: id, StopReason: &reason, Now: now})
+	// The recipient's own outcomes end a completed enrollment as well: a
+	// hard bounce of the last step means the address is bad, not that the
+	// sequence completed.
+	fromCompleted := reason == dripdrop.StopBounced || reason == dripdrop.StopComplained || reason == dripdrop.StopUnsubscribed
+	n, err := q.StopEnrollment(ctx, dbsqlc.StopEnrollmentParams{TenantKey: tenant, ID: id, StopReason: &reason, Now: now, FromCompleted: fromCompleted})
 	if err != nil || n == 0 {
 		return event{}, err
 	}

@@ -196,8 +196,12 @@ VALUES (@tenant_key, @id, @kind, @value, @reason, @source, @now)
 ON CONFLICT (tenant_key, kind, value) DO NOTHING;
 
 -- name: StopEnrollment :execrows
+-- A completed enrollment is stopped too when from_completed: the
+-- recipient's bounce, complaint or unsubscribe of the last step is the
+-- outcome that counts.
 UPDATE enrollments SET state = 'stopped', stop_reason = @stop_reason, ended_at = @now::timestamptz, updated_at = @now
-WHERE tenant_key = @tenant_key AND id = @id AND state IN ('active', 'paused');
+WHERE tenant_key = @tenant_key AND id = @id
+  AND (state IN ('active', 'paused') OR (@from_completed::boolean AND state = 'completed'));
 
 -- name: CompleteEnrollment :execrows
 UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now

@@ -1193,22 +1193,28 @@ func (q *Queries) StaleSending(ctx context.Context, arg StaleSendingParams) ([]S
 
 const stopEnrollment = `-- name: StopEnrollment :execrows
 UPDATE enrollments SET state = 'stopped', stop_reason = $1, ended_at = $2::timestamptz, updated_at = $2
-WHERE tenant_key = $3 AND id = $4 AND state IN ('active', 'paused')
+WHERE tenant_key = $3 AND id = $4
+  AND (state IN ('active', 'paused') OR ($5::boolean AND state = 'completed'))
 `
 
 type StopEnrollmentParams struct {
-	StopReason *string
-	Now        time.Time
-	TenantKey  string
-	ID         uuid.UUID
+	StopReason    *string
+	Now           time.Time
+	TenantKey     string
+	ID            uuid.UUID
+	FromCompleted bool
 }
 
+// A completed enrollment is stopped too when from_completed: the
+// recipient's bounce, complaint or unsubscribe of the last step is the
+// outcome that counts.
 func (q *Queries) StopEnrollment(ctx context.Context, arg StopEnrollmentParams) (int64, error) {
 	result, err := q.db.Exec(ctx, stopEnrollment,
 		arg.StopReason,
 		arg.Now,
 		arg.TenantKey,
 		arg.ID,
+		arg.FromCompleted,
 	)
 	if err != nil {
 		return 0, err
