@@ -56,10 +56,15 @@ func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUI
 			return nil, invalidTransition(e, "resume")
 		}
 		now := s.clock.Now()
-		if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: id, State: dripdrop.EnrollmentActive, Now: now}); err != nil {
+		// Lock order: the executions, then (the state change's trigger)
+		// the adapter's ready-queue row — the order of every claim and
+		// reservation, which lock executions and then wake adapter_due.
+		// The other order deadlocked against a reservation releasing a
+		// claim of this enrollment.
+		if _, err := q.RescheduleNotBefore(ctx, dbsqlc.RescheduleNotBeforeParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
 			return nil, err
 		}
-		if _, err := q.RescheduleNotBefore(ctx, dbsqlc.RescheduleNotBeforeParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
+		if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: id, State: dripdrop.EnrollmentActive, Now: now}); err != nil {
 			return nil, err
 		}
 		// A step that failed for good is scheduled again (no dead ends, SPEC §2).
