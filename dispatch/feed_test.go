@@ -223,7 +223,7 @@ var feedScenarios = []struct {
 			// A second sequence that sends on Sundays only (the clock is a Tuesday).
 			f.call(201, "POST", "/v1/sequences", map[string]any{"key": "sundays", "name": "Sundays", "pool_id": f.pool.ID,
 				"send_window": map[string]any{"days": []int{0}, "start": "09:00", "end": "17:00", "timezone": "UTC"},
-				"steps": []any{map[string]any{"key": "only", "subject": "Hi", "body_text": "Hello"}}})
+				"steps":       []any{map[string]any{"key": "only", "subject": "Hi", "body_text": "Hello"}}})
 			f.call(201, "POST", "/v1/enrollments", map[string]any{"sequence_key": "sundays", "contact": map[string]any{"email": "a@example.com"}})
 			f.run()
 			return f
@@ -323,9 +323,13 @@ var feedScenarios = []struct {
 			return f
 		}},
 	{"bounces past the threshold rest the adapter", []string{"dripdrop.health.bounce_threshold"},
-		func(t *testing.T) *feedWorld { return thresholdWorld(t, "bounce", "550 5.1.1 <c0@example.com>: user unknown") }},
+		func(t *testing.T) *feedWorld {
+			return thresholdWorld(t, "bounce", "550 5.1.1 <c0@example.com>: user unknown")
+		}},
 	{"complaints past the threshold rest the adapter", []string{"dripdrop.health.complaint_threshold"},
-		func(t *testing.T) *feedWorld { return thresholdWorld(t, "complaint", "This message was reported as spam.") }},
+		func(t *testing.T) *feedWorld {
+			return thresholdWorld(t, "complaint", "This message was reported as spam.")
+		}},
 	{"a receiver that answers 410 disables its subscription", []string{"dripdrop.telemetry.subscription_disabled"},
 		func(t *testing.T) *feedWorld {
 			f := newFeedWorld(t, dripdrop.AdapterInput{})
@@ -364,7 +368,9 @@ func thresholdWorld(t *testing.T, intent, text string) *feedWorld {
 	return f
 }
 
-func some(v int) dripdrop.Nullable[int] { return dripdrop.Nullable[int]{Set: true, Valid: true, Value: v} }
+func some(v int) dripdrop.Nullable[int] {
+	return dripdrop.Nullable[int]{Set: true, Valid: true, Value: v}
+}
 
 // privateTargetStore opens a second store on w's database that accepts
 // loopback webhook URLs (the test's receivers).
