@@ -82,6 +82,14 @@ func (e *SendError) Error() string {
 	return kind + " SMTP failure: " + e.Message
 }
 
+// EnhancedString is the enhanced status as "5.1.1", or "" when absent.
+func (e *SendError) EnhancedString() string {
+	if e.Enhanced[0] == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d.%d", e.Enhanced[0], e.Enhanced[1], e.Enhanced[2])
+}
+
 // Bounce reports a permanent recipient failure (5.1.x): the address is bad.
 func (e *SendError) Bounce() bool { return !e.Temporary && e.Enhanced[0] == 5 && e.Enhanced[1] == 1 }
 
