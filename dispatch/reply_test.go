@@ -221,7 +221,10 @@ func TestSMTPTransport421IsNotPooled(t *testing.T) {
 	defer tr.Close()
 	adapter := uuid.New()
 	s.rcptReply = func(string) error { return reject(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections, closing") }
-	se := sendErr(t, func() error { _, err := tr.Send(context.Background(), replyDelivery(s.port(), adapter, "bob@example.com")); return err }())
+	se := sendErr(t, func() error {
+		_, err := tr.Send(context.Background(), replyDelivery(s.port(), adapter, "bob@example.com"))
+		return err
+	}())
 	if !se.AdapterFault || se.Reason != "server_unavailable" {
 		t.Fatalf("421: adapter=%v reason=%q", se.AdapterFault, se.Reason)
 	}
