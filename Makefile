@@ -19,11 +19,12 @@ run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
-## (installs the PostgreSQL server binaries, and Chromium for the dashboard's browser tests,
-## first when they are missing)
+## (installs the PostgreSQL server binaries, Chromium for the dashboard's browser tests and
+## Postfix for the real-Postfix dispatch test, first when they are missing)
 test: check-generated vet lint
 	@scripts/ensure-postgres TEST_DATABASE_URL
 	@scripts/ensure-chromium
+	@scripts/ensure-postfix
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## build: build bin/dripdrop

@@ -2,7 +2,11 @@ package dripdrop
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA zones are validated identically on every machine
@@ -287,6 +291,48 @@ func (c *SMTPCredentials) Validate() error {
 	}
 	if err := checkHeaderText("credentials.helo", c.HELO, 253, false); err != nil {
 		return err
+	}
+	if strings.ContainsAny(c.HELO, " \t") {
+		return Errorf(ECodeInvalidValue, "credentials.helo", "helo must be one host name, without spaces")
+	}
+	if c.TLSCAPEM != "" {
+		if len(c.TLSCAPEM) > maxCAPEM {
+			return Errorf(ECodeTooLong, "credentials.tls_ca_pem", "tls_ca_pem is longer than 256 KiB")
+		}
+		if err := checkCAPEM(c.TLSCAPEM); err != nil {
+			return Errorf(ECodeInvalidValue, "credentials.tls_ca_pem", "tls_ca_pem: %s", err.Error())
+		}
+	}
+	return nil
+}
+
+// maxCAPEM caps a CA bundle: a few dozen certificates are well under it.
+const maxCAPEM = 256 << 10
+
+// checkCAPEM accepts a bundle of one or more PEM CERTIFICATE blocks, each
+// a parseable X.509 certificate, and nothing else but white space.
+func checkCAPEM(s string) error {
+	rest := []byte(s)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("block %d is a %q, not a CERTIFICATE", n+1, b.Type)
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("certificate %d does not parse: %v", n+1, err)
+		}
+		n++
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return errors.New("it holds text that is not a PEM block")
+	}
+	if n == 0 {
+		return errors.New("it holds no PEM certificate")
 	}
 	return nil
 }

@@ -69,8 +69,17 @@ type SMTPCredentials struct {
 	// TLS is "starttls" (use STARTTLS when offered; the default),
 	// "require_starttls", "tls" (implicit TLS) or "none".
 	TLS string `json:"tls,omitempty"`
-	// HELO is the name announced in EHLO; defaults to the from domain.
+	// HELO is the name announced in every EHLO/HELO (before and after
+	// STARTTLS); defaults to the from domain.
 	HELO string `json:"helo,omitempty"`
+	// TLSCAPEM is a PEM bundle of CA certificates: when set, they are the
+	// only roots this adapter's server certificates are checked against
+	// (a relay with a private CA).
+	TLSCAPEM string `json:"tls_ca_pem,omitempty"`
+	// TLSInsecureSkipVerify turns certificate checking off for this
+	// adapter — for lab relays only: anyone on the path can read and
+	// change the mail and the password.
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
 }
 
 // Adapter is one sender: a mailbox or an ESP account.

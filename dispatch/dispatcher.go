@@ -18,6 +18,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/smtpreply"
 	"github.com/dripdrop/dripdrop/spintax"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
@@ -483,8 +484,11 @@ func (d *Dispatcher) sendFailed(ctx context.Context, job *db.SendJob, err error,
 	}
 	d.emit(ctx, "dripdrop.dispatch.send.exception", map[string]float64{"duration": dur}, em)
 	if se.AdapterFault {
-		// The sender's failure, not the recipient's (SPEC §6.1).
-		d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", job.TenantKey, "adapter", job.AdapterID, "execution", job.ExecutionID, "reason", se.Reason, "err", se.Error())
+		// The sender's failure, not the recipient's (docs/sending.md). The
+		// line carries ids and codes; the reply's text only with its
+		// addresses redacted (logs never carry an address).
+		d.log.Warn("adapter error; the execution is requeued and the adapter backs off", "tenant", job.TenantKey, "adapter", job.AdapterID, "execution", job.ExecutionID,
+			"reason", se.Reason, "smtp_code", se.Code, "enhanced", se.EnhancedString(), "reply", smtpreply.Redact(se.Message))
 		if ferr := d.store.AdapterFailed(ctx, job, se.Reason, se.Reason == "auth", se.Error()); ferr != nil {
 			d.log.Error("recording an adapter failure", "execution", job.ExecutionID, "err", ferr)
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/smtpreply"
 )
 
 // Delivery is one message to hand to an adapter.
@@ -37,54 +40,35 @@ type SendError struct {
 	Enhanced  [3]int // RFC 3463 status, zero when absent
 	Message   string
 	// AdapterFault marks a failure of the sender rather than the recipient
-	// (SPEC §6.1 "Whose failure is it?"); Reason says which: connection,
-	// tls, auth, policy, sender_rejected, server_unavailable or stalled.
+	// (docs/sending.md, "Whose failure is it?"); Reason says which:
+	// connection, tls, auth, policy, sender_rejected, server_unavailable or
+	// stalled.
 	AdapterFault bool
 	Reason       string
 }
 
+// Stage is a point of an SMTP conversation (smtpreply.Stage).
+type Stage = smtpreply.Stage
+
 // SMTP conversation stages, for deciding whose failure an error is.
 const (
-	StageConnect   = "connect"
-	StageTLS       = "tls"
-	StageHello     = "helo"
-	StageAuth      = "auth"
-	StageMail      = "mail"
-	StageRcpt      = "rcpt"
-	StageData      = "data"
-	StageAfterData = "after_data"
+	StageConnect   = smtpreply.StageConnect
+	StageTLS       = smtpreply.StageTLS
+	StageHello     = smtpreply.StageHello
+	StageAuth      = smtpreply.StageAuth
+	StageMail      = smtpreply.StageMail
+	StageRcpt      = smtpreply.StageRcpt
+	StageData      = smtpreply.StageData
+	StageAfterData = smtpreply.StageAfterData
 )
 
-// Whose decides whether a failure at stage is the sender's (SPEC §6.1) and
-// names the reason. code and enhanced are the server's reply (0 when there
-// was none: a network error, or a timeout when timedOut). Everything before
-// MAIL FROM, every MAIL FROM rejection, a 421 anywhere and a connection
-// lost or stalled before the data went out are the adapter's; replies to
-// RCPT and DATA about the recipient (5.1.x, 5.2.x, 4.2.2 …) are the
-// recipient's, and so is a connection lost after the data (the message may
-// have arrived: it is retried with the same Message-ID).
-func Whose(stage string, code int, enhanced [3]int, timedOut bool) (reason string, adapter bool) {
-	switch {
-	case stage == StageConnect:
-		return "connection", true
-	case stage == StageTLS:
-		return "tls", true
-	case stage == StageAuth:
-		return "auth", true
-	case code == 421:
-		return "server_unavailable", true
-	case stage == StageAfterData:
-		return "", false
-	case code == 0 && timedOut:
-		return "stalled", true
-	case code == 0 || stage == StageHello:
-		return "connection", true
-	case stage == StageMail && enhanced[1] == 7:
-		return "policy", true
-	case stage == StageMail:
-		return "sender_rejected", true
-	}
-	return "", false
+// Whose decides whether a failure at stage is the sender's and names the
+// reason; it is smtpreply.Whose, the rule package ingest shares (see
+// docs/sending.md, "Whose failure is it?"). code, enhanced and text are the
+// server's reply (0 and "" when there was none: a network error, or a
+// timeout when timedOut).
+func Whose(stage smtpreply.Stage, code int, enhanced [3]int, text string, timedOut bool) (reason string, adapter bool) {
+	return smtpreply.Whose(smtpreply.Reply{Stage: stage, Code: code, Enhanced: enhanced, Text: text, TimedOut: timedOut})
 }
 
 func (e *SendError) Error() string {
@@ -96,6 +80,14 @@ func (e *SendError) Error() string {
 		return fmt.Sprintf("%s SMTP failure %d %d.%d.%d: %s", kind, e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message)
 	}
 	return kind + " SMTP failure: " + e.Message
+}
+
+// EnhancedString is the enhanced status as "5.1.1", or "" when absent.
+func (e *SendError) EnhancedString() string {
+	if e.Enhanced[0] == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d.%d", e.Enhanced[0], e.Enhanced[1], e.Enhanced[2])
 }
 
 // Bounce reports a permanent recipient failure (5.1.x): the address is bad.
@@ -173,78 +165,130 @@ func credsSum(c dripdrop.SMTPCredentials) [32]byte {
 
 // Send delivers d, reusing an idle connection of the adapter when one is
 // still good. The whole exchange is bounded by ctx's deadline.
+//
+// A server's reply (any 4xx/5xx to MAIL, RCPT or DATA) is its answer: it is
+// classified once and the connection is reset (RSET) and kept — closed
+// instead when the reply is a 421 (the server is closing) or RSET fails.
+// Only a pooled connection that failed with no reply at MAIL FROM (closed
+// or reset while idle, before the server answered) is redialled, once: no
+// recipient is ever asked twice in one attempt. See docs/sending.md.
 func (t *SMTPTransport) Send(ctx context.Context, d Delivery) (Receipt, error) {
 	sum := credsSum(d.Credentials)
 	if p := t.take(d.AdapterID, sum); p != nil {
-		r, err, sent := t.transact(ctx, p, d)
+		r, err, stage := t.transact(ctx, p, d)
 		if err == nil {
 			t.put(d.AdapterID, p)
 			return r, nil
 		}
-		_ = p.c.Close()
-		if sent {
+		if err.Code != 0 || stage != StageMail || ctx.Err() != nil {
+			t.release(d.AdapterID, p, err)
 			return Receipt{}, err
 		}
-		// The pooled connection died before any data went out: redial once.
+		// The pooled connection died before the server answered MAIL FROM
+		// (no recipient was asked): redial once.
+		_ = p.c.Close()
 	}
 	p, err := t.dial(ctx, d, sum)
 	if err != nil {
 		return Receipt{}, err
 	}
-	r, err, _ := t.transact(ctx, p, d)
-	if err != nil {
-		_ = p.c.Close()
-		return Receipt{}, err
+	r, serr, _ := t.transact(ctx, p, d)
+	if serr != nil {
+		t.release(d.AdapterID, p, serr)
+		return Receipt{}, serr
 	}
 	t.put(d.AdapterID, p)
 	return r, nil
 }
 
+// release ends a failed transaction on p: after a reply (other than 421)
+// the connection is reset and pooled, otherwise closed.
+func (t *SMTPTransport) release(adapter uuid.UUID, p *pooled, err *SendError) {
+	if err.Code == 0 || err.Code == 421 {
+		_ = p.c.Close()
+		return
+	}
+	_ = p.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	p.c.CommandTimeout = 5 * time.Second
+	if rerr := p.c.Reset(); rerr != nil {
+		_ = p.c.Close()
+		return
+	}
+	_ = p.conn.SetDeadline(time.Time{})
+	t.put(adapter, p)
+}
+
+// TLSConfig is the TLS configuration an adapter's connections use: base
+// (nil for the defaults) with the adapter's trust settings — its
+// tls_ca_pem as the only roots, or tls_insecure_skip_verify (lab relays
+// only: no certificate is checked) — and host as the server name.
+func TLSConfig(base *tls.Config, cr dripdrop.SMTPCredentials) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		conf = base.Clone()
+	}
+	conf.ServerName = cr.Host
+	if cr.TLSCAPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(cr.TLSCAPEM)) {
+			return nil, errors.New("tls_ca_pem holds no PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	if cr.TLSInsecureSkipVerify {
+		conf.InsecureSkipVerify = true
+	}
+	return conf, nil
+}
+
 func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*pooled, error) {
 	cr := d.Credentials
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
+	tlsConf, err := TLSConfig(t.TLSConfig, cr)
+	if err != nil {
+		return nil, &SendError{Message: err.Error(), AdapterFault: true, Reason: smtpreply.ReasonTLS}
+	}
 	dialer := t.Guard.Dialer(net.Dialer{})
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: "connection"}
+		return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: smtpreply.ReasonConnection}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	tlsConf := &tls.Config{ServerName: cr.Host, MinVersion: tls.VersionTLS12}
-	if t.TLSConfig != nil {
-		tlsConf = t.TLSConfig.Clone()
-		tlsConf.ServerName = cr.Host
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	helo := cr.HELO
+	if helo == "" {
+		helo = Domain(d.From)
 	}
 	var c *smtp.Client
 	switch cr.TLS {
 	case "tls":
-		c = smtp.NewClient(tls.Client(conn, tlsConf))
+		tc := tls.Client(conn, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, classify(err, StageTLS)
+		}
+		conn = tc
+		c = smtp.NewClient(conn)
 	case "none":
 		c = smtp.NewClient(conn)
 	default: // starttls (opportunistic) or require_starttls
-		c, err = smtp.NewClientStartTLS(conn, tlsConf)
+		tc, stage, err := startTLS(ctx, conn, helo, tlsConf, cr.TLS == "require_starttls")
 		if err != nil {
-			if cr.TLS == "require_starttls" || !strings.Contains(err.Error(), "doesn't support STARTTLS") {
-				return nil, classify(err, StageTLS)
-			}
-			// Not offered: continue in plain text on a fresh connection.
-			if conn, err = dialer.DialContext(ctx, "tcp", addr); err != nil {
-				return nil, &SendError{Temporary: true, Message: "connect " + addr + ": " + err.Error(), AdapterFault: true, Reason: "connection"}
-			}
-			if dl, ok := ctx.Deadline(); ok {
-				_ = conn.SetDeadline(dl)
-			}
-			c = smtp.NewClient(conn)
+			_ = conn.Close()
+			return nil, classify(err, stage)
 		}
+		conn = tc
+		c = smtp.NewClient(conn)
 	}
-	fail := func(err error, stage string) (*pooled, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.CommandTimeout = time.Until(dl)
+	}
+	fail := func(err error, stage smtpreply.Stage) (*pooled, error) {
 		_ = c.Close()
 		return nil, classify(err, stage)
-	}
-	helo := cr.HELO
-	if helo == "" {
-		helo = Domain(d.From)
 	}
 	if err := c.Hello(helo); err != nil {
 		return fail(err, StageHello)
@@ -258,7 +302,7 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 			auth = sasl.NewLoginClient(cr.Username, cr.Password)
 		default:
 			_ = c.Close()
-			return nil, &SendError{Message: "the server offers neither AUTH PLAIN nor AUTH LOGIN", AdapterFault: true, Reason: "auth"}
+			return nil, &SendError{Message: "the server offers neither AUTH PLAIN nor AUTH LOGIN", AdapterFault: true, Reason: smtpreply.ReasonAuth}
 		}
 		if err := c.Auth(auth); err != nil {
 			return fail(err, StageAuth)
@@ -267,9 +311,105 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 	return &pooled{c: c, conn: conn, credsSum: sum, since: time.Now()}, nil
 }
 
-// transact runs one MAIL/RCPT/DATA exchange. sent reports whether message
-// data may have reached the server (after which a retry could duplicate).
-func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (r Receipt, err error, sent bool) {
+// startTLS reads the greeting, says EHLO with the adapter's HELO name and,
+// when the server offers STARTTLS (or require is set), upgrades the
+// connection. go-smtp's own STARTTLS says "EHLO localhost" first, so the
+// exchange before TLS is spoken here. The connection returned replays a
+// greeting to the go-smtp client built on it, which then says EHLO again
+// (over TLS, with the same name), as RFC 3207 asks.
+func startTLS(ctx context.Context, conn net.Conn, helo string, conf *tls.Config, require bool) (net.Conn, smtpreply.Stage, error) {
+	tp := textproto.NewConn(conn)
+	cmd := func(expect int, format string, args ...any) (string, error) {
+		if format != "" {
+			if _, err := tp.Cmd(format, args...); err != nil {
+				return "", err
+			}
+		}
+		_, msg, err := tp.ReadResponse(expect)
+		return msg, replyError(err)
+	}
+	greeting, err := cmd(220, "")
+	if err != nil {
+		return nil, StageHello, err
+	}
+	ext, err := cmd(250, "EHLO %s", helo)
+	if err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || (se.Code != 500 && se.Code != 502) {
+			return nil, StageHello, err
+		}
+		// No ESMTP, so no STARTTLS.
+		if require {
+			return nil, StageTLS, errors.New("the server does not speak ESMTP, so it cannot offer the required STARTTLS")
+		}
+		return replayGreeting(conn, greeting), "", nil
+	}
+	offered := false
+	for _, line := range strings.Split(ext, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		if require {
+			return nil, StageTLS, errors.New("the server does not offer the required STARTTLS")
+		}
+		// Opportunistic: go on in plain text. RSET-free: EHLO again is allowed.
+		return replayGreeting(conn, greeting), "", nil
+	}
+	if _, err := cmd(220, "STARTTLS"); err != nil {
+		return nil, StageTLS, err
+	}
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, StageTLS, err
+	}
+	return replayGreeting(tc, greeting), "", nil
+}
+
+// replayError turns a textproto reply error into go-smtp's, so classify
+// reads its code, enhanced status and text.
+func replyError(err error) error {
+	var pe *textproto.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	se := &smtp.SMTPError{Code: pe.Code, Message: pe.Msg, EnhancedCode: smtp.NoEnhancedCode}
+	if f := strings.SplitN(pe.Msg, " ", 2); len(f) == 2 {
+		if e, ok := smtpreply.EnhancedInText(f[0]); ok && e[0] == pe.Code/100 {
+			se.EnhancedCode, se.Message = smtp.EnhancedCode(e), f[1]
+		}
+	}
+	return se
+}
+
+// greetingConn is a connection whose first reads return a server greeting
+// already read from it, so that a go-smtp client can start on a
+// connection whose greeting (and, with STARTTLS, whole plain-text
+// exchange) happened before it.
+type greetingConn struct {
+	net.Conn
+	pending []byte
+}
+
+func replayGreeting(conn net.Conn, greeting string) net.Conn {
+	line := strings.SplitN(greeting, "\n", 2)[0]
+	return &greetingConn{Conn: conn, pending: []byte("220 " + line + "\r\n")}
+}
+
+func (g *greetingConn) Read(b []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(b, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	return g.Conn.Read(b)
+}
+
+// transact runs one MAIL/RCPT/DATA exchange and reports the stage it ended
+// at: from StageAfterData on, message data may have reached the server
+// (after which a retry could duplicate).
+func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (r Receipt, serr *SendError, stage smtpreply.Stage) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = p.conn.SetDeadline(dl)
 		p.c.CommandTimeout = time.Until(dl)
@@ -278,25 +418,25 @@ func (t *SMTPTransport) transact(ctx context.Context, p *pooled, d Delivery) (r 
 	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetDeadline(time.Now()) })
 	defer stop()
 	if err := p.c.Mail(d.From, nil); err != nil {
-		return Receipt{}, classify(err, StageMail), false
+		return Receipt{}, classify(err, StageMail), StageMail
 	}
 	if err := p.c.Rcpt(d.To, nil); err != nil {
-		return Receipt{}, classify(err, StageRcpt), false
+		return Receipt{}, classify(err, StageRcpt), StageRcpt
 	}
 	w, err := p.c.Data()
 	if err != nil {
-		return Receipt{}, classify(err, StageData), false
+		return Receipt{}, classify(err, StageData), StageData
 	}
 	if _, err := w.Write(d.Data); err != nil {
-		return Receipt{}, classify(err, StageAfterData), true
+		return Receipt{}, classify(err, StageAfterData), StageAfterData
 	}
 	handedOver := time.Now() // the final dot goes out now
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return Receipt{}, classify(err, StageAfterData), true
+		return Receipt{}, classify(err, StageAfterData), StageAfterData
 	}
 	_ = p.conn.SetDeadline(time.Time{})
-	return Receipt{ProviderID: providerID(resp.StatusText), HandedOver: handedOver}, nil, true
+	return Receipt{ProviderID: providerID(resp.StatusText), HandedOver: handedOver}, nil, StageAfterData
 }
 
 // providerID extracts a queue id ("queued as ABC123") or keeps the text.
@@ -316,13 +456,15 @@ func providerID(status string) string {
 // classify maps go-smtp and network errors at a stage of the
 // conversation: 4xx temporary, 5xx permanent, a lost connection (also after
 // the final dot) temporary; Whose marks the sender's failures.
-func classify(err error, stage string) *SendError {
+func classify(err error, stage smtpreply.Stage) *SendError {
 	var e *SendError
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		e = &SendError{Code: se.Code, Message: se.Message, Temporary: se.Code < 500}
-		if se.EnhancedCode != smtp.NoEnhancedCode {
+		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != (smtp.EnhancedCode{}) {
 			e.Enhanced = [3]int(se.EnhancedCode)
+		} else if en, ok := smtpreply.EnhancedInText(se.Message); ok && en[0] == se.Code/100 {
+			e.Enhanced = en // qmail's "(#5.1.1)"
 		}
 	} else {
 		msg := err.Error()
@@ -333,7 +475,7 @@ func classify(err error, stage string) *SendError {
 	}
 	var ne net.Error
 	timedOut := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-	e.Reason, e.AdapterFault = Whose(stage, e.Code, e.Enhanced, timedOut)
+	e.Reason, e.AdapterFault = Whose(stage, e.Code, e.Enhanced, e.Message, timedOut)
 	return e
 }
 

@@ -16,7 +16,8 @@ import (
 
 // Verify checks an adapter's SMTP settings the way a send would start —
 // connect, greeting, EHLO, STARTTLS (as the tls setting asks), EHLO again,
-// AUTH — and sends nothing (SPEC §6.1 Verify). Each stage is reported with
+// AUTH — and sends nothing (docs/sending.md). The adapter's HELO name is
+// said in both EHLOs and its TLS trust settings apply. Each stage is reported with
 // its duration and the server's reply; the check stops at the first failed
 // stage. dialer (e.g. an outbound-destination guard's) and tlsConf may be
 // nil.
@@ -34,11 +35,7 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, diale
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	conf := &tls.Config{ServerName: cr.Host, MinVersion: tls.VersionTLS12}
-	if tlsConf != nil {
-		conf = tlsConf.Clone()
-		conf.ServerName = cr.Host
-	}
+	conf, confErr := TLSConfig(tlsConf, cr) // the adapter's trust settings, as a send uses them
 	stage := func(name string, fn func(st *dripdrop.VerifyStage) error) bool {
 		st := dripdrop.VerifyStage{Stage: name}
 		start := time.Now()
@@ -58,6 +55,10 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, diale
 		return st.OK
 	}
 
+	if confErr != nil {
+		stage("tls", func(*dripdrop.VerifyStage) error { return confErr })
+		return res
+	}
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
 	var conn net.Conn
 	if !stage("connect", func(*dripdrop.VerifyStage) error {
