@@ -54,8 +54,26 @@ type VersionInput struct {
 	StopOnReply *bool       `json:"stop_on_reply"`
 	// StopCompanyOnReply also stops the other live enrollments at the
 	// replier's e-mail domain (free-mail domains excepted).
-	StopCompanyOnReply *bool       `json:"stop_company_on_reply"`
-	Steps              []StepInput `json:"steps"`
+	StopCompanyOnReply *bool `json:"stop_company_on_reply"`
+	// ListUnsubscribe: one_click (default), mailto or off.
+	ListUnsubscribe *string     `json:"list_unsubscribe"`
+	Steps           []StepInput `json:"steps"`
+}
+
+// The List-Unsubscribe settings of a version: one_click sends the https
+// one-click link (RFC 8058, when a public base URL is configured) and the
+// mailto: form, mailto only the mailto: form, off no List-Unsubscribe
+// headers at all. Mail with List-Unsubscribe is list mail to many
+// autoresponders, which then send no out-of-office (docs/sending.md).
+const (
+	ListUnsubscribeOneClick = "one_click"
+	ListUnsubscribeMailto   = "mailto"
+	ListUnsubscribeOff      = "off"
+)
+
+// ValidListUnsubscribe reports whether v is a List-Unsubscribe setting.
+func ValidListUnsubscribe(v string) bool {
+	return v == ListUnsubscribeOneClick || v == ListUnsubscribeMailto || v == ListUnsubscribeOff
 }
 
 // StepInput describes one step.
@@ -73,7 +91,7 @@ type StepInput struct {
 // returns the resulting version. Pool and override adapters are checked for
 // existence by the store.
 func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
-	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true}
+	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true, ListUnsubscribe: ListUnsubscribeOneClick}
 	if cur != nil {
 		v = *cur
 	} else {
@@ -102,6 +120,12 @@ func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
 	}
 	if in.StopCompanyOnReply != nil {
 		v.StopCompanyOnReply = *in.StopCompanyOnReply
+	}
+	if in.ListUnsubscribe != nil {
+		if !ValidListUnsubscribe(*in.ListUnsubscribe) {
+			return v, Errorf(ECodeInvalidValue, "list_unsubscribe", "list_unsubscribe must be \"one_click\", \"mailto\" or \"off\"")
+		}
+		v.ListUnsubscribe = *in.ListUnsubscribe
 	}
 	if in.Steps != nil {
 		steps, err := applySteps(in.Steps)

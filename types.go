@@ -168,11 +168,14 @@ type SequenceVersion struct {
 	SendWindow  SendWindow `json:"send_window"`
 	StopOnReply bool       `json:"stop_on_reply"`
 	// StopCompanyOnReply: a reply also stops the company's other enrollments.
-	StopCompanyOnReply bool       `json:"stop_company_on_reply"`
-	Steps              []Step     `json:"steps"`
-	Budgets            []Budget   `json:"budgets"`
-	ActivatedAt        *time.Time `json:"activated_at"`
-	CreatedAt          time.Time  `json:"created_at"`
+	StopCompanyOnReply bool `json:"stop_company_on_reply"`
+	// ListUnsubscribe is which List-Unsubscribe headers the version's
+	// messages carry: one_click, mailto or off (docs/sending.md).
+	ListUnsubscribe string     `json:"list_unsubscribe"`
+	Steps           []Step     `json:"steps"`
+	Budgets         []Budget   `json:"budgets"`
+	ActivatedAt     *time.Time `json:"activated_at"`
+	CreatedAt       time.Time  `json:"created_at"`
 }
 
 // Step is one message of a version.

@@ -371,3 +371,49 @@ func TestInvalidSpintaxIsRejected(t *testing.T) {
 	// With spintax off, braces are plain text (CSS, JSON snippets).
 	e.must(201, "POST", "/v1/sequences/"+f.seq+"/versions", f.key, body(map[string]any{"body_text": "a { b | c }", "body_html": "<style>p{color:red}</style>", "spintax": false}))
 }
+
+func TestSequenceVersionListUnsubscribe(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("acme")
+	// Default: one_click, returned with the version.
+	seq := e.must(200, "GET", "/v1/sequences/"+f.seq, f.key, nil)
+	if got := seq["versions"].([]any)[0].(map[string]any)["list_unsubscribe"]; got != "one_click" {
+		t.Fatalf("default list_unsubscribe %v, want one_click", got)
+	}
+	steps := []any{map[string]any{"subject": "s", "body_text": "b"}}
+	// Unknown values are refused with the field named, on create sequence,
+	// create version and draft update alike; nothing is created.
+	for _, bad := range []string{"one-click", "ON", "", "none"} {
+		body := map[string]any{"key": "other", "name": "Other", "pool_id": f.pool, "steps": steps, "list_unsubscribe": bad}
+		assertProblem(t, e.do("POST", "/v1/sequences", f.key, body), 422, "invalid_value", "list_unsubscribe")
+		assertProblem(t, e.do("POST", "/v1/sequences/"+f.seq+"/versions", f.key, map[string]any{"pool_id": f.pool, "steps": steps, "list_unsubscribe": bad}),
+			422, "invalid_value", "list_unsubscribe")
+	}
+	assertProblem(t, e.do("POST", "/v1/sequences", f.key, map[string]any{"key": "other", "name": "Other", "pool_id": f.pool, "steps": steps, "list_unsubscribe": true}),
+		422, "invalid_type", "*")
+	if l := e.must(200, "GET", "/v1/sequences", f.key, nil)["data"].([]any); len(l) != 1 {
+		t.Fatalf("a refused sequence was created: %d sequences", len(l))
+	}
+	// null is absent: the default.
+	s := e.must(201, "POST", "/v1/sequences", f.key, map[string]any{"key": "nulled", "name": "Nulled", "pool_id": f.pool, "steps": steps, "list_unsubscribe": nil})
+	if got := s["versions"].([]any)[0].(map[string]any)["list_unsubscribe"]; got != "one_click" {
+		t.Fatalf("list_unsubscribe null: %v, want the default one_click", got)
+	}
+	for _, mode := range []string{"mailto", "off", "one_click"} {
+		seq = e.must(201, "POST", "/v1/sequences/"+f.seq+"/versions", f.key, map[string]any{"pool_id": f.pool, "steps": steps, "list_unsubscribe": mode})
+		vs := seq["versions"].([]any)
+		if got := vs[len(vs)-1].(map[string]any)["list_unsubscribe"]; got != mode {
+			t.Fatalf("created version list_unsubscribe %v, want %s", got, mode)
+		}
+	}
+	// A draft's setting can change; an unknown value leaves it as it was.
+	seq = e.must(200, "PATCH", "/v1/sequences/"+f.seq+"/versions/2", f.key, map[string]any{"list_unsubscribe": "off"})
+	if got := seq["versions"].([]any)[1].(map[string]any)["list_unsubscribe"]; got != "off" {
+		t.Fatalf("patched draft list_unsubscribe %v, want off", got)
+	}
+	assertProblem(t, e.do("PATCH", "/v1/sequences/"+f.seq+"/versions/2", f.key, map[string]any{"list_unsubscribe": "never"}), 422, "invalid_value", "list_unsubscribe")
+	seq = e.must(200, "GET", "/v1/sequences/"+f.seq, f.key, nil)
+	if got := seq["versions"].([]any)[1].(map[string]any)["list_unsubscribe"]; got != "off" {
+		t.Fatalf("after a refused patch list_unsubscribe %v, want off", got)
+	}
+}

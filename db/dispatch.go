@@ -169,6 +169,9 @@ type SendJob struct {
 	ReplySubject string
 	InReplyTo    string
 	References   []string
+	// ListUnsubscribe is the version's List-Unsubscribe setting (one_click,
+	// mailto or off).
+	ListUnsubscribe string
 	// Sender.
 	AdapterID   uuid.UUID
 	Provider    string
@@ -746,7 +749,8 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
 		MessageID: msgID, Lease: lease, Subject: sc.StepSubject, BodyText: sc.BodyText, BodyHTML: sc.BodyHtml, Spintax: sc.Spintax,
-		AdapterID: ad.ID, Provider: ad.Provider, FromAddress: ad.FromAddress, FromName: ad.FromName,
+		ListUnsubscribe: sc.ListUnsubscribe,
+		AdapterID:       ad.ID, Provider: ad.Provider, FromAddress: ad.FromAddress, FromName: ad.FromName,
 		Contact: dripdrop.Contact{Email: sc.Email, FirstName: deref(sc.FirstName), LastName: deref(sc.LastName), Company: deref(sc.Company), Timezone: deref(sc.ContactTimezone)},
 	}
 	if len(sc.Vars) > 2 {

@@ -110,26 +110,41 @@ func (s *Store) RevokeAPIKey(ctx context.Context, tenant string, id uuid.UUID) (
 // Authenticate resolves a presented API key to its tenant. Unknown,
 // malformed and revoked keys all yield the same unauthorized error.
 func (s *Store) Authenticate(ctx context.Context, presented string) (string, error) {
+	tenant, _, err := s.AuthenticateKey(ctx, presented)
+	return tenant, err
+}
+
+// AuthenticateKey is Authenticate that also returns the key's id (the
+// dashboard binds its session to it, see docs/dashboard.md).
+func (s *Store) AuthenticateKey(ctx context.Context, presented string) (string, uuid.UUID, error) {
 	unauthorized := dripdrop.Errorf(dripdrop.ECodeUnauthorized, "", "missing or invalid API key")
 	rest, ok := strings.CutPrefix(presented, keyPrefix)
 	if !ok {
-		return "", unauthorized
+		return "", uuid.Nil, unauthorized
 	}
 	dot := strings.LastIndexByte(rest, '.')
 	if dot <= 0 {
-		return "", unauthorized
+		return "", uuid.Nil, unauthorized
 	}
 	tenant, enc := rest[:dot], rest[dot+1:]
 	secret, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil || len(secret) != 32 || !tenantKeyPattern.MatchString(tenant) {
-		return "", unauthorized
+		return "", uuid.Nil, unauthorized
 	}
 	sum := sha256.Sum256(secret)
-	if _, err := s.q.AuthenticateAPIKey(ctx, dbsqlc.AuthenticateAPIKeyParams{TenantKey: tenant, KeyHash: sum[:]}); err != nil {
+	id, err := s.q.AuthenticateAPIKey(ctx, dbsqlc.AuthenticateAPIKeyParams{TenantKey: tenant, KeyHash: sum[:]})
+	if err != nil {
 		if err == pgx.ErrNoRows {
-			return "", unauthorized
+			return "", uuid.Nil, unauthorized
 		}
-		return "", err
+		return "", uuid.Nil, err
 	}
-	return tenant, nil
+	return tenant, id, nil
+}
+
+// APIKeyActive reports whether a tenant's key still authenticates: it
+// exists and is not revoked (tenants have no disabled state; a revoked key
+// is the only way a key stops working).
+func (s *Store) APIKeyActive(ctx context.Context, tenant string, id uuid.UUID) (bool, error) {
+	return s.q.APIKeyActive(ctx, dbsqlc.APIKeyActiveParams{TenantKey: tenant, ID: id})
 }

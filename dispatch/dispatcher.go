@@ -428,6 +428,9 @@ func (d *Dispatcher) send(ctx context.Context, job *db.SendJob, release func()) 
 		d.recordFailure(ctx, job, &SendError{}, code, err.Error())
 		return
 	}
+	// Date is the engine's clock when the message is built for hand-over
+	// (never the wall clock: an injected clock dates the message too).
+	msg.Date = d.store.Now()
 	raw, err := msg.Build()
 	if err != nil {
 		code := "build_failed"
@@ -589,8 +592,8 @@ func (d *Dispatcher) render(ctx context.Context, job *db.SendJob) (*Message, err
 		return out, err
 	}
 	m := &Message{MessageID: job.MessageID, FromName: job.FromName, FromAddr: job.FromAddress, To: job.Contact.Email,
-		Date: time.Now(), InReplyTo: job.InReplyTo, References: job.References,
-		ListUnsubscribeMailto: job.FromAddress + "?subject=unsubscribe"}
+		InReplyTo: job.InReplyTo, References: job.References,
+		ListUnsubscribeMailto: job.FromAddress + "?subject=unsubscribe", ListUnsubscribe: job.ListUnsubscribe}
 	if d.cfg.PublicBaseURL != "" && len(d.cfg.UnsubscribeKey) > 0 {
 		m.ListUnsubscribeURL = strings.TrimRight(d.cfg.PublicBaseURL, "/") + "/u/" + dripdrop.UnsubscribeToken(d.cfg.UnsubscribeKey, job.TenantKey, job.EnrollmentID)
 	}

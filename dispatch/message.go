@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/dripdrop/dripdrop"
 )
 
 // MaxReferences is how many ids the References header keeps (the newest).
@@ -37,9 +39,36 @@ type Message struct {
 	HTML       string // optional: multipart/alternative when set
 
 	// ListUnsubscribeURL and ListUnsubscribeMailto produce List-Unsubscribe
-	// (and List-Unsubscribe-Post for one-click, RFC 8058) when set.
+	// (and List-Unsubscribe-Post for one-click, RFC 8058) when set, as
+	// ListUnsubscribe (the version's setting) allows: see
+	// listUnsubscribeHeaders.
 	ListUnsubscribeURL    string
 	ListUnsubscribeMailto string
+	ListUnsubscribe       string // one_click ("" too), mailto or off
+}
+
+// listUnsubscribeHeaders is the List-Unsubscribe rule: one_click (or "")
+// lists the https URL and the mailto: address that are set, with
+// List-Unsubscribe-Post when there is a URL; mailto lists only the mailto:
+// address, without List-Unsubscribe-Post; off writes neither header.
+// Empty results mean the header is not written (docs/sending.md has why a
+// version would turn them off).
+func listUnsubscribeHeaders(mode, url, mailto string) (unsubscribe, post string) {
+	switch mode {
+	case dripdrop.ListUnsubscribeOff:
+		return "", ""
+	case dripdrop.ListUnsubscribeMailto:
+		url = ""
+	}
+	var parts []string
+	if url != "" {
+		parts = append(parts, "<"+url+">")
+		post = "List-Unsubscribe=One-Click"
+	}
+	if mailto != "" {
+		parts = append(parts, "<mailto:"+mailto+">")
+	}
+	return strings.Join(parts, ", "), post
 }
 
 // NewMessageID returns "<uuidv7@domain>".
@@ -105,17 +134,10 @@ func (m *Message) Build() ([]byte, error) {
 	if len(refs) > 0 {
 		h("References", strings.Join(refs, " "))
 	}
-	if m.ListUnsubscribeURL != "" || m.ListUnsubscribeMailto != "" {
-		var parts []string
-		if m.ListUnsubscribeURL != "" {
-			parts = append(parts, "<"+m.ListUnsubscribeURL+">")
-		}
-		if m.ListUnsubscribeMailto != "" {
-			parts = append(parts, "<mailto:"+m.ListUnsubscribeMailto+">")
-		}
-		h("List-Unsubscribe", strings.Join(parts, ", "))
-		if m.ListUnsubscribeURL != "" {
-			h("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	if unsub, post := listUnsubscribeHeaders(m.ListUnsubscribe, m.ListUnsubscribeURL, m.ListUnsubscribeMailto); unsub != "" {
+		h("List-Unsubscribe", unsub)
+		if post != "" {
+			h("List-Unsubscribe-Post", post)
 		}
 	}
 	h("MIME-Version", "1.0")

@@ -195,3 +195,60 @@ func FuzzBuildMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestBuildListUnsubscribeSettings: the headers each version setting
+// writes, with and without a one-click URL (no public base URL configured).
+func TestBuildListUnsubscribeSettings(t *testing.T) {
+	const url, mailto = "https://dd.example.com/u/tok", "ada@acme.example.com?subject=unsubscribe"
+	both := "<" + url + ">, <mailto:" + mailto + ">"
+	for _, c := range []struct {
+		mode, url   string
+		unsub, post string // "" = the header is absent
+	}{
+		{mode: "one_click", url: url, unsub: both, post: "List-Unsubscribe=One-Click"},
+		{mode: "", url: url, unsub: both, post: "List-Unsubscribe=One-Click"},
+		{mode: "one_click", url: "", unsub: "<mailto:" + mailto + ">"},
+		{mode: "mailto", url: url, unsub: "<mailto:" + mailto + ">"},
+		{mode: "mailto", url: "", unsub: "<mailto:" + mailto + ">"},
+		{mode: "off", url: url},
+		{mode: "off", url: ""},
+	} {
+		m := baseMessage()
+		m.ListUnsubscribe, m.ListUnsubscribeURL, m.ListUnsubscribeMailto = c.mode, c.url, mailto
+		raw, err := m.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := parse(t, raw).Header
+		name := c.mode + " url=" + c.url
+		for header, want := range map[string]string{"List-Unsubscribe": c.unsub, "List-Unsubscribe-Post": c.post} {
+			got, present := h[header]
+			switch {
+			case want == "" && present:
+				t.Errorf("%s: %s present (%q), want absent", name, header, got)
+			case want != "" && (len(got) != 1 || got[0] != want):
+				t.Errorf("%s: %s = %q, want exactly %q", name, header, got, want)
+			}
+		}
+		if !strings.Contains(string(raw), "\r\n\r\n"+"Hi Bob,") {
+			t.Errorf("%s: body changed", name)
+		}
+	}
+}
+
+func TestListUnsubscribeHeadersRule(t *testing.T) {
+	for _, c := range []struct{ mode, url, mailto, unsub, post string }{
+		{"one_click", "https://x/u/t", "a@x", "<https://x/u/t>, <mailto:a@x>", "List-Unsubscribe=One-Click"},
+		{"", "https://x/u/t", "", "<https://x/u/t>", "List-Unsubscribe=One-Click"},
+		{"one_click", "", "a@x", "<mailto:a@x>", ""},
+		{"one_click", "", "", "", ""},
+		{"mailto", "https://x/u/t", "a@x", "<mailto:a@x>", ""},
+		{"mailto", "https://x/u/t", "", "", ""},
+		{"off", "https://x/u/t", "a@x", "", ""},
+	} {
+		unsub, post := listUnsubscribeHeaders(c.mode, c.url, c.mailto)
+		if unsub != c.unsub || post != c.post {
+			t.Errorf("listUnsubscribeHeaders(%q, %q, %q) = %q, %q; want %q, %q", c.mode, c.url, c.mailto, unsub, post, c.unsub, c.post)
+		}
+	}
+}

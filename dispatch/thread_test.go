@@ -161,3 +161,75 @@ func TestListUnsubscribeHeaders(t *testing.T) {
 		t.Fatalf("List-Unsubscribe %q / %q, want %q", h.Get("List-Unsubscribe"), h.Get("List-Unsubscribe-Post"), want)
 	}
 }
+
+// TestListUnsubscribePerVersion: a version's list_unsubscribe setting
+// reaches the wire: off sends no List-Unsubscribe headers at all, mailto
+// only the mailto: form, even with a one-click URL configured; the body is
+// unchanged.
+func TestListUnsubscribePerVersion(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.disp = d
+	ctx := context.Background()
+	seq, err := w.store.GetSequenceByKey(ctx, w.tenant, "welcome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq.Versions[0].ListUnsubscribe != "one_click" {
+		t.Fatalf("default setting %q, want one_click", seq.Versions[0].ListUnsubscribe)
+	}
+	for i, c := range []struct{ mode, unsub string }{
+		{"off", ""},
+		{"mailto", "<mailto:ada@acme.example.com?subject=unsubscribe>"},
+	} {
+		mode := c.mode
+		subject, body := "Hi", "Body"
+		if _, err := w.store.CreateVersion(ctx, w.tenant, seq.ID, dripdrop.VersionInput{PoolID: &w.pool.ID, ListUnsubscribe: &mode,
+			SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
+			Steps:      []dripdrop.StepInput{{Subject: &subject, BodyText: &body}}}, true); err != nil {
+			t.Fatal(err)
+		}
+		w.enroll(mode+"@example.com", nil)
+		w.run()
+		msgs := w.sink.Messages()
+		if len(msgs) != i+1 {
+			t.Fatalf("%s: %d messages, want %d", mode, len(msgs), i+1)
+		}
+		m := msgs[i]
+		h := m.Header()
+		if m.To[0] != mode+"@example.com" {
+			t.Fatalf("%s: message to %v", mode, m.To)
+		}
+		if got, present := h["List-Unsubscribe"]; (c.unsub == "") == present || present && (len(got) != 1 || got[0] != c.unsub) {
+			t.Errorf("%s: List-Unsubscribe %q (present %v), want %q", mode, got, present, c.unsub)
+		}
+		if got, present := h["List-Unsubscribe-Post"]; present {
+			t.Errorf("%s: List-Unsubscribe-Post %q, want absent", mode, got)
+		}
+		if !bytes.Contains(m.Data, []byte("\r\n\r\nBody")) {
+			t.Errorf("%s: body changed:\n%s", mode, m.Data)
+		}
+	}
+}
+
+// TestDateIsTheEnginesClock: the Date header is the injected clock's time
+// when the message is built for hand-over, not the wall clock.
+func TestDateIsTheEnginesClock(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{}, step("one", "Hi", "1", 0), step("two", "", "2", 3600))
+	w.enroll("bob@example.com", nil)
+	w.run() // the clock stands at Tuesday 24 November 2026 10:00:00 UTC
+	w.clock.Add(time.Hour + 90*time.Second + 250*time.Millisecond)
+	w.run()
+	msgs := w.sink.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i, want := range []string{"Tue, 24 Nov 2026 10:00:00 +0000", "Tue, 24 Nov 2026 11:01:30 +0000"} {
+		if got := msgs[i].Header()["Date"]; len(got) != 1 || got[0] != want {
+			t.Errorf("message %d: Date %q, want exactly %q", i+1, got, want)
+		}
+	}
+}

@@ -10,13 +10,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
-// The session is a signed cookie (no server-side table): the tenant, an
-// expiry and a random nonce, authenticated with HMAC-SHA256 under the
-// dashboard key. The API key itself is never stored; it is checked once at
-// sign-in. The CSRF token of a session is an HMAC of its nonce, so every
-// form carries it and a forged cross-site POST cannot know it.
+// The session is a signed cookie (no server-side table): the tenant, the id
+// of the API key it was opened with, an expiry and a random nonce,
+// authenticated with HMAC-SHA256 under the dashboard key:
+//
+//	base64url(tenant) "." key-id "." expiry-unix "." nonce "." base64url(HMAC(session, tenant, key-id, expiry, nonce))
+//
+// The API key itself is never stored; its secret is checked once at sign-in,
+// and on every later request the store is asked whether the key with that id
+// is still active (sessionValid), so revoking the key ends its sessions at
+// once (docs/dashboard.md). The CSRF token of a session is an HMAC of its
+// nonce, so every form carries it and a forged cross-site POST cannot know it.
 
 const (
 	cookieName = "dripdrop_session"
@@ -27,6 +35,7 @@ var b64 = base64.RawURLEncoding
 
 type session struct {
 	Tenant  string
+	KeyID   uuid.UUID
 	Expires time.Time
 	Nonce   string
 }
@@ -37,31 +46,33 @@ func (h *Handler) mac(parts ...string) string {
 	return b64.EncodeToString(m.Sum(nil))
 }
 
-// newSession signs a cookie value for a tenant.
-func (h *Handler) newSession(tenant string, now time.Time) (session, string) {
+// newSession signs a cookie value for a tenant's key.
+func (h *Handler) newSession(tenant string, keyID uuid.UUID, now time.Time) (session, string) {
 	n := make([]byte, 16)
 	_, _ = rand.Read(n)
-	s := session{Tenant: tenant, Expires: now.Add(sessionTTL), Nonce: b64.EncodeToString(n)}
+	s := session{Tenant: tenant, KeyID: keyID, Expires: now.Add(sessionTTL), Nonce: b64.EncodeToString(n)}
 	t := b64.EncodeToString([]byte(tenant))
+	k := keyID.String()
 	exp := strconv.FormatInt(s.Expires.Unix(), 10)
-	return s, t + "." + exp + "." + s.Nonce + "." + h.mac("session", t, exp, s.Nonce)
+	return s, t + "." + k + "." + exp + "." + s.Nonce + "." + h.mac("session", t, k, exp, s.Nonce)
 }
 
-// readSession verifies the session cookie of a request.
+// readSession verifies the session cookie of a request: its signature and
+// expiry (not yet whether its key is still active; see sessionValid).
 func (h *Handler) readSession(r *http.Request, now time.Time) (session, bool) {
 	c, err := r.Cookie(cookieName)
 	if err != nil {
 		return session{}, false
 	}
 	p := strings.Split(c.Value, ".")
-	if len(p) != 4 {
+	if len(p) != 5 {
 		return session{}, false
 	}
-	want := h.mac("session", p[0], p[1], p[2])
-	if subtle.ConstantTimeCompare([]byte(want), []byte(p[3])) != 1 {
+	want := h.mac("session", p[0], p[1], p[2], p[3])
+	if subtle.ConstantTimeCompare([]byte(want), []byte(p[4])) != 1 {
 		return session{}, false
 	}
-	exp, err := strconv.ParseInt(p[1], 10, 64)
+	exp, err := strconv.ParseInt(p[2], 10, 64)
 	if err != nil || !now.Before(time.Unix(exp, 0)) {
 		return session{}, false
 	}
@@ -69,7 +80,39 @@ func (h *Handler) readSession(r *http.Request, now time.Time) (session, bool) {
 	if err != nil || len(t) == 0 {
 		return session{}, false
 	}
-	return session{Tenant: string(t), Expires: time.Unix(exp, 0), Nonce: p[2]}, true
+	k, err := uuid.Parse(p[1])
+	if err != nil || k == uuid.Nil {
+		return session{}, false
+	}
+	return session{Tenant: string(t), KeyID: k, Expires: time.Unix(exp, 0), Nonce: p[3]}, true
+}
+
+// sessionState is what a request's cookie amounts to.
+type sessionState int
+
+const (
+	noSession    sessionState = iota // no cookie, or a forged, malformed or expired one
+	endedSession                     // validly signed, but its key was revoked
+	liveSession
+)
+
+// sessionValid reads the request's session and checks that the API key it
+// was opened with is still active. The check is a primary-key lookup on
+// every request, uncached, so a revoked key's sessions end with the next
+// request; err is a store failure (the caller shows no tenant data then).
+func (h *Handler) sessionValid(r *http.Request, now time.Time) (session, sessionState, error) {
+	s, ok := h.readSession(r, now)
+	if !ok {
+		return session{}, noSession, nil
+	}
+	active, err := h.store.APIKeyActive(r.Context(), s.Tenant, s.KeyID)
+	if err != nil {
+		return session{}, noSession, err
+	}
+	if !active {
+		return session{}, endedSession, nil
+	}
+	return s, liveSession, nil
 }
 
 // csrf is the token every form of a session carries.

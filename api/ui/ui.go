@@ -3,8 +3,9 @@
 // JSON API uses, charts drawn as SVG in Go, templates and assets embedded in
 // the binary (no CDN, readable without JavaScript; a small script only
 // follows the live event feed). Sign-in exchanges a tenant API key for a
-// signed HttpOnly, SameSite=Strict session cookie; every POST carries a
-// CSRF token; every page is scoped to the session's tenant.
+// signed HttpOnly, SameSite=Strict session cookie bound to that key (it ends
+// when the key is revoked); every POST carries a CSRF token; every page is
+// scoped to the session's tenant.
 package ui
 
 import (
@@ -134,13 +135,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// auth runs a page for a signed-in tenant: GETs without a session go to the
-// sign-in form, POSTs need a valid CSRF token and a same-origin request.
+// auth runs a page for a signed-in tenant: GETs without a live session
+// (none, or one whose API key was revoked) go to the sign-in form, POSTs
+// need a valid CSRF token and a same-origin request.
 func (h *Handler) auth(fn pageHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		now := h.store.Now()
-		s, ok := h.readSession(r, now)
-		if !ok {
+		s, state, err := h.sessionValid(r, now)
+		if err != nil {
+			h.storeDown(w, r, err)
+			return
+		}
+		if state != liveSession {
+			if state == endedSession {
+				h.setCookie(w, r, "", -1)
+			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 				return
@@ -176,6 +185,16 @@ func (h *Handler) auth(fn pageHandler) http.HandlerFunc {
 	}
 }
 
+// storeDown answers a request whose session could not be checked: no
+// tenant data, and the error in the server log.
+func (h *Handler) storeDown(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() == nil {
+		h.log.Error("dashboard session check failed", "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Retry-After", "5")
+	h.fail(w, r, &page{}, http.StatusServiceUnavailable, "The database is unavailable; try again shortly.")
+}
+
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, status int, msg string) {
 	p.Title = http.StatusText(status)
 	p.Error = msg
@@ -195,9 +214,15 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p *page
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.readSession(r, h.store.Now()); ok {
+	switch _, state, err := h.sessionValid(r, h.store.Now()); {
+	case err != nil:
+		h.storeDown(w, r, err)
+		return
+	case state == liveSession:
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
+	case state == endedSession:
+		h.setCookie(w, r, "", -1)
 	}
 	h.render(w, http.StatusOK, "login", &page{Title: "Sign in"})
 }
@@ -209,7 +234,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, http.StatusForbidden, "The sign-in form did not come from this dashboard.")
 		return
 	}
-	tenant, err := h.store.Authenticate(r.Context(), r.PostFormValue("api_key"))
+	tenant, keyID, err := h.store.AuthenticateKey(r.Context(), r.PostFormValue("api_key"))
 	if err != nil {
 		status := http.StatusUnauthorized
 		var de *dripdrop.Error
@@ -229,7 +254,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, "login", p)
 		return
 	}
-	_, value := h.newSession(tenant, h.store.Now())
+	_, value := h.newSession(tenant, keyID, h.store.Now())
 	h.setCookie(w, r, value, int(sessionTTL/time.Second))
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }

@@ -23,3 +23,11 @@ RETURNING *;
 UPDATE api_keys SET last_used_at = now()
 WHERE tenant_key = $1 AND key_hash = $2 AND revoked_at IS NULL
 RETURNING id;
+
+-- name: APIKeyActive :one
+-- Whether a key still authenticates (it exists and is not revoked): the
+-- dashboard asks on every request of a session opened with the key. A
+-- primary-key lookup.
+SELECT EXISTS (
+    SELECT 1 FROM api_keys WHERE tenant_key = $1 AND id = $2 AND revoked_at IS NULL
+);

@@ -215,6 +215,7 @@ type SequenceVersion struct {
 	ActivatedAt        *time.Time
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
+	ListUnsubscribe    string
 }
 
 type Step struct {

@@ -15,7 +15,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
 `
 
 type ActivateVersionParams struct {
@@ -43,6 +43,7 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.ActivatedAt,
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
+		&i.ListUnsubscribe,
 	)
 	return i, err
 }
@@ -100,14 +101,14 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, activated_at, created_at
+    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
 ) VALUES (
     $1, $2, $3,
     (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
     $4, $5, $6, $7, $8, $9, $10, $11,
-    $12, $13, $14
+    $12, $13, $14, $15
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
 `
 
 type CreateSequenceVersionParams struct {
@@ -123,6 +124,7 @@ type CreateSequenceVersionParams struct {
 	WindowTimezone     string
 	StopOnReply        bool
 	StopCompanyOnReply bool
+	ListUnsubscribe    string
 	ActivatedAt        *time.Time
 	Now                time.Time
 }
@@ -141,6 +143,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.WindowTimezone,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
+		arg.ListUnsubscribe,
 		arg.ActivatedAt,
 		arg.Now,
 	)
@@ -161,6 +164,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.ActivatedAt,
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
+		&i.ListUnsubscribe,
 	)
 	return i, err
 }
@@ -305,7 +309,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -333,12 +337,13 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.ActivatedAt,
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
+		&i.ListUnsubscribe,
 	)
 	return i, err
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -366,6 +371,7 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.ActivatedAt,
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
+		&i.ListUnsubscribe,
 	)
 	return i, err
 }
@@ -408,7 +414,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -441,6 +447,7 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.ActivatedAt,
 			&i.CreatedAt,
 			&i.StopCompanyOnReply,
+			&i.ListUnsubscribe,
 		); err != nil {
 			return nil, err
 		}
@@ -538,9 +545,10 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
-    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7
-WHERE tenant_key = $8 AND id = $9 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply
+    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7,
+    list_unsubscribe = $8
+WHERE tenant_key = $9 AND id = $10 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
 `
 
 type UpdateDraftVersionParams struct {
@@ -551,6 +559,7 @@ type UpdateDraftVersionParams struct {
 	WindowTimezone     string
 	StopOnReply        bool
 	StopCompanyOnReply bool
+	ListUnsubscribe    string
 	TenantKey          string
 	ID                 uuid.UUID
 }
@@ -564,6 +573,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.WindowTimezone,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
+		arg.ListUnsubscribe,
 		arg.TenantKey,
 		arg.ID,
 	)
@@ -584,6 +594,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.ActivatedAt,
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
+		&i.ListUnsubscribe,
 	)
 	return i, err
 }

@@ -11,6 +11,27 @@ import (
 	"github.com/google/uuid"
 )
 
+const aPIKeyActive = `-- name: APIKeyActive :one
+SELECT EXISTS (
+    SELECT 1 FROM api_keys WHERE tenant_key = $1 AND id = $2 AND revoked_at IS NULL
+)
+`
+
+type APIKeyActiveParams struct {
+	TenantKey string
+	ID        uuid.UUID
+}
+
+// Whether a key still authenticates (it exists and is not revoked): the
+// dashboard asks on every request of a session opened with the key. A
+// primary-key lookup.
+func (q *Queries) APIKeyActive(ctx context.Context, arg APIKeyActiveParams) (bool, error) {
+	row := q.db.QueryRow(ctx, aPIKeyActive, arg.TenantKey, arg.ID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const authenticateAPIKey = `-- name: AuthenticateAPIKey :one
 UPDATE api_keys SET last_used_at = now()
 WHERE tenant_key = $1 AND key_hash = $2 AND revoked_at IS NULL
