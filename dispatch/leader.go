@@ -15,8 +15,8 @@ import (
 )
 
 // Leader holds a TTL lease in PostgreSQL; while it does, it runs the
-// scheduled duties on robfig/cron schedules. Other replicas stand by and take
-// over when the lease lapses.
+// scheduled duties on robfig/cron schedules, timed by the store's clock.
+// Other replicas stand by and take over when the lease lapses.
 type Leader struct {
 	Store  *db.Store
 	Holder string        // unique per process (default hostname-pid-random)
@@ -27,6 +27,9 @@ type Leader struct {
 	// Duties adds duties run by the leader alongside the built-in ones; each
 	// needs a schedule in Schedules (e.g. "telemetry_janitor": "@every 1h").
 	Duties map[string]func(context.Context) error
+	// Resolution is how often the schedules are compared with the store's
+	// clock (default 1 s).
+	Resolution time.Duration
 
 	leader atomic.Bool
 }
@@ -58,7 +61,6 @@ func (l *Leader) Run(ctx context.Context) {
 	if l.Logger == nil {
 		l.Logger = slog.Default()
 	}
-	c := cron.New()
 	outage := &db.Outage{Logger: l.Logger, Loop: "leader"}
 	duties := map[string]func(context.Context) error{
 		"rescue_stale_sending": l.rescue,
@@ -68,25 +70,26 @@ func (l *Leader) Run(ctx context.Context) {
 	for name, fn := range l.Duties {
 		duties[name] = fn
 	}
+	var jobs []*duty
 	for name, fn := range duties {
 		spec := DefaultSchedules[name]
 		if s, ok := l.Schedules[name]; ok {
 			spec = s
 		}
-		if _, err := c.AddFunc(spec, func() {
-			if !l.IsLeader() {
-				return
-			}
-			if err := fn(ctx); ctx.Err() == nil && outage.Note(err) {
-				l.Logger.Error("leader duty failed", "duty", name, "err", err)
-			}
-		}); err != nil {
+		sched, err := cron.ParseStandard(spec)
+		if err != nil {
 			l.Logger.Error("bad duty schedule", "duty", name, "spec", spec, "err", err)
+			continue
 		}
+		jobs = append(jobs, &duty{name: name, fn: fn, sched: sched})
 	}
-	c.Start()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.runDuties(ctx, jobs, outage)
+	}()
 	defer func() {
-		<-c.Stop().Done()
+		<-done
 		if l.leader.Swap(false) {
 			_ = l.Store.ResignLeadership(context.WithoutCancel(ctx), leaseName, l.Holder)
 		}
@@ -105,6 +108,56 @@ func (l *Leader) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// duty is one scheduled duty and when it runs next.
+type duty struct {
+	name  string
+	fn    func(context.Context) error
+	sched cron.Schedule
+	next  time.Time
+}
+
+// runDuties runs the duties on their robfig/cron schedules, read against
+// the store's clock (the injected clock in tests and forecasts, so a test
+// that moves the clock a minute on sees the minute's duties run): every
+// Resolution it looks at the clock and runs, one after another, the duties
+// that came due while this replica leads. A duty that came due several
+// times meanwhile runs once.
+func (l *Leader) runDuties(ctx context.Context, jobs []*duty, outage *db.Outage) {
+	res := l.Resolution
+	if res <= 0 {
+		res = time.Second
+	}
+	now := l.Store.Now()
+	for _, j := range jobs {
+		j.next = j.sched.Next(now)
+	}
+	t := time.NewTicker(res)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := l.Store.Now()
+		for _, j := range jobs {
+			if now.Before(j.next) {
+				continue
+			}
+			j.next = j.sched.Next(now)
+			if !l.IsLeader() {
+				continue
+			}
+			if err := j.fn(ctx); ctx.Err() == nil && outage.Note(err) {
+				l.Logger.Error("leader duty failed", "duty", j.name, "err", err)
+			}
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
 }

@@ -59,3 +59,48 @@ func TestLeaderElection(t *testing.T) {
 	}
 	stopA()
 }
+
+// The leader's duties run on their schedules read against the store's
+// clock: with the injected clock standing still nothing runs, however long
+// the process waits; a minute on the clock runs the minute's duty once.
+func TestLeaderDutiesFollowTheInjectedClock(t *testing.T) {
+	w := newWorld(t, dripdrop.AdapterInput{})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	runs := make(chan time.Time, 10)
+	l := &dispatch.Leader{Store: w.store, Holder: "solo", TTL: time.Minute, Resolution: 5 * time.Millisecond,
+		Schedules: map[string]string{"rescue_stale_sending": "@every 1h", "health_sweep": "@every 1h", "idempotency_janitor": "@every 1h", "probe": "@every 1m"},
+		Duties:    map[string]func(context.Context) error{"probe": func(context.Context) error { runs <- w.clock.Now(); return nil }}}
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	for deadline := time.Now().Add(3 * time.Second); !l.IsLeader(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no leadership")
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // 30 resolutions with the clock still
+	if len(runs) != 0 {
+		t.Fatalf("%d runs while the clock stood still", len(runs))
+	}
+	start := w.clock.Now()
+	w.clock.Add(59 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if len(runs) != 0 {
+		t.Fatal("the minute's duty ran after 59 s on the clock")
+	}
+	w.clock.Add(time.Second)
+	select {
+	case at := <-runs:
+		if at.Sub(start) != time.Minute {
+			t.Fatalf("ran at +%v on the clock, want +1m", at.Sub(start))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the minute's duty did not run after a minute on the clock")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(runs) != 0 {
+		t.Fatal("the duty ran twice for one minute")
+	}
+	stop()
+	<-done
+}
