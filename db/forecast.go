@@ -130,7 +130,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (*forecast.
 		for i, p := range pending {
 			snap.Enrollments[i] = forecast.Enrollment{ID: p.ID, VersionID: p.SequenceVersionID, AdapterID: p.AdapterID, Timezone: deref(p.Timezone),
 				Suppressed: p.Suppressed, Position: p.Position, ExecAdapter: p.ExecAdapterID, ScheduledFor: p.ScheduledFor,
-				Followup: p.Followup, Sending: p.State == "sending"}
+				Followup: p.Followup, Sending: p.State == "sending", NotBefore: p.NotBefore}
 		}
 		return nil
 	})

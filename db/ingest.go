@@ -330,6 +330,13 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		}
 		loc := contactLocation(en)
 		at := ingest.ReturnAt(c.ReturnDate, c.HasReturnDate, loc, now).UTC()
+		// The fence first: a send of this enrollment that a worker holds
+		// (reserved before this reply) records its next step no earlier
+		// than the return; scheduled executions, claimed or not, move.
+		if err := q.FenceEnrollment(ctx, dbsqlc.FenceEnrollmentParams{TenantKey: tenant, ID: en.ID, NotBefore: at, Now: now}); err != nil {
+			return nil, err
+		}
+		fx.ReturnAt = &at
 		rows, err := q.RescheduleOOO(ctx, dbsqlc.RescheduleOOOParams{TenantKey: tenant, EnrollmentID: en.ID, ReturnAt: at, Now: now})
 		if err != nil {
 			return nil, err
@@ -343,7 +350,7 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 				next = r.ScheduledFor
 			}
 		}
-		fx.Rescheduled, fx.ReturnAt = len(rows), &at
+		fx.Rescheduled = len(rows)
 		evs = append(evs, event{name: "dripdrop.ingest.ooo_rescheduled", metadata: map[string]any{
 			"enrollment_id": en.ID.String(), "return_at": at, "scheduled_for": next, "tenant_key": tenant,
 		}})

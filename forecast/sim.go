@@ -195,6 +195,7 @@ type simEnrollment struct {
 	hypo       bool
 	suppressed bool
 	done       int64 // completion time; 0 pending, -1 stopped
+	notBefore  int64 // follow-ups are never due before it (0: no fence)
 }
 
 type wkey struct {
@@ -368,7 +369,11 @@ func newSim(s *Snapshot, r Request) *sim {
 			continue
 		}
 		ei := int32(len(m.enr))
-		m.enr = append(m.enr, simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed})
+		se := simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed}
+		if e.NotBefore != nil {
+			se.notBefore = e.NotBefore.UnixNano()
+		}
+		m.enr = append(m.enr, se)
 		m.adapters[pin].pins++
 		if e.Sending {
 			// Reserved and counted already: it completes at Now.
@@ -475,7 +480,7 @@ func (m *sim) advance(ei int32, t int64) {
 	if o := v.over[e.pos]; o >= 0 {
 		sender = o
 	}
-	m.schedule(sender, item{at: t + v.delays[e.pos]*int64(time.Second), enr: ei}, true)
+	m.schedule(sender, item{at: max(t+v.delays[e.pos]*int64(time.Second), e.notBefore), enr: ei}, true)
 	m.update(m.adapters[sender])
 }
 

@@ -102,4 +102,7 @@ type Enrollment struct {
 	ScheduledFor time.Time `json:"scheduled_for"`
 	Followup     bool      `json:"followup"`
 	Sending      bool      `json:"sending,omitempty"`
+	// NotBefore, when set, is the earliest time its follow-ups are due (an
+	// out-of-office reply's return).
+	NotBefore *time.Time `json:"not_before,omitempty"`
 }

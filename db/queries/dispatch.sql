@@ -352,7 +352,8 @@ SELECT
 -- each fenced by its lease: the sends and their one "sent" event each; for
 -- adapters with a gap, the gap starts now (next_send_at) and the in-flight
 -- guard is lifted; then each enrollment (locked) completes or gets its next
--- step (next_due_now: announce it after commit). It returns a row per
+-- step, due its delay after now but never before the enrollment's
+-- not_before (next_due_now: announce it after commit). It returns a row per
 -- recorded send; a send missing from the result lost its lease. A gap
 -- (from gap_start, the hand-over, to gap_next) at or before the epoch
 -- (Go's zero time) means "no gap". Every table is reached by primary key
@@ -387,7 +388,7 @@ WITH r AS (
       AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
-    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
     WHERE en.tenant_key = @tenant_key AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
     FOR UPDATE
 ), n AS (
@@ -407,7 +408,8 @@ WITH r AS (
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
     SELECT @tenant_key, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           (n.delay_seconds * interval '1 second') + @now::timestamptz, @now::timestamptz, @now::timestamptz
+           greatest((n.delay_seconds * interval '1 second') + @now::timestamptz, coalesce(e.not_before, '-infinity')),
+           @now::timestamptz, @now::timestamptz
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
     RETURNING enrollment_id, (scheduled_for <= @now::timestamptz) AS due_now

@@ -36,6 +36,13 @@ UPDATE step_executions SET scheduled_for = greatest(scheduled_for, @return_at::t
 WHERE tenant_key = @tenant_key AND enrollment_id = @enrollment_id AND state = 'scheduled'
 RETURNING id, scheduled_for;
 
+-- name: FenceEnrollment :exec
+-- Follow-ups recorded from now on are not due before not_before (a send in
+-- flight when an out-of-office reply arrives schedules its next step no
+-- earlier than the return).
+UPDATE enrollments SET not_before = greatest(coalesce(not_before, @not_before::timestamptz), @not_before::timestamptz), updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id;
+
 -- name: CompanyEnrollments :many
 SELECT id FROM enrollments
 WHERE tenant_key = @tenant_key AND split_part(email_norm, '@', 2) = @domain::text AND state IN ('active', 'paused')

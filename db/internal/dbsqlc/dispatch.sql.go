@@ -432,7 +432,7 @@ CROSS JOIN LATERAL (
     SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
     SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
@@ -877,7 +877,7 @@ WITH r AS (
       AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
-    SELECT en.id, en.state, en.adapter_id FROM enrollments en
+    SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
     WHERE en.tenant_key = $13 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
     FOR UPDATE
 ), n AS (
@@ -897,7 +897,8 @@ WITH r AS (
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
     SELECT $13, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           (n.delay_seconds * interval '1 second') + $12::timestamptz, $12::timestamptz, $12::timestamptz
+           greatest((n.delay_seconds * interval '1 second') + $12::timestamptz, coalesce(e.not_before, '-infinity')),
+           $12::timestamptz, $12::timestamptz
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
     RETURNING enrollment_id, (scheduled_for <= $12::timestamptz) AS due_now
@@ -935,7 +936,8 @@ type RecordSentRow struct {
 // each fenced by its lease: the sends and their one "sent" event each; for
 // adapters with a gap, the gap starts now (next_send_at) and the in-flight
 // guard is lifted; then each enrollment (locked) completes or gets its next
-// step (next_due_now: announce it after commit). It returns a row per
+// step, due its delay after now but never before the enrollment's
+// not_before (next_due_now: announce it after commit). It returns a row per
 // recorded send; a send missing from the result lost its lease. A gap
 // (from gap_start, the hand-over, to gap_next) at or before the epoch
 // (Go's zero time) means "no gap". Every table is reached by primary key

@@ -182,7 +182,7 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 }
 
 const forecastPending = `-- name: ForecastPending :many
-SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, x.adapter_id AS exec_adapter_id, st.position,
+SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
        x.scheduled_for, x.followup, x.state,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
@@ -199,6 +199,7 @@ type ForecastPendingRow struct {
 	SequenceVersionID uuid.UUID
 	AdapterID         uuid.UUID
 	Timezone          *string
+	NotBefore         *time.Time
 	ExecAdapterID     uuid.UUID
 	Position          int
 	ScheduledFor      time.Time
@@ -224,6 +225,7 @@ func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]Fore
 			&i.SequenceVersionID,
 			&i.AdapterID,
 			&i.Timezone,
+			&i.NotBefore,
 			&i.ExecAdapterID,
 			&i.Position,
 			&i.ScheduledFor,

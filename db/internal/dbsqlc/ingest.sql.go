@@ -97,6 +97,31 @@ func (q *Queries) CompanyEnrollments(ctx context.Context, arg CompanyEnrollments
 	return items, nil
 }
 
+const fenceEnrollment = `-- name: FenceEnrollment :exec
+UPDATE enrollments SET not_before = greatest(coalesce(not_before, $1::timestamptz), $1::timestamptz), updated_at = $2
+WHERE tenant_key = $3 AND id = $4
+`
+
+type FenceEnrollmentParams struct {
+	NotBefore time.Time
+	Now       time.Time
+	TenantKey string
+	ID        uuid.UUID
+}
+
+// Follow-ups recorded from now on are not due before not_before (a send in
+// flight when an out-of-office reply arrives schedules its next step no
+// earlier than the return).
+func (q *Queries) FenceEnrollment(ctx context.Context, arg FenceEnrollmentParams) error {
+	_, err := q.db.Exec(ctx, fenceEnrollment,
+		arg.NotBefore,
+		arg.Now,
+		arg.TenantKey,
+		arg.ID,
+	)
+	return err
+}
+
 const findSentByMessageID = `-- name: FindSentByMessageID :one
 SELECT id, enrollment_id, adapter_id FROM step_executions
 WHERE tenant_key = $1

@@ -112,6 +112,7 @@ type Enrollment struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
+	NotBefore         *time.Time
 }
 
 type IdempotencyKey struct {
