@@ -17,16 +17,6 @@ import (
 	"github.com/dripdrop/dripdrop/policy"
 )
 
-// Dispatch settings (SPEC §6.1).
-const (
-	MaxAttempts = 5
-	// RetryBase is the first retry delay; it doubles per attempt.
-	RetryBase = 30 * time.Second
-	// TerminalRest is how long a pinned adapter may rest before its
-	// enrollments get the pool policy instead of waiting.
-	TerminalRest = 7 * 24 * time.Hour
-)
-
 // TenantKeys lists every tenant (the dispatcher visits them in turn).
 func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.ListTenantKeys(ctx) }
 
@@ -449,7 +439,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				continue
 			}
 			// The sender must be usable; a lost pin gets the pool policy.
-			if ad.DeletedAt != nil || !ad.Active || (ad.HealthState == dripdrop.HealthResting && ad.RestingUntil != nil && ad.RestingUntil.After(now.Add(TerminalRest))) {
+			if !policy.SenderUsable(ad.DeletedAt != nil, ad.Active, policy.Adapter{HealthState: ad.HealthState, RestingUntil: ad.RestingUntil}, now) {
 				if err := s.unusableSender(ctx, q, tenant, sc, now, res, &evs); err != nil {
 					return evs, err
 				}
@@ -469,8 +459,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 				if err := s.applyVerdict(ctx, q, tenant, sc, ad, *v, now, res, &evs); err != nil {
 					return evs, err
 				}
-				switch v.Policy {
-				case policy.AdapterResting, policy.RampCap, policy.MinGap:
+				if v.Scope() == policy.ScopeAdapter {
 					until := v.DeferUntil
 					b.blocked = &until
 				}
@@ -520,7 +509,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 			// (a failure: from its end, afterSend). A block found later in
 			// the batch stands (applyVerdict set it).
 			var next *time.Time
-			if b.ad.MinGapSeconds > 0 || b.ad.GapJitterSeconds > 0 {
+			if gapOf(b.ad).HasGap() {
 				next = &leaseUntil
 			}
 			if b.blocked != nil && (next == nil || b.blocked.After(*next)) {
@@ -651,10 +640,7 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 func policyInputFrom(sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, loc *time.Location, now time.Time, f policyFacts) policy.Input {
 	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
 	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
-	w := policy.Window{Start: policy.Clock(sc.WindowStart), End: policy.Clock(sc.WindowEnd), Timezone: sc.WindowTimezone}
-	for _, d := range sc.WindowDays {
-		w.Days = append(w.Days, time.Weekday(d))
-	}
+	w := policy.NewWindow(int(sc.WindowStart), int(sc.WindowEnd), sc.WindowDays, sc.WindowTimezone)
 	return policy.Input{
 		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: f.scope != "", SuppressionScope: f.scope,
 		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
@@ -667,12 +653,13 @@ func policyInputFrom(sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, loc *time.Locatio
 // backlog — and touch only the claimed execution.
 func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, v policy.Verdict, now time.Time, res *Reservation, evs *[]event) error {
 	id := sc.ID
-	switch v.Action {
-	case policy.Cancel:
+	scope := v.Scope()
+	switch scope {
+	case policy.ScopeCancel:
 		res.Outcome = Cancelled
 		code := v.Reason
 		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: "cancelled", ErrorCode: &code, Now: now})
-	case policy.Skip:
+	case policy.ScopeSkip:
 		res.Outcome = Skipped
 		code := "suppressed"
 		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: "skipped", ErrorCode: &code, Now: now}); err != nil {
@@ -691,13 +678,13 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 	reason := v.Reason
 	until := v.DeferUntil
 	sid, aid := id.String(), ad.ID.String()
-	switch v.Policy {
-	case policy.SendWindow, policy.SubCap:
-		// Execution-level: this execution waits; others of the adapter go on.
+	switch scope {
+	case policy.ScopeExecution:
+		// This execution waits; others of the adapter go on.
 		if err := q.DeferExecution(ctx, dbsqlc.DeferExecutionParams{TenantKey: tenant, ID: id, ScheduledFor: until, DeferReason: &reason, DeferUntil: &until, Now: now}); err != nil {
 			return err
 		}
-	default:
+	default: // policy.ScopeAdapter
 		if err := q.SetAdapterNextSend(ctx, dbsqlc.SetAdapterNextSendParams{TenantKey: tenant, ID: ad.ID, NextSendAt: until}); err != nil {
 			return err
 		}
@@ -842,12 +829,12 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 		}
 		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		var start, gap time.Time // zero: no gap
-		if job.MinGapSeconds > 0 || job.GapJitterSeconds > 0 {
+		if jobGap(job).HasGap() {
 			start = now
 			if !m.HandedOver.IsZero() && m.HandedOver.Before(now) {
 				start = m.HandedOver
 			}
-			gap = gapEnd(job, start)
+			gap = policy.GapEnd(jobGap(job), start)
 		}
 		p.Ids = append(p.Ids, job.ExecutionID)
 		p.LeaseExpiresAts = append(p.LeaseExpiresAts, job.Lease)
@@ -922,9 +909,14 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	return ok, nil
 }
 
-// gapEnd is when an adapter's gap after a conversation ending now ends.
-func gapEnd(job *SendJob, now time.Time) time.Time {
-	return now.Add(time.Duration(job.MinGapSeconds)*time.Second + policy.Jitter(job.AdapterID, now, job.GapJitterSeconds))
+// jobGap is the gap settings of a job's adapter, for policy.GapEnd.
+func jobGap(job *SendJob) policy.Adapter {
+	return policy.Adapter{ID: job.AdapterID, MinGapSeconds: job.MinGapSeconds, GapJitterSeconds: job.GapJitterSeconds}
+}
+
+// gapOf is the gap settings of an adapter row.
+func gapOf(ad dbsqlc.Adapter) policy.Adapter {
+	return policy.Adapter{ID: ad.ID, MinGapSeconds: ad.MinGapSeconds, GapJitterSeconds: ad.GapJitterSeconds}
 }
 
 // MarkFailed records a failed send and releases its reservation. A
@@ -939,9 +931,10 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		evs = evs[:0]
 		now := s.clock.Now()
 		state, at := "failed", now
-		retry := temporary && job.Attempt < MaxAttempts
+		delay, retry := policy.Retry(job.Attempt)
+		retry = retry && temporary
 		if retry {
-			state, at = "scheduled", now.Add(RetryBase<<(job.Attempt-1))
+			state, at = "scheduled", now.Add(delay)
 		}
 		if len(msg) > 1000 {
 			msg = msg[:1000]
@@ -1011,10 +1004,10 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 
 // afterSend starts the adapter's gap at the end of a conversation.
 func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, now time.Time) error {
-	if job.MinGapSeconds == 0 && job.GapJitterSeconds == 0 {
+	if !jobGap(job).HasGap() {
 		return nil
 	}
-	next := gapEnd(job, now)
+	next := policy.GapEnd(jobGap(job), now)
 	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
 }
 

@@ -175,30 +175,28 @@ func newPicker(pool dbsqlc.Pool, cands []candidate) *picker {
 	return p
 }
 
-// pick returns the adapter to pin, or ok=false when the pool is exhausted.
+// pick returns the adapter to pin (policy.PickPin), or ok=false when the
+// pool is exhausted. A deleted pool has no WDRR members.
 func (p *picker) pick() (uuid.UUID, bool) {
-	if p.pool.DeletedAt == nil {
-		if i := policy.Pick(p.wdrr); i >= 0 {
-			p.changed = true
-			p.cands[i].pins++
-			return p.cands[i].row.AdapterID, true
+	wdrr := p.wdrr
+	if p.pool.DeletedAt != nil {
+		wdrr = nil
+	}
+	var reassignable []bool
+	var pins []int64
+	if p.reassign {
+		reassignable, pins = make([]bool, len(p.cands)), make([]int64, len(p.cands))
+		for i, c := range p.cands {
+			reassignable[i], pins[i] = policy.Reassignable(c.member), c.pins
 		}
 	}
-	if !p.reassign {
+	i, viaWDRR := policy.PickPin(wdrr, reassignable, pins)
+	if i < 0 {
 		return uuid.Nil, false
 	}
-	// reassign: the least-loaded active, non-resting member.
-	ok := make([]bool, len(p.cands))
-	pins := make([]int64, len(p.cands))
-	for i, c := range p.cands {
-		ok[i], pins[i] = policy.Reassignable(c.member), c.pins
-	}
-	best := policy.LeastLoaded(ok, pins)
-	if best < 0 {
-		return uuid.Nil, false
-	}
-	p.cands[best].pins++
-	return p.cands[best].row.AdapterID, true
+	p.changed = p.changed || viaWDRR
+	p.cands[i].pins++
+	return p.cands[i].row.AdapterID, true
 }
 
 func (p *picker) loadPins(ctx context.Context, q *dbsqlc.Queries, tenant string) error {

@@ -23,7 +23,7 @@ const (
 func snapshot(a dbsqlc.Adapter, c health.Counts) health.Snapshot {
 	return health.Snapshot{
 		State: a.HealthState, StateSince: a.HealthSince, HealthySince: a.HealthySince, RestingUntil: a.RestingUntil,
-		Streak: a.RestStreak, Counts: c,
+		Streak: a.RestStreak, Backoff: time.Duration(a.RestBackoffSeconds) * time.Second, Counts: c,
 		Ramp: health.Ramp{DailyCap: a.DailyCap, Floor: a.RampFloor, Increment: a.RampIncrement, StartedAt: a.RampStartedAt},
 	}
 }
@@ -59,26 +59,11 @@ func healthCounts(ctx context.Context, q *dbsqlc.Queries, tenant string, as []db
 // the ramp now.
 func (s *Store) transition(ctx context.Context, q *dbsqlc.Queries, a dbsqlc.Adapter, d health.Decision, source string) (dbsqlc.Adapter, event, error) {
 	now := s.clock.Now()
-	rampStart := a.RampStartedAt
-	if d.To == dripdrop.HealthRamping {
-		rampStart = &now
-	}
-	until := d.RestingUntil
-	streak, backoff := a.RestStreak, a.RestBackoffSeconds
-	if d.To == dripdrop.HealthResting {
-		if d.Streak > 0 {
-			streak, backoff = d.Streak, int(d.Backoff/time.Second)
-		}
-		if until == nil {
-			t := now.Add(time.Duration(backoff) * time.Second)
-			until = &t
-		}
-	} else {
-		until = nil
-	}
+	h := health.Apply(snapshot(a, health.Counts{}), d, now)
+	until, backoff := h.RestingUntil, int(h.Backoff/time.Second)
 	row, err := q.HealthTransition(ctx, dbsqlc.HealthTransitionParams{
-		TenantKey: a.TenantKey, ID: a.ID, HealthState: d.To, Now: now, RestingUntil: until, RampStartedAt: rampStart,
-		RestStreak: streak, RestBackoffSeconds: backoff,
+		TenantKey: a.TenantKey, ID: a.ID, HealthState: h.State, Now: now, RestingUntil: until, RampStartedAt: h.RampStartedAt,
+		RestStreak: h.Streak, RestBackoffSeconds: backoff,
 	})
 	if err != nil {
 		return a, event{}, err
@@ -372,7 +357,7 @@ func (s *Store) Health(ctx context.Context, tenant string, id uuid.UUID) (Health
 			BounceRate: c.BounceRate(), ComplaintRate: c.ComplaintRate()},
 		SampleReached: c.Sent >= health.MinSample,
 		Thresholds: HealthThresholds{MinSample: health.MinSample, BounceRate: float64(health.BounceBasisPoints) / 10000,
-			ComplaintRate: float64(health.ComplaintBasisPoints) / 10000, ProbeBudget: health.ProbeBudget, ProbeSuccess: health.ProbeSuccess},
+			ComplaintRate: float64(health.ComplaintBasisPoints) / 10000, ProbeBudget: dripdrop.ProbeBudget, ProbeSuccess: health.ProbeSuccess},
 		NextTransition: health.NextTransition(snapshot(a, c), now),
 		Transitions:    make([]HealthTransition, 0, len(audit)),
 	}

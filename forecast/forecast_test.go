@@ -255,7 +255,7 @@ func asError(err error, target **dripdrop.Error) bool {
 }
 
 // TestRestProbeRamp: a resting adapter waits out its rest, probes 5 a day
-// (health.ProbeBudget), and after 5 clean probe sends ramps from its floor
+// (dripdrop.ProbeBudget), and after 5 clean probe sends ramps from its floor
 // with ramp_started_at at that moment (SPEC §5).
 func TestRestProbeRamp(t *testing.T) {
 	s := small([]int{20}, []int{1})

@@ -302,13 +302,9 @@ func newSim(s *Snapshot, r Request) *sim {
 			groups[v.SequenceKey] = g
 			m.groups = append(m.groups, v.SequenceKey)
 		}
-		sv := simVersion{group: g, pool: -1,
-			window: policy.Window{Start: policy.Clock(v.WindowStart), End: policy.Clock(v.WindowEnd), Timezone: v.WindowTZ}}
+		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ)}
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
-		}
-		for _, d := range v.WindowDays {
-			sv.window.Days = append(sv.window.Days, time.Weekday(d))
 		}
 		for _, st := range v.Steps {
 			sv.delays = append(sv.delays, st.DelaySeconds)
@@ -545,17 +541,11 @@ func (a *simAdapter) health(t time.Time) {
 	if !ok || d.To == a.pa.HealthState {
 		return
 	}
-	switch d.To {
-	case health.Probing:
+	if d.To == health.Probing {
 		a.probeSent = 0
-	case health.Ramping:
-		started := t
-		a.pa.RampStartedAt = &started
 	}
-	a.pa.HealthState = d.To
-	if d.To != health.Resting {
-		a.pa.RestingUntil = nil
-	}
+	h := health.Apply(st, d, t)
+	a.pa.HealthState, a.pa.RestingUntil, a.pa.RampStartedAt = h.State, h.RestingUntil, h.RampStartedAt
 }
 
 // step lets an adapter send what the policies allow at t, in the
@@ -619,27 +609,27 @@ func (m *sim) step(a *simAdapter, t int64) {
 				traceHook(a.id, int(it.enr), int(e.pos), now)
 			}
 			m.advance(it.enr, t)
-			if a.pa.MinGapSeconds > 0 || a.pa.GapJitterSeconds > 0 {
+			if a.pa.HasGap() {
 				// One send in flight; the gap runs from its end.
-				a.next = t + int64(time.Duration(a.pa.MinGapSeconds)*time.Second+policy.Jitter(a.pa.ID, now, a.pa.GapJitterSeconds))
+				a.next = policy.GapEnd(a.pa, now).UnixNano()
 				a.lastBlock = policy.MinGap
 				return
 			}
 			continue
 		}
-		switch b.Action {
-		case policy.Skip:
+		switch b.Scope() {
+		case policy.ScopeSkip:
 			h.pop()
 			e.done = -1
 			m.adapters[e.pin].pins--
 			continue
-		case policy.Cancel:
+		case policy.ScopeCancel:
 			h.pop()
 			continue
 		}
 		a.lastBlock = b.Policy
-		switch b.Policy {
-		case policy.SendWindow, policy.SubCap:
+		switch b.Scope() {
+		case policy.ScopeExecution:
 			// Execution-level: this execution waits; when every queued
 			// execution shares its window and version, they all do.
 			if len(a.keys) == 1 {
@@ -649,7 +639,7 @@ func (m *sim) step(a *simAdapter, t int64) {
 			h.pop()
 			it.at = b.DeferUntil.UnixNano()
 			m.schedule(m.byID[a.id], it, followup)
-		default:
+		case policy.ScopeAdapter:
 			a.next = b.DeferUntil.UnixNano()
 			return
 		}
@@ -796,18 +786,19 @@ func (m *sim) enroll(ev enrollEvent) {
 		pm := policy.Member{MemberActive: mb.active && mb.from <= ev.at, AdapterActive: a.active, HealthScore: a.score, Adapter: a.pa}
 		ok, _ := policy.Eligibility(pm, a.sent, now)
 		cands[i] = policy.Candidate{MemberOrder: i, Weight: mb.weight, HealthScore: a.score, Eligible: ok, Counter: mb.counters[ev.ver]}
-		reass[i] = p.reassign && policy.Reassignable(pm)
+		reass[i] = policy.Reassignable(pm)
 		pins[i] = a.pins
+	}
+	if !p.reassign {
+		reass = nil
 	}
 	k := m.key(ev.ver, ev.tz)
 	touched := map[int32]bool{}
 	for n := 0; n < ev.count; n++ {
-		i := policy.Pick(cands)
+		i, _ := policy.PickPin(cands, reass, pins)
 		if i < 0 {
-			if i = policy.LeastLoaded(reass, pins); i < 0 {
-				m.notEnroll += ev.count - n
-				break
-			}
+			m.notEnroll += ev.count - n
+			break
 		}
 		pins[i]++
 		pin := p.members[i].adapter

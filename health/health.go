@@ -5,7 +5,11 @@
 // (Loop) every minute.
 package health
 
-import "time"
+import (
+	"time"
+
+	"github.com/dripdrop/dripdrop"
+)
 
 // States (mirrors dripdrop.Health*; repeated here so the rules stay a leaf).
 const (
@@ -49,9 +53,8 @@ const (
 	// CleanPeriod in active resets the backoff; a breach within CleanPeriod
 	// of recovering is a consecutive failure.
 	CleanPeriod = 7 * 24 * time.Hour
-	// ProbeBudget is a probing adapter's daily sends; ProbeSuccess clean
-	// probe sends end probing.
-	ProbeBudget  = 5
+	// ProbeSuccess clean probe sends end probing (a probing adapter sends
+	// at most dripdrop.ProbeBudget a day).
 	ProbeSuccess = 5
 )
 
@@ -155,20 +158,14 @@ type Ramp struct {
 	StartedAt *time.Time
 }
 
-// RampCap is the ramp's effective cap now: min(daily_cap, floor + days ×
-// increment); capped=false when there is no daily cap.
+// RampCap is the ramp's effective cap now (dripdrop.RampCap); capped=false
+// when there is no daily cap.
 func (r Ramp) RampCap(now time.Time) (cap int, capped bool) {
-	if r.DailyCap == nil {
-		return 0, false
+	inc := 0
+	if r.Increment != nil {
+		inc = *r.Increment
 	}
-	if r.Increment == nil || *r.Increment <= 0 || r.StartedAt == nil {
-		return *r.DailyCap, true
-	}
-	days := 0
-	if d := now.Sub(*r.StartedAt); d > 0 {
-		days = int(d / (24 * time.Hour))
-	}
-	return min(*r.DailyCap, r.Floor+days*(*r.Increment)), true
+	return dripdrop.RampCap(r.DailyCap, r.Floor, inc, r.StartedAt, now)
 }
 
 // GraduationDue reports whether a ramp is complete: its effective cap has
@@ -199,8 +196,9 @@ type Snapshot struct {
 	StateSince   time.Time // entry into State
 	HealthySince time.Time // last entry into active/ramping
 	RestingUntil *time.Time
-	Streak       int    // consecutive failures not yet forgiven
-	Counts       Counts // over WindowStart(State, …)
+	Streak       int           // consecutive failures not yet forgiven
+	Backoff      time.Duration // the stored cooldown (its next rest when none is decided)
+	Counts       Counts        // over WindowStart(State, …)
 	Ramp         Ramp
 }
 
@@ -213,6 +211,39 @@ type Decision struct {
 	Streak       int
 	Backoff      time.Duration
 	RestingUntil *time.Time
+}
+
+// Applied is an adapter's health after a transition.
+type Applied struct {
+	State         string
+	RestingUntil  *time.Time // set only for resting
+	RampStartedAt *time.Time
+	Streak        int
+	Backoff       time.Duration
+}
+
+// Apply is the health of an adapter in s after the transition d at now —
+// the one place a decision becomes state, for the store and the forecast
+// alike. A move to resting takes d's streak and backoff when d decided them
+// (else keeps s's) and rests until d.RestingUntil, or now + the backoff;
+// every other state has no resting_until; ramping restarts the ramp at now.
+func Apply(s Snapshot, d Decision, now time.Time) Applied {
+	out := Applied{State: d.To, RampStartedAt: s.Ramp.StartedAt, Streak: s.Streak, Backoff: s.Backoff}
+	if d.To == Ramping {
+		out.RampStartedAt = &now
+	}
+	if d.To != Resting {
+		return out
+	}
+	if d.Streak > 0 {
+		out.Streak, out.Backoff = d.Streak, d.Backoff
+	}
+	out.RestingUntil = d.RestingUntil
+	if out.RestingUntil == nil {
+		t := now.Add(out.Backoff)
+		out.RestingUntil = &t
+	}
+	return out
 }
 
 // Decide applies every rule to one adapter and returns the change due now,

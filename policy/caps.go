@@ -1,9 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
 
-// DefaultProbeBudget is the daily send budget of a probing adapter (SPEC §5).
-const DefaultProbeBudget = 5
+	"github.com/dripdrop/dripdrop"
+)
 
 // Adapter is the part of an adapter's state the policies read.
 type Adapter struct {
@@ -20,31 +21,15 @@ type Adapter struct {
 	ID               [16]byte
 }
 
-// EffectiveCap is today's send cap (SPEC §4.4): the probe budget while
-// probing; none when daily_cap is unset; otherwise
-// min(daily_cap, ramp_floor + days_elapsed × ramp_increment) with
-// days_elapsed = floor((now − ramp_started_at) / 24h) ≥ 0, or daily_cap when
-// there is no ramp.
+// EffectiveCap is today's send cap: the probe budget while probing
+// (dripdrop.ProbeBudget unless probeBudget > 0), otherwise the ramp's cap
+// (dripdrop.RampCap; capped = false when daily_cap is unset).
 func EffectiveCap(a Adapter, now time.Time, probeBudget int) (cap int, capped bool) {
 	if a.HealthState == "probing" {
 		if probeBudget <= 0 {
-			probeBudget = DefaultProbeBudget
+			probeBudget = dripdrop.ProbeBudget
 		}
 		return probeBudget, true
 	}
-	if a.DailyCap == nil {
-		return 0, false
-	}
-	if a.RampIncrement <= 0 || a.RampStartedAt == nil {
-		return *a.DailyCap, true
-	}
-	days := int64(0)
-	if d := now.Sub(*a.RampStartedAt); d > 0 {
-		days = int64(d / (24 * time.Hour))
-	}
-	ramp := int64(a.RampFloor) + days*int64(a.RampIncrement)
-	if ramp > int64(*a.DailyCap) {
-		return *a.DailyCap, true
-	}
-	return int(ramp), true
+	return dripdrop.RampCap(a.DailyCap, a.RampFloor, a.RampIncrement, a.RampStartedAt, now)
 }

@@ -71,7 +71,7 @@ type Input struct {
 	SentToday           int // this adapter's sends since its local midnight
 	SentTodayForVersion int // ... for this sequence version
 	MaxSharePct         int // 1..100; 0 means 100
-	ProbeBudget         int // 0 means DefaultProbeBudget
+	ProbeBudget         int // 0 means dripdrop.ProbeBudget
 	// Lean skips the explain inputs (Verdict.Inputs stays nil): the same
 	// decisions for callers that evaluate millions of times (the forecast).
 	Lean bool
