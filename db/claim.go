@@ -1,0 +1,136 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+)
+
+// TenantKeys lists every tenant (the dispatcher visits them in turn).
+func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.ListTenantKeys(ctx) }
+
+// Claimed is one claimed execution.
+type Claimed struct {
+	Tenant    string
+	ID        uuid.UUID
+	AdapterID uuid.UUID
+	// DueOnWrite: the execution was due when it was last written (new work
+	// that a notification should have announced), not work that came due
+	// later by the clock.
+	DueOnWrite bool
+}
+
+// ClaimRequest asks for up to Limit executions of one tenant.
+type ClaimRequest struct {
+	Tenant string
+	Limit  int
+}
+
+// claimSettings pin the claim's plan. Planned for its parameters, the claim
+// spent longer planning (several milliseconds: six references to
+// step_executions and their partial indexes) than executing; its generic
+// plan is the right one (nested loops over the few rows it claims) as long
+// as the planner, which cannot see how few rows a LIMIT parameter lets
+// through, is kept from hashing a whole table (adapter_due) for the requeue.
+// Its commit does not wait for the WAL flush: a claim is a lease, and one
+// lost in a server crash only makes its rows claimable again. Nothing is
+// sent on a claim alone: the reservation (durable) locks each row and takes
+// it only while it is still scheduled.
+var claimSettings = []string{
+	"set local synchronous_commit = off",
+	"set local plan_cache_mode = force_generic_plan",
+	"set local enable_hashjoin = off",
+	"set local enable_mergejoin = off",
+}
+
+// Claim claims due work for several tenants in one round trip (one
+// statement per tenant, pipelined in one transaction with the claim's plan
+// settings), each with its own limit (SPEC §6.1a). busy is this process's
+// sends in flight per adapter: an adapter gets at most max_in_flight minus
+// the larger of its busy count and its sends in flight in the database (any
+// process; ReserveClaimed enforces the limit under the adapter's lock).
+// Claimed executions are held until now+hold. Cost follows the work
+// claimed: see ClaimReady.
+func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	now := s.clock.Now()
+	ids := make([]uuid.UUID, 0, len(busy))
+	counts := make([]int, 0, len(busy))
+	for id, n := range busy {
+		if n > 0 {
+			ids, counts = append(ids, id), append(counts, n)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	for _, set := range claimSettings {
+		b.Queue(set)
+	}
+	for _, r := range reqs {
+		b.Queue(dbsqlc.ClaimReadySQL, ids, counts, now, r.Tenant, r.Limit+16, r.Limit, now.Add(hold))
+	}
+	b.Queue("commit")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	br := c.SendBatch(ctx, b)
+	var out []Claimed
+	err = func() error {
+		for range 1 + len(claimSettings) {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		for _, r := range reqs {
+			rows, _ := br.Query()
+			for rows.Next() {
+				cl := Claimed{Tenant: r.Tenant}
+				if err := rows.Scan(&cl.ID, &cl.AdapterID, &cl.DueOnWrite); err != nil {
+					rows.Close()
+					return err
+				}
+				out = append(out, cl)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		_, err := br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// A failed statement leaves the transaction aborted: end it before
+		// the connection goes back to the pool.
+		_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReleaseClaim makes a claimed execution claimable again at once (after a
+// reservation failed for a transient reason such as a deadlock abort).
+func (s *Store) ReleaseClaim(ctx context.Context, tenant string, id uuid.UUID) error {
+	return s.q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+}
+
+// NextDueIn reports how long until the earliest pending ready-queue entry of
+// the tenants comes due; ok is false when none is pending.
+func (s *Store) NextDueIn(ctx context.Context, tenants []string) (wait time.Duration, ok bool, err error) {
+	secs, err := s.q.NextDueIn(ctx, dbsqlc.NextDueInParams{Now: s.clock.Now(), TenantKeys: tenants})
+	if err != nil || secs < 0 {
+		return 0, false, err
+	}
+	return time.Duration(secs * float64(time.Second)), true, nil
+}

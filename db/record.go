@@ -1,0 +1,268 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/policy"
+)
+
+// Sent is an accepted message to record.
+type Sent struct {
+	Job                 *SendJob
+	ProviderID, Subject string
+	// HandedOver is when the message was handed over to the server (the
+	// end of its data), on the store's clock: an adapter's minimum gap runs
+	// from then, so the receiver sees sends min_gap_seconds apart however
+	// long the server took to reply. Zero (or later than the record): from
+	// the record.
+	HandedOver time.Time
+}
+
+// MarkSentBatch is phase two for accepted messages, in one transaction:
+// one set-based RecordSent statement per tenant, then their outbox rows
+// with the commit. RecordSent records the send, fenced by
+// the lease so a rescued and re-reserved send is never overwritten, writes
+// the sent event, starts the adapter's gap, and schedules the next step or
+// completes the enrollment. ok[i] is false when sent[i]'s lease was lost
+// (a rescue owns it now). An error means nothing was recorded: a failing
+// statement aborts the transaction, so callers retry the messages (one by
+// one, to find the one that fails).
+func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) {
+	now := s.clock.Now()
+	// One statement per tenant (RecordSent is set-based).
+	byTenant := map[string]*dbsqlc.RecordSentParams{}
+	var tenants []string
+	index := make(map[uuid.UUID]int, len(sent))
+	for i, m := range sent {
+		job := m.Job
+		index[job.ExecutionID] = i
+		p := byTenant[job.TenantKey]
+		if p == nil {
+			p = &dbsqlc.RecordSentParams{TenantKey: job.TenantKey, Now: now}
+			byTenant[job.TenantKey] = p
+			tenants = append(tenants, job.TenantKey)
+		}
+		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		var start, gap time.Time // zero: no gap
+		if jobGap(job).HasGap() {
+			start = now
+			if !m.HandedOver.IsZero() && m.HandedOver.Before(now) {
+				start = m.HandedOver
+			}
+			gap = policy.GapEnd(jobGap(job), start)
+		}
+		p.Ids = append(p.Ids, job.ExecutionID)
+		p.LeaseExpiresAts = append(p.LeaseExpiresAts, job.Lease)
+		p.ProviderMessageIds = append(p.ProviderMessageIds, m.ProviderID)
+		p.Subjects = append(p.Subjects, m.Subject)
+		p.EventIds = append(p.EventIds, dripdrop.NewID())
+		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
+		p.Datas = append(p.Datas, data)
+		p.GapStarts = append(p.GapStarts, start)
+		p.GapNextSendAts = append(p.GapNextSendAts, gap)
+		p.Positions = append(p.Positions, job.Position)
+		p.NextIds = append(p.NextIds, dripdrop.NewID())
+	}
+	ok := make([]bool, len(sent))
+	wake := map[string]bool{}
+	var evs []event
+	// The records and their outbox rows commit together, in two round
+	// trips: the begin with the records, then the outbox rows with COMMIT.
+	err := s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
+		evs = evs[:0]
+		clear(ok)
+		clear(wake)
+		recorded := make([][]dbsqlc.RecordSentRow, len(tenants))
+		b := &pgx.Batch{}
+		for k, t := range tenants {
+			queueRows(b, &recorded[k], func(q *dbsqlc.Queries) error {
+				_, err := q.RecordSent(ctx, *byTenant[t])
+				return err
+			})
+		}
+		if err := p.run(ctx, b); err != nil {
+			return evs, err
+		}
+		for k, t := range tenants {
+			for _, row := range recorded[k] {
+				i := index[row.ID]
+				job := sent[i].Job
+				ok[i] = true
+				wake[t] = wake[t] || row.NextDueNow
+				evs = append(evs, job.diagnosticEvents()...)
+				evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
+					"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
+					"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
+					"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
+				}})
+				if row.Completed {
+					evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+				}
+			}
+		}
+		return evs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for t, w := range wake {
+		if w {
+			s.wake(t)
+		}
+	}
+	reset := map[[2]string]bool{}
+	for i, m := range sent {
+		job := m.Job
+		if k := [2]string{job.TenantKey, job.AdapterID.String()}; ok[i] && job.AdapterFailures > 0 && !reset[k] {
+			// The sender works again (rare path, so not in RecordSent).
+			reset[k] = true
+			if err := s.q.ResetAdapterFailures(ctx, dbsqlc.ResetAdapterFailuresParams{TenantKey: job.TenantKey, ID: job.AdapterID}); err != nil {
+				s.log.Warn("resetting an adapter's failure count", "adapter", job.AdapterID, "err", err)
+			}
+		}
+	}
+	return ok, nil
+}
+
+// MarkFailed records a failed send and releases its reservation. A
+// temporary failure is retried after 30 s × 2^(attempt−1) with the same
+// Message-ID, up to MaxAttempts; a permanent one fails the execution and
+// pauses the enrollment (step_failed), except a bounce (5.1.x), which
+// suppresses the address, stops the enrollment and runs the sender's health
+// check. Sender-side failures go to AdapterFailed instead.
+func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
+	var evs []event
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		evs = evs[:0]
+		now := s.clock.Now()
+		state, at := "failed", now
+		delay, retry := policy.Retry(job.Attempt)
+		retry = retry && temporary
+		if retry {
+			state, at = "scheduled", now.Add(delay)
+		}
+		if len(msg) > 1000 {
+			msg = msg[:1000]
+		}
+		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
+			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})
+		if err == pgx.ErrNoRows {
+			return evs, nil // rescued meanwhile: the rescue released the reservation
+		}
+		if err != nil {
+			return evs, err
+		}
+		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
+			return evs, err
+		}
+		evs = append(evs, job.diagnosticEvents()...)
+		if err := s.afterSend(ctx, q, job, now); err != nil {
+			return evs, err
+		}
+		meta := func() map[string]any {
+			return map[string]any{"step_execution_id": job.ExecutionID.String(), "adapter_id": job.AdapterID.String(), "tenant_key": job.TenantKey}
+		}
+		if retry {
+			m := meta()
+			m["attempt"], m["defer_until"], m["reason"] = job.Attempt, at, errCode
+			evs = append(evs, event{name: "dripdrop.dispatch.retry", metadata: m})
+			return evs, nil
+		}
+		m := meta()
+		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
+		evs = append(evs, event{name: "dripdrop.dispatch.failed", metadata: m})
+		if !bounce {
+			// Not the recipient's fault: no dead end (SPEC §2).
+			ev, err := s.pauseStepFailed(ctx, q, job.TenantKey, job.EnrollmentID, errCode)
+			if ev.name != "" {
+				evs = append(evs, ev)
+			}
+			return evs, err
+		}
+		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
+			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
+			return evs, err
+		}
+		sub := "hard"
+		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "bounced", Subtype: &sub,
+			AdapterID: &job.AdapterID, StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID,
+			Reason: &errCode, Data: []byte("{}"), OccurredAt: now}); err != nil {
+			return evs, err
+		}
+		ev, err := s.stopEnrollment(ctx, q, job.TenantKey, job.EnrollmentID, "bounced")
+		if ev.name != "" {
+			evs = append(evs, ev)
+		}
+		if err != nil {
+			return evs, err
+		}
+		// The bounce feeds the sender's health at once (SPEC §5).
+		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
+		evs = append(evs, hevs...)
+		return evs, err
+	})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// afterSend starts the adapter's gap at the end of a conversation.
+func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, now time.Time) error {
+	if !jobGap(job).HasGap() {
+		return nil
+	}
+	next := policy.GapEnd(jobGap(job), now)
+	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
+}
+
+func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant string, adapter, version uuid.UUID, day *time.Time) error {
+	if day == nil {
+		return nil
+	}
+	return q.ReleaseUsage(ctx, dbsqlc.ReleaseUsageParams{TenantKey: tenant, AdapterID: adapter, Day: *day, SequenceVersionID: version})
+}
+
+// RescueStale returns executions left sending past their lease (a crashed
+// or stuck worker) to scheduled, keeping their Message-ID, and releases
+// their reservations. It returns how many it rescued.
+func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		n = 0
+		now := s.clock.Now()
+		rows, err := q.StaleSending(ctx, dbsqlc.StaleSendingParams{TenantKey: tenant, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if err := q.RescueExecution(ctx, dbsqlc.RescueExecutionParams{TenantKey: tenant, ID: r.ID, Now: now}); err != nil {
+				return nil, err
+			}
+			e, err := q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: r.EnrollmentID})
+			if err != nil {
+				return nil, err
+			}
+			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, r.ReservedDay); err != nil {
+				return nil, err
+			}
+			if err := q.ClearAdapterGuard(ctx, dbsqlc.ClearAdapterGuardParams{TenantKey: tenant, ID: r.AdapterID, Now: now}); err != nil {
+				return nil, err
+			}
+			n++
+		}
+		if n > 0 {
+			return nil, q.NotifyWork(ctx, tenant)
+		}
+		return nil, nil
+	})
+	return n, err
+}
