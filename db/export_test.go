@@ -57,3 +57,7 @@ func OpenExplained(ctx context.Context, url string, opts Options, plan func(json
 // WaitStatsRefresh waits for the statistics refresh a bulk enrollment
 // started, if any (grew registers it before EnrollBatch returns).
 func (s *Store) WaitStatsRefresh() { s.stats.wg.Wait() }
+
+// ClaimSettings are the claim's plan settings, for the check that
+// dbtest.ClaimSettings (EXPLAIN of the claim in benchmarks) stays in step.
+var ClaimSettings = claimSettings

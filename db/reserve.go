@@ -17,11 +17,6 @@ import (
 	"github.com/dripdrop/dripdrop/policy"
 )
 
-// ClaimTenant claims up to limit due executions of one tenant (see Claim).
-func (s *Store) ClaimTenant(ctx context.Context, tenant string, limit int, hold time.Duration) ([]Claimed, error) {
-	return s.Claim(ctx, []ClaimRequest{{Tenant: tenant, Limit: limit}}, nil, hold)
-}
-
 // Outcome of a reservation attempt.
 type Outcome string
 
@@ -40,25 +35,6 @@ type Reservation struct {
 	Outcome Outcome
 	Job     *SendJob
 	Verdict *policy.Verdict
-}
-
-// Reserve is phase one of a send (SPEC §6.1) for one claimed execution;
-// see ReserveClaimed.
-func (s *Store) Reserve(ctx context.Context, tenant string, id, adapterID uuid.UUID, lease time.Duration) (Reservation, error) {
-	res, err := s.ReserveClaimed(ctx, []Claimed{{Tenant: tenant, ID: id, AdapterID: adapterID}}, lease)
-	if err != nil {
-		return Reservation{}, err
-	}
-	return res[0], nil
-}
-
-// ReserveBatch is ReserveClaimed for executions claimed from one adapter.
-func (s *Store) ReserveBatch(ctx context.Context, tenant string, adapterID uuid.UUID, ids []uuid.UUID, lease time.Duration) ([]Reservation, error) {
-	claims := make([]Claimed, len(ids))
-	for i, id := range ids {
-		claims[i] = Claimed{Tenant: tenant, ID: id, AdapterID: adapterID}
-	}
-	return s.ReserveClaimed(ctx, claims, lease)
 }
 
 // adapterBatch is one adapter's part of a reservation.
@@ -537,47 +513,4 @@ func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, 
 		"step_execution_id": sc.ID.String(), "enrollment_id": sc.EnrollmentID.String(), "adapter_id": sc.AdapterID.String(),
 		"tenant_key": tenant, "reason": reason, "smtp_code": code, "permanent": permanent,
 	}}
-}
-
-// MarkSent is phase two: the provider accepted the message. See
-// MarkSentBatch. It reports false when the lease was lost.
-func (s *Store) MarkSent(ctx context.Context, job *SendJob, providerID, subject string) (bool, error) {
-	ok, err := s.MarkSentBatch(ctx, []Sent{{Job: job, ProviderID: providerID, Subject: subject}})
-	if err != nil {
-		return false, err
-	}
-	return ok[0], nil
-}
-
-// RecordBareSend marks a claimed execution sent with one durable commit and
-// nothing else: the baseline the hot-path benchmark compares the full send
-// path against (same claim, same SMTP, no policies, rendering or
-// bookkeeping). The engine never calls it.
-func (s *Store) RecordBareSend(ctx context.Context, tenant string, id uuid.UUID) error {
-	_, err := s.q.RecordBareSend(ctx, dbsqlc.RecordBareSendParams{TenantKey: tenant, ID: id, Now: s.clock.Now()})
-	return err
-}
-
-// ExplainClaim runs one claim of up to limit executions of tenant under
-// EXPLAIN (ANALYZE, BUFFERS) and rolls it back: the plan and its measured
-// cost, for benchmarks that prove the claim costs O(claimed).
-func (s *Store) ExplainClaim(ctx context.Context, tenant string, limit int) (string, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-	for _, set := range claimSettings {
-		if _, err := tx.Exec(ctx, set); err != nil {
-			return "", err
-		}
-	}
-	now := s.clock.Now()
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+dbsqlc.ClaimReadySQL,
-		[]uuid.UUID{}, []int{}, now, tenant, limit+16, limit, now.Add(time.Minute))
-	if err != nil {
-		return "", err
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return strings.Join(lines, "\n"), err
 }

@@ -246,6 +246,7 @@ func runBaseline(b *testing.B, w *world, n, workers int) time.Duration {
 	defer tr.Close()
 	creds := dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}
 	ctx := context.Background()
+	bare := dbtest.NewBare(b, w.url, 10, w.store.Now) // as large as the store's pool (the default)
 	var mu sync.Mutex
 	busy := map[uuid.UUID]int{}
 	inflight, recording, finished := 0, 0, 0 // finished: conversations ended since the last claim
@@ -308,7 +309,7 @@ func runBaseline(b *testing.B, w *world, n, workers int) time.Duration {
 				case freed <- struct{}{}:
 				default:
 				}
-				if err := w.store.RecordBareSend(ctx, w.tenant, c.ID); err != nil {
+				if err := bare.RecordSent(ctx, w.tenant, c.ID); err != nil {
 					b.Error(err)
 				}
 				mu.Lock()
@@ -457,17 +458,14 @@ func BenchmarkClaimAtScale(b *testing.B) {
 	b.Logf("%d indexes built in %v", len(create[0])+len(create[1]), time.Since(phase).Round(time.Millisecond))
 	dbtest.Exec(b, w.url, `ANALYZE`)
 	b.Logf("generated 1 000 000 enrollments and executions over %d adapters in %v", adapters, time.Since(genStart).Round(time.Millisecond))
-	plan, err := w.store.ExplainClaim(context.Background(), w.tenant, 10)
-	if err != nil {
-		b.Fatal(err)
-	}
+	plan := dbtest.ExplainClaim(b, w.url, w.tenant, 10, w.store.Now())
 	b.Logf("EXPLAIN ANALYZE of one claim of 10:\n%s", plan)
 	ctx := context.Background()
 	var lat []float64
 	b.ResetTimer()
 	for i := 0; i < 500; i++ {
 		start := time.Now()
-		got, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+		got, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute)
 		lat = append(lat, float64(time.Since(start).Microseconds())/1000)
 		if err != nil || len(got) == 0 {
 			b.Fatalf("claim %d: %d claimed, %v", i, len(got), err)

@@ -362,14 +362,15 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	en := w.enroll("bob@example.com", nil)
 	// Phase one happens, then the worker "crashes" before SMTP.
-	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
+	claimed, err := claimTenant(w.store, context.Background(), w.tenant, 10, time.Minute)
 	if err != nil || len(claimed) != 1 || !claimed[0].DueOnWrite {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
-	res, err := w.store.Reserve(context.Background(), w.tenant, claimed[0].ID, claimed[0].AdapterID, time.Minute)
-	if err != nil || res.Outcome != db.Reserved {
-		t.Fatalf("reserve: %+v %v", res, err)
+	reserved, err := w.store.ReserveClaimed(context.Background(), claimed, time.Minute)
+	if err != nil || len(reserved) != 1 || reserved[0].Outcome != db.Reserved {
+		t.Fatalf("reserve: %+v %v", reserved, err)
 	}
+	res := reserved[0]
 	w.run()
 	if len(w.sink.Messages()) != 0 {
 		t.Fatal("a sending execution was sent again before its lease expired")
@@ -388,7 +389,7 @@ func TestRescueResendsWithSameMessageID(t *testing.T) {
 		t.Fatalf("after rescue: %d messages %+v", len(msgs), x)
 	}
 	// The zombie worker's late phase two changes nothing.
-	if ok, err := w.store.MarkSent(context.Background(), res.Job, "late", "Hi"); ok || err != nil {
+	if ok, err := w.store.MarkSentBatch(context.Background(), []db.Sent{{Job: res.Job, ProviderID: "late", Subject: "Hi"}}); ok[0] || err != nil {
 		t.Fatalf("late MarkSent: %v %v", ok, err)
 	}
 	if c := dbtest.RowCounts(t, w.url); c["message_events"] != 1 {

@@ -270,7 +270,7 @@ func TestUnreadableCredentialsBlockOnlyTheirAdapter(t *testing.T) {
 	}
 	w.enrollBatch(w.tenant, 6, "c")
 	dbtest.Exec(t, w.url, `UPDATE adapters SET credentials = '\x00112233'::bytea WHERE id = $1`, bad.ID)
-	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
+	claimed, err := claimTenant(w.store, context.Background(), w.tenant, 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestOutOfOfficeFencesClaimedAndInFlightSends(t *testing.T) {
 		}
 		f.disp.Drain()
 		ctx := context.Background()
-		claims, err := f.store.ClaimTenant(ctx, f.tenant, 10, time.Minute)
+		claims, err := claimTenant(f.store, ctx, f.tenant, 10, time.Minute)
 		if err != nil || len(claims) != 1 {
 			t.Fatalf("claim: %v %v", claims, err)
 		}

@@ -31,7 +31,7 @@ func TestOOOAfterClaimIsNotSent(t *testing.T) {
 	}
 	w.clock.Add(24 * time.Hour)
 	ctx := context.Background()
-	claims, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	claims, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute)
 	if err != nil || len(claims) != 1 {
 		t.Fatalf("claim: %d, %v", len(claims), err)
 	}
@@ -71,11 +71,11 @@ func TestMaxInFlightAcrossProcesses(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Two processes claim before either reserves: each sees two places.
-	a, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	a, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute)
 	if err != nil || len(a) != 2 {
 		t.Fatalf("first claim: %d, %v", len(a), err)
 	}
-	b, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	b, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute)
 	if err != nil || len(b) != 2 {
 		t.Fatalf("second claim: %d, %v", len(b), err)
 	}
@@ -97,7 +97,7 @@ func TestMaxInFlightAcrossProcesses(t *testing.T) {
 		t.Fatalf("second reservation with both places taken: %v", got)
 	}
 	// A third process's claim counts the two sends in flight: nothing.
-	if c, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 0 {
+	if c, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 0 {
 		t.Fatalf("claim with both places taken: %d, %v", len(c), err)
 	}
 	if n := dbtest.Query(t, w.url, `SELECT count(*) FROM step_executions WHERE state = 'sending'`)[0][0].(int64); n != 2 {
@@ -105,7 +105,7 @@ func TestMaxInFlightAcrossProcesses(t *testing.T) {
 	}
 	// A lease that ran out frees its place.
 	w.clock.Add(2 * time.Minute)
-	if c, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 2 {
+	if c, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute); err != nil || len(c) != 2 {
 		t.Fatalf("claim after the leases ran out: %d, %v", len(c), err)
 	}
 }
@@ -120,7 +120,7 @@ func TestMaxInFlightAfterWaitingForTheLock(t *testing.T) {
 		w.enroll(e, nil)
 	}
 	ctx := context.Background()
-	claims, err := w.store.ClaimTenant(ctx, w.tenant, 10, time.Minute)
+	claims, err := claimTenant(w.store, ctx, w.tenant, 10, time.Minute)
 	if err != nil || len(claims) != 2 {
 		t.Fatalf("claim: %d, %v", len(claims), err)
 	}
@@ -279,7 +279,7 @@ func TestUnclaimedAdapterStaysDue(t *testing.T) {
 	}
 	seen := map[uuid.UUID]bool{}
 	for round := 1; round <= 3; round++ {
-		claims, err := w.store.ClaimTenant(ctx, w.tenant, 1, time.Minute)
+		claims, err := claimTenant(w.store, ctx, w.tenant, 1, time.Minute)
 		if err != nil || len(claims) != 1 {
 			t.Fatalf("claim %d: %d claimed, %v; want 1", round, len(claims), err)
 		}
@@ -301,7 +301,7 @@ func TestLastSendAtOfABusyAdapter(t *testing.T) {
 	ctx := context.Background()
 	reserveOne := func() time.Time {
 		t.Helper()
-		claims, err := w.store.ClaimTenant(ctx, w.tenant, 1, time.Minute)
+		claims, err := claimTenant(w.store, ctx, w.tenant, 1, time.Minute)
 		if err != nil || len(claims) != 1 {
 			t.Fatalf("claim %d, %v", len(claims), err)
 		}

@@ -35,7 +35,7 @@ func TestSameInstantTiesGoInEnrollmentOrder(t *testing.T) {
 	}
 	dbtest.Exec(t, w.url, `UPDATE adapters SET daily_cap = 2 WHERE id = $1`, w.adapter.ID)
 
-	claimed, err := w.store.ClaimTenant(context.Background(), w.tenant, 10, time.Minute)
+	claimed, err := claimTenant(w.store, context.Background(), w.tenant, 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
