@@ -36,3 +36,14 @@ func NewID() uuid.UUID {
 	}
 	return id
 }
+
+// NewMessageID returns a new RFC 5322 Message-ID for a message from the
+// address from: "<uuidv7@domain of from>" with the angle brackets (a
+// from without a domain uses "dripdrop.local").
+func NewMessageID(from string) string {
+	domain := EmailDomain(from)
+	if domain == "" {
+		domain = "dripdrop.local"
+	}
+	return "<" + NewID().String() + "@" + domain + ">"
+}

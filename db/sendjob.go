@@ -75,7 +75,7 @@ func (job *SendJob) diagnosticEvents() []event {
 
 // buildJob assembles a reserved send from its row and, for a follow-up,
 // the thread it continues; creds are the adapter's opened credentials.
-func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, thread []dbsqlc.ThreadsOfRow, creds *dripdrop.SMTPCredentials) (*SendJob, error) {
+func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, msgID string, lease time.Time, attempt int, thread []dbsqlc.ThreadsOfRow, creds *dripdrop.SMTPCredentials) *SendJob {
 	job := &SendJob{
 		TenantKey: tenant, ExecutionID: sc.ID, EnrollmentID: sc.EnrollmentID, SequenceVersionID: sc.SequenceVersionID,
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
@@ -99,7 +99,7 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 	if creds != nil {
 		job.Credentials = *creds
 	}
-	return job, nil
+	return job
 }
 
 // openCredentials decrypts an adapter's SMTP credentials.

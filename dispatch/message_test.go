@@ -12,11 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dripdrop/dripdrop"
 )
 
 func baseMessage() Message {
 	return Message{
-		MessageID: NewMessageID("acme.example.com"), FromName: "Ada Lovelace", FromAddr: "ada@acme.example.com",
+		MessageID: dripdrop.NewMessageID("ada@acme.example.com"), FromName: "Ada Lovelace", FromAddr: "ada@acme.example.com",
 		To: "bob@example.com", Subject: "Quick question", Date: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
 		Text: "Hi Bob,\n\nline two\n.starts with a dot\n",
 	}
