@@ -52,9 +52,7 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 			AdapterFailures: fails, AuthFailures: auths, NextSendAt: &next}); err != nil {
 			return nil, err
 		}
-		evs := append(job.diagnosticEvents(), event{name: "dripdrop.dispatch.adapter_error", metadata: map[string]any{
-			"adapter_id": a.ID.String(), "tenant_key": job.TenantKey, "reason": reason, "consecutive": fails,
-		}})
+		evs := append(job.diagnosticEvents(), evAdapterError(job.TenantKey, a.ID, reason, fails))
 		if auths < health.AuthFailuresToRest || a.HealthState == dripdrop.HealthResting {
 			return evs, nil
 		}
@@ -81,7 +79,7 @@ func (s *Store) pauseStepFailed(ctx context.Context, q *dbsqlc.Queries, tenant s
 	if err := s.audit(ctx, q, tenant, "enrollment", id, "paused", SourceEngine, map[string]any{"reason": reason, "error_code": errCode}); err != nil {
 		return event{}, err
 	}
-	return stateEvent("dripdrop.enrollment.paused", tenant, id, reason), nil
+	return evEnrollment("dripdrop.enrollment.paused", tenant, id, reason), nil
 }
 
 // RetryEnrollment schedules the failed step of an enrollment again as a new
@@ -105,7 +103,7 @@ func (s *Store) RetryEnrollment(ctx context.Context, tenant string, id uuid.UUID
 				return nil, err
 			}
 		}
-		return []event{stateEvent("dripdrop.enrollment.resumed", tenant, id, "retry")}, s.audit(ctx, q, tenant, "enrollment", id, "retried", "api", nil)
+		return []event{evEnrollment("dripdrop.enrollment.resumed", tenant, id, "retry")}, s.audit(ctx, q, tenant, "enrollment", id, "retried", "api", nil)
 	})
 }
 

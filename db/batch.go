@@ -202,7 +202,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			results[i].Status, results[i].EnrollmentID = "created", &eid
 			execIDs[k] = dripdrop.NewID()
 			execAdapters[k] = *results[i].AdapterID
-			evs = append(evs, pinnedEvent(tenant, id, ref.versionID, *results[i].AdapterID))
+			evs = append(evs, evAdapterPinned(tenant, id, ref.versionID, *results[i].AdapterID))
 			delete(rowOf, id)
 		}
 		// Rows not inserted lost a race with a concurrent enroll of the same

@@ -26,10 +26,6 @@ func (s *Store) enrollmentOp(ctx context.Context, tenant string, id uuid.UUID, f
 	return s.GetEnrollment(ctx, tenant, id)
 }
 
-func stateEvent(name, tenant string, id uuid.UUID, reason string) event {
-	return event{name: name, metadata: map[string]any{"enrollment_id": id.String(), "tenant_key": tenant, "reason": reason}}
-}
-
 func invalidTransition(e dbsqlc.Enrollment, action string) error {
 	return dripdrop.Errorf(dripdrop.ECodeInvalidState, "", "cannot %s an enrollment that is %s", action, e.State)
 }
@@ -44,7 +40,7 @@ func (s *Store) PauseEnrollment(ctx context.Context, tenant string, id uuid.UUID
 		if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: id, State: dripdrop.EnrollmentPaused, PauseReason: &reason, Now: s.clock.Now()}); err != nil {
 			return nil, err
 		}
-		return []event{stateEvent("dripdrop.enrollment.paused", tenant, id, reason)}, s.audit(ctx, q, tenant, "enrollment", id, "paused", "api", map[string]any{"reason": reason})
+		return []event{evEnrollment("dripdrop.enrollment.paused", tenant, id, reason)}, s.audit(ctx, q, tenant, "enrollment", id, "paused", "api", map[string]any{"reason": reason})
 	})
 }
 
@@ -71,7 +67,7 @@ func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUI
 		if _, err := s.retryFailedStep(ctx, q, e); err != nil {
 			return nil, err
 		}
-		return []event{stateEvent("dripdrop.enrollment.resumed", tenant, id, "operator")}, s.audit(ctx, q, tenant, "enrollment", id, "resumed", "api", nil)
+		return []event{evEnrollment("dripdrop.enrollment.resumed", tenant, id, "operator")}, s.audit(ctx, q, tenant, "enrollment", id, "resumed", "api", nil)
 	})
 }
 
@@ -89,7 +85,7 @@ func (s *Store) CancelEnrollment(ctx context.Context, tenant string, id uuid.UUI
 		if _, err := q.CancelPendingExecutions(ctx, dbsqlc.CancelPendingExecutionsParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
 			return nil, err
 		}
-		return []event{stateEvent("dripdrop.enrollment.cancelled", tenant, id, "operator")}, s.audit(ctx, q, tenant, "enrollment", id, "cancelled", "api", nil)
+		return []event{evEnrollment("dripdrop.enrollment.cancelled", tenant, id, "operator")}, s.audit(ctx, q, tenant, "enrollment", id, "cancelled", "api", nil)
 	})
 }
 
@@ -140,9 +136,7 @@ func (s *Store) repin(ctx context.Context, q *dbsqlc.Queries, e dbsqlc.Enrollmen
 	}); err != nil {
 		return event{}, err
 	}
-	return event{name: "dripdrop.enrollment.sender_reassigned", metadata: map[string]any{
-		"enrollment_id": e.ID.String(), "old_adapter_id": e.AdapterID.String(), "new_adapter_id": to.String(), "reason": reason, "tenant_key": e.TenantKey,
-	}}, nil
+	return evSenderReassigned(e.TenantKey, e.ID, e.AdapterID, to, reason), nil
 }
 
 // pausePinUnavailable pauses an enrollment whose pin can no longer send.
@@ -154,9 +148,7 @@ func (s *Store) pausePinUnavailable(ctx context.Context, q *dbsqlc.Queries, e db
 	if err := s.audit(ctx, q, e.TenantKey, "enrollment", e.ID, "paused", "engine", map[string]any{"reason": reason, "adapter_id": e.AdapterID}); err != nil {
 		return event{}, err
 	}
-	return event{name: "dripdrop.enrollment.paused_pin_unavailable", metadata: map[string]any{
-		"enrollment_id": e.ID.String(), "adapter_id": e.AdapterID.String(), "tenant_key": e.TenantKey,
-	}}, nil
+	return evPausedPinUnavailable(e.TenantKey, e.ID, e.AdapterID), nil
 }
 
 // applyPinPolicy handles one enrollment whose pinned adapter became

@@ -242,15 +242,7 @@ func (p *picker) exhaustedEvent(tenant string, version uuid.UUID) event {
 	for _, e := range evictedOf(p.cands) {
 		ids = append(ids, e.AdapterID.String())
 	}
-	return event{name: "dripdrop.dispatch.pool_exhausted", metadata: map[string]any{
-		"pool_id": p.pool.ID.String(), "sequence_version_id": version.String(), "evicted_adapter_ids": ids, "tenant_key": tenant,
-	}}
-}
-
-func pinnedEvent(tenant string, e uuid.UUID, version, adapter uuid.UUID) event {
-	return event{name: "dripdrop.dispatch.adapter_pinned", metadata: map[string]any{
-		"enrollment_id": e.String(), "sequence_version_id": version.String(), "adapter_id": adapter.String(), "tenant_key": tenant,
-	}}
+	return evPoolExhausted(tenant, p.pool.ID, version, ids)
 }
 
 // lockPicker locks the version's pool (serialising picks across replicas)
@@ -352,7 +344,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		}); err != nil {
 			return evs, err
 		}
-		evs = []event{pinnedEvent(tenant, row.ID, ref.versionID, row.AdapterID)}
+		evs = []event{evAdapterPinned(tenant, row.ID, ref.versionID, row.AdapterID)}
 		return evs, p.saveCounters(ctx, q, tenant, ref.versionID)
 	})
 	if exhausted != nil {

@@ -75,13 +75,7 @@ func (s *Store) transition(ctx context.Context, q *dbsqlc.Queries, a dbsqlc.Adap
 	if err := s.audit(ctx, q, a.TenantKey, "adapter", a.ID, "health_state_changed", source, data); err != nil {
 		return a, event{}, err
 	}
-	return row, stateChanged(a.TenantKey, a.ID, a.HealthState, d.To, d.Reason, source), nil
-}
-
-func stateChanged(tenant string, id uuid.UUID, from, to, reason, source string) event {
-	return event{name: "dripdrop.health.state_changed", metadata: map[string]any{
-		"adapter_id": id.String(), "tenant_key": tenant, "from": from, "to": to, "reason": reason, "source": source,
-	}}
+	return row, evStateChanged(a.TenantKey, a.ID, a.HealthState, d.To, d.Reason, source), nil
 }
 
 // checkHealth runs every health rule (SPEC §5) for one adapter inside q's
@@ -116,14 +110,11 @@ func (s *Store) checkHealth(ctx context.Context, q *dbsqlc.Queries, tenant strin
 		return nil, err
 	}
 	c := counts[a.ID]
-	md := map[string]any{"adapter_id": a.ID.String(), "tenant_key": tenant, "sent_count": c.Sent}
 	switch d.Reason {
 	case health.ReasonBounceThreshold:
-		md["bounce_count"] = c.Bounced
-		return []event{{name: "dripdrop.health.bounce_threshold", metadata: md, measurements: map[string]float64{"rate": c.BounceRate()}}, ev}, nil
+		return []event{evThreshold("dripdrop.health.bounce_threshold", tenant, a.ID, c.Sent, "bounce_count", c.Bounced, c.BounceRate()), ev}, nil
 	case health.ReasonComplaintThreshold:
-		md["complaint_count"] = c.Complained
-		return []event{{name: "dripdrop.health.complaint_threshold", metadata: md, measurements: map[string]float64{"rate": c.ComplaintRate()}}, ev}, nil
+		return []event{evThreshold("dripdrop.health.complaint_threshold", tenant, a.ID, c.Sent, "complaint_count", c.Complained, c.ComplaintRate()), ev}, nil
 	}
 	return []event{ev}, nil
 }
@@ -255,13 +246,7 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if a, err = q.SetHealthFields(ctx, dbsqlc.SetHealthFieldsParams{TenantKey: tenant, ID: id, HealthScore: score, RestingUntil: keepUntil, Now: now}); err != nil {
 			return evs, mapErr(err, "adapter")
 		}
-		var scoreV any // a number, or nil when the adapter has no score
-		if score != nil {
-			scoreV = *score
-		}
-		evs = append(evs, event{name: "dripdrop.health.external_signal", metadata: map[string]any{
-			"adapter_id": id.String(), "tenant_key": tenant, "health_state": to, "health_score": scoreV, "source": source,
-		}})
+		evs = append(evs, evExternalSignal(tenant, id, to, score, source))
 		if err := s.audit(ctx, q, tenant, "adapter", id, "health_signal", source, map[string]any{
 			"health_state": to, "health_score": score, "resting_until": until, "reason": reason, "source": source, "at": now,
 		}); err != nil {

@@ -124,9 +124,7 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 				return evs, err
 			}
 			res.Duplicate = true
-			evs = append(evs, event{name: "dripdrop.ingest.duplicate_event", metadata: map[string]any{
-				"provider": provider, "provider_message_id": m.MessageID, "tenant_key": tenant,
-			}})
+			evs = append(evs, evDuplicate(tenant, provider, m.MessageID))
 			return evs, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -186,18 +184,9 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
 			return evs, err
 		}
-		var execID any
-		if res.StepExecutionID != nil {
-			execID = res.StepExecutionID.String()
-		}
-		evs = append([]event{{name: "dripdrop.ingest.inbound_message", metadata: map[string]any{
-			"provider": provider, "provider_message_id": m.MessageID, "provider_event_id": res.ID.String(),
-			"step_execution_id": execID, "tenant_key": tenant, "intent": string(c.Intent),
-		}}}, evs...)
+		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent))}, evs...)
 		if sent == nil {
-			evs = append(evs, event{name: "dripdrop.ingest.unmatched_event", metadata: map[string]any{
-				"provider": provider, "provider_message_id": m.MessageID, "provider_event_id": res.ID.String(), "tenant_key": tenant,
-			}})
+			evs = append(evs, evUnmatched(tenant, provider, m.MessageID, res.ID))
 		}
 		return evs, nil
 	})
@@ -351,9 +340,7 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 			}
 		}
 		fx.Rescheduled = len(rows)
-		evs = append(evs, event{name: "dripdrop.ingest.ooo_rescheduled", metadata: map[string]any{
-			"enrollment_id": en.ID.String(), "return_at": at, "scheduled_for": next, "tenant_key": tenant,
-		}})
+		evs = append(evs, evOOORescheduled(tenant, en.ID, at, next))
 	case ingest.AutoReply:
 		if err := logEvent("auto_reply", nil, nil); err != nil {
 			return nil, err

@@ -98,13 +98,9 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 				ok[i] = true
 				wake[t] = wake[t] || row.NextDueNow
 				evs = append(evs, job.diagnosticEvents()...)
-				evs = append(evs, event{name: "dripdrop.dispatch.sent", metadata: map[string]any{
-					"enrollment_id": job.EnrollmentID.String(), "step_execution_id": job.ExecutionID.String(), "sequence_key": job.SequenceKey,
-					"step_key": job.StepKey, "channel": "email", "adapter_provider": job.Provider, "provider_message_id": sent[i].ProviderID,
-					"out_message_id": job.MessageID, "tenant_key": job.TenantKey,
-				}})
+				evs = append(evs, evSent(job, sent[i].ProviderID))
 				if row.Completed {
-					evs = append(evs, stateEvent("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+					evs = append(evs, evEnrollment("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
 				}
 			}
 		}
@@ -167,18 +163,10 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if err := s.afterSend(ctx, q, job, now); err != nil {
 			return evs, err
 		}
-		meta := func() map[string]any {
-			return map[string]any{"step_execution_id": job.ExecutionID.String(), "adapter_id": job.AdapterID.String(), "tenant_key": job.TenantKey}
-		}
 		if retry {
-			m := meta()
-			m["attempt"], m["defer_until"], m["reason"] = job.Attempt, at, errCode
-			evs = append(evs, event{name: "dripdrop.dispatch.retry", metadata: m})
-			return evs, nil
+			return append(evs, evRetry(job, at, errCode)), nil
 		}
-		m := meta()
-		m["enrollment_id"], m["reason"], m["smtp_code"], m["permanent"] = job.EnrollmentID.String(), errCode, code, !temporary
-		evs = append(evs, event{name: "dripdrop.dispatch.failed", metadata: m})
+		evs = append(evs, evFailed(job.TenantKey, job.ExecutionID, job.EnrollmentID, job.AdapterID, errCode, code, !temporary))
 		if !bounce {
 			// Not the recipient's fault: no dead end (SPEC §2).
 			ev, err := s.pauseStepFailed(ctx, q, job.TenantKey, job.EnrollmentID, errCode)

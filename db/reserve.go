@@ -37,7 +37,7 @@ type Reservation struct {
 func (s *Store) unusableSender(ctx context.Context, q *dbsqlc.Queries, tenant string, sc dbsqlc.LoadSendRow, now time.Time, res *Reservation, evs *[]event) error {
 	if sc.AdapterOverrideID != nil {
 		res.Outcome = Failed
-		*evs = append(*evs, failedEvent(tenant, sc, "adapter_unavailable", 0, true))
+		*evs = append(*evs, evFailed(tenant, sc.ID, sc.EnrollmentID, sc.AdapterID, "adapter_unavailable", 0, true))
 		code, msg := "adapter_unavailable", "the step's override adapter is deleted, inactive or resting long term"
 		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: sc.ID, State: "failed", ErrorCode: &code, Error: &msg, Now: now}); err != nil {
 			return err
@@ -120,9 +120,7 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		if err := q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: tenant, ID: id, State: "skipped", ErrorCode: &code, Now: now}); err != nil {
 			return err
 		}
-		*evs = append(*evs, event{name: "dripdrop.policy.suppressed", metadata: map[string]any{
-			"step_execution_id": id.String(), "enrollment_id": sc.EnrollmentID.String(), "tenant_key": tenant, "scope": v.Inputs["scope"],
-		}})
+		*evs = append(*evs, evSuppressed(tenant, id, sc.EnrollmentID, v.Inputs["scope"]))
 		ev, err := s.stopEnrollment(ctx, q, tenant, sc.EnrollmentID, "suppressed")
 		if ev.name != "" {
 			*evs = append(*evs, ev)
@@ -132,7 +130,6 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 	res.Outcome = Deferred
 	reason := v.Reason
 	until := v.DeferUntil
-	sid, aid := id.String(), ad.ID.String()
 	switch scope {
 	case policy.ScopeExecution:
 		// This execution waits; others of the adapter go on.
@@ -152,25 +149,9 @@ func (s *Store) applyVerdict(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		StepExecutionID: &id, EnrollmentID: &sc.EnrollmentID, SequenceVersionID: &sc.SequenceVersionID, Reason: &reason, Data: data, OccurredAt: now}); err != nil {
 		return err
 	}
-	switch v.Policy {
-	case policy.SendWindow:
-		*evs = append(*evs, event{name: "dripdrop.policy.quiet_hours", metadata: map[string]any{"step_execution_id": sid, "tenant_key": tenant, "timezone": v.Timezone, "defer_until": until}})
-	case policy.AdapterResting:
-		*evs = append(*evs, event{name: "dripdrop.policy.adapter_resting", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until}})
-	case policy.RampCap:
-		*evs = append(*evs, event{name: "dripdrop.policy.ramp_cap", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "sent_count": v.SentCount, "cap": v.Cap}})
-	case policy.SubCap:
-		*evs = append(*evs, event{name: "dripdrop.policy.sub_cap", metadata: map[string]any{"adapter_id": aid, "sequence_version_id": sc.SequenceVersionID.String(), "step_execution_id": sid, "tenant_key": tenant, "sent_count": v.SentCount, "cap": v.Cap, "max_share_pct": v.MaxSharePct}})
-	case policy.MinGap:
-		*evs = append(*evs, event{name: "dripdrop.policy.min_gap", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until, "min_gap_seconds": v.MinGapSeconds}})
+	if ev, ok := evPolicy(tenant, sc, ad.ID, v); ok {
+		*evs = append(*evs, ev)
 	}
-	*evs = append(*evs, event{name: "dripdrop.dispatch.deferred", metadata: map[string]any{"step_execution_id": sid, "adapter_id": aid, "tenant_key": tenant, "reason": reason, "defer_until": until}})
+	*evs = append(*evs, evDeferred(tenant, id, ad.ID, reason, until))
 	return nil
-}
-
-func failedEvent(tenant string, sc dbsqlc.LoadSendRow, reason string, code int, permanent bool) event {
-	return event{name: "dripdrop.dispatch.failed", metadata: map[string]any{
-		"step_execution_id": sc.ID.String(), "enrollment_id": sc.EnrollmentID.String(), "adapter_id": sc.AdapterID.String(),
-		"tenant_key": tenant, "reason": reason, "smtp_code": code, "permanent": permanent,
-	}}
 }

@@ -453,9 +453,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcom
 		if err != nil || n == 0 {
 			return evs, err
 		}
-		evs = append(evs, event{name: "dripdrop.telemetry.subscription_disabled", metadata: map[string]any{
-			"subscription_id": d.SubscriptionID.String(), "tenant_key": d.TenantKey, "reason": reason,
-		}})
+		evs = append(evs, evSubscriptionDisabled(d.TenantKey, d.SubscriptionID, reason))
 		return evs, nil
 	})
 	if err != nil {

@@ -23,7 +23,7 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 	if _, err := q.CancelPendingExecutions(ctx, dbsqlc.CancelPendingExecutionsParams{TenantKey: tenant, EnrollmentID: id, Now: now}); err != nil {
 		return event{}, err
 	}
-	return stateEvent("dripdrop.enrollment.stopped", tenant, id, reason), nil
+	return evEnrollment("dripdrop.enrollment.stopped", tenant, id, reason), nil
 }
 
 // Unsubscribe honours a one-click unsubscribe: the address is suppressed
