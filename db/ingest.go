@@ -279,6 +279,19 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		}
 		return err
 	}
+	// The recipient's own outcomes: suppressed and stopped as one.
+	suppressOwn := func(reason string) error {
+		ev, ok, err := s.suppressAndStop(ctx, q, tenant, en.ID, en.Email, reason, "inbound")
+		if err != nil {
+			return err
+		}
+		fx.Suppressed = true
+		if ok {
+			evs = append(evs, ev)
+			fx.Stopped, fx.StopReason = append(fx.Stopped, en.ID), reason
+		}
+		return nil
+	}
 	var reason *string
 	if c.Status != "" {
 		reason = &c.Status
@@ -353,10 +366,7 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		if c.Bounce != "hard" {
 			break
 		}
-		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
-			return nil, err
-		}
-		if err := stopOwn("bounced"); err != nil {
+		if err := suppressOwn(dripdrop.StopBounced); err != nil {
 			return nil, err
 		}
 		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
@@ -368,10 +378,7 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		if err := logEvent("complained", nil, nil); err != nil {
 			return nil, err
 		}
-		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
-			return nil, err
-		}
-		if err := stopOwn("complained"); err != nil {
+		if err := suppressOwn(dripdrop.StopComplained); err != nil {
 			return nil, err
 		}
 		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
@@ -383,10 +390,7 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 		if err := logEvent("unsubscribed", nil, nil); err != nil {
 			return nil, err
 		}
-		if err := s.suppressFromInbound(ctx, q, tenant, en.Email, c.Intent, now, fx); err != nil {
-			return nil, err
-		}
-		if err := stopOwn("unsubscribed"); err != nil {
+		if err := suppressOwn(dripdrop.StopUnsubscribed); err != nil {
 			return nil, err
 		}
 	}
@@ -410,20 +414,13 @@ func contactLocation(en *dbsqlc.IngestEnrollmentRow) *time.Location {
 // suppressFromInbound adds an address to the suppression list with the
 // reason of the intent (bounce, complaint, unsubscribe), source "inbound".
 func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tenant, address string, intent ingest.Intent, now time.Time, fx *InboundEffects) error {
-	address = strings.ToLower(strings.TrimSpace(address))
-	if address == "" || len(address) > 254 || !strings.Contains(address, "@") {
-		return nil
-	}
 	reason := map[ingest.Intent]string{ingest.Bounce: "bounce", ingest.Complaint: "complaint", ingest.Unsubscribe: "unsubscribe"}[intent]
-	if reason == "" {
+	address = strings.ToLower(strings.TrimSpace(address))
+	if reason == "" || address == "" || len(address) > 254 || !strings.Contains(address, "@") {
 		return nil
-	}
-	if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: tenant, ID: dripdrop.NewID(), Kind: "email",
-		Value: address, Reason: reason, Source: "inbound", Now: now}); err != nil {
-		return err
 	}
 	fx.Suppressed = true
-	return nil
+	return s.suppress(ctx, q, tenant, address, reason, "inbound")
 }
 
 // afterHealthInput runs the adapter health check right after a hard

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -175,22 +174,18 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 			}
 			return evs, err
 		}
-		if err := q.UpsertSuppressionIfAbsent(ctx, dbsqlc.UpsertSuppressionIfAbsentParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Kind: "email",
-			Value: strings.ToLower(job.Contact.Email), Reason: "bounce", Source: "smtp", Now: now}); err != nil {
-			return evs, err
-		}
 		sub := "hard"
 		if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: job.TenantKey, ID: dripdrop.NewID(), Type: "bounced", Subtype: &sub,
 			AdapterID: &job.AdapterID, StepExecutionID: &job.ExecutionID, EnrollmentID: &job.EnrollmentID, SequenceVersionID: &job.SequenceVersionID,
 			Reason: &errCode, Data: []byte("{}"), OccurredAt: now}); err != nil {
 			return evs, err
 		}
-		ev, err := s.stopEnrollment(ctx, q, job.TenantKey, job.EnrollmentID, "bounced")
-		if ev.name != "" {
-			evs = append(evs, ev)
-		}
+		ev, ok, err := s.suppressAndStop(ctx, q, job.TenantKey, job.EnrollmentID, job.Contact.Email, dripdrop.StopBounced, "smtp")
 		if err != nil {
 			return evs, err
+		}
+		if ok {
+			evs = append(evs, ev)
 		}
 		// The bounce feeds the sender's health at once (SPEC §5).
 		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
