@@ -53,7 +53,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 			e = dripdrop.Errorf(dripdrop.ECodeInternal, "", "internal error")
 		}
 	}
-	status := e.Status()
+	status := problemStatus(e.Code)
 	doc := map[string]any{}
 	for k, v := range e.Extra {
 		doc[k] = v

@@ -207,6 +207,7 @@ func New(cfg Config) *Server {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
 	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+		Status: problemStatus,
 		// A failed dashboard sign-in counts against the same per-address
 		// limit as a failed API authentication (SPEC §10).
 		AuthFailed: func(r *http.Request) (bool, time.Duration) {
