@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/dripdrop/dripdrop"
 )
 
@@ -69,18 +67,6 @@ func listUnsubscribeHeaders(mode, url, mailto string) (unsubscribe, post string)
 		parts = append(parts, "<mailto:"+mailto+">")
 	}
 	return strings.Join(parts, ", "), post
-}
-
-// NewMessageID returns "<uuidv7@domain>".
-func NewMessageID(domain string) string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		panic(err)
-	}
-	if domain == "" {
-		domain = "dripdrop.local"
-	}
-	return "<" + id.String() + "@" + strings.ToLower(domain) + ">"
 }
 
 // Domain returns the domain of an address ("" when there is none).
