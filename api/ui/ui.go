@@ -1,4 +1,4 @@
-// Package ui is dripdrop's operator dashboard (SPEC §13), served at /ui/ by
+// Package ui is dripdrop's operator dashboard (docs/dashboard.md), served at /ui/ by
 // the API server: server-rendered HTML over the same db.Store methods the
 // JSON API uses, charts drawn as SVG in Go, templates and assets embedded in
 // the binary (no CDN, readable without JavaScript; a small script only
