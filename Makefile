@@ -61,7 +61,7 @@ fuzz:
 			echo "== $$pkg $$fz"; $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; done
 
-## bench: SPEC §12 benchmarks on a durable cluster (.dripdrop/benchpg, fsync on), each figure reported
+## bench: the benchmarks (README.md#benchmarks) on a durable cluster (.dripdrop/benchpg, fsync on), each figure reported
 ## with its target or in-process baseline; BenchmarkClaimAtScale and BenchmarkFleet skip (see bench-scale)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)

@@ -3,12 +3,13 @@ package dripdrop
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 )
 
 // Error codes are part of the public API: clients switch on them, so they
-// never change once released. HTTP status follows from the code.
+// never change once released. This package holds codes only; the HTTP
+// status each one is answered with is the API's business (package api,
+// status.go).
 const (
 	ECodeUnauthorized        = "unauthorized"
 	ECodeForbidden           = "forbidden"
@@ -46,30 +47,6 @@ const (
 	ECodeInternal            = "internal"
 )
 
-var codeStatus = map[string]int{
-	ECodeUnauthorized:        http.StatusUnauthorized,
-	ECodeForbidden:           http.StatusForbidden,
-	ECodeNotFound:            http.StatusNotFound,
-	ECodeMethodNotAllowed:    http.StatusMethodNotAllowed,
-	ECodeInvalidJSON:         http.StatusBadRequest,
-	ECodeInvalidUTF8:         http.StatusBadRequest,
-	ECodeInvalidCursor:       http.StatusBadRequest,
-	ECodePayloadTooLarge:     http.StatusRequestEntityTooLarge,
-	ECodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
-	ECodeAlreadyExists:       http.StatusConflict,
-	ECodeInUse:               http.StatusConflict,
-	ECodeVersionImmutable:    http.StatusConflict,
-	ECodeIdempotencyInFlight: http.StatusConflict,
-	ECodeConflict:            http.StatusConflict,
-	ECodeInvalidState:        http.StatusConflict,
-	ECodePoolExhausted:       http.StatusConflict,
-	ECodeTooManyAuthFailures: http.StatusTooManyRequests,
-	ECodeTimeout:             http.StatusServiceUnavailable,
-	ECodeDatabaseUnavailable: http.StatusServiceUnavailable,
-	ECodeUnavailable:         http.StatusServiceUnavailable,
-	ECodeInternal:            http.StatusInternalServerError,
-}
-
 // Error is the engine's typed error: a stable code, the offending field when
 // there is one, and a human message. Everything else is an internal error.
 type Error struct {
@@ -86,14 +63,6 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
 	}
 	return e.Code + ": " + e.Message
-}
-
-// Status is the HTTP status of the error's code; validation codes are 422.
-func (e *Error) Status() int {
-	if s, ok := codeStatus[e.Code]; ok {
-		return s
-	}
-	return http.StatusUnprocessableEntity
 }
 
 // Errorf builds an *Error.
@@ -179,6 +148,3 @@ func ErrorTitle(code string) string {
 	t := strings.ReplaceAll(code, "_", " ")
 	return strings.ToUpper(t[:1]) + t[1:]
 }
-
-// ErrorStatus is the HTTP status of a code.
-func ErrorStatus(code string) int { return (&Error{Code: code}).Status() }

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// HealthSignalInput is an external health signal (SPEC §5, POST
-// /v1/adapters/{id}/health). Omitted fields keep their stored values.
+// HealthSignalInput is an external health signal (POST
+// /v1/adapters/{id}/health, docs/health.md#api). Omitted fields keep their stored values.
 type HealthSignalInput struct {
 	HealthState  *string             `json:"health_state"`
 	HealthScore  Nullable[float64]   `json:"health_score"`

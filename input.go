@@ -134,7 +134,8 @@ const (
 
 // Apply validates the input against the adapter's current state (nil on
 // create) and returns the resulting adapter. The health state of a new
-// adapter is ramping when it has ramp settings, else active (SPEC §5).
+// adapter is ramping when it has ramp settings, else active (see
+// docs/health.md#states).
 func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 	creating := cur == nil
 	a := Adapter{Channel: "email", Active: true, Timezone: "UTC", HealthState: HealthActive, RestBackoffSeconds: 86400}

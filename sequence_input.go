@@ -11,13 +11,15 @@ import (
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// MaxTemplateBytes is the largest subject or body template (SPEC §8).
+// MaxTemplateBytes is the largest subject or body template (64 KiB; a
+// larger one is refused with invalid_spintax, docs/templates.md).
 const MaxTemplateBytes = 64 << 10
 
 // MaxSteps is the most steps a version may have.
 const MaxSteps = 50
 
-// DefaultSendWindow is Monday–Friday 08:00–18:00 (SPEC §4).
+// DefaultSendWindow is Monday–Friday 08:00–18:00, the window of a version
+// that sets none (docs/sending.md#policies).
 func DefaultSendWindow() SendWindow {
 	return SendWindow{Days: []int{1, 2, 3, 4, 5}, Start: "08:00", End: "18:00", Timezone: "UTC"}
 }

@@ -39,8 +39,8 @@ func TestVersionInputListUnsubscribe(t *testing.T) {
 		v, err := in.Apply(cur)
 		if c.want == "" {
 			var de *Error
-			if !errors.As(err, &de) || de.Code != ECodeInvalidValue || de.Field != "list_unsubscribe" || de.Status() != 422 {
-				t.Errorf("%s: err %v, want 422 invalid_value on list_unsubscribe", c.name, err)
+			if !errors.As(err, &de) || de.Code != ECodeInvalidValue || de.Field != "list_unsubscribe" {
+				t.Errorf("%s: err %v, want invalid_value on list_unsubscribe", c.name, err)
 			}
 			continue
 		}

@@ -6,7 +6,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Health states of an adapter (SPEC §5).
+// Health states of an adapter (docs/health.md#states).
 const (
 	HealthActive  = "active"
 	HealthRamping = "ramping"
@@ -14,7 +14,7 @@ const (
 	HealthResting = "resting"
 )
 
-// Enrollment states (SPEC §2).
+// Enrollment states (docs/enrollments.md#states).
 const (
 	EnrollmentActive    = "active"
 	EnrollmentPaused    = "paused"
@@ -33,7 +33,7 @@ const (
 	StopCompanyReplied = "company_replied"
 )
 
-// Pool policies for an unavailable pin (SPEC §3).
+// Pool policies for an unavailable pin (docs/sending.md#pinning).
 const (
 	PinPause    = "pause"
 	PinReassign = "reassign"

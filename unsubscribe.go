@@ -13,7 +13,7 @@ import (
 )
 
 // Unsubscribe links (RFC 8058) carry a token that names a tenant and an
-// enrollment. The token must reveal neither (SPEC §10 "Opaque tokens"), so it
+// enrollment. The token must reveal neither (docs/security.md#recipients), so it
 // is the pair encrypted and authenticated with AES-256-GCM:
 //
 //	"u2" + base64url(nonce[12] || AES-GCM(tenant_key "|" enrollment_id[16]))

@@ -11,7 +11,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 )
 
-// Failed-authentication limiting (SPEC §10 "Brute force"): more than
+// Failed-authentication limiting (docs/security.md#credentials): more than
 // authFailLimit failed authentications within authFailWindow from one client
 // address are answered 429 with Retry-After, for tenant keys and the admin
 // token alike.

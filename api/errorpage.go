@@ -32,5 +32,5 @@ func errorPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=86400")
-	return errorPageTmpl.Execute(w, map[string]any{"Code": code, "Title": dripdrop.ErrorTitle(code), "Status": dripdrop.ErrorStatus(code)})
+	return errorPageTmpl.Execute(w, map[string]any{"Code": code, "Title": dripdrop.ErrorTitle(code), "Status": problemStatus(code)})
 }

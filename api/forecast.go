@@ -6,7 +6,7 @@ import (
 	"github.com/dripdrop/dripdrop/forecast"
 )
 
-// forecastRun answers POST /v1/forecast (SPEC §14): the tenant's snapshot,
+// forecastRun answers POST /v1/forecast (docs/forecast.md): the tenant's snapshot,
 // read in one read-only transaction, plus the request's hypothetical
 // changes, simulated with the engine's rules. Nothing is written.
 func (s *Server) forecastRun(w http.ResponseWriter, r *http.Request) error {

@@ -7,7 +7,7 @@ import (
 )
 
 // verifyAdapter: POST /v1/adapters/{id}/verify — connect, EHLO, STARTTLS
-// and AUTH against the adapter's server, nothing sent (SPEC §6.1). A failed
+// and AUTH against the adapter's server, nothing sent. A failed
 // check is still a 200: the report says which stage failed and what the
 // server answered.
 func (s *Server) verifyAdapter(w http.ResponseWriter, r *http.Request) error {

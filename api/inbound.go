@@ -13,7 +13,8 @@ import (
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
-// inbound serves POST /v1/inbound: a normalized JSON message (SPEC §7).
+// inbound serves POST /v1/inbound: a normalized JSON message
+// (docs/ingest.md#json-fields-post-v1inbound).
 // 201 with what it did; a duplicate answers 200 with the original result.
 func (s *Server) inbound(w http.ResponseWriter, r *http.Request) error {
 	var in ingest.JSONInput

@@ -17,7 +17,7 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 )
 
-// Body limits (SPEC §10).
+// Body limits (docs/security.md#availability).
 const (
 	maxBody      = 1 << 20  // 1 MiB for ordinary requests
 	maxBatchBody = 32 << 20 // batch imports
@@ -42,7 +42,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	if !errors.As(err, &e) {
 		if db.Unavailable(err) {
 			// An outage is not the client's fault and not a bug: tell the
-			// client when to come back (SPEC §10).
+			// client when to come back: 503 with Retry-After, never 500
+			// (docs/security.md#availability).
 			e = dripdrop.Errorf(dripdrop.ECodeDatabaseUnavailable, "", "the database is unavailable; retry shortly")
 		} else if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 			e = dripdrop.Errorf(dripdrop.ECodeTimeout, "", "the request took too long")
@@ -53,7 +54,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 			e = dripdrop.Errorf(dripdrop.ECodeInternal, "", "internal error")
 		}
 	}
-	status := e.Status()
+	status := problemStatus(e.Code)
 	doc := map[string]any{}
 	for k, v := range e.Extra {
 		doc[k] = v

@@ -1,4 +1,5 @@
-// Package api is dripdrop's HTTP API (SPEC §10): JSON over /v1, bearer API
+// Package api is dripdrop's HTTP API (README.md#api-overview, openapi.yaml):
+// JSON over /v1, bearer API
 // keys that carry the tenant, an admin token for tenant management, and
 // application/problem+json errors with stable codes.
 package api
@@ -42,13 +43,14 @@ type Config struct {
 	// UnsubscribeKey verifies one-click unsubscribe tokens (/u/{token}).
 	UnsubscribeKey []byte
 	// DashboardKey signs the dashboard's session cookies and CSRF tokens
-	// (/ui/, SPEC §13); empty: a random key per process.
+	// (/ui/, docs/dashboard.md); empty: a random key per process.
 	DashboardKey []byte
 	// SecureCookies marks dashboard cookies Secure behind a TLS-terminating
 	// proxy (they are Secure anyway on TLS requests).
 	SecureCookies bool
 	// Guard validates adapter SMTP hosts and ports on create and patch
-	// (SPEC §10); the zero value refuses private targets.
+	// (docs/security.md#the-operators-network); the zero value refuses
+	// private targets.
 	Guard netguard.Guard
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// (for failed-authentication limiting); empty trusts none.
@@ -207,8 +209,9 @@ func New(cfg Config) *Server {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
 	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+		Status: problemStatus,
 		// A failed dashboard sign-in counts against the same per-address
-		// limit as a failed API authentication (SPEC §10).
+		// limit as a failed API authentication.
 		AuthFailed: func(r *http.Request) (bool, time.Duration) {
 			return s.authLim.fail(clientAddr(r, s.cfg.TrustedProxies))
 		},
@@ -508,7 +511,8 @@ func telemetryCatalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, newList(out, nil))
 }
 
-// unsubscribeHeaders lock the /u/ pages down (SPEC §10): no scripts, styles
+// unsubscribeHeaders lock the /u/ pages down (docs/security.md#recipients):
+// no scripts, styles
 // or frames, no caching of a page whose URL is a credential, and no Referer
 // carrying the token anywhere.
 func unsubscribeHeaders(w http.ResponseWriter) {

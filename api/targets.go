@@ -11,7 +11,8 @@ import (
 )
 
 // createAdapter and updateAdapter refuse SMTP destinations on the operator's
-// network before the store sees them (SPEC §10); the transport checks the
+// network before the store sees them (docs/security.md#the-operators-network);
+// the transport checks the
 // resolved address again at dial time.
 func (s *Server) createAdapter(ctx context.Context, tenant string, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
 	if err := checkTarget(s.cfg.Guard, in.Credentials); err != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 )
 
-// Telemetry feed, stream and subscriptions (SPEC §9).
+// Telemetry feed, stream and subscriptions
+// (docs/telemetry.md#subscriptions-webhooks-event-feed-and-stream).
 
 // feedQuery reads ?after=, ?limit= and ?prefix= of the event feed.
 func feedQuery(r *http.Request) (after int64, limit int, prefix string, err error) {

@@ -9,7 +9,7 @@ import (
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 )
 
-// Read models of the operator dashboard (SPEC §13). They are tenant-scoped
+// Read models of the operator dashboard (docs/dashboard.md). They are tenant-scoped
 // like every other store method; the dashboard renders them and holds no
 // SQL of its own.
 

@@ -12,7 +12,7 @@ import (
 	"github.com/dripdrop/dripdrop/policy"
 )
 
-// ForecastSnapshot reads what a forecast needs about one tenant (SPEC §14)
+// ForecastSnapshot reads what a forecast needs about one tenant (docs/forecast.md)
 // in one read-only, repeatable-read transaction, so every part is of the
 // same instant. It writes nothing.
 func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (*forecast.Snapshot, error) {

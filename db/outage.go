@@ -50,7 +50,8 @@ func Unavailable(err error) bool {
 
 // Outage turns a loop's stream of database results into two log lines per
 // outage: one WARN when the database first becomes unavailable and one INFO
-// when it answers again, instead of an error on every iteration (SPEC §10).
+// when it answers again, instead of an error on every iteration
+// (docs/security.md#availability).
 // It is safe for concurrent use. The zero value logs to slog.Default.
 type Outage struct {
 	Logger *slog.Logger

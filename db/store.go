@@ -39,7 +39,8 @@ type Options struct {
 	// OutboxMetrics observes the telemetry outbox (default telemetry.NoOp).
 	OutboxMetrics telemetry.OutboxMetrics
 	// AllowPrivateTargets accepts webhook URLs on loopback, private,
-	// link-local, unspecified and multicast addresses (SPEC §10).
+	// link-local, unspecified and multicast addresses
+	// (docs/security.md#the-operators-network).
 	AllowPrivateTargets bool
 }
 

@@ -16,8 +16,8 @@ import (
 	"github.com/dripdrop/dripdrop/internal/netguard"
 )
 
-// FeedEvent is one event of the outbox feed, as it goes on the wire (SPEC
-// §9): a stable id (also the webhook-id header), the catalog name, the time
+// FeedEvent is one event of the outbox feed, as it goes on the wire
+// (docs/telemetry.md#delivery): a stable id (also the webhook-id header), the catalog name, the time
 // of the change, the tenant and the catalog measurements and metadata.
 type FeedEvent struct {
 	ID           int64           `json:"id"`
@@ -47,7 +47,7 @@ func (s *Store) Feed(ctx context.Context, tenant string, after int64, prefix str
 	return out, nil
 }
 
-// Subscription is a webhook subscription (SPEC §9). Secret is set only in
+// Subscription is a webhook subscription (docs/telemetry.md#subscribe). Secret is set only in
 // the answer that created it (shown once).
 type Subscription struct {
 	ID             uuid.UUID         `json:"id"`
@@ -95,7 +95,8 @@ func secretAD(tenant string, id uuid.UUID) []byte {
 }
 
 // validateURL checks a webhook URL: http(s), a host, at most 2048 bytes, and
-// the outbound-destination rule of SPEC §10 on its host (netguard).
+// the outbound-destination rule on its host (netguard,
+// docs/security.md#the-operators-network).
 func (s *Store) validateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {

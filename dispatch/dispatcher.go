@@ -51,7 +51,9 @@ type Config struct {
 	OnSent func(job *db.SendJob)
 }
 
-// DefaultWorkers is the default send concurrency (SPEC §6.1a).
+// DefaultWorkers is the default send concurrency: independent of the
+// database pool, since a send holds no connection during its conversation
+// (docs/sending.md#fairness-and-concurrency).
 const DefaultWorkers = 256
 
 // claimHold is how long a claim keeps other workers off an execution until
@@ -230,7 +232,7 @@ func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
 
 // tick runs claim rounds until the slots are full or every tenant was
 // asked once. Tenants are served in rotating order with equal shares of the
-// free slots (SPEC §6.1a), all tenants of a round in one round trip. It
+// free slots (docs/sending.md#fairness-and-concurrency), all tenants of a round in one round trip. It
 // also counts claimed work that was due when written ("fresh").
 func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 	tenants, err := d.tenants(ctx)
@@ -508,7 +510,8 @@ func (d *Dispatcher) recordFailure(ctx context.Context, job *db.SendJob, se *Sen
 	}
 }
 
-// Record retry backoff (SPEC §6.1 "record what you know").
+// Record retry backoff: a send the server accepted is recorded again until
+// shortly before its lease ends (docs/sending.md#the-path-of-one-step).
 const (
 	recordRetryFirst = 50 * time.Millisecond
 	recordRetryMax   = 5 * time.Second

@@ -128,7 +128,8 @@ type SMTPTransport struct {
 	// TLSConfig is cloned for STARTTLS/implicit TLS (ServerName is set per host).
 	TLSConfig *tls.Config
 	// Guard refuses private and internal destinations at dial time, after DNS
-	// (SPEC §10); the zero value refuses them, AllowPrivate permits them.
+	// (docs/security.md#the-operators-network); the zero value refuses them,
+	// AllowPrivate permits them.
 	Guard netguard.Guard
 
 	mu     sync.Mutex

@@ -67,7 +67,7 @@ var oooPhrases = regexp.MustCompile(`(?i)(out of (the )?office|\booo\b|on (vacat
 // unsubscribePhrases are explicit requests to stop e-mailing.
 var unsubscribePhrases = regexp.MustCompile(`(?i)(\bunsubscribe\b|remove me from|take me off|please remove me|remove my (e-?mail|address)|stop (e-?mailing|emailing|sending|contacting) me|do not (contact|e-?mail) me|don't (contact|e-?mail) me|opt(ing)? out|abmelden|austragen|entfernen sie mich|keine (weiteren )?e-?mails mehr|nicht mehr kontaktieren|désabonner|desabonner|désinscrire|desinscrire|retirez-moi|ne plus recevoir|ne me contactez plus|darme de baja|dar de baja|no me (envíe|envie|escriba)|elimíne?me|quítenme|descadastrar|descadastre|cancelar (a )?inscrição|remover (meu e-?mail|da lista)|não quero (mais )?receber|nao quero (mais )?receber|tragen sie mich .{0,40}aus\b|melden sie mich .{0,20}ab\b|aus (ihrem|dem|ihrer) (verteiler|liste|mailingliste)|me retirer de|(darme|denme|dame|deme) de baja|no quiero recibir más|no quiero recibir mas|afmelden|uitschrijven|verwijder mij|verwijder me|geen e-?mails meer|avregistrera|avprenumerera|avsluta prenumeration|ta bort mig|sluta skicka|sluta maila)`)
 
-// Classify decides the intent of a message (SPEC §7): a DSN is a bounce
+// Classify decides the intent of a message: a DSN is a bounce
 // (hard for 5.x.x, soft for 4.x.x), an ARF report a complaint, an
 // auto-submitted message (RFC 3834 Auto-Submitted ≠ no, X-Autoreply,
 // X-Autorespond, Precedence auto_reply|bulk|junk, or an automatic-reply

@@ -315,7 +315,8 @@ func resolve(y int, mo time.Month, d int, ref time.Time) (Date, bool) {
 	return date, true
 }
 
-// Rescheduling bounds for out-of-office replies (SPEC §7).
+// Rescheduling bounds for out-of-office replies: without a stated return
+// date, 7 days; never more than 30 (docs/ingest.md#what-each-intent-does).
 const (
 	DefaultOOODays = 7
 	MaxOOODays     = 30

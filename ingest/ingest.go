@@ -1,4 +1,4 @@
-// Package ingest is the pure half of dripdrop's inbound pipeline (SPEC §7):
+// Package ingest is the pure half of dripdrop's inbound pipeline (docs/ingest.md):
 // parsing raw mail (RFC 5322 / MIME with emersion/go-message), extracting
 // the ids that correlate a message with what we sent, classifying it
 // (bounce, complaint, ooo, auto_reply, unsubscribe, reply), stripping
@@ -14,7 +14,7 @@ import (
 // Intent is what an inbound message means for the enrollment it answers.
 type Intent string
 
-// Intents (SPEC §7).
+// Intents (docs/ingest.md#what-each-intent-does).
 const (
 	Reply       Intent = "reply"
 	OOO         Intent = "ooo"
@@ -146,7 +146,7 @@ func SplitIDs(s string) []string {
 // Correlation says how an inbound message was matched to a sent one.
 type Correlation string
 
-// Correlation results, in the order they are tried (SPEC §7).
+// Correlation results, in the order they are tried (docs/ingest.md#correlation).
 const (
 	ViaInReplyTo         Correlation = "in_reply_to"
 	ViaReferences        Correlation = "references"
@@ -161,7 +161,7 @@ type Candidate struct {
 	Via Correlation
 }
 
-// Candidates lists the ids to look up, in SPEC §7 order: In-Reply-To, each
+// Candidates lists the ids to look up, in this order: In-Reply-To, each
 // References id newest-first, X-Provider-Message-ID, then the original
 // Message-ID inside a bounce or complaint report. Duplicates are dropped.
 func (m *Message) Candidates() []Candidate {

@@ -11,7 +11,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 )
 
-// JSONInput is the body of POST /v1/inbound (SPEC §7): a message already
+// JSONInput is the body of POST /v1/inbound (docs/ingest.md): a message already
 // parsed by a provider or a mailbox bridge.
 type JSONInput struct {
 	AdapterID  *string     `json:"adapter_id"`

@@ -123,7 +123,8 @@ func collapseBlank(s string) string {
 	return strings.TrimSpace(blankRuns.ReplaceAllString(s, "\n\n"))
 }
 
-// Quote attributions and separators in the seven languages of SPEC §7.
+// Quote attributions and separators in the seven languages the classifier
+// reads: English, German, French, Spanish, Portuguese, Dutch and Swedish.
 var (
 	// "On Tue, 3 Dec 2026 at 10:00, Ada <ada@x> wrote:" and its translations;
 	// the attribution may wrap onto a second line.

@@ -101,10 +101,6 @@ func NewBus(opts ...Option) *Bus {
 	return b
 }
 
-// Default is the process-wide bus behind the package-level Attach,
-// AttachMany, Detach and Emit. It is lenient.
-var Default = NewBus()
-
 // Attach attaches h under id to the named event.
 func (b *Bus) Attach(id, name string, h Handler) error { return b.AttachMany(id, []string{name}, h) }
 
@@ -232,18 +228,4 @@ func (b *Bus) reportPanic(id, name string, r any) {
 	} else {
 		defaultReport(id, name, r)
 	}
-}
-
-// Attach attaches h under id to the named event of the Default bus.
-func Attach(id, name string, h Handler) error { return Default.Attach(id, name, h) }
-
-// AttachMany attaches h under id to the named events of the Default bus.
-func AttachMany(id string, names []string, h Handler) error { return Default.AttachMany(id, names, h) }
-
-// Detach detaches id from the Default bus.
-func Detach(id string) bool { return Default.Detach(id) }
-
-// Emit emits on the Default bus.
-func Emit(ctx context.Context, name string, measurements map[string]float64, metadata map[string]any) {
-	Default.Emit(ctx, name, measurements, metadata)
 }

@@ -237,22 +237,6 @@ func TestStrictBus(t *testing.T) {
 	}
 }
 
-func TestDefaultBus(t *testing.T) {
-	var r recorder
-	must(t, AttachMany("default-test", []string{sent}, r.handle))
-	if err := Attach("default-test", sent, r.handle); !errors.Is(err, ErrAlreadyAttached) {
-		t.Fatalf("err = %v", err)
-	}
-	Emit(context.Background(), sent, measurementsOf(sent), fullMeta(sent))
-	if !Detach("default-test") {
-		t.Fatal("Detach failed")
-	}
-	Emit(context.Background(), sent, measurementsOf(sent), fullMeta(sent))
-	if got := r.got(); len(got) != 1 {
-		t.Fatalf("got %v", got)
-	}
-}
-
 // TestBusConcurrency runs emitters while other goroutines attach and detach
 // (run with -race). A handler attached throughout sees every emission.
 func TestBusConcurrency(t *testing.T) {

@@ -1,5 +1,5 @@
-// Package webhook is the fan-out worker of telemetry subscriptions (SPEC
-// §9): it turns outbox events into one delivery per matching subscription
+// Package webhook is the fan-out worker of telemetry subscriptions (see
+// docs/telemetry.md#subscriptions-webhooks-event-feed-and-stream): it turns outbox events into one delivery per matching subscription
 // and delivers them with Standard Webhooks signatures, retrying on the
 // Standard Webhooks schedule. Work is leased in PostgreSQL with FOR UPDATE
 // SKIP LOCKED, so any number of replicas may run it.
@@ -92,7 +92,7 @@ func New(cfg Config) *Worker {
 
 func newClient(allowPrivate bool) *http.Client {
 	// The outbound-destination rule is applied again to the resolved
-	// address at dial time (SPEC §10), so DNS rebinding cannot bypass the
+	// address at dial time (docs/security.md#the-operators-network), so DNS rebinding cannot bypass the
 	// check made when the subscription was saved.
 	dialer := netguard.Guard{AllowPrivate: allowPrivate}.Dialer(net.Dialer{Timeout: 10 * time.Second})
 	return &http.Client{

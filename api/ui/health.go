@@ -10,7 +10,7 @@ import (
 
 // health reads an adapter's health report (GET /v1/adapters/{id}/health):
 // its state transitions, oldest first, and its bounce/complaint window
-// against the thresholds of SPEC §5.
+// against the health thresholds (docs/health.md#rules).
 func (h *Handler) health(r *http.Request, tenant string, a dripdrop.Adapter) ([]Transition, window, error) {
 	rep, err := h.store.Health(r.Context(), tenant, a.ID)
 	if err != nil {

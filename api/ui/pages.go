@@ -187,7 +187,7 @@ type adapterData struct {
 }
 
 // window is the adapter's recent bounce and complaint record against the
-// thresholds of SPEC §5.
+// health thresholds (docs/health.md#rules).
 type window struct {
 	Since                     time.Time
 	Sent, Bounced, Complained int
@@ -319,7 +319,8 @@ func (h *Handler) poolRows(r *http.Request, tenant string, pools []dripdrop.Pool
 	return out, nil
 }
 
-// effectiveWeight is the member's WDRR weight as pinning uses it (SPEC §3):
+// effectiveWeight is the member's WDRR weight as pinning uses it
+// (docs/sending.md#pinning):
 // the weight scaled by the adapter's health score when one is set; zero when
 // the member is not eligible by state.
 func effectiveWeight(m dripdrop.PoolMember, a dripdrop.Adapter) float64 {

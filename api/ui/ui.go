@@ -1,4 +1,4 @@
-// Package ui is dripdrop's operator dashboard (SPEC §13), served at /ui/ by
+// Package ui is dripdrop's operator dashboard (docs/dashboard.md), served at /ui/ by
 // the API server: server-rendered HTML over the same db.Store methods the
 // JSON API uses, charts drawn as SVG in Go, templates and assets embedded in
 // the binary (no CDN, readable without JavaScript; a small script only
@@ -51,6 +51,9 @@ type Config struct {
 	// reports whether that client is over the failed-authentication limit,
 	// and for how long (nil: no limit).
 	AuthFailed func(r *http.Request) (limited bool, retryAfter time.Duration)
+	// Status maps a domain error code to its HTTP status (the API's
+	// table, so a page answers an error as the API would); nil: 500.
+	Status func(code string) int
 }
 
 // Handler serves /ui/.
@@ -169,8 +172,8 @@ func (h *Handler) auth(fn pageHandler) http.HandlerFunc {
 		name, err := fn(w, r, p)
 		if err != nil {
 			var de *dripdrop.Error
-			if errors.As(err, &de) && de.Status() < 500 {
-				h.fail(w, r, p, de.Status(), de.Message)
+			if errors.As(err, &de) && h.status(de) < 500 {
+				h.fail(w, r, p, h.status(de), de.Message)
 				return
 			}
 			if r.Context().Err() == nil {
@@ -183,6 +186,14 @@ func (h *Handler) auth(fn pageHandler) http.HandlerFunc {
 			h.render(w, http.StatusOK, name, p)
 		}
 	}
+}
+
+// status is the HTTP status of a domain error, by the API's table.
+func (h *Handler) status(e *dripdrop.Error) int {
+	if h.cfg.Status == nil {
+		return http.StatusInternalServerError
+	}
+	return h.cfg.Status(e.Code)
 }
 
 // storeDown answers a request whose session could not be checked: no
@@ -239,7 +250,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusUnauthorized
 		var de *dripdrop.Error
 		if errors.As(err, &de) {
-			status = de.Status()
+			status = h.status(de)
 		}
 		p.Error = "That API key was not accepted."
 		if status >= 500 {

@@ -10,7 +10,7 @@ import (
 )
 
 // flagEnv names the environment variable of every flag of serve, dev and
-// migrate (SPEC §11: every flag has one; docs/operations.md lists them in
+// migrate (every flag has one; docs/operations.md lists them in
 // one table and a test keeps the three in step). An explicit flag wins over
 // the environment.
 var flagEnv = map[string]string{

@@ -45,7 +45,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	cfg.AllowPrivate = true // local receivers (SPEC §10: dev allows private targets)
+	cfg.AllowPrivate = true // local receivers: dev allows private targets (docs/security.md)
 	if log, err = cfg.logger(log); err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (e *enrollFlags) Set(v string) error {
 	return nil
 }
 
-// runForecast prints a forecast (SPEC §14): through the API with a key, or
+// runForecast prints a forecast (docs/forecast.md): through the API with a key, or
 // straight from the database with -database-url and -tenant.
 func runForecast(ctx context.Context, args []string, out io.Writer, _ *slog.Logger) error {
 	fs := newFlagSet("forecast")

@@ -56,7 +56,7 @@ type serveConfig struct {
 	onSent             func(*db.SendJob)
 	logOut             io.Writer // set by main: log to it as -log-format/-log-level say
 
-	// Inbound SMTP listener (SPEC §7), off when InboundSMTPAddr is empty.
+	// Inbound SMTP listener (docs/ingest.md), off when InboundSMTPAddr is empty.
 	InboundSMTPAddr string
 	InboundSMTPCert string
 	InboundSMTPKey  string

@@ -10,7 +10,7 @@ import (
 )
 
 // warnEvents are logged at WARN: sends that failed for good, adapter
-// errors, and adapters put to rest (SPEC §11).
+// errors, and adapters put to rest (docs/operations.md#logs).
 var warnEvents = []string{"dripdrop.dispatch.failed", "dripdrop.dispatch.adapter_error", "dripdrop.health.state_changed"}
 
 // warnKeys are the metadata logged with them: ids and codes, never

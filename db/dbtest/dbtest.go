@@ -33,7 +33,7 @@ type cluster struct {
 
 var (
 	fast    = &cluster{} // fsync off: tests
-	durable = &cluster{} // fsync on: benchmarks (SPEC §12 "durable commits")
+	durable = &cluster{} // fsync on: benchmarks measure durable commits
 )
 
 // URL returns the connection string of a new, migrated, empty database that

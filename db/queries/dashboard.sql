@@ -1,4 +1,4 @@
--- Read models of the operator dashboard (SPEC §13). Every query is tenant-scoped.
+-- Read models of the operator dashboard (docs/dashboard.md). Every query is tenant-scoped.
 
 -- name: AdapterDailyEvents :many
 -- Sends, hard bounces and complaints of one adapter per local day since @since.

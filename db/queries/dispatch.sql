@@ -2,7 +2,7 @@
 SELECT tenant_key FROM tenants ORDER BY tenant_key;
 
 -- name: ClaimReady :batchmany
--- One tenant's claim (SPEC §6.1a), cost O(claimed): it reads the ready
+-- One tenant's claim (docs/sending.md#fairness-and-concurrency), cost O(claimed): it reads the ready
 -- queue (adapter_due rows due by now, least recently served first), takes up
 -- to each ready adapter's free in-flight room of its due work (follow-ups
 -- first, then oldest, ties in enrollment order, then by id: the order the
@@ -348,7 +348,8 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
 -- name: RecordSent :many
--- Phase two of several accepted messages in one statement (SPEC §6.1),
+-- Phase two of several accepted messages in one statement (the record,
+-- docs/sending.md#the-path-of-one-step),
 -- each fenced by its lease: the sends and their one "sent" event each; for
 -- adapters with a gap, the gap starts now (next_send_at) and the in-flight
 -- guard is lifted; then each enrollment (locked) completes or gets its next

@@ -1,4 +1,4 @@
--- Forecast snapshot (SPEC §14): read in one read-only, repeatable-read transaction.
+-- Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
 
 -- name: ForecastAdapters :many
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,

@@ -1,4 +1,4 @@
-// Package smtpd is dripdrop's inbound SMTP listener (SPEC §7): a go-smtp
+// Package smtpd is dripdrop's inbound SMTP listener (docs/ingest.md): a go-smtp
 // server that accepts mail only for addresses the engine sends from (an
 // adapter's from_address), takes the tenant from that recipient — never from
 // the message — and feeds each message through the same pipeline as

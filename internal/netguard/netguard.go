@@ -1,5 +1,5 @@
 // Package netguard decides which outbound destinations the engine may
-// connect to (SPEC §10 "Outbound destinations").
+// connect to (docs/security.md#the-operators-network).
 //
 // Tenants choose where the engine connects: adapter SMTP hosts and, later,
 // webhook URLs. Without a guard a tenant could make the engine talk to the

@@ -117,7 +117,7 @@ type ClaimReadyRow struct {
 	DueOnWrite bool
 }
 
-// One tenant's claim (SPEC §6.1a), cost O(claimed): it reads the ready
+// One tenant's claim (docs/sending.md#fairness-and-concurrency), cost O(claimed): it reads the ready
 // queue (adapter_due rows due by now, least recently served first), takes up
 // to each ready adapter's free in-flight room of its due work (follow-ups
 // first, then oldest, ties in enrollment order, then by id: the order the

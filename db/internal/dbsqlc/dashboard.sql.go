@@ -39,7 +39,7 @@ type AdapterDailyEventsRow struct {
 	Complained int
 }
 
-// Read models of the operator dashboard (SPEC §13). Every query is tenant-scoped.
+// Read models of the operator dashboard (docs/dashboard.md). Every query is tenant-scoped.
 // Sends, hard bounces and complaints of one adapter per local day since @since.
 func (q *Queries) AdapterDailyEvents(ctx context.Context, arg AdapterDailyEventsParams) ([]AdapterDailyEventsRow, error) {
 	rows, err := q.db.Query(ctx, adapterDailyEvents,

@@ -932,7 +932,8 @@ type RecordSentRow struct {
 	NextDueNow   bool
 }
 
-// Phase two of several accepted messages in one statement (SPEC §6.1),
+// Phase two of several accepted messages in one statement (the record,
+// docs/sending.md#the-path-of-one-step),
 // each fenced by its lease: the sends and their one "sent" event each; for
 // adapters with a gap, the gap starts now (next_send_at) and the in-flight
 // guard is lifted; then each enrollment (locked) completes or gets its next

@@ -39,7 +39,7 @@ type ForecastAdaptersRow struct {
 	NextSendAt       *time.Time
 }
 
-// Forecast snapshot (SPEC §14): read in one read-only, repeatable-read transaction.
+// Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
 func (q *Queries) ForecastAdapters(ctx context.Context, tenantKey string) ([]ForecastAdaptersRow, error) {
 	rows, err := q.db.Query(ctx, forecastAdapters, tenantKey)
 	if err != nil {
