@@ -12,7 +12,7 @@ import (
 
 // BenchmarkEnrollBatch measures POST /v1/enrollments/batch with 10 000
 // contacts per request, pinning included, over real HTTP and PostgreSQL.
-// SPEC §12 target: ≥ 20 000 contacts/s.
+// README.md target: ≥ 20 000 contacts/s.
 func BenchmarkEnrollBatch(b *testing.B) {
 	e := newBenchEnv(b)
 	key := e.tenant("acme")

@@ -84,7 +84,7 @@ func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	t.Helper()
 	url := dbtest.URL(t)
 	if _, bench := t.(*testing.B); bench {
-		url = dbtest.DurableURL(t) // SPEC §12 figures are for durable commits
+		url = dbtest.DurableURL(t) // README.md figures are for durable commits
 	}
 	box, err := vault.ParseKey(vault.GenerateKey())
 	if err != nil {

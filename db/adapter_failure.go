@@ -13,11 +13,11 @@ import (
 )
 
 // PauseStepFailed is the pause_reason of an enrollment whose step failed
-// permanently for a reason other than the recipient (SPEC §2, no dead ends).
+// permanently for a reason other than the recipient (docs/enrollments.md, no dead ends).
 const PauseStepFailed = "step_failed"
 
 // AdapterFailed records a send that failed because of the sender, not the
-// recipient (SPEC §6.1 "Whose failure is it?": connection, TLS, AUTH, 421,
+// recipient (docs/sending.md "Whose failure is it?": connection, TLS, AUTH, 421,
 // policy rejections at MAIL FROM, a stalled server). The execution goes back
 // to scheduled without using an attempt; the adapter is blocked for 1 min
 // doubling to 1 h per consecutive failure (next_send_at), and after
@@ -84,7 +84,7 @@ func (s *Store) pauseStepFailed(ctx context.Context, q *dbsqlc.Queries, tenant s
 
 // RetryEnrollment schedules the failed step of an enrollment again as a new
 // attempt window (a new Message-ID: nothing was delivered) and makes the
-// enrollment active (SPEC §2). The enrollment must be paused or active with
+// enrollment active (docs/enrollments.md). The enrollment must be paused or active with
 // a failed latest execution.
 func (s *Store) RetryEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {

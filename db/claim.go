@@ -49,7 +49,7 @@ var claimSettings = []string{
 
 // Claim claims due work for several tenants in one round trip (one
 // statement per tenant, pipelined in one transaction with the claim's plan
-// settings), each with its own limit (SPEC §6.1a). busy is this process's
+// settings), each with its own limit (docs/sending.md). busy is this process's
 // sends in flight per adapter: an adapter gets at most max_in_flight minus
 // the larger of its busy count and its sends in flight in the database (any
 // process; ReserveClaimed enforces the limit under the adapter's lock).

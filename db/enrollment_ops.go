@@ -63,7 +63,7 @@ func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUI
 		if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: id, State: dripdrop.EnrollmentActive, Now: now}); err != nil {
 			return nil, err
 		}
-		// A step that failed for good is scheduled again (no dead ends, SPEC §2).
+		// A step that failed for good is scheduled again (no dead ends; docs/enrollments.md).
 		if _, err := s.retryFailedStep(ctx, q, e); err != nil {
 			return nil, err
 		}

@@ -86,7 +86,7 @@ type candidate struct {
 }
 
 // loadCandidates reads the pool's members (in member-id order) with their
-// WDRR counters and today's sends, and decides eligibility (SPEC §3).
+// WDRR counters and today's sends, and decides eligibility (docs/sending.md).
 func (s *Store) loadCandidates(ctx context.Context, q *dbsqlc.Queries, tenant string, pool, version uuid.UUID, now time.Time) ([]candidate, error) {
 	rows, err := q.PoolCandidates(ctx, dbsqlc.PoolCandidatesParams{TenantKey: tenant, PoolID: pool, SequenceVersionID: version})
 	if err != nil {

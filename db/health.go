@@ -78,7 +78,7 @@ func (s *Store) transition(ctx context.Context, q *dbsqlc.Queries, a dbsqlc.Adap
 	return row, evStateChanged(a.TenantKey, a.ID, a.HealthState, d.To, d.Reason, source), nil
 }
 
-// checkHealth runs every health rule (SPEC §5) for one adapter inside q's
+// checkHealth runs every health rule (docs/health.md) for one adapter inside q's
 // transaction, under the adapter's row lock, and applies the change due, if
 // any. Dispatch calls it right after recording a bounce, ingest after a
 // bounce or complaint, the leader's sweep every minute. It returns the
@@ -169,7 +169,7 @@ func (s *Store) HealthSweep(ctx context.Context, tenant string) (int, error) {
 }
 
 // RecoverDueAdapters moves resting adapters among ids whose resting_until
-// has passed to probing (SPEC §5), committing before it returns, so that a
+// has passed to probing (docs/health.md), committing before it returns, so that a
 // pick that follows sees them. It returns how many moved.
 func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uuid.UUID) (int, error) {
 	var evs []event
@@ -194,7 +194,7 @@ func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uui
 	return len(evs), nil
 }
 
-// HealthSignal applies an external health signal (SPEC §5): validated, a
+// HealthSignal applies an external health signal (docs/health.md): validated, a
 // forced transition when the state changes, omitted fields kept. It emits
 // dripdrop.health.external_signal, then state_changed when the state changed,
 // and returns the adapter's health report.

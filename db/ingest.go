@@ -20,7 +20,7 @@ import (
 // by webhook and by the SMTP listener) is recognised as a duplicate.
 const DefaultInboundProvider = "inbound"
 
-// InboundInput is one inbound message from any input (SPEC §7).
+// InboundInput is one inbound message from any input (docs/ingest.md).
 type InboundInput struct {
 	// Provider names the source; empty = DefaultInboundProvider.
 	Provider string
@@ -66,7 +66,7 @@ type InboundEffects struct {
 var errInboundRace = errors.New("db: inbound message inserted concurrently")
 
 // Ingest stores an inbound message, correlates it with a sent execution of
-// the same tenant and applies its effects in one transaction (SPEC §7):
+// the same tenant and applies its effects in one transaction (docs/ingest.md):
 // reply stops the enrollment (stop_on_reply) and, with
 // stop_company_on_reply, the other live enrollments of the same company
 // domain; ooo reschedules pending executions; auto_reply and soft bounces
@@ -424,7 +424,7 @@ func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tena
 }
 
 // afterHealthInput runs the adapter health check right after a hard
-// bounce or complaint was recorded for it (SPEC §5: thresholds are checked
+// bounce or complaint was recorded for it (docs/health.md, thresholds are checked
 // "after each bounce/complaint"), inside the same transaction, and returns
 // the events it emits.
 func (s *Store) afterHealthInput(ctx context.Context, q *dbsqlc.Queries, tenant string, adapterID uuid.UUID) ([]event, error) {

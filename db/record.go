@@ -167,7 +167,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		}
 		evs = append(evs, evFailed(job.TenantKey, job.ExecutionID, job.EnrollmentID, job.AdapterID, errCode, code, !temporary))
 		if !bounce {
-			// Not the recipient's fault: no dead end (SPEC §2).
+			// Not the recipient's fault: no dead end (docs/enrollments.md).
 			ev, err := s.pauseStepFailed(ctx, q, job.TenantKey, job.EnrollmentID, errCode)
 			if ev.name != "" {
 				evs = append(evs, ev)
@@ -187,7 +187,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if ok {
 			evs = append(evs, ev)
 		}
-		// The bounce feeds the sender's health at once (SPEC §5).
+		// The bounce feeds the sender's health at once (docs/health.md).
 		hevs, err := s.checkHealth(ctx, q, job.TenantKey, job.AdapterID, now)
 		evs = append(evs, hevs...)
 		return evs, err

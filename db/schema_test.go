@@ -107,7 +107,7 @@ func TestEveryIndexLeadsWithTenantKey(t *testing.T) {
 }
 
 // TestConstraintsEnforceInvariants: the database itself rejects states the
-// SPEC forbids, whatever the application does.
+// the engine forbids, whatever the application does.
 func TestConstraintsEnforceInvariants(t *testing.T) {
 	url := dbtest.URL(t)
 	conn := connect(t, url)

@@ -107,7 +107,7 @@ func runLoop(b *testing.B, w *world, cfg dispatch.Config, n int) time.Duration {
 	return took
 }
 
-// BenchmarkHotPath measures SPEC §12's hot path — claim → policies →
+// BenchmarkHotPath measures README.md's hot path — claim → policies →
 // render → SMTP to a loopback sink → durable record — over 2 000 due sends
 // through the production Run loop, against a bare baseline in the same
 // process on the same data: the same claim statement, claim sizes and
@@ -126,7 +126,7 @@ func runLoop(b *testing.B, w *world, cfg dispatch.Config, n int) time.Duration {
 // 1-adapter case at 16 workers to show that side. "subscribed=true" runs
 // the full path while the tenant has an active telemetry subscription, so
 // every event of the path is also written to the outbox in its
-// transaction (SPEC §9).
+// transaction (docs/telemetry.md).
 func BenchmarkHotPath(b *testing.B) {
 	for _, c := range []struct {
 		adapters, workers int
@@ -336,7 +336,7 @@ func percentile(sorted []float64, p float64) float64 {
 
 // BenchmarkLateness: 10 000 executions come due over 20 s (500/s offered)
 // across 20 adapters; lateness is sent_at − scheduled_for of each, measured
-// through the production loop with default settings (SPEC §12: p99 < 1 s).
+// through the production loop with default settings (README.md, p99 < 1 s).
 func BenchmarkLateness(b *testing.B) {
 	const n, adapters, rate = 10_000, 20, 500
 	var p50, p99, maxL float64
@@ -525,7 +525,7 @@ func rssMiB() float64 {
 // BenchmarkFleet: 1 000 adapters with min_gap_seconds 60 and a backlog
 // each, against a sink that takes 2 s per message, through the production
 // loop with default settings. It reports the per-adapter interval between
-// consecutive sends as the sink saw them (SPEC §6.1a: 60 ± 2 s).
+// consecutive sends as the sink saw them (docs/sending.md, 60 ± 2 s).
 func BenchmarkFleet(b *testing.B) {
 	scale(b)
 	const adapters = 1000

@@ -73,7 +73,7 @@ func runUntil(t *testing.T, cfg dispatch.Config, stop func(job *db.SendJob) bool
 	}
 }
 
-// SPEC §6.1a: two adapters with backlogs send at the same rate, even when
+// docs/sending.md: two adapters with backlogs send at the same rate, even when
 // one backlog is much older (a global oldest-first claim gave 496 vs 5).
 func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
@@ -102,7 +102,7 @@ func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
 	}
 }
 
-// SPEC §6.1a: a tenant with 100 000 due never delays another tenant's due
+// docs/sending.md: a tenant with 100 000 due never delays another tenant's due
 // send past one tick. The backlog is spread over the four adapters of the
 // big tenant's pool, so it could fill every slot.
 func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
@@ -160,7 +160,7 @@ func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
 	}
 }
 
-// SPEC §6.1a: a stalled SMTP server holds only its own adapter's slots.
+// docs/sending.md: a stalled SMTP server holds only its own adapter's slots.
 // The stalled adapter has the older backlog, so it is claimed first and
 // its max_in_flight (4) conversations hang for longer than the send
 // timeout; the healthy adapter's 150 sends must all be recorded while
@@ -227,7 +227,7 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 	}
 }
 
-// SPEC §6.1 "record what you know": the server accepted the message but
+// docs/sending.md "record what you know": the server accepted the message but
 // recording it failed (twice, injected in the database); the worker retries
 // the record itself, so nothing is left to the rescuer and nothing is sent
 // twice.

@@ -63,7 +63,7 @@ func (w *world) expectState(state, reason string, rest time.Duration) db.HealthR
 	return r
 }
 
-// TestHealthLife walks one adapter through SPEC §5 on the injected clock:
+// TestHealthLife walks one adapter through docs/health.md on the injected clock:
 // a breach rests it 24 h and defers its work, the sweep moves it to probing,
 // breaches while probing double the rest up to 7 days, 5 clean probes ramp
 // it, the ramp graduates, and 7 clean days forgive the streak.

@@ -34,10 +34,10 @@ type Leader struct {
 	leader atomic.Bool
 }
 
-// Duties and their default schedules (SPEC §6.3).
+// Duties and their default schedules (docs/sending.md).
 var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
-	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (SPEC §5)
+	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
 }
 
@@ -185,7 +185,7 @@ func (l *Leader) rescue(ctx context.Context) error {
 	})
 }
 
-// health runs the health rules over every adapter (SPEC §5, §6.3).
+// health runs the health rules over every adapter (docs/health.md).
 func (l *Leader) health(ctx context.Context) error {
 	return l.forTenants(ctx, func(t string) error {
 		n, err := l.Store.HealthSweep(ctx, t)

@@ -16,7 +16,7 @@ import (
 // Executions of one adapter due at the same instant go in enrollment
 // order (then execution id), whatever the rows' physical order: the claim
 // takes them so and the reservation evaluates them so, the order the
-// forecast replays (SPEC §14). The rows are first rewritten in reverse
+// forecast replays (docs/forecast.md). The rows are first rewritten in reverse
 // enrollment order (updates of an indexed column, which move them), and a
 // daily cap lets two of the four claimed through.
 func TestSameInstantTiesGoInEnrollmentOrder(t *testing.T) {

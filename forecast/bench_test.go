@@ -55,7 +55,7 @@ func bigSnapshot(adapters, enrollments int) *forecast.Snapshot {
 }
 
 // BenchmarkForecast: 10 000 adapters, 1 000 000 enrollments, 30 days
-// (SPEC §14 target: under 10 s on 2 cores).
+// (docs/forecast.md target: under 10 s on 2 cores).
 func BenchmarkForecast(b *testing.B) {
 	snap := bigSnapshot(10000, 1000000)
 	b.ResetTimer()

@@ -218,7 +218,7 @@ func diff(t *testing.T, names map[uuid.UUID]string, want, got map[string]int) {
 	}
 }
 
-// TestForecastMatchesEngine is SPEC §14's exactness test: the real engine
+// TestForecastMatchesEngine is docs/forecast.md's exactness test: the real engine
 // (store with an injected clock, dispatcher, SMTP sink) runs a 14-day
 // scenario, and the forecast of the snapshot taken at its start must
 // predict every adapter's sends on every local day exactly — and every

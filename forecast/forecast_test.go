@@ -256,7 +256,7 @@ func asError(err error, target **dripdrop.Error) bool {
 
 // TestRestProbeRamp: a resting adapter waits out its rest, probes 5 a day
 // (dripdrop.ProbeBudget), and after 5 clean probe sends ramps from its floor
-// with ramp_started_at at that moment (SPEC §5).
+// with ramp_started_at at that moment (docs/health.md).
 func TestRestProbeRamp(t *testing.T) {
 	s := small([]int{20}, []int{1})
 	a := &s.Adapters[0]

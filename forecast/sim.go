@@ -14,7 +14,7 @@ import (
 	"github.com/dripdrop/dripdrop/policy"
 )
 
-// Result is a forecast (SPEC §14).
+// Result is a forecast (docs/forecast.md).
 type Result struct {
 	Start     time.Time        `json:"start"`
 	End       time.Time        `json:"end"`

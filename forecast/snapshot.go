@@ -1,5 +1,5 @@
 // Package forecast answers "when will my sequences be done, and what limits
-// me each day?" (SPEC §14). It replays a snapshot of one tenant on a
+// me each day?" (docs/forecast.md). It replays a snapshot of one tenant on a
 // virtual clock with the engine's own rules: policy.Evaluate decides every
 // send (windows, rest, ramp and share caps, gaps, local days), policy.Pick
 // and policy.Eligibility pin hypothetical enrollments, and the dispatcher's

@@ -1,4 +1,4 @@
-// Package health holds dripdrop's adapter health rules (SPEC §5) as pure
+// Package health holds dripdrop's adapter health rules (docs/health.md) as pure
 // functions of counts and times: the bounce and complaint thresholds, the
 // cooldown backoff, probing and graduation. The store applies them inside a
 // transaction that holds the adapter's row lock; the leader runs the sweep
@@ -34,7 +34,7 @@ const (
 	ReasonBackoffReset = "backoff_reset"
 )
 
-// Defaults (SPEC §5).
+// Defaults (docs/health.md).
 const (
 	// Window is how far back events count, bounded below by the last entry
 	// into active/ramping.
@@ -284,7 +284,7 @@ func Decide(s Snapshot, now time.Time) (Decision, bool) {
 	return Decision{}, false
 }
 
-// AuthFailure is the rest after repeated AUTH failures (SPEC §6.1): a
+// AuthFailure is the rest after repeated AUTH failures (docs/sending.md): a
 // failure like a breach for the backoff.
 func AuthFailure(s Snapshot, now time.Time) Decision {
 	streak := NextStreak(s.State, s.Streak, s.HealthySince, now)
@@ -327,7 +327,7 @@ func NextTransition(s Snapshot, now time.Time) *Next {
 }
 
 // AdapterBackoff is how long an adapter is blocked after its consecutive-th
-// adapter-level failure (SPEC §6.1): 1 min doubling to 1 h.
+// adapter-level failure (docs/sending.md): 1 min doubling to 1 h.
 func AdapterBackoff(consecutive int) time.Duration {
 	d := time.Minute
 	for i := 1; i < consecutive && d < time.Hour; i++ {

@@ -12,7 +12,7 @@ import (
 )
 
 // TestCorpus classifies the labelled corpus (ingest/testdata/corpus,
-// written by ingest/testdata/gen) and reports accuracy per intent. SPEC §7:
+// written by ingest/testdata/gen) and reports accuracy per intent. docs/ingest.md:
 // 100 % on bounces and complaints (intent, hard/soft and the original
 // Message-ID), ≥ 98 % overall, and every stated return date right.
 func TestCorpus(t *testing.T) {

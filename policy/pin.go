@@ -2,7 +2,7 @@ package policy
 
 import "time"
 
-// Member is what pool eligibility reads about one pool member (SPEC §3).
+// Member is what pool eligibility reads about one pool member (docs/sending.md).
 type Member struct {
 	MemberActive  bool
 	AdapterActive bool

@@ -1,5 +1,5 @@
 // Package policy holds dripdrop's sending policies as pure functions
-// (SPEC §4): inputs in, verdicts out, time from the caller. The dispatcher
+// (docs/sending.md): inputs in, verdicts out, time from the caller. The dispatcher
 // evaluates them inside the transaction that holds the adapter's row lock,
 // and the explain API shows every verdict with its inputs.
 //
@@ -221,7 +221,7 @@ func ShareCap(effectiveCap, pct int) int {
 }
 
 // GraduationDue reports whether a ramping adapter's ramp has reached its
-// daily cap (SPEC §5: ramping → active).
+// daily cap (docs/health.md, ramping → active).
 func GraduationDue(a Adapter, now time.Time) bool {
 	if a.HealthState != "ramping" || a.DailyCap == nil {
 		return false

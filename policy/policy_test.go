@@ -20,7 +20,7 @@ func ip(v int) *int { return &v }
 func TestEffectiveCapRamp(t *testing.T) {
 	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
 	a := Adapter{HealthState: "ramping", DailyCap: ip(40), RampFloor: 5, RampIncrement: 3, RampStartedAt: &start}
-	// SPEC: day 1: 5, day 2: 8, …, day 12: 38, day 13+: 40.
+	// docs/sending.md: day 1: 5, day 2: 8, …, day 12: 38, day 13+: 40.
 	want := []int{5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 40, 40, 40}
 	for day, w := range want {
 		now := start.Add(time.Duration(day)*24*time.Hour + time.Hour)

@@ -1,6 +1,6 @@
 package policy
 
-// Smooth weighted round robin (SPEC §3), the pick that pins an enrollment to
+// Smooth weighted round robin (docs/sending.md), the pick that pins an enrollment to
 // one member of its pool.
 //
 // Counters are persisted by the caller per (pool, sequence version, member),
