@@ -45,7 +45,7 @@ type Enrollment struct {
 	SequenceKey       string          `json:"sequence_key,omitempty"`
 	SequenceVersionID uuid.UUID       `json:"sequence_version_id"`
 	Contact           Contact         `json:"contact"`
-	State             string          `json:"state"`
+	State             EnrollmentState `json:"state"`
 	StopReason        *string         `json:"stop_reason"`
 	PauseReason       *string         `json:"pause_reason"`
 	AdapterID         uuid.UUID       `json:"adapter_id"`

@@ -8,7 +8,7 @@ import (
 // HealthSignalInput is an external health signal (POST
 // /v1/adapters/{id}/health, docs/health.md#api). Omitted fields keep their stored values.
 type HealthSignalInput struct {
-	HealthState  *string             `json:"health_state"`
+	HealthState  *HealthState        `json:"health_state"`
 	HealthScore  Nullable[float64]   `json:"health_score"`
 	RestingUntil Nullable[time.Time] `json:"resting_until"`
 	Source       *string             `json:"source"`

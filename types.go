@@ -6,22 +6,34 @@ import (
 	"github.com/google/uuid"
 )
 
-// Health states of an adapter (docs/health.md#states).
+// HealthState is an adapter's health state (docs/health.md#states).
+type HealthState string
+
+// Health states of an adapter.
 const (
-	HealthActive  = "active"
-	HealthRamping = "ramping"
-	HealthProbing = "probing"
-	HealthResting = "resting"
+	HealthActive  HealthState = "active"
+	HealthRamping HealthState = "ramping"
+	HealthProbing HealthState = "probing"
+	HealthResting HealthState = "resting"
 )
 
-// Enrollment states (docs/enrollments.md#states).
+// HealthStates lists every health state.
+var HealthStates = []HealthState{HealthActive, HealthRamping, HealthProbing, HealthResting}
+
+// EnrollmentState is an enrollment's state (docs/enrollments.md#states).
+type EnrollmentState string
+
+// Enrollment states.
 const (
-	EnrollmentActive    = "active"
-	EnrollmentPaused    = "paused"
-	EnrollmentCompleted = "completed"
-	EnrollmentStopped   = "stopped"
-	EnrollmentCancelled = "cancelled"
+	EnrollmentActive    EnrollmentState = "active"
+	EnrollmentPaused    EnrollmentState = "paused"
+	EnrollmentCompleted EnrollmentState = "completed"
+	EnrollmentStopped   EnrollmentState = "stopped"
+	EnrollmentCancelled EnrollmentState = "cancelled"
 )
+
+// EnrollmentStates lists every enrollment state.
+var EnrollmentStates = []EnrollmentState{EnrollmentActive, EnrollmentPaused, EnrollmentCompleted, EnrollmentStopped, EnrollmentCancelled}
 
 // Stop reasons of a stopped enrollment.
 const (
@@ -84,27 +96,27 @@ type SMTPCredentials struct {
 
 // Adapter is one sender: a mailbox or an ESP account.
 type Adapter struct {
-	ID                 uuid.UUID  `json:"id"`
-	TenantKey          string     `json:"-"`
-	Name               string     `json:"name"`
-	Channel            string     `json:"channel"`
-	Provider           string     `json:"provider"`
-	FromAddress        string     `json:"from_address"`
-	FromName           string     `json:"from_name"`
-	CredentialsSet     bool       `json:"credentials_set"`
-	Active             bool       `json:"active"`
-	Timezone           string     `json:"timezone"`
-	HealthState        string     `json:"health_state"`
-	HealthScore        *float64   `json:"health_score"`
-	HealthSince        time.Time  `json:"health_since"`
-	RestingUntil       *time.Time `json:"resting_until"`
-	RestBackoffSeconds int        `json:"rest_backoff_seconds"`
-	DailyCap           *int       `json:"daily_cap"`
-	RampFloor          int        `json:"ramp_floor"`
-	RampIncrement      *int       `json:"ramp_increment"`
-	RampStartedAt      *time.Time `json:"ramp_started_at"`
-	MinGapSeconds      int        `json:"min_gap_seconds"`
-	GapJitterSeconds   int        `json:"gap_jitter_seconds"`
+	ID                 uuid.UUID   `json:"id"`
+	TenantKey          string      `json:"-"`
+	Name               string      `json:"name"`
+	Channel            string      `json:"channel"`
+	Provider           string      `json:"provider"`
+	FromAddress        string      `json:"from_address"`
+	FromName           string      `json:"from_name"`
+	CredentialsSet     bool        `json:"credentials_set"`
+	Active             bool        `json:"active"`
+	Timezone           string      `json:"timezone"`
+	HealthState        HealthState `json:"health_state"`
+	HealthScore        *float64    `json:"health_score"`
+	HealthSince        time.Time   `json:"health_since"`
+	RestingUntil       *time.Time  `json:"resting_until"`
+	RestBackoffSeconds int         `json:"rest_backoff_seconds"`
+	DailyCap           *int        `json:"daily_cap"`
+	RampFloor          int         `json:"ramp_floor"`
+	RampIncrement      *int        `json:"ramp_increment"`
+	RampStartedAt      *time.Time  `json:"ramp_started_at"`
+	MinGapSeconds      int         `json:"min_gap_seconds"`
+	GapJitterSeconds   int         `json:"gap_jitter_seconds"`
 	// MaxInFlight caps this adapter's concurrent sends; nil = the default
 	// (4, or 1 when MinGapSeconds > 0).
 	MaxInFlight *int       `json:"max_in_flight"`

@@ -535,9 +535,9 @@ func TestInboundEffects(t *testing.T) {
 	state := func(id uuid.UUID) string {
 		en := w.get(id)
 		if en.StopReason != nil {
-			return en.State + "/" + *en.StopReason
+			return string(en.State) + "/" + *en.StopReason
 		}
-		return en.State
+		return string(en.State)
 	}
 
 	// A raw reply from a@bigco stops a and, with company stop, c and b (another sequence, same tenant).

@@ -139,7 +139,7 @@ func memberOf(r dbsqlc.PoolCandidatesRow, loc *time.Location) policy.Member {
 	return policy.Member{MemberActive: r.MemberActive, AdapterActive: r.AdapterActive, Deleted: r.DeletedAt != nil, HealthScore: r.HealthScore, Adapter: a}
 }
 
-func policyAdapter(state string, dailyCap *int, floor int, inc *int, started *time.Time, loc *time.Location) policy.Adapter {
+func policyAdapter(state dripdrop.HealthState, dailyCap *int, floor int, inc *int, started *time.Time, loc *time.Location) policy.Adapter {
 	a := policy.Adapter{HealthState: state, DailyCap: dailyCap, RampFloor: floor, RampStartedAt: started, Location: loc}
 	if inc != nil {
 		a.RampIncrement = *inc

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/policy"
 )
@@ -103,21 +104,21 @@ func evPausedPinUnavailable(tenant string, enrollment, adapter uuid.UUID) event 
 	}}
 }
 
-func evStateChanged(tenant string, adapter uuid.UUID, from, to, reason, source string) event {
+func evStateChanged(tenant string, adapter uuid.UUID, from, to dripdrop.HealthState, reason, source string) event {
 	return event{name: "dripdrop.health.state_changed", metadata: map[string]any{
-		"adapter_id": adapter.String(), "tenant_key": tenant, "from": from, "to": to, "reason": reason, "source": source,
+		"adapter_id": adapter.String(), "tenant_key": tenant, "from": string(from), "to": string(to), "reason": reason, "source": source,
 	}}
 }
 
 // evExternalSignal: score is the adapter's score after the signal, nil
 // when it has none.
-func evExternalSignal(tenant string, adapter uuid.UUID, state string, score *float64, source string) event {
+func evExternalSignal(tenant string, adapter uuid.UUID, state dripdrop.HealthState, score *float64, source string) event {
 	var s any
 	if score != nil {
 		s = *score
 	}
 	return event{name: "dripdrop.health.external_signal", metadata: map[string]any{
-		"adapter_id": adapter.String(), "tenant_key": tenant, "health_state": state, "health_score": s, "source": source,
+		"adapter_id": adapter.String(), "tenant_key": tenant, "health_state": string(state), "health_score": s, "source": source,
 	}}
 }
 

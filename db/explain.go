@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/policy"
 )
@@ -36,7 +37,7 @@ func (s *Store) Explain(ctx context.Context, tenant string, id uuid.UUID) (Expla
 	}
 	xid, err := s.q.NextPendingExecution(ctx, dbsqlc.NextPendingExecutionParams{TenantKey: tenant, EnrollmentID: e.ID})
 	if err == pgx.ErrNoRows {
-		ex.Note = "the enrollment has no pending step (state " + e.State + ")"
+		ex.Note = "the enrollment has no pending step (state " + string(e.State) + ")"
 		return ex, nil
 	}
 	if err != nil {
@@ -84,19 +85,19 @@ func (s *Store) Explain(ctx context.Context, tenant string, id uuid.UUID) (Expla
 
 // Capacity is an adapter's sending budget for its current local day.
 type Capacity struct {
-	AdapterID     uuid.UUID       `json:"adapter_id"`
-	HealthState   string          `json:"health_state"`
-	Timezone      string          `json:"timezone"`
-	Day           string          `json:"day"`
-	DayStart      time.Time       `json:"day_start"`
-	DayEnd        time.Time       `json:"day_end"`
-	EffectiveCap  *int            `json:"effective_cap"` // null: uncapped
-	Sent          int             `json:"sent"`
-	Remaining     *int            `json:"remaining"`
-	MinGapSeconds int             `json:"min_gap_seconds"`
-	LastSendAt    *time.Time      `json:"last_send_at"`
-	NextSendAt    *time.Time      `json:"next_send_at"`
-	Sequences     []SequenceShare `json:"sequences"`
+	AdapterID     uuid.UUID            `json:"adapter_id"`
+	HealthState   dripdrop.HealthState `json:"health_state"`
+	Timezone      string               `json:"timezone"`
+	Day           string               `json:"day"`
+	DayStart      time.Time            `json:"day_start"`
+	DayEnd        time.Time            `json:"day_end"`
+	EffectiveCap  *int                 `json:"effective_cap"` // null: uncapped
+	Sent          int                  `json:"sent"`
+	Remaining     *int                 `json:"remaining"`
+	MinGapSeconds int                  `json:"min_gap_seconds"`
+	LastSendAt    *time.Time           `json:"last_send_at"`
+	NextSendAt    *time.Time           `json:"next_send_at"`
+	Sequences     []SequenceShare      `json:"sequences"`
 }
 
 // SequenceShare is one sequence version's use of the adapter today.

@@ -62,7 +62,7 @@ func (s *Store) transition(ctx context.Context, q *dbsqlc.Queries, a dbsqlc.Adap
 	h := health.Apply(snapshot(a, health.Counts{}), d, now)
 	until, backoff := h.RestingUntil, int(h.Backoff/time.Second)
 	row, err := q.HealthTransition(ctx, dbsqlc.HealthTransitionParams{
-		TenantKey: a.TenantKey, ID: a.ID, HealthState: h.State, Now: now, RestingUntil: until, RampStartedAt: h.RampStartedAt,
+		TenantKey: a.TenantKey, ID: a.ID, HealthState: string(h.State), Now: now, RestingUntil: until, RampStartedAt: h.RampStartedAt,
 		RestStreak: h.Streak, RestBackoffSeconds: backoff,
 	})
 	if err != nil {
@@ -300,20 +300,20 @@ type HealthTransition struct {
 
 // HealthReport is GET /v1/adapters/{id}/health.
 type HealthReport struct {
-	AdapterID          uuid.UUID          `json:"adapter_id"`
-	HealthState        string             `json:"health_state"`
-	HealthScore        *float64           `json:"health_score"`
-	HealthSince        time.Time          `json:"health_since"`
-	RestingUntil       *time.Time         `json:"resting_until"`
-	RestBackoffSeconds int                `json:"rest_backoff_seconds"`
-	RestStreak         int                `json:"rest_streak"`
-	AdapterFailures    int                `json:"adapter_failures"`
-	AuthFailures       int                `json:"auth_failures"`
-	Window             HealthWindow       `json:"window"`
-	SampleReached      bool               `json:"sample_reached"`
-	Thresholds         HealthThresholds   `json:"thresholds"`
-	NextTransition     *health.Next       `json:"next_transition"`
-	Transitions        []HealthTransition `json:"transitions"`
+	AdapterID          uuid.UUID            `json:"adapter_id"`
+	HealthState        dripdrop.HealthState `json:"health_state"`
+	HealthScore        *float64             `json:"health_score"`
+	HealthSince        time.Time            `json:"health_since"`
+	RestingUntil       *time.Time           `json:"resting_until"`
+	RestBackoffSeconds int                  `json:"rest_backoff_seconds"`
+	RestStreak         int                  `json:"rest_streak"`
+	AdapterFailures    int                  `json:"adapter_failures"`
+	AuthFailures       int                  `json:"auth_failures"`
+	Window             HealthWindow         `json:"window"`
+	SampleReached      bool                 `json:"sample_reached"`
+	Thresholds         HealthThresholds     `json:"thresholds"`
+	NextTransition     *health.Next         `json:"next_transition"`
+	Transitions        []HealthTransition   `json:"transitions"`
 }
 
 // Health reports an adapter's health: state, score, cooldown, window counts

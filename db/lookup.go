@@ -50,7 +50,7 @@ func (s *Store) SearchEnrollments(ctx context.Context, tenant string, f Enrollme
 // enrollment; later steps render with the new values.
 func (s *Store) UpdateEnrollment(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.EnrollmentPatch) (dripdrop.Enrollment, error) {
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
-		if e.State != "active" && e.State != "paused" {
+		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
 			return nil, invalidTransition(e, "change the contact of")
 		}
 		c, err := in.Apply(enrollmentFromRow(e).Contact)
@@ -88,7 +88,7 @@ func patchedFields(p dripdrop.EnrollmentPatch) []string {
 // currentBlock says what holds the enrollment's next step back now, from
 // the same evaluation as Explain; nil when nothing does.
 func (s *Store) currentBlock(ctx context.Context, tenant string, e *dripdrop.Enrollment) error {
-	if e.State != "active" {
+	if e.State != dripdrop.EnrollmentActive {
 		return nil
 	}
 	ex, err := s.Explain(ctx, tenant, e.ID)
@@ -130,19 +130,19 @@ type SequenceStats struct {
 
 // VersionStats are one version's numbers.
 type VersionStats struct {
-	Version           int            `json:"version"`
-	SequenceVersionID uuid.UUID      `json:"sequence_version_id"`
-	State             string         `json:"state"`
-	Enrollments       int            `json:"enrollments"`
-	ByState           map[string]int `json:"by_state"`
-	ByStopReason      map[string]int `json:"by_stop_reason"`
-	Steps             []StepStats    `json:"steps"`
-	Replies           int            `json:"replies"`
-	OOO               int            `json:"ooo"`
-	Bounces           int            `json:"bounces"`
-	HardBounces       int            `json:"hard_bounces"`
-	Complaints        int            `json:"complaints"`
-	Unsubscribes      int            `json:"unsubscribes"`
+	Version           int                              `json:"version"`
+	SequenceVersionID uuid.UUID                        `json:"sequence_version_id"`
+	State             string                           `json:"state"`
+	Enrollments       int                              `json:"enrollments"`
+	ByState           map[dripdrop.EnrollmentState]int `json:"by_state"`
+	ByStopReason      map[string]int                   `json:"by_stop_reason"`
+	Steps             []StepStats                      `json:"steps"`
+	Replies           int                              `json:"replies"`
+	OOO               int                              `json:"ooo"`
+	Bounces           int                              `json:"bounces"`
+	HardBounces       int                              `json:"hard_bounces"`
+	Complaints        int                              `json:"complaints"`
+	Unsubscribes      int                              `json:"unsubscribes"`
 }
 
 // StepStats counts one step's executions (every attempt window).
@@ -166,7 +166,7 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 	idx := map[uuid.UUID]*VersionStats{}
 	for _, v := range seq.Versions {
 		st.Versions = append(st.Versions, VersionStats{Version: v.Version, SequenceVersionID: v.ID, State: v.State,
-			ByState:      map[string]int{"active": 0, "paused": 0, "completed": 0, "stopped": 0, "cancelled": 0},
+			ByState:      byStateZero(),
 			ByStopReason: map[string]int{}, Steps: []StepStats{}})
 	}
 	for i := range st.Versions {
@@ -220,4 +220,13 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 		}
 	}
 	return st, nil
+}
+
+// byStateZero counts every enrollment state at zero.
+func byStateZero() map[dripdrop.EnrollmentState]int {
+	m := make(map[dripdrop.EnrollmentState]int, len(dripdrop.EnrollmentStates))
+	for _, st := range dripdrop.EnrollmentStates {
+		m[st] = 0
+	}
+	return m
 }

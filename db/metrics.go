@@ -40,14 +40,14 @@ func (s *Store) ReadGauges(ctx context.Context) (Gauges, error) {
 			return g, err
 		}
 		for _, r := range states {
-			g.EnrollmentsByState[r.State] += r.N
+			g.EnrollmentsByState[string(r.State)] += r.N
 		}
 		health, err := s.q.CountAdaptersByHealth(ctx, t)
 		if err != nil {
 			return g, err
 		}
 		for _, r := range health {
-			g.AdaptersByHealth[r.HealthState] += r.N
+			g.AdaptersByHealth[string(r.HealthState)] += r.N
 		}
 	}
 	return g, nil

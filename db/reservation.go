@@ -280,7 +280,7 @@ func (r *reservation) decide(ctx context.Context, sc dbsqlc.LoadSendRow) error {
 	q, ad, now := r.p.q, b.ad, r.now
 	if sc.EnrollmentState != dripdrop.EnrollmentActive {
 		res.Outcome = Cancelled
-		code, msg := "enrollment_"+sc.EnrollmentState, "the enrollment is "+sc.EnrollmentState
+		code, msg := "enrollment_"+string(sc.EnrollmentState), "the enrollment is "+string(sc.EnrollmentState)
 		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: r.tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now})
 	}
 	// The sender must be usable; a lost pin gets the pool policy.

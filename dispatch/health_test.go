@@ -48,13 +48,13 @@ func (w *world) enrollMany(prefix string, n int) {
 
 // expectState checks the adapter's state, the reason of its latest
 // transition and (for resting) how long it rests.
-func (w *world) expectState(state, reason string, rest time.Duration) db.HealthReport {
+func (w *world) expectState(state dripdrop.HealthState, reason string, rest time.Duration) db.HealthReport {
 	w.t.Helper()
 	r := w.health()
 	if r.HealthState != state {
 		w.t.Fatalf("health state %s, want %s (report %+v)", r.HealthState, state, r)
 	}
-	if len(r.Transitions) == 0 || r.Transitions[0].To != state || r.Transitions[0].Reason != reason || r.Transitions[0].Source != "engine" {
+	if len(r.Transitions) == 0 || r.Transitions[0].To != string(state) || r.Transitions[0].Reason != reason || r.Transitions[0].Source != "engine" {
 		w.t.Fatalf("latest transition %+v, want → %s (%s) by engine", r.Transitions, state, reason)
 	}
 	if rest > 0 && (r.RestingUntil == nil || !r.RestingUntil.Equal(w.clock.Now().Add(rest)) || r.RestBackoffSeconds != int(rest/time.Second)) {
@@ -296,7 +296,7 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 	}
 	// The operator fixes the password and brings the adapter back.
 	w.sink.SetAuth(nil)
-	state, source := "active", "operator"
+	state, source := dripdrop.HealthActive, "operator"
 	if _, err := w.store.HealthSignal(ctx, w.tenant, w.adapter.ID, dripdrop.HealthSignalInput{HealthState: &state, Source: &source}); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestHealthCheckCountsInDB(t *testing.T) {
 		dbtest.Exec(t, w.url, `INSERT INTO message_events (tenant_key, id, type, subtype, adapter_id, occurred_at)
 			SELECT 'acme', gen_random_uuid(), $1, $2, $3, $4 FROM generate_series(1, $5::int)`, typ, sub, w.adapter.ID, w.clock.Now().Add(-age), n)
 	}
-	check := func() string {
+	check := func() dripdrop.HealthState {
 		t.Helper()
 		if err := w.store.CheckHealth(ctx, w.tenant, w.adapter.ID); err != nil {
 			t.Fatal(err)
@@ -399,7 +399,7 @@ func TestHealthCheckCountsInDB(t *testing.T) {
 	}
 
 	// After recovery the old events no longer count; complaints breach at 0.3 %.
-	state, source := "active", "test"
+	state, source := dripdrop.HealthActive, "test"
 	if _, err := w.store.HealthSignal(ctx, w.tenant, w.adapter.ID, dripdrop.HealthSignalInput{HealthState: &state, Source: &source}); err != nil {
 		t.Fatal(err)
 	}

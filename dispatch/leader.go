@@ -202,13 +202,3 @@ func (l *Leader) janitor(ctx context.Context) error {
 		return err
 	})
 }
-
-// RunDuties runs every duty once now (tests, and `dripdrop` maintenance).
-func (l *Leader) RunDuties(ctx context.Context) error {
-	for _, fn := range []func(context.Context) error{l.rescue, l.health, l.janitor} {
-		if err := fn(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/health"
 	"github.com/dripdrop/dripdrop/policy"
 )
@@ -329,11 +330,11 @@ func newSim(s *Snapshot, r Request) *sim {
 		}
 		for j := 0; j < add.Count; j++ {
 			a := Adapter{ID: uuid.NewSHA1(add.PoolID, []byte{byte(gi >> 8), byte(gi), byte(j >> 24), byte(j >> 16), byte(j >> 8), byte(j)}),
-				Name: "hypothetical-" + strconv.Itoa(gi+1) + "-" + strconv.Itoa(j+1), Active: true, Timezone: add.Timezone, HealthState: "active",
+				Name: "hypothetical-" + strconv.Itoa(gi+1) + "-" + strconv.Itoa(j+1), Active: true, Timezone: add.Timezone, HealthState: dripdrop.HealthActive,
 				DailyCap: add.DailyCap, RampFloor: add.RampFloor, RampIncrement: add.RampIncrement,
 				MinGapSeconds: add.MinGapSeconds, GapJitterSeconds: add.GapJitterSeconds}
 			if add.RampIncrement > 0 {
-				a.HealthState, a.RampStartedAt = "ramping", &at
+				a.HealthState, a.RampStartedAt = dripdrop.HealthRamping, &at
 			}
 			ai := m.addAdapter(&a, true)
 			w := add.Weight
@@ -534,14 +535,14 @@ func (a *simAdapter) health(t time.Time) {
 	if a.pa.RampIncrement > 0 {
 		st.Ramp.Increment = &a.pa.RampIncrement
 	}
-	if st.State == health.Probing {
+	if st.State == dripdrop.HealthProbing {
 		st.Counts.Sent = a.probeSent
 	}
 	d, ok := health.Decide(st, t)
 	if !ok || d.To == a.pa.HealthState {
 		return
 	}
-	if d.To == health.Probing {
+	if d.To == dripdrop.HealthProbing {
 		a.probeSent = 0
 	}
 	h := health.Apply(st, d, t)
@@ -601,7 +602,7 @@ func (m *sim) step(a *simAdapter, t int64) {
 			}
 			a.lastSend = now
 			a.pa.LastSendAt = &a.lastSend
-			if a.pa.HealthState == health.Probing {
+			if a.pa.HealthState == dripdrop.HealthProbing {
 				a.probeSent++
 				a.health(now)
 			}

@@ -11,14 +11,6 @@ import (
 	"github.com/dripdrop/dripdrop"
 )
 
-// States (mirrors dripdrop.Health*; repeated here so the rules stay a leaf).
-const (
-	Active  = "active"
-	Ramping = "ramping"
-	Probing = "probing"
-	Resting = "resting"
-)
-
 // Transition reasons written by the engine.
 const (
 	ReasonBounceThreshold    = "bounce_threshold"
@@ -82,8 +74,8 @@ func rate(n, d int) float64 {
 // ramping adapters the later of now−Window and the last entry into
 // active/ramping (healthySince), so a rested adapter is not re-rested for old
 // events; for probing adapters the entry into probing (stateSince).
-func WindowStart(state string, stateSince, healthySince, now time.Time) time.Time {
-	if state == Probing {
+func WindowStart(state dripdrop.HealthState, stateSince, healthySince, now time.Time) time.Time {
+	if state == dripdrop.HealthProbing {
 		return stateSince
 	}
 	start := now.Add(-Window)
@@ -123,8 +115,8 @@ func Backoff(streak int) time.Duration {
 // + 1) when the adapter fails while probing or within CleanPeriod of its last
 // recovery (healthySince) and an earlier failure has not been forgiven;
 // otherwise a fresh streak of 1.
-func NextStreak(state string, streak int, healthySince, now time.Time) int {
-	if streak > 0 && (state == Probing || now.Sub(healthySince) < CleanPeriod) {
+func NextStreak(state dripdrop.HealthState, streak int, healthySince, now time.Time) int {
+	if streak > 0 && (state == dripdrop.HealthProbing || now.Sub(healthySince) < CleanPeriod) {
 		return streak + 1
 	}
 	return 1
@@ -133,8 +125,8 @@ func NextStreak(state string, streak int, healthySince, now time.Time) int {
 // BackoffResetDue reports whether an adapter's failure streak is forgiven:
 // CleanPeriod in active (stateSince is the entry into active; any breach
 // would have moved it out).
-func BackoffResetDue(state string, streak int, stateSince, now time.Time) bool {
-	return state == Active && streak > 0 && now.Sub(stateSince) >= CleanPeriod
+func BackoffResetDue(state dripdrop.HealthState, streak int, stateSince, now time.Time) bool {
+	return state == dripdrop.HealthActive && streak > 0 && now.Sub(stateSince) >= CleanPeriod
 }
 
 // ProbeOutcome decides a probing adapter from its events since probing
@@ -192,7 +184,7 @@ func (r Ramp) GraduationAt() *time.Time {
 
 // Snapshot is what the rules read about one adapter.
 type Snapshot struct {
-	State        string
+	State        dripdrop.HealthState
 	StateSince   time.Time // entry into State
 	HealthySince time.Time // last entry into active/ramping
 	RestingUntil *time.Time
@@ -204,7 +196,7 @@ type Snapshot struct {
 
 // Decision is an automatic change Decide asks for.
 type Decision struct {
-	To     string // the new state; equal to the current one for a backoff reset
+	To     dripdrop.HealthState // the new state; equal to the current one for a backoff reset
 	Reason string
 	// Streak and RestingUntil apply when To is resting; Streak also for a
 	// backoff reset (0).
@@ -215,7 +207,7 @@ type Decision struct {
 
 // Applied is an adapter's health after a transition.
 type Applied struct {
-	State         string
+	State         dripdrop.HealthState
 	RestingUntil  *time.Time // set only for resting
 	RampStartedAt *time.Time
 	Streak        int
@@ -229,10 +221,10 @@ type Applied struct {
 // every other state has no resting_until; ramping restarts the ramp at now.
 func Apply(s Snapshot, d Decision, now time.Time) Applied {
 	out := Applied{State: d.To, RampStartedAt: s.Ramp.StartedAt, Streak: s.Streak, Backoff: s.Backoff}
-	if d.To == Ramping {
+	if d.To == dripdrop.HealthRamping {
 		out.RampStartedAt = &now
 	}
-	if d.To != Resting {
+	if d.To != dripdrop.HealthResting {
 		return out
 	}
 	if d.Streak > 0 {
@@ -256,29 +248,29 @@ func Decide(s Snapshot, now time.Time) (Decision, bool) {
 		streak := NextStreak(s.State, s.Streak, s.HealthySince, now)
 		b := Backoff(streak)
 		until := now.Add(b)
-		return Decision{To: Resting, Reason: reason, Streak: streak, Backoff: b, RestingUntil: &until}, true
+		return Decision{To: dripdrop.HealthResting, Reason: reason, Streak: streak, Backoff: b, RestingUntil: &until}, true
 	}
 	switch s.State {
-	case Resting:
+	case dripdrop.HealthResting:
 		if s.RestingUntil == nil || !s.RestingUntil.After(now) {
-			return Decision{To: Probing, Reason: ReasonRestingElapsed}, true
+			return Decision{To: dripdrop.HealthProbing, Reason: ReasonRestingElapsed}, true
 		}
-	case Probing:
+	case dripdrop.HealthProbing:
 		if reason, ok := ProbeOutcome(s.Counts); ok {
 			if reason == ReasonProbeFailure {
 				return rest(reason)
 			}
-			return Decision{To: Ramping, Reason: reason}, true
+			return Decision{To: dripdrop.HealthRamping, Reason: reason}, true
 		}
-	case Active, Ramping:
+	case dripdrop.HealthActive, dripdrop.HealthRamping:
 		if reason, ok := Breach(s.Counts); ok {
 			return rest(reason)
 		}
-		if s.State == Ramping && s.Ramp.GraduationDue(now) {
-			return Decision{To: Active, Reason: ReasonRampComplete}, true
+		if s.State == dripdrop.HealthRamping && s.Ramp.GraduationDue(now) {
+			return Decision{To: dripdrop.HealthActive, Reason: ReasonRampComplete}, true
 		}
 		if BackoffResetDue(s.State, s.Streak, s.StateSince, now) {
-			return Decision{To: Active, Reason: ReasonBackoffReset, Streak: 0, Backoff: BaseBackoff}, true
+			return Decision{To: dripdrop.HealthActive, Reason: ReasonBackoffReset, Streak: 0, Backoff: BaseBackoff}, true
 		}
 	}
 	return Decision{}, false
@@ -290,16 +282,16 @@ func AuthFailure(s Snapshot, now time.Time) Decision {
 	streak := NextStreak(s.State, s.Streak, s.HealthySince, now)
 	b := Backoff(streak)
 	until := now.Add(b)
-	return Decision{To: Resting, Reason: ReasonAuthFailed, Streak: streak, Backoff: b, RestingUntil: &until}
+	return Decision{To: dripdrop.HealthResting, Reason: ReasonAuthFailed, Streak: streak, Backoff: b, RestingUntil: &until}
 }
 
 // Next is the next automatic transition Decide will make when nothing
 // else happens, for the health report. At is nil when it waits on sends
 // rather than on time.
 type Next struct {
-	To     string     `json:"to"`
-	Reason string     `json:"reason"`
-	At     *time.Time `json:"at"`
+	To     dripdrop.HealthState `json:"to"`
+	Reason string               `json:"reason"`
+	At     *time.Time           `json:"at"`
 	// SendsNeeded is how many more clean sends a probing adapter needs.
 	SendsNeeded int `json:"sends_needed,omitempty"`
 }
@@ -307,20 +299,20 @@ type Next struct {
 // NextTransition predicts the next automatic transition of an adapter.
 func NextTransition(s Snapshot, now time.Time) *Next {
 	switch s.State {
-	case Resting:
-		return &Next{To: Probing, Reason: ReasonRestingElapsed, At: s.RestingUntil}
-	case Probing:
-		return &Next{To: Ramping, Reason: ReasonProbeSuccess, SendsNeeded: max(0, ProbeSuccess-s.Counts.Sent)}
-	case Ramping:
+	case dripdrop.HealthResting:
+		return &Next{To: dripdrop.HealthProbing, Reason: ReasonRestingElapsed, At: s.RestingUntil}
+	case dripdrop.HealthProbing:
+		return &Next{To: dripdrop.HealthRamping, Reason: ReasonProbeSuccess, SendsNeeded: max(0, ProbeSuccess-s.Counts.Sent)}
+	case dripdrop.HealthRamping:
 		at := s.Ramp.GraduationAt()
 		if at == nil || at.Before(now) {
 			at = &now
 		}
-		return &Next{To: Active, Reason: ReasonRampComplete, At: at}
-	case Active:
+		return &Next{To: dripdrop.HealthActive, Reason: ReasonRampComplete, At: at}
+	case dripdrop.HealthActive:
 		if s.Streak > 0 {
 			at := s.StateSince.Add(CleanPeriod)
-			return &Next{To: Active, Reason: ReasonBackoffReset, At: &at}
+			return &Next{To: dripdrop.HealthActive, Reason: ReasonBackoffReset, At: &at}
 		}
 	}
 	return nil

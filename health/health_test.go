@@ -1,6 +1,8 @@
 package health
 
 import (
+	"github.com/dripdrop/dripdrop"
+
 	"testing"
 	"time"
 )
@@ -46,14 +48,14 @@ func TestRates(t *testing.T) {
 func TestWindowStart(t *testing.T) {
 	old := t0.Add(-60 * 24 * time.Hour)
 	recent := t0.Add(-2 * 24 * time.Hour)
-	if got := WindowStart(Active, old, old, t0); !got.Equal(t0.Add(-Window)) {
+	if got := WindowStart(dripdrop.HealthActive, old, old, t0); !got.Equal(t0.Add(-Window)) {
 		t.Fatalf("30-day bound: %v", got)
 	}
-	if got := WindowStart(Ramping, recent, recent, t0); !got.Equal(recent) {
+	if got := WindowStart(dripdrop.HealthRamping, recent, recent, t0); !got.Equal(recent) {
 		t.Fatalf("since recovery: %v", got)
 	}
 	probeStart := t0.Add(-time.Hour)
-	if got := WindowStart(Probing, probeStart, old, t0); !got.Equal(probeStart) {
+	if got := WindowStart(dripdrop.HealthProbing, probeStart, old, t0); !got.Equal(probeStart) {
 		t.Fatalf("probing: %v", got)
 	}
 }
@@ -72,19 +74,19 @@ func TestBackoff(t *testing.T) {
 
 func TestNextStreak(t *testing.T) {
 	cases := []struct {
-		state   string
+		state   dripdrop.HealthState
 		streak  int
 		healthy time.Duration // before now
 		want    int
 	}{
-		{Active, 0, time.Hour, 1},                     // first failure ever
-		{Ramping, 0, time.Hour, 1},                    // a new adapter's first breach
-		{Probing, 1, 48 * time.Hour, 2},               // probe failure
-		{Probing, 3, 30 * 24 * time.Hour, 4},          // probe failure, however long ago
-		{Ramping, 1, 7*24*time.Hour - time.Second, 2}, // within 7 days of recovery
-		{Ramping, 1, 7 * 24 * time.Hour, 1},           // exactly 7 days: not consecutive
-		{Active, 2, 10 * 24 * time.Hour, 1},           // long after recovery
-		{Active, 4, 6 * 24 * time.Hour, 5},            // within 7 days
+		{dripdrop.HealthActive, 0, time.Hour, 1},                     // first failure ever
+		{dripdrop.HealthRamping, 0, time.Hour, 1},                    // a new adapter's first breach
+		{dripdrop.HealthProbing, 1, 48 * time.Hour, 2},               // probe failure
+		{dripdrop.HealthProbing, 3, 30 * 24 * time.Hour, 4},          // probe failure, however long ago
+		{dripdrop.HealthRamping, 1, 7*24*time.Hour - time.Second, 2}, // within 7 days of recovery
+		{dripdrop.HealthRamping, 1, 7 * 24 * time.Hour, 1},           // exactly 7 days: not consecutive
+		{dripdrop.HealthActive, 2, 10 * 24 * time.Hour, 1},           // long after recovery
+		{dripdrop.HealthActive, 4, 6 * 24 * time.Hour, 5},            // within 7 days
 	}
 	for _, c := range cases {
 		if got := NextStreak(c.state, c.streak, t0.Add(-c.healthy), t0); got != c.want {
@@ -95,13 +97,13 @@ func TestNextStreak(t *testing.T) {
 
 func TestBackoffResetDue(t *testing.T) {
 	seven := 7 * 24 * time.Hour
-	if BackoffResetDue(Active, 1, t0.Add(-seven+time.Second), t0) {
+	if BackoffResetDue(dripdrop.HealthActive, 1, t0.Add(-seven+time.Second), t0) {
 		t.Fatal("reset before 7 clean days")
 	}
-	if !BackoffResetDue(Active, 1, t0.Add(-seven), t0) {
+	if !BackoffResetDue(dripdrop.HealthActive, 1, t0.Add(-seven), t0) {
 		t.Fatal("no reset at 7 clean days")
 	}
-	if BackoffResetDue(Ramping, 1, t0.Add(-2*seven), t0) || BackoffResetDue(Active, 0, t0.Add(-2*seven), t0) {
+	if BackoffResetDue(dripdrop.HealthRamping, 1, t0.Add(-2*seven), t0) || BackoffResetDue(dripdrop.HealthActive, 0, t0.Add(-2*seven), t0) {
 		t.Fatal("reset only in active with a streak")
 	}
 }
@@ -150,26 +152,27 @@ func TestDecide(t *testing.T) {
 	until := t0.Add(time.Minute)
 	past := t0.Add(-time.Second)
 	cases := []struct {
-		name       string
-		s          Snapshot
-		to, reason string
-		backoff    time.Duration
+		name    string
+		s       Snapshot
+		to      dripdrop.HealthState
+		reason  string
+		backoff time.Duration
 	}{
-		{"resting, not yet", Snapshot{State: Resting, RestingUntil: &until}, "", "", 0},
-		{"resting elapsed", Snapshot{State: Resting, RestingUntil: &past}, Probing, ReasonRestingElapsed, 0},
-		{"first breach", Snapshot{State: Active, StateSince: t0.Add(-day), HealthySince: t0.Add(-day), Counts: Counts{Sent: 20, Bounced: 1}}, Resting, ReasonBounceThreshold, day},
-		{"probe failure doubles", Snapshot{State: Probing, Streak: 1, Counts: Counts{Sent: 2, Bounced: 1}}, Resting, ReasonProbeFailure, 2 * day},
-		{"probe failure caps", Snapshot{State: Probing, Streak: 4, Counts: Counts{Sent: 2, Complained: 1}}, Resting, ReasonProbeFailure, 7 * day},
-		{"probe success", Snapshot{State: Probing, Streak: 1, Counts: Counts{Sent: 5}}, Ramping, ReasonProbeSuccess, 0},
-		{"probing, waiting", Snapshot{State: Probing, Streak: 1, Counts: Counts{Sent: 4}}, "", "", 0},
-		{"graduation", Snapshot{State: Ramping, Ramp: Ramp{DailyCap: ip(10), Floor: 10, Increment: ip(1), StartedAt: &t0}}, Active, ReasonRampComplete, 0},
-		{"ramping", Snapshot{State: Ramping, Ramp: Ramp{DailyCap: ip(10), Floor: 1, Increment: ip(1), StartedAt: &t0}}, "", "", 0},
-		{"backoff reset", Snapshot{State: Active, Streak: 3, StateSince: t0.Add(-7 * day)}, Active, ReasonBackoffReset, BaseBackoff},
-		{"clean active", Snapshot{State: Active, StateSince: t0.Add(-30 * day), Counts: Counts{Sent: 1000, Bounced: 19}}, "", "", 0},
+		{"resting, not yet", Snapshot{State: dripdrop.HealthResting, RestingUntil: &until}, "", "", 0},
+		{"resting elapsed", Snapshot{State: dripdrop.HealthResting, RestingUntil: &past}, dripdrop.HealthProbing, ReasonRestingElapsed, 0},
+		{"first breach", Snapshot{State: dripdrop.HealthActive, StateSince: t0.Add(-day), HealthySince: t0.Add(-day), Counts: Counts{Sent: 20, Bounced: 1}}, dripdrop.HealthResting, ReasonBounceThreshold, day},
+		{"probe failure doubles", Snapshot{State: dripdrop.HealthProbing, Streak: 1, Counts: Counts{Sent: 2, Bounced: 1}}, dripdrop.HealthResting, ReasonProbeFailure, 2 * day},
+		{"probe failure caps", Snapshot{State: dripdrop.HealthProbing, Streak: 4, Counts: Counts{Sent: 2, Complained: 1}}, dripdrop.HealthResting, ReasonProbeFailure, 7 * day},
+		{"probe success", Snapshot{State: dripdrop.HealthProbing, Streak: 1, Counts: Counts{Sent: 5}}, dripdrop.HealthRamping, ReasonProbeSuccess, 0},
+		{"probing, waiting", Snapshot{State: dripdrop.HealthProbing, Streak: 1, Counts: Counts{Sent: 4}}, "", "", 0},
+		{"graduation", Snapshot{State: dripdrop.HealthRamping, Ramp: Ramp{DailyCap: ip(10), Floor: 10, Increment: ip(1), StartedAt: &t0}}, dripdrop.HealthActive, ReasonRampComplete, 0},
+		{"ramping", Snapshot{State: dripdrop.HealthRamping, Ramp: Ramp{DailyCap: ip(10), Floor: 1, Increment: ip(1), StartedAt: &t0}}, "", "", 0},
+		{"backoff reset", Snapshot{State: dripdrop.HealthActive, Streak: 3, StateSince: t0.Add(-7 * day)}, dripdrop.HealthActive, ReasonBackoffReset, BaseBackoff},
+		{"clean active", Snapshot{State: dripdrop.HealthActive, StateSince: t0.Add(-30 * day), Counts: Counts{Sent: 1000, Bounced: 19}}, "", "", 0},
 	}
 	for _, c := range cases {
 		d, ok := Decide(c.s, t0)
-		if ok != (c.to != "") || d.To != c.to || d.Reason != c.reason || (c.to == Resting && (d.Backoff != c.backoff || !d.RestingUntil.Equal(t0.Add(c.backoff)))) {
+		if ok != (c.to != "") || d.To != c.to || d.Reason != c.reason || (c.to == dripdrop.HealthResting && (d.Backoff != c.backoff || !d.RestingUntil.Equal(t0.Add(c.backoff)))) {
 			t.Errorf("%s: Decide = %+v %v", c.name, d, ok)
 		}
 		if c.reason == ReasonBackoffReset && (d.Streak != 0 || d.Backoff != BaseBackoff) {
@@ -189,13 +192,13 @@ func TestAdapterBackoff(t *testing.T) {
 
 func TestNextTransition(t *testing.T) {
 	until := t0.Add(time.Hour)
-	if n := NextTransition(Snapshot{State: Resting, RestingUntil: &until}, t0); n.To != Probing || !n.At.Equal(until) {
+	if n := NextTransition(Snapshot{State: dripdrop.HealthResting, RestingUntil: &until}, t0); n.To != dripdrop.HealthProbing || !n.At.Equal(until) {
 		t.Fatalf("%+v", n)
 	}
-	if n := NextTransition(Snapshot{State: Probing, Counts: Counts{Sent: 2}}, t0); n.To != Ramping || n.SendsNeeded != 3 || n.At != nil {
+	if n := NextTransition(Snapshot{State: dripdrop.HealthProbing, Counts: Counts{Sent: 2}}, t0); n.To != dripdrop.HealthRamping || n.SendsNeeded != 3 || n.At != nil {
 		t.Fatalf("%+v", n)
 	}
-	if n := NextTransition(Snapshot{State: Active}, t0); n != nil {
+	if n := NextTransition(Snapshot{State: dripdrop.HealthActive}, t0); n != nil {
 		t.Fatalf("%+v", n)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // Adapter is the part of an adapter's state the policies read.
 type Adapter struct {
-	HealthState      string
+	HealthState      dripdrop.HealthState
 	RestingUntil     *time.Time
 	DailyCap         *int
 	RampFloor        int
@@ -25,7 +25,7 @@ type Adapter struct {
 // (dripdrop.ProbeBudget unless probeBudget > 0), otherwise the ramp's cap
 // (dripdrop.RampCap; capped = false when daily_cap is unset).
 func EffectiveCap(a Adapter, now time.Time, probeBudget int) (cap int, capped bool) {
-	if a.HealthState == "probing" {
+	if a.HealthState == dripdrop.HealthProbing {
 		if probeBudget <= 0 {
 			probeBudget = dripdrop.ProbeBudget
 		}

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/dripdrop/dripdrop"
+)
 
 // Member is what pool eligibility reads about one pool member (docs/sending.md).
 type Member struct {
@@ -23,7 +27,7 @@ func Eligibility(m Member, sentToday int, now time.Time) (bool, string) {
 		return false, "adapter_deleted"
 	case !m.AdapterActive:
 		return false, "adapter_inactive"
-	case m.Adapter.HealthState == "resting":
+	case m.Adapter.HealthState == dripdrop.HealthResting:
 		return false, "resting"
 	case m.HealthScore != nil && *m.HealthScore <= 0:
 		return false, "health_score_zero"
@@ -38,7 +42,7 @@ func Eligibility(m Member, sentToday int, now time.Time) (bool, string) {
 // reassign policy when WDRR finds no eligible member: an active member of
 // an active, non-resting adapter.
 func Reassignable(m Member) bool {
-	return m.MemberActive && m.AdapterActive && !m.Deleted && m.Adapter.HealthState != "resting"
+	return m.MemberActive && m.AdapterActive && !m.Deleted && m.Adapter.HealthState != dripdrop.HealthResting
 }
 
 // LeastLoaded returns the index of the reassignable member with the fewest

@@ -11,6 +11,8 @@ import (
 	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/dripdrop/dripdrop"
 )
 
 // Name identifies a policy; the constants are in evaluation order.
@@ -62,7 +64,7 @@ type Verdict struct {
 // Input is everything the policies read.
 type Input struct {
 	Now                 time.Time
-	EnrollmentState     string
+	EnrollmentState     dripdrop.EnrollmentState
 	Suppressed          bool
 	SuppressionScope    string
 	Window              Window
@@ -106,8 +108,8 @@ func Evaluate(in Input) Result {
 	if !lean {
 		v.Inputs = map[string]any{"state": in.EnrollmentState}
 	}
-	if in.EnrollmentState != "active" {
-		v.Action, v.Reason = Cancel, "enrollment_"+in.EnrollmentState
+	if in.EnrollmentState != dripdrop.EnrollmentActive {
+		v.Action, v.Reason = Cancel, "enrollment_"+string(in.EnrollmentState)
 	}
 	vs = append(vs, v)
 
@@ -137,7 +139,7 @@ func Evaluate(in Input) Result {
 	if !lean {
 		v.Inputs = map[string]any{"health_state": a.HealthState, "resting_until": a.RestingUntil}
 	}
-	if a.HealthState == "resting" {
+	if a.HealthState == dripdrop.HealthResting {
 		until := now.Add(RestingRetry)
 		if a.RestingUntil != nil && a.RestingUntil.After(now) {
 			until = *a.RestingUntil
@@ -218,16 +220,6 @@ func capOrNil(cap int, capped bool) any {
 // ShareCap is max(1, floor(effectiveCap × pct / 100)).
 func ShareCap(effectiveCap, pct int) int {
 	return max(1, effectiveCap*pct/100)
-}
-
-// GraduationDue reports whether a ramping adapter's ramp has reached its
-// daily cap (docs/health.md, ramping → active).
-func GraduationDue(a Adapter, now time.Time) bool {
-	if a.HealthState != "ramping" || a.DailyCap == nil {
-		return false
-	}
-	cap, _ := EffectiveCap(a, now, 0)
-	return cap >= *a.DailyCap
 }
 
 // Jitter is the deterministic extra gap after a send: FNV-1a 64 of the

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/dripdrop/dripdrop"
 )
 
 func mustLoc(t *testing.T, name string) *time.Location {
@@ -44,12 +46,6 @@ func TestEffectiveCapRamp(t *testing.T) {
 	if got, _ := EffectiveCap(Adapter{HealthState: "active", DailyCap: ip(50)}, start, 0); got != 50 {
 		t.Errorf("no ramp: %d, want daily_cap", got)
 	}
-	if !GraduationDue(Adapter{HealthState: "ramping", DailyCap: ip(40), RampFloor: 5, RampIncrement: 3, RampStartedAt: &start}, start.Add(12*24*time.Hour)) {
-		t.Error("day 13 ramp reached the cap: graduation due")
-	}
-	if GraduationDue(Adapter{HealthState: "ramping", DailyCap: ip(40), RampFloor: 5, RampIncrement: 3, RampStartedAt: &start}, start.Add(11*24*time.Hour)) {
-		t.Error("day 12 (38 < 40): not yet")
-	}
 }
 
 func TestShareCap(t *testing.T) {
@@ -61,7 +57,7 @@ func TestShareCap(t *testing.T) {
 }
 
 func base(now time.Time) Input {
-	w := DefaultWindow()
+	w := defaultWindow()
 	w.Days = []time.Weekday{0, 1, 2, 3, 4, 5, 6}
 	w.Start, w.End = 0, 23*60+59
 	return Input{Now: now, EnrollmentState: "active", Window: w, Adapter: Adapter{HealthState: "active"}}
@@ -118,7 +114,7 @@ func TestEvaluateSpecExamples(t *testing.T) {
 func TestEvaluateOrder(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) // Saturday
 	in := base(now)
-	in.Window = DefaultWindow()
+	in.Window = defaultWindow()
 	until := now.Add(time.Hour)
 	in.Adapter.HealthState, in.Adapter.RestingUntil = "resting", &until
 	if r := Evaluate(in); r.Binding.Policy != SendWindow || r.Binding.Reason != "quiet_hours" {
@@ -140,7 +136,7 @@ func TestEvaluateOrder(t *testing.T) {
 
 func TestWindow(t *testing.T) {
 	ny := mustLoc(t, "America/New_York")
-	w := DefaultWindow()
+	w := defaultWindow()
 	at := func(y int, m time.Month, d, h, mi int, loc *time.Location) time.Time {
 		return time.Date(y, m, d, h, mi, 0, 0, loc)
 	}
@@ -189,7 +185,7 @@ func TestResolveLocationFallback(t *testing.T) {
 		t.Fatalf("fallback to UTC: %s", n)
 	}
 	in := base(time.Date(2026, 11, 30, 13, 30, 0, 0, time.UTC)) // 08:30 NY, 14:30 Berlin
-	in.Window = DefaultWindow()
+	in.Window = defaultWindow()
 	in.Window.Start, in.Window.End = 9*60, 17*60
 	in.ContactTimezone, in.Window.Timezone = "America/New_York", "Europe/Berlin"
 	r := Evaluate(in)
@@ -278,7 +274,7 @@ func TestDeferralsAreInTheFuture(t *testing.T) {
 		}
 		in := Input{Now: now, EnrollmentState: "active", ContactTimezone: zones[rng.IntN(len(zones))],
 			Window:    Window{Days: []time.Weekday{time.Weekday(rng.IntN(7)), time.Weekday(rng.IntN(7))}, Start: start, End: end},
-			Adapter:   Adapter{HealthState: []string{"active", "ramping", "probing", "resting"}[rng.IntN(4)], RestingUntil: &until, DailyCap: ip(1 + rng.IntN(50)), LastSendAt: &last, MinGapSeconds: rng.IntN(300), GapJitterSeconds: rng.IntN(60), Location: loc},
+			Adapter:   Adapter{HealthState: dripdrop.HealthStates[rng.IntN(4)], RestingUntil: &until, DailyCap: ip(1 + rng.IntN(50)), LastSendAt: &last, MinGapSeconds: rng.IntN(300), GapJitterSeconds: rng.IntN(60), Location: loc},
 			SentToday: rng.IntN(60), SentTodayForVersion: rng.IntN(60), MaxSharePct: 1 + rng.IntN(100)}
 		r := Evaluate(in)
 		for _, v := range r.Verdicts {
@@ -299,4 +295,9 @@ func TestDeferralsAreInTheFuture(t *testing.T) {
 			}
 		}
 	}
+}
+
+// defaultWindow is the tests' window, Monday–Friday 08:00–18:00.
+func defaultWindow() Window {
+	return Window{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, Start: 8 * 60, End: 18 * 60}
 }

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"time"
+
+	"github.com/dripdrop/dripdrop"
 )
 
 // The send rules around the verdicts, one place for the engine and the
@@ -76,7 +78,7 @@ func SenderUsable(deleted, active bool, a Adapter, now time.Time) bool {
 	if deleted || !active {
 		return false
 	}
-	return !(a.HealthState == "resting" && a.RestingUntil != nil && a.RestingUntil.After(now.Add(TerminalRest)))
+	return !(a.HealthState == dripdrop.HealthResting && a.RestingUntil != nil && a.RestingUntil.After(now.Add(TerminalRest)))
 }
 
 // PickPin chooses the member that takes a new pin: smooth weighted round

@@ -4,24 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
 // Clock is a wall-clock time of day in minutes after midnight.
 type Clock int
-
-// ParseClock parses "HH:MM".
-func ParseClock(s string) (Clock, error) {
-	h, m, ok := strings.Cut(s, ":")
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if !ok || len(h) != 2 || len(m) != 2 || err1 != nil || err2 != nil || hh > 23 || mm > 59 || hh < 0 || mm < 0 {
-		return 0, fmt.Errorf("policy: %q is not HH:MM", s)
-	}
-	return Clock(hh*60 + mm), nil
-}
 
 func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
 
@@ -32,11 +19,6 @@ type Window struct {
 	Start    Clock
 	End      Clock
 	Timezone string // the version's zone, used when the contact has none
-}
-
-// DefaultWindow is Monday–Friday 08:00–18:00.
-func DefaultWindow() Window {
-	return Window{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, Start: 8 * 60, End: 18 * 60}
 }
 
 // Validate rejects empty windows, no days and unknown zones.

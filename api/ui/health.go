@@ -36,7 +36,7 @@ func (h *Handler) health(r *http.Request, tenant string, a dripdrop.Adapter) ([]
 
 // signal applies an operator's health signal (source dashboard), as POST
 // /v1/adapters/{id}/health does.
-func (h *Handler) signal(w http.ResponseWriter, r *http.Request, p *page, state, reason string) (string, error) {
+func (h *Handler) signal(w http.ResponseWriter, r *http.Request, p *page, state dripdrop.HealthState, reason string) (string, error) {
 	id, err := h.id(r, "adapter")
 	if err != nil {
 		return "", err
@@ -46,7 +46,7 @@ func (h *Handler) signal(w http.ResponseWriter, r *http.Request, p *page, state,
 	if err != nil {
 		return "", err
 	}
-	msg := "The adapter is " + rep.HealthState + "."
+	msg := "The adapter is " + string(rep.HealthState) + "."
 	if rep.RestingUntil != nil {
 		msg = fmt.Sprintf("The adapter rests until %s.", rep.RestingUntil.UTC().Format("2006-01-02 15:04 UTC"))
 	}

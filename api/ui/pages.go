@@ -119,10 +119,10 @@ type kv struct {
 	Value int
 }
 
-func sortedKV(m map[string]int) []kv {
+func sortedKV[K ~string](m map[K]int) []kv {
 	out := make([]kv, 0, len(m))
 	for k, v := range m {
-		out = append(out, kv{k, v})
+		out = append(out, kv{string(k), v})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Value != out[j].Value {
@@ -141,7 +141,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) (str
 	d := overviewData{Adapters: rows, ByState: map[string]int{}}
 	for _, a := range rows {
 		d.Sent += a.Capacity.Sent
-		d.ByState[a.HealthState]++
+		d.ByState[string(a.HealthState)]++
 		if a.Capacity.EffectiveCap == nil {
 			d.Uncapped++
 			continue
@@ -225,7 +225,7 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 	if err != nil {
 		loc = time.UTC
 	}
-	d.Chart = adapterChart(d.Days, stateSpans(d.Days, loc, d.Transitions, a.HealthState), d.Window.BounceThreshold, d.Window.ComplaintThreshold)
+	d.Chart = adapterChart(d.Days, stateSpans(d.Days, loc, d.Transitions, string(a.HealthState)), d.Window.BounceThreshold, d.Window.ComplaintThreshold)
 	// Newest first for the history table.
 	for i, j := 0, len(d.Transitions)-1; i < j; i, j = i+1, j-1 {
 		d.Transitions[i], d.Transitions[j] = d.Transitions[j], d.Transitions[i]
@@ -449,7 +449,7 @@ func timeline(e dripdrop.Enrollment, evs []db.MessageEvent) []timelineEntry {
 		out = append(out, timelineEntry{At: ev.OccurredAt, Kind: "event", Title: ev.Type, Detail: strings.TrimSpace(detail), State: ev.Type})
 	}
 	if e.EndedAt != nil {
-		t := timelineEntry{At: *e.EndedAt, Kind: "ended", Title: "Enrollment " + e.State, State: e.State}
+		t := timelineEntry{At: *e.EndedAt, Kind: "ended", Title: "Enrollment " + string(e.State), State: string(e.State)}
 		if e.StopReason != nil {
 			t.Detail = "stop reason: " + *e.StopReason
 		}

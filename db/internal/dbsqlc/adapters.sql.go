@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -36,7 +37,7 @@ type CreateAdapterParams struct {
 	Credentials      []byte
 	Active           bool
 	Timezone         string
-	HealthState      string
+	HealthState      dripdrop.HealthState
 	HealthScore      *float64
 	DailyCap         *int
 	RampFloor        int

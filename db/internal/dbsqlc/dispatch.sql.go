@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -353,7 +354,7 @@ type LoadSendRow struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
-	EnrollmentState   string
+	EnrollmentState   dripdrop.EnrollmentState
 	Email             string
 	FirstName         *string
 	LastName          *string
@@ -471,7 +472,7 @@ type LoadSendsLockedRow struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
-	EnrollmentState   string
+	EnrollmentState   dripdrop.EnrollmentState
 	Email             string
 	FirstName         *string
 	LastName          *string

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -758,7 +759,7 @@ type LivePinnedEnrollmentsRow struct {
 	Company           *string
 	Timezone          *string
 	Vars              json.RawMessage
-	State             string
+	State             dripdrop.EnrollmentState
 	StopReason        *string
 	PauseReason       *string
 	AdapterID         uuid.UUID
@@ -866,7 +867,7 @@ type PoolCandidatesRow struct {
 	MemberActive  bool
 	AdapterActive bool
 	DeletedAt     *time.Time
-	HealthState   string
+	HealthState   dripdrop.HealthState
 	HealthScore   *float64
 	RestingUntil  *time.Time
 	DailyCap      *int
@@ -1045,7 +1046,7 @@ type SearchEnrollmentsRow struct {
 	Company           *string
 	Timezone          *string
 	Vars              json.RawMessage
-	State             string
+	State             dripdrop.EnrollmentState
 	StopReason        *string
 	PauseReason       *string
 	AdapterID         uuid.UUID
@@ -1157,7 +1158,7 @@ RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, f
 `
 
 type SetEnrollmentStateParams struct {
-	State       string
+	State       dripdrop.EnrollmentState
 	StopReason  *string
 	PauseReason *string
 	Now         time.Time
@@ -1239,7 +1240,7 @@ type StatsEnrollmentsParams struct {
 
 type StatsEnrollmentsRow struct {
 	SequenceVersionID uuid.UUID
-	State             string
+	State             dripdrop.EnrollmentState
 	StopReason        string
 	N                 int
 }

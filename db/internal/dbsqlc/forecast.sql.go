@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -26,7 +27,7 @@ type ForecastAdaptersRow struct {
 	Name             string
 	Active           bool
 	Timezone         string
-	HealthState      string
+	HealthState      dripdrop.HealthState
 	HealthScore      *float64
 	RestingUntil     *time.Time
 	DailyCap         *int

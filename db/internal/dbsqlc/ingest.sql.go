@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -205,7 +206,7 @@ type IngestEnrollmentParams struct {
 type IngestEnrollmentRow struct {
 	ID                 uuid.UUID
 	Email              string
-	State              string
+	State              dripdrop.EnrollmentState
 	Timezone           *string
 	SequenceVersionID  uuid.UUID
 	AdapterID          uuid.UUID

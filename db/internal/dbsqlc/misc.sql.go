@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 )
 
@@ -71,7 +72,7 @@ WHERE tenant_key = $1 AND deleted_at IS NULL GROUP BY health_state
 `
 
 type CountAdaptersByHealthRow struct {
-	HealthState string
+	HealthState dripdrop.HealthState
 	N           int64
 }
 
@@ -123,7 +124,7 @@ SELECT state, count(*)::bigint AS n FROM enrollments WHERE tenant_key = $1 GROUP
 `
 
 type CountEnrollmentsByStateRow struct {
-	State string
+	State dripdrop.EnrollmentState
 	N     int64
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -23,7 +24,7 @@ type Adapter struct {
 	Credentials        []byte
 	Active             bool
 	Timezone           string
-	HealthState        string
+	HealthState        dripdrop.HealthState
 	HealthScore        *float64
 	HealthSince        time.Time
 	HealthySince       time.Time
@@ -104,7 +105,7 @@ type Enrollment struct {
 	Company           *string
 	Timezone          *string
 	Vars              json.RawMessage
-	State             string
+	State             dripdrop.EnrollmentState
 	StopReason        *string
 	PauseReason       *string
 	AdapterID         uuid.UUID
