@@ -14,13 +14,11 @@ import (
 	"github.com/dripdrop/dripdrop/policy"
 )
 
-// Stop and pause reasons written by the engine.
+// Pause and reassignment reasons written by the engine.
 const (
-	PauseOperator        = "operator"
-	PausePinUnavailable  = "pinned_adapter_unavailable"
-	ReassignAutoRebind   = "auto_rebind"
-	ReasonAdapterDeleted = "adapter_deleted"
-	ReasonPoolDeleted    = "pool_deleted"
+	PauseOperator       = "operator"
+	PausePinUnavailable = "pinned_adapter_unavailable"
+	ReassignAutoRebind  = "auto_rebind"
 )
 
 func enrollmentFromRow(r dbsqlc.Enrollment) dripdrop.Enrollment {
