@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,7 +36,7 @@ func (s *Store) Explain(ctx context.Context, tenant string, id uuid.UUID) (Expla
 		return ex, mapErr(err, "enrollment")
 	}
 	xid, err := s.q.NextPendingExecution(ctx, dbsqlc.NextPendingExecutionParams{TenantKey: tenant, EnrollmentID: e.ID})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		ex.Note = "the enrollment has no pending step (state " + e.State + ")"
 		return ex, nil
 	}

@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +29,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant, key, method, pa
 	if err == nil {
 		return nil, nil
 	}
-	if err != pgx.ErrNoRows {
+	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
 	row, err := s.q.GetIdempotencyKey(ctx, dbsqlc.GetIdempotencyKeyParams{TenantKey: tenant, Key: key})

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,7 @@ import (
 // (database clock for expiry). It reports whether holder is the leader.
 func (s *Store) TryLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	got, err := s.q.TryLeader(ctx, dbsqlc.TryLeaderParams{Name: name, Holder: holder, TtlSeconds: ttl.Seconds()})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil && got == holder, err

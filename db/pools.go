@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,7 +57,7 @@ func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolI
 
 func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.UUID, m dripdrop.PoolMember, now time.Time, field string) (dripdrop.PoolMember, error) {
 	if _, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: m.AdapterID}); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return m, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: field + "adapter_id", Message: "adapter not found"}
 		}
 		return m, err
@@ -64,7 +65,7 @@ func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.
 	row, err := q.AddPoolMember(ctx, dbsqlc.AddPoolMemberParams{
 		TenantKey: tenant, PoolID: pool, AdapterID: m.AdapterID, ID: dripdrop.NewID(), Weight: m.Weight, Class: m.Class, Active: m.Active, Now: now,
 	})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return m, &dripdrop.Error{Code: dripdrop.ECodeAlreadyExists, Field: field + "adapter_id", Message: "the adapter is already a member of this pool"}
 	}
 	if err != nil {

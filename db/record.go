@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,7 +150,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		}
 		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
 			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return evs, nil // rescued meanwhile: the rescue released the reservation
 		}
 		if err != nil {

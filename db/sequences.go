@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,7 @@ func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
 // in the tenant.
 func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v dripdrop.SequenceVersion) error {
 	if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: v.PoolID}); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "pool_id", Message: "pool not found"}
 		}
 		return err
@@ -53,7 +54,7 @@ func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v d
 			continue
 		}
 		if _, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: *st.AdapterOverrideID}); err != nil {
-			if err == pgx.ErrNoRows {
+			if errors.Is(err, pgx.ErrNoRows) {
 				return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: fmt.Sprintf("steps[%d].adapter_override_id", i), Message: "adapter not found"}
 			}
 			return err
@@ -115,7 +116,7 @@ func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.S
 	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		row, err := q.CreateSequence(ctx, dbsqlc.CreateSequenceParams{TenantKey: tenant, ID: dripdrop.NewID(), Key: *in.Key, Name: *in.Name, Now: now})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "key", "a sequence with key %q already exists", *in.Key)
 		}
 		if err != nil {
@@ -286,7 +287,7 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 			return nil, nil
 		}
 		if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: row.PoolID}); err != nil {
-			if err == pgx.ErrNoRows {
+			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"regexp"
 	"strings"
 
@@ -35,7 +36,7 @@ func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Te
 	var k dripdrop.APIKey
 	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.CreateTenant(ctx, dbsqlc.CreateTenantParams{TenantKey: key, Name: name})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "tenant_key", "tenant %q already exists", key)
 		}
 		if err != nil {
@@ -134,7 +135,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, presented string) (string, 
 	sum := sha256.Sum256(secret)
 	id, err := s.q.AuthenticateAPIKey(ctx, dbsqlc.AuthenticateAPIKeyParams{TenantKey: tenant, KeyHash: sum[:]})
 	if err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return "", uuid.Nil, unauthorized
 		}
 		return "", uuid.Nil, err
