@@ -280,7 +280,8 @@ func (s *Store) poolAdapterIDs(ctx context.Context, tenant string, pool uuid.UUI
 // all in one transaction. Enrolling a contact that already has an active or
 // paused enrollment in the sequence returns that enrollment with created
 // false and changes nothing.
-func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInput) (dripdrop.Enrollment, bool, error) {
+func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInput) (_ dripdrop.Enrollment, _ bool, err error) {
+	defer wrapErr(&err, "enroll")
 	seqKey, contact, err := in.Validate()
 	if err != nil {
 		return dripdrop.Enrollment{}, false, err
@@ -399,7 +400,8 @@ func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.En
 }
 
 // GetEnrollment returns an enrollment with its executions.
-func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "get enrollment")
 	row, err := s.q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.Enrollment{}, mapErr(err, "enrollment")
