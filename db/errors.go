@@ -11,7 +11,7 @@ import (
 // function or method wraps its error once, at its exit, as "op: cause" with
 // %w, so errors.Is and errors.As still reach the cause (pgx.ErrNoRows,
 // context.Canceled, the *pgconn.PgError that Unavailable looks at).
-// Internal helpers return their errors bare.
+// Internal helpers return their errors bare (docs/architecture.md).
 //
 // Domain errors (*dripdrop.Error) are returned as they are: their message is
 // the detail of the API's problem document, shown to users, and must not
