@@ -24,7 +24,7 @@ const PauseStepFailed = "step_failed"
 // health.AuthFailuresToRest consecutive AUTH failures it rests (auth_failed,
 // source engine). Emits dripdrop.dispatch.adapter_error.
 func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, auth bool, msg string) error {
-	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	return wrap("record adapter failure", s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		// Lock order: adapter, then execution.
 		a, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: job.TenantKey, ID: job.AdapterID})
@@ -61,7 +61,7 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 			return nil, err
 		}
 		return append(evs, ev), nil
-	})
+	}))
 }
 
 // pauseStepFailed pauses an active enrollment whose step failed for good
@@ -86,7 +86,8 @@ func (s *Store) pauseStepFailed(ctx context.Context, q *dbsqlc.Queries, tenant s
 // attempt window (a new Message-ID: nothing was delivered) and makes the
 // enrollment active (docs/enrollments.md). The enrollment must be paused or active with
 // a failed latest execution.
-func (s *Store) RetryEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) RetryEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "retry enrollment")
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
 		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
 			return nil, invalidTransition(e, "retry")

@@ -27,7 +27,7 @@ func credentialsAD(tenant string, id uuid.UUID) []byte { return []byte(tenant + 
 
 func (s *Store) sealCredentials(tenant string, id uuid.UUID, c *dripdrop.SMTPCredentials) ([]byte, error) {
 	if s.vault == nil {
-		return nil, errors.New("db: no encryption key configured; cannot store credentials")
+		return nil, errors.New("no encryption key configured; cannot store credentials")
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -38,7 +38,8 @@ func (s *Store) sealCredentials(tenant string, id uuid.UUID, c *dripdrop.SMTPCre
 
 // CreateAdapter validates and stores a new adapter. Credentials are sealed
 // with the tenant and adapter id as associated data.
-func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
+func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.AdapterInput) (_ dripdrop.Adapter, err error) {
+	defer wrapErr(&err, "create adapter")
 	now := s.clock.Now()
 	a, err := in.Apply(nil, now)
 	if err != nil {
@@ -65,7 +66,8 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 }
 
 // GetAdapter returns a live (not deleted) adapter.
-func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Adapter, error) {
+func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Adapter, err error) {
+	defer wrapErr(&err, "get adapter")
 	row, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.Adapter{}, mapErr(err, "adapter")
@@ -74,7 +76,8 @@ func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (dr
 }
 
 // ListAdapters pages through a tenant's adapters in creation order.
-func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) ([]dripdrop.Adapter, *uuid.UUID, error) {
+func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) (_ []dripdrop.Adapter, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list adapters")
 	rows, err := s.q.ListAdapters(ctx, dbsqlc.ListAdaptersParams{TenantKey: tenant, After: p.After, Lim: int32(p.limit())})
 	if err != nil {
 		return nil, nil, err
@@ -87,9 +90,10 @@ func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) ([]drip
 }
 
 // UpdateAdapter applies a patch under the adapter's row lock.
-func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.AdapterInput) (dripdrop.Adapter, error) {
+func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.AdapterInput) (_ dripdrop.Adapter, err error) {
+	defer wrapErr(&err, "update adapter")
 	var out dripdrop.Adapter
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
 			return nil, mapErr(err, "adapter")
@@ -124,9 +128,10 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 // it the delete is refused with in_use unless force is set; with force, each
 // pinned enrollment gets its pool's policy: reassign repins it to an eligible
 // member (new thread), pause — or no eligible member — pauses it.
-func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+func (s *Store) DeleteAdapter(ctx context.Context, tenant string, id uuid.UUID, force bool) (err error) {
+	defer wrapErr(&err, "delete adapter")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		if _, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id}); err != nil {
 			return evs, mapErr(err, "adapter")
@@ -167,7 +172,8 @@ func pinnedRowToEnrollment(r dbsqlc.LivePinnedEnrollmentsRow) dbsqlc.Enrollment 
 }
 
 // AdapterCredentials decrypts an adapter's connection settings.
-func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.SMTPCredentials, error) {
+func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.SMTPCredentials, err error) {
+	defer wrapErr(&err, "read adapter credentials")
 	var c dripdrop.SMTPCredentials
 	row, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
 	if err != nil {
@@ -177,7 +183,7 @@ func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.U
 		return c, nil
 	}
 	if s.vault == nil {
-		return c, errors.New("db: no encryption key configured; cannot read credentials")
+		return c, errors.New("no encryption key configured; cannot read credentials")
 	}
 	pt, err := s.vault.Open(row.Credentials, credentialsAD(tenant, id))
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 
 // CreateDatabase creates database name on the server at adminURL unless it
 // exists (used by `dripdrop dev` on its managed cluster).
-func CreateDatabase(ctx context.Context, adminURL, name string) error {
+func CreateDatabase(ctx context.Context, adminURL, name string) (err error) {
+	defer wrapErr(&err, "create database")
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminURL)

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,7 +34,8 @@ type RowError struct {
 }
 
 func rowError(err error) *RowError {
-	if e, ok := err.(*dripdrop.Error); ok {
+	var e *dripdrop.Error
+	if errors.As(err, &e) {
 		return &RowError{Code: e.Code, Field: e.Field, Message: e.Message}
 	}
 	return &RowError{Code: dripdrop.ECodeInternal, Message: "internal error"}
@@ -43,7 +45,8 @@ func rowError(err error) *RowError {
 // gets its own result; a bad row never rejects the others. The good rows are
 // pinned (one pool lock, WDRR in memory) and written with two set-based
 // inserts in one transaction.
-func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts []dripdrop.ContactInput) ([]BatchResult, error) {
+func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts []dripdrop.ContactInput) (_ []BatchResult, err error) {
+	defer wrapErr(&err, "enroll batch")
 	if seqKey == "" {
 		return nil, dripdrop.Errorf(dripdrop.ECodeRequired, "sequence_key", "sequence_key is required")
 	}

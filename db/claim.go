@@ -11,7 +11,10 @@ import (
 )
 
 // TenantKeys lists every tenant (the dispatcher visits them in turn).
-func (s *Store) TenantKeys(ctx context.Context) ([]string, error) { return s.q.ListTenantKeys(ctx) }
+func (s *Store) TenantKeys(ctx context.Context) (_ []string, err error) {
+	defer wrapErr(&err, "list tenants")
+	return s.q.ListTenantKeys(ctx)
+}
 
 // Claimed is one claimed execution.
 type Claimed struct {
@@ -55,7 +58,8 @@ var claimSettings = []string{
 // process; ReserveClaimed enforces the limit under the adapter's lock).
 // Claimed executions are held until now+hold. Cost follows the work
 // claimed: see ClaimReady.
-func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
+func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) (_ []Claimed, err error) {
+	defer wrapErr(&err, "claim")
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -122,12 +126,13 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 // ReleaseClaim makes a claimed execution claimable again at once (after a
 // reservation failed for a transient reason such as a deadlock abort).
 func (s *Store) ReleaseClaim(ctx context.Context, tenant string, id uuid.UUID) error {
-	return s.q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id})
+	return wrap("release claim", s.q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id}))
 }
 
 // NextDueIn reports how long until the earliest pending ready-queue entry of
 // the tenants comes due; ok is false when none is pending.
 func (s *Store) NextDueIn(ctx context.Context, tenants []string) (wait time.Duration, ok bool, err error) {
+	defer wrapErr(&err, "next due")
 	secs, err := s.q.NextDueIn(ctx, dbsqlc.NextDueInParams{Now: s.clock.Now(), TenantKeys: tenants})
 	if err != nil || secs < 0 {
 		return 0, false, err

@@ -24,7 +24,8 @@ type DayCount struct {
 // AdapterDaily returns the last `days` local days (today included) of an
 // adapter's sends, hard bounces and complaints, oldest first, one entry per
 // day including days without events.
-func (s *Store) AdapterDaily(ctx context.Context, tenant string, id uuid.UUID, days int) ([]DayCount, error) {
+func (s *Store) AdapterDaily(ctx context.Context, tenant string, id uuid.UUID, days int) (_ []DayCount, err error) {
+	defer wrapErr(&err, "adapter daily counts")
 	ad, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return nil, mapErr(err, "adapter")
@@ -63,7 +64,8 @@ type TenantDay struct {
 
 // TenantToday counts the tenant's message events since UTC midnight and its
 // due backlog now.
-func (s *Store) TenantToday(ctx context.Context, tenant string) (TenantDay, error) {
+func (s *Store) TenantToday(ctx context.Context, tenant string) (_ TenantDay, err error) {
+	defer wrapErr(&err, "tenant today")
 	now := s.clock.Now()
 	d := TenantDay{Since: dayOf(now, time.UTC), Events: map[string]int{}, Deferrals: map[string]int{}}
 	rows, err := s.q.TenantEventCounts(ctx, dbsqlc.TenantEventCountsParams{TenantKey: tenant, Since: d.Since})
@@ -82,7 +84,8 @@ func (s *Store) TenantToday(ctx context.Context, tenant string) (TenantDay, erro
 
 // PinCounts returns how many active or paused enrollments are pinned to
 // each of the tenant's adapters.
-func (s *Store) PinCounts(ctx context.Context, tenant string) (map[uuid.UUID]int, error) {
+func (s *Store) PinCounts(ctx context.Context, tenant string) (_ map[uuid.UUID]int, err error) {
+	defer wrapErr(&err, "pin counts")
 	rows, err := s.q.TenantPinCounts(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -108,7 +111,8 @@ type MessageEvent struct {
 // EnrollmentEvents lists the message events (sent, deferred, bounced,
 // replied, …) of an enrollment's executions, oldest first. An enrollment of
 // another tenant is not found.
-func (s *Store) EnrollmentEvents(ctx context.Context, tenant string, id uuid.UUID) ([]MessageEvent, error) {
+func (s *Store) EnrollmentEvents(ctx context.Context, tenant string, id uuid.UUID) (_ []MessageEvent, err error) {
+	defer wrapErr(&err, "enrollment events")
 	if _, err := s.q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: id}); err != nil {
 		return nil, mapErr(err, "enrollment")
 	}
@@ -125,6 +129,7 @@ func (s *Store) EnrollmentEvents(ctx context.Context, tenant string, id uuid.UUI
 
 // LatestEventID is the id of the tenant's newest telemetry outbox event (0
 // when there is none): where a live feed that skips the history starts.
-func (s *Store) LatestEventID(ctx context.Context, tenant string) (int64, error) {
+func (s *Store) LatestEventID(ctx context.Context, tenant string) (_ int64, err error) {
+	defer wrapErr(&err, "latest event id")
 	return s.q.LatestOutboxID(ctx, tenant)
 }

@@ -31,7 +31,8 @@ func invalidTransition(e dbsqlc.Enrollment, action string) error {
 }
 
 // PauseEnrollment stops an active enrollment from sending until resumed.
-func (s *Store) PauseEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) PauseEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "pause enrollment")
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
 		if e.State != dripdrop.EnrollmentActive {
 			return nil, invalidTransition(e, "pause")
@@ -46,7 +47,8 @@ func (s *Store) PauseEnrollment(ctx context.Context, tenant string, id uuid.UUID
 
 // ResumeEnrollment re-activates a paused enrollment; its next pending step
 // is scheduled no earlier than now.
-func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "resume enrollment")
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
 		if e.State != dripdrop.EnrollmentPaused {
 			return nil, invalidTransition(e, "resume")
@@ -73,7 +75,8 @@ func (s *Store) ResumeEnrollment(ctx context.Context, tenant string, id uuid.UUI
 
 // CancelEnrollment ends an active or paused enrollment and cancels its
 // pending executions.
-func (s *Store) CancelEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) CancelEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "cancel enrollment")
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
 		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
 			return nil, invalidTransition(e, "cancel")
@@ -91,7 +94,8 @@ func (s *Store) CancelEnrollment(ctx context.Context, tenant string, id uuid.UUI
 
 // RepinEnrollment moves an enrollment to another active, non-resting
 // adapter of the same tenant and channel. The next step starts a new thread.
-func (s *Store) RepinEnrollment(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.RepinInput) (dripdrop.Enrollment, error) {
+func (s *Store) RepinEnrollment(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.RepinInput) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "repin enrollment")
 	target, reason, err := in.Validate()
 	if err != nil {
 		return dripdrop.Enrollment{}, err
@@ -102,7 +106,7 @@ func (s *Store) RepinEnrollment(ctx context.Context, tenant string, id uuid.UUID
 		}
 		a, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: target})
 		if err != nil {
-			if mapErr(err, "adapter").(*dripdrop.Error).Code == dripdrop.ECodeNotFound {
+			if dripdrop.ErrorCode(mapErr(err, "adapter")) == dripdrop.ECodeNotFound {
 				return nil, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "adapter_id", Message: "adapter not found"}
 			}
 			return nil, err

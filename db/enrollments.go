@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -57,8 +58,8 @@ type versionRef struct {
 
 func (s *Store) activeVersion(ctx context.Context, tenant, seqKey string) (versionRef, error) {
 	v, err := s.q.GetActiveVersionBySequenceKey(ctx, dbsqlc.GetActiveVersionBySequenceKeyParams{TenantKey: tenant, Key: seqKey})
-	if err == pgx.ErrNoRows {
-		if _, err := s.q.GetSequenceByKey(ctx, dbsqlc.GetSequenceByKeyParams{TenantKey: tenant, Key: seqKey}); err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err := s.q.GetSequenceByKey(ctx, dbsqlc.GetSequenceByKeyParams{TenantKey: tenant, Key: seqKey}); errors.Is(err, pgx.ErrNoRows) {
 			return versionRef{}, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "sequence_key", Message: "sequence not found"}
 		}
 		return versionRef{}, dripdrop.Errorf(dripdrop.ECodeInvalidState, "sequence_key", "the sequence has no active version")
@@ -277,7 +278,8 @@ func (s *Store) poolAdapterIDs(ctx context.Context, tenant string, pool uuid.UUI
 // all in one transaction. Enrolling a contact that already has an active or
 // paused enrollment in the sequence returns that enrollment with created
 // false and changes nothing.
-func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInput) (dripdrop.Enrollment, bool, error) {
+func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInput) (_ dripdrop.Enrollment, _ bool, err error) {
+	defer wrapErr(&err, "enroll")
 	seqKey, contact, err := in.Validate()
 	if err != nil {
 		return dripdrop.Enrollment{}, false, err
@@ -288,7 +290,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	}
 	if existing, err := s.q.GetLiveEnrollmentByEmail(ctx, dbsqlc.GetLiveEnrollmentByEmailParams{TenantKey: tenant, SequenceID: ref.seqID, Email: contact.Email}); err == nil {
 		return s.withExecutions(ctx, tenant, enrollmentFromRow(existing), ref.seqKey)
-	} else if err != pgx.ErrNoRows {
+	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return dripdrop.Enrollment{}, false, err
 	}
 	if sup, err := s.IsSuppressed(ctx, tenant, contact.Email); err != nil {
@@ -329,7 +331,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 			Email: contact.Email, FirstName: nilIfEmpty(contact.FirstName), LastName: nilIfEmpty(contact.LastName),
 			Company: nilIfEmpty(contact.Company), Timezone: nilIfEmpty(contact.Timezone), Vars: vars, AdapterID: adapter, Now: now,
 		})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			duplicate = true // a concurrent request enrolled the same contact
 			return evs, errRollback
 		}
@@ -396,7 +398,8 @@ func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.En
 }
 
 // GetEnrollment returns an enrollment with its executions.
-func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Enrollment, error) {
+func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "get enrollment")
 	row, err := s.q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.Enrollment{}, mapErr(err, "enrollment")

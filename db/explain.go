@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,14 +30,15 @@ type Explanation struct {
 
 // Explain evaluates every policy for the enrollment's next pending step as
 // the dispatcher would now, without changing anything.
-func (s *Store) Explain(ctx context.Context, tenant string, id uuid.UUID) (Explanation, error) {
+func (s *Store) Explain(ctx context.Context, tenant string, id uuid.UUID) (_ Explanation, err error) {
+	defer wrapErr(&err, "explain enrollment")
 	ex := Explanation{EnrollmentID: id, Verdicts: []policy.Verdict{}}
 	e, err := s.q.GetEnrollment(ctx, dbsqlc.GetEnrollmentParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return ex, mapErr(err, "enrollment")
 	}
 	xid, err := s.q.NextPendingExecution(ctx, dbsqlc.NextPendingExecutionParams{TenantKey: tenant, EnrollmentID: e.ID})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		ex.Note = "the enrollment has no pending step (state " + string(e.State) + ")"
 		return ex, nil
 	}
@@ -111,7 +113,8 @@ type SequenceShare struct {
 }
 
 // AdapterCapacity reports today's effective cap, sends and shares.
-func (s *Store) AdapterCapacity(ctx context.Context, tenant string, id uuid.UUID) (Capacity, error) {
+func (s *Store) AdapterCapacity(ctx context.Context, tenant string, id uuid.UUID) (_ Capacity, err error) {
+	defer wrapErr(&err, "adapter capacity")
 	ad, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return Capacity{}, mapErr(err, "adapter")

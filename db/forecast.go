@@ -15,9 +15,10 @@ import (
 // ForecastSnapshot reads what a forecast needs about one tenant (docs/forecast.md)
 // in one read-only, repeatable-read transaction, so every part is of the
 // same instant. It writes nothing.
-func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (*forecast.Snapshot, error) {
+func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecast.Snapshot, err error) {
+	defer wrapErr(&err, "forecast snapshot")
 	snap := &forecast.Snapshot{Now: s.clock.Now()}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		ads, err := q.ForecastAdapters(ctx, tenant)
 		if err != nil {

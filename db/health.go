@@ -120,9 +120,10 @@ func (s *Store) checkHealth(ctx context.Context, q *dbsqlc.Queries, tenant strin
 }
 
 // CheckHealth runs the health rules for one adapter in its own transaction.
-func (s *Store) CheckHealth(ctx context.Context, tenant string, adapterID uuid.UUID) error {
+func (s *Store) CheckHealth(ctx context.Context, tenant string, adapterID uuid.UUID) (err error) {
+	defer wrapErr(&err, "check health")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		var err error
 		evs, err = s.checkHealth(ctx, q, tenant, adapterID, s.clock.Now())
 		return evs, err
@@ -138,7 +139,8 @@ func (s *Store) CheckHealth(ctx context.Context, tenant string, adapterID uuid.U
 // wants to change it re-checks and applies the change under the adapter's
 // row lock in its own transaction (so a concurrent check never applies a
 // transition twice). It returns how many adapters changed.
-func (s *Store) HealthSweep(ctx context.Context, tenant string) (int, error) {
+func (s *Store) HealthSweep(ctx context.Context, tenant string) (_ int, err error) {
+	defer wrapErr(&err, "health sweep")
 	now := s.clock.Now()
 	as, err := s.q.HealthSweepAdapters(ctx, tenant)
 	if err != nil {
@@ -171,9 +173,10 @@ func (s *Store) HealthSweep(ctx context.Context, tenant string) (int, error) {
 // RecoverDueAdapters moves resting adapters among ids whose resting_until
 // has passed to probing (docs/health.md), committing before it returns, so that a
 // pick that follows sees them. It returns how many moved.
-func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uuid.UUID) (int, error) {
+func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uuid.UUID) (_ int, err error) {
+	defer wrapErr(&err, "recover due adapters")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		due, err := q.DueRecoveries(ctx, dbsqlc.DueRecoveriesParams{TenantKey: tenant, Now: s.clock.Now(), Ids: ids})
 		if err != nil {
@@ -198,12 +201,13 @@ func (s *Store) RecoverDueAdapters(ctx context.Context, tenant string, ids []uui
 // forced transition when the state changes, omitted fields kept. It emits
 // dripdrop.health.external_signal, then state_changed when the state changed,
 // and returns the adapter's health report.
-func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.HealthSignalInput) (HealthReport, error) {
+func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.HealthSignalInput) (_ HealthReport, err error) {
+	defer wrapErr(&err, "health signal")
 	if err := in.Validate(); err != nil {
 		return HealthReport{}, err
 	}
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		a, err := q.GetAdapterForUpdate(ctx, dbsqlc.GetAdapterForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
@@ -319,7 +323,8 @@ type HealthReport struct {
 // Health reports an adapter's health: state, score, cooldown, window counts
 // and rates against the thresholds, the next automatic transition and the
 // last 50 entries of its health history (newest first).
-func (s *Store) Health(ctx context.Context, tenant string, id uuid.UUID) (HealthReport, error) {
+func (s *Store) Health(ctx context.Context, tenant string, id uuid.UUID) (_ HealthReport, err error) {
+	defer wrapErr(&err, "get health")
 	a, err := s.q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return HealthReport{}, mapErr(err, "adapter")

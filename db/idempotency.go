@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,12 +24,13 @@ type IdempotentResponse struct {
 // replay when the same request already completed, or an error: the key was
 // used for a different request (idempotency_key_reused) or the first request
 // is still running (idempotency_key_in_progress).
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant, key, method, path string, requestHash []byte) (*IdempotentResponse, error) {
-	_, err := s.q.ClaimIdempotencyKey(ctx, dbsqlc.ClaimIdempotencyKeyParams{TenantKey: tenant, Key: key, Method: method, Path: path, RequestHash: requestHash})
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant, key, method, path string, requestHash []byte) (_ *IdempotentResponse, err error) {
+	defer wrapErr(&err, "claim idempotency key")
+	_, err = s.q.ClaimIdempotencyKey(ctx, dbsqlc.ClaimIdempotencyKeyParams{TenantKey: tenant, Key: key, Method: method, Path: path, RequestHash: requestHash})
 	if err == nil {
 		return nil, nil
 	}
-	if err != pgx.ErrNoRows {
+	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
 	row, err := s.q.GetIdempotencyKey(ctx, dbsqlc.GetIdempotencyKeyParams{TenantKey: tenant, Key: key})
@@ -49,7 +51,8 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant, key, method, pa
 }
 
 // CompleteIdempotencyKey stores the response of the request that owns key.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, tenant, key string, r IdempotentResponse) error {
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, tenant, key string, r IdempotentResponse) (err error) {
+	defer wrapErr(&err, "complete idempotency key")
 	st, ct := r.Status, r.ContentType
 	return s.q.CompleteIdempotencyKey(ctx, dbsqlc.CompleteIdempotencyKeyParams{TenantKey: tenant, Key: key, Status: &st, ContentType: &ct, ResponseBody: r.Body})
 }
@@ -57,10 +60,11 @@ func (s *Store) CompleteIdempotencyKey(ctx context.Context, tenant, key string, 
 // ReleaseIdempotencyKey forgets an unfinished claim (the request failed in a
 // way the client may retry).
 func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant, key string) error {
-	return s.q.ReleaseIdempotencyKey(ctx, dbsqlc.ReleaseIdempotencyKeyParams{TenantKey: tenant, Key: key})
+	return wrap("release idempotency key", s.q.ReleaseIdempotencyKey(ctx, dbsqlc.ReleaseIdempotencyKeyParams{TenantKey: tenant, Key: key}))
 }
 
 // PruneIdempotencyKeys deletes keys older than maxAge for one tenant.
-func (s *Store) PruneIdempotencyKeys(ctx context.Context, tenant string, maxAge time.Duration) (int64, error) {
+func (s *Store) PruneIdempotencyKeys(ctx context.Context, tenant string, maxAge time.Duration) (_ int64, err error) {
+	defer wrapErr(&err, "prune idempotency keys")
 	return s.q.DeleteExpiredIdempotencyKeys(ctx, dbsqlc.DeleteExpiredIdempotencyKeysParams{TenantKey: tenant, CreatedAt: s.clock.Now().Add(-maxAge)})
 }

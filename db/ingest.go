@@ -75,7 +75,8 @@ var errInboundRace = errors.New("db: inbound message inserted concurrently")
 // input for the adapter that sent the original. A message already ingested
 // under (tenant, provider, message_id) changes nothing and returns the
 // original result.
-func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (InboundResult, error) {
+func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (_ InboundResult, err error) {
+	defer wrapErr(&err, "ingest")
 	m := in.Message
 	if m == nil || m.MessageID == "" {
 		return InboundResult{}, dripdrop.Errorf(dripdrop.ECodeRequired, "message_id", "message_id is required")
@@ -433,7 +434,8 @@ func (s *Store) afterHealthInput(ctx context.Context, q *dbsqlc.Queries, tenant 
 
 // InboundTenants resolves a recipient address of the inbound SMTP listener
 // to the tenants and adapters whose from_address it is (case-insensitive).
-func (s *Store) InboundTenants(ctx context.Context, address string) ([]InboundRecipient, error) {
+func (s *Store) InboundTenants(ctx context.Context, address string) (_ []InboundRecipient, err error) {
+	defer wrapErr(&err, "inbound tenants")
 	rows, err := s.q.AdaptersByFromAddress(ctx, strings.TrimSpace(address))
 	if err != nil {
 		return nil, err

@@ -25,7 +25,8 @@ type EnrollmentFilter struct {
 
 // SearchEnrollments pages through the enrollments matching f in id order
 // (without executions).
-func (s *Store) SearchEnrollments(ctx context.Context, tenant string, f EnrollmentFilter, p Page) ([]dripdrop.Enrollment, *uuid.UUID, error) {
+func (s *Store) SearchEnrollments(ctx context.Context, tenant string, f EnrollmentFilter, p Page) (_ []dripdrop.Enrollment, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list enrollments")
 	rows, err := s.q.SearchEnrollments(ctx, dbsqlc.SearchEnrollmentsParams{
 		TenantKey: tenant, SequenceKey: f.SequenceKey, State: f.State, PauseReason: f.PauseReason, StopReason: f.StopReason,
 		Email: f.Email, AdapterID: f.AdapterID, After: p.After, Lim: int32(p.limit()),
@@ -48,7 +49,8 @@ func (s *Store) SearchEnrollments(ctx context.Context, tenant string, f Enrollme
 
 // UpdateEnrollment corrects the contact fields and vars of a non-terminal
 // enrollment; later steps render with the new values.
-func (s *Store) UpdateEnrollment(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.EnrollmentPatch) (dripdrop.Enrollment, error) {
+func (s *Store) UpdateEnrollment(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.EnrollmentPatch) (_ dripdrop.Enrollment, err error) {
+	defer wrapErr(&err, "update enrollment")
 	return s.enrollmentOp(ctx, tenant, id, func(q *dbsqlc.Queries, e dbsqlc.Enrollment) ([]event, error) {
 		if e.State != dripdrop.EnrollmentActive && e.State != dripdrop.EnrollmentPaused {
 			return nil, invalidTransition(e, "change the contact of")
@@ -157,7 +159,8 @@ type StepStats struct {
 
 // SequenceStats counts a sequence's enrollments, step executions and
 // message events per version.
-func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) (SequenceStats, error) {
+func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) (_ SequenceStats, err error) {
+	defer wrapErr(&err, "sequence stats")
 	seq, err := s.GetSequence(ctx, tenant, id)
 	if err != nil {
 		return SequenceStats{}, err

@@ -18,7 +18,8 @@ type Gauges struct {
 
 // ReadGauges reads the gauges' numbers. It costs three indexed queries per
 // tenant: callers cache it (see the metrics collector of cmd/dripdrop).
-func (s *Store) ReadGauges(ctx context.Context) (Gauges, error) {
+func (s *Store) ReadGauges(ctx context.Context) (_ Gauges, err error) {
+	defer wrapErr(&err, "read gauges")
 	g := Gauges{
 		EnrollmentsByState: map[string]int64{"active": 0, "paused": 0, "completed": 0, "stopped": 0, "cancelled": 0},
 		AdaptersByHealth:   map[string]int64{"active": 0, "ramping": 0, "probing": 0, "resting": 0},

@@ -30,7 +30,8 @@ type Migration struct {
 }
 
 // Migrations lists the embedded migrations in version order.
-func Migrations() ([]Migration, error) {
+func Migrations() (_ []Migration, err error) {
+	defer wrapErr(&err, "read migrations")
 	entries, err := fs.ReadDir(migrationFS, "migrations")
 	if err != nil {
 		return nil, err
@@ -40,11 +41,11 @@ func Migrations() ([]Migration, error) {
 		name := e.Name()
 		num, rest, ok := strings.Cut(name, "_")
 		if !ok || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("db: migration %q must be named NNNN_name.sql", name)
+			return nil, fmt.Errorf("migration %q must be named NNNN_name.sql", name)
 		}
 		v, err := strconv.Atoi(num)
 		if err != nil {
-			return nil, fmt.Errorf("db: migration %q: bad version: %w", name, err)
+			return nil, fmt.Errorf("migration %q: bad version: %w", name, err)
 		}
 		body, err := migrationFS.ReadFile("migrations/" + name)
 		if err != nil {
@@ -56,14 +57,15 @@ func Migrations() ([]Migration, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i := 1; i < len(out); i++ {
 		if out[i].Version == out[i-1].Version {
-			return nil, fmt.Errorf("db: duplicate migration version %d", out[i].Version)
+			return nil, fmt.Errorf("duplicate migration version %d", out[i].Version)
 		}
 	}
 	return out, nil
 }
 
 // SchemaFingerprint identifies the embedded schema (used to name test templates).
-func SchemaFingerprint() (string, error) {
+func SchemaFingerprint() (_ string, err error) {
+	defer wrapErr(&err, "schema fingerprint")
 	ms, err := Migrations()
 	if err != nil {
 		return "", err
@@ -78,10 +80,11 @@ func SchemaFingerprint() (string, error) {
 // Migrate applies pending migrations on the database at url under a session
 // advisory lock and returns the versions it applied. An applied migration
 // whose file changed is an error: released migrations are never edited.
-func Migrate(ctx context.Context, url string) ([]int, error) {
+func Migrate(ctx context.Context, url string) (_ []int, err error) {
+	defer wrapErr(&err, "migrate")
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("db: connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return migrateConn(ctx, conn)
@@ -93,12 +96,12 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 		return nil, err
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockID)); err != nil {
-		return nil, fmt.Errorf("db: migration lock: %w", err)
+		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	defer func() {
 		_, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLockID))
 		if err == nil && uerr != nil {
-			err = fmt.Errorf("db: migration unlock: %w", uerr)
+			err = fmt.Errorf("migration unlock: %w", uerr)
 		}
 	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -106,7 +109,7 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 		name text NOT NULL,
 		checksum text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("db: schema_migrations: %w", err)
+		return nil, fmt.Errorf("schema_migrations: %w", err)
 	}
 	done := map[int]string{}
 	rows, err := conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
@@ -127,7 +130,7 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 	for _, m := range ms {
 		if sum, ok := done[m.Version]; ok {
 			if sum != m.Checksum {
-				return applied, fmt.Errorf("db: migration %04d_%s changed after it was applied", m.Version, m.Name)
+				return applied, fmt.Errorf("migration %04d_%s changed after it was applied", m.Version, m.Name)
 			}
 			continue
 		}
@@ -139,7 +142,7 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("db: migration %04d_%s: %w", m.Version, m.Name, err)
+			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 		}
 		applied = append(applied, m.Version)
 	}

@@ -24,7 +24,7 @@ func outboxTenants(evs []event) ([]string, error) {
 	for _, e := range evs {
 		tenant := e.tenantKey()
 		if tenant == "" {
-			return nil, fmt.Errorf("db: event %s names no tenant_key", e.name)
+			return nil, fmt.Errorf("event %s names no tenant_key", e.name)
 		}
 		if !slices.Contains(tenants, tenant) {
 			tenants = append(tenants, tenant)
@@ -126,7 +126,7 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 		return err
 	}
 	if p.failed {
-		return errors.New("db: a pipelined batch failed")
+		return errors.New("a pipelined batch failed")
 	}
 	rows := evs
 	tenants, err := outboxTenants(evs)

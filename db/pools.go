@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,7 +22,8 @@ func memberFromRow(r dbsqlc.PoolMember) dripdrop.PoolMember {
 }
 
 // CreatePool creates a pool, with its initial members, in one transaction.
-func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolInput) (dripdrop.Pool, error) {
+func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolInput) (_ dripdrop.Pool, err error) {
+	defer wrapErr(&err, "create pool")
 	p, err := in.Apply(nil)
 	if err != nil {
 		return p, err
@@ -56,7 +58,7 @@ func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolI
 
 func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.UUID, m dripdrop.PoolMember, now time.Time, field string) (dripdrop.PoolMember, error) {
 	if _, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: m.AdapterID}); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return m, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: field + "adapter_id", Message: "adapter not found"}
 		}
 		return m, err
@@ -64,7 +66,7 @@ func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.
 	row, err := q.AddPoolMember(ctx, dbsqlc.AddPoolMemberParams{
 		TenantKey: tenant, PoolID: pool, AdapterID: m.AdapterID, ID: dripdrop.NewID(), Weight: m.Weight, Class: m.Class, Active: m.Active, Now: now,
 	})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return m, &dripdrop.Error{Code: dripdrop.ECodeAlreadyExists, Field: field + "adapter_id", Message: "the adapter is already a member of this pool"}
 	}
 	if err != nil {
@@ -74,7 +76,8 @@ func addMember(ctx context.Context, q *dbsqlc.Queries, tenant string, pool uuid.
 }
 
 // GetPool returns a pool with its members.
-func (s *Store) GetPool(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Pool, error) {
+func (s *Store) GetPool(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Pool, err error) {
+	defer wrapErr(&err, "get pool")
 	row, err := s.q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.Pool{}, mapErr(err, "pool")
@@ -91,7 +94,8 @@ func (s *Store) GetPool(ctx context.Context, tenant string, id uuid.UUID) (dripd
 }
 
 // ListPools pages through pools, each with its members.
-func (s *Store) ListPools(ctx context.Context, tenant string, pg Page) ([]dripdrop.Pool, *uuid.UUID, error) {
+func (s *Store) ListPools(ctx context.Context, tenant string, pg Page) (_ []dripdrop.Pool, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list pools")
 	rows, err := s.q.ListPools(ctx, dbsqlc.ListPoolsParams{TenantKey: tenant, After: pg.After, Lim: int32(pg.limit())})
 	if err != nil {
 		return nil, nil, err
@@ -116,8 +120,9 @@ func (s *Store) ListPools(ctx context.Context, tenant string, pg Page) ([]dripdr
 }
 
 // UpdatePool patches a pool's name or policy.
-func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.PoolInput) (dripdrop.Pool, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in dripdrop.PoolInput) (_ dripdrop.Pool, err error) {
+	defer wrapErr(&err, "update pool")
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
 			return nil, mapErr(err, "pool")
@@ -145,9 +150,10 @@ func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in 
 // it the delete is refused with in_use unless force is set. With force the
 // pool policy applies: pause pauses them (pinned_adapter_unavailable);
 // reassign leaves them on their pins, which stay valid senders.
-func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, force bool) error {
+func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, force bool) (err error) {
+	defer wrapErr(&err, "delete pool")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		pool, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: id})
 		if err != nil {
@@ -185,7 +191,8 @@ func (s *Store) DeletePool(ctx context.Context, tenant string, id uuid.UUID, for
 }
 
 // AddPoolMember adds an adapter of the same tenant to a pool.
-func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID, in dripdrop.MemberInput) (dripdrop.PoolMember, error) {
+func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID, in dripdrop.MemberInput) (_ dripdrop.PoolMember, err error) {
+	defer wrapErr(&err, "add pool member")
 	m, err := in.Apply(nil, "")
 	if err != nil {
 		return m, err
@@ -202,9 +209,10 @@ func (s *Store) AddPoolMember(ctx context.Context, tenant string, pool uuid.UUID
 
 // UpdatePoolMember patches a member's weight, class or active flag.
 // Existing pins never move.
-func (s *Store) UpdatePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID, in dripdrop.MemberInput) (dripdrop.PoolMember, error) {
+func (s *Store) UpdatePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID, in dripdrop.MemberInput) (_ dripdrop.PoolMember, err error) {
+	defer wrapErr(&err, "update pool member")
 	var out dripdrop.PoolMember
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
 			return nil, mapErr(err, "pool")
 		}
@@ -227,8 +235,9 @@ func (s *Store) UpdatePoolMember(ctx context.Context, tenant string, pool, adapt
 }
 
 // RemovePoolMember removes an adapter from a pool; its pins stay.
-func (s *Store) RemovePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID) error {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+func (s *Store) RemovePoolMember(ctx context.Context, tenant string, pool, adapter uuid.UUID) (err error) {
+	defer wrapErr(&err, "remove pool member")
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetPoolForUpdate(ctx, dbsqlc.GetPoolForUpdateParams{TenantKey: tenant, ID: pool}); err != nil {
 			return nil, mapErr(err, "pool")
 		}

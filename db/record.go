@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +35,8 @@ type Sent struct {
 // (a rescue owns it now). An error means nothing was recorded: a failing
 // statement aborts the transaction, so callers retry the messages (one by
 // one, to find the one that fails).
-func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) {
+func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err error) {
+	defer wrapErr(&err, "record sends")
 	now := s.clock.Now()
 	// One statement per tenant (RecordSent is set-based).
 	byTenant := map[string]*dbsqlc.RecordSentParams{}
@@ -75,7 +77,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 	var evs []event
 	// The records and their outbox rows commit together, in two round
 	// trips: the begin with the records, then the outbox rows with COMMIT.
-	err := s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
+	err = s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
 		clear(wake)
@@ -133,9 +135,10 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) ([]bool, error) 
 // pauses the enrollment (step_failed), except a bounce (5.1.x), which
 // suppresses the address, stops the enrollment and runs the sender's health
 // check. Sender-side failures go to AdapterFailed instead.
-func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) error {
+func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce bool, code int, errCode, msg string) (err error) {
+	defer wrapErr(&err, "record failure")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		now := s.clock.Now()
 		state, at := "failed", now
@@ -149,7 +152,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		}
 		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
 			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return evs, nil // rescued meanwhile: the rescue released the reservation
 		}
 		if err != nil {
@@ -217,9 +220,10 @@ func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant stri
 // RescueStale returns executions left sending past their lease (a crashed
 // or stuck worker) to scheduled, keeping their Message-ID, and releases
 // their reservations. It returns how many it rescued.
-func (s *Store) RescueStale(ctx context.Context, tenant string) (int, error) {
+func (s *Store) RescueStale(ctx context.Context, tenant string) (_ int, err error) {
+	defer wrapErr(&err, "rescue stale")
 	n := 0
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		n = 0
 		now := s.clock.Now()
 		rows, err := q.StaleSending(ctx, dbsqlc.StaleSendingParams{TenantKey: tenant, Now: now})

@@ -51,7 +51,8 @@ type adapterBatch struct {
 // moved to another adapter since is released for the next claim. The
 // result has one Reservation per claim, in order. All claims must be of
 // one tenant.
-func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time.Duration) ([]Reservation, error) {
+func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time.Duration) (_ []Reservation, err error) {
+	defer wrapErr(&err, "reserve")
 	r, err := newReservation(s, claims, lease)
 	if err != nil || len(claims) == 0 {
 		return r.out, err
@@ -67,7 +68,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 		return r.evs, r.write(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reserve: %w", err)
+		return nil, err
 	}
 	return r.out, nil
 }
@@ -109,7 +110,7 @@ func newReservation(s *Store, claims []Claimed, lease time.Duration) (*reservati
 	seen := map[uuid.UUID]bool{}
 	for i, c := range claims {
 		if c.Tenant != r.tenant {
-			return r, fmt.Errorf("reserve: a reservation is of one tenant (%q and %q)", r.tenant, c.Tenant)
+			return r, fmt.Errorf("a reservation is of one tenant (%q and %q)", r.tenant, c.Tenant)
 		}
 		r.index[c.ID], r.sorted[i] = i, c.ID
 		if !seen[c.AdapterID] {

@@ -105,7 +105,7 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 // openCredentials decrypts an adapter's SMTP credentials.
 func (s *Store) openCredentials(tenant string, ad dbsqlc.Adapter) (*dripdrop.SMTPCredentials, error) {
 	if s.vault == nil {
-		return nil, fmt.Errorf("db: no encryption key configured; cannot read credentials")
+		return nil, fmt.Errorf("no encryption key configured; cannot read credentials")
 	}
 	pt, err := s.vault.Open(ad.Credentials, credentialsAD(tenant, ad.ID))
 	if err != nil {

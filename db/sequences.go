@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,7 @@ func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
 // in the tenant.
 func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v dripdrop.SequenceVersion) error {
 	if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: v.PoolID}); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "pool_id", Message: "pool not found"}
 		}
 		return err
@@ -53,7 +54,7 @@ func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v d
 			continue
 		}
 		if _, err := q.GetAdapter(ctx, dbsqlc.GetAdapterParams{TenantKey: tenant, ID: *st.AdapterOverrideID}); err != nil {
-			if err == pgx.ErrNoRows {
+			if errors.Is(err, pgx.ErrNoRows) {
 				return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: fmt.Sprintf("steps[%d].adapter_override_id", i), Message: "adapter not found"}
 			}
 			return err
@@ -102,7 +103,8 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 
 // CreateSequence creates a sequence with its first version (active unless
 // Activate is false) and its steps, atomically.
-func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.SequenceInput) (dripdrop.Sequence, error) {
+func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.SequenceInput) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "create sequence")
 	if err := in.Validate(); err != nil {
 		return dripdrop.Sequence{}, err
 	}
@@ -115,7 +117,7 @@ func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.S
 	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		now := s.clock.Now()
 		row, err := q.CreateSequence(ctx, dbsqlc.CreateSequenceParams{TenantKey: tenant, ID: dripdrop.NewID(), Key: *in.Key, Name: *in.Name, Now: now})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "key", "a sequence with key %q already exists", *in.Key)
 		}
 		if err != nil {
@@ -131,7 +133,8 @@ func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.S
 }
 
 // GetSequence returns a sequence with every version, its steps and budgets.
-func (s *Store) GetSequence(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.Sequence, error) {
+func (s *Store) GetSequence(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "get sequence")
 	row, err := s.q.GetSequence(ctx, dbsqlc.GetSequenceParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence")
@@ -144,7 +147,8 @@ func (s *Store) GetSequence(ctx context.Context, tenant string, id uuid.UUID) (d
 }
 
 // GetSequenceByKey resolves a sequence by its key.
-func (s *Store) GetSequenceByKey(ctx context.Context, tenant, key string) (dripdrop.Sequence, error) {
+func (s *Store) GetSequenceByKey(ctx context.Context, tenant, key string) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "get sequence")
 	row, err := s.q.GetSequenceByKey(ctx, dbsqlc.GetSequenceByKeyParams{TenantKey: tenant, Key: key})
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence")
@@ -157,7 +161,8 @@ func (s *Store) GetSequenceByKey(ctx context.Context, tenant, key string) (dripd
 }
 
 // ListSequences pages through sequences with their versions.
-func (s *Store) ListSequences(ctx context.Context, tenant string, p Page) ([]dripdrop.Sequence, *uuid.UUID, error) {
+func (s *Store) ListSequences(ctx context.Context, tenant string, p Page) (_ []dripdrop.Sequence, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list sequences")
 	rows, err := s.q.ListSequences(ctx, dbsqlc.ListSequencesParams{TenantKey: tenant, After: p.After, Lim: int32(p.limit())})
 	if err != nil {
 		return nil, nil, err
@@ -211,7 +216,8 @@ func (s *Store) loadSequences(ctx context.Context, tenant string, rows []dbsqlc.
 }
 
 // CreateVersion adds a new version (a draft unless activate is set).
-func (s *Store) CreateVersion(ctx context.Context, tenant string, seq uuid.UUID, in dripdrop.VersionInput, activate bool) (dripdrop.Sequence, error) {
+func (s *Store) CreateVersion(ctx context.Context, tenant string, seq uuid.UUID, in dripdrop.VersionInput, activate bool) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "create version")
 	v, err := in.Apply(nil)
 	if err != nil {
 		return dripdrop.Sequence{}, err
@@ -230,8 +236,9 @@ func (s *Store) CreateVersion(ctx context.Context, tenant string, seq uuid.UUID,
 
 // UpdateDraftVersion changes a draft version; active and archived versions
 // are immutable (409 version_immutable).
-func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.UUID, n int, in dripdrop.VersionInput) (dripdrop.Sequence, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.UUID, n int, in dripdrop.VersionInput) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "update draft version")
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.GetSequenceVersionForUpdate(ctx, dbsqlc.GetSequenceVersionForUpdateParams{TenantKey: tenant, SequenceID: seq, Version: n})
 		if err != nil {
 			return nil, mapErr(err, "sequence version")
@@ -273,8 +280,9 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 }
 
 // ActivateVersion makes version n the active one, archiving the previous.
-func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUID, n int) (dripdrop.Sequence, error) {
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUID, n int) (_ dripdrop.Sequence, err error) {
+	defer wrapErr(&err, "activate version")
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		if _, err := q.GetSequenceForUpdate(ctx, dbsqlc.GetSequenceForUpdateParams{TenantKey: tenant, ID: seq}); err != nil {
 			return nil, mapErr(err, "sequence")
 		}
@@ -286,7 +294,7 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 			return nil, nil
 		}
 		if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: row.PoolID}); err != nil {
-			if err == pgx.ErrNoRows {
+			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
 			return nil, err
@@ -305,7 +313,8 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 
 // PutBudget sets an adapter's share cap for a version. Budgets are
 // operational settings and may change on active versions.
-func (s *Store) PutBudget(ctx context.Context, tenant string, seq uuid.UUID, n int, adapter uuid.UUID, in dripdrop.BudgetInput) (dripdrop.Budget, error) {
+func (s *Store) PutBudget(ctx context.Context, tenant string, seq uuid.UUID, n int, adapter uuid.UUID, in dripdrop.BudgetInput) (_ dripdrop.Budget, err error) {
+	defer wrapErr(&err, "put budget")
 	if err := in.Validate(); err != nil {
 		return dripdrop.Budget{}, err
 	}

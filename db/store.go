@@ -89,7 +89,8 @@ type Store struct {
 }
 
 // Open connects to the database at url. It does not migrate.
-func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+func Open(ctx context.Context, url string, opts Options) (_ *Store, err error) {
+	defer wrapErr(&err, "open")
 	cfg, err := poolConfig(url, opts)
 	if err != nil {
 		return nil, err
@@ -101,7 +102,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("db: parse url: %w", err)
+		return nil, fmt.Errorf("parse url: %w", err)
 	}
 	cfg.MaxConns = 10
 	if opts.MaxConns > 0 {
@@ -120,7 +121,7 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 func openPool(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("db: connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	clock := opts.Clock
 	if clock == nil {
@@ -150,7 +151,7 @@ func (s *Store) Close() {
 }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return wrap("ping", s.pool.Ping(ctx)) }
 
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.clock.Now() }
@@ -230,7 +231,8 @@ type AuditEntry struct {
 }
 
 // Audit lists the audit entries of one entity, oldest first.
-func (s *Store) Audit(ctx context.Context, tenant, entityType string, id uuid.UUID) ([]AuditEntry, error) {
+func (s *Store) Audit(ctx context.Context, tenant, entityType string, id uuid.UUID) (_ []AuditEntry, err error) {
+	defer wrapErr(&err, "read audit")
 	rows, err := s.q.ListAudit(ctx, dbsqlc.ListAuditParams{TenantKey: tenant, EntityType: entityType, EntityID: id})
 	if err != nil {
 		return nil, err

@@ -32,7 +32,8 @@ type FeedEvent struct {
 // Only events below the oldest transaction still in progress are listed,
 // so an event that commits after a later-numbered one is never skipped by a
 // reader that continues after the last id it saw.
-func (s *Store) Feed(ctx context.Context, tenant string, after int64, prefix string, limit int) ([]FeedEvent, error) {
+func (s *Store) Feed(ctx context.Context, tenant string, after int64, prefix string, limit int) (_ []FeedEvent, err error) {
+	defer wrapErr(&err, "feed")
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
@@ -134,7 +135,8 @@ func parseSecret(secret string) ([]byte, error) {
 
 // CreateSubscription validates and stores a subscription; the answer
 // carries the secret (generated when none is given), shown only this once.
-func (s *Store) CreateSubscription(ctx context.Context, tenant string, in SubscriptionInput) (Subscription, error) {
+func (s *Store) CreateSubscription(ctx context.Context, tenant string, in SubscriptionInput) (_ Subscription, err error) {
+	defer wrapErr(&err, "create subscription")
 	if in.URL == nil {
 		return Subscription{}, dripdrop.Errorf(dripdrop.ECodeRequired, "url", "url is required")
 	}
@@ -177,7 +179,8 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Subscr
 }
 
 // GetSubscription returns a subscription with its last 50 delivery attempts.
-func (s *Store) GetSubscription(ctx context.Context, tenant string, id uuid.UUID) (Subscription, error) {
+func (s *Store) GetSubscription(ctx context.Context, tenant string, id uuid.UUID) (_ Subscription, err error) {
+	defer wrapErr(&err, "get subscription")
 	row, err := s.q.GetSubscription(ctx, dbsqlc.GetSubscriptionParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return Subscription{}, mapErr(err, "subscription")
@@ -196,7 +199,8 @@ func (s *Store) GetSubscription(ctx context.Context, tenant string, id uuid.UUID
 }
 
 // ListSubscriptions lists the tenant's subscriptions.
-func (s *Store) ListSubscriptions(ctx context.Context, tenant string, p Page) ([]Subscription, *uuid.UUID, error) {
+func (s *Store) ListSubscriptions(ctx context.Context, tenant string, p Page) (_ []Subscription, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list subscriptions")
 	rows, err := s.q.ListSubscriptions(ctx, dbsqlc.ListSubscriptionsParams{TenantKey: tenant, After: p.After, Lim: int32(p.limit())})
 	if err != nil {
 		return nil, nil, err
@@ -210,7 +214,8 @@ func (s *Store) ListSubscriptions(ctx context.Context, tenant string, p Page) ([
 
 // UpdateSubscription patches url, events and active (reactivating clears
 // the disabled reason and the failure streak). The secret cannot change.
-func (s *Store) UpdateSubscription(ctx context.Context, tenant string, id uuid.UUID, in SubscriptionInput) (Subscription, error) {
+func (s *Store) UpdateSubscription(ctx context.Context, tenant string, id uuid.UUID, in SubscriptionInput) (_ Subscription, err error) {
+	defer wrapErr(&err, "update subscription")
 	if in.Secret != nil {
 		return Subscription{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "secret", "the secret cannot be changed; create a new subscription")
 	}
@@ -241,7 +246,8 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant string, id uuid.U
 }
 
 // DeleteSubscription removes a subscription and its deliveries.
-func (s *Store) DeleteSubscription(ctx context.Context, tenant string, id uuid.UUID, _ bool) error {
+func (s *Store) DeleteSubscription(ctx context.Context, tenant string, id uuid.UUID, _ bool) (err error) {
+	defer wrapErr(&err, "delete subscription")
 	n, err := s.q.DeleteSubscription(ctx, dbsqlc.DeleteSubscriptionParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return err
@@ -256,7 +262,8 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant string, id uuid.U
 // eventID when since is false, else eventID and every later event of the
 // feed order that the subscription's filter matches. It returns how
 // many deliveries were scheduled.
-func (s *Store) Redeliver(ctx context.Context, tenant string, id uuid.UUID, eventID int64, since bool) (int64, error) {
+func (s *Store) Redeliver(ctx context.Context, tenant string, id uuid.UUID, eventID int64, since bool) (_ int64, err error) {
+	defer wrapErr(&err, "redeliver")
 	sub, err := s.q.GetSubscription(ctx, dbsqlc.GetSubscriptionParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return 0, mapErr(err, "subscription")
@@ -295,9 +302,10 @@ type FanOutResult struct {
 // FanOut turns up to limit pending outbox events of the tenant into one
 // delivery per matching active subscription, in one transaction (rows are
 // leased with FOR UPDATE SKIP LOCKED, so replicas share the work).
-func (s *Store) FanOut(ctx context.Context, tenant string, limit int) ([]FanOutResult, error) {
+func (s *Store) FanOut(ctx context.Context, tenant string, limit int) (_ []FanOutResult, err error) {
+	defer wrapErr(&err, "fan out")
 	var out []FanOutResult
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		out = out[:0]
 		evs, err := q.LeasePendingOutbox(ctx, dbsqlc.LeasePendingOutboxParams{TenantKey: tenant, Lim: int32(limit)})
 		if err != nil || len(evs) == 0 {
@@ -344,7 +352,8 @@ func (s *Store) FanOut(ctx context.Context, tenant string, limit int) ([]FanOutR
 
 // PublisherLag is the age of the tenant's oldest event not yet fanned out
 // in seconds (zero when none is pending).
-func (s *Store) PublisherLag(ctx context.Context, tenant string) (float64, error) {
+func (s *Store) PublisherLag(ctx context.Context, tenant string) (_ float64, err error) {
+	defer wrapErr(&err, "publisher lag")
 	sec, err := s.q.OutboxLagSeconds(ctx, dbsqlc.OutboxLagSecondsParams{TenantKey: tenant, Now: s.clock.Now()})
 	return max(sec, 0), err
 }
@@ -362,7 +371,8 @@ type Delivery struct {
 // LeaseDeliveries leases up to limit due deliveries of the tenant until
 // now+lease; a worker that dies leaves them due again when the lease lapses,
 // and the retry carries the same event id.
-func (s *Store) LeaseDeliveries(ctx context.Context, tenant string, limit int, lease time.Duration) ([]Delivery, error) {
+func (s *Store) LeaseDeliveries(ctx context.Context, tenant string, limit int, lease time.Duration) (_ []Delivery, err error) {
+	defer wrapErr(&err, "lease deliveries")
 	now := s.clock.Now()
 	rows, err := s.q.LeaseDeliveries(ctx, dbsqlc.LeaseDeliveriesParams{TenantKey: tenant, Now: now, LeaseUntil: now.Add(lease), Lim: int32(limit)})
 	if err != nil {
@@ -398,10 +408,11 @@ const DisableAfter = 5 * 24 * time.Hour
 // RecordDelivery logs an attempt and moves the delivery on: delivered,
 // retried at o.RetryAt, or failed; 410 and five days of failures disable the
 // subscription (emitting dripdrop.telemetry.subscription_disabled).
-func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcome) error {
+func (s *Store) RecordDelivery(ctx context.Context, d Delivery, o DeliveryOutcome) (err error) {
+	defer wrapErr(&err, "record delivery")
 	var evs []event
 	now := s.clock.Now()
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		var code *int
 		if o.StatusCode != 0 {
@@ -469,10 +480,10 @@ var JanitorTables = []string{"webhook_delivery_attempts", "webhook_deliveries", 
 
 // PruneTelemetry deletes the tenant's delivery log lines, finished
 // deliveries and fanned-out events older than retention, by table.
-func (s *Store) PruneTelemetry(ctx context.Context, tenant string, retention time.Duration) (map[string]int64, error) {
+func (s *Store) PruneTelemetry(ctx context.Context, tenant string, retention time.Duration) (_ map[string]int64, err error) {
+	defer wrapErr(&err, "prune telemetry")
 	cut := s.clock.Now().Add(-retention)
 	out := map[string]int64{}
-	var err error
 	if out["webhook_delivery_attempts"], err = s.q.DeleteOldDeliveryAttempts(ctx, dbsqlc.DeleteOldDeliveryAttemptsParams{TenantKey: tenant, AttemptedAt: cut}); err != nil {
 		return out, err
 	}

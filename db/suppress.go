@@ -61,9 +61,10 @@ func (s *Store) stopEnrollment(ctx context.Context, q *dbsqlc.Queries, tenant st
 
 // Unsubscribe honours a one-click unsubscribe: the address is suppressed
 // (reason unsubscribe) and the enrollment stopped. Repeats change nothing.
-func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.UUID, source string) error {
+func (s *Store) Unsubscribe(ctx context.Context, tenant string, enrollment uuid.UUID, source string) (err error) {
+	defer wrapErr(&err, "unsubscribe")
 	var evs []event
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		evs = evs[:0]
 		e, err := q.GetEnrollmentForUpdate(ctx, dbsqlc.GetEnrollmentForUpdateParams{TenantKey: tenant, ID: enrollment})
 		if err != nil {

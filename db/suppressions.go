@@ -16,7 +16,8 @@ func suppressionFromRow(r dbsqlc.Suppression) dripdrop.Suppression {
 
 // AddSuppression adds an address or domain; adding an existing one returns
 // the stored entry unchanged.
-func (s *Store) AddSuppression(ctx context.Context, tenant string, in dripdrop.SuppressionInput) (dripdrop.Suppression, error) {
+func (s *Store) AddSuppression(ctx context.Context, tenant string, in dripdrop.SuppressionInput) (_ dripdrop.Suppression, err error) {
+	defer wrapErr(&err, "add suppression")
 	sup, err := in.Apply()
 	if err != nil {
 		return sup, err
@@ -37,7 +38,8 @@ type SuppressionFilter struct {
 }
 
 // ListSuppressions pages through the suppression list.
-func (s *Store) ListSuppressions(ctx context.Context, tenant string, f SuppressionFilter, p Page) ([]dripdrop.Suppression, *uuid.UUID, error) {
+func (s *Store) ListSuppressions(ctx context.Context, tenant string, f SuppressionFilter, p Page) (_ []dripdrop.Suppression, _ *uuid.UUID, err error) {
+	defer wrapErr(&err, "list suppressions")
 	params := dbsqlc.ListSuppressionsParams{TenantKey: tenant, After: p.After, Lim: int32(p.limit())}
 	if f.Kind != "" {
 		k, v := f.Kind, strings.ToLower(f.Value)
@@ -55,7 +57,8 @@ func (s *Store) ListSuppressions(ctx context.Context, tenant string, f Suppressi
 }
 
 // DeleteSuppression removes an entry; not_found when absent.
-func (s *Store) DeleteSuppression(ctx context.Context, tenant, kind, value string) error {
+func (s *Store) DeleteSuppression(ctx context.Context, tenant, kind, value string) (err error) {
+	defer wrapErr(&err, "delete suppression")
 	n, err := s.q.DeleteSuppression(ctx, dbsqlc.DeleteSuppressionParams{TenantKey: tenant, Kind: kind, Value: strings.ToLower(value)})
 	if err != nil {
 		return err
@@ -67,6 +70,7 @@ func (s *Store) DeleteSuppression(ctx context.Context, tenant, kind, value strin
 }
 
 // IsSuppressed reports whether an address or its domain is suppressed.
-func (s *Store) IsSuppressed(ctx context.Context, tenant, email string) (bool, error) {
+func (s *Store) IsSuppressed(ctx context.Context, tenant, email string) (_ bool, err error) {
+	defer wrapErr(&err, "check suppression")
 	return s.q.IsSuppressed(ctx, dbsqlc.IsSuppressedParams{TenantKey: tenant, Email: strings.ToLower(email), Domain: dripdrop.EmailDomain(email)})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"regexp"
 	"strings"
 
@@ -23,7 +24,8 @@ const keyPrefix = "dd_"
 var tenantKeyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // CreateTenant creates a tenant and its first API key.
-func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Tenant, dripdrop.APIKey, error) {
+func (s *Store) CreateTenant(ctx context.Context, key, name string) (_ dripdrop.Tenant, _ dripdrop.APIKey, err error) {
+	defer wrapErr(&err, "create tenant")
 	if !tenantKeyPattern.MatchString(key) {
 		return dripdrop.Tenant{}, dripdrop.APIKey{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "tenant_key",
 			"tenant_key must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
@@ -33,9 +35,9 @@ func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Te
 	}
 	var t dripdrop.Tenant
 	var k dripdrop.APIKey
-	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		row, err := q.CreateTenant(ctx, dbsqlc.CreateTenantParams{TenantKey: key, Name: name})
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "tenant_key", "tenant %q already exists", key)
 		}
 		if err != nil {
@@ -49,7 +51,8 @@ func (s *Store) CreateTenant(ctx context.Context, key, name string) (dripdrop.Te
 }
 
 // CreateAPIKey issues a new key for an existing tenant.
-func (s *Store) CreateAPIKey(ctx context.Context, tenant, name string) (dripdrop.APIKey, error) {
+func (s *Store) CreateAPIKey(ctx context.Context, tenant, name string) (_ dripdrop.APIKey, err error) {
+	defer wrapErr(&err, "create api key")
 	if len(name) > 200 || strings.ContainsRune(name, 0) {
 		return dripdrop.APIKey{}, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "name", "name must be at most 200 characters")
 	}
@@ -83,7 +86,8 @@ func apiKeyFromRow(r dbsqlc.ApiKey) dripdrop.APIKey {
 }
 
 // ListAPIKeys lists a tenant's keys (never their secrets).
-func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]dripdrop.APIKey, error) {
+func (s *Store) ListAPIKeys(ctx context.Context, tenant string) (_ []dripdrop.APIKey, err error) {
+	defer wrapErr(&err, "list api keys")
 	if _, err := s.q.GetTenant(ctx, tenant); err != nil {
 		return nil, mapErr(err, "tenant")
 	}
@@ -99,7 +103,8 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]dripdrop.APIK
 }
 
 // RevokeAPIKey revokes a key; it stops authenticating at once.
-func (s *Store) RevokeAPIKey(ctx context.Context, tenant string, id uuid.UUID) (dripdrop.APIKey, error) {
+func (s *Store) RevokeAPIKey(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.APIKey, err error) {
+	defer wrapErr(&err, "revoke api key")
 	row, err := s.q.RevokeAPIKey(ctx, dbsqlc.RevokeAPIKeyParams{TenantKey: tenant, ID: id})
 	if err != nil {
 		return dripdrop.APIKey{}, mapErr(err, "api key")
@@ -116,7 +121,8 @@ func (s *Store) Authenticate(ctx context.Context, presented string) (string, err
 
 // AuthenticateKey is Authenticate that also returns the key's id (the
 // dashboard binds its session to it, see docs/dashboard.md).
-func (s *Store) AuthenticateKey(ctx context.Context, presented string) (string, uuid.UUID, error) {
+func (s *Store) AuthenticateKey(ctx context.Context, presented string) (_ string, _ uuid.UUID, err error) {
+	defer wrapErr(&err, "authenticate")
 	unauthorized := dripdrop.Errorf(dripdrop.ECodeUnauthorized, "", "missing or invalid API key")
 	rest, ok := strings.CutPrefix(presented, keyPrefix)
 	if !ok {
@@ -134,7 +140,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, presented string) (string, 
 	sum := sha256.Sum256(secret)
 	id, err := s.q.AuthenticateAPIKey(ctx, dbsqlc.AuthenticateAPIKeyParams{TenantKey: tenant, KeyHash: sum[:]})
 	if err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return "", uuid.Nil, unauthorized
 		}
 		return "", uuid.Nil, err
@@ -145,6 +151,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, presented string) (string, 
 // APIKeyActive reports whether a tenant's key still authenticates: it
 // exists and is not revoked (tenants have no disabled state; a revoked key
 // is the only way a key stops working).
-func (s *Store) APIKeyActive(ctx context.Context, tenant string, id uuid.UUID) (bool, error) {
+func (s *Store) APIKeyActive(ctx context.Context, tenant string, id uuid.UUID) (_ bool, err error) {
+	defer wrapErr(&err, "check api key")
 	return s.q.APIKeyActive(ctx, dbsqlc.APIKeyActiveParams{TenantKey: tenant, ID: id})
 }
