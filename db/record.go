@@ -40,6 +40,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	now := s.clock.Now()
 	// One statement per tenant (RecordSent is set-based).
 	byTenant := map[string]*dbsqlc.RecordSentParams{}
+	enrollments := map[string][]uuid.UUID{}
 	var tenants []string
 	index := make(map[uuid.UUID]int, len(sent))
 	for i, m := range sent {
@@ -61,6 +62,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 			gap = policy.GapEnd(jobGap(job), start)
 		}
 		p.Ids = append(p.Ids, job.ExecutionID)
+		enrollments[job.TenantKey] = append(enrollments[job.TenantKey], job.EnrollmentID)
 		p.LeaseExpiresAts = append(p.LeaseExpiresAts, job.Lease)
 		p.ProviderMessageIds = append(p.ProviderMessageIds, m.ProviderID)
 		p.Subjects = append(p.Subjects, m.Subject)
@@ -84,6 +86,11 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 		recorded := make([][]dbsqlc.RecordSentRow, len(tenants))
 		b := &pgx.Batch{}
 		for k, t := range tenants {
+			// Lock order: the enrollments, then their executions.
+			queueExec(b, func(q *dbsqlc.Queries) error {
+				_, err := q.LockEnrollments(ctx, dbsqlc.LockEnrollmentsParams{TenantKey: t, Ids: enrollments[t]})
+				return err
+			})
 			queueRows(b, &recorded[k], func(q *dbsqlc.Queries) error {
 				_, err := q.RecordSent(ctx, *byTenant[t])
 				return err
@@ -149,6 +156,10 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		}
 		if len(msg) > 1000 {
 			msg = msg[:1000]
+		}
+		// Lock order: the enrollment, then its execution (LockEnrollments).
+		if _, err := q.LockEnrollments(ctx, dbsqlc.LockEnrollmentsParams{TenantKey: job.TenantKey, Ids: []uuid.UUID{job.EnrollmentID}}); err != nil {
+			return evs, err
 		}
 		_, err := q.MarkSendFailed(ctx, dbsqlc.MarkSendFailedParams{TenantKey: job.TenantKey, ID: job.ExecutionID, State: state, ScheduledFor: at,
 			ErrorCode: &errCode, Error: &msg, Now: now, LeaseExpiresAt: &job.Lease})

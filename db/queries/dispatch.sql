@@ -347,6 +347,18 @@ SELECT
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'email' AND s.value = @email) AS email_suppressed,
     EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key AND s.kind = 'domain' AND s.value = @domain) AS domain_suppressed;
 
+-- name: LockEnrollments :many
+-- The lock order of everything that changes an enrollment and its
+-- executions: the enrollment first (in id order), then its executions,
+-- then the ready queue. Recording sends takes its enrollments' locks with
+-- this before RecordSent touches the executions: an operator's resume or
+-- cancel, which locks the enrollment and then updates its executions,
+-- deadlocked against a record that had locked the execution first.
+SELECT id FROM enrollments
+WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[])
+ORDER BY id
+FOR UPDATE;
+
 -- name: RecordSent :many
 -- Phase two of several accepted messages in one statement (the record,
 -- docs/sending.md#the-path-of-one-step),

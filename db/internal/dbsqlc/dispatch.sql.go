@@ -674,6 +674,44 @@ func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]A
 	return items, nil
 }
 
+const lockEnrollments = `-- name: LockEnrollments :many
+SELECT id FROM enrollments
+WHERE tenant_key = $1 AND id = ANY($2::uuid[])
+ORDER BY id
+FOR UPDATE
+`
+
+type LockEnrollmentsParams struct {
+	TenantKey string
+	Ids       []uuid.UUID
+}
+
+// The lock order of everything that changes an enrollment and its
+// executions: the enrollment first (in id order), then its executions,
+// then the ready queue. Recording sends takes its enrollments' locks with
+// this before RecordSent touches the executions: an operator's resume or
+// cancel, which locks the enrollment and then updates its executions,
+// deadlocked against a record that had locked the execution first.
+func (q *Queries) LockEnrollments(ctx context.Context, arg LockEnrollmentsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockEnrollments, arg.TenantKey, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const markSendFailed = `-- name: MarkSendFailed :one
 UPDATE step_executions SET state = $1, scheduled_for = $2, error_code = $3, error = $4,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = $5
