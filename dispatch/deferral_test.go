@@ -47,7 +47,7 @@ func TestDeferralCostIsConstant(t *testing.T) {
 	if ev > 4 || touched > 4 || len(w.sink.Messages()) != 1 {
 		t.Fatalf("deferred events %d, executions written %d, sent %d", ev, touched, len(w.sink.Messages()))
 	}
-	if rc := w.ev.named("dripdrop.policy.ramp_cap"); len(rc) < 1 || rc[0]["cap"] != 1 || rc[0]["sent_count"] != 1 {
+	if rc := w.ev.Named("dripdrop.policy.ramp_cap"); len(rc) < 1 || rc[0]["cap"] != 1 || rc[0]["sent_count"] != 1 {
 		t.Fatalf("ramp_cap events %v", rc)
 	}
 	a, err := w.store.GetAdapter(ctx, w.tenant, w.adapter.ID)

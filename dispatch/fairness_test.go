@@ -254,7 +254,7 @@ func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
 	if n, err := w.store.RescueStale(context.Background(), w.tenant); n != 0 || err != nil {
 		t.Fatalf("rescued %d (%v): the send was left to the rescuer", n, err)
 	}
-	if sent := w.ev.named("dripdrop.dispatch.sent"); len(sent) != 1 {
+	if sent := w.ev.Named("dripdrop.dispatch.sent"); len(sent) != 1 {
 		t.Fatalf("%d sent events, want 1", len(sent))
 	}
 }

@@ -100,7 +100,7 @@ func TestHealthLife(t *testing.T) {
 	w.enroll("bounce-1@example.com", nil)
 	w.run()
 	w.expectState("resting", "bounce_threshold", day)
-	if bt := w.ev.named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 20 || bt[0]["bounce_count"] != 2 {
+	if bt := w.ev.Named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 20 || bt[0]["bounce_count"] != 2 {
 		t.Fatalf("bounce_threshold events %v", bt)
 	}
 
@@ -115,7 +115,7 @@ func TestHealthLife(t *testing.T) {
 	if len(w.sink.Messages()) != sentBefore || x.State != "scheduled" || x.DeferUntil == nil || !x.DeferUntil.Equal(restEnd) || *x.DeferReason != "adapter_resting" {
 		t.Fatalf("a resting adapter's execution: %+v", x)
 	}
-	if ar := w.ev.named("dripdrop.policy.adapter_resting"); len(ar) != 1 {
+	if ar := w.ev.Named("dripdrop.policy.adapter_resting"); len(ar) != 1 {
 		t.Fatalf("adapter_resting events %v", ar)
 	}
 
@@ -202,7 +202,7 @@ func TestHealthLife(t *testing.T) {
 		}
 		changes = append(changes, d)
 	}
-	evs := w.ev.named("dripdrop.health.state_changed")
+	evs := w.ev.Named("dripdrop.health.state_changed")
 	// resting, 4 × (probing, resting), probing, ramping, active, resting
 	if len(changes) != 13 || len(evs) != len(changes) {
 		t.Fatalf("%d audit transitions, %d events; want 13 each", len(changes), len(evs))
@@ -287,10 +287,10 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 			t.Fatalf("prospect %s: enrollment %s, execution %s attempt %d", e.ID, got.State, x.State, x.Attempt)
 		}
 	}
-	if f := w.ev.named("dripdrop.dispatch.failed"); len(f) != 0 {
+	if f := w.ev.Named("dripdrop.dispatch.failed"); len(f) != 0 {
 		t.Fatalf("prospects marked failed: %v", f)
 	}
-	ae := w.ev.named("dripdrop.dispatch.adapter_error")
+	ae := w.ev.Named("dripdrop.dispatch.adapter_error")
 	if len(ae) != 3 || ae[0]["reason"] != "auth" || ae[0]["consecutive"] != 1 || ae[2]["consecutive"] != 3 {
 		t.Fatalf("adapter_error events %v", ae)
 	}
@@ -324,7 +324,7 @@ func TestPermanentFailurePausesAndRetry(t *testing.T) {
 	if got.State != "paused" || got.PauseReason == nil || *got.PauseReason != "step_failed" || got.Executions[0].State != "failed" {
 		t.Fatalf("after a 554 5.6.0: %s %v %+v", got.State, got.PauseReason, got.Executions[0])
 	}
-	if p := w.ev.named("dripdrop.enrollment.paused"); len(p) != 1 || p[0]["reason"] != "step_failed" {
+	if p := w.ev.Named("dripdrop.enrollment.paused"); len(p) != 1 || p[0]["reason"] != "step_failed" {
 		t.Fatalf("paused events %v", p)
 	}
 	// Retry while the server still refuses: a new window fails and pauses again.
@@ -394,7 +394,7 @@ func TestHealthCheckCountsInDB(t *testing.T) {
 	if s := check(); s != "resting" {
 		t.Fatalf("1 hard bounce in 50 sends (2 %%): %s", s)
 	}
-	if bt := w.ev.named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 50 {
+	if bt := w.ev.Named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 50 {
 		t.Fatalf("bounce_threshold events %v", bt)
 	}
 

@@ -140,7 +140,7 @@ func TestSuppressedAtSendTime(t *testing.T) {
 	if len(w.sink.Messages()) != 0 || got.State != "stopped" || *got.StopReason != "suppressed" || got.Executions[0].State != "skipped" {
 		t.Fatalf("suppressed at send time: %s %+v", got.State, got.Executions[0])
 	}
-	if ev := w.ev.named("dripdrop.policy.suppressed"); len(ev) != 1 || ev[0]["scope"] != "domain" {
+	if ev := w.ev.Named("dripdrop.policy.suppressed"); len(ev) != 1 || ev[0]["scope"] != "domain" {
 		t.Fatalf("policy.suppressed events %v", ev)
 	}
 }
