@@ -14,6 +14,7 @@ import (
 // blocks the adapter until its next local midnight; later ticks read and
 // write nothing for that backlog.
 func TestDeferralCostIsConstant(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: 1}}, step("only", "Hi", "Body", 0))
 	var contacts []dripdrop.ContactInput
 	for i := 0; i < 10000; i++ {

@@ -105,6 +105,7 @@ func (w *world) enrollment(id uuid.UUID) dripdrop.Enrollment {
 }
 
 func TestThreeStepThread(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	en := w.enroll("bob@example.com", nil)
 	w.run()
@@ -158,6 +159,7 @@ func TestThreeStepThread(t *testing.T) {
 }
 
 func TestTemporaryFailureRetriesWithSameMessageID(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	w.sink.SetFaults(func(rcpt string, attempt int) smtpsink.Fault {
 		if attempt <= 2 {
@@ -191,6 +193,7 @@ func TestTemporaryFailureRetriesWithSameMessageID(t *testing.T) {
 }
 
 func TestBounceSuppressesAndStops(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	w.sink.SetFaults(func(string, int) smtpsink.Fault {
 		return smtpsink.Fault{Kind: smtpsink.Reject, Code: 550, Enhanced: [3]int{5, 1, 1}, Text: "no such user"}
@@ -215,6 +218,7 @@ func TestBounceSuppressesAndStops(t *testing.T) {
 }
 
 func TestHeaderInjectionThroughContactData(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi {{topic}}", "About {{topic}}: {{note}}", 0))
 	evil := "x\r\nBcc: victim@example.com"
 	a := w.enroll("a@example.com", map[string]any{"topic": evil, "note": "n"})
@@ -237,6 +241,7 @@ func TestHeaderInjectionThroughContactData(t *testing.T) {
 }
 
 func TestMissingVariableFailsPermanently(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Your plan: {{plan}}", 0))
 	en := w.enroll("a@example.com", nil)
 	w.run()
@@ -250,6 +255,7 @@ func TestMissingVariableFailsPermanently(t *testing.T) {
 }
 
 func TestPausedAndCancelledNeverSend(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	p := w.enroll("p@example.com", nil)
 	c := w.enroll("c@example.com", nil)
@@ -276,6 +282,7 @@ func TestPausedAndCancelledNeverSend(t *testing.T) {
 }
 
 func TestRescueResendsWithSameMessageID(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	en := w.enroll("bob@example.com", nil)
 	// Phase one happens, then the worker "crashes" before SMTP.
@@ -332,6 +339,7 @@ func (m *phaseMetrics) DispatchPhase(phase string, seconds float64) {
 // (dripdrop_dispatch_db_duration_seconds): sending one contact's three
 // steps claims, reserves and records each of them.
 func TestDispatchPhasesObserved(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	m := &phaseMetrics{got: map[string]int{}}
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Metrics: m, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})

@@ -68,6 +68,7 @@ func (w *world) expectState(state, reason string, rest time.Duration) db.HealthR
 // breaches while probing double the rest up to 7 days, 5 clean probes ramp
 // it, the ramp graduates, and 7 clean days forgive the streak.
 func TestHealthLife(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	w.sink.SetFaults(func(rcpt string, _ int) smtpsink.Fault {
 		if strings.HasPrefix(rcpt, "bounce") {
@@ -220,6 +221,7 @@ func TestHealthLife(t *testing.T) {
 // TestGraduation: a new adapter ramps (floor 5, +3 a day, cap 40) and
 // becomes active on day 13, when its ramp reaches the cap.
 func TestGraduation(t *testing.T) {
+	t.Parallel()
 	capN, floor, inc := 40, 5, 3
 	w := newWorld(t, dripdrop.AdapterInput{DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: capN}, RampFloor: &floor,
 		RampIncrement: dripdrop.Nullable[int]{Set: true, Valid: true, Value: inc}})
@@ -248,6 +250,7 @@ func TestGraduation(t *testing.T) {
 // sender's failure: no prospect fails or uses an attempt, the adapter backs
 // off 1 min, 2 min, and rests (auth_failed) after the third try.
 func TestAuthFailuresRestTheAdapter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	creds := dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none", Username: "ada", Password: "wrong"}
@@ -313,6 +316,7 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 // recipient's pauses the enrollment (step_failed); retry and resume send the
 // step again in a new attempt window with a new Message-ID.
 func TestPermanentFailurePausesAndRetry(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	w.sink.SetFaults(func(string, int) smtpsink.Fault {
@@ -357,6 +361,7 @@ func TestPermanentFailurePausesAndRetry(t *testing.T) {
 // hard bounces only, complaints, nothing older than 30 days or than the last
 // recovery — and breaches exactly at 2 % and 0.3 %.
 func TestHealthCheckCountsInDB(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	events := func(typ, subtype string, n int, age time.Duration) {
