@@ -29,11 +29,18 @@ type Recorder struct {
 func NewRecorder(t testing.TB) (*Recorder, *telemetry.Bus) {
 	t.Helper()
 	r := &Recorder{t: t}
+	return r, r.StrictBus()
+}
+
+// StrictBus returns another strict bus recording into r (a second store
+// on the same database, as after a restart).
+func (r *Recorder) StrictBus() *telemetry.Bus {
+	r.t.Helper()
 	bus := telemetry.NewBus(telemetry.WithStrict(true))
 	if err := r.Attach(bus); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	return r, bus
+	return bus
 }
 
 // Attach subscribes the recorder to every catalog event of bus.
