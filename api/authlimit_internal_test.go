@@ -116,4 +116,3 @@ func TestClientAddr(t *testing.T) {
 		t.Error("bad proxy list accepted")
 	}
 }
-
