@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseEmail(t *testing.T) {
+	t.Parallel()
 	ok := map[string]string{
 		"ada@example.com":             "ada@example.com",
 		"  Ada.Lovelace@Example.COM ": "Ada.Lovelace@example.com",

@@ -29,6 +29,7 @@ func testCAPEM(t *testing.T) string {
 }
 
 func TestSMTPCredentialsTLSTrust(t *testing.T) {
+	t.Parallel()
 	ca := testCAPEM(t)
 	cases := []struct {
 		name  string

@@ -8,6 +8,7 @@ import (
 )
 
 func TestVersionInputListUnsubscribe(t *testing.T) {
+	t.Parallel()
 	pool := uuid.New()
 	subject, body := "s", "b"
 	steps := []StepInput{{Subject: &subject, BodyText: &body}}

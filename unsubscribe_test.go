@@ -17,6 +17,7 @@ func legacyUnsubscribeToken(key []byte, tenant string, enrollment uuid.UUID) str
 }
 
 func TestUnsubscribeToken(t *testing.T) {
+	t.Parallel()
 	key := []byte("0123456789abcdef0123456789abcdef")
 	id := uuid.New()
 	tok := UnsubscribeToken(key, "acme", id)
@@ -51,6 +52,7 @@ func TestUnsubscribeToken(t *testing.T) {
 
 // The token reveals neither the tenant nor the enrollment, in any encoding.
 func TestUnsubscribeTokenIsOpaque(t *testing.T) {
+	t.Parallel()
 	key := []byte("0123456789abcdef0123456789abcdef")
 	id := uuid.MustParse("0190a4e2-1234-7000-8000-00000000abcd")
 	tok := UnsubscribeToken(key, "acme-corporation", id)
@@ -71,6 +73,7 @@ func TestUnsubscribeTokenIsOpaque(t *testing.T) {
 
 // Links minted in the first format keep working; forged ones do not.
 func TestLegacyUnsubscribeTokensStillWork(t *testing.T) {
+	t.Parallel()
 	key := []byte("0123456789abcdef0123456789abcdef")
 	id := uuid.New()
 	old := legacyUnsubscribeToken(key, "acme", id)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	e.must(200, "GET", "/v1/adapters", key, nil)
@@ -47,6 +48,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestOperationsEndpoints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.must(200, "GET", "/healthz", "", nil)
 	e.must(200, "GET", "/readyz", "", nil)
@@ -73,6 +75,7 @@ func TestOperationsEndpoints(t *testing.T) {
 }
 
 func TestAdapterLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{
@@ -150,6 +153,7 @@ func pgDump(t *testing.T, dsn string) []byte {
 }
 
 func TestPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	for i := 0; i < 5; i++ {
@@ -179,6 +183,7 @@ func TestPagination(t *testing.T) {
 }
 
 func TestPoolsAndMembers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	pool := e.must(200, "GET", "/v1/pools/"+f.pool, f.key, nil)
@@ -207,6 +212,7 @@ func TestPoolsAndMembers(t *testing.T) {
 }
 
 func TestDeleteInUse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	// A live enrollment pinned to adapter A through the fixture's sequence.
@@ -222,6 +228,7 @@ func TestDeleteInUse(t *testing.T) {
 }
 
 func TestSequenceVersions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	seq := e.must(200, "GET", "/v1/sequences/"+f.seq, f.key, nil)
@@ -275,6 +282,7 @@ func TestSequenceVersions(t *testing.T) {
 }
 
 func TestSuppressions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	s := e.must(201, "POST", "/v1/suppressions", key, map[string]any{"email": "Ada@Example.COM", "reason": "unsubscribe", "source": "footer"})
@@ -303,6 +311,7 @@ func TestSuppressions(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	body := map[string]any{"name": "Once", "provider": "sink", "from_address": "once@acme.example.com"}
@@ -339,6 +348,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestInvalidSpintaxIsRejected(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	before := dbtest.RowCounts(t, e.dbURL)
@@ -373,6 +383,7 @@ func TestInvalidSpintaxIsRejected(t *testing.T) {
 }
 
 func TestSequenceVersionListUnsubscribe(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	// Default: one_click, returned with the version.

@@ -7,33 +7,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 func TestAuthLimiterWindow(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	t.Parallel()
+	clk := testkit.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	l := newAuthLimiter(clk)
 	a := netip.MustParseAddr("203.0.113.9")
 	for i := 0; i < 20; i++ {
 		if over, _ := l.fail(a); over {
 			t.Fatalf("failure %d limited", i+1)
 		}
-		clk.t = clk.t.Add(2 * time.Second)
+		clk.Add(2 * time.Second)
 	}
 	// 21st failure at +40 s: limited until the window (started at +0) ends.
 	over, wait := l.fail(a)
 	if !over || wait != 20*time.Second {
 		t.Fatalf("21st failure: %v %v, want limited for 20s", over, wait)
 	}
-	clk.t = clk.t.Add(wait - time.Nanosecond)
+	clk.Add(wait - time.Nanosecond)
 	if over, _ := l.fail(a); !over {
 		t.Fatal("limit lifted before the window ended")
 	}
-	clk.t = clk.t.Add(time.Nanosecond)
+	clk.Add(time.Nanosecond)
 	if over, _ := l.fail(a); over {
 		t.Fatal("still limited after the window")
 	}
@@ -49,7 +46,8 @@ func TestAuthLimiterWindow(t *testing.T) {
 // A flood of distinct addresses costs bounded memory, and the limiter keeps
 // working for a repeat offender during and after the flood.
 func TestAuthLimiterBoundedUnderFlood(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	// Not parallel: it measures the heap before and after, which other tests allocating at once would inflate.
+	clk := testkit.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	l := newAuthLimiter(clk)
 	var before runtime.MemStats
 	runtime.GC()
@@ -58,7 +56,7 @@ func TestAuthLimiterBoundedUnderFlood(t *testing.T) {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		l.fail(a)
 		if i%1000 == 0 {
-			clk.t = clk.t.Add(100 * time.Millisecond)
+			clk.Add(100 * time.Millisecond)
 		}
 	}
 	for i := 0; i < 100_000; i++ {
@@ -74,7 +72,7 @@ func TestAuthLimiterBoundedUnderFlood(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes under the flood", grown)
 	}
 	// After the flood the limiter still catches a repeat offender.
-	clk.t = clk.t.Add(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	offender := netip.MustParseAddr("198.51.100.1")
 	limited := false
 	for i := 0; i < 21; i++ {
@@ -86,6 +84,7 @@ func TestAuthLimiterBoundedUnderFlood(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
+	t.Parallel()
 	trusted, err := ParseTrustedProxies("10.0.0.0/8, 127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +116,3 @@ func TestClientAddr(t *testing.T) {
 		t.Error("bad proxy list accepted")
 	}
 }
-
-var _ dripdrop.Clock = (*fakeClock)(nil)

@@ -13,6 +13,7 @@ import (
 // Retry-After, for tenant keys and the admin token; successful requests from
 // the same address are never limited and other addresses are unaffected.
 func TestFailedAuthenticationLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnvConfig(t, func(c *api.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
 	})
@@ -63,6 +64,7 @@ func TestFailedAuthenticationLimit(t *testing.T) {
 // Without a trusted proxy, X-Forwarded-For is ignored: the client cannot
 // dodge the limit by inventing addresses.
 func TestFailedAuthenticationLimitIgnoresForwardedForByDefault(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for i := 0; i < 20; i++ {
 		assertProblem(t, e.do("GET", "/v1/adapters", "nope", nil, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i)), 401, "unauthorized", "")

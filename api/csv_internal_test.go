@@ -6,6 +6,7 @@ import (
 )
 
 func TestCSVColumnAliases(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"Email": "email", "E-mail": "email", " E-Mail Address ": "email", "\ufeffemail": "email", "mail": "email",
 		"First Name": "first_name", "first name": "first_name", "FirstName": "first_name", "first.name": "first_name", "Given name": "first_name",
@@ -19,6 +20,7 @@ func TestCSVColumnAliases(t *testing.T) {
 }
 
 func TestCSVDelimiter(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]rune{
 		"email,first_name\na@x.io,A\n":           ',',
 		"email;first_name;company\na@x.io;A;B\n": ';',

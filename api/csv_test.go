@@ -5,6 +5,7 @@ import "testing"
 // TestBatchCSVFromASpreadsheet: a semicolon-separated export with
 // spreadsheet headers imports, and every row result names its e-mail.
 func TestBatchCSVFromASpreadsheet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	csv := "\ufeffE-mail;First Name;Last Name;Company Name;Plan\r\n" +

@@ -37,6 +37,7 @@ func (e *env) enroll(key, seq, email string) (int, map[string]any) {
 }
 
 func TestEnrollPinsAndSchedules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 1)
@@ -57,7 +58,7 @@ func TestEnrollPinsAndSchedules(t *testing.T) {
 	if x["state"] != "scheduled" || x["step_key"] != "one" || at.Before(before.Add(3599*time.Second)) || at.After(time.Now().Add(3601*time.Second)) {
 		t.Fatalf("first execution: %v (want step one at now+1h)", x)
 	}
-	ev := e.events.named("dripdrop.dispatch.adapter_pinned")
+	ev := e.events.Named("dripdrop.dispatch.adapter_pinned")
 	if len(ev) != 1 || ev[0]["enrollment_id"] != en["id"] || ev[0]["adapter_id"] != adapters[0] || ev[0]["tenant_key"] != "acme" || ev[0]["sequence_version_id"] == nil || len(ev[0]) != 4 {
 		t.Fatalf("adapter_pinned events: %v", ev)
 	}
@@ -70,7 +71,7 @@ func TestEnrollPinsAndSchedules(t *testing.T) {
 	if after := dbtest.RowCounts(t, e.dbURL); after["enrollments"] != counts["enrollments"] || after["step_executions"] != counts["step_executions"] {
 		t.Fatal("re-enrolling stored rows")
 	}
-	if len(e.events.named("dripdrop.dispatch.adapter_pinned")) != 1 {
+	if len(e.events.Named("dripdrop.dispatch.adapter_pinned")) != 1 {
 		t.Fatal("re-enrolling emitted adapter_pinned again")
 	}
 	got := e.must(200, "GET", "/v1/enrollments/"+en["id"].(string), key, nil)
@@ -80,6 +81,7 @@ func TestEnrollPinsAndSchedules(t *testing.T) {
 }
 
 func TestEnrollRejections(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	e.weightedPool(key, "pause", 1)
@@ -100,6 +102,7 @@ func TestEnrollRejections(t *testing.T) {
 }
 
 func TestWDRRIsPersistedAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 3, 1)
@@ -122,6 +125,7 @@ func TestWDRRIsPersistedAcrossRestarts(t *testing.T) {
 }
 
 func TestWDRRUnderConcurrentEnrolls(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 5, 3, 2)
@@ -159,6 +163,7 @@ func TestWDRRUnderConcurrentEnrolls(t *testing.T) {
 }
 
 func TestPoolExhausted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 1, 1)
@@ -191,13 +196,14 @@ func TestPoolExhausted(t *testing.T) {
 	if d := e.feed(key, "dripdrop.dispatch.pool_exhausted", 1); len(d) != 1 {
 		t.Fatalf("feed: %v", d)
 	}
-	ev := e.events.named("dripdrop.dispatch.pool_exhausted")
+	ev := e.events.Named("dripdrop.dispatch.pool_exhausted")
 	if len(ev) != 1 || len(ev[0]["evicted_adapter_ids"].([]string)) != 2 || len(ev[0]) != 4 {
 		t.Fatalf("pool_exhausted events: %v", ev)
 	}
 }
 
 func TestReassignPoolFallsBackToLeastLoaded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "reassign", 1, 1)
@@ -214,6 +220,7 @@ func TestReassignPoolFallsBackToLeastLoaded(t *testing.T) {
 }
 
 func TestElapsedRestMovesToProbingBeforePick(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 1)
@@ -226,13 +233,14 @@ func TestElapsedRestMovesToProbingBeforePick(t *testing.T) {
 	if a["health_state"] != "probing" {
 		t.Fatalf("health_state %v, want probing", a["health_state"])
 	}
-	ev := e.events.named("dripdrop.health.state_changed")
+	ev := e.events.Named("dripdrop.health.state_changed")
 	if len(ev) != 1 || ev[0]["from"] != "resting" || ev[0]["to"] != "probing" || ev[0]["reason"] != "resting_elapsed" {
 		t.Fatalf("state_changed: %v", ev)
 	}
 }
 
 func TestEnrollmentActions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 1, 1)
@@ -262,7 +270,7 @@ func TestEnrollmentActions(t *testing.T) {
 	if x := rp["executions"].([]any)[0].(map[string]any); x["adapter_id"] != other {
 		t.Fatalf("the pending execution must follow the new pin: %v", x)
 	}
-	ev := e.events.named("dripdrop.enrollment.sender_reassigned")
+	ev := e.events.Named("dripdrop.enrollment.sender_reassigned")
 	if len(ev) != 1 || ev[0]["old_adapter_id"] != en["adapter_id"] || ev[0]["new_adapter_id"] != other || ev[0]["reason"] != "compliance_request" || len(ev[0]) != 5 {
 		t.Fatalf("sender_reassigned: %v", ev)
 	}
@@ -283,6 +291,7 @@ func TestEnrollmentActions(t *testing.T) {
 }
 
 func TestForceDeleteAppliesPoolPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	pa, _ := e.weightedPool(key, "pause", 1)
@@ -295,7 +304,7 @@ func TestForceDeleteAppliesPoolPolicy(t *testing.T) {
 	if got["state"] != "paused" || got["pause_reason"] != "pinned_adapter_unavailable" {
 		t.Fatalf("pause pool: %v", got)
 	}
-	if ev := e.events.named("dripdrop.enrollment.paused_pin_unavailable"); len(ev) != 1 || ev[0]["adapter_id"] != pa[0] || len(ev[0]) != 3 {
+	if ev := e.events.Named("dripdrop.enrollment.paused_pin_unavailable"); len(ev) != 1 || ev[0]["adapter_id"] != pa[0] || len(ev[0]) != 3 {
 		t.Fatalf("paused_pin_unavailable: %v", ev)
 	}
 	pinned := r1["adapter_id"].(string)
@@ -306,13 +315,14 @@ func TestForceDeleteAppliesPoolPolicy(t *testing.T) {
 	}
 	ids := []string{ra[0], ra[1]}
 	sort.Strings(ids)
-	ev := e.events.named("dripdrop.enrollment.sender_reassigned")
+	ev := e.events.Named("dripdrop.enrollment.sender_reassigned")
 	if len(ev) != 1 || ev[0]["reason"] != "auto_rebind" || ev[0]["old_adapter_id"] != pinned {
 		t.Fatalf("auto_rebind: %v", ev)
 	}
 }
 
 func TestBatchEnroll(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	adapters, _ := e.weightedPool(key, "pause", 1, 1)

@@ -11,6 +11,7 @@ import (
 // hypothetical changes, answers per day and per sequence, and writes
 // nothing.
 func TestForecastRoute(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	before := dbtest.RowCounts(t, e.dbURL)

@@ -18,6 +18,7 @@ func verifySMTP(ctx context.Context, c dripdrop.SMTPCredentials, from string) dr
 }
 
 func TestHealthSignalAndReport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	path := "/v1/adapters/" + f.adapterA + "/health"
@@ -46,13 +47,13 @@ func TestHealthSignalAndReport(t *testing.T) {
 	} {
 		assertProblem(t, e.do("POST", path, f.key, c.body), 422, c.code, c.field)
 	}
-	if n := len(e.events.named("dripdrop.health.external_signal")); n != 0 {
+	if n := len(e.events.Named("dripdrop.health.external_signal")); n != 0 {
 		t.Fatalf("%d signals recorded by rejected requests", n)
 	}
 
 	// A score only: no transition; the score scales the WDRR weight.
 	h = e.must(200, "POST", path, f.key, map[string]any{"health_score": 0.5, "source": "postmaster"})
-	if h["health_state"] != "active" || h["health_score"] != 0.5 || len(e.events.named("dripdrop.health.state_changed")) != 0 {
+	if h["health_state"] != "active" || h["health_score"] != 0.5 || len(e.events.Named("dripdrop.health.state_changed")) != 0 {
 		t.Fatalf("score signal: %v", h)
 	}
 	// A forced rest: external_signal, then state_changed; the score is kept.
@@ -60,8 +61,8 @@ func TestHealthSignalAndReport(t *testing.T) {
 	if h["health_state"] != "resting" || h["health_score"] != 0.5 || h["resting_until"] == nil {
 		t.Fatalf("rest signal: %v", h)
 	}
-	sig := e.events.named("dripdrop.health.external_signal")
-	sc := e.events.named("dripdrop.health.state_changed")
+	sig := e.events.Named("dripdrop.health.external_signal")
+	sc := e.events.Named("dripdrop.health.state_changed")
 	if len(sig) != 2 || sig[1]["health_state"] != "resting" || sig[1]["source"] != "dashboard" || len(sc) != 1 {
 		t.Fatalf("events: signals %v, state_changed %v", sig, sc)
 	}
@@ -97,6 +98,7 @@ func TestHealthSignalAndReport(t *testing.T) {
 }
 
 func TestVerifyAdapter(t *testing.T) {
+	t.Parallel()
 	sink, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
-	"github.com/dripdrop/dripdrop/telemetry"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -26,49 +25,9 @@ const adminToken = "test-admin-token"
 
 var testUnsubKey = []byte("unsubscribe key for the api tests")
 
-// recorder captures telemetry events.
-type recorder struct {
-	mu     sync.Mutex
-	events []recorded
-}
-
-type recorded struct {
-	name string
-	meta map[string]any
-}
-
-func (r *recorder) handle(_ context.Context, e telemetry.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, recorded{e.Name, e.Metadata})
-}
-
-// strictBus is a bus that panics on any event whose metadata keys differ
-// from the catalog, with rec attached to every event.
-func strictBus(t testing.TB, rec *recorder) *telemetry.Bus {
-	bus := telemetry.NewBus(telemetry.WithStrict(true))
-	if err := bus.AttachMany("test", telemetry.Events(), rec.handle); err != nil {
-		t.Fatal(err)
-	}
-	return bus
-}
-
-// named returns the recorded events with the given name.
-func (r *recorder) named(name string) []map[string]any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []map[string]any
-	for _, e := range r.events {
-		if e.name == name {
-			out = append(out, e.meta)
-		}
-	}
-	return out
-}
-
 type env struct {
 	t      testing.TB
-	events *recorder
+	events *testkit.Recorder
 	dbURL  string
 	store  *db.Store
 	server *api.Server
@@ -82,21 +41,12 @@ func newBenchEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
 // newEnvConfig is newEnv with a hook to adjust the server's configuration.
 func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	t.Helper()
-	url := dbtest.URL(t)
+	opts := []testkit.Option{testkit.SystemClock(), testkit.WithoutTenant()}
 	if _, bench := t.(*testing.B); bench {
-		url = dbtest.DurableURL(t) // README.md figures are for durable commits
+		opts = append(opts, testkit.WithURL(dbtest.DurableURL(t))) // benchmarks measure durable commits (fsync on)
 	}
-	box, err := vault.ParseKey(vault.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	bus := strictBus(t, rec)
-	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	k := testkit.NewWorld(t, opts...)
+	url, rec, store := k.URL, k.Events, k.Store
 	cfg := api.Config{Store: store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Verify: verifySMTP}
 	if adjust != nil {
 		adjust(&cfg)
@@ -249,7 +199,7 @@ func (e *env) fixture(tenant string) fixture {
 func (e *env) restart() *env {
 	e.t.Helper()
 	box, _ := vault.ParseKey(vault.GenerateKey())
-	store, err := db.Open(context.Background(), e.dbURL, db.Options{Vault: box, Telemetry: strictBus(e.t, e.events)})
+	store, err := db.Open(context.Background(), e.dbURL, db.Options{Vault: box, Telemetry: e.events.StrictBus()})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +22,15 @@ import (
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/ingest/smtpd"
-	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
-
-// testClock is a settable clock shared by the store and the dispatcher.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // inboundWorld: the API over a store with a test clock, a real dispatcher
 // sending to a real SMTP sink, and two tenants. Tenant "acme" has a sink
 // adapter and a 3-step sequence (follow-ups one day apart).
 type inboundWorld struct {
 	*env
-	clock   *testClock
+	clock   *testkit.Clock
 	sink    *smtpsink.Sink
 	disp    *dispatch.Dispatcher
 	keyA    string
@@ -54,57 +40,19 @@ type inboundWorld struct {
 
 func newInboundWorld(t *testing.T) *inboundWorld {
 	t.Helper()
-	url := dbtest.URL(t)
-	box, _ := vault.ParseKey(vault.GenerateKey())
-	rec := &recorder{}
-	bus := strictBus(t, rec)
-	clk := &testClock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)} // a Tuesday
-	store, err := db.Open(context.Background(), url, db.Options{Vault: box, Telemetry: bus, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	k := testkit.NewWorld(t, testkit.WithSteps(testkit.Step("intro", "Quick question", "Hi, first note.", 0),
+		testkit.Step("bump", "", "Second note.", 86400), testkit.Step("last", "", "Third note.", 86400)))
+	store, bus := k.Store, k.Bus
 	srv := api.New(api.Config{Store: store, AdminToken: adminToken})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	w := &inboundWorld{env: &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}, clock: clk}
-	w.sink, err = smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
+	w := &inboundWorld{env: &env{t: t, events: k.Events, dbURL: k.URL, store: store, server: srv, http: hs}, clock: k.Clock,
+		sink: k.Sink, keyA: k.APIKey, adapter: k.Adapter}
+	_, kb, err := store.CreateTenant(context.Background(), "beta", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.sink.Close() })
-	ctx := context.Background()
-	_, ka, err := store.CreateTenant(ctx, "acme", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, kb, err := store.CreateTenant(ctx, "beta", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.keyA, w.keyB = ka.Secret, kb.Secret
-	name, prov, from := "Ada", "sink", "ada@acme.example.com"
-	w.adapter, err = store.CreateAdapter(ctx, "acme", dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from,
-		Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pn := "main"
-	pool, err := store.CreatePool(ctx, "acme", dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &w.adapter.ID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	step := func(key, subject, body string, delay int64) dripdrop.StepInput {
-		return dripdrop.StepInput{Key: &key, Subject: &subject, BodyText: &body, DelaySeconds: &delay}
-	}
-	key, sname := "welcome", "Welcome"
-	if _, err := store.CreateSequence(ctx, "acme", dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID:     &pool.ID,
-		SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"},
-		Steps:      []dripdrop.StepInput{step("intro", "Quick question", "Hi, first note.", 0), step("bump", "", "Second note.", 86400), step("last", "", "Third note.", 86400)},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	w.keyB = kb.Secret
 	w.disp, err = dispatch.New(dispatch.Config{Store: store, Transport: loopbackTransport(), Telemetry: bus, Workers: 2, Lease: time.Minute, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +107,7 @@ func (w *inboundWorld) sentTo(addr string) []smtpsink.Message {
 }
 
 func TestInboundEndToEnd(t *testing.T) {
+	t.Parallel()
 	w := newInboundWorld(t)
 	replier, oooer, bouncer, other := w.enroll("ann@client.example"), w.enroll("ooo@client2.example"), w.enroll("gone@client3.example"), w.enroll("zed@client4.example")
 	w.run()
@@ -178,7 +127,7 @@ func TestInboundEndToEnd(t *testing.T) {
 	if e := w.get(replier.ID); e.State != "active" {
 		t.Fatalf("tenant B's reply changed tenant A's enrollment: %s", e.State)
 	}
-	if got := w.events.named("dripdrop.ingest.unmatched_event"); len(got) != 1 || got[0]["tenant_key"] != "beta" {
+	if got := w.events.Named("dripdrop.ingest.unmatched_event"); len(got) != 1 || got[0]["tenant_key"] != "beta" {
 		t.Fatalf("unmatched events: %v", got)
 	}
 
@@ -212,7 +161,7 @@ func TestInboundEndToEnd(t *testing.T) {
 	if dup["duplicate"] != true || dup["id"] != res["id"] || dup["intent"] != "reply" {
 		t.Fatalf("duplicate: %v vs %v", dup, res)
 	}
-	if n := len(w.events.named("dripdrop.ingest.duplicate_event")); n != 1 {
+	if n := len(w.events.Named("dripdrop.ingest.duplicate_event")); n != 1 {
 		t.Fatalf("%d duplicate events", n)
 	}
 
@@ -231,7 +180,7 @@ func TestInboundEndToEnd(t *testing.T) {
 	if e.State != "active" || !e.Executions[1].ScheduledFor.Equal(want) {
 		t.Fatalf("after ooo: %s, next at %v (want %v)", e.State, e.Executions[1].ScheduledFor, want)
 	}
-	oe := w.events.named("dripdrop.ingest.ooo_rescheduled")
+	oe := w.events.Named("dripdrop.ingest.ooo_rescheduled")
 	if len(oe) != 1 || oe[0]["enrollment_id"] != oooer.ID.String() || !oe[0]["return_at"].(time.Time).Equal(want) {
 		t.Fatalf("ooo_rescheduled: %v", oe)
 	}
@@ -277,7 +226,7 @@ func TestInboundEndToEnd(t *testing.T) {
 	}
 
 	// Every accepted message emitted inbound_message with its intent.
-	got := w.events.named("dripdrop.ingest.inbound_message")
+	got := w.events.Named("dripdrop.ingest.inbound_message")
 	intents := []string{}
 	for _, m := range got {
 		intents = append(intents, m["intent"].(string))
@@ -295,6 +244,7 @@ func TestInboundEndToEnd(t *testing.T) {
 }
 
 func TestInboundValidation(t *testing.T) {
+	t.Parallel()
 	w := newInboundWorld(t)
 	base := func() map[string]any {
 		return map[string]any{"message_id": "<a@b>", "from": "x@y.example", "received_at": "2026-11-24T10:00:00Z"}
@@ -416,6 +366,7 @@ Date: Tue, 24 Nov 2026 10:00:00 +0000
 // recipients are refused at RCPT, the tenant comes from the recipient, a
 // reply stops the sequence and nothing more is sent; limits hold.
 func TestInboundSMTP(t *testing.T) {
+	t.Parallel()
 	w := newInboundWorld(t)
 	sam := w.enroll("sam@client5.example")
 	w.run()
@@ -504,6 +455,7 @@ func TestInboundSMTP(t *testing.T) {
 // unsubscribe, auto-reply, soft bounce, and a raw reply, each with its
 // message_event for the adapter that sent the original.
 func TestInboundEffects(t *testing.T) {
+	t.Parallel()
 	w := newInboundWorld(t)
 	ctx := context.Background()
 	key, name, on := "company", "Company", true
@@ -614,6 +566,7 @@ func TestInboundEffects(t *testing.T) {
 // sent the original, checked at once: 1 bounce in 20 sends (5 % ≥ 2 %)
 // rests the adapter in the same transaction.
 func TestInboundHealthInput(t *testing.T) {
+	t.Parallel()
 	w := newInboundWorld(t)
 	for i := 0; i < 20; i++ {
 		w.enroll(fmt.Sprintf("p%02d@health.example", i))
@@ -634,7 +587,7 @@ func TestInboundHealthInput(t *testing.T) {
 	if a.HealthState != "resting" {
 		t.Fatalf("adapter is %s after a 5 %% bounce rate, want resting", a.HealthState)
 	}
-	if ev := w.events.named("dripdrop.health.bounce_threshold"); len(ev) != 1 || ev[0]["adapter_id"] != w.adapter.ID.String() {
+	if ev := w.events.Named("dripdrop.health.bounce_threshold"); len(ev) != 1 || ev[0]["adapter_id"] != w.adapter.ID.String() {
 		t.Fatalf("bounce_threshold events: %v", ev)
 	}
 }

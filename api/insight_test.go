@@ -14,6 +14,7 @@ import (
 )
 
 func TestExplainAndCapacity(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	dbtest.Exec(t, e.dbURL, `UPDATE adapters SET daily_cap = 10, min_gap_seconds = 90, last_send_at = now() WHERE id = $1::uuid`, f.adapterA)
@@ -51,6 +52,7 @@ func TestExplainAndCapacity(t *testing.T) {
 }
 
 func TestSpintaxPreview(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	p := e.must(200, "POST", "/v1/spintax/preview", key, map[string]any{"template": "{Hi|Hello} {{first_name|there}}, {a|b||c}", "n": 50, "vars": map[string]any{"first_name": "Ada"}})
@@ -70,6 +72,7 @@ func TestSpintaxPreview(t *testing.T) {
 }
 
 func TestOneClickUnsubscribe(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	tok := dripdrop.UnsubscribeToken(testUnsubKey, "acme", mustParse(t, f.enrollment))
@@ -94,6 +97,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 // The /u/ responses carry the security headers, errors included, and the
 // token reveals neither the tenant nor the enrollment.
 func TestUnsubscribePageSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	tok := dripdrop.UnsubscribeToken(testUnsubKey, "acme", mustParse(t, f.enrollment))
@@ -111,6 +115,7 @@ func TestUnsubscribePageSecurityHeaders(t *testing.T) {
 // Links minted before tokens became opaque (base64url(tenant|id) "." MAC)
 // keep working.
 func TestLegacyUnsubscribeLink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	payload := "acme|" + f.enrollment

@@ -9,6 +9,7 @@ import (
 )
 
 func TestEnrollmentSearch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	other := e.fixture("other") // same e-mail domain pattern, another tenant
@@ -65,6 +66,7 @@ func TestEnrollmentSearch(t *testing.T) {
 }
 
 func TestEnrollmentPatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	path := "/v1/enrollments/" + f.enrollment
@@ -92,6 +94,7 @@ func TestEnrollmentPatch(t *testing.T) {
 // says so on GET /v1/enrollments/{id} (policy, adapter, until), and its due
 // execution is never shown with defer_reason null.
 func TestEnrollmentShowsItsBlock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	dbtest.Exec(t, e.dbURL, `UPDATE adapters SET daily_cap = 1 WHERE id = $1::uuid`, f.adapterA)
@@ -123,6 +126,7 @@ func TestEnrollmentShowsItsBlock(t *testing.T) {
 }
 
 func TestSequenceStats(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	for _, m := range []string{"b@acme.example.com", "c@acme.example.com"} {

@@ -34,6 +34,7 @@ func loadOpenAPI(t *testing.T) openAPIDoc {
 // TestOpenAPIMatchesRouter: every route the router serves is documented,
 // and every documented operation is served.
 func TestOpenAPIMatchesRouter(t *testing.T) {
+	t.Parallel()
 	doc := loadOpenAPI(t)
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {
@@ -69,6 +70,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 // TestOpenAPIErrorCodes: the documented code enum lists every code the
 // engine can return.
 func TestOpenAPIErrorCodes(t *testing.T) {
+	t.Parallel()
 	doc := loadOpenAPI(t)
 	props := doc.Components.Schemas["Problem"]["properties"].(map[string]any)
 	enum := props["code"].(map[string]any)["enum"].([]any)

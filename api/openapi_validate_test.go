@@ -34,6 +34,7 @@ func loadSpec(t testing.TB) *openapi3.T {
 // and every operation (whoever added it) has an operationId and at least one
 // 4xx response.
 func TestOpenAPIValid(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	ids := map[string]string{}
 	for path, item := range doc.Paths.Map() {

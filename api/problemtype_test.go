@@ -10,6 +10,7 @@ import (
 // TestProblemTypesResolve: every problem's type is a page the engine
 // serves, whose title describes the problem type; a 415 names the header.
 func TestProblemTypesResolve(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	r := e.do("POST", "/v1/adapters", key, `{"name":"x"}`, "Content-Type", "application/x-www-form-urlencoded")

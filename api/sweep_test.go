@@ -16,6 +16,7 @@ import (
 // B's), and B's data is byte-identical afterwards. A new route without a case
 // here fails the test.
 func TestTenantIsolationSweep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.fixture("tenant-a")
 	b := e.fixture("tenant-b")
@@ -145,6 +146,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 // takes one: each gets a 4xx problem with a code and a field, and no row
 // anywhere changes.
 func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	sub := e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/a"})["id"].(string)

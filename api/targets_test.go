@@ -9,6 +9,7 @@ import (
 // Every form of a destination on the operator's network is refused on
 // create and patch with 422 forbidden_target and the field; nothing changes.
 func TestAdapterForbiddenTargets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	hosts := []string{

@@ -15,6 +15,7 @@ import (
 )
 
 func TestSubscriptionsCRUD(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.tenant("acme")
 	other := e.tenant("globex")
@@ -58,6 +59,7 @@ func TestSubscriptionsCRUD(t *testing.T) {
 }
 
 func TestEventFeedAndRedeliver(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	g := e.fixture("globex")
@@ -113,6 +115,7 @@ func TestEventFeedAndRedeliver(t *testing.T) {
 }
 
 func TestEventStream(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f := e.fixture("acme")
 	e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/"})
@@ -177,6 +180,7 @@ func (e *env) stream(path, key string, d time.Duration) resp {
 // proxies and clients can tell an idle stream from a dead one), and only
 // when no event was written in that interval.
 func TestEventStreamHeartbeat(t *testing.T) {
+	// Not parallel: api.SetStreamHeartbeat changes a package-level interval every server reads.
 	defer api.SetStreamHeartbeat(300 * time.Millisecond)()
 	e := newEnv(t)
 	f := e.fixture("acme")

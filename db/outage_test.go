@@ -17,6 +17,7 @@ import (
 )
 
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	for _, err := range []error{
 		&pgconn.PgError{Code: "57P01"}, &pgconn.PgError{Code: "57P03"}, &pgconn.PgError{Code: "08006"}, &pgconn.PgError{Code: "53300"},
 		fmt.Errorf("wrapped: %w", &pgconn.ConnectError{}), &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED},
@@ -37,6 +38,7 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestOutageLogsTransitionsOnce(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	o := &Outage{Logger: slog.New(slog.NewTextHandler(&buf, nil)), Loop: "test"}
 	down := &pgconn.PgError{Code: "57P01"}

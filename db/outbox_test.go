@@ -22,6 +22,7 @@ import (
 // highest id often first). A reader that keeps a cursor after the last id
 // it saw must still see every event exactly once, in id order.
 func TestFeedNeverSkips(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	store, err := db.Open(ctx, url, db.Options{})
@@ -156,6 +157,7 @@ func (c *noMatchCounter) OutboxEventsNoMatch(name string) {
 // no_match at once (and counted so), never left for the fan-out to update;
 // the feed still has it. A subscribing tenant's events wait, pending.
 func TestOutboxStatusAtWrite(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	box, _ := vault.ParseKey(vault.GenerateKey())
 	metrics := &noMatchCounter{n: map[string]int{}}

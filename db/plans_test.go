@@ -30,6 +30,7 @@ import (
 // reservation visited 2 to 6 million rows here, and a fleet's first round
 // stalled for half a minute.
 func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
+	t.Parallel()
 	const adapters, contacts, limit = 100, 10_000, 250_000
 	ctx := context.Background()
 	url := dbtest.URL(t)
@@ -262,6 +263,7 @@ func enroll(t *testing.T, store *db.Store, key string, from, n, size int) {
 // autovacuum: the planner's row counts of both tables follow (all 2 999
 // rows). A batch under the threshold (999) before it leaves them alone.
 func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	box, _ := vault.ParseKey(vault.GenerateKey())
@@ -303,6 +305,7 @@ func TestBulkEnrollmentRefreshesStatistics(t *testing.T) {
 // the table: fewer than 50 000 rows visited (a whole-table scan visits all
 // 200 000).
 func TestTodayCountsReadToday(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)

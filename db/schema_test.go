@@ -14,6 +14,7 @@ import (
 )
 
 func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
+	t.Parallel()
 	url := dbtest.URL(t) // already migrated from the template
 	ms, err := db.Migrations()
 	if err != nil || len(ms) == 0 {
@@ -60,6 +61,7 @@ func connect(t *testing.T, url string) *pgx.Conn {
 // tenant_key as the first column of its primary key and of every index, so
 // the schema shards by tenant without changes.
 func TestEveryIndexLeadsWithTenantKey(t *testing.T) {
+	t.Parallel()
 	conn := connect(t, dbtest.URL(t))
 	global := map[string]bool{"schema_migrations": true, "leader_leases": true}
 	rows, err := conn.Query(context.Background(), `
@@ -109,6 +111,7 @@ func TestEveryIndexLeadsWithTenantKey(t *testing.T) {
 // TestConstraintsEnforceInvariants: the database itself rejects states the
 // the engine forbids, whatever the application does.
 func TestConstraintsEnforceInvariants(t *testing.T) {
+	t.Parallel()
 	url := dbtest.URL(t)
 	conn := connect(t, url)
 	ctx := context.Background()
@@ -154,6 +157,7 @@ func TestConstraintsEnforceInvariants(t *testing.T) {
 // parents instead of once per inserted row); unreferenced ones can, and a
 // deleted enrollment takes its executions with it.
 func TestReferencedConfigurationIsGuarded(t *testing.T) {
+	t.Parallel()
 	conn := connect(t, dbtest.URL(t))
 	ctx := context.Background()
 	exec := func(sql string) error {

@@ -14,6 +14,7 @@ import (
 // blocks the adapter until its next local midnight; later ticks read and
 // write nothing for that backlog.
 func TestDeferralCostIsConstant(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: 1}}, step("only", "Hi", "Body", 0))
 	var contacts []dripdrop.ContactInput
 	for i := 0; i < 10000; i++ {
@@ -47,7 +48,7 @@ func TestDeferralCostIsConstant(t *testing.T) {
 	if ev > 4 || touched > 4 || len(w.sink.Messages()) != 1 {
 		t.Fatalf("deferred events %d, executions written %d, sent %d", ev, touched, len(w.sink.Messages()))
 	}
-	if rc := w.ev.named("dripdrop.policy.ramp_cap"); len(rc) < 1 || rc[0]["cap"] != 1 || rc[0]["sent_count"] != 1 {
+	if rc := w.ev.Named("dripdrop.policy.ramp_cap"); len(rc) < 1 || rc[0]["cap"] != 1 || rc[0]["sent_count"] != 1 {
 		t.Fatalf("ramp_cap events %v", rc)
 	}
 	a, err := w.store.GetAdapter(ctx, w.tenant, w.adapter.ID)

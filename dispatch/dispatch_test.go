@@ -14,64 +14,22 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
-// clock is a settable test clock; a running one (benchmarks) advances
-// with real time from t.
-type clock struct {
-	mu      sync.Mutex
-	t       time.Time
-	running time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.running.IsZero() {
-		return c.t.Add(time.Since(c.running))
-	}
-	return c.t
-}
-
-// Run makes the clock advance with real time from now on.
-func (c *clock) Run() {
-	c.mu.Lock()
-	c.running = time.Now()
-	c.mu.Unlock()
-}
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-type events struct {
-	mu  sync.Mutex
-	got map[string][]map[string]any
-}
-
-func (e *events) handle(_ context.Context, ev telemetry.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.got[ev.Name] = append(e.got[ev.Name], ev.Metadata)
-}
-
-func (e *events) named(n string) []map[string]any {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.got[n]
-}
-
+// world is the kit's world (internal/testkit) with a dispatcher on it,
+// under the short names this package's tests use.
 type world struct {
+	*testkit.World
 	t       testing.TB
 	url     string
-	clock   *clock
+	clock   *testkit.Clock
 	store   *db.Store
 	sink    *smtpsink.Sink
 	disp    *dispatch.Dispatcher
-	ev      *events
+	ev      *testkit.Recorder
 	adapter dripdrop.Adapter
 	pool    dripdrop.Pool
 	tenant  string
@@ -88,26 +46,11 @@ func newWorld(t testing.TB, adapterIn dripdrop.AdapterInput, steps ...dripdrop.S
 // newWorldAt is newWorld on the database at url.
 func newWorldAt(t testing.TB, url string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
 	t.Helper()
-	w := &world{t: t, url: url, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, tenant: "acme",
-		ev: &events{got: map[string][]map[string]any{}}}
-	w.box, _ = vault.ParseKey(vault.GenerateKey())
-	bus := telemetry.NewBus(telemetry.WithStrict(true))
-	if err := bus.AttachMany("test", telemetry.Events(), w.ev.handle); err != nil {
-		t.Fatal(err)
-	}
+	k := testkit.NewWorld(t, testkit.WithURL(url), testkit.WithAdapter(adapterIn), testkit.WithSteps(steps...))
+	w := &world{World: k, t: t, url: k.URL, clock: k.Clock, store: k.Store, sink: k.Sink, ev: k.Events,
+		adapter: k.Adapter, pool: k.Pool, tenant: k.Tenant, box: k.Box}
 	var err error
-	w.store, err = db.Open(context.Background(), w.url, db.Options{Vault: w.box, Clock: w.clock, Telemetry: bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.store.Close)
-	w.sink, err = smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.sink.Close() })
-	w.adapter, w.pool = w.addTenant(w.tenant, adapterIn, steps...)
-	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Telemetry: bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Telemetry: k.Bus, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,39 +60,13 @@ func newWorldAt(t testing.TB, url string, adapterIn dripdrop.AdapterInput, steps
 // addTenant creates a tenant with one sink adapter in a pool and the
 // "welcome" sequence (default: 3 steps, follow-ups due at once).
 func (w *world) addTenant(tenant string, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) (dripdrop.Adapter, dripdrop.Pool) {
-	t := w.t
-	t.Helper()
-	var adapter dripdrop.Adapter
-	var pool dripdrop.Pool
-	var err error
-	ctx := context.Background()
-	if _, _, err := w.store.CreateTenant(ctx, tenant, ""); err != nil {
-		t.Fatal(err)
-	}
-	name, prov, from, fromName := "Ada", "sink", "ada@acme.example.com", "Ada Lovelace"
-	adapterIn.Name, adapterIn.Provider, adapterIn.FromAddress, adapterIn.FromName = &name, &prov, &from, &fromName
-	adapterIn.Credentials = &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none"}
-	if adapter, err = w.store.CreateAdapter(ctx, tenant, adapterIn); err != nil {
-		t.Fatal(err)
-	}
-	pn := "main"
-	if pool, err = w.store.CreatePool(ctx, tenant, dripdrop.PoolInput{Name: &pn, Members: []dripdrop.MemberInput{{AdapterID: &adapter.ID}}}); err != nil {
-		t.Fatal(err)
-	}
-	if len(steps) == 0 {
-		steps = []dripdrop.StepInput{step("intro", "Hello {{first_name|there}}", "Hi {{first_name}}, first note.", 0), step("bump", "", "Second note.", 0), step("last", "", "Third note.", 0)}
-	}
-	key, sname := "welcome", "Welcome"
-	if _, err := w.store.CreateSequence(ctx, tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "00:00", End: "23:59", Timezone: "UTC"}, Steps: steps,
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	w.t.Helper()
+	_, adapter, pool := w.AddTenant(tenant, adapterIn, steps...)
 	return adapter, pool
 }
 
 func step(key, subject, body string, delay int64) dripdrop.StepInput {
-	return dripdrop.StepInput{Key: &key, Subject: &subject, BodyText: &body, DelaySeconds: &delay}
+	return testkit.Step(key, subject, body, delay)
 }
 
 func (w *world) enroll(email string, vars map[string]any) dripdrop.Enrollment {
@@ -188,6 +105,7 @@ func (w *world) enrollment(id uuid.UUID) dripdrop.Enrollment {
 }
 
 func TestThreeStepThread(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	en := w.enroll("bob@example.com", nil)
 	w.run()
@@ -228,10 +146,10 @@ func TestThreeStepThread(t *testing.T) {
 			t.Fatalf("execution %d: %+v", i, x)
 		}
 	}
-	if sent := w.ev.named("dripdrop.dispatch.sent"); len(sent) != 3 || sent[0]["out_message_id"] != ids[0] || sent[0]["adapter_provider"] != "sink" {
+	if sent := w.ev.Named("dripdrop.dispatch.sent"); len(sent) != 3 || sent[0]["out_message_id"] != ids[0] || sent[0]["adapter_provider"] != "sink" {
 		t.Fatalf("dispatch.sent events: %v", sent)
 	}
-	if n := len(w.ev.named("dripdrop.enrollment.completed")); n != 1 {
+	if n := len(w.ev.Named("dripdrop.enrollment.completed")); n != 1 {
 		t.Fatalf("%d completed events", n)
 	}
 	counts := dbtest.RowCounts(t, w.url)
@@ -241,6 +159,7 @@ func TestThreeStepThread(t *testing.T) {
 }
 
 func TestTemporaryFailureRetriesWithSameMessageID(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	w.sink.SetFaults(func(rcpt string, attempt int) smtpsink.Fault {
 		if attempt <= 2 {
@@ -268,12 +187,13 @@ func TestTemporaryFailureRetriesWithSameMessageID(t *testing.T) {
 	if x.State != "sent" || len(msgs) != 1 || msgs[0].MessageID != first || *x.OutMessageID != first || w.sink.Attempts("bob@example.com") != 3 {
 		t.Fatalf("after recovery: %+v, %d messages, attempts %d", x, len(msgs), w.sink.Attempts("bob@example.com"))
 	}
-	if r := w.ev.named("dripdrop.dispatch.retry"); len(r) != 2 || r[0]["attempt"] != 1 {
+	if r := w.ev.Named("dripdrop.dispatch.retry"); len(r) != 2 || r[0]["attempt"] != 1 {
 		t.Fatalf("retry events %v", r)
 	}
 }
 
 func TestBounceSuppressesAndStops(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	w.sink.SetFaults(func(string, int) smtpsink.Fault {
 		return smtpsink.Fault{Kind: smtpsink.Reject, Code: 550, Enhanced: [3]int{5, 1, 1}, Text: "no such user"}
@@ -287,7 +207,7 @@ func TestBounceSuppressesAndStops(t *testing.T) {
 	if sup, _ := w.store.IsSuppressed(context.Background(), w.tenant, "gone@example.com"); !sup {
 		t.Fatal("the address was not suppressed")
 	}
-	if f := w.ev.named("dripdrop.dispatch.failed"); len(f) != 1 || f[0]["smtp_code"] != 550 || f[0]["permanent"] != true {
+	if f := w.ev.Named("dripdrop.dispatch.failed"); len(f) != 1 || f[0]["smtp_code"] != 550 || f[0]["permanent"] != true {
 		t.Fatalf("failed events %v", f)
 	}
 	// A new enrollment of the suppressed address is refused.
@@ -298,6 +218,7 @@ func TestBounceSuppressesAndStops(t *testing.T) {
 }
 
 func TestHeaderInjectionThroughContactData(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi {{topic}}", "About {{topic}}: {{note}}", 0))
 	evil := "x\r\nBcc: victim@example.com"
 	a := w.enroll("a@example.com", map[string]any{"topic": evil, "note": "n"})
@@ -320,6 +241,7 @@ func TestHeaderInjectionThroughContactData(t *testing.T) {
 }
 
 func TestMissingVariableFailsPermanently(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Your plan: {{plan}}", 0))
 	en := w.enroll("a@example.com", nil)
 	w.run()
@@ -327,12 +249,13 @@ func TestMissingVariableFailsPermanently(t *testing.T) {
 	if x.State != "failed" || *x.ErrorCode != "missing_variable" || len(w.sink.Messages()) != 0 {
 		t.Fatalf("missing variable: %+v", x)
 	}
-	if mv := w.ev.named("dripdrop.template.missing_variable"); len(mv) != 1 || mv[0]["variable"] != "plan" || mv[0]["field"] != "body_text" {
+	if mv := w.ev.Named("dripdrop.template.missing_variable"); len(mv) != 1 || mv[0]["variable"] != "plan" || mv[0]["field"] != "body_text" {
 		t.Fatalf("missing_variable events %v", mv)
 	}
 }
 
 func TestPausedAndCancelledNeverSend(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	p := w.enroll("p@example.com", nil)
 	c := w.enroll("c@example.com", nil)
@@ -359,6 +282,7 @@ func TestPausedAndCancelledNeverSend(t *testing.T) {
 }
 
 func TestRescueResendsWithSameMessageID(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	en := w.enroll("bob@example.com", nil)
 	// Phase one happens, then the worker "crashes" before SMTP.
@@ -416,6 +340,7 @@ func (m *phaseMetrics) DispatchPhase(phase string, seconds float64) {
 // (dripdrop_dispatch_db_duration_seconds): sending one contact's three
 // steps claims, reserves and records each of them.
 func TestDispatchPhasesObserved(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	m := &phaseMetrics{got: map[string]int{}}
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Metrics: m, Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second})

@@ -76,6 +76,7 @@ func runUntil(t *testing.T, cfg dispatch.Config, stop func(job *db.SendJob) bool
 // docs/sending.md: two adapters with backlogs send at the same rate, even when
 // one backlog is much older (a global oldest-first claim gave 496 vs 5).
 func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	other := w.secondAdapter("bea@acme.example.com")
 	if _, err := w.store.AddPoolMember(context.Background(), w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &other.ID}); err != nil {
@@ -106,6 +107,7 @@ func TestTwoAdaptersWithBacklogsShareEvenly(t *testing.T) {
 // send past one tick. The backlog is spread over the four adapters of the
 // big tenant's pool, so it could fill every slot.
 func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
+	t.Parallel()
 	const backlog = 100_000
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	for i := 0; i < 3; i++ {
@@ -169,6 +171,7 @@ func TestTenantBacklogDoesNotDelayAnotherTenant(t *testing.T) {
 // (How much the neighbour slows the healthy adapter is a figure for
 // benchmarks, not a wall-clock assertion; the log shows both times.)
 func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
+	// Not parallel: it compares wall-clock latency with the send timeout; other tests running at once would skew it.
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	stalled, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
 	if err != nil {
@@ -232,6 +235,7 @@ func TestStalledServerDoesNotSlowAHealthyAdapter(t *testing.T) {
 // the record itself, so nothing is left to the rescuer and nothing is sent
 // twice.
 func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	dbtest.Exec(t, w.url, `CREATE SEQUENCE record_failures`)
 	dbtest.Exec(t, w.url, `CREATE FUNCTION fail_record() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -254,7 +258,7 @@ func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
 	if n, err := w.store.RescueStale(context.Background(), w.tenant); n != 0 || err != nil {
 		t.Fatalf("rescued %d (%v): the send was left to the rescuer", n, err)
 	}
-	if sent := w.ev.named("dripdrop.dispatch.sent"); len(sent) != 1 {
+	if sent := w.ev.Named("dripdrop.dispatch.sent"); len(sent) != 1 {
 		t.Fatalf("%d sent events, want 1", len(sent))
 	}
 }
@@ -263,6 +267,7 @@ func TestRecordFailureAfterAcceptIsRetriedWithoutDuplicate(t *testing.T) {
 // cannot be opened (a rotated encryption key) must not fail the others:
 // its execution goes back, it is blocked for a minute, the rest send.
 func TestUnreadableCredentialsBlockOnlyTheirAdapter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	bad := w.secondAdapter("bad@acme.example.com")
 	if _, err := w.store.AddPoolMember(context.Background(), w.tenant, w.pool.ID, dripdrop.MemberInput{AdapterID: &bad.ID}); err != nil {

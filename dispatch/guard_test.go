@@ -21,6 +21,7 @@ func loopbackTransport() *SMTPTransport {
 // including a name that resolves to loopback (the DNS-rebinding case): a
 // refused dial never reaches the sink.
 func TestSMTPTransportRefusesPrivateTargets(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	tr := NewSMTPTransport()
 	defer tr.Close()
@@ -44,6 +45,7 @@ func TestSMTPTransportRefusesPrivateTargets(t *testing.T) {
 // Verify, given the guard's dialer as serve wires it, refuses the same
 // destinations at the connect stage.
 func TestVerifyRefusesPrivateTargets(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	d := delivery(s, "bob@example.com")
 	d.Credentials.Host = "localhost"

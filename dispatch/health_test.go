@@ -68,6 +68,7 @@ func (w *world) expectState(state dripdrop.HealthState, reason string, rest time
 // breaches while probing double the rest up to 7 days, 5 clean probes ramp
 // it, the ramp graduates, and 7 clean days forgive the streak.
 func TestHealthLife(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	w.sink.SetFaults(func(rcpt string, _ int) smtpsink.Fault {
 		if strings.HasPrefix(rcpt, "bounce") {
@@ -100,7 +101,7 @@ func TestHealthLife(t *testing.T) {
 	w.enroll("bounce-1@example.com", nil)
 	w.run()
 	w.expectState("resting", "bounce_threshold", day)
-	if bt := w.ev.named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 20 || bt[0]["bounce_count"] != 2 {
+	if bt := w.ev.Named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 20 || bt[0]["bounce_count"] != 2 {
 		t.Fatalf("bounce_threshold events %v", bt)
 	}
 
@@ -115,7 +116,7 @@ func TestHealthLife(t *testing.T) {
 	if len(w.sink.Messages()) != sentBefore || x.State != "scheduled" || x.DeferUntil == nil || !x.DeferUntil.Equal(restEnd) || *x.DeferReason != "adapter_resting" {
 		t.Fatalf("a resting adapter's execution: %+v", x)
 	}
-	if ar := w.ev.named("dripdrop.policy.adapter_resting"); len(ar) != 1 {
+	if ar := w.ev.Named("dripdrop.policy.adapter_resting"); len(ar) != 1 {
 		t.Fatalf("adapter_resting events %v", ar)
 	}
 
@@ -202,7 +203,7 @@ func TestHealthLife(t *testing.T) {
 		}
 		changes = append(changes, d)
 	}
-	evs := w.ev.named("dripdrop.health.state_changed")
+	evs := w.ev.Named("dripdrop.health.state_changed")
 	// resting, 4 × (probing, resting), probing, ramping, active, resting
 	if len(changes) != 13 || len(evs) != len(changes) {
 		t.Fatalf("%d audit transitions, %d events; want 13 each", len(changes), len(evs))
@@ -220,6 +221,7 @@ func TestHealthLife(t *testing.T) {
 // TestGraduation: a new adapter ramps (floor 5, +3 a day, cap 40) and
 // becomes active on day 13, when its ramp reaches the cap.
 func TestGraduation(t *testing.T) {
+	t.Parallel()
 	capN, floor, inc := 40, 5, 3
 	w := newWorld(t, dripdrop.AdapterInput{DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: capN}, RampFloor: &floor,
 		RampIncrement: dripdrop.Nullable[int]{Set: true, Valid: true, Value: inc}})
@@ -248,6 +250,7 @@ func TestGraduation(t *testing.T) {
 // sender's failure: no prospect fails or uses an attempt, the adapter backs
 // off 1 min, 2 min, and rests (auth_failed) after the third try.
 func TestAuthFailuresRestTheAdapter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	creds := dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: w.sink.Port(), TLS: "none", Username: "ada", Password: "wrong"}
@@ -287,10 +290,10 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 			t.Fatalf("prospect %s: enrollment %s, execution %s attempt %d", e.ID, got.State, x.State, x.Attempt)
 		}
 	}
-	if f := w.ev.named("dripdrop.dispatch.failed"); len(f) != 0 {
+	if f := w.ev.Named("dripdrop.dispatch.failed"); len(f) != 0 {
 		t.Fatalf("prospects marked failed: %v", f)
 	}
-	ae := w.ev.named("dripdrop.dispatch.adapter_error")
+	ae := w.ev.Named("dripdrop.dispatch.adapter_error")
 	if len(ae) != 3 || ae[0]["reason"] != "auth" || ae[0]["consecutive"] != 1 || ae[2]["consecutive"] != 3 {
 		t.Fatalf("adapter_error events %v", ae)
 	}
@@ -313,6 +316,7 @@ func TestAuthFailuresRestTheAdapter(t *testing.T) {
 // recipient's pauses the enrollment (step_failed); retry and resume send the
 // step again in a new attempt window with a new Message-ID.
 func TestPermanentFailurePausesAndRetry(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	w.sink.SetFaults(func(string, int) smtpsink.Fault {
@@ -324,7 +328,7 @@ func TestPermanentFailurePausesAndRetry(t *testing.T) {
 	if got.State != "paused" || got.PauseReason == nil || *got.PauseReason != "step_failed" || got.Executions[0].State != "failed" {
 		t.Fatalf("after a 554 5.6.0: %s %v %+v", got.State, got.PauseReason, got.Executions[0])
 	}
-	if p := w.ev.named("dripdrop.enrollment.paused"); len(p) != 1 || p[0]["reason"] != "step_failed" {
+	if p := w.ev.Named("dripdrop.enrollment.paused"); len(p) != 1 || p[0]["reason"] != "step_failed" {
 		t.Fatalf("paused events %v", p)
 	}
 	// Retry while the server still refuses: a new window fails and pauses again.
@@ -357,6 +361,7 @@ func TestPermanentFailurePausesAndRetry(t *testing.T) {
 // hard bounces only, complaints, nothing older than 30 days or than the last
 // recovery — and breaches exactly at 2 % and 0.3 %.
 func TestHealthCheckCountsInDB(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	ctx := context.Background()
 	events := func(typ, subtype string, n int, age time.Duration) {
@@ -394,7 +399,7 @@ func TestHealthCheckCountsInDB(t *testing.T) {
 	if s := check(); s != "resting" {
 		t.Fatalf("1 hard bounce in 50 sends (2 %%): %s", s)
 	}
-	if bt := w.ev.named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 50 {
+	if bt := w.ev.Named("dripdrop.health.bounce_threshold"); len(bt) != 1 || bt[0]["sent_count"] != 50 {
 		t.Fatalf("bounce_threshold events %v", bt)
 	}
 

@@ -10,6 +10,7 @@ import (
 )
 
 func TestLeaderElection(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	ctx := context.Background()
 	a := &dispatch.Leader{Store: w.store, Holder: "a", TTL: 300 * time.Millisecond}
@@ -64,6 +65,7 @@ func TestLeaderElection(t *testing.T) {
 // clock: with the injected clock standing still nothing runs, however long
 // the process waits; a minute on the clock runs the minute's duty once.
 func TestLeaderDutiesFollowTheInjectedClock(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

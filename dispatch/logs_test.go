@@ -18,6 +18,7 @@ var addressInLog = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+`)
 // An adapter error is logged at WARN with ids, reason and codes; the
 // server's reply, which names addresses, only with them redacted.
 func TestAdapterErrorLogCarriesNoAddress(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	w.enroll("bob@example.com", nil)
 	w.sink.SetFaults(func(string, int) smtpsink.Fault {

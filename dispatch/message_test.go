@@ -34,6 +34,7 @@ func parse(t *testing.T, raw []byte) *mail.Message {
 }
 
 func TestBuildHeadersAndBody(t *testing.T) {
+	t.Parallel()
 	m := baseMessage()
 	m.InReplyTo = "<prev@acme.example.com>"
 	m.References = []string{"<first@acme.example.com>", "<prev@acme.example.com>"}
@@ -76,6 +77,7 @@ func TestBuildHeadersAndBody(t *testing.T) {
 }
 
 func TestBuildEncodesNonASCIIAndFoldsLongHeaders(t *testing.T) {
+	t.Parallel()
 	m := baseMessage()
 	m.Subject = "Grüße aus Köln — " + strings.Repeat("sehr lange Betreffzeile ", 20)
 	m.FromName = "Zoë Ünal"
@@ -109,6 +111,7 @@ func TestBuildEncodesNonASCIIAndFoldsLongHeaders(t *testing.T) {
 }
 
 func TestBuildRejectsHeaderInjection(t *testing.T) {
+	t.Parallel()
 	for name, mutate := range map[string]func(*Message){
 		"subject CRLF":   func(m *Message) { m.Subject = "Hi\r\nBcc: victim@example.com" },
 		"subject LF":     func(m *Message) { m.Subject = "Hi\nBcc: victim@example.com" },
@@ -139,6 +142,7 @@ func TestBuildRejectsHeaderInjection(t *testing.T) {
 }
 
 func TestBuildMultipartAlternative(t *testing.T) {
+	t.Parallel()
 	m := baseMessage()
 	m.HTML = "<p>Hi <b>Bob</b></p>"
 	raw, err := m.Build()
@@ -201,6 +205,7 @@ func FuzzBuildMessage(f *testing.F) {
 // TestBuildListUnsubscribeSettings: the headers each version setting
 // writes, with and without a one-click URL (no public base URL configured).
 func TestBuildListUnsubscribeSettings(t *testing.T) {
+	t.Parallel()
 	const url, mailto = "https://dd.example.com/u/tok", "ada@acme.example.com?subject=unsubscribe"
 	both := "<" + url + ">, <mailto:" + mailto + ">"
 	for _, c := range []struct {
@@ -239,6 +244,7 @@ func TestBuildListUnsubscribeSettings(t *testing.T) {
 }
 
 func TestListUnsubscribeHeadersRule(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ mode, url, mailto, unsub, post string }{
 		{"one_click", "https://x/u/t", "a@x", "<https://x/u/t>, <mailto:a@x>", "List-Unsubscribe=One-Click"},
 		{"", "https://x/u/t", "", "<https://x/u/t>", "List-Unsubscribe=One-Click"},

@@ -212,6 +212,7 @@ func (p *postfixInstance) countLog(t *testing.T, n int, parts ...string) int {
 // failure, the adapter's HELO is what Postfix checks, and its private-CA
 // certificate is trusted through tls_ca_pem.
 func TestRealPostfix(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	p := startPostfix(t, ca)
 	tr := loopbackTransport()

@@ -22,6 +22,7 @@ import (
 // it (and before the reservation) wins: the claimed follow-up is not sent
 // before the return day.
 func TestOOOAfterClaimIsNotSent(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("intro", "Hello", "First note.", 0), step("bump", "", "Second note.", 86400))
 	en := w.enroll("ooo@client.example", nil)
 	w.run()
@@ -64,6 +65,7 @@ func TestOOOAfterClaimIsNotSent(t *testing.T) {
 // in flight anywhere, and a reservation (under the adapter's lock) takes no
 // more places than are left, whatever claims were made before.
 func TestMaxInFlightAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	two := 2
 	w := newWorld(t, dripdrop.AdapterInput{MaxInFlight: dripdrop.Nullable[int]{Set: true, Valid: true, Value: two}}, step("only", "Hi", "Note.", 0))
 	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example"} {
@@ -114,6 +116,7 @@ func TestMaxInFlightAcrossProcesses(t *testing.T) {
 // adapter counts the sends that one put in flight: it reads them after the
 // adapter's lock is its own, not from a snapshot taken before.
 func TestMaxInFlightAfterWaitingForTheLock(t *testing.T) {
+	t.Parallel()
 	two := 2
 	w := newWorld(t, dripdrop.AdapterInput{MaxInFlight: dripdrop.Nullable[int]{Set: true, Valid: true, Value: two}}, step("only", "Hi", "Note.", 0))
 	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example"} {
@@ -171,6 +174,7 @@ func TestMaxInFlightAfterWaitingForTheLock(t *testing.T) {
 // Enrolling, one contact or a batch, announces the new work on the work
 // channel (after the transaction commits), so a dispatcher wakes at once.
 func TestEnrollingWakesTheDispatcher(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -205,6 +209,7 @@ func TestEnrollingWakesTheDispatcher(t *testing.T) {
 // first one's record waits for a lock on its enrollment. The first send
 // is recorded once the lock goes, and nothing is sent twice.
 func TestSlotFreedBeforeTheRecord(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
 	first := w.enroll("first@x.example", nil)
 	w.enroll("second@x.example", nil)
@@ -261,6 +266,7 @@ func TestSlotFreedBeforeTheRecord(t *testing.T) {
 // next claim, at the same instant, takes it (before, its place in the
 // ready queue moved to when the claim's hold would end, 30 s on).
 func TestUnclaimedAdapterStaysDue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
 	ctx := context.Background()
 	for i := 1; i < 3; i++ {
@@ -294,6 +300,7 @@ func TestUnclaimedAdapterStaysDue(t *testing.T) {
 // wrote it less than a second before: its last_send_at (read only by the
 // gap policy, which does not apply) is kept to the second.
 func TestLastSendAtOfABusyAdapter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Note.", 0))
 	for _, e := range []string{"a@x.example", "b@x.example", "c@x.example"} {
 		w.enroll(e, nil)

@@ -157,6 +157,7 @@ func sendErr(t *testing.T, err error) *SendError {
 // On a reused connection, a server's reply to RCPT or DATA is its answer:
 // classified once, the connection reset and kept, the recipient asked once.
 func TestSMTPTransportReplyOnReusedConnection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		rcpt      error
@@ -216,6 +217,7 @@ func TestSMTPTransportReplyOnReusedConnection(t *testing.T) {
 
 // A 421 means the server is closing: the connection is not pooled.
 func TestSMTPTransport421IsNotPooled(t *testing.T) {
+	t.Parallel()
 	s := startReplyServer(t, nil)
 	tr := loopbackTransport()
 	defer tr.Close()
@@ -236,6 +238,7 @@ func TestSMTPTransport421IsNotPooled(t *testing.T) {
 // A pooled connection the server closed while it was idle fails with no
 // reply: it is redialled once and the message delivered exactly once.
 func TestSMTPTransportRedialsAConnectionClosedWhileIdle(t *testing.T) {
+	t.Parallel()
 	s := startReplyServer(t, nil)
 	tr := loopbackTransport()
 	defer tr.Close()
@@ -311,6 +314,7 @@ func (ca testCA) serverConfig() *tls.Config {
 // The adapter's HELO name is said on every EHLO, before and after
 // STARTTLS; without one, the from domain is.
 func TestSMTPTransportSaysTheConfiguredHELO(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	for _, c := range []struct{ helo, want string }{{"mta.acme.example", "mta.acme.example"}, {"", "acme.example.com"}} {
 		s := startReplyServer(t, ca.serverConfig())
@@ -341,6 +345,7 @@ func TestSMTPTransportSaysTheConfiguredHELO(t *testing.T) {
 // tls, the adapter's failure) until its CA is given as tls_ca_pem, or
 // checking is switched off with tls_insecure_skip_verify.
 func TestSMTPTransportTLSTrust(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	s := startReplyServer(t, ca.serverConfig())
 	cases := []struct {
@@ -382,6 +387,7 @@ func TestSMTPTransportTLSTrust(t *testing.T) {
 // Implicit TLS with a private CA: untrusted is a tls failure, not a
 // connection one.
 func TestSMTPTransportImplicitTLSTrust(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.serverConfig())
 	if err != nil {

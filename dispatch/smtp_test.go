@@ -32,6 +32,7 @@ func delivery(s *smtpsink.Sink, to string) Delivery {
 }
 
 func TestSMTPTransportDeliversAndPools(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	tr := loopbackTransport()
 	defer tr.Close()
@@ -53,6 +54,7 @@ func TestSMTPTransportDeliversAndPools(t *testing.T) {
 // Idle connections are closed after IdleTimeout: an adapter that stopped
 // sending holds no socket.
 func TestSMTPTransportReapsIdleConnections(t *testing.T) {
+	// Not parallel: its 20 ms idle timeout must not pass between the last send and the check that something is pooled, which a loaded machine cannot promise.
 	s := startSink(t)
 	tr := loopbackTransport()
 	tr.IdleTimeout = 20 * time.Millisecond
@@ -78,6 +80,7 @@ func TestSMTPTransportReapsIdleConnections(t *testing.T) {
 // A fleet of adapters each sending now and then keeps at most
 // MaxIdleTotal idle sockets, however many adapters there are.
 func TestSMTPTransportCapsIdleConnections(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	tr := loopbackTransport()
 	tr.MaxIdleTotal = 3
@@ -97,6 +100,7 @@ func TestSMTPTransportCapsIdleConnections(t *testing.T) {
 }
 
 func TestSMTPTransportClassifiesReplies(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	tr := loopbackTransport()
 	defer tr.Close()
@@ -148,6 +152,7 @@ func TestSMTPTransportClassifiesReplies(t *testing.T) {
 // each of them: five rounds of 8 concurrent sends dial (and authenticate)
 // 8 connections, not 8 and then 4 more every round.
 func TestSMTPTransportKeepsAConnectionPerConcurrentSend(t *testing.T) {
+	t.Parallel()
 	s := startSink(t)
 	tr := loopbackTransport()
 	defer tr.Close()

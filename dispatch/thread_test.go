@@ -26,6 +26,7 @@ func (w *world) secondAdapter(from string) dripdrop.Adapter {
 // (no In-Reply-To/References to the old sender's messages) and the thread
 // continues from there.
 func TestRepinStartsNewThread(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("one", "Subject one", "1", 0), step("two", "", "2", 3600), step("three", "", "3", 3600))
 	other := w.secondAdapter("bea@other.example.com")
 	en := w.enroll("bob@example.com", nil)
@@ -57,6 +58,7 @@ func TestRepinStartsNewThread(t *testing.T) {
 // TestOverrideStepIsOutsideTheThread: an override step sends from another
 // adapter in a thread of its own, and later steps do not reference it.
 func TestOverrideStepIsOutsideTheThread(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	other := w.secondAdapter("ops@other.example.com")
 	key, seqName := "override", "Override"
@@ -88,6 +90,7 @@ func TestOverrideStepIsOutsideTheThread(t *testing.T) {
 // TestFollowUpsBeforeFirstTouches: with one send allowed at a time, a due
 // follow-up goes before an older first touch.
 func TestFollowUpsBeforeFirstTouches(t *testing.T) {
+	t.Parallel()
 	gap := 60
 	w := newWorld(t, dripdrop.AdapterInput{MinGapSeconds: &gap}, step("one", "Hi", "1", 0), step("two", "", "2", 30))
 	w.enroll("first@example.com", nil)
@@ -105,6 +108,7 @@ func TestFollowUpsBeforeFirstTouches(t *testing.T) {
 // TestRetryRendersIdenticalText: spintax choices depend on the execution
 // and attempt window only, so a retry renders the same bytes.
 func TestRetryRendersIdenticalText(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "{Hi|Hello|Hey} {there|friend}", "{a|b|c|d} {e|f|g|h} {i|j|k|l} {m|n|o|p}", 0))
 	w.sink.SetFaults(func(_ string, attempt int) smtpsink.Fault {
 		if attempt == 1 {
@@ -129,6 +133,7 @@ func TestRetryRendersIdenticalText(t *testing.T) {
 // TestSuppressedAtSendTime: an address suppressed after enrollment is
 // skipped and the enrollment stopped.
 func TestSuppressedAtSendTime(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{})
 	en := w.enroll("bob@late.example.com", nil)
 	d := "late.example.com"
@@ -140,12 +145,13 @@ func TestSuppressedAtSendTime(t *testing.T) {
 	if len(w.sink.Messages()) != 0 || got.State != "stopped" || *got.StopReason != "suppressed" || got.Executions[0].State != "skipped" {
 		t.Fatalf("suppressed at send time: %s %+v", got.State, got.Executions[0])
 	}
-	if ev := w.ev.named("dripdrop.policy.suppressed"); len(ev) != 1 || ev[0]["scope"] != "domain" {
+	if ev := w.ev.Named("dripdrop.policy.suppressed"); len(ev) != 1 || ev[0]["scope"] != "domain" {
 		t.Fatalf("policy.suppressed events %v", ev)
 	}
 }
 
 func TestListUnsubscribeHeaders(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	key := []byte("k")
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: key})
@@ -167,6 +173,7 @@ func TestListUnsubscribeHeaders(t *testing.T) {
 // only the mailto: form, even with a one-click URL configured; the body is
 // unchanged.
 func TestListUnsubscribePerVersion(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	d, err := dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), PublicBaseURL: "https://dd.example.com/", UnsubscribeKey: []byte("k")})
 	if err != nil {
@@ -218,6 +225,7 @@ func TestListUnsubscribePerVersion(t *testing.T) {
 // TestDateIsTheEnginesClock: the Date header is the injected clock's time
 // when the message is built for hand-over, not the wall clock.
 func TestDateIsTheEnginesClock(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("one", "Hi", "1", 0), step("two", "", "2", 3600))
 	w.enroll("bob@example.com", nil)
 	w.run() // the clock stands at Tuesday 24 November 2026 10:00:00 UTC

@@ -20,6 +20,7 @@ import (
 // enrollment order (updates of an indexed column, which move them), and a
 // daily cap lets two of the four claimed through.
 func TestSameInstantTiesGoInEnrollmentOrder(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
 	w.enrollBatch(w.tenant, 12, "c")
 	var execs []uuid.UUID // in enrollment order

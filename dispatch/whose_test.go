@@ -5,6 +5,7 @@ import "testing"
 // Whose is smtpreply.Whose (whose table tests are there): the reply's text
 // is what moves a rejection at RCPT from the recipient to the adapter.
 func TestWhose(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		stage    string
 		code     int

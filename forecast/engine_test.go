@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,27 +15,14 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
-	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/forecast"
-	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 type engine struct {
 	t      *testing.T
 	url    string
-	clock  *clock
+	clock  *testkit.Clock
 	store  *db.Store
 	disp   *dispatch.Dispatcher
 	tenant string
@@ -54,24 +40,16 @@ type adapterSpec struct {
 // sequence "outreach" with a daily London window 08:00–20:00.
 func newEngine(t *testing.T, start time.Time, specs []adapterSpec, delays []int64) *engine {
 	t.Helper()
-	e := &engine{t: t, url: dbtest.URL(t), clock: &clock{t: start}, tenant: "acme"}
-	box, _ := vault.ParseKey(vault.GenerateKey())
-	var err error
+	url := dbtest.URL(t)
 	// Durability is not under test here: skip the commit fsyncs.
 	sep := "?"
-	if strings.Contains(e.url, "?") {
+	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	e.store, err = db.Open(context.Background(), e.url+sep+"synchronous_commit=off", db.Options{Vault: box, Clock: e.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.store.Close)
-	sink, err := smtpsink.Start("127.0.0.1:0", smtpsink.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
+	k := testkit.NewWorld(t, testkit.WithURL(url+sep+"synchronous_commit=off"), testkit.WithStart(start), testkit.WithoutTenant())
+	e := &engine{t: t, url: url, clock: k.Clock, store: k.Store, tenant: "acme"}
+	sink := k.Sink
+	var err error
 	ctx := context.Background()
 	if _, _, err := e.store.CreateTenant(ctx, e.tenant, ""); err != nil {
 		t.Fatal(err)
@@ -235,6 +213,7 @@ func diff(t *testing.T, names map[uuid.UUID]string, want, got map[string]int) {
 // execution id), whatever the rows' physical order, and the forecast
 // replays that order, so one run matches exactly.
 func TestForecastMatchesEngine(t *testing.T) {
+	// Not parallel: forecast.SetTrace installs a package-level hook that every forecast.Run reads.
 	if testing.Short() {
 		t.Skip("runs the engine for 14 virtual days")
 	}

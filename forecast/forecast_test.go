@@ -82,6 +82,7 @@ func byAdapter(res *forecast.Result) map[string]int {
 }
 
 func TestEnrollChange(t *testing.T) {
+	t.Parallel()
 	at := t0.Add(48 * time.Hour) // Wednesday 08:00
 	cases := []struct {
 		name    string
@@ -116,6 +117,7 @@ func TestEnrollChange(t *testing.T) {
 }
 
 func TestAddAdaptersChange(t *testing.T) {
+	t.Parallel()
 	wed := t0.Add(48 * time.Hour)
 	cases := []struct {
 		name string
@@ -151,6 +153,7 @@ func TestAddAdaptersChange(t *testing.T) {
 }
 
 func TestAdapterChange(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		change forecast.AdapterChange
@@ -181,6 +184,7 @@ func TestAdapterChange(t *testing.T) {
 // is all first touches up to the cap (ramp_cap binds), follow-ups go
 // before first touches once due, and completion waits for the last step.
 func TestBindingAndFollowUps(t *testing.T) {
+	t.Parallel()
 	s := small([]int{4}, []int{1}, 0, 86400)
 	res := run(t, s, forecast.Request{HorizonDays: 7, Changes: forecast.Changes{Enroll: []forecast.Enroll{{SequenceKey: "s", Count: 6}}}})
 	type fd struct{ first, follow int }
@@ -204,6 +208,7 @@ func TestBindingAndFollowUps(t *testing.T) {
 }
 
 func TestJitterSwitch(t *testing.T) {
+	t.Parallel()
 	s := small([]int{0}, []int{1})
 	s.Adapters[0].MinGapSeconds, s.Adapters[0].GapJitterSeconds = 3000, 1200
 	req := forecast.Request{HorizonDays: 3, Changes: forecast.Changes{Enroll: []forecast.Enroll{{SequenceKey: "s", Count: 40}}}}
@@ -222,6 +227,7 @@ func TestJitterSwitch(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		req   forecast.Request
@@ -258,6 +264,7 @@ func asError(err error, target **dripdrop.Error) bool {
 // (dripdrop.ProbeBudget), and after 5 clean probe sends ramps from its floor
 // with ramp_started_at at that moment (docs/health.md).
 func TestRestProbeRamp(t *testing.T) {
+	t.Parallel()
 	s := small([]int{20}, []int{1})
 	a := &s.Adapters[0]
 	a.HealthState, a.RestingUntil, a.RampFloor, a.RampIncrement = "resting", ptr(t0.Add(24*time.Hour)), 2, 2

@@ -10,6 +10,7 @@ import (
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
 func TestBreachBoundaries(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		c    Counts
@@ -39,6 +40,7 @@ func TestBreachBoundaries(t *testing.T) {
 }
 
 func TestRates(t *testing.T) {
+	t.Parallel()
 	c := Counts{Sent: 200, Bounced: 4, Complained: 1}
 	if c.BounceRate() != 0.02 || c.ComplaintRate() != 0.005 || (Counts{}).BounceRate() != 0 {
 		t.Fatal(c.BounceRate(), c.ComplaintRate())
@@ -46,6 +48,7 @@ func TestRates(t *testing.T) {
 }
 
 func TestWindowStart(t *testing.T) {
+	t.Parallel()
 	old := t0.Add(-60 * 24 * time.Hour)
 	recent := t0.Add(-2 * 24 * time.Hour)
 	if got := WindowStart(dripdrop.HealthActive, old, old, t0); !got.Equal(t0.Add(-Window)) {
@@ -61,6 +64,7 @@ func TestWindowStart(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	want := []time.Duration{24 * time.Hour, 48 * time.Hour, 96 * time.Hour, 168 * time.Hour, 168 * time.Hour, 168 * time.Hour}
 	for i, w := range want {
 		if got := Backoff(i + 1); got != w {
@@ -73,6 +77,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestNextStreak(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		state   dripdrop.HealthState
 		streak  int
@@ -96,6 +101,7 @@ func TestNextStreak(t *testing.T) {
 }
 
 func TestBackoffResetDue(t *testing.T) {
+	t.Parallel()
 	seven := 7 * 24 * time.Hour
 	if BackoffResetDue(dripdrop.HealthActive, 1, t0.Add(-seven+time.Second), t0) {
 		t.Fatal("reset before 7 clean days")
@@ -109,6 +115,7 @@ func TestBackoffResetDue(t *testing.T) {
 }
 
 func TestProbeOutcome(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		c    Counts
 		want string
@@ -130,6 +137,7 @@ func TestProbeOutcome(t *testing.T) {
 func ip(n int) *int { return &n }
 
 func TestGraduation(t *testing.T) {
+	t.Parallel()
 	// floor 5, increment 3, cap 40: day 12 (index 11) is 38, day 13 is 40.
 	r := Ramp{DailyCap: ip(40), Floor: 5, Increment: ip(3), StartedAt: &t0}
 	day := 24 * time.Hour
@@ -148,6 +156,7 @@ func TestGraduation(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	day := 24 * time.Hour
 	until := t0.Add(time.Minute)
 	past := t0.Add(-time.Second)
@@ -182,6 +191,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestAdapterBackoff(t *testing.T) {
+	t.Parallel()
 	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
 	for i, w := range want {
 		if got := AdapterBackoff(i + 1); got != w {
@@ -191,6 +201,7 @@ func TestAdapterBackoff(t *testing.T) {
 }
 
 func TestNextTransition(t *testing.T) {
+	t.Parallel()
 	until := t0.Add(time.Hour)
 	if n := NextTransition(Snapshot{State: dripdrop.HealthResting, RestingUntil: &until}, t0); n.To != dripdrop.HealthProbing || !n.At.Equal(until) {
 		t.Fatalf("%+v", n)

@@ -16,6 +16,7 @@ import (
 // 100 % on bounces and complaints (intent, hard/soft and the original
 // Message-ID), ≥ 98 % overall, and every stated return date right.
 func TestCorpus(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "corpus")
 	raw, err := os.ReadFile(filepath.Join(dir, "labels.tsv"))
 	if err != nil {

@@ -113,6 +113,7 @@ func pathological() map[string][]byte {
 // must finish (the package reads bounded prefixes with linear-time
 // regular expressions) and not panic. Timing is in BenchmarkLargeInputs.
 func TestLargeInputs(t *testing.T) {
+	t.Parallel()
 	for name, raw := range pathological() {
 		m, err := ingest.ParseRaw(raw, ref)
 		if err != nil {

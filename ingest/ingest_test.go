@@ -12,6 +12,7 @@ import (
 var ref = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC) // a Wednesday
 
 func TestReturnDate(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ text, want string }{
 		{"I am out of the office until 3 December.", "2026-12-03"},
 		{"back on December 3rd, 2026", "2026-12-03"},
@@ -51,6 +52,7 @@ func TestReturnDate(t *testing.T) {
 }
 
 func TestReturnAt(t *testing.T) {
+	t.Parallel()
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	now := time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC) // already 26 Nov in Berlin
 	cases := []struct {
@@ -74,6 +76,7 @@ func TestReturnAt(t *testing.T) {
 }
 
 func TestSplitIDs(t *testing.T) {
+	t.Parallel()
 	got := ingest.SplitIDs(" <a@x>\r\n\t<b@y>,<c@z> d@w (comment) <e@v")
 	want := []string{"a@x", "b@y", "c@z", "d@w", "e@v"}
 	if !reflect.DeepEqual(got, want) {
@@ -91,6 +94,7 @@ func TestSplitIDs(t *testing.T) {
 }
 
 func TestStripQuoted(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ in, want string }{
 		{"Yes!\n\nOn Tue, Nov 24, 2026 at 10:00 AM Ada <ada@x> wrote:\n> I am out of the office", "Yes!"},
 		{"Ja.\n\nAm Di., 24. Nov. 2026 um 10:00 Uhr schrieb Ada <\nada@x>:\n> Hallo", "Ja."},
@@ -113,6 +117,7 @@ func TestStripQuoted(t *testing.T) {
 
 // TestClassifySignals covers each classification rule at its edge.
 func TestClassifySignals(t *testing.T) {
+	t.Parallel()
 	msg := func(subject, body string, headers map[string][]string) *ingest.Message {
 		return &ingest.Message{Subject: subject, BodyText: body, From: "x@client.example", Headers: ingest.CanonicalHeaders(headers), ReceivedAt: ref}
 	}
@@ -151,6 +156,7 @@ func TestClassifySignals(t *testing.T) {
 }
 
 func TestParseRawCharsets(t *testing.T) {
+	t.Parallel()
 	raw := "From: =?iso-8859-1?q?J=FCrgen?= <j@x.example>\r\nSubject: =?utf-8?b?QWJ3ZXNlbmhlaXRzbm90aXo=?=\r\nMessage-ID: <m1@x.example>\r\nIn-Reply-To: <a@acme>\r\nReferences: <r@acme>\r\n <a@acme>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe =80\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPGI+SGk8L2I+\r\n--b--\r\n"
 	m, err := ingest.ParseRaw([]byte(raw), ref)
 	if err != nil {

@@ -20,6 +20,7 @@ func mustLoc(t *testing.T, name string) *time.Location {
 func ip(v int) *int { return &v }
 
 func TestEffectiveCapRamp(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
 	a := Adapter{HealthState: "ramping", DailyCap: ip(40), RampFloor: 5, RampIncrement: 3, RampStartedAt: &start}
 	// docs/sending.md: day 1: 5, day 2: 8, …, day 12: 38, day 13+: 40.
@@ -49,6 +50,7 @@ func TestEffectiveCapRamp(t *testing.T) {
 }
 
 func TestShareCap(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ cap, pct, want int }{{10, 50, 5}, {1, 10, 1}, {40, 100, 40}, {7, 33, 2}, {3, 1, 1}} {
 		if got := ShareCap(c.cap, c.pct); got != c.want {
 			t.Errorf("ShareCap(%d, %d) = %d, want %d", c.cap, c.pct, got, c.want)
@@ -64,6 +66,7 @@ func base(now time.Time) Input {
 }
 
 func TestEvaluateSpecExamples(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC) // a Tuesday
 	// Min gap: last send 10:00:00, gap 90 s, attempt at 10:00:30 → 10:01:30.
 	in := base(now)
@@ -112,6 +115,7 @@ func TestEvaluateSpecExamples(t *testing.T) {
 }
 
 func TestEvaluateOrder(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) // Saturday
 	in := base(now)
 	in.Window = defaultWindow()
@@ -135,6 +139,7 @@ func TestEvaluateOrder(t *testing.T) {
 }
 
 func TestWindow(t *testing.T) {
+	t.Parallel()
 	ny := mustLoc(t, "America/New_York")
 	w := defaultWindow()
 	at := func(y int, m time.Month, d, h, mi int, loc *time.Location) time.Time {
@@ -178,6 +183,7 @@ func TestWindow(t *testing.T) {
 }
 
 func TestResolveLocationFallback(t *testing.T) {
+	t.Parallel()
 	if _, n := ResolveLocation("Mars/Olympus", "Europe/Berlin"); n != "Europe/Berlin" {
 		t.Fatalf("invalid contact zone must fall back to the version's: %s", n)
 	}
@@ -199,6 +205,7 @@ func TestResolveLocationFallback(t *testing.T) {
 }
 
 func TestDST(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		zone      string
 		springDay time.Time
@@ -236,6 +243,7 @@ func TestDST(t *testing.T) {
 }
 
 func TestJitter(t *testing.T) {
+	t.Parallel()
 	id := [16]byte{9, 9}
 	last := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	seen := map[time.Duration]bool{}
@@ -260,6 +268,7 @@ func TestJitter(t *testing.T) {
 // TestDeferralsAreInTheFuture also checks that a Lean evaluation decides
 // the same as a full one.
 func TestDeferralsAreInTheFuture(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	zones := []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Pacific/Chatham"}
 	for i := 0; i < 20000; i++ {

@@ -25,6 +25,7 @@ func picks(t *testing.T, weights []int, n int) string {
 }
 
 func TestPickSequences(t *testing.T) {
+	t.Parallel()
 	if got := picks(t, []int{3, 1}, 4); got != "aaba" {
 		t.Fatalf("3:1 from zero counters = %q, want aaba", got)
 	}
@@ -47,6 +48,7 @@ func TestPickSequences(t *testing.T) {
 }
 
 func TestPickIneligibleKeepCounters(t *testing.T) {
+	t.Parallel()
 	cands := []Candidate{{MemberOrder: 0, Weight: 1, Eligible: true}, {MemberOrder: 1, Weight: 1, Eligible: false, Counter: 7}}
 	for range 3 {
 		if Pick(cands) != 0 {
@@ -63,6 +65,7 @@ func TestPickIneligibleKeepCounters(t *testing.T) {
 }
 
 func TestPickHealthScore(t *testing.T) {
+	t.Parallel()
 	zero, half := 0.0, 0.5
 	cands := []Candidate{{MemberOrder: 0, Weight: 1, Eligible: true, HealthScore: &zero}, {MemberOrder: 1, Weight: 1, Eligible: true}}
 	for range 4 {
@@ -82,6 +85,7 @@ func TestPickHealthScore(t *testing.T) {
 }
 
 func TestPickTieBreaks(t *testing.T) {
+	t.Parallel()
 	// Equal counters after adding: larger weight wins, then lower member order.
 	cands := []Candidate{{MemberOrder: 0, Weight: 1, Eligible: true, Counter: 1000}, {MemberOrder: 1, Weight: 2, Eligible: true}}
 	if got := Pick(cands); got != 1 {
@@ -94,6 +98,7 @@ func TestPickTieBreaks(t *testing.T) {
 }
 
 func TestEligibility(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	zero, half := 0.0, 0.5
 	ok := Member{MemberActive: true, AdapterActive: true, Adapter: Adapter{HealthState: "active", DailyCap: ip(10)}}

@@ -6,6 +6,7 @@ import (
 )
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ in, want string }{
 		{"<other@example.com>: Sender address rejected: not owned by user bob", "<<address>>: Sender address rejected: not owned by user bob"},
 		{"SendAsDenied; ada@acme.example not allowed to send as o.ther+tag@acme.example", "SendAsDenied; <address> not allowed to send as <address>"},

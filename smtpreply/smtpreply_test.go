@@ -5,6 +5,7 @@ import "testing"
 // Replies written for these tests in the styles of common servers; every
 // address and host is made up.
 func TestWhoseRealisticReplies(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		stage    Stage
@@ -83,6 +84,7 @@ func TestWhoseRealisticReplies(t *testing.T) {
 // The structural rule, at its boundaries: every stage, with and without a
 // reply, timed out or not.
 func TestWhoseStages(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		stage    Stage
 		code     int
@@ -135,6 +137,7 @@ func TestWhoseStages(t *testing.T) {
 // A sender phrase counts only for policy (X.7), protocol (X.5), unspecified
 // (X.0) or missing statuses; Postfix's party labels count for any status.
 func TestSenderSideStatusBoundaries(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		enhanced [3]int
 		text     string
@@ -166,6 +169,7 @@ func TestSenderSideStatusBoundaries(t *testing.T) {
 }
 
 func TestEnhancedInText(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		text string
 		want [3]int
@@ -193,6 +197,7 @@ func TestEnhancedInText(t *testing.T) {
 
 // Delivery statuses with diagnostic text as DSNs carry them.
 func TestClassifyStatus(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		enhanced [3]int

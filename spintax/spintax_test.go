@@ -20,6 +20,7 @@ func render(t *testing.T, src string, seed uint64, vars Vars) string {
 }
 
 func TestNestedGroups(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for seed := uint64(0); seed < 200; seed++ {
 		out := render(t, "{{a|b} c|d}", seed, nil)
@@ -36,6 +37,7 @@ func TestNestedGroups(t *testing.T) {
 }
 
 func TestEscapesAndLiterals(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		`\{not spun\}`:     "{not spun}",
 		`a \| b`:           "a | b",
@@ -54,6 +56,7 @@ func TestEscapesAndLiterals(t *testing.T) {
 }
 
 func TestVariables(t *testing.T) {
+	t.Parallel()
 	vars := MapVars{"first_name": "Ada", "company": "", "evil": "{a|b} {{first_name}}"}
 	cases := map[string]string{
 		"Hi {{first_name}}":                                 "Hi Ada",
@@ -91,6 +94,7 @@ func mustParse(t *testing.T, src string) *Template {
 }
 
 func TestSyntaxErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		src    string
 		reason string
@@ -130,6 +134,7 @@ func TestSyntaxErrors(t *testing.T) {
 }
 
 func TestEmptyAlternativeWarning(t *testing.T) {
+	t.Parallel()
 	tpl := mustParse(t, "{Hi||Hello} {a|}")
 	w := tpl.Warnings()
 	if len(w) != 2 || w[0].Reason != "empty_alternative" || w[0].Token != "{Hi||Hello}" || w[1].Token != "{a|}" {
@@ -147,6 +152,7 @@ func TestEmptyAlternativeWarning(t *testing.T) {
 }
 
 func TestDeterminism(t *testing.T) {
+	t.Parallel()
 	src := strings.Repeat("{a|b|c|d} ", 20)
 	id := [16]byte{1, 2, 3}
 	a := render(t, src, Seed(id, 0), nil)
@@ -169,6 +175,7 @@ func TestDeterminism(t *testing.T) {
 
 // TestGolden pins the documented hash and PRNG.
 func TestGolden(t *testing.T) {
+	t.Parallel()
 	if got := Seed([16]byte{}, 0); got != 0xd50052cd6d55ef48 {
 		t.Fatalf("Seed(zero, 0) = %#x", got)
 	}
@@ -182,6 +189,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestPreview(t *testing.T) {
+	t.Parallel()
 	res, err := Preview("{a|b} {c|d}", 64, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +204,7 @@ func TestPreview(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
+	t.Parallel()
 	c := NewCache(2)
 	a, _ := c.Parse("{a|b}", true)
 	b, _ := c.Parse("{a|b}", true)
@@ -263,6 +272,7 @@ func BenchmarkRender1KiB(b *testing.B) {
 // TestHostileInputIsLinear: pathological inputs stay cheap (a quadratic
 // scan of 64 KiB would take seconds).
 func TestHostileInputIsLinear(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{strings.Repeat("{{", MaxSize/2), strings.Repeat("{{x", MaxSize/3), strings.Repeat("{a|", 10000)} {
 		_, err := Parse(src)
 		var se *SyntaxError

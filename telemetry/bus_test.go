@@ -38,6 +38,7 @@ func emit(b *Bus, name string) {
 }
 
 func TestAttachErrors(t *testing.T) {
+	t.Parallel()
 	b := NewBus()
 	var r recorder
 	if err := b.Attach("a", sent, r.handle); err != nil {
@@ -72,6 +73,7 @@ func TestAttachErrors(t *testing.T) {
 }
 
 func TestAttachManyDeliversOnlySubscribedEvents(t *testing.T) {
+	t.Parallel()
 	b := NewBus()
 	var one, many recorder
 	must(t, b.Attach("one", sent, one.handle))
@@ -101,6 +103,7 @@ func TestAttachManyDeliversOnlySubscribedEvents(t *testing.T) {
 }
 
 func TestEventFields(t *testing.T) {
+	t.Parallel()
 	b := NewBus()
 	var got Event
 	must(t, b.Attach("h", sent, func(_ context.Context, e Event) { got = e }))
@@ -112,6 +115,7 @@ func TestEventFields(t *testing.T) {
 }
 
 func TestNilAndZeroBus(t *testing.T) {
+	t.Parallel()
 	var nilBus *Bus
 	emit(nilBus, sent) // must not panic
 	if nilBus.Handlers(sent) != 0 {
@@ -128,6 +132,7 @@ func TestNilAndZeroBus(t *testing.T) {
 }
 
 func TestPanickingHandlerIsDetachedAndReported(t *testing.T) {
+	t.Parallel()
 	type report struct{ id, name, value string }
 	var reports []report
 	b := NewBus(WithErrorReporter(func(id, name string, r any) { reports = append(reports, report{id, name, fmt.Sprint(r)}) }))
@@ -155,6 +160,7 @@ func TestPanickingHandlerIsDetachedAndReported(t *testing.T) {
 }
 
 func TestPanicDetachesOnlyThatAttachment(t *testing.T) {
+	t.Parallel()
 	b := NewBus(WithErrorReporter(func(string, string, any) {}))
 	var r recorder
 	// The handler replaces itself under the same id, then panics: the
@@ -172,6 +178,7 @@ func TestPanicDetachesOnlyThatAttachment(t *testing.T) {
 }
 
 func TestPanickingReporterDoesNotCrashEmit(t *testing.T) {
+	t.Parallel()
 	b := NewBus(WithErrorReporter(func(string, string, any) { panic("reporter") }))
 	var r recorder
 	must(t, b.Attach("bad", sent, func(context.Context, Event) { panic("boom") }))
@@ -183,6 +190,7 @@ func TestPanickingReporterDoesNotCrashEmit(t *testing.T) {
 }
 
 func TestDefaultReporterLogs(t *testing.T) {
+	// Not parallel: it swaps the process-wide slog default logger, which other tests log through.
 	var buf bytes.Buffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
@@ -199,6 +207,7 @@ func TestDefaultReporterLogs(t *testing.T) {
 }
 
 func TestStrictBus(t *testing.T) {
+	t.Parallel()
 	const name = "dripdrop.policy.min_gap"
 	full := fullMeta(name)
 	tests := []struct {
@@ -240,6 +249,7 @@ func TestStrictBus(t *testing.T) {
 // TestBusConcurrency runs emitters while other goroutines attach and detach
 // (run with -race). A handler attached throughout sees every emission.
 func TestBusConcurrency(t *testing.T) {
+	t.Parallel()
 	var reportedMu sync.Mutex
 	reported := map[string]bool{} // a handler may panic in several emitters before it is detached
 	b := NewBus(WithErrorReporter(func(id, _ string, _ any) { reportedMu.Lock(); reported[id] = true; reportedMu.Unlock() }))

@@ -46,6 +46,7 @@ func parseSeed(t *testing.T) []seedEvent {
 }
 
 func TestCatalogMatchesSeed(t *testing.T) {
+	t.Parallel()
 	seed := parseSeed(t)
 	if len(seed) != 15 {
 		t.Fatalf("parsed %d seed events, want 15", len(seed))
@@ -84,6 +85,7 @@ func TestCatalogMatchesSeed(t *testing.T) {
 }
 
 func TestExtensions(t *testing.T) {
+	t.Parallel()
 	sendMeta := []string{"step_execution_id", "enrollment_id", "adapter_id", "adapter_provider", "tenant_key"}
 	enrollMeta := []string{"enrollment_id", "tenant_key", "reason"}
 	tests := []struct {
@@ -139,6 +141,7 @@ var lowCardinality = []string{"channel", "adapter_provider", "reason", "from", "
 	"intent", "provider", "scope", "permanent", "kind", "field"}
 
 func TestCatalogLabelsAndPII(t *testing.T) {
+	t.Parallel()
 	pii := []string{"email", "first_name", "last_name", "name", "body", "body_text", "body_html", "subject",
 		"address", "to", "from_address"}
 	highCard := regexp.MustCompile(`(^tenant_key$|_ids?$|_count$|^cap$|defer_until|text|token|return_at|scheduled_for|attempt|_pct$|_seconds$|score|variable|timezone|smtp_code)`)
@@ -178,6 +181,7 @@ func TestCatalogLabelsAndPII(t *testing.T) {
 }
 
 func TestLookupAndCatalogReturnCopies(t *testing.T) {
+	t.Parallel()
 	s, _ := Lookup("dripdrop.dispatch.sent")
 	s.Metadata[0], s.Labels[0], s.Measurements[0] = "x", "x", "x"
 	c := Catalog()
@@ -198,6 +202,7 @@ func TestLookupAndCatalogReturnCopies(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	const name = "dripdrop.policy.min_gap"
 	full := fullMeta(name)
 	tests := []struct {

@@ -17,6 +17,7 @@ const docPath = "../docs/telemetry.md"
 // with its metadata keys, and that its table is the one CatalogMarkdown
 // generates (go test ./telemetry -run DocsCatalog -update rewrites it).
 func TestDocsCatalog(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile(docPath)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestDocsCatalog(t *testing.T) {
 // is named in docs/telemetry.md, apart from the per-event counters, which
 // follow the documented naming rule.
 func TestDocsMetrics(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile(docPath)
 	if err != nil {
 		t.Fatal(err)

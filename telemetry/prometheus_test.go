@@ -34,6 +34,7 @@ func sentMeta() map[string]any {
 }
 
 func TestPrometheusCountsSent(t *testing.T) {
+	t.Parallel()
 	reg, _, b := newProm(t)
 	for range 2 {
 		b.Emit(context.Background(), sent, map[string]float64{"count": 1}, sentMeta())
@@ -97,6 +98,7 @@ func family[F interface{ GetName() string }](mfs []F, name string) F {
 }
 
 func TestPrometheusCoversEveryEvent(t *testing.T) {
+	t.Parallel()
 	mfs, err := gatherAll(t).Gather()
 	must(t, err)
 	for _, s := range Catalog() {
@@ -123,6 +125,7 @@ func TestPrometheusCoversEveryEvent(t *testing.T) {
 }
 
 func TestPrometheusLabelsAreLowCardinality(t *testing.T) {
+	t.Parallel()
 	allowed := append(slices.Clone(lowCardinality), "outcome", "event_type", "stage", "scope", "table", "phase")
 	mfs, err := gatherAll(t).Gather()
 	must(t, err)
@@ -138,6 +141,7 @@ func TestPrometheusLabelsAreLowCardinality(t *testing.T) {
 }
 
 func TestPrometheusSendDuration(t *testing.T) {
+	t.Parallel()
 	mfs, err := gatherAll(t).Gather()
 	must(t, err)
 	hist := family(mfs, "dripdrop_dispatch_send_duration_seconds")
@@ -167,6 +171,7 @@ func TestPrometheusSendDuration(t *testing.T) {
 }
 
 func TestPrometheusHighCardinalityOptIn(t *testing.T) {
+	t.Parallel()
 	_, p, b := newProm(t, WithHighCardinalityLabels("tenant_key", "adapter_id"))
 	md := sentMeta()
 	md["tenant_key"] = "acme"
@@ -214,6 +219,7 @@ func (f *failingRegisterer) Unregister(c prometheus.Collector) bool {
 }
 
 func TestNewPrometheusRollsBackOnError(t *testing.T) {
+	t.Parallel()
 	reg := &failingRegisterer{Registerer: prometheus.NewRegistry(), ok: 20}
 	if _, err := NewPrometheus(reg); err == nil {
 		t.Fatal("failed registration not reported")
@@ -231,6 +237,7 @@ func TestNewPrometheusRollsBackOnError(t *testing.T) {
 }
 
 func TestLabelValue(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", 70)
 	multi := strings.Repeat("a", 63) + "é" // é straddles byte 64
 	tests := []struct {
@@ -255,6 +262,7 @@ func TestLabelValue(t *testing.T) {
 }
 
 func TestPrometheusOutboxMetrics(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	p, err := NewPrometheus(reg)
 	if err != nil {
@@ -312,6 +320,7 @@ func withoutZeroSeries(mf *dto.MetricFamily) []*dto.Metric {
 // TestCountersExistAtZero: before any event, every catalog counter and the
 // outbox counters are exported at 0, so alerts and rate() see them.
 func TestCountersExistAtZero(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	if _, err := NewPrometheus(reg); err != nil {
 		t.Fatal(err)
@@ -338,6 +347,7 @@ func TestCountersExistAtZero(t *testing.T) {
 }
 
 func TestLogOutboxMetrics(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	var m OutboxMetrics = NewLog(slog.New(slog.NewTextHandler(&buf, nil)))
 	m.OutboxEventsPublished(sent)
@@ -377,6 +387,7 @@ func TestLogOutboxMetrics(t *testing.T) {
 // DispatchPhase observes the phase's histogram; every phase is exported
 // (at zero) from the start.
 func TestPrometheusDispatchPhase(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	p, err := NewPrometheus(reg)
 	if err != nil {

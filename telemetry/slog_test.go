@@ -12,6 +12,7 @@ import (
 )
 
 func TestLogHandlerTextLine(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	h := LogHandler(slog.New(slog.NewTextHandler(&buf, nil)))
 	md := fullMeta(sent)
@@ -40,6 +41,7 @@ func TestLogHandlerTextLine(t *testing.T) {
 }
 
 func TestLogHandlerJSONKeepsNumbers(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	h := LogHandler(slog.New(slog.NewJSONHandler(&buf, nil)))
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))
@@ -63,6 +65,7 @@ type ptrStringer struct{ s string }
 func (p *ptrStringer) String() string { return p.s }
 
 func TestFormat(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
 	s, n := "str", 42
 	var nilTime *time.Time

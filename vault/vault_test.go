@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseKey(t *testing.T) {
+	t.Parallel()
 	good := GenerateKey()
 	raw, _ := base64.StdEncoding.DecodeString(good)
 	cases := []struct {
@@ -31,6 +32,7 @@ func TestParseKey(t *testing.T) {
 }
 
 func TestSealOpen(t *testing.T) {
+	t.Parallel()
 	b, err := ParseKey(GenerateKey())
 	if err != nil {
 		t.Fatal(err)

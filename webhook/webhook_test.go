@@ -22,22 +22,9 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
-	"github.com/dripdrop/dripdrop/telemetry"
-	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 	"github.com/dripdrop/dripdrop/webhook"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // received is one request a receiver accepted, after verifying it.
 type received struct {
@@ -105,47 +92,19 @@ func (r *receiver) all() []received {
 	return append([]received(nil), r.got...)
 }
 
-type recorder struct {
-	mu  sync.Mutex
-	got map[string][]map[string]any
-}
-
-func (e *recorder) handle(_ context.Context, ev telemetry.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.got[ev.Name] = append(e.got[ev.Name], ev.Metadata)
-}
-
-func (e *recorder) named(n string) []map[string]any {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.got[n]
-}
-
 type world struct {
 	t      *testing.T
-	clock  *clock
+	clock  *testkit.Clock
 	store  *db.Store
 	worker *webhook.Worker
-	events *recorder
+	events *testkit.Recorder
 	url    string
 }
 
 func newWorld(t *testing.T, tenants ...string) *world {
 	t.Helper()
-	w := &world{t: t, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, events: &recorder{got: map[string][]map[string]any{}}}
-	box, _ := vault.ParseKey(vault.GenerateKey())
-	bus := telemetry.NewBus(telemetry.WithStrict(true))
-	if err := bus.AttachMany("test", telemetry.Events(), w.events.handle); err != nil {
-		t.Fatal(err)
-	}
-	w.url = dbtest.URL(t)
-	var err error
-	w.store, err = db.Open(context.Background(), w.url, db.Options{Vault: box, Clock: w.clock, Telemetry: bus, AllowPrivateTargets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.store.Close)
+	k := testkit.NewWorld(t, testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.AllowPrivateTargets = true }))
+	w := &world{t: t, clock: k.Clock, store: k.Store, events: k.Events, url: k.URL}
 	for _, tn := range tenants {
 		w.seed(tn)
 	}
@@ -210,6 +169,7 @@ func (w *world) tick() webhook.Stats {
 }
 
 func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme", "globex", "initech")
 	acme, globex := newReceiver(t), newReceiver(t)
 	acme.secret = w.subscribe("acme", acme.URL, "dripdrop.dispatch.").Secret
@@ -267,10 +227,9 @@ func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
 		t.Errorf("initech has no subscription but %d deliveries", n)
 	}
 	// The paused event is in acme's outbox (no_match for its filter).
-	dbtest.WaitOutboxPublished(t, w.url)
-	feed, err := w.store.Feed(context.Background(), "acme", 0, "dripdrop.enrollment.", 10)
-	if err != nil || len(feed) != 1 || feed[0].Name != "dripdrop.enrollment.paused" {
-		t.Fatalf("acme enrollment feed %v, %v", feed, err)
+	feed := w.events.Feed(context.Background(), w.store, "acme", "dripdrop.enrollment.")
+	if len(feed) != 1 || feed[0].Name != "dripdrop.enrollment.paused" {
+		t.Fatalf("acme enrollment feed %v", feed)
 	}
 	if w.tick() != (webhook.Stats{}) {
 		t.Error("a second tick redelivered")
@@ -289,6 +248,7 @@ func TestDeliverySignedFilteredAndTenantIsolated(t *testing.T) {
 }
 
 func TestRetryKeepsWebhookIDAndFollowsSchedule(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme")
 	r := newReceiver(t)
 	r.answers = []int{500, 503}
@@ -334,6 +294,7 @@ func TestRetryKeepsWebhookIDAndFollowsSchedule(t *testing.T) {
 }
 
 func TestGoneDisablesSubscription(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme")
 	r := newReceiver(t)
 	r.answers = []int{410}
@@ -345,7 +306,7 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	if err != nil || got.Active || got.DisabledReason == nil || *got.DisabledReason != "gone" {
 		t.Fatalf("after 410: %+v, %v", got, err)
 	}
-	ev := w.events.named("dripdrop.telemetry.subscription_disabled")
+	ev := w.events.Named("dripdrop.telemetry.subscription_disabled")
 	if len(ev) != 1 || ev[0]["reason"] != "gone" || ev[0]["subscription_id"] != sub.ID.String() {
 		t.Fatalf("subscription_disabled events %v", ev)
 	}
@@ -357,6 +318,7 @@ func TestGoneDisablesSubscription(t *testing.T) {
 }
 
 func TestFiveDaysOfFailuresDisable(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme")
 	r := newReceiver(t)
 	r.answers = make([]int, 100)
@@ -389,12 +351,13 @@ func TestFiveDaysOfFailuresDisable(t *testing.T) {
 	if *got.DisabledReason != "failing" || got.FailingSince == nil || w.clock.Now().Sub(*got.FailingSince) < db.DisableAfter {
 		t.Fatalf("disabled %+v at %v", got, w.clock.Now())
 	}
-	if ev := w.events.named("dripdrop.telemetry.subscription_disabled"); len(ev) != 1 || ev[0]["reason"] != "failing" {
+	if ev := w.events.Named("dripdrop.telemetry.subscription_disabled"); len(ev) != 1 || ev[0]["reason"] != "failing" {
 		t.Fatalf("events %v", ev)
 	}
 }
 
 func TestRedeliverSinceCursor(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme")
 	r := newReceiver(t)
 	sub := w.subscribe("acme", r.URL, "dripdrop.dispatch.")
@@ -437,6 +400,7 @@ func TestRedeliverSinceCursor(t *testing.T) {
 }
 
 func TestDialTimeGuardRefusesLoopback(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "acme")
 	r := newReceiver(t)
 	r.secret = w.subscribe("acme", r.URL).Secret // the store allows private targets; the worker does not
@@ -478,16 +442,12 @@ func (m *metrics) SetPublisherLag(s float64)              { m.mu.Lock(); m.lag =
 func (m *metrics) DispatchPhase(string, float64)          {}
 
 func TestOutboxMetricsAndJanitor(t *testing.T) {
+	t.Parallel()
 	m := &metrics{got: map[string]float64{}}
-	w := &world{t: t, clock: &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}, events: &recorder{got: map[string][]map[string]any{}}}
-	box, _ := vault.ParseKey(vault.GenerateKey())
-	w.url = dbtest.URL(t)
-	var err error
-	w.store, err = db.Open(context.Background(), w.url, db.Options{Vault: box, Clock: w.clock, AllowPrivateTargets: true, OutboxMetrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.store.Close)
+	k := testkit.NewWorld(t, testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) {
+		o.AllowPrivateTargets, o.OutboxMetrics = true, m
+	}))
+	w := &world{t: t, clock: k.Clock, store: k.Store, events: k.Events, url: k.URL}
 	w.seed("acme")
 	w.worker = webhook.New(webhook.Config{Store: w.store, AllowPrivate: true, Metrics: m, Jitter: func() float64 { return 0.5 }})
 	r := newReceiver(t)

@@ -191,6 +191,7 @@ func contains(t *testing.T, page, text string, wants ...string) {
 // screenshots each page, rests and resumes an adapter, and checks that
 // another tenant's ids answer 404 — with no console errors throughout.
 func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
 	// The world first: cleanups run last-in first-out, so the browser (and
 	// its open event stream) ends before the server waits for its requests.
 	w := newWorld(t)

@@ -17,6 +17,7 @@ func days(n int, start time.Time) []db.DayCount {
 }
 
 func TestStateSpans(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	ds := days(10, start)
 	at := func(day, hour int) time.Time { return start.AddDate(0, 0, day).Add(time.Duration(hour) * time.Hour) }
@@ -43,6 +44,7 @@ func TestStateSpans(t *testing.T) {
 }
 
 func TestAdapterChartMarkup(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	ds := days(30, start)
 	ds[5].Bounced, ds[6].Complained = 1, 1
@@ -70,6 +72,7 @@ func TestAdapterChartMarkup(t *testing.T) {
 }
 
 func TestMeterAndPct(t *testing.T) {
+	t.Parallel()
 	five := 5
 	if m := string(meter(4, &five, "capacity")); !strings.Contains(m, `width="128.0"`) || !strings.Contains(m, `aria-label="4 of 5"`) {
 		t.Errorf("meter 4/5: %s", m)

@@ -17,7 +17,7 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
-	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
 
 const adminToken = "ui-test-admin-token"
@@ -42,16 +42,8 @@ type tenantSeed struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	u := dbtest.URL(t)
-	box, err := vault.ParseKey(vault.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := db.Open(context.Background(), u, db.Options{Vault: box})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	k := testkit.NewWorld(t, testkit.SystemClock(), testkit.WithoutTenant())
+	u, store := k.URL, k.Store
 	srv := httptest.NewServer(api.New(api.Config{Store: store, AdminToken: adminToken, DashboardKey: []byte("a dashboard key of at least 32 bytes"),
 		Verify: fakeVerify}))
 	t.Cleanup(srv.Close)

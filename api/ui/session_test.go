@@ -46,6 +46,7 @@ func (w *world) withCookie(value string) *client {
 }
 
 func TestSessionCookieNamesItsKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	keys := w.api("GET", "/v1/tenants/acme/keys", adminToken, nil, 200)["data"].([]any)
 	keyID := keys[0].(map[string]any)["id"].(string)
@@ -68,6 +69,7 @@ func TestSessionCookieNamesItsKey(t *testing.T) {
 }
 
 func TestRevokedKeyEndsItsSessions(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// A second acme key; the first stays active.
 	k := w.api("POST", "/v1/tenants/acme/keys", adminToken, map[string]any{"name": "laptop"}, 201)
@@ -136,6 +138,7 @@ func TestRevokedKeyEndsItsSessions(t *testing.T) {
 }
 
 func TestRevokedKeyEndsAnOpenFeed(t *testing.T) {
+	// Not parallel: ui.SetFeedKeyCheck changes a package-level interval every open feed reads.
 	t.Cleanup(ui.SetFeedKeyCheck(50 * time.Millisecond))
 	w := newWorld(t)
 	k := w.api("POST", "/v1/tenants/acme/keys", adminToken, map[string]any{"name": "feed"}, 201)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestSignInSessionCookieAndLogout(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.client()
 	if p := c.get("/ui/"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/ui/login" {
@@ -71,6 +72,7 @@ func TestSignInSessionCookieAndLogout(t *testing.T) {
 }
 
 func TestCSRFRejectsActions(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.client()
 	c.login(w.acme.key)
@@ -101,6 +103,7 @@ func TestCSRFRejectsActions(t *testing.T) {
 }
 
 func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.client()
 	c.login(w.other.key)
@@ -140,6 +143,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestRestResumeAreHealthSignals(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.client()
 	c.login(w.acme.key)
@@ -171,6 +175,7 @@ func TestRestResumeAreHealthSignals(t *testing.T) {
 }
 
 func TestSignInFailuresAreLimited(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.client()
 	for i := 1; i <= 20; i++ {
@@ -196,6 +201,7 @@ func TestSignInFailuresAreLimited(t *testing.T) {
 }
 
 func TestFeedNeedsASession(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	if p := w.client().get("/ui/feed"); p.status != http.StatusUnauthorized {
 		t.Fatalf("feed without a session: %d, want 401", p.status)

@@ -30,6 +30,7 @@ func commandFlags() map[string]*flag.FlagSet {
 // TestEveryFlagHasAnEnvironmentVariable: each flag of serve, dev and
 // migrate has a variable, and docs/operations.md lists both in its table.
 func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +51,7 @@ func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
 }
 
 func TestEnvironmentFillsFlags(t *testing.T) {
+	t.Parallel()
 	var cfg serveConfig
 	fs := newFlagSet("serve")
 	cfg.flags(fs)
@@ -82,6 +84,7 @@ func TestEnvironmentFillsFlags(t *testing.T) {
 // serve and dev, independent of -workers (default 256); fewer than 4 is
 // refused at start with a message naming the flag and the variable.
 func TestDatabasePoolSize(t *testing.T) {
+	t.Parallel()
 	for cmd, fs := range commandFlags() {
 		if cmd == "migrate" {
 			continue
@@ -117,6 +120,7 @@ func TestDatabasePoolSize(t *testing.T) {
 }
 
 func TestLogFormatAndLevel(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	l, err := newLogger(logConfig{Format: "json", Level: "warn"}, &buf)
 	if err != nil {
@@ -136,6 +140,7 @@ func TestLogFormatAndLevel(t *testing.T) {
 }
 
 func TestVersionFromLdflags(t *testing.T) {
+	t.Parallel()
 	defer func(v, c string) { version, commit = v, c }(version, commit)
 	version, commit = "v1.2.3", "abc123"
 	if got := versionString(); got != "dripdrop v1.2.3 (commit abc123)" {
@@ -146,6 +151,7 @@ func TestVersionFromLdflags(t *testing.T) {
 // TestWarnLines: a permanent failure is one WARN line with ids, never the
 // address; a resting transition warns, other transitions do not.
 func TestWarnLines(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	log, _ := newLogger(logConfig{Format: "json", Level: "warn"}, &buf)
 	bus := telemetry.NewBus()

@@ -31,6 +31,7 @@ func requirePGServer(t *testing.T) {
 // project directory with the default relative -dir, and checks that the
 // postmaster of every managed cluster is gone.
 func TestDevStopDBStopsEveryCluster(t *testing.T) {
+	// Not parallel: t.Chdir changes the process working directory.
 	requirePGServer(t)
 	ctx := context.Background()
 	// A project every user can traverse, so that the data stays in
@@ -75,6 +76,7 @@ func TestDevStopDBStopsEveryCluster(t *testing.T) {
 // TestDevFailureStopsTheClusterItStarted: dev on a busy listen port fails and
 // stops the managed cluster it started, but leaves one it found running.
 func TestDevFailureStopsTheClusterItStarted(t *testing.T) {
+	t.Parallel()
 	requirePGServer(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

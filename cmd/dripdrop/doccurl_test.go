@@ -51,6 +51,7 @@ func docCurlBlocks(t *testing.T) []docBlock {
 // TestDocCurlsSendTheirHeaders: every documented curl that sends a body says
 // what it sends, so nobody gets a 415 by following the docs.
 func TestDocCurlsSendTheirHeaders(t *testing.T) {
+	t.Parallel()
 	blocks := docCurlBlocks(t)
 	if len(blocks) == 0 {
 		t.Fatal("no curl examples found in README.md and docs/")
@@ -81,6 +82,7 @@ func splitCommands(block string) []string {
 // curl --fail-with-body: each must answer 2xx. Blocks run in document
 // order; ENROLLMENT_ID, SEQUENCE_ID and ADAPTER_ID name demo rows.
 func TestDocCurlsWork(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed: the documented curl examples cannot be run (install curl)")
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/internal/syncbuf"
-	"github.com/dripdrop/dripdrop/vault"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
 
 var (
@@ -61,17 +61,8 @@ type engineWorld struct {
 
 func newEngineWorld(t *testing.T) *engineWorld {
 	t.Helper()
-	w := &engineWorld{t: t, url: dbtest.URL(t), key: vault.GenerateKey()}
-	box, _ := vault.ParseKey(w.key)
-	var err error
-	if w.store, err = db.Open(context.Background(), w.url, db.Options{Vault: box}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.store.Close)
-	if w.sink, err = smtpsink.Start("127.0.0.1:0", smtpsink.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.sink.Close() })
+	k := testkit.NewWorld(t, testkit.SystemClock(), testkit.WithoutTenant())
+	w := &engineWorld{t: t, url: k.URL, key: k.Key, store: k.Store, sink: k.Sink}
 	if _, _, err := w.store.CreateTenant(context.Background(), "acme", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +160,7 @@ func (w *engineWorld) waitFor(what string, timeout time.Duration, done func() bo
 // that was rescued from "sending", duplicates share their Message-ID, and
 // every execution has exactly one sent event.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
@@ -238,6 +230,7 @@ func TestCrashRecovery(t *testing.T) {
 // once; adapter "capped" (daily cap 20, minimum gap 2 s) must send exactly
 // 20 messages, consecutive ones at least 2 s apart on the sink's clock.
 func TestThreeEnginesShareTheWork(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
@@ -313,6 +306,7 @@ func TestThreeEnginesShareTheWork(t *testing.T) {
 // once: 10 adapters over the bounce threshold rest, 10 whose rest ended
 // probe, and one whose rest ends later probes when its time comes.
 func TestHealthSweepLeaderOnly(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}

@@ -19,6 +19,7 @@ import (
 // the API with the demo key and straight from the database, as a table
 // and as JSON; a refused request names the field.
 func TestForecastCommand(t *testing.T) {
+	t.Parallel()
 	url := dbtest.URL(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())

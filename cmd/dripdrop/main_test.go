@@ -20,6 +20,7 @@ import (
 )
 
 func TestServeRefusesBadEncryptionKey(t *testing.T) {
+	t.Parallel()
 	url := dbtest.URL(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for name, key := range map[string]string{"missing": "", "not base64": "%%%", "16 bytes": "AAAAAAAAAAAAAAAAAAAAAA=="} {
@@ -34,6 +35,7 @@ func TestServeRefusesBadEncryptionKey(t *testing.T) {
 // the demo tenant, prints a working API key, and serves GET /v1/adapters.
 // A second run reuses the same key and data.
 func TestDevServesDemo(t *testing.T) {
+	t.Parallel()
 	url := dbtest.URL(t)
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -120,6 +122,7 @@ func metricSum(t *testing.T, url, name string) float64 {
 // start that fails on a busy address or a bad certificate fails before any
 // engine goroutine runs.
 func TestServeLeavesNothingRunning(t *testing.T) {
+	// Not parallel: it counts the engine goroutines of the whole process, which other tests serving at once would add to.
 	url := dbtest.URL(t)
 	box, err := vault.ParseKey(vault.GenerateKey())
 	if err != nil {

@@ -52,6 +52,7 @@ var metricName = regexp.MustCompile(`\bdripdrop_[a-z0-9_]+`)
 // catalog counter at zero before its first event; the Grafana dashboard and
 // the alert rules query only metrics the engine exports.
 func TestMetricsAndObservabilityKit(t *testing.T) {
+	t.Parallel()
 	d := startDev(t, t.TempDir(), "metrics-admin")
 	ids := demoIDs(t, d.base, d.key)
 	req, _ := http.NewRequest("GET", d.base+"/v1/enrollments/"+ids["enrollment"], nil)
@@ -128,6 +129,7 @@ func TestMetricsAndObservabilityKit(t *testing.T) {
 
 // TestAlertRulesPromtool runs `promtool check rules` on the alert rules.
 func TestAlertRulesPromtool(t *testing.T) {
+	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool not installed (Debian: apt-get install prometheus); .ci/run installs it. Skipping `promtool check rules deploy/prometheus/alerts.yml`")

@@ -24,6 +24,7 @@ import (
 // outage once when it starts and once when it ends, and the engine serves
 // again once the database is back. It runs its own throwaway cluster.
 func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a dedicated PostgreSQL cluster")
 	}

@@ -65,6 +65,7 @@ func (h *hookReceiver) counts() (arrived, delivered int) {
 // webhook deliveries are in flight; a fresh engine delivers every event,
 // and the ones cut off are retried under the same webhook-id.
 func TestWebhookWorkerKilledMidFanOut(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}

@@ -8,6 +8,7 @@ import (
 // .dripdrop/testpg unless TEST_DATABASE_URL is set) yields a migrated, empty
 // database of the test's own.
 func TestURLGivesAMigratedDatabase(t *testing.T) {
+	t.Parallel()
 	url := URL(t)
 	rows := Query(t, url, "SELECT count(*) FROM schema_migrations")
 	if n, _ := rows[0][0].(int64); n == 0 {

@@ -27,6 +27,7 @@ const cloneMarker = "DRIPDROP_IN_PRIVATE_CLONE"
 // `make run` (and call its API), and `make db/stop`, which must leave no
 // postmaster of the clone running.
 func TestRootPrivateClone(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	if os.Getenv(cloneMarker) != "" {
 		t.Skip("skipped: already running inside the private clone")

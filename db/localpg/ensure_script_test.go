@@ -82,6 +82,7 @@ func runEnsure(t *testing.T, tools []string, env ...string) scriptRun {
 }
 
 func TestEnsurePostgresScript(t *testing.T) {
+	t.Parallel()
 	const (
 		update  = "apt-get update -qq [DEBIAN_FRONTEND=noninteractive]"
 		install = "apt-get install -y -qq --no-install-recommends postgresql [DEBIAN_FRONTEND=noninteractive]"

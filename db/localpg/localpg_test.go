@@ -30,6 +30,7 @@ func requireRoot(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
+	t.Parallel()
 	root, err := os.MkdirTemp("", "localpg-reach-")
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestPrivateDirRefusesWhatItDidNotMake(t *testing.T) {
+	t.Parallel()
 	self := account{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), name: "me"}
 	tmp := t.TempDir()
 	fresh := filepath.Join(tmp, "fresh")
@@ -111,6 +113,7 @@ func TestPrivateDirRefusesWhatItDidNotMake(t *testing.T) {
 // which cannot enter a mode-700 project; the data moves to a private temp
 // directory that Ensure and Stop find again through the pointer.
 func TestEnsureAsRootInPrivateDirectory(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	requireServer(t)
 	ctx := context.Background()
@@ -176,6 +179,7 @@ func TestEnsureAsRootInPrivateDirectory(t *testing.T) {
 // TestEnsureSaysWhyItCannot: when the server's user can reach neither the
 // project nor any temp dir, one line says why and what to do.
 func TestEnsureSaysWhyItCannot(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	requireServer(t)
 	private := t.TempDir()

@@ -48,6 +48,7 @@ var allowedHosts = []string{
 }
 
 func TestCheckHost(t *testing.T) {
+	t.Parallel()
 	var g Guard
 	for _, h := range forbiddenHosts {
 		if err := g.CheckHost(h); !errors.Is(err, ErrForbiddenTarget) {
@@ -71,6 +72,7 @@ func TestCheckHost(t *testing.T) {
 }
 
 func TestLegacyIPv4(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]string{
 		"2130706433": "127.0.0.1", "0x7f000001": "127.0.0.1", "017700000001": "127.0.0.1", "0177.0.0.1": "127.0.0.1",
 		"127.1": "127.0.0.1", "127.0.1": "127.0.0.1", "0x7f.1": "127.0.0.1", "10.0x10203": "10.1.2.3",
@@ -89,6 +91,7 @@ func TestLegacyIPv4(t *testing.T) {
 }
 
 func TestControl(t *testing.T) {
+	t.Parallel()
 	var g Guard
 	for _, addr := range []string{
 		"127.0.0.1:25", "[::1]:25", "10.0.0.1:587", "169.254.169.254:80", "[fe80::1%eth0]:25", "[::ffff:127.0.0.1]:25",
@@ -109,6 +112,7 @@ func TestControl(t *testing.T) {
 }
 
 func TestCheckSMTPPort(t *testing.T) {
+	t.Parallel()
 	var g Guard
 	for _, p := range []int{25, 465, 587, 2525} {
 		if err := g.CheckSMTPPort(p); err != nil {
@@ -131,6 +135,7 @@ func TestCheckSMTPPort(t *testing.T) {
 }
 
 func TestFromEnv(t *testing.T) {
+	t.Parallel()
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	g, err := FromEnv(env(nil))
 	if err != nil || g.AllowPrivate || len(g.SMTPPorts) != 0 || len(g.Ports()) != 4 {
@@ -151,6 +156,7 @@ func TestFromEnv(t *testing.T) {
 // refused by the dialer (the DNS-rebinding case); "localhost" (from /etc/hosts) and
 // a custom resolver answering 127.0.0.1 for a public-looking name stand in.
 func TestDialerRefusesResolvedPrivateAddress(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 // Concurrent writers lose nothing (run with -race).
 func TestConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	var b Buffer
 	var wg sync.WaitGroup
 	for i := range 8 {
