@@ -13,6 +13,7 @@ import (
 // (the address is bad; the sequence did not succeed); a reply to it leaves
 // it completed.
 func TestHardBounceOfTheLastStepStopsTheEnrollment(t *testing.T) {
+	t.Parallel()
 	f := newFeedWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Hello", 0))
 	bounced := f.enroll("gone@example.com")
 	replied := f.enroll("bob@example.com")

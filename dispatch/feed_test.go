@@ -385,6 +385,7 @@ func privateTargetStore(t *testing.T, w *world) *db.Store {
 }
 
 func TestEveryEventReachesTheFeed(t *testing.T) {
+	t.Parallel()
 	covered := map[string]bool{}
 	for _, sc := range feedScenarios {
 		for _, n := range sc.events {
@@ -480,6 +481,7 @@ func (r *signedReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // TestWebhookReceivesHealthAndIngestEvents: a subscription to a health and
 // an ingest event receives both, signed, from the webhook worker.
 func TestWebhookReceivesHealthAndIngestEvents(t *testing.T) {
+	t.Parallel()
 	f := newFeedWorld(t, dripdrop.AdapterInput{})
 	recv := &signedReceiver{names: map[string]int{}}
 	hs := httptest.NewServer(recv)

@@ -17,6 +17,7 @@ import (
 // reservation that releases claims it no longer sends (a paused
 // enrollment) wakes it too.
 func TestResumesAndClaimsOfOneAdapterDoNotDeadlock(t *testing.T) {
+	// Not parallel: it needs the machine's time to make the two sides meet.
 	w := newWorld(t, dripdrop.AdapterInput{MaxInFlight: some(16)})
 	const n = 120
 	ids := make([]dripdrop.Enrollment, n)

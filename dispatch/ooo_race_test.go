@@ -40,8 +40,10 @@ func oooReply(f *feedWorld, rcpt string) map[string]any {
 // send already in flight goes out, and its next step is scheduled no
 // earlier than the return.
 func TestOutOfOfficeFencesClaimedAndInFlightSends(t *testing.T) {
+	t.Parallel()
 	returnAt := time.Date(2026, 12, 14, 9, 0, 0, 0, time.UTC) // 09:00 on the stated day, the contact's zone (UTC)
 	t.Run("claimed", func(t *testing.T) {
+		t.Parallel()
 		f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 0), step("last", "", "Last", 3600))
 		id := uuid.MustParse(f.enroll("bob@example.com"))
 		// The first step goes out; the second is due at once.
@@ -78,6 +80,7 @@ func TestOutOfOfficeFencesClaimedAndInFlightSends(t *testing.T) {
 		}
 	})
 	t.Run("in flight", func(t *testing.T) {
+		t.Parallel()
 		f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 0), step("last", "", "Last", 3600))
 		id := uuid.MustParse(f.enroll("bob@example.com"))
 		if _, err := f.disp.Tick(context.Background()); err != nil {
