@@ -73,17 +73,7 @@ func (w *inboundWorld) enroll(email string) dripdrop.Enrollment {
 // run ticks the real dispatcher until nothing more is claimed.
 func (w *inboundWorld) run() {
 	w.t.Helper()
-	for i := 0; i < 50; i++ {
-		n, err := w.disp.Tick(context.Background())
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		w.disp.Drain()
-		if n == 0 {
-			return
-		}
-	}
-	w.t.Fatal("dispatch did not settle")
+	testkit.Settle(w.t, w.disp.Tick, w.disp.Drain)
 }
 
 func (w *inboundWorld) get(id uuid.UUID) dripdrop.Enrollment {

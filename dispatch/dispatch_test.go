@@ -82,17 +82,7 @@ func (w *world) enroll(email string, vars map[string]any) dripdrop.Enrollment {
 // run ticks until nothing is claimed.
 func (w *world) run() {
 	w.t.Helper()
-	for i := 0; i < 50; i++ {
-		n, err := w.disp.Tick(context.Background())
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		w.disp.Drain()
-		if n == 0 {
-			return
-		}
-	}
-	w.t.Fatal("dispatch did not settle")
+	testkit.Settle(w.t, w.disp.Tick, w.disp.Drain)
 }
 
 func (w *world) enrollment(id uuid.UUID) dripdrop.Enrollment {

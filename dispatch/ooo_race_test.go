@@ -35,6 +35,18 @@ func oooReply(f *feedWorld, rcpt string) map[string]any {
 		"from": rcpt, "subject": "Out of office", "body_text": "I am out of the office until December 14.", "intent": "ooo"})
 }
 
+// firstStepSent: a three-step sequence (the second step due at once, the
+// third an hour after it) whose first step went out to bob.
+func firstStepSent(t *testing.T) (*feedWorld, uuid.UUID) {
+	f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 0), step("last", "", "Last", 3600))
+	id := uuid.MustParse(f.enroll("bob@example.com"))
+	if _, err := f.disp.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.disp.Drain()
+	return f, id
+}
+
 // An out-of-office reply cannot race a worker: an execution claimed before
 // the reply moves to the return time and the worker drops its claim; a
 // send already in flight goes out, and its next step is scheduled no
@@ -44,13 +56,7 @@ func TestOutOfOfficeFencesClaimedAndInFlightSends(t *testing.T) {
 	returnAt := time.Date(2026, 12, 14, 9, 0, 0, 0, time.UTC) // 09:00 on the stated day, the contact's zone (UTC)
 	t.Run("claimed", func(t *testing.T) {
 		t.Parallel()
-		f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 0), step("last", "", "Last", 3600))
-		id := uuid.MustParse(f.enroll("bob@example.com"))
-		// The first step goes out; the second is due at once.
-		if _, err := f.disp.Tick(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		f.disp.Drain()
+		f, id := firstStepSent(t)
 		ctx := context.Background()
 		claims, err := claimTenant(f.store, ctx, f.tenant, 10, time.Minute)
 		if err != nil || len(claims) != 1 {
@@ -81,12 +87,7 @@ func TestOutOfOfficeFencesClaimedAndInFlightSends(t *testing.T) {
 	})
 	t.Run("in flight", func(t *testing.T) {
 		t.Parallel()
-		f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 0), step("last", "", "Last", 3600))
-		id := uuid.MustParse(f.enroll("bob@example.com"))
-		if _, err := f.disp.Tick(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		f.disp.Drain()
+		f, id := firstStepSent(t)
 		held := &heldTransport{Transport: sinkTransport(), started: make(chan struct{}), release: make(chan struct{})}
 		disp, err := dispatch.New(dispatch.Config{Store: f.store, Transport: held, Workers: 1, Lease: time.Minute, SendTimeout: 5 * time.Second})
 		if err != nil {

@@ -43,28 +43,41 @@ type IDList []string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (l *IDList) UnmarshalJSON(b []byte) error {
+	one, many, null, ok := stringOrList(b)
+	switch {
+	case null:
+		*l = nil
+	case !ok:
+		return dripdrop.Errorf(dripdrop.ECodeInvalidType, "references", "references must be an array of message ids or one header string")
+	case one != nil:
+		*l = SplitIDs(*one)
+	default:
+		out := IDList{}
+		for _, v := range many {
+			if id := NormalizeID(v); id != "" {
+				out = append(out, id)
+			}
+		}
+		*l = out
+	}
+	return nil
+}
+
+// stringOrList decodes JSON null (null), one string (one) or an array of
+// strings (many); ok is false for anything else.
+func stringOrList(b []byte) (one *string, many []string, null, ok bool) {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) {
-		*l = nil
-		return nil
+		return nil, nil, true, true
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
-		*l = SplitIDs(s)
-		return nil
+		return &s, nil, false, true
 	}
-	var arr []string
-	if err := json.Unmarshal(b, &arr); err != nil {
-		return dripdrop.Errorf(dripdrop.ECodeInvalidType, "references", "references must be an array of message ids or one header string")
+	if err := json.Unmarshal(b, &many); err != nil {
+		return nil, nil, false, false
 	}
-	out := IDList{}
-	for _, v := range arr {
-		if id := NormalizeID(v); id != "" {
-			out = append(out, id)
-		}
-	}
-	*l = out
-	return nil
+	return nil, many, false, true
 }
 
 // StringList accepts one string or an array of strings.
@@ -72,21 +85,17 @@ type StringList []string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (l *StringList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
+	one, many, null, ok := stringOrList(b)
+	switch {
+	case null:
 		*l = nil
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*l = StringList{s}
-		return nil
-	}
-	var arr []string
-	if err := json.Unmarshal(b, &arr); err != nil {
+	case !ok:
 		return dripdrop.Errorf(dripdrop.ECodeInvalidType, "to", "to must be an address or an array of addresses")
+	case one != nil:
+		*l = StringList{*one}
+	default:
+		*l = many
 	}
-	*l = arr
 	return nil
 }
 
