@@ -136,20 +136,19 @@ func (s *Store) CreateSequence(ctx context.Context, tenant string, in dripdrop.S
 func (s *Store) GetSequence(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.Sequence, err error) {
 	defer wrapErr(&err, "get sequence")
 	row, err := s.q.GetSequence(ctx, dbsqlc.GetSequenceParams{TenantKey: tenant, ID: id})
-	if err != nil {
-		return dripdrop.Sequence{}, mapErr(err, "sequence")
-	}
-	seqs, err := s.loadSequences(ctx, tenant, []dbsqlc.Sequence{row})
-	if err != nil {
-		return dripdrop.Sequence{}, err
-	}
-	return seqs[0], nil
+	return s.oneSequence(ctx, tenant, row, err)
 }
 
 // GetSequenceByKey resolves a sequence by its key.
 func (s *Store) GetSequenceByKey(ctx context.Context, tenant, key string) (_ dripdrop.Sequence, err error) {
 	defer wrapErr(&err, "get sequence")
 	row, err := s.q.GetSequenceByKey(ctx, dbsqlc.GetSequenceByKeyParams{TenantKey: tenant, Key: key})
+	return s.oneSequence(ctx, tenant, row, err)
+}
+
+// oneSequence loads the versions of one looked-up sequence row (err: the
+// lookup's).
+func (s *Store) oneSequence(ctx context.Context, tenant string, row dbsqlc.Sequence, err error) (dripdrop.Sequence, error) {
 	if err != nil {
 		return dripdrop.Sequence{}, mapErr(err, "sequence")
 	}
