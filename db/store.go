@@ -18,6 +18,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/db/internal/pgxuuid"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -111,7 +112,7 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "dripdrop"
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		registerUUID(c.TypeMap())
+		pgxuuid.Register(c.TypeMap())
 		return nil
 	}
 	return cfg, nil

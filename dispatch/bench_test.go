@@ -278,9 +278,13 @@ func runBaseline(b *testing.B, w *world, n, workers int) time.Duration {
 		mu.Lock()
 		finished = 0
 		mu.Unlock()
-		claimed, err := w.store.Claim(ctx, []db.ClaimRequest{{Tenant: w.tenant, Limit: free}}, snapshot, time.Minute)
+		ids, adapters, err := bare.Claim(ctx, w.tenant, free, snapshot, time.Minute)
 		if err != nil {
 			b.Fatal(err)
+		}
+		claimed := make([]db.Claimed, len(ids))
+		for i := range ids {
+			claimed[i] = db.Claimed{Tenant: w.tenant, ID: ids[i], AdapterID: adapters[i]}
 		}
 		if len(claimed) == 0 {
 			<-freed

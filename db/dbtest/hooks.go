@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/db/internal/pgxuuid"
 )
 
 // Benchmark hooks that reach below the store's API: they live here, beside
@@ -26,10 +27,12 @@ var ClaimSettings = []string{
 	"set local enable_mergejoin = off",
 }
 
-// Bare is the hot-path benchmark's baseline writer: a pool of its own on
-// the benchmark's database, as large as the store's, that marks a claimed
-// execution sent with one durable commit and nothing else (no policies,
-// rendering or bookkeeping).
+// Bare is the hot-path benchmark's baseline: a pool of its own on the
+// benchmark's database, configured and sized like the store's, that claims
+// with the store's claim statement and settings (Claim) and marks a claimed
+// execution sent with one durable commit and nothing else (RecordSent: no
+// policies, rendering or bookkeeping). Claims and records share the pool,
+// as they share the store's in the engine.
 type Bare struct {
 	pool *pgxpool.Pool
 	q    *dbsqlc.Queries
@@ -45,12 +48,61 @@ func NewBare(t testing.TB, dsn string, conns int32, now func() time.Time) *Bare 
 		t.Fatalf("dbtest: %v", err)
 	}
 	cfg.MaxConns = conns
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return &Bare{pool: pool, q: dbsqlc.New(pool), now: now}
+}
+
+// Claim claims up to limit due executions of tenant at now, as the store's
+// claim does (busy: this process's sends in flight per adapter; claims are
+// held until now+hold).
+func (b *Bare) Claim(ctx context.Context, tenant string, limit int, busy map[uuid.UUID]int, hold time.Duration) ([]uuid.UUID, []uuid.UUID, error) {
+	now := b.now()
+	ids := make([]uuid.UUID, 0, len(busy))
+	counts := make([]int, 0, len(busy))
+	for id, n := range busy {
+		if n > 0 {
+			ids, counts = append(ids, id), append(counts, n)
+		}
+	}
+	// One round trip, as the store's claim: begin, settings, the claim,
+	// commit.
+	batch := &pgx.Batch{}
+	batch.Queue("begin")
+	for _, set := range ClaimSettings {
+		batch.Queue(set)
+	}
+	var execs, adapters []uuid.UUID
+	batch.Queue(dbsqlc.ClaimReadySQL, ids, counts, now, tenant, limit+16, limit, now.Add(hold)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id, adapter uuid.UUID
+			var dueOnWrite bool
+			if err := rows.Scan(&id, &adapter, &dueOnWrite); err != nil {
+				return err
+			}
+			execs, adapters = append(execs, id), append(adapters, adapter)
+		}
+		return rows.Err()
+	})
+	batch.Queue("commit")
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "rollback")
+		return nil, nil, err
+	}
+	return execs, adapters, nil
 }
 
 // RecordSent marks one claimed execution sent.

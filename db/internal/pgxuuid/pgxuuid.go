@@ -1,4 +1,6 @@
-package db
+// Package pgxuuid teaches pgx to encode and scan google/uuid values in
+// binary: the store's connections and the benchmarks' baseline pools use it.
+package pgxuuid
 
 import (
 	"github.com/google/uuid"
@@ -6,7 +8,7 @@ import (
 )
 
 // pgx encodes google/uuid values through their driver.Valuer (as text) by
-// default, which is slow for large uuid[] parameters. registerUUID teaches a
+// default, which is slow for large uuid[] parameters. Register teaches a
 // connection's type map to encode and scan uuid.UUID in binary directly.
 
 type pgUUID uuid.UUID
@@ -52,7 +54,7 @@ func tryWrapUUIDScanPlan(target any) (pgtype.WrappedScanPlanNextSetter, any, boo
 	return nil, nil, false
 }
 
-func registerUUID(m *pgtype.Map) {
+func Register(m *pgtype.Map) {
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUIDEncodePlan}, m.TryWrapEncodePlanFuncs...)
 	m.TryWrapScanPlanFuncs = append([]pgtype.TryWrapScanPlanFunc{tryWrapUUIDScanPlan}, m.TryWrapScanPlanFuncs...)
 }
