@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -31,11 +32,7 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 		if err != nil {
 			return nil, err
 		}
-		fails, auths := a.AdapterFailures+1, 0
-		if auth {
-			auths = a.AuthFailures + 1
-		}
-		next := now.Add(health.AdapterBackoff(fails))
+		next := now.Add(health.AdapterBackoff(a.AdapterFailures + 1))
 		if len(msg) > 1000 {
 			msg = msg[:1000]
 		}
@@ -48,20 +45,36 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
 			return nil, err
 		}
-		if err := q.SetAdapterFailures(ctx, dbsqlc.SetAdapterFailuresParams{TenantKey: job.TenantKey, ID: a.ID,
-			AdapterFailures: fails, AuthFailures: auths, NextSendAt: &next}); err != nil {
-			return nil, err
-		}
-		evs := append(job.diagnosticEvents(), evAdapterError(job.TenantKey, a.ID, reason, fails))
-		if auths < health.AuthFailuresToRest || a.HealthState == dripdrop.HealthResting {
-			return evs, nil
-		}
-		_, ev, err := s.transition(ctx, q, a, health.AuthFailure(snapshot(a, health.Counts{}), now), SourceEngine)
-		if err != nil {
-			return nil, err
-		}
-		return append(evs, ev), nil
+		evs, err := s.countAdapterFault(ctx, q, a, reason, auth, now)
+		return append(job.diagnosticEvents(), evs...), err
 	}))
+}
+
+// countAdapterFault counts one failure of the sender against a locked
+// adapter: its consecutive failures (and AUTH failures when auth) go up,
+// it is blocked for health.AdapterBackoff of them (next_send_at), and after
+// health.AuthFailuresToRest consecutive AUTH failures it rests (auth_failed,
+// source engine). It returns dripdrop.dispatch.adapter_error and the
+// transition, if any.
+func (s *Store) countAdapterFault(ctx context.Context, q *dbsqlc.Queries, a dbsqlc.Adapter, reason string, auth bool, now time.Time) ([]event, error) {
+	fails, auths := a.AdapterFailures+1, 0
+	if auth {
+		auths = a.AuthFailures + 1
+	}
+	next := now.Add(health.AdapterBackoff(fails))
+	if err := q.SetAdapterFailures(ctx, dbsqlc.SetAdapterFailuresParams{TenantKey: a.TenantKey, ID: a.ID,
+		AdapterFailures: fails, AuthFailures: auths, NextSendAt: &next}); err != nil {
+		return nil, err
+	}
+	evs := []event{evAdapterError(a.TenantKey, a.ID, reason, fails)}
+	if auths < health.AuthFailuresToRest || a.HealthState == dripdrop.HealthResting {
+		return evs, nil
+	}
+	_, ev, err := s.transition(ctx, q, a, health.AuthFailure(snapshot(a, health.Counts{}), now), SourceEngine)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, ev), nil
 }
 
 // pauseStepFailed pauses an active enrollment whose step failed for good
@@ -96,8 +109,16 @@ func (s *Store) RetryEnrollment(ctx context.Context, tenant string, id uuid.UUID
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		// A step whose delivery the sender failed is already pending again
+		// (the enrollment waits paused as sender_rejected): retry resumes it.
+		senderRejected := e.State == dripdrop.EnrollmentPaused && e.PauseReason != nil && *e.PauseReason == PauseSenderRejected
+		if !ok && !senderRejected {
 			return nil, dripdrop.Errorf(dripdrop.ECodeInvalidState, "", "the enrollment has no failed step to retry")
+		}
+		if senderRejected {
+			if _, err := q.RescheduleNotBefore(ctx, dbsqlc.RescheduleNotBeforeParams{TenantKey: tenant, EnrollmentID: id, Now: s.clock.Now()}); err != nil {
+				return nil, err
+			}
 		}
 		if e.State == dripdrop.EnrollmentPaused {
 			if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: id, State: dripdrop.EnrollmentActive, Now: s.clock.Now()}); err != nil {

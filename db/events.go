@@ -129,14 +129,19 @@ func evThreshold(name, tenant string, adapter uuid.UUID, sent int, countKey stri
 	}}
 }
 
-func evInbound(tenant, provider, messageID string, id uuid.UUID, execution *uuid.UUID, intent string) event {
-	var x any
+// evInbound: fault is whose failure a bounce reports (recipient or
+// sender), nil for other intents.
+func evInbound(tenant, provider, messageID string, id uuid.UUID, execution *uuid.UUID, intent, fault string) event {
+	var x, f any
 	if execution != nil {
 		x = execution.String()
 	}
+	if fault != "" {
+		f = fault
+	}
 	return event{name: "dripdrop.ingest.inbound_message", metadata: map[string]any{
 		"provider": provider, "provider_message_id": messageID, "provider_event_id": id.String(),
-		"step_execution_id": x, "tenant_key": tenant, "intent": intent,
+		"step_execution_id": x, "tenant_key": tenant, "intent": intent, "fault": f,
 	}}
 }
 

@@ -61,6 +61,12 @@ type InboundEffects struct {
 	// Rescheduled counts pending executions moved by an ooo, to ReturnAt.
 	Rescheduled int        `json:"rescheduled"`
 	ReturnAt    *time.Time `json:"return_at,omitempty"`
+	// SenderFault says a bounce was the sender's failure (FaultReason:
+	// auth_rejected or policy_rejected): the prospect was kept, the step
+	// failed for the sender and the enrollment paused (sender_rejected)
+	// until the sender is fixed; resume or retry sends the step again.
+	SenderFault bool   `json:"sender_fault,omitempty"`
+	FaultReason string `json:"fault_reason,omitempty"`
 }
 
 var errInboundRace = errors.New("db: inbound message inserted concurrently")
@@ -185,7 +191,7 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
 			return evs, err
 		}
-		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent))}, evs...)
+		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent), c.Fault)}, evs...)
 		if sent == nil {
 			evs = append(evs, evUnmatched(tenant, provider, m.MessageID, res.ID))
 		}
@@ -360,6 +366,20 @@ func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant stri
 			return nil, err
 		}
 	case ingest.Bounce:
+		if c.Fault == ingest.FaultSender {
+			// Not the prospect's failure: kept, and counted for the sender.
+			sub := "soft"
+			if err := logEvent("bounced", &sub, reason); err != nil {
+				return nil, err
+			}
+			sevs, err := s.senderRejected(ctx, q, tenant, sent, en, c, now)
+			if err != nil {
+				return nil, err
+			}
+			fx.SenderFault, fx.FaultReason = true, c.FaultReason
+			evs = append(evs, sevs...)
+			break
+		}
 		sub := c.Bounce
 		if err := logEvent("bounced", &sub, reason); err != nil {
 			return nil, err
@@ -451,4 +471,44 @@ func (s *Store) InboundTenants(ctx context.Context, address string) (_ []Inbound
 type InboundRecipient struct {
 	TenantKey string
 	AdapterID uuid.UUID
+}
+
+// PauseSenderRejected is the pause reason of an enrollment whose delivered
+// step came back as the sender's failure (a DSN about authentication,
+// DMARC, a blocked IP, …): nothing was delivered, and the prospect is not
+// to blame. Resume (or retry) sends that step again.
+const PauseSenderRejected = "sender_rejected"
+
+// senderRejected applies a bounce that is the sender's failure: the sent
+// execution is failed for the sender, the enrollment's pending execution
+// becomes that step's next attempt and an active enrollment is paused
+// (sender_rejected), and the adapter counts an adapter error (reason
+// auth_rejected or policy_rejected; three authentication rejections in a
+// row rest it). The address is not suppressed.
+func (s *Store) senderRejected(ctx context.Context, q *dbsqlc.Queries, tenant string, sent *dbsqlc.FindSentByMessageIDRow, en *dbsqlc.IngestEnrollmentRow, c ingest.Classification, now time.Time) ([]event, error) {
+	var evs []event
+	msg := ingest.Truncate(c.Status+" "+c.DiagnosticCode, 1000)
+	n, err := q.FailSentForSender(ctx, dbsqlc.FailSentForSenderParams{TenantKey: tenant, ID: sent.ID, Error: &msg, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 && en.State == dripdrop.EnrollmentActive {
+		if _, err := q.RetargetPending(ctx, dbsqlc.RetargetPendingParams{TenantKey: tenant, EnrollmentID: en.ID, FailedID: sent.ID, Now: now}); err != nil {
+			return nil, err
+		}
+		reason := PauseSenderRejected
+		if _, err := q.SetEnrollmentState(ctx, dbsqlc.SetEnrollmentStateParams{TenantKey: tenant, ID: en.ID, State: dripdrop.EnrollmentPaused, PauseReason: &reason, Now: now}); err != nil {
+			return nil, err
+		}
+		if err := s.audit(ctx, q, tenant, "enrollment", en.ID, "paused", SourceEngine, map[string]any{"reason": reason, "fault_reason": c.FaultReason}); err != nil {
+			return nil, err
+		}
+		evs = append(evs, evEnrollment("dripdrop.enrollment.paused", tenant, en.ID, reason))
+	}
+	a, err := q.LockAdapter(ctx, dbsqlc.LockAdapterParams{TenantKey: tenant, ID: sent.AdapterID})
+	if err != nil {
+		return nil, err
+	}
+	aevs, err := s.countAdapterFault(ctx, q, a, c.FaultReason, c.FaultReason == "auth_rejected", now)
+	return append(evs, aevs...), err
 }

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/dripdrop/dripdrop/smtpreply"
 )
 
 // maxPhraseRead is how much new text the phrase rules read.
@@ -24,6 +27,15 @@ type Classification struct {
 	// ReturnDate is the stated return day of an out-of-office reply.
 	ReturnDate    Date
 	HasReturnDate bool
+	// Fault is whose failure a bounce reports (docs/ingest.md#whose-failure):
+	// FaultRecipient, the prospect's address or mailbox — a hard one
+	// suppresses the address and stops the enrollment; or FaultSender, the
+	// sending adapter, its domain or its IP (authentication, DMARC, a
+	// blocked IP, content or reputation rejections, routing) — the
+	// prospect is kept and the adapter's health counts it. FaultReason is
+	// smtpreply's reason (auth_rejected, policy_rejected, bad_mailbox, …).
+	Fault       string
+	FaultReason string
 	// OriginalMessageID is the Message-ID of our message quoted inside a
 	// bounce or complaint (the last correlation candidate).
 	OriginalMessageID string
@@ -31,8 +43,16 @@ type Classification struct {
 	Signal string
 }
 
+// Whose failure a bounce reports.
+const (
+	FaultRecipient = string(smtpreply.FaultRecipient)
+	FaultSender    = string(smtpreply.FaultSender)
+)
+
 // Signals.
 const (
+	SignalDSNSuccess   = "dsn_not_failure" // a success, relayed or delayed report: no bounce
+	SignalChallenge    = "challenge_response"
 	SignalGiven        = "given"
 	SignalDSN          = "dsn"
 	SignalARF          = "arf"
@@ -81,8 +101,17 @@ func Classify(m *Message) Classification {
 		c.OriginalMessageID = m.Report.OriginalMessageID
 		switch m.Report.Type {
 		case "delivery-status":
+			if notFailure(m.Report) {
+				c.Intent, c.Signal = AutoReply, SignalDSNSuccess
+				return c
+			}
+			if challengeText.MatchString(truncate(m.Subject+"\n"+m.BodyText+"\n"+diagnostics(m.Report), 32<<10)) {
+				c.Intent, c.Signal = AutoReply, SignalChallenge
+				return c
+			}
 			c.Intent, c.Signal = Bounce, SignalDSN
 			c.fromDSN(m)
+			c.decideFault()
 			return c
 		case "feedback-report":
 			c.Intent, c.Signal = Complaint, SignalARF
@@ -97,8 +126,13 @@ func Classify(m *Message) Classification {
 		c.OriginalMessageID = embeddedMessageID(m)
 		return c
 	case strings.Contains(ct, "report-type=delivery-status") || strings.Contains(ct, `report-type="delivery-status"`) || isTextBounce(m):
+		if challengeText.MatchString(truncate(m.Subject+"\n"+m.BodyText, 32<<10)) {
+			c.Intent, c.Signal = AutoReply, SignalChallenge
+			return c
+		}
 		c.Intent, c.Signal = Bounce, SignalBounceText
 		c.bounceFromText(m.BodyText + "\n" + HTMLToText(m.BodyHTML))
+		c.decideFault()
 		c.OriginalMessageID = embeddedMessageID(m)
 		c.Recipient = failedRecipient(m)
 		return c
@@ -142,6 +176,7 @@ func Complete(m *Message, intent Intent) Classification {
 		if m.Report != nil {
 			out.fromDSN(m)
 		}
+		out.decideFault()
 	case OOO:
 		out.ReturnDate, out.HasReturnDate = ReturnDate(m.Subject+"\n"+m.NewText(), m.ReceivedAt)
 	case Complaint:
@@ -342,4 +377,88 @@ func embeddedMessageID(m *Message) string {
 		}
 	}
 	return ""
+}
+
+// decideFault applies the whose-failure rule shared with SMTP-time failures
+// (smtpreply.ClassifyStatus) to the bounce's status and diagnostic: a
+// failure of the address or mailbox is the recipient's, and its severity
+// decides hard or soft (a full mailbox, 5.2.2 with over-quota text, is
+// soft); every other failure — authentication, DMARC/SPF/DKIM, a blocked IP
+// or domain, spam content, reputation, routing and system errors — is the
+// sender's.
+func (c *Classification) decideFault() {
+	enhanced, _ := parseEnhanced(c.Status)
+	st := smtpreply.ClassifyStatus(enhanced, c.DiagnosticCode)
+	switch st.Fault {
+	case smtpreply.FaultSender:
+		c.Fault, c.FaultReason = FaultSender, st.Reason
+	case smtpreply.FaultRecipient:
+		c.Fault, c.FaultReason = FaultRecipient, st.Reason
+		if st.Severity != "" {
+			c.Bounce = st.Severity
+		}
+	default:
+		// No status to go by (wording only): the address's.
+		c.Fault = FaultRecipient
+	}
+	if st.Severity == "" && c.Fault == FaultSender && c.Bounce == "" {
+		c.Bounce = "hard"
+	}
+}
+
+// parseEnhanced reads "5.1.1" into its three parts.
+func parseEnhanced(s string) ([3]int, bool) {
+	parts := strings.SplitN(strings.TrimSpace(s), ".", 3)
+	if len(parts) != 3 {
+		return [3]int{}, false
+	}
+	var out [3]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 {
+			return [3]int{}, false
+		}
+		out[i] = n
+	}
+	if out[0] != 2 && out[0] != 4 && out[0] != 5 {
+		return [3]int{}, false
+	}
+	return out, true
+}
+
+// notFailure reports a delivery report that announces no failure: every
+// recipient delivered, relayed, expanded or (still) delayed, or a 2.x.x
+// status. Such reports are never bounces.
+func notFailure(r *Report) bool {
+	if len(r.Recipients) == 0 {
+		return false
+	}
+	for _, rc := range r.Recipients {
+		switch strings.ToLower(strings.TrimSpace(rc.Action)) {
+		case "delivered", "relayed", "expanded", "delayed":
+			continue
+		case "failed":
+			return false
+		}
+		if statusClass(rc.Status) == 0 && strings.HasPrefix(strings.TrimSpace(rc.Status), "2.") {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// challengeText marks challenge-response notices ("confirm you are a human
+// to complete delivery"): the recipient's filter asks the sender to prove
+// itself. They are never bounces.
+var challengeText = regexp.MustCompile(`(?i)(challenge[- ]response|verify (that )?you are (a )?(human|real)|confirm (that )?you are (a )?(human|real person)|prove (that )?you are (a )?human|sender verification (request|required)|to complete (the )?delivery,? (please )?(click|reply|verify|confirm)|whitelist request|added to (my|the) (whitelist|approved senders)|approve your (e-?mail|message)|boxbe|spam ?arrest|mailchannels verification)`)
+
+// diagnostics are a report's per-recipient diagnostic codes, one a line.
+func diagnostics(r *Report) string {
+	var b strings.Builder
+	for _, rc := range r.Recipients {
+		b.WriteString(rc.DiagnosticCode)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

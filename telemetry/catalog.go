@@ -55,6 +55,10 @@ type Spec struct {
 	Measurements []string
 	// Metadata are the keys of the event's metadata map, in catalog order.
 	Metadata []string
+	// ExtraKeys are the keys of Metadata that this engine adds, at its end,
+	// to an event of the original cold-outbound catalog (inbound_message's
+	// fault: whose failure a bounce reports).
+	ExtraKeys []string
 	// Labels are the low-cardinality metadata keys the Prometheus recipe
 	// uses as labels by default. Ids, tenant keys, times, counts and free
 	// text are never default labels.
@@ -74,6 +78,7 @@ type Spec struct {
 func (s Spec) clone() Spec {
 	s.Measurements = slices.Clone(s.Measurements)
 	s.Metadata = slices.Clone(s.Metadata)
+	s.ExtraKeys = slices.Clone(s.ExtraKeys)
 	s.Labels = slices.Clone(s.Labels)
 	return s
 }
@@ -116,9 +121,9 @@ var catalog = []Spec{
 		Labels:      []string{"health_state", "source"},
 		Description: "host health signal accepted"},
 	{Name: "dripdrop.ingest.inbound_message", Kind: Counter, Measurements: count,
-		Metadata:    []string{"provider", "provider_message_id", "provider_event_id", "step_execution_id", "tenant_key", "intent"},
-		Labels:      []string{"provider", "intent"},
-		Description: "inbound message persisted"},
+		Metadata: []string{"provider", "provider_message_id", "provider_event_id", "step_execution_id", "tenant_key", "intent", "fault"},
+		Labels:   []string{"provider", "intent"}, ExtraKeys: []string{"fault"},
+		Description: "inbound message persisted (fault: whose failure a bounce reports, recipient or sender; null otherwise)"},
 	{Name: "dripdrop.ingest.ooo_rescheduled", Kind: Counter, Measurements: count,
 		Metadata:    []string{"enrollment_id", "return_at", "scheduled_for", "tenant_key"},
 		Description: "out-of-office reply moved scheduled executions"},

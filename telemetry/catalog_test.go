@@ -63,8 +63,8 @@ func TestCatalogMatchesSeed(t *testing.T) {
 			if spec.Kind != Counter || !slices.Equal(spec.Measurements, []string{"count"}) {
 				t.Errorf("kind %s measurements %v, want counter [count]", spec.Kind, spec.Measurements)
 			}
-			if len(spec.Metadata) != len(ev.keys) {
-				t.Fatalf("metadata %v, seed says %v", spec.Metadata, ev.keys)
+			if len(spec.Metadata) != len(ev.keys)+len(spec.ExtraKeys) || !slices.Equal(spec.Metadata[len(ev.keys):], spec.ExtraKeys) {
+				t.Fatalf("metadata %v, seed says %v (extra keys %v, at the end)", spec.Metadata, ev.keys, spec.ExtraKeys)
 			}
 			for i, k := range ev.keys {
 				if spec.Metadata[i] != k {

@@ -60,3 +60,20 @@ LIMIT 10;
 
 -- name: AdapterExists :one
 SELECT EXISTS (SELECT 1 FROM adapters WHERE tenant_key = @tenant_key AND id = @id AND deleted_at IS NULL);
+
+-- name: FailSentForSender :execrows
+-- A sent execution whose delivery report says the sender failed (the
+-- message never reached the prospect): failed for the sender, retryable.
+UPDATE step_executions SET state = 'failed', error_code = 'sender_rejected', error = @error, updated_at = @now
+WHERE tenant_key = @tenant_key AND id = @id AND state = 'sent';
+
+-- name: RetargetPending :execrows
+-- The enrollment's pending execution becomes the next attempt window of
+-- the step whose delivery the sender failed (same sender, same thread):
+-- resuming the enrollment sends that step again before the sequence goes
+-- on.
+UPDATE step_executions x SET step_id = b.step_id, attempt_window = b.attempt_window + 1, followup = b.followup,
+       adapter_id = b.adapter_id, out_message_id = NULL, scheduled_for = @now::timestamptz, updated_at = @now
+FROM step_executions b
+WHERE x.tenant_key = @tenant_key AND x.enrollment_id = @enrollment_id AND x.state = 'scheduled'
+  AND b.tenant_key = @tenant_key AND b.id = @failed_id;

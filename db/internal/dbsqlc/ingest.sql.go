@@ -98,6 +98,33 @@ func (q *Queries) CompanyEnrollments(ctx context.Context, arg CompanyEnrollments
 	return items, nil
 }
 
+const failSentForSender = `-- name: FailSentForSender :execrows
+UPDATE step_executions SET state = 'failed', error_code = 'sender_rejected', error = $1, updated_at = $2
+WHERE tenant_key = $3 AND id = $4 AND state = 'sent'
+`
+
+type FailSentForSenderParams struct {
+	Error     *string
+	Now       time.Time
+	TenantKey string
+	ID        uuid.UUID
+}
+
+// A sent execution whose delivery report says the sender failed (the
+// message never reached the prospect): failed for the sender, retryable.
+func (q *Queries) FailSentForSender(ctx context.Context, arg FailSentForSenderParams) (int64, error) {
+	result, err := q.db.Exec(ctx, failSentForSender,
+		arg.Error,
+		arg.Now,
+		arg.TenantKey,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const fenceEnrollment = `-- name: FenceEnrollment :exec
 UPDATE enrollments SET not_before = greatest(coalesce(not_before, $1::timestamptz), $1::timestamptz), updated_at = $2
 WHERE tenant_key = $3 AND id = $4
@@ -336,4 +363,36 @@ func (q *Queries) RescheduleOOO(ctx context.Context, arg RescheduleOOOParams) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const retargetPending = `-- name: RetargetPending :execrows
+UPDATE step_executions x SET step_id = b.step_id, attempt_window = b.attempt_window + 1, followup = b.followup,
+       adapter_id = b.adapter_id, out_message_id = NULL, scheduled_for = $1::timestamptz, updated_at = $1
+FROM step_executions b
+WHERE x.tenant_key = $2 AND x.enrollment_id = $3 AND x.state = 'scheduled'
+  AND b.tenant_key = $2 AND b.id = $4
+`
+
+type RetargetPendingParams struct {
+	Now          time.Time
+	TenantKey    string
+	EnrollmentID uuid.UUID
+	FailedID     uuid.UUID
+}
+
+// The enrollment's pending execution becomes the next attempt window of
+// the step whose delivery the sender failed (same sender, same thread):
+// resuming the enrollment sends that step again before the sequence goes
+// on.
+func (q *Queries) RetargetPending(ctx context.Context, arg RetargetPendingParams) (int64, error) {
+	result, err := q.db.Exec(ctx, retargetPending,
+		arg.Now,
+		arg.TenantKey,
+		arg.EnrollmentID,
+		arg.FailedID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
