@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dripdrop/dripdrop"
-	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
@@ -25,7 +24,7 @@ func (s *Server) inbound(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.store.Ingest(r.Context(), tenantOf(r), db.InboundInput{
+	res, err := s.store.Ingest(r.Context(), tenantOf(r), ingest.InboundInput{
 		Provider: p.Provider, AdapterID: p.AdapterID, Message: p.Message, Intent: p.Intent, ReturnAt: p.ReturnAt,
 	})
 	if err != nil {
@@ -41,7 +40,7 @@ func (s *Server) inboundRaw(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || mt != "message/rfc822" {
 		return dripdrop.Errorf(dripdrop.ECodeUnsupportedMedia, "Content-Type", "send the raw message as message/rfc822")
 	}
-	in := db.InboundInput{Provider: r.URL.Query().Get("provider")}
+	in := ingest.InboundInput{Provider: r.URL.Query().Get("provider")}
 	if len(in.Provider) > 64 {
 		return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "provider", "provider must be 1-64 characters")
 	}
@@ -79,7 +78,7 @@ func parseRaw(raw []byte, now time.Time) (*ingest.Message, error) {
 	return m, nil
 }
 
-func writeInboundResult(w http.ResponseWriter, res db.InboundResult) error {
+func writeInboundResult(w http.ResponseWriter, res ingest.InboundResult) error {
 	status := http.StatusCreated
 	if res.Duplicate {
 		status = http.StatusOK

@@ -15,60 +15,6 @@ import (
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
-// DefaultInboundProvider names inbound messages whose input did not name a
-// provider. All three inputs share it, so one message received twice (say
-// by webhook and by the SMTP listener) is recognised as a duplicate.
-const DefaultInboundProvider = "inbound"
-
-// InboundInput is one inbound message from any input (docs/ingest.md).
-type InboundInput struct {
-	// Provider names the source; empty = DefaultInboundProvider.
-	Provider string
-	// AdapterID is the adapter the message was addressed to, when known.
-	AdapterID *uuid.UUID
-	Message   *ingest.Message
-	// Intent, when set, overrides classification.
-	Intent ingest.Intent
-	// ReturnAt, when set, is the stated return day of an ooo.
-	ReturnAt *ingest.Date
-}
-
-// InboundResult is what ingesting a message did. A duplicate returns the
-// stored result of the first delivery with Duplicate set.
-type InboundResult struct {
-	ID              uuid.UUID      `json:"id"`
-	Duplicate       bool           `json:"duplicate"`
-	Provider        string         `json:"provider"`
-	MessageID       string         `json:"message_id"`
-	Intent          ingest.Intent  `json:"intent"`
-	BounceType      string         `json:"bounce_type,omitempty"`
-	Correlation     string         `json:"correlation"`
-	StepExecutionID *uuid.UUID     `json:"step_execution_id"`
-	EnrollmentID    *uuid.UUID     `json:"enrollment_id"`
-	Effects         InboundEffects `json:"effects"`
-}
-
-// InboundEffects lists the changes an inbound message caused.
-type InboundEffects struct {
-	// Stopped are the enrollments stopped, with StopReason.
-	Stopped    []uuid.UUID `json:"stopped"`
-	StopReason string      `json:"stop_reason,omitempty"`
-	// CompanyStopped are other enrollments of the same company domain
-	// stopped with company_replied.
-	CompanyStopped []uuid.UUID `json:"company_stopped"`
-	// Suppressed says the address was added to the suppression list.
-	Suppressed bool `json:"suppressed"`
-	// Rescheduled counts pending executions moved by an ooo, to ReturnAt.
-	Rescheduled int        `json:"rescheduled"`
-	ReturnAt    *time.Time `json:"return_at,omitempty"`
-	// SenderFault says a bounce was the sender's failure (FaultReason:
-	// auth_rejected or policy_rejected): the prospect was kept, the step
-	// failed for the sender and the enrollment paused (sender_rejected)
-	// until the sender is fixed; resume or retry sends the step again.
-	SenderFault bool   `json:"sender_fault,omitempty"`
-	FaultReason string `json:"fault_reason,omitempty"`
-}
-
 var errInboundRace = errors.New("db: inbound message inserted concurrently")
 
 // Ingest stores an inbound message, correlates it with a sent execution of
@@ -81,23 +27,23 @@ var errInboundRace = errors.New("db: inbound message inserted concurrently")
 // input for the adapter that sent the original. A message already ingested
 // under (tenant, provider, message_id) changes nothing and returns the
 // original result.
-func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (_ InboundResult, err error) {
+func (s *Store) Ingest(ctx context.Context, tenant string, in ingest.InboundInput) (_ ingest.InboundResult, err error) {
 	defer wrapErr(&err, "ingest")
 	m := in.Message
 	if m == nil || m.MessageID == "" {
-		return InboundResult{}, dripdrop.Errorf(dripdrop.ECodeRequired, "message_id", "message_id is required")
+		return ingest.InboundResult{}, dripdrop.Errorf(dripdrop.ECodeRequired, "message_id", "message_id is required")
 	}
 	provider := in.Provider
 	if provider == "" {
-		provider = DefaultInboundProvider
+		provider = ingest.DefaultInboundProvider
 	}
 	if in.AdapterID != nil {
 		ok, err := s.q.AdapterExists(ctx, dbsqlc.AdapterExistsParams{TenantKey: tenant, ID: *in.AdapterID})
 		if err != nil {
-			return InboundResult{}, err
+			return ingest.InboundResult{}, err
 		}
 		if !ok {
-			return InboundResult{}, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "adapter_id", Message: "adapter not found"}
+			return ingest.InboundResult{}, &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "adapter_id", Message: "adapter not found"}
 		}
 	}
 	var c ingest.Classification
@@ -115,14 +61,14 @@ func (s *Store) Ingest(ctx context.Context, tenant string, in InboundInput) (_ I
 			continue // the other delivery committed: this one is its duplicate
 		}
 		if err != nil {
-			return InboundResult{}, mapErr(err, "inbound message")
+			return ingest.InboundResult{}, mapErr(err, "inbound message")
 		}
 		return res, nil
 	}
 }
 
-func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification) (InboundResult, error) {
-	var res InboundResult
+func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification) (ingest.InboundResult, error) {
+	var res ingest.InboundResult
 	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		var evs []event
 		prev, err := q.GetInboundByMessageID(ctx, dbsqlc.GetInboundByMessageIDParams{TenantKey: tenant, Provider: provider, MessageID: m.MessageID})
@@ -138,8 +84,8 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 			return evs, err
 		}
 		now := s.clock.Now()
-		res = InboundResult{ID: dripdrop.NewID(), Provider: provider, MessageID: m.MessageID, Intent: c.Intent,
-			Correlation: string(ingest.Unmatched), Effects: InboundEffects{Stopped: []uuid.UUID{}, CompanyStopped: []uuid.UUID{}}}
+		res = ingest.InboundResult{ID: dripdrop.NewID(), Provider: provider, MessageID: m.MessageID, Intent: c.Intent,
+			Correlation: string(ingest.Unmatched), Effects: ingest.InboundEffects{Stopped: []uuid.UUID{}, CompanyStopped: []uuid.UUID{}}}
 		if c.Intent == ingest.Bounce {
 			res.BounceType = c.Bounce
 		}
@@ -213,7 +159,7 @@ func unmatchedAddress(m *ingest.Message, c ingest.Classification) string {
 	return ""
 }
 
-func (s *Store) insertInbound(ctx context.Context, q *dbsqlc.Queries, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification, res *InboundResult, now time.Time) error {
+func (s *Store) insertInbound(ctx context.Context, q *dbsqlc.Queries, tenant, provider string, adapterID *uuid.UUID, m *ingest.Message, c ingest.Classification, res *ingest.InboundResult, now time.Time) error {
 	headers, err := json.Marshal(m.Headers)
 	if err != nil || len(headers) > 256<<10 {
 		headers = []byte("{}")
@@ -262,160 +208,122 @@ func (s *Store) insertInbound(ctx context.Context, q *dbsqlc.Queries, tenant, pr
 	return err
 }
 
-// applyInbound applies the effects of a correlated message.
-func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant string, sent *dbsqlc.FindSentByMessageIDRow, en *dbsqlc.IngestEnrollmentRow, m *ingest.Message, c ingest.Classification, fx *InboundEffects, now time.Time) ([]event, error) {
-	var evs []event
-	logEvent := func(typ string, subtype, reason *string) error {
-		data, _ := json.Marshal(map[string]any{"signal": c.Signal})
-		return q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: typ, Subtype: subtype,
-			AdapterID: &sent.AdapterID, StepExecutionID: &sent.ID, EnrollmentID: &en.ID, SequenceVersionID: &en.SequenceVersionID,
-			Reason: reason, Data: data, OccurredAt: now})
+// applyInbound carries out the effects ingest.PlanEffects decides for a
+// correlated message, in the transaction that stores it.
+func (s *Store) applyInbound(ctx context.Context, q *dbsqlc.Queries, tenant string, sent *dbsqlc.FindSentByMessageIDRow, en *dbsqlc.IngestEnrollmentRow, m *ingest.Message, c ingest.Classification, fx *ingest.InboundEffects, now time.Time) ([]event, error) {
+	plan := ingest.PlanEffects(c, ingest.Target{State: en.State, Email: en.Email, StopOnReply: en.StopOnReply,
+		StopCompanyOnReply: en.StopCompanyOnReply, Location: contactLocation(en)}, now)
+	var subtype, reason *string
+	if plan.LogSubtype != "" {
+		subtype = &plan.LogSubtype
 	}
-	stop := func(id uuid.UUID, reason string) (bool, error) {
-		ev, err := s.stopEnrollment(ctx, q, tenant, id, reason)
-		if err != nil || ev.name == "" {
-			return false, err
-		}
-		evs = append(evs, ev)
-		return true, nil
-	}
-	stopOwn := func(reason string) error {
-		ok, err := stop(en.ID, reason)
-		if ok {
-			fx.Stopped, fx.StopReason = append(fx.Stopped, en.ID), reason
-		}
-		return err
-	}
-	// The recipient's own outcomes: suppressed and stopped as one.
-	suppressOwn := func(reason string) error {
-		ev, ok, err := s.suppressAndStop(ctx, q, tenant, en.ID, en.Email, reason, "inbound")
-		if err != nil {
-			return err
-		}
-		fx.Suppressed = true
-		if ok {
-			evs = append(evs, ev)
-			fx.Stopped, fx.StopReason = append(fx.Stopped, en.ID), reason
-		}
-		return nil
-	}
-	var reason *string
-	if c.Status != "" {
+	if c.Intent == ingest.Bounce && c.Status != "" {
 		reason = &c.Status
 	}
-	switch c.Intent {
-	case ingest.Reply:
-		if err := logEvent("replied", nil, nil); err != nil {
-			return nil, err
-		}
-		if en.StopOnReply {
-			if err := stopOwn("replied"); err != nil {
-				return nil, err
+	data, _ := json.Marshal(map[string]any{"signal": c.Signal})
+	if err := q.InsertMessageEvent(ctx, dbsqlc.InsertMessageEventParams{TenantKey: tenant, ID: dripdrop.NewID(), Type: plan.Log, Subtype: subtype,
+		AdapterID: &sent.AdapterID, StepExecutionID: &sent.ID, EnrollmentID: &en.ID, SequenceVersionID: &en.SequenceVersionID,
+		Reason: reason, Data: data, OccurredAt: now}); err != nil {
+		return nil, err
+	}
+	var evs []event
+	steps := []func() ([]event, error){
+		func() ([]event, error) { return s.planStop(ctx, q, tenant, en, plan, fx) },
+		func() ([]event, error) { return s.planCompanyStop(ctx, q, tenant, en, plan, fx) },
+		func() ([]event, error) { return s.planReschedule(ctx, q, tenant, en, plan, fx, now) },
+		func() ([]event, error) {
+			if !plan.SenderFault {
+				return nil, nil
 			}
-		}
-		if en.StopCompanyOnReply {
-			if domain := dripdrop.EmailDomain(en.Email); domain != "" && !ingest.FreeMail(domain) {
-				ids, err := q.CompanyEnrollments(ctx, dbsqlc.CompanyEnrollmentsParams{TenantKey: tenant, Domain: domain, ExceptID: en.ID})
-				if err != nil {
-					return nil, err
-				}
-				for _, id := range ids {
-					ok, err := stop(id, "company_replied")
-					if err != nil {
-						return nil, err
-					}
-					if ok {
-						fx.CompanyStopped = append(fx.CompanyStopped, id)
-					}
-				}
+			fx.SenderFault, fx.FaultReason = true, plan.FaultReason
+			return s.senderRejected(ctx, q, tenant, sent, en, c, now)
+		},
+		func() ([]event, error) {
+			if !plan.HealthInput {
+				return nil, nil
 			}
-		}
-	case ingest.OOO:
-		if err := logEvent("ooo", nil, nil); err != nil {
-			return nil, err
-		}
-		if en.State != dripdrop.EnrollmentActive && en.State != dripdrop.EnrollmentPaused {
-			break
-		}
-		loc := contactLocation(en)
-		at := ingest.ReturnAt(c.ReturnDate, c.HasReturnDate, loc, now).UTC()
-		// The fence first: a send of this enrollment that a worker holds
-		// (reserved before this reply) records its next step no earlier
-		// than the return; scheduled executions, claimed or not, move.
-		if err := q.FenceEnrollment(ctx, dbsqlc.FenceEnrollmentParams{TenantKey: tenant, ID: en.ID, NotBefore: at, Now: now}); err != nil {
-			return nil, err
-		}
-		fx.ReturnAt = &at
-		rows, err := q.RescheduleOOO(ctx, dbsqlc.RescheduleOOOParams{TenantKey: tenant, EnrollmentID: en.ID, ReturnAt: at, Now: now})
+			return s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
+		},
+	}
+	for _, step := range steps {
+		e, err := step()
 		if err != nil {
 			return nil, err
 		}
-		if len(rows) == 0 {
-			break
-		}
-		next := rows[0].ScheduledFor
-		for _, r := range rows[1:] {
-			if r.ScheduledFor.Before(next) {
-				next = r.ScheduledFor
-			}
-		}
-		fx.Rescheduled = len(rows)
-		evs = append(evs, evOOORescheduled(tenant, en.ID, at, next))
-	case ingest.AutoReply:
-		if err := logEvent("auto_reply", nil, nil); err != nil {
-			return nil, err
-		}
-	case ingest.Bounce:
-		if c.Fault == ingest.FaultSender {
-			// Not the prospect's failure: kept, and counted for the sender.
-			sub := "soft"
-			if err := logEvent("bounced", &sub, reason); err != nil {
-				return nil, err
-			}
-			sevs, err := s.senderRejected(ctx, q, tenant, sent, en, c, now)
-			if err != nil {
-				return nil, err
-			}
-			fx.SenderFault, fx.FaultReason = true, c.FaultReason
-			evs = append(evs, sevs...)
-			break
-		}
-		sub := c.Bounce
-		if err := logEvent("bounced", &sub, reason); err != nil {
-			return nil, err
-		}
-		if c.Bounce != "hard" {
-			break
-		}
-		if err := suppressOwn(dripdrop.StopBounced); err != nil {
-			return nil, err
-		}
-		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
+		evs = append(evs, e...)
+	}
+	return evs, nil
+}
+
+// planStop stops the enrollment the plan stops; a recipient's outcome
+// (Suppress) suppresses its address as well.
+func (s *Store) planStop(ctx context.Context, q *dbsqlc.Queries, tenant string, en *dbsqlc.IngestEnrollmentRow, plan ingest.Plan, fx *ingest.InboundEffects) ([]event, error) {
+	if plan.Stop == "" {
+		return nil, nil
+	}
+	var ev event
+	var err error
+	if plan.Suppress {
+		fx.Suppressed = true
+		ev, _, err = s.suppressAndStop(ctx, q, tenant, en.ID, en.Email, plan.Stop, "inbound")
+	} else {
+		ev, err = s.stopEnrollment(ctx, q, tenant, en.ID, plan.Stop)
+	}
+	if err != nil || ev.name == "" {
+		return nil, err
+	}
+	fx.Stopped, fx.StopReason = append(fx.Stopped, en.ID), plan.Stop
+	return []event{ev}, nil
+}
+
+// planCompanyStop stops the company's other live enrollments.
+func (s *Store) planCompanyStop(ctx context.Context, q *dbsqlc.Queries, tenant string, en *dbsqlc.IngestEnrollmentRow, plan ingest.Plan, fx *ingest.InboundEffects) ([]event, error) {
+	if plan.CompanyDomain == "" {
+		return nil, nil
+	}
+	ids, err := q.CompanyEnrollments(ctx, dbsqlc.CompanyEnrollmentsParams{TenantKey: tenant, Domain: plan.CompanyDomain, ExceptID: en.ID})
+	if err != nil {
+		return nil, err
+	}
+	var evs []event
+	for _, id := range ids {
+		ev, err := s.stopEnrollment(ctx, q, tenant, id, dripdrop.StopCompanyReplied)
 		if err != nil {
 			return nil, err
 		}
-		evs = append(evs, hev...)
-	case ingest.Complaint:
-		if err := logEvent("complained", nil, nil); err != nil {
-			return nil, err
-		}
-		if err := suppressOwn(dripdrop.StopComplained); err != nil {
-			return nil, err
-		}
-		hev, err := s.afterHealthInput(ctx, q, tenant, sent.AdapterID)
-		if err != nil {
-			return nil, err
-		}
-		evs = append(evs, hev...)
-	case ingest.Unsubscribe:
-		if err := logEvent("unsubscribed", nil, nil); err != nil {
-			return nil, err
-		}
-		if err := suppressOwn(dripdrop.StopUnsubscribed); err != nil {
-			return nil, err
+		if ev.name != "" {
+			evs = append(evs, ev)
+			fx.CompanyStopped = append(fx.CompanyStopped, id)
 		}
 	}
 	return evs, nil
+}
+
+// planReschedule moves the enrollment to its out-of-office return. The
+// fence first: a send of this enrollment that a worker holds (reserved
+// before this reply) records its next step no earlier than the return;
+// scheduled executions, claimed or not, move.
+func (s *Store) planReschedule(ctx context.Context, q *dbsqlc.Queries, tenant string, en *dbsqlc.IngestEnrollmentRow, plan ingest.Plan, fx *ingest.InboundEffects, now time.Time) ([]event, error) {
+	if plan.RescheduleTo == nil {
+		return nil, nil
+	}
+	at := *plan.RescheduleTo
+	if err := q.FenceEnrollment(ctx, dbsqlc.FenceEnrollmentParams{TenantKey: tenant, ID: en.ID, NotBefore: at, Now: now}); err != nil {
+		return nil, err
+	}
+	fx.ReturnAt = &at
+	rows, err := q.RescheduleOOO(ctx, dbsqlc.RescheduleOOOParams{TenantKey: tenant, EnrollmentID: en.ID, ReturnAt: at, Now: now})
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	next := rows[0].ScheduledFor
+	for _, r := range rows[1:] {
+		if r.ScheduledFor.Before(next) {
+			next = r.ScheduledFor
+		}
+	}
+	fx.Rescheduled = len(rows)
+	return []event{evOOORescheduled(tenant, en.ID, at, next)}, nil
 }
 
 // contactLocation is the contact's time zone, else the sending window's,
@@ -434,7 +342,7 @@ func contactLocation(en *dbsqlc.IngestEnrollmentRow) *time.Location {
 
 // suppressFromInbound adds an address to the suppression list with the
 // reason of the intent (bounce, complaint, unsubscribe), source "inbound".
-func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tenant, address string, intent ingest.Intent, now time.Time, fx *InboundEffects) error {
+func (s *Store) suppressFromInbound(ctx context.Context, q *dbsqlc.Queries, tenant, address string, intent ingest.Intent, now time.Time, fx *ingest.InboundEffects) error {
 	reason := map[ingest.Intent]string{ingest.Bounce: "bounce", ingest.Complaint: "complaint", ingest.Unsubscribe: "unsubscribe"}[intent]
 	address = strings.ToLower(strings.TrimSpace(address))
 	if reason == "" || address == "" || len(address) > 254 || !strings.Contains(address, "@") {
@@ -454,23 +362,17 @@ func (s *Store) afterHealthInput(ctx context.Context, q *dbsqlc.Queries, tenant 
 
 // InboundTenants resolves a recipient address of the inbound SMTP listener
 // to the tenants and adapters whose from_address it is (case-insensitive).
-func (s *Store) InboundTenants(ctx context.Context, address string) (_ []InboundRecipient, err error) {
+func (s *Store) InboundTenants(ctx context.Context, address string) (_ []ingest.InboundRecipient, err error) {
 	defer wrapErr(&err, "inbound tenants")
 	rows, err := s.q.AdaptersByFromAddress(ctx, strings.TrimSpace(address))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]InboundRecipient, len(rows))
+	out := make([]ingest.InboundRecipient, len(rows))
 	for i, r := range rows {
-		out[i] = InboundRecipient{TenantKey: r.TenantKey, AdapterID: r.ID}
+		out[i] = ingest.InboundRecipient{TenantKey: r.TenantKey, AdapterID: r.ID}
 	}
 	return out, nil
-}
-
-// InboundRecipient is a tenant's adapter that receives inbound mail.
-type InboundRecipient struct {
-	TenantKey string
-	AdapterID uuid.UUID
 }
 
 // PauseSenderRejected is the pause reason of an enrollment whose delivered

@@ -80,13 +80,13 @@ func TestSendPathPlansIgnoreStaleStatistics(t *testing.T) {
 	}
 	// What follows a send: a reply to one, a hard bounce of another, the
 	// health sweep and the outbox's fan-out.
-	reply, err := store.Ingest(ctx, "acme", db.InboundInput{Message: &ingest.Message{
+	reply, err := store.Ingest(ctx, "acme", ingest.InboundInput{Message: &ingest.Message{
 		MessageID: "r1@example.com", From: sent[0].Job.Contact.Email, InReplyTo: strings.Trim(sent[0].Job.MessageID, "<>"),
 		Subject: "Re: Hi", BodyText: "Sounds good, let's talk.", ReceivedAt: now}})
 	if err != nil || reply.EnrollmentID == nil || *reply.EnrollmentID != sent[0].Job.EnrollmentID {
 		t.Fatalf("reply: %+v, %v", reply, err)
 	}
-	bounce, err := store.Ingest(ctx, "acme", db.InboundInput{Intent: ingest.Bounce, Message: &ingest.Message{
+	bounce, err := store.Ingest(ctx, "acme", ingest.InboundInput{Intent: ingest.Bounce, Message: &ingest.Message{
 		MessageID: "b1@mailer.example.com", From: "mailer-daemon@example.com", InReplyTo: strings.Trim(sent[1].Job.MessageID, "<>"),
 		Subject: "Undelivered", BodyText: "550 5.1.1 no such user", ReceivedAt: now}})
 	if err != nil || bounce.EnrollmentID == nil || *bounce.EnrollmentID != sent[1].Job.EnrollmentID {

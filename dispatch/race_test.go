@@ -38,7 +38,7 @@ func TestOOOAfterClaimIsNotSent(t *testing.T) {
 	}
 	back := w.clock.Now().AddDate(0, 0, 7)
 	ret := ingest.Date{Year: back.Year(), Month: back.Month(), Day: back.Day()}
-	res, err := w.store.Ingest(ctx, w.tenant, db.InboundInput{Intent: ingest.OOO, ReturnAt: &ret, Message: &ingest.Message{
+	res, err := w.store.Ingest(ctx, w.tenant, ingest.InboundInput{Intent: ingest.OOO, ReturnAt: &ret, Message: &ingest.Message{
 		MessageID: "ooo-1@client.example", From: "ooo@client.example", InReplyTo: strings.Trim(*first.OutMessageID, "<>"),
 		Subject: "Automatic reply", BodyText: "Out of the office.", ReceivedAt: w.clock.Now()}})
 	if err != nil || res.Effects.Rescheduled != 1 {

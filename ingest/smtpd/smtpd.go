@@ -20,14 +20,13 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
-	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
 // Store is what the listener needs from the database.
 type Store interface {
-	InboundTenants(ctx context.Context, address string) ([]db.InboundRecipient, error)
-	Ingest(ctx context.Context, tenant string, in db.InboundInput) (db.InboundResult, error)
+	InboundTenants(ctx context.Context, address string) ([]ingest.InboundRecipient, error)
+	Ingest(ctx context.Context, tenant string, in ingest.InboundInput) (ingest.InboundResult, error)
 	Now() time.Time
 }
 
@@ -187,7 +186,7 @@ func (se *session) Data(r io.Reader) error {
 	defer cancel()
 	for _, tenant := range se.order {
 		adapter := se.tenants[tenant]
-		res, err := se.s.cfg.Store.Ingest(ctx, tenant, db.InboundInput{AdapterID: &adapter, Message: m})
+		res, err := se.s.cfg.Store.Ingest(ctx, tenant, ingest.InboundInput{AdapterID: &adapter, Message: m})
 		if err != nil {
 			se.s.cfg.Logger.Warn("inbound smtp: ingest failed", "tenant_key", tenant, "err", err)
 			return errTemporary
