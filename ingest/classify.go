@@ -129,7 +129,7 @@ func Classify(m *Message) Classification {
 		c.Signal = signal
 		if ooo {
 			c.Intent = OOO
-			c.ReturnDate, c.HasReturnDate = ReturnDate(head, m.ReceivedAt)
+			c.ReturnDate, c.HasReturnDate = returnDate(head, m.ReceivedAt, m.Header("Content-Language"))
 			return c
 		}
 		c.Intent = AutoReply
@@ -155,7 +155,7 @@ func Complete(m *Message, intent Intent) Classification {
 			out.fromDSN(m)
 		}
 	case OOO:
-		out.ReturnDate, out.HasReturnDate = ReturnDate(m.Subject+"\n"+m.NewText(), m.ReceivedAt)
+		out.ReturnDate, out.HasReturnDate = returnDate(m.Subject+"\n"+m.NewText(), m.ReceivedAt, m.Header("Content-Language"))
 	case Complaint:
 		out.FeedbackType, out.Recipient = c.FeedbackType, c.Recipient
 	}

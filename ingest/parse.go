@@ -36,7 +36,7 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 		return nil, ErrTooLarge
 	}
 	raw = NormalizeRaw(raw)
-	e, err := message.ReadWithOptions(bytes.NewReader(raw), &message.ReadOptions{MaxHeaderBytes: 1 << 20})
+	e, err := message.ReadWithOptions(bytes.NewReader(raw), &message.ReadOptions{MaxHeaderBytes: MaxRawSize}) // a huge header is read, then capped
 	if e == nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
