@@ -102,15 +102,15 @@ type dateHit struct {
 
 var (
 	// "July 10-31", "July 10 through 31, 2026" (month first).
-	monthRange = regexp.MustCompile(`(?i)(?:^|[^\p{L}])(\p{L}{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s*(-|–|—|to|through|thru|until|till)\s*(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
+	monthRange = regexp.MustCompile(`(?:^|[^\p{L}])(\p{L}{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s*(-|–|—|to|through|thru|until|till)\s*(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
 	// "10-31 July", "10.-31. Juli", "from 10 to 31 July", "du 10 au 31
 	// juillet", "del 10 al 31 de julio", "10 t/m 31 juli" (day first).
-	dayRange = regexp.MustCompile(`(?i)\b(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(-|–|—|to|through|thru|au|al|a|bis|tot en met|tot|t/m|t\.m\.|till och med|t\.o\.m\.|tom|till|until|och)\s*(?:le\s+|el\s+|den\s+|zum\s+|dem\s+)?(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
+	dayRange = regexp.MustCompile(`\b(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(-|–|—|to|through|thru|au|al|a|bis|tot en met|tot|t/m|t\.m\.|till och med|t\.o\.m\.|tom|till|until|och)\s*(?:le\s+|el\s+|den\s+|zum\s+|dem\s+)?(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
 	// Range connectors that include the last day: back the day after.
-	inclusiveConnector = regexp.MustCompile(`(?i)^(through|thru|tot en met|t/m|t\.m\.|till och med|t\.o\.m\.|tom)$`)
+	inclusiveConnector = regexp.MustCompile(`^(through|thru|tot en met|t/m|t\.m\.|till och med|t\.o\.m\.|tom)$`)
 	// Signals that English is British (day-first numbers) or American.
-	ukSignal = regexp.MustCompile(`(?i)(\bwhilst\b|\borganisation|\bprogramme\b|\bfavour|\bcolour|\bcentre\b|\brealise|\bapologise|\bunited kingdom\b|\blondon\b|\bmanchester\b|\bedinburgh\b|\+44[ (]|\.co\.uk\b|\.ac\.uk\b|\bbank holiday\b|\bmobile: ?07|\bannual leave\b)`)
-	usSignal = regexp.MustCompile(`(?i)(\bcolor\b|\bcenter\b|\borganization|\bfavor\b|\brealize|\+1[ (-]\d{3}|\(\d{3}\) \d{3}-\d{4}|\b(est|edt|pst|pdt|cst|cdt)\b|\bthanksgiving\b|\bmemorial day\b|\blabor day\b|\bcell: )`)
+	ukSignal = regexp.MustCompile(`(\bwhilst\b|\borganisation|\bprogramme\b|\bfavour|\bcolour|\bcentre\b|\brealise|\bapologise|\bunited kingdom\b|\blondon\b|\bmanchester\b|\bedinburgh\b|\+44[ (]|\.co\.uk\b|\.ac\.uk\b|\bbank holiday\b|\bmobile: ?07|\bannual leave\b)`)
+	usSignal = regexp.MustCompile(`(\bcolor\b|\bcenter\b|\borganization|\bfavor\b|\brealize|\+1[ (-]\d{3}|\(\d{3}\) \d{3}-\d{4}|\b(est|edt|pst|pdt|cst|cdt)\b|\bthanksgiving\b|\bmemorial day\b|\blabor day\b|\bcell: )`)
 )
 
 // monthFirstNumbers decides how an English text writes numeric dates with
@@ -120,7 +120,11 @@ var (
 // else British or American spelling and places; else how the text writes
 // dates with month names ("30 November" is British, "November 30"
 // American); else month-first. Other languages are always day-first.
+// The patterns read lower-cased text.
 func monthFirstNumbers(lang, contentLanguage, lower string, nums [][]int, dayFirstNamed, monthFirstNamed int) bool {
+	if len(nums) == 0 {
+		return false // nothing to read either way
+	}
 	dmy, mdy := 0, 0
 	for _, m := range nums {
 		if m[10] < 0 && lower[m[4]:m[5]] != "/" {

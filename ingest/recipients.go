@@ -9,11 +9,11 @@ import (
 // to the sizes classification reads, so no pattern ever runs over a huge
 // header whatever the input (docs/ingest.md#raw-input).
 func capped(m *Message) *Message {
-	if len(m.Subject) <= MaxSubject && len(m.From) <= 998 && len(m.To) <= 998 {
+	if len(m.Subject) <= maxSubjectRead && len(m.From) <= 998 && len(m.To) <= 998 {
 		return m
 	}
 	cp := *m
-	cp.Subject = truncate(cp.Subject, MaxSubject)
+	cp.Subject = truncate(cp.Subject, maxSubjectRead)
 	cp.From = truncate(cp.From, 998)
 	cp.To = truncate(cp.To, 998)
 	return &cp
