@@ -160,6 +160,7 @@ func TestHugeSubject(t *testing.T) {
 			c = ingest.Classify(msg)
 			best = min(best, time.Since(start))
 		}
+		t.Logf("%s: best of five %v", name, best)
 		if best > 50*time.Millisecond {
 			t.Errorf("%s: 1 MiB subject classified in %v", name, best)
 		}
