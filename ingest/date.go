@@ -114,7 +114,7 @@ var (
 )
 
 // monthFirstNumbers decides how an English text writes numeric dates with
-// slashes (docs/ingest.md#return-dates): a number above 12 in one of its
+// slashes (docs/ingest.md, "Return dates"): a number above 12 in one of its
 // numeric dates settles it (24/11 is day-first, 11/24 month-first); else
 // a Content-Language of en-GB (and the other British locales) or en-US;
 // else British or American spelling and places; else how the text writes

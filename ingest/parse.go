@@ -72,7 +72,7 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 	} else {
 		m.Subject = decodeWords(e.Header.Get("Subject"))
 	}
-	m.Subject = truncate(m.Subject, MaxSubject)
+	m.Subject = strings.ToValidUTF8(truncate(m.Subject, MaxSubject), "\uFFFD")
 	m.From = firstAddress(h, "From")
 	m.To = firstAddress(h, "To")
 	if d, err := h.Date(); err == nil && !d.IsZero() && received.IsZero() {

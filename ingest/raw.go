@@ -19,7 +19,7 @@ func NormalizeRaw(raw []byte) []byte {
 			raw = raw[2:]
 		case len(raw) > 0 && (raw[0] == '\n' || raw[0] == '\r' || raw[0] == ' ' && onlySpaceLine(raw)):
 			raw = raw[1:]
-		case bytes.HasPrefix(raw, []byte("From ")):
+		case bytes.HasPrefix(raw, []byte("From ")) && !obsFromHeader(raw):
 			// The envelope line ends at the first line break of any kind.
 			i := bytes.IndexAny(raw, "\r\n")
 			if i < 0 {
@@ -36,6 +36,14 @@ func NormalizeRaw(raw []byte) []byte {
 			return crlf(raw)
 		}
 	}
+}
+
+// obsFromHeader reports whether raw starts with a From header written
+// with blanks before its colon ("From : a@b", obsolete RFC 5322 syntax),
+// which is not an mbox envelope line.
+func obsFromHeader(raw []byte) bool {
+	rest := bytes.TrimLeft(raw[4:], " \t")
+	return len(rest) > 0 && rest[0] == ':'
 }
 
 // onlySpaceLine reports whether the first line of b holds only blanks.

@@ -52,6 +52,7 @@ func TestNormalizeRaw(t *testing.T) {
 		{"\n\nFrom x\nA: b\n", "A: b\r\n"},
 		{"From x\rA: b", "A: b"},
 		{"From: x\n", "From: x\r\n"}, // a header, not an envelope line
+		{"From : x\n", "From : x\r\n"},
 		{"From x", ""},
 	} {
 		if got := string(ingest.NormalizeRaw([]byte(c.in))); got != c.want {
@@ -257,6 +258,33 @@ func TestReturnDateOrderAndRanges(t *testing.T) {
 		c := ingest.Classify(m)
 		if !c.HasReturnDate || c.ReturnDate.String() != want {
 			t.Errorf("Content-Language %q: %s, want %s", lang, c.ReturnDate, want)
+		}
+	}
+}
+
+func TestNonARFComplaints(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, from, subject, body string
+		headers                   map[string][]string
+		want                      ingest.Intent
+		rcpt                      string
+	}{
+		{"jmrp header", "staff@hotmail.com", "complaint about message from 203.0.113.20", "A user marked the message as junk.", map[string][]string{"X-Hmxmroriginalrecipient": {"<ann@hotmail.com>"}}, ingest.Complaint, "ann@hotmail.com"},
+		{"jmrp pasted", "staff@hotmail.com", "FW: Quick question", "X-HmXmrOriginalRecipient: ann@outlook.com\nSubject: Quick question", nil, ingest.Complaint, "ann@outlook.com"},
+		{"ses complaint", "no-reply@sns.amazonaws.com", "AWS Notification Message", `{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"ann@northwind.example"}]},"mail":{"commonHeaders":{"messageId":"<o@acme.example.com>"}}}`, nil, ingest.Complaint, "ann@northwind.example"},
+		{"ses bounce is not a complaint", "no-reply@sns.amazonaws.com", "AWS Notification Message", `{"notificationType":"Delivery","mail":{}}`, nil, ingest.Reply, ""},
+		{"icloud opt-out", "noreply@icloud.com", "A recipient has opted out of mail from acme.example.com", "Recipient: ann@icloud.com", nil, ingest.Complaint, "ann@icloud.com"},
+		{"a person at hotmail", "ann@hotmail.com", "Re: Quick question", "Please don't worry, I haven't reported it as spam. Let's talk Tuesday.", nil, ingest.Reply, ""},
+		{"a person at yahoo asking to stop", "ann@yahoo.com", "Re: Quick question", "Please remove me from your list.", nil, ingest.Unsubscribe, ""},
+	} {
+		m := &ingest.Message{From: c.from, Subject: c.subject, BodyText: c.body, Headers: c.headers, ReceivedAt: ref}
+		got := ingest.Classify(m)
+		if got.Intent != c.want || got.Recipient != c.rcpt {
+			t.Errorf("%s: %s %q, want %s %q", c.name, got.Intent, got.Recipient, c.want, c.rcpt)
+		}
+		if c.name == "ses complaint" && got.OriginalMessageID != "o@acme.example.com" {
+			t.Errorf("%s: original id %q", c.name, got.OriginalMessageID)
 		}
 	}
 }
