@@ -121,7 +121,7 @@ func Classify(m *Message) Classification {
 	// still asks us to stop); an out-of-office note that mentions opting
 	// out is still an ooo.
 	ooo := auto && (oooSubject.MatchString(m.Subject) || oooPhrases.MatchString(head))
-	if unsubscribePhrases.MatchString(stripRe(m.Subject)) || !ooo && unsubscribePhrases.MatchString(text) {
+	if unsubscribePhrases.MatchString(stripRe(m.Subject)) || !auto && unsubscribePhrases.MatchString(text) || auto && !ooo && explicitUnsubscribe(text) {
 		c.Intent, c.Signal = Unsubscribe, SignalUnsubscribe
 		return c
 	}

@@ -24,7 +24,7 @@ import (
 // hotmail.com and yahoo.com): the notice must also read as a complaint.
 
 var (
-	complaintWords = regexp.MustCompile(`(?i)(complaint about (a |this |the )?message|complaint (report|notification|notice)|feedback loop|junk mail report|reported (this|the|a|your) (message|e-?mail) as (spam|junk)|marked (this|the|a|your) (message|e-?mail) as (spam|junk)|(reported|marked|flagged) as (spam|junk)|spam complaint|abuse report|opted out of (receiving )?(mail|e-?mails?|messages)|has (chosen|asked) (not )?to (no longer )?receive|no longer wishes to receive)`)
+	complaintWords = regexp.MustCompile(`(?i)(complaint about (a |this |the )?message|complaint (report|notification|notice)|feedback loop|junk mail report|reported (this|the|a|your) (message|e-?mail) as (spam|junk)|marked (this|the|a|your) (message|e-?mail) as (spam|junk)|(reported|marked) as (spam|junk)|spam complaint|abuse report|opted out of (receiving )?(mail|e-?mails?|messages)|has (chosen|asked) (not )?to (no longer )?receive|no longer wishes to receive)`)
 	hmxmrLine      = regexp.MustCompile(`(?im)^[ \t>]*x-hmxmroriginalrecipient[ \t]*:[ \t]*(\S{3,320})`)
 	rcptLine       = regexp.MustCompile(`(?im)^[ \t>]*(?:original-rcpt-to|complained recipient|recipient|reported by|complainant|e-?mail address)[ \t]*:[ \t]*(\S{3,320})`)
 	sesComplaint   = regexp.MustCompile(`\\?"notificationType\\?"\s*:\s*\\?"Complaint\\?"`)
@@ -42,7 +42,7 @@ func feedbackSender(from string) bool {
 	switch domain {
 	case "hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com", "yahoo.com", "yahoo-inc.com", "yahooinc.com", "icloud.com", "me.com", "mac.com", "apple.com":
 		switch local {
-		case "staff", "feedback", "fbl", "jmrp", "abuse", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply", "complaints", "junkmail", "icloud", "cfl":
+		case "staff", "feedback", "fbl", "jmrp", "abuse", "noreply", "no-reply", "do-not-reply", "donotreply", "complaints", "junkmail", "icloud", "cfl":
 			return true
 		}
 		return false
@@ -55,11 +55,11 @@ func feedbackSender(from string) bool {
 	return false
 }
 
-// isComplaintNotice recognises the non-ARF complaints above.
+// isComplaintNotice recognises the non-ARF complaints above. The JMRP
+// marker counts only in mail from a feedback address: Outlook.com adds
+// X-HmXmrOriginalRecipient to mail its mailboxes receive, so a reply
+// bridged from such a mailbox carries it too.
 func isComplaintNotice(m *Message) bool {
-	if m.EnclosedJMRP || m.Header("X-Hmxmroriginalrecipient") != "" {
-		return true
-	}
 	body := truncate(m.BodyText, 64<<10)
 	if strings.TrimSpace(body) == "" && m.BodyHTML != "" {
 		body = HTMLToText(m.BodyHTML)
@@ -67,10 +67,13 @@ func isComplaintNotice(m *Message) bool {
 	if sesComplaint.MatchString(body) {
 		return true
 	}
-	if !feedbackSender(m.From) || rePrefix.MatchString(m.Subject) && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(m.Subject)), "fw") {
-		return hmxmrLine.MatchString(body) && feedbackSender(m.From)
+	if !feedbackSender(m.From) || bounceSubject.MatchString(m.Subject) {
+		return false
 	}
-	return complaintWords.MatchString(m.Subject) || complaintWords.MatchString(body) || hmxmrLine.MatchString(body)
+	if m.EnclosedJMRP || m.Header("X-Hmxmroriginalrecipient") != "" || hmxmrLine.MatchString(body) {
+		return true
+	}
+	return complaintWords.MatchString(m.Subject) || complaintWords.MatchString(body)
 }
 
 // sesNotification is the part of an SES notification we read.

@@ -288,3 +288,19 @@ func TestNonARFComplaints(t *testing.T) {
 		}
 	}
 }
+
+func TestComplaintNoticeNeedsAFeedbackSender(t *testing.T) {
+	t.Parallel()
+	// Outlook.com stamps every delivered message: a bridged reply carries it.
+	m := &ingest.Message{From: "ann@northwind.example", Subject: "Re: Quick question", BodyText: "Sounds good, call me Tuesday.", ReceivedAt: ref,
+		Headers: map[string][]string{"X-Hmxmroriginalrecipient": {"ada@outlook.com"}}}
+	if got := ingest.Classify(m).Intent; got != ingest.Reply {
+		t.Errorf("bridged reply: %s", got)
+	}
+	// An auto-reply whose footer offers an unsubscribe link is not a request.
+	m = &ingest.Message{From: "help@northwind.example", Subject: "[Ticket #4411] Re: Quick question", BodyText: "We received your request.\n\nTo unsubscribe from these notifications, click here: https://help.northwind.example/u", ReceivedAt: ref,
+		Headers: map[string][]string{"Auto-Submitted": {"auto-replied"}}}
+	if got := ingest.Classify(m).Intent; got != ingest.AutoReply {
+		t.Errorf("footer link: %s", got)
+	}
+}

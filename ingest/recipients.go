@@ -83,3 +83,22 @@ func isDaemon(addr string) bool {
 	}
 	return false
 }
+
+// footerLink marks a line that offers a link rather than asks for
+// something ("To unsubscribe, click here", "https://…/unsubscribe").
+var footerLink = regexp.MustCompile(`(?i)(https?://|www\.|click|link|klicken|cliquez|clic|clique|klik|tryck|manage (your )?(preferences|subscription)|notification settings)`)
+
+// explicitUnsubscribe reports whether an auto-submitted text asks to stop
+// in its own words: a line with an unsubscribe phrase that is not a
+// newsletter or ticket-system footer link.
+func explicitUnsubscribe(text string) bool {
+	if !unsubscribePhrases.MatchString(text) {
+		return false
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if unsubscribePhrases.MatchString(line) && !footerLink.MatchString(line) {
+			return true
+		}
+	}
+	return false
+}
