@@ -304,3 +304,12 @@ func TestComplaintNoticeNeedsAFeedbackSender(t *testing.T) {
 		t.Errorf("footer link: %s", got)
 	}
 }
+
+func TestPostfixTextRecipient(t *testing.T) {
+	t.Parallel()
+	raw := "From: MAILER-DAEMON@mail.acme.example.com\r\nTo: ada@acme.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nI'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n<|/usr/bin/procmail>: permission denied\r\n<ann@northwind.example>: host mx.northwind.example said: 550 5.1.1 User unknown\r\n"
+	m, _ := ingest.ParseRaw([]byte(raw), ref)
+	if got := ingest.Classify(m).Recipient; got != "ann@northwind.example" {
+		t.Errorf("recipient %q", got)
+	}
+}

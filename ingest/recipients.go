@@ -22,6 +22,8 @@ func capped(m *Message) *Message {
 var (
 	// "<ann@example.com>:" on its own line (qmail, Yahoo, Postfix text).
 	bracketLine = regexp.MustCompile(`(?m)^[ \t]*<([^<>\r\n]{1,320})>:?[ \t]*\r?$`)
+	// "<ann@example.com>: host mx said: 550 …" (Postfix text part).
+	bracketLead = regexp.MustCompile(`(?m)^[ \t]*<([^<>\r\n]{1,320})>:[ \t]+\S`)
 	// Sentences that name the failed address, in the shapes MTAs write.
 	namedRecipient = regexp.MustCompile(`(?i)(?:your message to|delivery to the following recipients? failed[^\n]*\n\s*|the following addresse?s? failed[^\n]*\n\s*|following recipients?:?\s*\n\s*|wasn't delivered to|was not delivered to|couldn't be delivered to|could not be delivered to|delivery has failed to these recipients or groups:\s*\n\s*|rcpt to:\s*|final-recipient:\s*(?:rfc822;)?\s*|original-recipient:\s*(?:rfc822;)?\s*|unable to deliver (?:your )?message to(?: the following address(?:es)?)?:?\s*\n?\s*)<?([^\s<>()"',;]{1,320}@[^\s<>()"',;]{1,255})`)
 	// An address on a line that says why it failed ("ann@x... User unknown").
@@ -61,7 +63,7 @@ func textBounceRecipient(m *Message) string {
 			return a
 		}
 	}
-	for _, re := range []*regexp.Regexp{namedRecipient, failedNear} {
+	for _, re := range []*regexp.Regexp{bracketLead, namedRecipient, failedNear} {
 		for _, mm := range re.FindAllStringSubmatch(text, 20) {
 			if a := ok(mm[1]); a != "" {
 				return a
