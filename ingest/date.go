@@ -105,7 +105,7 @@ var (
 	monthRange = regexp.MustCompile(`(?:^|[^\p{L}])(\p{L}{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s*(-|–|—|to|through|thru|until|till)\s*(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
 	// "10-31 July", "10.-31. Juli", "from 10 to 31 July", "du 10 au 31
 	// juillet", "del 10 al 31 de julio", "10 t/m 31 juli" (day first).
-	dayRange = regexp.MustCompile(`\b(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(-|–|—|to|through|thru|au|al|a|bis|tot en met|tot|t/m|t\.m\.|till och med|t\.o\.m\.|tom|till|until|och)\s*(?:le\s+|el\s+|den\s+|zum\s+|dem\s+)?(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
+	dayRange = regexp.MustCompile(`\b(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(-|–|—|to|through|thru|au|al|a|bis|tot en met|tot|t/m|t\.m\.|till och med|t\.o\.m\.|tom|till|until)\s*(?:le\s+|el\s+|den\s+|zum\s+|dem\s+)?(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
 	// Range connectors that include the last day: back the day after.
 	inclusiveConnector = regexp.MustCompile(`^(through|thru|tot en met|t/m|t\.m\.|till och med|t\.o\.m\.|tom)$`)
 	// Signals that English is British (day-first numbers) or American.
