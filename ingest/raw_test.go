@@ -216,6 +216,10 @@ func TestReturnDateOrderAndRanges(t *testing.T) {
 		{"I am out from 24/11/2026 and back 05/12/2026.", "2026-12-05"},           // a day > 12 settles it
 		{"I am out from 11/24/2026 and back 12/05/2026.", "2026-12-05"},           // month-first, said by 11/24
 		{"I am out of the office until 12/4/2026.", "2026-12-04"},                 // English default: month-first
+		{"I am out from 12/13/2026, back 01/04/2027.", "2027-01-04"},              // 13 in second place: month-first
+		{"I am out 13/12/2026, back 12/01/2027.", "2027-01-12"},                   // 13 in first place: day-first
+		{"I am out 12/12/2026 and back 01/12/2027.", "2027-01-12"},                // 12 settles nothing: month-first
+		{"Ich bin bis 12/01/2027 im Urlaub.", "2027-01-12"},                       // German: day-first at 12
 		{"Out on 30 November, back in the office 05/12/2026.", "2026-12-05"},      // named dates day-first
 		{"Ich bin bis 05/12/2026 nicht im Büro.", "2026-12-05"},                   // German: day-first
 		{"Je suis absent jusqu'au 05/12/2026.", "2026-12-05"},                     // French
