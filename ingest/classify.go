@@ -142,6 +142,7 @@ func Classify(m *Message) Classification {
 // Complete fills in what a given intent needs (bounce type, return date)
 // from the message, for inputs that state the intent themselves.
 func Complete(m *Message, intent Intent) Classification {
+	m = capped(m)
 	c := Classify(m)
 	if c.Intent == intent {
 		c.Signal = SignalGiven

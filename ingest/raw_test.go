@@ -169,6 +169,10 @@ func TestHugeSubject(t *testing.T) {
 			t.Errorf("%s: intent %s", name, c.Intent)
 		}
 	}
+	start := time.Now()
+	if c := ingest.Complete(direct, ingest.OOO); c.Intent != ingest.OOO || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("given intent: %s in %v", c.Intent, time.Since(start))
+	}
 	if len(m.Subject) > ingest.MaxSubject {
 		t.Errorf("subject kept at %d bytes", len(m.Subject))
 	}
