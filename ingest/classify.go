@@ -33,16 +33,14 @@ type Classification struct {
 
 // Signals.
 const (
-	SignalGiven       = "given"
-	SignalDSN         = "dsn"
-	SignalARF         = "arf"
-	SignalBounceText  = "bounce_text"
-	SignalAutoHeader  = "auto_header"
-	SignalAutoSubject = "auto_subject"
-	SignalUnsubscribe = "unsubscribe_phrase"
-	// SignalComplaintNotice is a non-ARF complaint (complaint.go).
-	SignalComplaintNotice = "complaint_notice"
-	SignalDefaultReply    = "default"
+	SignalGiven        = "given"
+	SignalDSN          = "dsn"
+	SignalARF          = "arf"
+	SignalBounceText   = "bounce_text"
+	SignalAutoHeader   = "auto_header"
+	SignalAutoSubject  = "auto_subject"
+	SignalUnsubscribe  = "unsubscribe_phrase"
+	SignalDefaultReply = "default"
 )
 
 var (

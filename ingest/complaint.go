@@ -23,6 +23,9 @@ import (
 // A provider's feedback address alone is not enough (people write from
 // hotmail.com and yahoo.com): the notice must also read as a complaint.
 
+// SignalComplaintNotice is the signal of a non-ARF complaint.
+const SignalComplaintNotice = "complaint_notice"
+
 var (
 	complaintWords = regexp.MustCompile(`(?i)(complaint about (a |this |the )?message|complaint (report|notification|notice)|feedback loop|junk mail report|reported (this|the|a|your) (message|e-?mail) as (spam|junk)|marked (this|the|a|your) (message|e-?mail) as (spam|junk)|(reported|marked) as (spam|junk)|spam complaint|abuse report|opted out of (receiving )?(mail|e-?mails?|messages)|has (chosen|asked) (not )?to (no longer )?receive|no longer wishes to receive)`)
 	hmxmrLine      = regexp.MustCompile(`(?im)^[ \t>]*x-hmxmroriginalrecipient[ \t]*:[ \t]*(\S{3,320})`)
