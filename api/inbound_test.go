@@ -176,7 +176,10 @@ func TestInboundEndToEnd(t *testing.T) {
 	}
 
 	// A DSN for a sent message suppresses the address and stops the enrollment.
+	// It arrives as a Postfix pipe with the F flag delivers it: an mbox
+	// envelope line first, LF line endings.
 	dsn := postfixDSN("gone@client3.example", msgID("gone@client3.example"), "5.1.1", "550 5.1.1 <gone@client3.example>: Recipient address rejected: User unknown")
+	dsn = "From MAILER-DAEMON  Thu Nov 26 10:00:00 2026\n" + strings.ReplaceAll(dsn, "\r\n", "\n")
 	r := w.do("POST", "/v1/inbound/raw", w.keyA, dsn, "Content-Type", "message/rfc822")
 	if r.status != 201 {
 		t.Fatalf("raw DSN: %d %s", r.status, r.body)

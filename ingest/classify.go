@@ -68,7 +68,6 @@ var (
 	giveUp       = regexp.MustCompile(`(?i)(i'm not going to try again|i've given up|this is a permanent error|permanent failure|permanently failed)`)
 	copyMarker   = regexp.MustCompile(`(?im)^.*(below this line is a copy of the message|this is a copy of the message|original message follows|undelivered message follows|-{3,} ?original message ?-{3,}).*$`)
 	basicCode    = regexp.MustCompile(`(?m)(?:^|said:\s*|:\s|\s)([45][0-7]\d)(?:[ \-:]|$)`)
-	embeddedID   = regexp.MustCompile(`(?im)^[ \t]*message-id:[ \t]*<([^>\s]{1,900})>`)
 
 	bounceSubject = regexp.MustCompile(`(?i)(undeliver|undelivered mail|delivery status notification|delivery failure|failure notice|mail delivery failed|returned mail|delivery has failed|could not be delivered|not delivered|delivery notification|mail delivery system|delayed mail|delivery delayed|unzustellbar|nicht zugestellt|non remis|non distribuable|no se puede entregar|no entregado|não entregue|nao entregue|onbestelbaar|kan niet worden bezorgd|kunde inte levereras|olevererbart|returned to sender)`)
 	permanentText = regexp.MustCompile(`(?i)(permanent error|permanent failure|i'm not going to try again|i've given up|this is a permanent error|user unknown|no such user|mailbox unavailable|does not exist|doesn't have a .{1,40} account|address rejected|recipient not found|invalid recipient|account (has been )?disabled|mailbox not found)`)
@@ -96,6 +95,7 @@ var unsubscribePhrases = regexp.MustCompile(`(?i)(\bunsubscribe\b|remove me from
 // anything else a reply. Only the new text is read: quoted history is
 // stripped first.
 func Classify(m *Message) Classification {
+	m = capped(m)
 	c := Classification{}
 	if m.Report != nil {
 		c.OriginalMessageID = m.Report.OriginalMessageID
@@ -125,6 +125,11 @@ func Classify(m *Message) Classification {
 		c.Intent, c.Signal = Complaint, SignalARF
 		c.OriginalMessageID = embeddedMessageID(m)
 		return c
+	case isComplaintNotice(m):
+		c.Intent, c.Signal = Complaint, SignalComplaintNotice
+		c.FeedbackType, c.Recipient = "abuse", complaintRecipient(m)
+		c.OriginalMessageID = complaintOriginalID(m)
+		return c
 	case strings.Contains(ct, "report-type=delivery-status") || strings.Contains(ct, `report-type="delivery-status"`) || isTextBounce(m):
 		if challengeText.MatchString(truncate(m.Subject+"\n"+m.BodyText, 32<<10)) {
 			c.Intent, c.Signal = AutoReply, SignalChallenge
@@ -143,18 +148,23 @@ func Classify(m *Message) Classification {
 	if !auto && (autoSubject.MatchString(m.Subject) || oooSubject.MatchString(stripRe(m.Subject))) {
 		auto, signal = true, SignalAutoSubject
 	}
+	// An explicit unsubscribe request wins over the auto-submitted rule (a
+	// request sent by a form or client that marks its mail auto-submitted
+	// still asks us to stop); an out-of-office note that mentions opting
+	// out is still an ooo.
+	ooo := auto && (oooSubject.MatchString(m.Subject) || oooPhrases.MatchString(head))
+	if unsubscribePhrases.MatchString(stripRe(m.Subject)) || !auto && unsubscribePhrases.MatchString(text) || auto && !ooo && explicitUnsubscribe(text) {
+		c.Intent, c.Signal = Unsubscribe, SignalUnsubscribe
+		return c
+	}
 	if auto {
 		c.Signal = signal
-		if oooSubject.MatchString(m.Subject) || oooPhrases.MatchString(head) {
+		if ooo {
 			c.Intent = OOO
-			c.ReturnDate, c.HasReturnDate = ReturnDate(head, m.ReceivedAt)
+			c.ReturnDate, c.HasReturnDate = returnDate(head, m.ReceivedAt, m.Header("Content-Language"))
 			return c
 		}
 		c.Intent = AutoReply
-		return c
-	}
-	if unsubscribePhrases.MatchString(stripRe(m.Subject)) || unsubscribePhrases.MatchString(text) {
-		c.Intent, c.Signal = Unsubscribe, SignalUnsubscribe
 		return c
 	}
 	c.Intent, c.Signal = Reply, SignalDefaultReply
@@ -164,6 +174,7 @@ func Classify(m *Message) Classification {
 // Complete fills in what a given intent needs (bounce type, return date)
 // from the message, for inputs that state the intent themselves.
 func Complete(m *Message, intent Intent) Classification {
+	m = capped(m)
 	c := Classify(m)
 	if c.Intent == intent {
 		c.Signal = SignalGiven
@@ -178,7 +189,7 @@ func Complete(m *Message, intent Intent) Classification {
 		}
 		out.decideFault()
 	case OOO:
-		out.ReturnDate, out.HasReturnDate = ReturnDate(m.Subject+"\n"+m.NewText(), m.ReceivedAt)
+		out.ReturnDate, out.HasReturnDate = returnDate(m.Subject+"\n"+m.NewText(), m.ReceivedAt, m.Header("Content-Language"))
 	case Complaint:
 		out.FeedbackType, out.Recipient = c.FeedbackType, c.Recipient
 	}
@@ -350,34 +361,16 @@ func lineAround(text string, i int) string {
 	return truncate(strings.TrimSpace(text[start:i+end]), 1000)
 }
 
-var failedLine = regexp.MustCompile(`(?m)^[ \t]*<([^<>\s@]{1,64}@[^<>\s@]{1,190})>:?[ \t]*\r?$`)
-
-// failedRecipient is the failed address of a text bounce: X-Failed-Recipients
-// (Exim, Gmail) or the first "<address>:" line (qmail, Yahoo).
-func failedRecipient(m *Message) string {
-	if v := strings.TrimSpace(strings.Split(m.Header("X-Failed-Recipients"), ",")[0]); strings.Contains(v, "@") {
-		return strings.Trim(v, "<> ")
-	}
-	text := truncate(m.BodyText, 64<<10)
-	if loc := copyMarker.FindStringIndex(text); loc != nil {
-		text = text[:loc[0]]
-	}
-	if mm := failedLine.FindStringSubmatch(text); mm != nil {
-		return mm[1]
-	}
-	return ""
-}
+// failedRecipient is the failed address of a text bounce
+// (recipients.go): X-Failed-Recipients (Exim, Gmail), the first
+// "<address>:" line (qmail, Yahoo) or a sentence naming it, else the
+// single To of the enclosed original; only addr-specs count.
+func failedRecipient(m *Message) string { return textBounceRecipient(m) }
 
 // embeddedMessageID finds the Message-ID of the returned message inside a
-// text bounce ("--- Below this line is a copy of the message.").
-func embeddedMessageID(m *Message) string {
-	for _, mm := range embeddedID.FindAllStringSubmatch(truncate(m.BodyText, MaxTextRead), 5) {
-		if id := NormalizeID(mm[1]); id != m.MessageID {
-			return id
-		}
-	}
-	return ""
-}
+// text bounce: an enclosed message/rfc822 or text/rfc822-headers part,
+// else the pasted copy ("--- Below this line is a copy of the message.").
+func embeddedMessageID(m *Message) string { return originalMessageID(m) }
 
 // decideFault applies the whose-failure rule shared with SMTP-time failures
 // (smtpreply.ClassifyStatus) to the bounce's status and diagnostic: a

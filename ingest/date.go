@@ -96,6 +96,75 @@ type dateHit struct {
 	end  int
 	date Date
 	cue  int // 0 none, 1 until, 2 return, 3 inclusive
+	// fixed: the cue came from a range's connector, not the text before.
+	fixed bool
+}
+
+var (
+	// "July 10-31", "July 10 through 31, 2026" (month first).
+	monthRange = regexp.MustCompile(`(?:^|[^\p{L}])(\p{L}{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s*(-|–|—|to|through|thru|until|till)\s*(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?`)
+	// "10-31 July", "10.-31. Juli", "from 10 to 31 July", "du 10 au 31
+	// juillet", "del 10 al 31 de julio", "10 t/m 31 juli" (day first).
+	dayRange = regexp.MustCompile(`\b(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(-|–|—|to|through|thru|au|al|a|bis|tot en met|tot|t/m|t\.m\.|till och med|t\.o\.m\.|tom|till|until)\s*(?:le\s+|el\s+|den\s+|zum\s+|dem\s+)?(\d{1,2})(?:st|nd|rd|th|er|e|º)?\.?\s*(?:de\s+|of\s+)?(\p{L}{3,10})\.?(?:,?\s*(?:de\s+)?(\d{4}))?(?:[^\p{L}]|$)`)
+	// Range connectors that include the last day: back the day after.
+	inclusiveConnector = regexp.MustCompile(`^(through|thru|tot en met|t/m|t\.m\.|till och med|t\.o\.m\.|tom)$`)
+	// Signals that English is British (day-first numbers) or American.
+	ukSignal = regexp.MustCompile(`(\bwhilst\b|\borganisation|\bprogramme\b|\bfavour|\bcolour|\bcentre\b|\brealise|\bapologise|\bunited kingdom\b|\blondon\b|\bmanchester\b|\bedinburgh\b|\+44[ (]|\.co\.uk\b|\.ac\.uk\b|\bbank holiday\b|\bmobile: ?07|\bannual leave\b)`)
+	usSignal = regexp.MustCompile(`(\bcolor\b|\bcenter\b|\borganization|\bfavor\b|\brealize|\+1[ (-]\d{3}|\(\d{3}\) \d{3}-\d{4}|\b(est|edt|pst|pdt|cst|cdt)\b|\bthanksgiving\b|\bmemorial day\b|\blabor day\b|\bcell: )`)
+)
+
+// monthFirstNumbers decides how an English text writes numeric dates with
+// slashes (docs/ingest.md, "Return dates"): a number above 12 in one of its
+// numeric dates settles it (24/11 is day-first, 11/24 month-first); else
+// a Content-Language of en-GB (and the other British locales) or en-US;
+// else British or American spelling and places; else how the text writes
+// dates with month names ("30 November" is British, "November 30"
+// American); else month-first. Other languages are always day-first.
+// The patterns read lower-cased text.
+func monthFirstNumbers(lang, contentLanguage, lower string, nums [][]int, dayFirstNamed, monthFirstNamed int) bool {
+	if len(nums) == 0 {
+		return false // nothing to read either way
+	}
+	dmy, mdy := 0, 0
+	for _, m := range nums {
+		if m[10] < 0 && lower[m[4]:m[5]] != "/" {
+			continue
+		}
+		a, _ := strconv.Atoi(lower[m[2]:m[3]])
+		b, _ := strconv.Atoi(lower[m[6]:m[7]])
+		switch {
+		case a > 12 && b <= 12:
+			dmy++
+		case b > 12 && a <= 12:
+			mdy++
+		}
+	}
+	switch {
+	case dmy > mdy:
+		return false
+	case mdy > dmy:
+		return true
+	case lang != langEN:
+		return false
+	}
+	switch cl := strings.ToLower(strings.TrimSpace(contentLanguage)); {
+	case strings.HasPrefix(cl, "en-us"):
+		return true
+	case strings.HasPrefix(cl, "en-gb") || strings.HasPrefix(cl, "en-ie") || strings.HasPrefix(cl, "en-au") || strings.HasPrefix(cl, "en-nz") || strings.HasPrefix(cl, "en-za") || strings.HasPrefix(cl, "en-in"):
+		return false
+	case cl != "" && !strings.HasPrefix(cl, "en"):
+		return false
+	}
+	uk, us := ukSignal.MatchString(lower), usSignal.MatchString(lower)
+	switch {
+	case uk && !us:
+		return false
+	case us && !uk:
+		return true
+	case dayFirstNamed > monthFirstNamed:
+		return false
+	}
+	return true
 }
 
 // vocab are short function words of each language.
@@ -153,10 +222,16 @@ func detectLanguage(text string) string {
 // inclusive cue ("through", "t/m", "till och med") means back the day after.
 // Among several dates, the latest one after a cue wins, else the latest.
 func ReturnDate(text string, ref time.Time) (Date, bool) {
+	return returnDate(text, ref, "")
+}
+
+// returnDate is ReturnDate with the message's Content-Language (or "").
+func returnDate(text string, ref time.Time, contentLanguage string) (Date, bool) {
 	text = truncate(text, 64<<10)
 	lower := strings.ToLower(text)
 	lang := detectLanguage(lower)
 	var hits []dateHit
+	dayFirstNamed, monthFirstNamed := 0, 0 // "30 November" / "November 30"
 	covered := make([]bool, len(lower)+1)
 	mark := func(a, b int) bool {
 		for i := a; i < b && i < len(covered); i++ {
@@ -179,6 +254,42 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		}
 		hits = append(hits, dateHit{pos: pos, end: end, date: date})
 	}
+	addRange := func(pos, end int, connector, day string, mo time.Month, lower string, ys, ye int) {
+		first := len(hits)
+		d, _ := strconv.Atoi(day)
+		y := 0
+		if ys >= 0 {
+			y, _ = strconv.Atoi(lower[ys:ye])
+		}
+		add(pos, end, y, mo, d)
+		if len(hits) == first {
+			return
+		}
+		hits[first].cue = 1
+		if inclusiveConnector.MatchString(connector) {
+			hits[first].cue = 3
+		}
+		hits[first].fixed = true
+	}
+	// Ranges first ("July 10-31", "10.-31. Juli", "du 10 au 31 juillet"):
+	// the month is written once, and the end of the range is the day
+	// read (like "until"; "through"/"t/m"/"till och med" mean back the
+	// day after).
+	for _, m := range monthRange.FindAllStringSubmatchIndex(lower, 20) {
+		name := lower[m[2]:m[3]]
+		mo, isMonth := months[name]
+		if !isMonth || monthFirstExcluded[name] {
+			continue
+		}
+		addRange(m[2], m[1], lower[m[6]:m[7]], lower[m[8]:m[9]], mo, lower, m[10], m[11])
+	}
+	for _, m := range dayRange.FindAllStringSubmatchIndex(lower, 20) {
+		mo, isMonth := months[lower[m[8]:m[9]]]
+		if !isMonth {
+			continue
+		}
+		addRange(m[2], m[1], lower[m[4]:m[5]], lower[m[6]:m[7]], mo, lower, m[10], m[11])
+	}
 	for _, m := range isoDate.FindAllStringSubmatchIndex(lower, 50) {
 		y, _ := strconv.Atoi(lower[m[2]:m[3]])
 		mo, _ := strconv.Atoi(lower[m[4]:m[5]])
@@ -195,7 +306,11 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		if m[6] >= 0 {
 			y, _ = strconv.Atoi(lower[m[6]:m[7]])
 		}
+		before := len(hits)
 		add(m[0], m[1], y, mo, d)
+		if len(hits) > before {
+			dayFirstNamed++
+		}
 	}
 	for _, m := range monthDay.FindAllStringSubmatchIndex(lower, 50) {
 		name := lower[m[2]:m[3]]
@@ -207,17 +322,14 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 		if m[6] >= 0 {
 			y, _ = strconv.Atoi(lower[m[6]:m[7]])
 		}
+		before := len(hits)
 		add(m[2], m[1], y, months[name], d)
-	}
-	nums := numDate.FindAllStringSubmatchIndex(lower, 50)
-	// English slashes are month-first (12/3/2026) unless the text writes
-	// one day-first date that cannot be month-first (24/11/2026).
-	monthFirst := lang == langEN
-	for _, m := range nums {
-		if a, _ := strconv.Atoi(lower[m[2]:m[3]]); lower[m[4]:m[5]] == "/" && a > 12 {
-			monthFirst = false
+		if len(hits) > before {
+			monthFirstNamed++
 		}
 	}
+	nums := numDate.FindAllStringSubmatchIndex(lower, 50)
+	monthFirst := monthFirstNumbers(lang, contentLanguage, lower, nums, dayFirstNamed, monthFirstNamed)
 	for _, m := range nums {
 		sep := lower[m[4]:m[5]]
 		hasYear := m[10] >= 0
@@ -251,6 +363,10 @@ func ReturnDate(text string, ref time.Time) (Date, bool) {
 	for i := range hits {
 		before := lower[max(0, hits[i].pos-60):hits[i].pos]
 		switch {
+		case hits[i].fixed && hits[i].cue == 3:
+		case hits[i].fixed && inclusiveCue.MatchString(before):
+			hits[i].cue = 3
+		case hits[i].fixed:
 		case inclusiveCue.MatchString(before):
 			hits[i].cue = 3
 		case returnCue.MatchString(before):

@@ -22,7 +22,16 @@ func corpusSeeds(f *testing.F) []string {
 		out = append(out, string(b))
 	}
 	return append(out, "", "\r\n\r\n", "From: a@b\r\n\r\nhi", "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x",
-		"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.\r\n\r\n--b--")
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.\r\n\r\n--b--",
+		// raw mail as it arrives: an mbox envelope line, blank lines, CR-only and LF endings
+		"From MAILER-DAEMON  Fri Nov 27 09:12:01 2026\nFrom: a@b\nSubject: x\n\nhi\n",
+		"From \r\n\r\nFrom: a@b\r\n\r\nhi",
+		"From x", "\n\n\r\rFrom: a@b\r\rhi\r", "From: a@b\rSubject: out of office\rAuto-Submitted: auto-replied\r\rback 05/12/2026\r",
+		// originals attached as message/rfc822 or headers, or pasted
+		"From: MAILER-DAEMON@x\r\nSubject: failure notice\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\n<|/bin/x>:\r\n550 5.1.1 unknown\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nTo: a@b\r\nX-HmXmrOriginalRecipient: <mailto:a@b>\r\nMessage-ID: <o@b>\r\n\r\n--z--",
+		"From: MAILER-DAEMON@x\r\nSubject: Undeliverable\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <\r\n--z--",
+		"From: MAILER-DAEMON@x\r\nSubject: failure notice\r\n\r\n<@host>:\r\n----- Original message -----\r\n> Message-ID: o@b\r\n",
+		"From: no-reply@sns.amazonaws.com\r\n\r\n{\"Type\":\"Notification\",\"Message\":\"{\\\"notificationType\\\":\\\"Complaint\\\"}\"}")
 }
 
 func FuzzParseRaw(f *testing.F) {
@@ -45,6 +54,25 @@ func FuzzParseRaw(f *testing.F) {
 			if cand.ID == "" || strings.HasPrefix(cand.ID, "<") {
 				t.Fatalf("candidate %q", cand.ID)
 			}
+		}
+	})
+}
+
+// FuzzNormalizeRaw checks that normalized input has only CRLF line
+// breaks and no leading envelope line or blank line.
+func FuzzNormalizeRaw(f *testing.F) {
+	for _, s := range []string{"", "From x\nA: b\n", "\r\r\nA: b\rc", "From x", "A: b\r\n", " \t\nFrom y\r\n\nA: b"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		out := ingest.NormalizeRaw(raw)
+		for i, c := range out {
+			if c == '\n' && (i == 0 || out[i-1] != '\r') || c == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
+				t.Fatalf("%q: lone line break at %d in %q", raw, i, out)
+			}
+		}
+		if len(out) > 0 && (out[0] == '\r' || strings.HasPrefix(string(out), "From ") && !strings.HasPrefix(strings.TrimLeft(string(out[4:]), " \t"), ":")) {
+			t.Fatalf("%q: starts with %q", raw, out[:min(len(out), 8)])
 		}
 	})
 }

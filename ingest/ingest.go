@@ -49,6 +49,14 @@ const (
 	maxParts = 200
 	// maxDepth bounds MIME nesting.
 	maxDepth = 8
+	// MaxSubject is how much of a subject is kept (bytes).
+	MaxSubject = 1 << 10
+	// maxSubjectRead is how much of a subject classification reads: no
+	// pattern ever runs over more, whatever the input (a 1 MiB subject is
+	// classified in well under 5 ms).
+	maxSubjectRead = 512
+	// maxHeaderRead is how much of one header value classification reads.
+	maxHeaderRead = 4 << 10
 )
 
 // Message is a normalized inbound message, whichever input it came from.
@@ -66,12 +74,22 @@ type Message struct {
 	ReceivedAt        time.Time
 	// Report holds a parsed DSN (RFC 3464) or ARF (RFC 5965) report.
 	Report *Report
+	// EnclosedMessageID is the Message-ID of the first message enclosed
+	// as message/rfc822 or text/rfc822-headers in any multipart (a
+	// bounced or reported original), normalized; EnclosedRecipient is
+	// that original's single To address, when it has one.
+	EnclosedMessageID string
+	EnclosedRecipient string
+	// EnclosedJMRP says the enclosed original carries Hotmail/Outlook's
+	// X-HmXmrOriginalRecipient complaint marker (EnclosedRecipient is then
+	// the complaining address).
+	EnclosedJMRP bool
 }
 
 // Header returns the first value of a header (case-insensitive name).
 func (m *Message) Header(name string) string {
 	if v := m.Headers[canonicalKey(name)]; len(v) > 0 {
-		return strings.TrimSpace(v[0])
+		return strings.TrimSpace(truncate(v[0], maxHeaderRead))
 	}
 	return ""
 }

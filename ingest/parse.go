@@ -35,7 +35,8 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 	if len(raw) > MaxRawSize {
 		return nil, ErrTooLarge
 	}
-	e, err := message.ReadWithOptions(bytes.NewReader(raw), &message.ReadOptions{MaxHeaderBytes: 1 << 20})
+	raw = NormalizeRaw(raw)
+	e, err := message.ReadWithOptions(bytes.NewReader(raw), &message.ReadOptions{MaxHeaderBytes: MaxRawSize}) // a huge header is read, then capped
 	if e == nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -71,6 +72,7 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 	} else {
 		m.Subject = decodeWords(e.Header.Get("Subject"))
 	}
+	m.Subject = strings.ToValidUTF8(truncate(m.Subject, MaxSubject), "\uFFFD")
 	m.From = firstAddress(h, "From")
 	m.To = firstAddress(h, "To")
 	if d, err := h.Date(); err == nil && !d.IsZero() && received.IsZero() {
@@ -80,6 +82,11 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 	w.visit(e, 0)
 	m.BodyText = strings.ToValidUTF8(w.text.String(), "\uFFFD")
 	m.BodyHTML = strings.ToValidUTF8(w.html.String(), "\uFFFD")
+	m.EnclosedMessageID = w.enclosedID
+	m.EnclosedRecipient = w.enclosedTo
+	if w.jmrpTo != "" {
+		m.EnclosedRecipient, m.EnclosedJMRP = w.jmrpTo, true
+	}
 	if w.reportType != "" || w.report != nil {
 		if w.report == nil {
 			w.report = &Report{}
@@ -90,6 +97,7 @@ func ParseRaw(raw []byte, received time.Time) (*Message, error) {
 		if w.report.OriginalMessageID == "" {
 			w.report.OriginalMessageID = w.enclosedID
 		}
+		fillRecipients(w.report, m)
 		m.Report = w.report
 	}
 	return m, nil
@@ -126,6 +134,8 @@ type walker struct {
 	reportType string
 	report     *Report
 	enclosedID string
+	enclosedTo string
+	jmrpTo     string
 }
 
 func (w *walker) visit(e *message.Entity, depth int) {
@@ -181,9 +191,19 @@ func (w *walker) readEnclosed(r io.Reader) {
 	if err != nil && h.Len() == 0 {
 		return
 	}
+	if v := h.Get("X-Hmxmroriginalrecipient"); v != "" && w.jmrpTo == "" {
+		// Hotmail/Outlook JMRP marks the complaining recipient in the
+		// reported original (complaint.go).
+		w.jmrpTo = AddrSpec(v)
+	}
 	if w.enclosedID == "" {
 		if ids := SplitIDs(h.Get("Message-Id")); len(ids) > 0 {
 			w.enclosedID = ids[0]
+			// The original's single recipient: the bounced or reported
+			// address when a report does not name it.
+			if to := strings.Split(h.Get("To"), ","); len(to) == 1 {
+				w.enclosedTo = AddrSpec(to[0])
+			}
 		}
 	}
 }
@@ -240,9 +260,9 @@ func (w *walker) readDSN(r io.Reader) {
 	}
 	w.report.Type = "delivery-status"
 	for _, b := range fieldBlocks(r) {
-		rcpt := b["final-recipient"]
+		rcpt := AddrSpec(typedValue(b["final-recipient"]))
 		if rcpt == "" {
-			rcpt = b["original-recipient"]
+			rcpt = AddrSpec(typedValue(b["original-recipient"]))
 		}
 		if rcpt == "" && b["status"] == "" && b["action"] == "" {
 			continue // the per-message block
@@ -252,7 +272,7 @@ func (w *walker) readDSN(r io.Reader) {
 			status = f[0]
 		}
 		w.report.Recipients = append(w.report.Recipients, RecipientStatus{
-			Recipient:      strings.Trim(typedValue(rcpt), "<> "),
+			Recipient:      rcpt,
 			Action:         strings.ToLower(strings.Fields(b["action"] + " x")[0]),
 			Status:         status,
 			DiagnosticCode: truncate(b["diagnostic-code"], 1000),
@@ -270,7 +290,7 @@ func (w *walker) readARF(r io.Reader) {
 			w.report.FeedbackType = strings.ToLower(v)
 		}
 		if v := b["original-rcpt-to"]; v != "" && w.report.OriginalRecipient == "" {
-			w.report.OriginalRecipient = strings.Trim(typedValue(v), "<> ")
+			w.report.OriginalRecipient = AddrSpec(typedValue(v))
 		}
 	}
 }

@@ -25,6 +25,14 @@ import (
 
 type label struct {
 	file, intent, bounce, returnDate, origID string
+	// rule is what the whose-failure rule says a DSN means (docs/ingest.md):
+	// "recipient" (a hard bounce of the prospect), "soft" (the prospect's
+	// address, temporarily), "sender" (a sender-side or policy failure: not
+	// the prospect's), "none" (a success, relayed or delayed notice: not a
+	// bounce); "-" when not a bounce report.
+	rule string
+	// recipient is the bounced or complaining address, when checked.
+	recipient string
 }
 
 var (
@@ -38,7 +46,58 @@ func write(name, intent, bounce, ret, orig, msg string) {
 	if err := os.WriteFile(filepath.Join(outDir, name), []byte(msg), 0o644); err != nil {
 		panic(err)
 	}
-	labels = append(labels, label{name, intent, bounce, ret, orig})
+	labels = append(labels, label{file: name, intent: intent, bounce: bounce, returnDate: ret, origID: orig, rule: nameRule(name, intent, bounce)})
+}
+
+// writeRaw writes bytes as they are (an mbox line, LF or CR endings).
+func writeRaw(name string, l label, raw []byte) {
+	l.file = fmt.Sprintf("%03d-%s.eml", len(labels)+1, name)
+	if err := os.WriteFile(filepath.Join(outDir, l.file), raw, 0o644); err != nil {
+		panic(err)
+	}
+	labels = append(labels, l)
+}
+
+// writeL writes a CRLF message with a full label.
+func writeL(name string, l label, msg string) {
+	msg = strings.ReplaceAll(strings.ReplaceAll(msg, "\r\n", "\n"), "\n", "\r\n")
+	writeRaw(name, l, []byte(msg))
+}
+
+// nameRule is the whose-failure label of a DSN written by its status
+// ("postfix-5.7.1"), or "-".
+func nameRule(name, intent, bounce string) string {
+	if intent != "bounce" {
+		return "-"
+	}
+	status := name[strings.LastIndexByte(name, '-')+1:]
+	status = strings.TrimSuffix(status, ".eml")
+	if len(status) < 5 || status[1] != '.' {
+		return "-"
+	}
+	return ruleFor(status, bounce)
+}
+
+// ruleFor applies the whose-failure rule to a status: 2.x.x and 4.x.x
+// delayed are not bounces; 5.1.x, 5.2.x (5.2.2 over quota is soft) and
+// 5.5.x are the recipient's; 5.3.x, 5.4.x and 5.7.x the sender's.
+func ruleFor(status, bounce string) string {
+	switch {
+	case strings.HasPrefix(status, "2."):
+		return "none"
+	case strings.HasPrefix(status, "4."):
+		if bounce == "hard" {
+			return "recipient"
+		}
+		return "none"
+	case status == "5.2.2":
+		return "soft"
+	case strings.HasPrefix(status, "5.1.") || strings.HasPrefix(status, "5.2.") || strings.HasPrefix(status, "5.5."):
+		return "recipient"
+	case strings.HasPrefix(status, "5.3.") || strings.HasPrefix(status, "5.4.") || strings.HasPrefix(status, "5.7."):
+		return "sender"
+	}
+	return "recipient"
 }
 
 // people and companies the corpus writes to.
@@ -148,11 +207,17 @@ func main() {
 	autoReplies(next)
 	humans(next)
 	unsubscribes(next)
+	enclosedBounces(next)
+	complaints(next)
+	notices(next)
+	oooDates(next)
+	asItArrives()
 
 	var b strings.Builder
-	b.WriteString("# file\tintent\tbounce\treturn_date\toriginal_message_id\n")
+	b.WriteString("# file\tintent\tbounce\treturn_date\toriginal_message_id\trule\trecipient\n")
+	b.WriteString("# intent is as detected (a delivery report is a bounce report); rule is what the whose-failure rule makes of it\n")
 	for _, l := range labels {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\n", l.file, l.intent, dash(l.bounce), dash(l.returnDate), dash(strings.Trim(l.origID, "<>")))
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.file, l.intent, dash(l.bounce), dash(l.returnDate), dash(strings.Trim(l.origID, "<>")), dash(l.rule), dash(l.recipient))
 	}
 	if err := os.WriteFile(filepath.Join(outDir, "labels.tsv"), []byte(b.String()), 0o644); err != nil {
 		panic(err)
@@ -362,7 +427,7 @@ kurze Frage zu Ihren Pl=C3=A4nen f=C3=BCr Q1.
 	// Classic Exim: plain text with the message copied below.
 	classic := []struct{ err, bounce, subject, lead string }{
 		{"SMTP error from remote mail server after RCPT TO:<%s>:\n    550 5.1.1 <%s>: Recipient address rejected: User unknown", "hard", "Mail delivery failed: returning message to sender", "This is a permanent error. The following address(es) failed:"},
-		{"SMTP error from remote mail server after end of data:\n    552 5.2.2 Mailbox quota exceeded for %s (%s)", "hard", "Mail delivery failed: returning message to sender", "This is a permanent error. The following address(es) failed:"},
+		{"SMTP error from remote mail server after end of data:\n    552 5.2.2 Mailbox quota exceeded for %s (%s)", "soft", "Mail delivery failed: returning message to sender", "This is a permanent error. The following address(es) failed:"},
 		{"all relevant MX records point to non-existent hosts", "hard", "Mail delivery failed: returning message to sender", "This is a permanent error. The following address(es) failed:"},
 		{"retry timeout exceeded", "hard", "Mail delivery failed: returning message to sender", "This is a permanent error. The following address(es) failed:"},
 		{"SMTP error from remote mail server after RCPT TO:<%s>:\n    451 4.3.0 <%s>: Temporary lookup failure", "soft", "Warning: message 1tAbCd-0001Xy-9Z delayed 48 hours", "This message was created automatically by mail delivery software.\nA message that you sent has not yet been delivered to one or more of its\nrecipients after more than 48 hours on the queue. No action is required on your part.\nDelivery attempts will continue for some time, and this warning may be\nrepeated at intervals if the message remains undelivered. The address(es) delayed:"},
