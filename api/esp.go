@@ -118,7 +118,7 @@ type espEventResult struct {
 	Ignored bool   `json:"ignored"`
 	// Fault is "sender" when the failure was the sender's (recorded as a
 	// soft bounce, never suppressed), "recipient" for a recipient failure.
-	Fault  string             `json:"fault,omitempty"`
+	Fault  string            `json:"fault,omitempty"`
 	Result *db.InboundResult `json:"result,omitempty"`
 }
 
@@ -160,7 +160,9 @@ func (s *Server) providerEvents(w http.ResponseWriter, r *http.Request) error {
 	now := s.store.Now()
 	out := espResponse{Provider: provider, Events: []espEventResult{}}
 	var events []esp.Event
-	bad := func() error { return dripdrop.Errorf(dripdrop.ECodeInvalidJSON, "body", "the body is not a %s event payload", provider) }
+	bad := func() error {
+		return dripdrop.Errorf(dripdrop.ECodeInvalidJSON, "body", "the body is not a %s event payload", provider)
+	}
 	switch provider {
 	case esp.Resend:
 		h := r.Header

@@ -69,4 +69,3 @@ func (s *Store) InboundProviderConfig(ctx context.Context, tenant, provider stri
 	}
 	return c, json.Unmarshal(pt, &c)
 }
-
