@@ -434,3 +434,19 @@ func TestESPProviderConfig(t *testing.T) {
 	assertProblem(t, e.do("POST", "/v1/inbound/events/other?tenant=cfg", "", []byte(`{}`)), 404, "not_found", "provider")
 	assertProblem(t, e.do("POST", "/v1/inbound/events/postmark", "", []byte(`{}`)), 422, "required", "tenant")
 }
+
+// TestESPBadInput: unreadable payloads and oversized bodies are 4xx
+// problems and change nothing.
+func TestESPBadInput(t *testing.T) {
+	t.Parallel()
+	w := newInboundWorld(t)
+	w.must(200, "PUT", "/v1/inbound/providers/mailgun", w.keyA, map[string]any{"signing_key": "k"})
+	before := dbtest.RowCounts(t, w.dbURL)
+	assertProblem(t, w.espPost("mailgun", []byte(`{"signature":`)), 400, "invalid_json", "body")
+	assertProblem(t, w.espPost("mailgun", []byte(`[1,2]`)), 400, "invalid_json", "body")
+	assertProblem(t, w.espPost("mailgun", []byte(`{"signature":{}}`)), 401, "unauthorized", "")
+	assertProblem(t, w.espPost("mailgun", []byte(`{"x":"`+strings.Repeat("x", 2<<20)+`"}`)), 413, "payload_too_large", "body")
+	if after := dbtest.RowCounts(t, w.dbURL); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("bad input changed rows:\n%v\n%v", before, after)
+	}
+}
