@@ -262,6 +262,9 @@ func (s *Server) verifySNS(ctx context.Context, cfg esp.Config, m esp.SNSMessage
 	if err != nil {
 		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "fetching the SNS signing certificate failed: %v", err)
 	}
+	if now := s.store.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return unauthorizedSig(errors.New("the signing certificate is not valid now"))
+	}
 	if err := esp.VerifySNS(m, cert); err != nil {
 		return unauthorizedSig(err)
 	}

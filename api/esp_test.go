@@ -199,6 +199,32 @@ func TestESPMailgun(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"signature": map[string]any{"timestamp": ts, "token": token, "signature": sig}, "event-data": ed})
 			return w.espPost("mailgun", body)
 		}})
+
+	// Tenant isolation: beta's own key verifies only beta's events, and a
+	// beta event naming acme's Message-ID changes nothing of acme's.
+	w.must(200, "PUT", "/v1/inbound/providers/mailgun", w.keyB, map[string]any{"signing_key": "beta-key"})
+	victim := w.enroll("victim@client.example")
+	w.run()
+	msgID := w.sentTo("victim@client.example")[0].Header().Get("Message-Id")
+	event := func(signKey, id string) []byte {
+		ts, token := strconv.FormatInt(w.clock.Now().Unix(), 10), "tok-"+id
+		mac := hmac.New(sha256.New, []byte(signKey))
+		mac.Write([]byte(ts + token))
+		b, _ := json.Marshal(map[string]any{"signature": map[string]any{"timestamp": ts, "token": token, "signature": hex.EncodeToString(mac.Sum(nil))},
+			"event-data": map[string]any{"id": id, "event": "complained", "recipient": "victim@client.example", "message": map[string]any{"headers": map[string]any{"message-id": msgID}}}})
+		return b
+	}
+	assertProblem(t, w.do("POST", "/v1/inbound/events/mailgun?tenant=beta", "", event(key, "x-1")), 401, "unauthorized", "")
+	r := w.do("POST", "/v1/inbound/events/mailgun?tenant=beta", "", event("beta-key", "x-2"))
+	if r.status != 200 || r.json(t)["events"].([]any)[0].(map[string]any)["result"].(map[string]any)["correlation"] != "unmatched" {
+		t.Fatalf("beta event: %d %s", r.status, r.body)
+	}
+	if e := w.get(victim.ID); e.State != "active" {
+		t.Fatalf("beta's event changed acme's enrollment: %s", e.State)
+	}
+	if sup, _ := w.store.IsSuppressed(context.Background(), "acme", "victim@client.example"); sup {
+		t.Fatal("beta's event suppressed in acme")
+	}
 }
 
 func TestESPPostmark(t *testing.T) {
@@ -288,7 +314,7 @@ type snsServer struct {
 
 func newSNSServer(t *testing.T) (*snsServer, api.SNSClient) {
 	k, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "sns.amazonaws.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "sns.amazonaws.com"}, NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	s := &snsServer{key: k}
@@ -415,6 +441,17 @@ func TestESPSES(t *testing.T) {
 	assertProblem(t, w.espPost("ses", sns.sign(t, c)), 401, "unauthorized", "")
 	if sns.confirmed.Load() != 2 {
 		t.Fatal("a foreign SubscribeURL was visited")
+	}
+	// A Delivery notification is acknowledged and stores nothing.
+	before = dbtest.RowCounts(t, w.dbURL)
+	d := esp.SNSMessage{Type: "Notification", MessageID: "delivery-1", TopicARN: snsTopic, Message: `{"notificationType":"Delivery","mail":{"messageId":"m"},"delivery":{"recipients":["a@client.example"]}}`,
+		Timestamp: "2026-12-06T10:00:02.000Z", SignatureVersion: "1", SigningCertURL: certURL}
+	r := w.espPost("ses", sns.sign(t, d))
+	if r.status != 200 || r.json(t)["events"].([]any)[0].(map[string]any)["ignored"] != true {
+		t.Fatalf("delivery: %d %s", r.status, r.body)
+	}
+	if after := dbtest.RowCounts(t, w.dbURL); after["inbound_messages"] != before["inbound_messages"] {
+		t.Fatal("a delivery was stored")
 	}
 }
 
