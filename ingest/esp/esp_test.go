@@ -149,6 +149,9 @@ func TestParseKinds(t *testing.T) {
 		{`{"RecordType":"Bounce","ID":44,"Type":"Blocked","Email":"a@x"}`, esp.KindBounce, false, true},
 		{`{"RecordType":"Bounce","ID":45,"Type":"DMARCPolicy","Email":"a@x"}`, esp.KindBounce, false, true},
 		{`{"RecordType":"SpamComplaint","ID":46,"Email":"a@x"}`, esp.KindComplaint, false, false},
+		{`{"RecordType":"Bounce","ID":47,"Type":"SpamComplaint","Email":"a@x"}`, esp.KindComplaint, false, false},
+		{`{"RecordType":"Bounce","ID":48,"Type":"Unsubscribe","Email":"a@x"}`, esp.KindUnsubscribe, false, false},
+		{`{"RecordType":"Bounce","ID":49,"Type":"ChallengeVerification","Email":"a@x"}`, esp.KindIgnored, false, false},
 		{`{"RecordType":"SubscriptionChange","MessageID":"m","Recipient":"a@x","SuppressSending":true,"ChangedAt":"2026-12-06T10:00:00Z"}`, esp.KindUnsubscribe, false, false},
 		{`{"RecordType":"Delivery","MessageID":"m"}`, esp.KindIgnored, false, false},
 	} {

@@ -39,15 +39,17 @@ type postmarkBody struct {
 
 // postmarkSender are Bounce types that are the sender's problem, not the
 // recipient's: never a suppression.
-var postmarkSender = map[string]bool{"SpamNotification": true, "Blocked": true, "DMARCPolicy": true, "SpamComplaint": false,
-	"BadEmailAddress": false, "ContentRelated": true, "ChallengeVerification": true, "VirusNotification": true}
+var postmarkSender = map[string]bool{"SpamNotification": true, "Blocked": true, "DMARCPolicy": true, "ContentRelated": true, "VirusNotification": true}
 
 // postmarkHard are Bounce types that are permanent recipient failures.
 var postmarkHard = map[string]bool{"HardBounce": true, "BadEmailAddress": true, "ManuallyDeactivated": true}
 
 // ParsePostmark reads a Postmark webhook body. RecordType Bounce is a
 // bounce (HardBounce, BadEmailAddress: permanent; SpamNotification,
-// Blocked, DMARCPolicy, ContentRelated…: the sender's; the rest soft),
+// Blocked, DMARCPolicy, ContentRelated…: the sender's; SpamComplaint and
+// Unsubscribe types, as legacy bounce webhooks send them: a complaint and
+// an unsubscribe; ChallengeVerification and AutoResponder, never bounces:
+// ignored; the rest soft),
 // SpamComplaint a complaint, SubscriptionChange with SuppressSending an
 // unsubscribe; Delivery, Open, Click and the rest are ignored. Postmark's
 // numeric ID is the event id; the event id of a subscription change, which
@@ -62,6 +64,14 @@ func ParsePostmark(body []byte) (Event, error) {
 	switch in.RecordType {
 	case "Bounce":
 		ev.Kind = KindBounce
+		switch in.Type { // legacy bounce webhooks also report these as bounce types
+		case "SpamComplaint":
+			ev.Kind = KindComplaint
+		case "Unsubscribe":
+			ev.Kind = KindUnsubscribe
+		case "ChallengeVerification", "AutoResponder":
+			ev.Kind = KindIgnored // a challenge-response or an auto-reply is never a bounce
+		}
 		ev.Type = "Bounce/" + in.Type
 		ev.Permanent = postmarkHard[in.Type]
 		ev.SenderSide = postmarkSender[in.Type]
