@@ -65,6 +65,9 @@ type Config struct {
 	// Registerer, when set, receives the HTTP request metrics
 	// (dripdrop_http_requests_total, dripdrop_http_request_duration_seconds).
 	Registerer prometheus.Registerer
+	// SNS fetches SNS signing certificates and confirms subscriptions for
+	// the SES event webhook (default: NewSNSClient(Guard)).
+	SNS SNSClient
 }
 
 // Server routes and serves the API.
@@ -77,6 +80,7 @@ type Server struct {
 	timeout time.Duration
 	authLim *authLimiter
 	metrics *httpMetrics
+	sns     SNSClient
 }
 
 // auth says who may call a route.
@@ -86,6 +90,7 @@ const (
 	authNone   auth = iota // operations endpoints
 	authTenant             // Authorization: Bearer <api key>
 	authAdmin              // Authorization: Bearer <admin token>
+	authSigned             // the provider's signature, checked by the handler
 )
 
 // Route is one documented endpoint; the OpenAPI test compares this table
@@ -119,6 +124,10 @@ func New(cfg Config) *Server {
 		cfg.Clock = dripdrop.SystemClock{}
 	}
 	s.authLim = newAuthLimiter(cfg.Clock)
+	s.sns = cfg.SNS
+	if s.sns == nil {
+		s.sns = NewSNSClient(cfg.Guard)
+	}
 	gatherer := cfg.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -180,6 +189,8 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/inbound", authTenant, s.inbound},
 		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+		{"PUT", "/v1/inbound/providers/{provider}", authTenant, s.putInboundProvider},
+		{"POST", "/v1/inbound/events/{provider}", authSigned, s.providerEvents},
 
 		{"POST", "/v1/spintax/preview", authTenant, s.spintaxPreview},
 		{"POST", "/v1/forecast", authTenant, s.forecastRun},

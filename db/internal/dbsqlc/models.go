@@ -150,6 +150,15 @@ type InboundMessage struct {
 	Result          json.RawMessage
 }
 
+type InboundProvider struct {
+	TenantKey string
+	Provider  string
+	Settings  json.RawMessage
+	Secret    []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
 type LeaderLease struct {
 	Name      string
 	Holder    string
