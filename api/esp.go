@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dripdrop/dripdrop"
-	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/ingest/esp"
 	"github.com/dripdrop/dripdrop/internal/netguard"
@@ -118,8 +117,8 @@ type espEventResult struct {
 	Ignored bool   `json:"ignored"`
 	// Fault is "sender" when the failure was the sender's (recorded as a
 	// soft bounce, never suppressed), "recipient" for a recipient failure.
-	Fault  string            `json:"fault,omitempty"`
-	Result *db.InboundResult `json:"result,omitempty"`
+	Fault  string                `json:"fault,omitempty"`
+	Result *ingest.InboundResult `json:"result,omitempty"`
 }
 
 type espResponse struct {
@@ -235,7 +234,7 @@ func (s *Server) providerEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 			m, intent, fault := espMessage(provider, ev, now)
 			res.Fault = string(fault)
-			ir, err := s.store.Ingest(r.Context(), tenant, db.InboundInput{Provider: provider, Message: m, Intent: intent})
+			ir, err := s.store.Ingest(r.Context(), tenant, ingest.InboundInput{Provider: provider, Message: m, Intent: intent, Fault: string(fault)})
 			if err != nil {
 				return err
 			}

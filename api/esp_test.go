@@ -94,7 +94,12 @@ func runESP(t *testing.T, w *inboundWorld, c espCase) {
 		if e.StopReason != nil {
 			state += "/" + *e.StopReason
 		}
-		want, wantSup := map[string]string{"hard": "stopped/bounced", "sender": "active", "complaint": "stopped/complained", "unsubscribe": "stopped/unsubscribed"}[tg.kind], tg.kind != "sender"
+		if e.PauseReason != nil {
+			state += "/" + *e.PauseReason
+		}
+		// The sender's failure keeps the prospect: not suppressed, not
+		// stopped; the enrollment waits for the sender (sender_rejected).
+		want, wantSup := map[string]string{"hard": "stopped/bounced", "sender": "paused/sender_rejected", "complaint": "stopped/complained", "unsubscribe": "stopped/unsubscribed"}[tg.kind], tg.kind != "sender"
 		if state != want || sup != wantSup {
 			t.Fatalf("%s %s: enrollment %s suppressed=%v, want %s suppressed=%v\n%s", c.provider, tg.kind, state, sup, want, wantSup, r.body)
 		}
@@ -204,6 +209,7 @@ func TestESPMailgun(t *testing.T) {
 	// beta event naming acme's Message-ID changes nothing of acme's.
 	w.must(200, "PUT", "/v1/inbound/providers/mailgun", w.keyB, map[string]any{"signing_key": "beta-key"})
 	victim := w.enroll("victim@client.example")
+	w.clock.Add(2 * time.Minute) // past the adapter's backoff after the sender's failure above
 	w.run()
 	msgID := w.sentTo("victim@client.example")[0].Header().Get("Message-Id")
 	event := func(signKey, id string) []byte {

@@ -55,6 +55,14 @@ func (s *Store) Ingest(ctx context.Context, tenant string, in ingest.InboundInpu
 	if in.ReturnAt != nil {
 		c.ReturnDate, c.HasReturnDate = *in.ReturnAt, true
 	}
+	if c.Intent == ingest.Bounce && in.Fault != "" && in.Fault != c.Fault {
+		c.Fault = in.Fault
+		if c.Fault == ingest.FaultSender {
+			c.FaultReason = "policy_rejected"
+		} else {
+			c.FaultReason = ""
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := s.ingestTx(ctx, tenant, provider, in.AdapterID, m, c)
 		if errors.Is(err, errInboundRace) && attempt == 0 {

@@ -26,6 +26,10 @@ type InboundInput struct {
 	Intent Intent
 	// ReturnAt, when set, is the stated return day of an ooo.
 	ReturnAt *Date
+	// Fault, when set for a bounce, is whose failure the source says it
+	// is (an ESP's verdict: FaultSender or FaultRecipient), overriding the
+	// status's.
+	Fault string
 }
 
 // InboundResult is what ingesting a message did. A duplicate returns the
