@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // requireServer skips when the PostgreSQL server binaries are missing and
@@ -142,7 +143,7 @@ func TestEnsureAsRootInPrivateDirectory(t *testing.T) {
 	if p := pointer(dir); p != c.Data {
 		t.Fatalf("pointer %q, want %q", p, c.Data)
 	}
-	if pids := PostmasterPIDs(dir); len(pids) != 1 {
+	if pids := settledPostmasters(dir, 1); len(pids) != 1 {
 		t.Fatalf("postmasters on %s: %v, want one", c.Data, pids)
 	}
 
@@ -203,5 +204,20 @@ func TestEnsureSaysWhyItCannot(t *testing.T) {
 	}
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error spans several lines: %q", msg)
+	}
+}
+
+// settledPostmasters is PostmasterPIDs once it shows want processes, or
+// after 3 s: a server process forked a moment ago (the startup process, a
+// backend) still carries the postmaster's command line, and on a loaded
+// machine its parent can be missed while it starts.
+func settledPostmasters(dir string, want int) []int {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		pids := PostmasterPIDs(dir)
+		if len(pids) == want || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
