@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dripdrop/dripdrop/db/localpg"
 )
@@ -53,7 +54,7 @@ func TestDevStopDBStopsEveryCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pids := localpg.PostmasterPIDs(dir); len(pids) != 1 || c.Data != filepath.Join(dir, "data") {
+		if pids := settledPostmasters(dir, 1); len(pids) != 1 || c.Data != filepath.Join(dir, "data") {
 			t.Fatalf("%s: data in %s, postmasters %v; want one running on %s/data", name, c.Data, pids, dir)
 		}
 		ports[dir] = c.Port
@@ -108,7 +109,21 @@ func TestDevFailureStopsTheClusterItStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	run()
-	if pids := localpg.PostmasterPIDs(pg); len(pids) != 1 {
+	if pids := settledPostmasters(pg, 1); len(pids) != 1 {
 		t.Fatalf("failed dev stopped a PostgreSQL it had not started: postmasters %v", pids)
+	}
+}
+
+// settledPostmasters is localpg.PostmasterPIDs once it shows want
+// processes, or after 3 s (a just-forked server process carries the
+// postmaster's command line for a moment).
+func settledPostmasters(dir string, want int) []int {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		pids := localpg.PostmasterPIDs(dir)
+		if len(pids) == want || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

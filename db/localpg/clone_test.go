@@ -86,7 +86,7 @@ func TestRootPrivateClone(t *testing.T) {
 		t.Fatalf("managed-cluster tests in the private clone: %v\n%s", err, out)
 	}
 	testpg := clusters[1]
-	if data := pointer(testpg); data == "" || strings.HasPrefix(data, private) || len(PostmasterPIDs(testpg)) != 1 {
+	if data := pointer(testpg); data == "" || strings.HasPrefix(data, private) || len(settledPostmasters(testpg, 1)) != 1 {
 		t.Fatalf("the clone's test cluster: data %q, postmasters %v; want it running outside %s", data, PostmasterPIDs(testpg), private)
 	}
 
@@ -121,7 +121,7 @@ func TestRootPrivateClone(t *testing.T) {
 		t.Fatalf("GET /v1/adapters on make run: %d", res.StatusCode)
 	}
 	stopRun()
-	if pids := PostmasterPIDs(clusters[0]); len(pids) != 1 {
+	if pids := settledPostmasters(clusters[0], 1); len(pids) != 1 {
 		t.Fatalf("make run's cluster after a clean exit: postmasters %v, want it kept running\n%s", pids, stderr.String())
 	}
 
