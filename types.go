@@ -104,6 +104,15 @@ type Adapter struct {
 	FromAddress        string      `json:"from_address"`
 	FromName           string      `json:"from_name"`
 	CredentialsSet     bool        `json:"credentials_set"`
+	// Auth is how the adapter logs in: password or oauth2 (AuthPassword,
+	// AuthOAuth2); an oauth2 adapter names its OAuth app.
+	Auth       string     `json:"auth"`
+	OAuthAppID *uuid.UUID `json:"oauth_app_id"`
+	// ReconnectRequired: the adapter's OAuth grant died; it rests until
+	// it is reconnected (docs/mailboxes.md).
+	ReconnectRequired bool `json:"reconnect_required"`
+	// OAuth is an oauth2 adapter's connection state (single reads only).
+	OAuth *OAuthStatus `json:"oauth,omitempty"`
 	Active             bool        `json:"active"`
 	Timezone           string      `json:"timezone"`
 	HealthState        HealthState `json:"health_state"`

@@ -22,7 +22,7 @@ const (
 // snapshot is the rule input of one adapter row.
 func snapshot(a dbsqlc.Adapter, c health.Counts) health.Snapshot {
 	return health.Snapshot{
-		State: a.HealthState, StateSince: a.HealthSince, HealthySince: a.HealthySince, RestingUntil: a.RestingUntil,
+		State: a.HealthState, StateSince: a.HealthSince, HealthySince: a.HealthySince, RestingUntil: a.RestingUntil, Held: a.ReconnectRequired,
 		Streak: a.RestStreak, Backoff: time.Duration(a.RestBackoffSeconds) * time.Second, Counts: c,
 		Ramp: health.Ramp{DailyCap: a.DailyCap, Floor: a.RampFloor, Increment: a.RampIncrement, StartedAt: a.RampStartedAt},
 	}
