@@ -230,6 +230,6 @@ type OAuthTokenInput struct {
 // OAuthConnection is the result of a connect or a stored refresh token:
 // the adapter with its token state and the proof login's outcome.
 type OAuthConnection struct {
-	Adapter Adapter      `json:"adapter"`
-	Proof   *VerifyStage `json:"proof,omitempty"`
+	Adapter Adapter       `json:"adapter"`
+	Proof   *VerifyResult `json:"proof,omitempty"`
 }
