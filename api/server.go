@@ -236,7 +236,11 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
-	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+	var oauthStart func(context.Context, string, uuid.UUID) (dripdrop.OAuthStart, error)
+	if cfg.OAuth != nil {
+		oauthStart = cfg.OAuth.Start
+	}
+	dash := ui.New(ui.Config{Store: s.store, OAuthStart: oauthStart, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
 		Status: problemStatus,
 		// A failed dashboard sign-in counts against the same per-address
 		// limit as a failed API authentication.

@@ -184,6 +184,15 @@ type adapterData struct {
 	Window      window
 	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
+	// Connect lists the connect buttons: Reconnect for an oauth2
+	// adapter, Connect Google / Connect Microsoft for the tenant's apps.
+	Connect []connectButton
+}
+
+// connectButton is one OAuth2 connect action of the adapter page.
+type connectButton struct {
+	Label string
+	AppID uuid.UUID
 }
 
 // window is the adapter's recent bounce and complaint record against the
@@ -212,6 +221,9 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 		return adapterData{}, err
 	}
 	d := adapterData{Adapter: a, CanVerify: h.cfg.Verify != nil}
+	if d.Connect, err = h.connectButtons(r, tenant, a); err != nil {
+		return d, err
+	}
 	if d.Capacity, err = h.store.AdapterCapacity(ctx, tenant, id); err != nil {
 		return d, err
 	}
