@@ -227,6 +227,17 @@ type OAuthTokenInput struct {
 	RefreshToken *string `json:"refresh_token"`
 }
 
+// Validate checks the refresh token's presence and size.
+func (in OAuthTokenInput) Validate() error {
+	if in.RefreshToken == nil || *in.RefreshToken == "" {
+		return Errorf(ECodeRequired, "refresh_token", "refresh_token is required")
+	}
+	if len(*in.RefreshToken) > 8192 {
+		return Errorf(ECodeTooLong, "refresh_token", "refresh_token is longer than 8192 characters")
+	}
+	return checkHeaderText("refresh_token", *in.RefreshToken, 8192, true)
+}
+
 // OAuthConnection is the result of a connect or a stored refresh token:
 // the adapter with its token state and the proof login's outcome.
 type OAuthConnection struct {

@@ -21,6 +21,9 @@ func (s *Server) oauthStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if _, err := s.store.GetAdapter(r.Context(), tenantOf(r), id); err != nil {
+		return err
+	}
 	if s.cfg.OAuth == nil {
 		return s.oauthUnavailable()
 	}
@@ -41,6 +44,12 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	var in dripdrop.OAuthTokenInput
 	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	if _, err := s.store.GetAdapter(r.Context(), tenantOf(r), id); err != nil {
 		return err
 	}
 	if s.cfg.OAuth == nil {

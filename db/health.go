@@ -223,6 +223,11 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		if in.HealthState != nil {
 			to = *in.HealthState
 		}
+		if a.ReconnectRequired && to != dripdrop.HealthResting {
+			// A dead OAuth2 grant cannot be signalled away: only a
+			// reconnect ends the rest (docs/mailboxes.md).
+			return evs, dripdrop.Errorf(dripdrop.ECodeInvalidState, "health_state", "the adapter's mailbox must be reconnected first (POST /v1/adapters/{id}/oauth/start or PUT …/oauth/token)")
+		}
 		until := a.RestingUntil
 		if in.RestingUntil.Set {
 			until = in.RestingUntil.Ptr()

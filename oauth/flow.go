@@ -182,11 +182,8 @@ func (s *Source) prove(ctx context.Context, c db.OAuthClient, token string) *dri
 // token, if the server rotated it) is stored. A token the server refuses
 // is 422 invalid_value and changes nothing.
 func (s *Source) StoreRefreshToken(ctx context.Context, tenant string, adapterID uuid.UUID, in dripdrop.OAuthTokenInput) (dripdrop.OAuthConnection, error) {
-	if in.RefreshToken == nil || *in.RefreshToken == "" {
-		return dripdrop.OAuthConnection{}, dripdrop.Errorf(dripdrop.ECodeRequired, "refresh_token", "refresh_token is required")
-	}
-	if len(*in.RefreshToken) > 8192 {
-		return dripdrop.OAuthConnection{}, dripdrop.Errorf(dripdrop.ECodeTooLong, "refresh_token", "refresh_token is longer than 8192 characters")
+	if err := in.Validate(); err != nil {
+		return dripdrop.OAuthConnection{}, err
 	}
 	c, err := s.store.OAuthClient(ctx, tenant, adapterID)
 	if err != nil {
