@@ -49,13 +49,13 @@ type rig struct {
 	bodies [][]byte // every API and callback response body
 }
 
-func newRig(t *testing.T, onPinUnavailable string) *rig {
+func newRig(t *testing.T, onPinUnavailable string, opts ...testkit.Option) *rig {
 	t.Helper()
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	smtp := "smtp"
-	k := testkit.NewWorld(t, testkit.WithAdapter(dripdrop.AdapterInput{Provider: &smtp}),
-		testkit.WithStoreOptions(func(o *db.Options) { o.AllowPrivateTargets = true; o.Logger = logger }))
+	k := testkit.NewWorld(t, append([]testkit.Option{testkit.WithAdapter(dripdrop.AdapterInput{Provider: &smtp}),
+		testkit.WithStoreOptions(func(o *db.Options) { o.AllowPrivateTargets = true; o.Logger = logger })}, opts...)...)
 	r := &rig{World: k, t: t, logs: logs, adapter: k.Adapter.ID}
 	r.as = oauthtest.New(t, k.Clock.Now)
 	r.as.User = k.Adapter.FromAddress
