@@ -41,21 +41,30 @@ func (s *Server) verifyAdapter(w http.ResponseWriter, r *http.Request) error {
 // verifyOAuth2 verifies an oauth2 adapter: a token stage (the cached or a
 // refreshed access token), then connect … AUTH with XOAUTH2/OAUTHBEARER.
 func (s *Server) verifyOAuth2(w http.ResponseWriter, r *http.Request, a dripdrop.Adapter) error {
-	if s.cfg.VerifyOAuth2 == nil || s.cfg.OAuth == nil {
-		return dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "OAuth2 adapter verification is not configured on this server")
-	}
-	tenant := tenantOf(r)
-	creds, err := s.store.AdapterCredentials(r.Context(), tenant, a.ID)
+	res, err := s.checkOAuth2(r.Context(), tenantOf(r), a)
 	if err != nil {
 		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// checkOAuth2 runs the verify of an oauth2 adapter (the API's and the
+// dashboard's).
+func (s *Server) checkOAuth2(ctx context.Context, tenant string, a dripdrop.Adapter) (dripdrop.VerifyResult, error) {
+	if s.cfg.VerifyOAuth2 == nil || s.cfg.OAuth == nil {
+		return dripdrop.VerifyResult{}, dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "OAuth2 adapter verification is not configured on this server")
+	}
+	creds, err := s.store.AdapterCredentials(ctx, tenant, a.ID)
+	if err != nil {
+		return dripdrop.VerifyResult{}, err
 	}
 	user := creds.Username
 	if user == "" {
 		user = a.FromAddress
 	}
-	res := s.cfg.VerifyOAuth2(r.Context(), creds, a.FromAddress, user, func(ctx context.Context) (string, error) {
+	res := s.cfg.VerifyOAuth2(ctx, creds, a.FromAddress, user, func(ctx context.Context) (string, error) {
 		return s.cfg.OAuth.AccessToken(ctx, tenant, a.ID)
 	})
 	res.AdapterID = a.ID.String()
-	return writeJSON(w, http.StatusOK, res)
+	return res, nil
 }

@@ -240,7 +240,7 @@ func New(cfg Config) *Server {
 	if cfg.OAuth != nil {
 		oauthStart = cfg.OAuth.Start
 	}
-	dash := ui.New(ui.Config{Store: s.store, OAuthStart: oauthStart, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+	dash := ui.New(ui.Config{Store: s.store, OAuthStart: oauthStart, VerifyOAuth2: s.checkOAuth2, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
 		Status: problemStatus,
 		// A failed dashboard sign-in counts against the same per-address
 		// limit as a failed API authentication.

@@ -49,6 +49,8 @@ type rig struct {
 	bodies [][]byte // every API and callback response body
 }
 
+var errRefused = smtpsink.AuthFailed
+
 func newRig(t *testing.T, onPinUnavailable string, opts ...testkit.Option) *rig {
 	t.Helper()
 	logs := &syncbuf.Buffer{}
@@ -484,6 +486,11 @@ func TestARevokedGrantNeedsAReconnect(t *testing.T) {
 			if h := r.must(200, "GET", "/v1/adapters/"+r.adapter.String()+"/health", nil); h["next_transition"] != nil {
 				t.Fatalf("a held adapter predicts %v", h["next_transition"])
 			}
+			// A health signal cannot end the hold; only a reconnect can.
+			if st, b := r.call("POST", "/v1/adapters/"+r.adapter.String()+"/health", map[string]any{"health_state": "active", "source": "ops"}); st != 409 ||
+				!strings.Contains(string(b), `"code":"invalid_state"`) {
+				t.Fatalf("signal to active while held: %d %s", st, b)
+			}
 			// Reconnect: the adapter is back as it was; a paused pin resumes.
 			r.connect()
 			a, _ = r.adapterState()
@@ -704,5 +711,43 @@ func TestOAuthApps(t *testing.T) {
 				t.Fatalf("a client secret came back in a response: %s", b)
 			}
 		}
+	}
+}
+
+// A token the mail server refuses before it expires (revoked early at the
+// provider, a scope changed) is dropped: the next attempt refreshes and
+// sends; the refusal counted as the sender's AUTH failure, not the
+// recipient's.
+func TestARefusedFreshTokenIsDroppedAndRefreshed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "")
+	r.connect()
+	var refused string
+	r.Sink.SetOAuth(func(user, token string) error {
+		if refused == "" {
+			refused = token // the first login fails although the token is live
+			return errRefused
+		}
+		if u, ok := r.as.Valid(token); ok && u == user && token != refused {
+			return nil
+		}
+		return errRefused
+	})
+	e := r.Enroll("bob@example.com", nil)
+	r.settle(r.disp)
+	if n := len(r.Sink.Messages()); n != 0 || r.as.Refreshes() != 0 {
+		t.Fatalf("%d sent, %d refreshes before the retry", n, r.as.Refreshes())
+	}
+	evs := r.Events.Named("dripdrop.dispatch.adapter_error")
+	if len(evs) != 1 || evs[0]["reason"] != "auth" {
+		t.Fatalf("adapter_error %v, want one auth failure", evs)
+	}
+	r.Clock.Add(2 * time.Minute) // past the adapter's 1-minute backoff
+	r.settle(r.disp)
+	if n := len(r.Sink.Messages()); n != 3 || r.as.Refreshes() != 1 {
+		t.Fatalf("%d sent after the retry with %d refreshes, want 3 sent after 1 refresh", n, r.as.Refreshes())
+	}
+	if got := r.Enrollment(e.ID); got.State != dripdrop.EnrollmentCompleted {
+		t.Fatalf("enrollment %s", got.State)
 	}
 }

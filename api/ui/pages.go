@@ -273,6 +273,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	if err != nil {
 		return "", err
 	}
+	if d.Adapter.Auth == dripdrop.AuthOAuth2 {
+		if h.cfg.VerifyOAuth2 == nil {
+			return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "OAuth2 adapter verification is not configured on this server")
+		}
+		res, err := h.cfg.VerifyOAuth2(r.Context(), p.Tenant, d.Adapter)
+		if err != nil {
+			return "", err
+		}
+		d.Verify = &res
+		p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
+		return "adapter", nil
+	}
 	if !d.Adapter.CredentialsSet {
 		return "", dripdrop.Errorf(dripdrop.ECodeInvalidState, "credentials", "the adapter has no connection settings to verify")
 	}

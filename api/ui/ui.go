@@ -46,6 +46,9 @@ type Config struct {
 	// Verify checks an adapter's SMTP settings without sending; nil
 	// disables the verify action.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
+	// VerifyOAuth2 checks an oauth2 adapter (token stage, then the login
+	// with its access token); nil: such adapters cannot be verified here.
+	VerifyOAuth2 func(ctx context.Context, tenant string, a dripdrop.Adapter) (dripdrop.VerifyResult, error)
 	// OAuthStart begins an OAuth2 connect of an oauth2 adapter (the API's
 	// POST /v1/adapters/{id}/oauth/start); nil hides the connect buttons.
 	OAuthStart func(ctx context.Context, tenant string, adapterID uuid.UUID) (dripdrop.OAuthStart, error)
