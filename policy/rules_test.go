@@ -124,3 +124,26 @@ func TestNewWindow(t *testing.T) {
 		t.Fatalf("%+v", w)
 	}
 }
+
+// A sender held for a reconnect has no cooldown end: its pins get the
+// pool's policy at once, however short the rest looks.
+func TestSenderUsableReconnectRequired(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	soon := now.Add(time.Hour)
+	cases := []struct {
+		name string
+		a    Adapter
+		want bool
+	}{
+		{"resting an hour", Adapter{HealthState: "resting", RestingUntil: &soon}, true},
+		{"resting, reconnect required", Adapter{HealthState: "resting", ReconnectRequired: true}, false},
+		{"resting an hour, reconnect required", Adapter{HealthState: "resting", RestingUntil: &soon, ReconnectRequired: true}, false},
+		{"active, flag left over", Adapter{HealthState: "active", ReconnectRequired: true}, true},
+	}
+	for _, c := range cases {
+		if got := SenderUsable(false, true, c.a, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
