@@ -19,12 +19,14 @@ run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
-## (installs the PostgreSQL server binaries, Chromium for the dashboard's browser tests and
-## Postfix for the real-Postfix dispatch test, first when they are missing)
+## (installs the PostgreSQL server binaries, Chromium for the dashboard's browser tests,
+## Postfix for the real-Postfix dispatch test and Dovecot for the real-IMAP mailbox tests,
+## first when they are missing)
 test: check-generated vet lint
 	@scripts/ensure-postgres TEST_DATABASE_URL
 	@scripts/ensure-chromium
 	@scripts/ensure-postfix
+	@scripts/ensure-dovecot
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## build: build bin/dripdrop
