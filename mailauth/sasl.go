@@ -103,3 +103,16 @@ func ParseXOAuth2(ir []byte) (username, token string, err error) {
 	}
 	return u, t, nil
 }
+
+// Offers adapts a capability check that can fail — go-imap v1's
+// (*client.Client).SupportAuth — to Client's offers argument: a mechanism
+// whose check failed counts as not offered.
+//
+//	cl, err := mailauth.Client(mailauth.Offers(c.SupportAuth), user, token, host, port)
+//	if err == nil { err = c.Authenticate(cl) }
+func Offers(support func(mechanism string) (bool, error)) func(string) bool {
+	return func(m string) bool {
+		ok, err := support(m)
+		return err == nil && ok
+	}
+}
