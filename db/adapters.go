@@ -52,17 +52,26 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 			return a, err
 		}
 	}
-	row, err := s.q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
-		TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
-		FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
-		Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
-		RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
-		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+	var out dripdrop.Adapter
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		row, err := q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
+			TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
+			FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
+			Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
+			RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
+			MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = adapterFromRow(row)
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, a.ID, in, &out)
 	})
 	if err != nil {
 		return a, mapErr(err, "adapter")
 	}
-	return adapterFromRow(row), nil
+	return out, nil
 }
 
 // GetAdapter returns a live (not deleted) adapter.
@@ -72,7 +81,11 @@ func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (_ 
 	if err != nil {
 		return dripdrop.Adapter{}, mapErr(err, "adapter")
 	}
-	return adapterFromRow(row), nil
+	out := []dripdrop.Adapter{adapterFromRow(row)}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return dripdrop.Adapter{}, err
+	}
+	return out[0], nil
 }
 
 // ListAdapters pages through a tenant's adapters in creation order.
@@ -86,6 +99,9 @@ func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) (_ []dr
 	for i, r := range rows {
 		out[i] = adapterFromRow(r)
 	}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return nil, nil, err
+	}
 	return out, nextCursor(out, p.limit(), func(a dripdrop.Adapter) uuid.UUID { return a.ID }), nil
 }
 
@@ -98,7 +114,11 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		if err != nil {
 			return nil, mapErr(err, "adapter")
 		}
-		cur := adapterFromRow(row)
+		curs := []dripdrop.Adapter{adapterFromRow(row)}
+		if err := s.attachIMAP(ctx, tenant, curs); err != nil {
+			return nil, err
+		}
+		cur := curs[0]
 		a, err := in.Apply(&cur, s.clock.Now())
 		if err != nil {
 			return nil, err
@@ -119,7 +139,8 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			return nil, err
 		}
 		out = adapterFromRow(updated)
-		return nil, nil
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, id, in, &out)
 	})
 	return out, mapErr(err, "adapter")
 }
