@@ -124,10 +124,10 @@ type Adapter struct {
 	NextSendAt  *time.Time `json:"next_send_at"`
 	// IMAP are the mailbox-sync settings; nil when the engine does not read
 	// this adapter's mailbox.
-	IMAP *IMAPSettings `json:"imap"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	DeletedAt   *time.Time `json:"-"`
+	IMAP      *IMAPSettings `json:"imap"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	DeletedAt *time.Time    `json:"-"`
 }
 
 // Pool is a named set of adapters that enrollments are pinned from.

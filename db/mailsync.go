@@ -277,15 +277,10 @@ func (s *Store) OwnedMailboxChanges(ctx context.Context, owner string, keys []Ma
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	tenants := make([]string, 0, 4)
-	seenT := map[string]bool{}
+	tenants := make([]string, len(keys))
 	ids := make([]uuid.UUID, len(keys))
 	for i, k := range keys {
-		ids[i] = k.AdapterID
-		if !seenT[k.TenantKey] {
-			seenT[k.TenantKey] = true
-			tenants = append(tenants, k.TenantKey)
-		}
+		tenants[i], ids[i] = k.TenantKey, k.AdapterID
 	}
 	rows, err := s.q.OwnedMailboxChanges(ctx, dbsqlc.OwnedMailboxChangesParams{Owner: owner, Tenants: tenants, Ids: ids, Since: since})
 	if err != nil {

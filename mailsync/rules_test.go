@@ -87,12 +87,12 @@ func TestAdvance(t *testing.T) {
 		maxUID uint32
 		want   Cursor
 	}{
-		{"fetch new up to 45", cur, Status{UIDValidity: 7, UIDNext: 44, HighestModSeq: 9}, FolderPlan{Action: FetchNew}, 45, Cursor{7, 45, 9}},
-		{"fetch new, nothing returned: uidnext still counts", cur, Status{UIDValidity: 7, UIDNext: 44}, FolderPlan{Action: FetchNew}, 0, Cursor{7, 43, 0}},
-		{"backfill of an empty window", nil, Status{UIDValidity: 3, UIDNext: 100}, FolderPlan{Action: Backfill}, 0, Cursor{3, 99, 0}},
-		{"resync forgets the old last uid", &Cursor{UIDValidity: 7, LastUID: 500}, Status{UIDValidity: 8, UIDNext: 3}, FolderPlan{Action: Resync}, 2, Cursor{8, 2, 0}},
-		{"idle keeps it", cur, Status{UIDValidity: 7, UIDNext: 42}, FolderPlan{Action: Idle}, 0, Cursor{7, 41, 0}},
-		{"uidnext 1 (empty new folder)", nil, Status{UIDValidity: 1, UIDNext: 1}, FolderPlan{Action: Backfill}, 0, Cursor{1, 0, 0}},
+		{"fetch new up to 45", cur, Status{UIDValidity: 7, UIDNext: 44, HighestModSeq: 9}, FolderPlan{Action: FetchNew}, 45, Cursor{UIDValidity: 7, LastUID: 45, HighestModSeq: 9}},
+		{"fetch new, nothing returned: uidnext still counts", cur, Status{UIDValidity: 7, UIDNext: 44}, FolderPlan{Action: FetchNew}, 0, Cursor{UIDValidity: 7, LastUID: 43, HighestModSeq: 0}},
+		{"backfill of an empty window", nil, Status{UIDValidity: 3, UIDNext: 100}, FolderPlan{Action: Backfill}, 0, Cursor{UIDValidity: 3, LastUID: 99, HighestModSeq: 0}},
+		{"resync forgets the old last uid", &Cursor{UIDValidity: 7, LastUID: 500}, Status{UIDValidity: 8, UIDNext: 3}, FolderPlan{Action: Resync}, 2, Cursor{UIDValidity: 8, LastUID: 2, HighestModSeq: 0}},
+		{"idle keeps it", cur, Status{UIDValidity: 7, UIDNext: 42}, FolderPlan{Action: Idle}, 0, Cursor{UIDValidity: 7, LastUID: 41, HighestModSeq: 0}},
+		{"uidnext 1 (empty new folder)", nil, Status{UIDValidity: 1, UIDNext: 1}, FolderPlan{Action: Backfill}, 0, Cursor{UIDValidity: 1, LastUID: 0, HighestModSeq: 0}},
 	}
 	for _, c := range cases {
 		if got := Advance(c.cur, c.st, c.plan, c.maxUID); got != c.want {

@@ -214,7 +214,7 @@ var catalog = []Spec{
 		Metadata: []string{"adapter_id", "tenant_key", "reason", "state", "retry_at"}, Labels: []string{"reason"},
 		Description: "a mailbox's sync started failing (or the reason changed): state failing or throttled, retried with backoff; emitted on changes only"},
 	{Name: "dripdrop.mailbox.sync_recovered", Kind: Counter, Measurements: count, Extension: true,
-		Metadata: []string{"adapter_id", "tenant_key", "failures"},
+		Metadata:    []string{"adapter_id", "tenant_key", "failures"},
 		Description: "a failing mailbox synced again; emitted once per recovery"},
 }
 

@@ -308,13 +308,16 @@ func (q *Queries) OursMessageIDs(ctx context.Context, arg OursMessageIDsParams) 
 }
 
 const ownedMailboxChanges = `-- name: OwnedMailboxChanges :many
-SELECT s.tenant_key, s.adapter_id, s.updated_at, s.sync_requested_at,
-       (s.enabled AND a.deleted_at IS NULL AND s.lease_owner IS NOT DISTINCT FROM $1::text)::boolean AS keep
-FROM mailbox_sync s
-JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
-WHERE s.tenant_key = ANY($2::text[]) AND s.adapter_id = ANY($3::uuid[])
-  AND (s.updated_at > $4 OR s.sync_requested_at IS NOT NULL OR NOT s.enabled OR a.deleted_at IS NOT NULL
-       OR s.lease_owner IS DISTINCT FROM $1::text)
+SELECT k.tenant_key::text AS tenant_key, k.adapter_id::uuid AS adapter_id,
+       COALESCE(s.updated_at, now())::timestamptz AS updated_at, s.sync_requested_at,
+       COALESCE(s.enabled AND a.deleted_at IS NULL AND s.lease_owner IS NOT DISTINCT FROM $1::text, false)::boolean AS keep
+FROM (SELECT t.tenant_key, i.adapter_id
+      FROM unnest($2::text[]) WITH ORDINALITY AS t(tenant_key, n)
+      JOIN unnest($3::uuid[]) WITH ORDINALITY AS i(adapter_id, n) ON i.n = t.n) k
+LEFT JOIN mailbox_sync s ON s.tenant_key = k.tenant_key AND s.adapter_id = k.adapter_id
+LEFT JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+WHERE s.adapter_id IS NULL OR s.updated_at > $4 OR s.sync_requested_at IS NOT NULL OR NOT s.enabled
+   OR a.deleted_at IS NOT NULL OR s.lease_owner IS DISTINCT FROM $1::text
 `
 
 type OwnedMailboxChangesParams struct {
@@ -332,8 +335,9 @@ type OwnedMailboxChangesRow struct {
 	Keep            bool
 }
 
-// What an owner must react to: changed settings, a "sync now" request, or
-// a mailbox it no longer may sync (disabled, adapter deleted, lost).
+// What an owner must react to among the mailboxes it holds (parallel
+// arrays of keys): changed settings, a "sync now" request, or a mailbox it
+// may no longer sync (settings removed, disabled, adapter deleted, taken).
 func (q *Queries) OwnedMailboxChanges(ctx context.Context, arg OwnedMailboxChangesParams) ([]OwnedMailboxChangesRow, error) {
 	rows, err := q.db.Query(ctx, ownedMailboxChanges,
 		arg.Owner,
