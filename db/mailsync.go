@@ -416,3 +416,19 @@ func evSyncRecovered(tenant string, adapter uuid.UUID, failures int) event {
 		"adapter_id": adapter.String(), "tenant_key": tenant, "failures": failures,
 	}}
 }
+
+// MailsyncFleet returns the number of live sync replicas and of mailboxes
+// to sync, so each replica claims about its share.
+func (s *Store) MailsyncFleet(ctx context.Context) (replicas, mailboxes int, err error) {
+	r, err := s.q.MailsyncFleet(ctx)
+	if err != nil {
+		return 0, 0, wrap("mailsync fleet", err)
+	}
+	return int(r.Replicas), int(r.Mailboxes), nil
+}
+
+// ReleaseMailbox gives one of owner's mailboxes back (rebalancing when
+// another replica joined).
+func (s *Store) ReleaseMailbox(ctx context.Context, owner string, k MailboxKey) error {
+	return wrap("release mailbox", s.q.ReleaseMailbox(ctx, dbsqlc.ReleaseMailboxParams{TenantKey: k.TenantKey, AdapterID: k.AdapterID, Owner: owner}))
+}

@@ -41,6 +41,10 @@ type Session interface {
 	Envelopes(from uint32, uids []uint32) ([]Envelope, error)
 	// Raw reads one whole message of the open folder (BODY.PEEK[]).
 	Raw(uid uint32) ([]byte, error)
+	// Unselect leaves the open folder (CLOSE of a folder opened read-only
+	// removes nothing), so the next poll's STATUS is not of the selected
+	// folder, which servers may answer from a stale view.
+	Unselect() error
 	// Noop checks the connection is alive.
 	Noop() error
 	Close() error
@@ -383,6 +387,17 @@ func (s *imapSession) Raw(uid uint32) ([]byte, error) {
 		return nil, fmt.Errorf("imap: message %d vanished", uid)
 	}
 	return raw, nil
+}
+
+func (s *imapSession) Unselect() error {
+	if s.c.Mailbox() == nil {
+		return nil
+	}
+	if !s.c.Mailbox().ReadOnly {
+		// Never CLOSE a folder opened read-write: CLOSE expunges.
+		return errors.New("imap: refusing to CLOSE a folder not opened read-only")
+	}
+	return s.wrap(s.c.Close())
 }
 
 func (s *imapSession) Noop() error { return s.wrap(s.c.Noop()) }

@@ -235,7 +235,19 @@ func (s *Syncer) claim(ctx context.Context) {
 	if !s.alive() {
 		return
 	}
-	n := s.cfg.MaxOwned - s.Owned()
+	owned := s.Owned()
+	target := s.cfg.MaxOwned
+	if replicas, total, err := s.store.MailsyncFleet(ctx); err == nil && replicas > 0 {
+		// Aim at an even share (rounded up), so replicas split the fleet.
+		if share := (total + replicas - 1) / replicas; share < target {
+			target = share
+		}
+	}
+	if owned > target+target/10+1 {
+		s.shed(ctx, owned-target)
+		return
+	}
+	n := target - owned
 	if n <= 0 {
 		return
 	}
@@ -326,6 +338,34 @@ func (s *Syncer) changes(ctx context.Context, since time.Time) time.Time {
 	// Overlap the window a little: a change committed while we read is
 	// seen next time (reacting twice is harmless).
 	return start.Add(-time.Second)
+}
+
+// shed gives n idle mailboxes back for other replicas to claim.
+func (s *Syncer) shed(ctx context.Context, n int) {
+	s.mu.Lock()
+	var give []db.MailboxKey
+	for k, b := range s.boxes {
+		if len(give) == n {
+			break
+		}
+		if !b.running {
+			give = append(give, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range give {
+		if err := s.store.ReleaseMailbox(ctx, s.cfg.Owner, k); err != nil {
+			return
+		}
+		s.mu.Lock()
+		if b, ok := s.boxes[k]; ok && !b.running {
+			b.dropped = true
+			b.closeSession(s)
+			delete(s.boxes, k)
+		}
+		s.mu.Unlock()
+	}
+	s.log.Info("mailsync rebalanced", "owner", s.cfg.Owner, "released", len(give))
 }
 
 func (s *Syncer) drop(k db.MailboxKey, b *box) {
@@ -634,6 +674,14 @@ func (s *Syncer) syncFolder(ctx context.Context, b *box, sess Session, folder st
 	if err != nil {
 		return err
 	}
+	if err := s.readFolder(ctx, b, sess, folder, cur, st, ex, plan, cursors, c); err != nil {
+		return err
+	}
+	return sess.Unselect()
+}
+
+func (s *Syncer) readFolder(ctx context.Context, b *box, sess Session, folder string, cur *Cursor, st, ex Status, plan FolderPlan, cursors map[string]dripdrop.FolderCursor, c *counts) error {
+	now := s.store.Now()
 	if ex.UIDValidity != st.UIDValidity {
 		// Changed between STATUS and EXAMINE: decide again on what is open.
 		st = ex

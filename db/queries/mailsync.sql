@@ -78,3 +78,14 @@ WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND out_message_id =
 -- name: EnrolledAddresses :many
 SELECT DISTINCT email_norm FROM enrollments
 WHERE tenant_key = @tenant_key AND email_norm = ANY(@emails::text[]);
+
+-- name: MailsyncFleet :one
+-- Live sync replicas and the enabled mailboxes of live adapters: each
+-- replica aims at its share.
+SELECT (SELECT count(*) FROM leader_leases WHERE name LIKE 'mailsync/%' AND expires_at > now())::bigint AS replicas,
+       (SELECT count(*) FROM mailbox_sync s JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+        WHERE s.enabled AND a.deleted_at IS NULL)::bigint AS mailboxes;
+
+-- name: ReleaseMailbox :exec
+UPDATE mailbox_sync SET lease_owner = NULL
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND lease_owner = @owner::text;

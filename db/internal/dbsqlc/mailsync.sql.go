@@ -274,6 +274,26 @@ func (q *Queries) ListMailboxSyncs(ctx context.Context, arg ListMailboxSyncsPara
 	return items, nil
 }
 
+const mailsyncFleet = `-- name: MailsyncFleet :one
+SELECT (SELECT count(*) FROM leader_leases WHERE name LIKE 'mailsync/%' AND expires_at > now())::bigint AS replicas,
+       (SELECT count(*) FROM mailbox_sync s JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+        WHERE s.enabled AND a.deleted_at IS NULL)::bigint AS mailboxes
+`
+
+type MailsyncFleetRow struct {
+	Replicas  int64
+	Mailboxes int64
+}
+
+// Live sync replicas and the enabled mailboxes of live adapters: each
+// replica aims at its share.
+func (q *Queries) MailsyncFleet(ctx context.Context) (MailsyncFleetRow, error) {
+	row := q.db.QueryRow(ctx, mailsyncFleet)
+	var i MailsyncFleetRow
+	err := row.Scan(&i.Replicas, &i.Mailboxes)
+	return i, err
+}
+
 const oursMessageIDs = `-- name: OursMessageIDs :many
 SELECT out_message_id::text FROM step_executions
 WHERE tenant_key = $1 AND adapter_id = $2 AND out_message_id = ANY($3::text[])
@@ -439,6 +459,22 @@ func (q *Queries) PutMailboxSettings(ctx context.Context, arg PutMailboxSettings
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const releaseMailbox = `-- name: ReleaseMailbox :exec
+UPDATE mailbox_sync SET lease_owner = NULL
+WHERE tenant_key = $1 AND adapter_id = $2 AND lease_owner = $3::text
+`
+
+type ReleaseMailboxParams struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Owner     string
+}
+
+func (q *Queries) ReleaseMailbox(ctx context.Context, arg ReleaseMailboxParams) error {
+	_, err := q.db.Exec(ctx, releaseMailbox, arg.TenantKey, arg.AdapterID, arg.Owner)
+	return err
 }
 
 const releaseMailboxes = `-- name: ReleaseMailboxes :exec
