@@ -52,8 +52,11 @@ type Server struct {
 }
 
 // Start starts a server on 127.0.0.1 (a free port). Close stops it.
-func Start() (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func Start() (*Server, error) { return StartAt("127.0.0.1:0") }
+
+// StartAt starts a server listening on addr.
+func StartAt(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
