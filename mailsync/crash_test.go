@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,10 @@ import (
 func TestMain(m *testing.M) {
 	if url := os.Getenv("MAILSYNC_CHILD_DB"); url != "" {
 		os.Exit(runChild(url))
+	}
+	if v := os.Getenv("MAILSYNC_IMAP_USERS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		os.Exit(runIMAPChild(n))
 	}
 	os.Exit(m.Run())
 }
