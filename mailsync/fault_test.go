@@ -215,3 +215,26 @@ func TestMemOversizeCandidateIsNotDownloaded(t *testing.T) {
 		t.Fatal("enrollment changed")
 	}
 }
+
+// A session outlives its command timeout while it waits for the next poll
+// (go-imap v1 leaves each command's deadline on the connection).
+func TestMemSessionSurvivesIdleLongerThanTimeout(t *testing.T) {
+	t.Parallel()
+	srv, host, port := memServer(t)
+	srv.AddUser("u@acme.example.com", "pw")
+	d := mailsync.IMAPDialer{Timeout: 200 * time.Millisecond}
+	sess, err := d.Dial(context.Background(), host, port, "none", "", mailsync.Login{Username: "u@acme.example.com", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := sess.Status("INBOX"); err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if srv.Logins() != 1 || srv.Open() != 1 {
+		t.Fatalf("logins %d, open %d: the idle connection was dropped", srv.Logins(), srv.Open())
+	}
+}

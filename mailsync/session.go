@@ -142,6 +142,7 @@ func (d IMAPDialer) Dial(ctx context.Context, host string, port int, tlsMode, ca
 	if ok, _ := c.Support("CONDSTORE"); ok {
 		s.condstore = true
 	}
+	s.idle()
 	return s, nil
 }
 
@@ -215,6 +216,11 @@ type imapSession struct {
 	condstore bool
 }
 
+// idle clears the connection's deadline after a command: go-imap v1 sets
+// one per command and never clears it, so left in place it would cut the
+// connection while it waits for the next poll. Every method defers it.
+func (s *imapSession) idle() { _ = s.sn.Conn.SetDeadline(time.Time{}) }
+
 // wrap adds the server's tagged reply (with its response code) to err.
 func (s *imapSession) wrap(err error) error {
 	if err == nil {
@@ -229,6 +235,7 @@ func (s *imapSession) wrap(err error) error {
 }
 
 func (s *imapSession) SpecialUse(attr string) (string, error) {
+	defer s.idle()
 	ch := make(chan *imap.MailboxInfo, 16)
 	done := make(chan error, 1)
 	go func() { done <- s.c.List("", "*", ch) }()
@@ -246,6 +253,7 @@ func (s *imapSession) SpecialUse(attr string) (string, error) {
 var statusItems = []imap.StatusItem{imap.StatusMessages, imap.StatusUidNext, imap.StatusUidValidity}
 
 func (s *imapSession) Status(folder string) (Status, error) {
+	defer s.idle()
 	items := statusItems
 	if s.condstore {
 		items = append(append([]imap.StatusItem{}, statusItems...), "HIGHESTMODSEQ")
@@ -271,6 +279,7 @@ func toStatus(st *imap.MailboxStatus) Status {
 }
 
 func (s *imapSession) Examine(folder string) (Status, error) {
+	defer s.idle()
 	st, err := s.c.Select(folder, true)
 	if err != nil {
 		return Status{}, s.wrap(err)
@@ -279,6 +288,7 @@ func (s *imapSession) Examine(folder string) (Status, error) {
 }
 
 func (s *imapSession) SearchSince(t time.Time) ([]uint32, error) {
+	defer s.idle()
 	crit := imap.NewSearchCriteria()
 	crit.Since = t
 	uids, err := s.c.UidSearch(crit)
@@ -288,6 +298,7 @@ func (s *imapSession) SearchSince(t time.Time) ([]uint32, error) {
 var headerSection = &imap.BodySectionName{BodyPartName: imap.BodyPartName{Specifier: imap.HeaderSpecifier, Fields: HeaderFields}, Peek: true}
 
 func (s *imapSession) Envelopes(from uint32, uids []uint32) ([]Envelope, error) {
+	defer s.idle()
 	set := new(imap.SeqSet)
 	if from > 0 {
 		set.AddRange(from, 0)
@@ -354,6 +365,7 @@ func envelopeOf(m *imap.Message) Envelope {
 var wholeSection = &imap.BodySectionName{Peek: true}
 
 func (s *imapSession) Raw(uid uint32) ([]byte, error) {
+	defer s.idle()
 	set := new(imap.SeqSet)
 	set.AddNum(uid)
 	ch := make(chan *imap.Message, 1)
@@ -390,6 +402,7 @@ func (s *imapSession) Raw(uid uint32) ([]byte, error) {
 }
 
 func (s *imapSession) Unselect() error {
+	defer s.idle()
 	if s.c.Mailbox() == nil {
 		return nil
 	}
@@ -400,7 +413,10 @@ func (s *imapSession) Unselect() error {
 	return s.wrap(s.c.Close())
 }
 
-func (s *imapSession) Noop() error { return s.wrap(s.c.Noop()) }
+func (s *imapSession) Noop() error {
+	defer s.idle()
+	return s.wrap(s.c.Noop())
+}
 
 func (s *imapSession) Close() error {
 	done := make(chan struct{})

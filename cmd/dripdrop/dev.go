@@ -163,7 +163,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 					log.Warn("demo reply not delivered", "err", err)
 					return
 				}
-				log.Info("demo: Grace replied; the reply is in the sending mailbox's INBOX, mailbox sync will stop her sequence", "mailbox", job.FromAddress)
+				log.Info("demo: Margaret replied; the reply is in the sending mailbox's INBOX, mailbox sync will stop her sequence", "mailbox", job.FromAddress)
 			}()
 		}
 	}
@@ -184,7 +184,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
   inbound SMTP   %[5]s  (replies and bounces to a demo adapter's address)
   mailboxes      imap://%[6]s  (in-memory IMAP server, not Dovecot: each demo
                  adapter's mailbox, user = its address, password %[7]s; mailbox
-                 sync reads them every 10 s — Grace's demo reply lands there a
+                 sync reads them every 10 s — Margaret's demo reply lands there a
                  few seconds after her first e-mail and stops her sequence)
   demo API key   %[3]s
   admin token    %[4]s
@@ -304,7 +304,7 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, mail *i
 const (
 	devIMAPAddr         = "127.0.0.1:2143"
 	demoMailboxPassword = "demo"
-	demoReplier         = "grace@example.com"
+	demoReplier         = "margaret@example.net"
 )
 
 var demoAddresses = []string{"alice@demo.dripdrop.dev", "bob@demo.dripdrop.dev"}
@@ -323,9 +323,9 @@ func demoIMAP(mail *imaptest.Server) dripdrop.Nullable[dripdrop.IMAPSettings] {
 		Host: host, Port: port, TLS: "none", IntervalSeconds: 10}}
 }
 
-// demoReply is Grace's answer to the demo's first e-mail.
+// demoReply is Margaret's answer to the demo's first e-mail.
 func demoReply(job *db.SendJob) []byte {
-	return []byte(fmt.Sprintf("From: Grace <%s>\r\nTo: %s\r\nSubject: Re: your question\r\nMessage-ID: <%s@example.com>\r\nIn-Reply-To: %s\r\nReferences: %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi Alice, sounds interesting. Can we talk on Thursday?\r\n\r\nGrace\r\n",
+	return []byte(fmt.Sprintf("From: Margaret <%s>\r\nTo: %s\r\nSubject: Re: your question\r\nMessage-ID: <%s@example.com>\r\nIn-Reply-To: %s\r\nReferences: %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi Alice, sounds interesting. Can we talk on Thursday?\r\n\r\nMargaret\r\n",
 		demoReplier, job.FromAddress, uuid.NewString(), job.MessageID, job.MessageID, time.Now().UTC().Format(time.RFC1123Z)))
 }
 
