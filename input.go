@@ -114,6 +114,8 @@ type AdapterInput struct {
 	FromAddress      *string             `json:"from_address"`
 	FromName         *string             `json:"from_name"`
 	Credentials      *SMTPCredentials    `json:"credentials"`
+	Auth             *string             `json:"auth"`
+	OAuthAppID       *uuid.UUID          `json:"oauth_app_id"`
 	Active           *bool               `json:"active"`
 	Timezone         *string             `json:"timezone"`
 	DailyCap         Nullable[int]       `json:"daily_cap"`
@@ -200,7 +202,39 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 		a.CredentialsSet = true
 	}
-	if a.Provider == "smtp" && creating && in.Credentials == nil {
+	if creating {
+		a.Auth = AuthPassword
+	}
+	if in.Auth != nil {
+		switch *in.Auth {
+		case AuthPassword, AuthOAuth2:
+		default:
+			return a, Errorf(ECodeInvalidValue, "auth", "auth must be password or oauth2")
+		}
+		if *in.Auth == AuthOAuth2 && a.Provider != "smtp" {
+			return a, Errorf(ECodeInvalidValue, "auth", "only smtp adapters authenticate by oauth2")
+		}
+		a.Auth = *in.Auth
+	}
+	if in.OAuthAppID != nil {
+		if a.Auth != AuthOAuth2 {
+			return a, Errorf(ECodeInvalidValue, "oauth_app_id", "oauth_app_id applies to auth oauth2 only")
+		}
+		id := *in.OAuthAppID
+		a.OAuthAppID = &id
+	}
+	if a.Auth == AuthPassword {
+		a.OAuthAppID = nil
+	}
+	if a.Auth == AuthOAuth2 {
+		if a.OAuthAppID == nil {
+			return a, Errorf(ECodeRequired, "oauth_app_id", "an oauth2 adapter needs oauth_app_id (POST /v1/oauth/apps)")
+		}
+		if in.Credentials != nil && in.Credentials.Password != "" {
+			return a, Errorf(ECodeInvalidValue, "credentials.password", "an oauth2 adapter logs in with its token, not a password")
+		}
+	}
+	if a.Provider == "smtp" && creating && in.Credentials == nil && a.Auth != AuthOAuth2 {
 		return a, Errorf(ECodeRequired, "credentials", "an smtp adapter needs credentials (host and port)")
 	}
 	if in.Active != nil {

@@ -96,27 +96,36 @@ type SMTPCredentials struct {
 
 // Adapter is one sender: a mailbox or an ESP account.
 type Adapter struct {
-	ID                 uuid.UUID   `json:"id"`
-	TenantKey          string      `json:"-"`
-	Name               string      `json:"name"`
-	Channel            string      `json:"channel"`
-	Provider           string      `json:"provider"`
-	FromAddress        string      `json:"from_address"`
-	FromName           string      `json:"from_name"`
-	CredentialsSet     bool        `json:"credentials_set"`
-	Active             bool        `json:"active"`
-	Timezone           string      `json:"timezone"`
-	HealthState        HealthState `json:"health_state"`
-	HealthScore        *float64    `json:"health_score"`
-	HealthSince        time.Time   `json:"health_since"`
-	RestingUntil       *time.Time  `json:"resting_until"`
-	RestBackoffSeconds int         `json:"rest_backoff_seconds"`
-	DailyCap           *int        `json:"daily_cap"`
-	RampFloor          int         `json:"ramp_floor"`
-	RampIncrement      *int        `json:"ramp_increment"`
-	RampStartedAt      *time.Time  `json:"ramp_started_at"`
-	MinGapSeconds      int         `json:"min_gap_seconds"`
-	GapJitterSeconds   int         `json:"gap_jitter_seconds"`
+	ID             uuid.UUID `json:"id"`
+	TenantKey      string    `json:"-"`
+	Name           string    `json:"name"`
+	Channel        string    `json:"channel"`
+	Provider       string    `json:"provider"`
+	FromAddress    string    `json:"from_address"`
+	FromName       string    `json:"from_name"`
+	CredentialsSet bool      `json:"credentials_set"`
+	// Auth is how the adapter logs in: password or oauth2 (AuthPassword,
+	// AuthOAuth2); an oauth2 adapter names its OAuth app.
+	Auth       string     `json:"auth"`
+	OAuthAppID *uuid.UUID `json:"oauth_app_id"`
+	// ReconnectRequired: the adapter's OAuth grant died; it rests until
+	// it is reconnected (docs/mailboxes.md).
+	ReconnectRequired bool `json:"reconnect_required"`
+	// OAuth is an oauth2 adapter's connection state (single reads only).
+	OAuth              *OAuthStatus `json:"oauth,omitempty"`
+	Active             bool         `json:"active"`
+	Timezone           string       `json:"timezone"`
+	HealthState        HealthState  `json:"health_state"`
+	HealthScore        *float64     `json:"health_score"`
+	HealthSince        time.Time    `json:"health_since"`
+	RestingUntil       *time.Time   `json:"resting_until"`
+	RestBackoffSeconds int          `json:"rest_backoff_seconds"`
+	DailyCap           *int         `json:"daily_cap"`
+	RampFloor          int          `json:"ramp_floor"`
+	RampIncrement      *int         `json:"ramp_increment"`
+	RampStartedAt      *time.Time   `json:"ramp_started_at"`
+	MinGapSeconds      int          `json:"min_gap_seconds"`
+	GapJitterSeconds   int          `json:"gap_jitter_seconds"`
 	// MaxInFlight caps this adapter's concurrent sends; nil = the default
 	// (4, or 1 when MinGapSeconds > 0).
 	MaxInFlight *int       `json:"max_in_flight"`

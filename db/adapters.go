@@ -20,6 +20,7 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
 		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
+		Auth: r.Auth, OAuthAppID: r.OauthAppID, ReconnectRequired: r.ReconnectRequired,
 	}
 }
 
@@ -46,6 +47,16 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 		return a, err
 	}
 	a.ID = dripdrop.NewID()
+	if a.Auth == dripdrop.AuthOAuth2 && in.Credentials == nil {
+		// The app's server, logging in as the mailbox (docs/mailboxes.md).
+		if in.Credentials, err = s.oauthAppServer(ctx, s.q, tenant, *a.OAuthAppID, a.FromAddress); err != nil {
+			return a, err
+		}
+	} else if a.Auth == dripdrop.AuthOAuth2 {
+		if _, err := s.q.GetOAuthApp(ctx, dbsqlc.GetOAuthAppParams{TenantKey: tenant, ID: *a.OAuthAppID}); err != nil {
+			return a, oauthAppMissing(err)
+		}
+	}
 	var creds []byte
 	if in.Credentials != nil {
 		if creds, err = s.sealCredentials(tenant, a.ID, in.Credentials); err != nil {
@@ -60,6 +71,7 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 			Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
 			RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
 			MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+			Auth: a.Auth, OauthAppID: a.OAuthAppID,
 		})
 		if err != nil {
 			return nil, err
@@ -81,7 +93,13 @@ func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (_ 
 	if err != nil {
 		return dripdrop.Adapter{}, mapErr(err, "adapter")
 	}
-	out := []dripdrop.Adapter{adapterFromRow(row)}
+	a := adapterFromRow(row)
+	if a.Auth == dripdrop.AuthOAuth2 {
+		if a.OAuth, err = s.oauthStatus(ctx, s.q, row); err != nil {
+			return a, err
+		}
+	}
+	out := []dripdrop.Adapter{a}
 	if err := s.attachIMAP(ctx, tenant, out); err != nil {
 		return dripdrop.Adapter{}, err
 	}
@@ -123,6 +141,11 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		if err != nil {
 			return nil, err
 		}
+		if a.Auth == dripdrop.AuthOAuth2 && (in.OAuthAppID != nil || in.Auth != nil) {
+			if _, err := q.GetOAuthApp(ctx, dbsqlc.GetOAuthAppParams{TenantKey: tenant, ID: *a.OAuthAppID}); err != nil {
+				return nil, oauthAppMissing(err)
+			}
+		}
 		creds := row.Credentials
 		if in.Credentials != nil {
 			if creds, err = s.sealCredentials(tenant, id, in.Credentials); err != nil {
@@ -134,6 +157,7 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			Credentials: creds, Active: a.Active, Timezone: a.Timezone, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
 			RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds,
 			GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: s.clock.Now(),
+			Auth: a.Auth, OauthAppID: a.OAuthAppID,
 		})
 		if err != nil {
 			return nil, err

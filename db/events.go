@@ -54,6 +54,12 @@ func evAdapterError(tenant string, adapter uuid.UUID, reason string, consecutive
 	}}
 }
 
+func evReconnectRequired(tenant string, adapter uuid.UUID, provider, reason string) event {
+	return event{name: "dripdrop.adapter.reconnect_required", metadata: map[string]any{
+		"adapter_id": adapter.String(), "tenant_key": tenant, "provider": provider, "reason": reason,
+	}}
+}
+
 func evDeferred(tenant string, execution, adapter uuid.UUID, reason string, until time.Time) event {
 	return event{name: "dripdrop.dispatch.deferred", metadata: map[string]any{
 		"step_execution_id": execution.String(), "adapter_id": adapter.String(), "tenant_key": tenant, "reason": reason, "defer_until": until,

@@ -37,7 +37,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		snap.Adapters = make([]forecast.Adapter, len(ads))
 		for i, a := range ads {
 			fa := forecast.Adapter{ID: a.ID, Name: a.Name, Active: a.Active, Timezone: a.Timezone, HealthState: a.HealthState,
-				HealthScore: a.HealthScore, RestingUntil: a.RestingUntil, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
+				HealthScore: a.HealthScore, RestingUntil: a.RestingUntil, ReconnectRequired: a.ReconnectRequired, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
 				RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds,
 				LastSendAt: a.LastSendAt, NextSendAt: a.NextSendAt, SentToday: map[uuid.UUID]int{}, Budgets: map[uuid.UUID]int{}}
 			if a.RampIncrement != nil {

@@ -165,7 +165,8 @@ type Mailbox struct {
 	FromAddress string
 	Settings    dripdrop.IMAPSettings // normalized; Username resolved
 	Password    string
-	// Auth is "password" or "oauth2" (an OAuth2 token from a token source).
+	// Auth is dripdrop.AuthPassword or dripdrop.AuthOAuth2 (an access token
+	// from the sync loop's token source).
 	Auth            string
 	State           string
 	Failures        int
@@ -241,7 +242,7 @@ func (s *Store) mailboxFromRow(ctx context.Context, r dbsqlc.MailboxSync) (Mailb
 	}
 	m := Mailbox{
 		TenantKey: r.TenantKey, AdapterID: r.AdapterID, FromAddress: a.FromAddress, Settings: st, Password: creds.Password,
-		Auth: "password", State: r.State, Failures: r.Failures, NextSyncAt: r.NextSyncAt, LastSuccessAt: r.LastSuccessAt,
+		Auth: a.Auth, State: r.State, Failures: r.Failures, NextSyncAt: r.NextSyncAt, LastSuccessAt: r.LastSuccessAt,
 		Cursors: map[string]dripdrop.FolderCursor{}, UpdatedAt: r.UpdatedAt, SyncRequestedAt: r.SyncRequestedAt,
 	}
 	if len(r.Cursors) > 0 {

@@ -285,7 +285,7 @@ func (r *reservation) decide(ctx context.Context, sc dbsqlc.LoadSendRow) error {
 		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: r.tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now})
 	}
 	// The sender must be usable; a lost pin gets the pool policy.
-	if !policy.SenderUsable(ad.DeletedAt != nil, ad.Active, policy.Adapter{HealthState: ad.HealthState, RestingUntil: ad.RestingUntil}, now) {
+	if !policy.SenderUsable(ad.DeletedAt != nil, ad.Active, policy.Adapter{HealthState: ad.HealthState, RestingUntil: ad.RestingUntil, ReconnectRequired: ad.ReconnectRequired}, now) {
 		return r.s.unusableSender(ctx, q, r.tenant, sc, now, res, &r.evs)
 	}
 	scope := ""

@@ -50,6 +50,9 @@ type SendJob struct {
 	FromAddress string
 	FromName    string
 	Credentials dripdrop.SMTPCredentials
+	// Auth is how the adapter logs in (dripdrop.AuthPassword or
+	// dripdrop.AuthOAuth2: a token from the transport's token source).
+	Auth string
 	// Diagnostics are events observed while preparing the send (a
 	// template's spintax errors and warnings, a missing variable): the
 	// transaction that records the send's outcome writes them to the
@@ -81,7 +84,7 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
 		MessageID: msgID, Lease: lease, Subject: sc.StepSubject, BodyText: sc.BodyText, BodyHTML: sc.BodyHtml, Spintax: sc.Spintax,
 		ListUnsubscribe: sc.ListUnsubscribe,
-		AdapterID:       ad.ID, Provider: ad.Provider, FromAddress: ad.FromAddress, FromName: ad.FromName,
+		AdapterID:       ad.ID, Provider: ad.Provider, Auth: ad.Auth, FromAddress: ad.FromAddress, FromName: ad.FromName,
 		Contact: dripdrop.Contact{Email: sc.Email, FirstName: deref(sc.FirstName), LastName: deref(sc.LastName), Company: deref(sc.Company), Timezone: deref(sc.ContactTimezone)},
 	}
 	if len(sc.Vars) > 2 {

@@ -25,9 +25,14 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/internal/imaptest"
 	"github.com/dripdrop/dripdrop/mailsync"
+	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/internal/oauthtest"
+	"github.com/dripdrop/dripdrop/internal/testkit"
+	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/webhook"
 )
@@ -186,6 +191,39 @@ var feedScenarios = []struct {
 			f.enroll("bob@example.com")
 			f.call(200, "POST", "/v1/adapters/"+f.adapter.ID.String()+"/health", map[string]any{"health_state": "resting", "source": "test"})
 			f.run()
+			return f
+		}},
+	{"a revoked OAuth2 grant: the mailbox must be reconnected", []string{"dripdrop.adapter.reconnect_required"},
+		func(t *testing.T) *feedWorld {
+			smtp := "smtp"
+			f := newFeedWorld(t, dripdrop.AdapterInput{Provider: &smtp})
+			ctx := context.Background()
+			as := oauthtest.New(t, f.clock.Now)
+			custom, cid, secret, auth, tok := "custom", as.ClientID, as.ClientSecret, as.AuthURL(), as.TokenURL()
+			app, err := privateTargetStore(t, f.world).CreateOAuthApp(ctx, f.tenant, dripdrop.OAuthAppInput{Provider: &custom, ClientID: &cid, ClientSecret: &secret,
+				AuthURL: &auth, TokenURL: &tok, Scopes: []string{"mail"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			oauth2 := dripdrop.AuthOAuth2
+			if _, err := f.store.UpdateAdapter(ctx, f.tenant, f.adapter.ID, dripdrop.AdapterInput{Auth: &oauth2, OAuthAppID: &app.ID}); err != nil {
+				t.Fatal(err)
+			}
+			src := oauth.NewSource(f.store, oauth.Config{Guard: netguard.Guard{AllowPrivate: true}})
+			rt := as.Grant(f.adapter.FromAddress)
+			if _, err := src.StoreRefreshToken(ctx, f.tenant, f.adapter.ID, dripdrop.OAuthTokenInput{RefreshToken: &rt}); err != nil {
+				t.Fatal(err)
+			}
+			as.Revoke(rt)
+			f.clock.Add(56 * time.Minute) // the access token is due for a refresh
+			f.enroll("bob@example.com")
+			tr := sinkTransport()
+			tr.Tokens = src
+			d, err := dispatch.New(dispatch.Config{Store: f.store, Transport: tr, Workers: 2, Lease: time.Minute, SendTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.Settle(t, d.Tick, d.Drain)
 			return f
 		}},
 	{"ramp cap", []string{"dripdrop.policy.ramp_cap"},

@@ -290,7 +290,7 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 	}
 	a := &simAdapter{id: src.ID, name: src.Name, hypothetical: hypo, active: src.Active, score: src.HealthScore, hidx: -1,
 		stats: make([]dayStat, int((m.end-m.start)/int64(24*time.Hour))+6)}
-	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
+	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, ReconnectRequired: src.ReconnectRequired, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
 		RampIncrement: src.RampIncrement, RampStartedAt: src.RampStartedAt, MinGapSeconds: src.MinGapSeconds,
 		GapJitterSeconds: src.GapJitterSeconds, LastSendAt: src.LastSendAt, Location: loc, ID: src.ID}
 	if !m.jitter {
@@ -417,7 +417,7 @@ func (a *simAdapter) earliest() int64 {
 // ramping, a finished ramp → active. The forecast has no bounces or
 // complaints, so nothing breaches.
 func (a *simAdapter) health(t time.Time) {
-	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil,
+	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil, Held: a.pa.ReconnectRequired,
 		Ramp: health.Ramp{DailyCap: a.pa.DailyCap, Floor: a.pa.RampFloor, StartedAt: a.pa.RampStartedAt}}
 	if a.pa.RampIncrement > 0 {
 		st.Ramp.Increment = &a.pa.RampIncrement

@@ -30,21 +30,24 @@ type Snapshot struct {
 
 // Adapter is a sender with its policy fields and today's usage.
 type Adapter struct {
-	ID               uuid.UUID            `json:"id"`
-	Name             string               `json:"name"`
-	Active           bool                 `json:"active"`
-	Timezone         string               `json:"timezone"`
-	HealthState      dripdrop.HealthState `json:"health_state"`
-	HealthScore      *float64             `json:"health_score"`
-	RestingUntil     *time.Time           `json:"resting_until"`
-	DailyCap         *int                 `json:"daily_cap"`
-	RampFloor        int                  `json:"ramp_floor"`
-	RampIncrement    int                  `json:"ramp_increment"`
-	RampStartedAt    *time.Time           `json:"ramp_started_at"`
-	MinGapSeconds    int                  `json:"min_gap_seconds"`
-	GapJitterSeconds int                  `json:"gap_jitter_seconds"`
-	LastSendAt       *time.Time           `json:"last_send_at"`
-	NextSendAt       *time.Time           `json:"next_send_at"`
+	ID           uuid.UUID            `json:"id"`
+	Name         string               `json:"name"`
+	Active       bool                 `json:"active"`
+	Timezone     string               `json:"timezone"`
+	HealthState  dripdrop.HealthState `json:"health_state"`
+	HealthScore  *float64             `json:"health_score"`
+	RestingUntil *time.Time           `json:"resting_until"`
+	// ReconnectRequired: resting until its mailbox is reconnected (no
+	// automatic probe).
+	ReconnectRequired bool       `json:"reconnect_required,omitempty"`
+	DailyCap          *int       `json:"daily_cap"`
+	RampFloor         int        `json:"ramp_floor"`
+	RampIncrement     int        `json:"ramp_increment"`
+	RampStartedAt     *time.Time `json:"ramp_started_at"`
+	MinGapSeconds     int        `json:"min_gap_seconds"`
+	GapJitterSeconds  int        `json:"gap_jitter_seconds"`
+	LastSendAt        *time.Time `json:"last_send_at"`
+	NextSendAt        *time.Time `json:"next_send_at"`
 	// SentToday counts this adapter's sends of its local day at Now, per
 	// sequence version.
 	SentToday map[uuid.UUID]int `json:"sent_today"`

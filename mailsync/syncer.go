@@ -595,7 +595,7 @@ func (s *Syncer) session(ctx context.Context, b *box) (Session, error) {
 	}
 	st := b.mb.Settings
 	login := Login{Username: st.Username, Password: b.mb.Password}
-	if b.mb.Auth == "oauth2" {
+	if b.mb.Auth == dripdrop.AuthOAuth2 {
 		if s.cfg.Tokens == nil {
 			return nil, &mailauth.TokenError{Reason: "no token source configured"}
 		}

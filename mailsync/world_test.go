@@ -33,11 +33,17 @@ const mailboxUser = "ada@acme.example.com"
 
 func newSyncWorld(t testing.TB, host string, port int, folders ...string) *syncWorld {
 	t.Helper()
-	k := testkit.NewWorld(t, testkit.SystemClock(), testkit.WithSteps(
+	return newSyncWorldWith(t, nil, host, port, folders...)
+}
+
+// newSyncWorldWith is newSyncWorld with more kit options.
+func newSyncWorldWith(t testing.TB, opts []testkit.Option, host string, port int, folders ...string) *syncWorld {
+	t.Helper()
+	k := testkit.NewWorld(t, append([]testkit.Option{testkit.SystemClock(), testkit.WithSteps(
 		testkit.Step("intro", "Hello {{first_name|there}}", "Hi {{first_name}}, first note.", 0),
 		testkit.Step("bump", "", "Second note.", 86400),
 		testkit.Step("last", "", "Third note.", 86400),
-	))
+	)}, opts...)...)
 	w := &syncWorld{World: k, t: t, user: mailboxUser, pass: "mailbox-pw"}
 	w.setIMAP(k.Adapter.ID, host, port, w.user, w.pass, folders...)
 	tr := dispatch.NewSMTPTransport()

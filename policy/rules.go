@@ -71,11 +71,11 @@ func GapEnd(a Adapter, from time.Time) time.Time {
 const TerminalRest = 7 * 24 * time.Hour
 
 // SenderUsable reports whether an enrollment's sender can still send its
-// executions: not deleted, active, and not resting beyond TerminalRest
-// from now. A sender that is not usable gives its pinned enrollments the
+// executions: not deleted, active, not waiting for a reconnect (a rest
+// without end), and not resting beyond TerminalRest from now. A sender that is not usable gives its pinned enrollments the
 // pool's policy; a step's override sender fails the step.
 func SenderUsable(deleted, active bool, a Adapter, now time.Time) bool {
-	if deleted || !active {
+	if deleted || !active || (a.HealthState == dripdrop.HealthResting && a.ReconnectRequired) {
 		return false
 	}
 	return !(a.HealthState == dripdrop.HealthResting && a.RestingUntil != nil && a.RestingUntil.After(now.Add(TerminalRest)))

@@ -186,6 +186,15 @@ type adapterData struct {
 	CanVerify   bool
 	// Sync is the mailbox sync state; nil without imap settings.
 	Sync *dripdrop.MailboxSync
+	// Connect lists the connect buttons: Reconnect for an oauth2
+	// adapter, Connect Google / Connect Microsoft for the tenant's apps.
+	Connect []connectButton
+}
+
+// connectButton is one OAuth2 connect action of the adapter page.
+type connectButton struct {
+	Label string
+	AppID uuid.UUID
 }
 
 // window is the adapter's recent bounce and complaint record against the
@@ -220,6 +229,9 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 			return d, err
 		}
 		d.Sync = &st
+	}
+	if d.Connect, err = h.connectButtons(r, tenant, a); err != nil {
+		return d, err
 	}
 	if d.Capacity, err = h.store.AdapterCapacity(ctx, tenant, id); err != nil {
 		return d, err
@@ -269,6 +281,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	d, err := h.adapterData(r, p.Tenant, id)
 	if err != nil {
 		return "", err
+	}
+	if d.Adapter.Auth == dripdrop.AuthOAuth2 {
+		if h.cfg.VerifyOAuth2 == nil {
+			return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "OAuth2 adapter verification is not configured on this server")
+		}
+		res, err := h.cfg.VerifyOAuth2(r.Context(), p.Tenant, d.Adapter)
+		if err != nil {
+			return "", err
+		}
+		d.Verify = &res
+		p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
+		return "adapter", nil
 	}
 	if !d.Adapter.CredentialsSet {
 		return "", dripdrop.Errorf(dripdrop.ECodeInvalidState, "credentials", "the adapter has no connection settings to verify")

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/dripdrop/dripdrop/ingest/smtpd"
 	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/mailsync"
+	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 	"github.com/dripdrop/dripdrop/webhook"
@@ -219,6 +221,13 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if err := registerEngineMetrics(reg, store, log); err != nil {
 		return err
 	}
+	verifyDialer := guard.Dialer(net.Dialer{})
+	tokens := oauth.NewSource(store, oauth.Config{Box: box, Guard: guard, PublicBaseURL: oauthBaseURL(cfg.PublicBaseURL, ln.Addr()), Logger: log,
+		Prove: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c.Credentials, c.FromAddress, verifyDialer, nil,
+				dispatch.WithOAuth2(c.Username, func(context.Context) (string, error) { return token, nil }))
+		}})
+	transport.Tokens = tokens
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: transport, Telemetry: bus, Metrics: prom, Logger: log,
@@ -277,7 +286,7 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 			gd := guard.Dialer(net.Dialer{Timeout: 30 * time.Second})
 			dialer = mailsync.IMAPDialer{DialContext: gd.DialContext}
 		}
-		syncer := mailsync.New(mailsync.Config{Store: store, Logger: log, Concurrency: cfg.MailboxSync, Dialer: dialer, Metrics: mm, OnApplied: cfg.onApplied})
+		syncer := mailsync.New(mailsync.Config{Store: store, Logger: log, Concurrency: cfg.MailboxSync, Dialer: dialer, Tokens: tokens, Metrics: mm, OnApplied: cfg.onApplied})
 		bg.Go(func() { _ = syncer.Run(engineCtx) })
 	}
 
@@ -292,8 +301,12 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies, OutboxMetrics: prom,
 		DashboardKey: box.DeriveKey("dashboard-session"), SecureCookies: strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
-			return dispatch.Verify(ctx, c, from, guard.Dialer(net.Dialer{}), nil)
-		}})
+			return dispatch.Verify(ctx, c, from, verifyDialer, nil)
+		},
+		VerifyOAuth2: func(ctx context.Context, c dripdrop.SMTPCredentials, from, user string, token func(context.Context) (string, error)) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c, from, verifyDialer, nil, dispatch.WithOAuth2(user, token))
+		},
+		OAuth: tokens})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -378,4 +391,18 @@ func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	log.Info("migrations applied", "count", len(applied), "versions", applied)
 	return nil
+}
+
+// oauthBaseURL is where browsers come back to after an OAuth2 consent: the
+// public base URL, or — for an engine listening on loopback without one
+// (dripdrop dev, make run) — http://localhost:<port>, which Google and
+// Microsoft accept as a redirect URI for local testing.
+func oauthBaseURL(public string, addr net.Addr) string {
+	if public != "" {
+		return public
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return "http://localhost:" + strconv.Itoa(ta.Port)
+	}
+	return ""
 }

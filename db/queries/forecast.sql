@@ -2,7 +2,7 @@
 
 -- name: ForecastAdapters :many
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required
 FROM adapters
 WHERE tenant_key = @tenant_key AND deleted_at IS NULL
 ORDER BY id;

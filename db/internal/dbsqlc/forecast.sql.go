@@ -16,28 +16,29 @@ import (
 const forecastAdapters = `-- name: ForecastAdapters :many
 
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required
 FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL
 ORDER BY id
 `
 
 type ForecastAdaptersRow struct {
-	ID               uuid.UUID
-	Name             string
-	Active           bool
-	Timezone         string
-	HealthState      dripdrop.HealthState
-	HealthScore      *float64
-	RestingUntil     *time.Time
-	DailyCap         *int
-	RampFloor        int
-	RampIncrement    *int
-	RampStartedAt    *time.Time
-	MinGapSeconds    int
-	GapJitterSeconds int
-	LastSendAt       *time.Time
-	NextSendAt       *time.Time
+	ID                uuid.UUID
+	Name              string
+	Active            bool
+	Timezone          string
+	HealthState       dripdrop.HealthState
+	HealthScore       *float64
+	RestingUntil      *time.Time
+	DailyCap          *int
+	RampFloor         int
+	RampIncrement     *int
+	RampStartedAt     *time.Time
+	MinGapSeconds     int
+	GapJitterSeconds  int
+	LastSendAt        *time.Time
+	NextSendAt        *time.Time
+	ReconnectRequired bool
 }
 
 // Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
@@ -66,6 +67,7 @@ func (q *Queries) ForecastAdapters(ctx context.Context, tenantKey string) ([]For
 			&i.GapJitterSeconds,
 			&i.LastSendAt,
 			&i.NextSendAt,
+			&i.ReconnectRequired,
 		); err != nil {
 			return nil, err
 		}

@@ -45,6 +45,9 @@ type Adapter struct {
 	RestStreak         int
 	AdapterFailures    int
 	AuthFailures       int
+	Auth               string
+	OauthAppID         *uuid.UUID
+	ReconnectRequired  bool
 }
 
 type AdapterDailyUsage struct {
@@ -207,6 +210,51 @@ type MessageEvent struct {
 	Reason            *string
 	Data              json.RawMessage
 	OccurredAt        time.Time
+}
+
+type OauthApp struct {
+	TenantKey    string
+	ID           uuid.UUID
+	Name         string
+	Provider     string
+	ClientID     string
+	ClientSecret []byte
+	AuthUrl      string
+	TokenUrl     string
+	Scopes       []string
+	SmtpHost     string
+	SmtpPort     int
+	ImapHost     string
+	ImapPort     int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeletedAt    *time.Time
+}
+
+type OauthState struct {
+	TenantKey string
+	ID        uuid.UUID
+	AdapterID uuid.UUID
+	Verifier  []byte
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+type OauthToken struct {
+	TenantKey         string
+	AdapterID         uuid.UUID
+	RefreshToken      []byte
+	AccessToken       []byte
+	AccessExpiresAt   *time.Time
+	State             string
+	ConnectedAt       time.Time
+	RefreshedAt       *time.Time
+	RefreshCount      int
+	LastError         *string
+	PriorHealthState  *string
+	PriorRestingUntil *time.Time
+	UpdatedAt         time.Time
 }
 
 type Pool struct {
