@@ -87,9 +87,7 @@ func syncFromRow(r dbsqlc.MailboxSync) dripdrop.MailboxSync {
 	if r.LastError != "" && r.LastErrorAt != nil {
 		m.LastError = &dripdrop.SyncError{Reason: r.LastErrorReason, Message: r.LastError, At: *r.LastErrorAt}
 	}
-	for _, f := range decodeCursors(r.Cursors) {
-		m.Folders = append(m.Folders, f)
-	}
+	m.Folders = append(m.Folders, decodeCursors(r.Cursors)...)
 	return m
 }
 
