@@ -68,10 +68,11 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 
-## bench-scale: the long ones — 1 000 000 enrollments / 10 000 adapters claim and RSS, and the
-## 1 000-adapter fleet with a 60 s gap against a 2 s sink (several minutes)
+## bench-scale: the long ones — 1 000 000 enrollments / 10 000 adapters claim and RSS, the
+## 1 000-adapter fleet with a 60 s gap against a 2 s sink, and 1 000 mailboxes synced at 60 s (several minutes)
 bench-scale:
 	DRIPDROP_BENCH_SCALE=1 $(GO) test -run '^$$' -bench 'ClaimAtScale|Fleet' -benchtime 1x -timeout 60m -v ./dispatch/
+	MAILSYNC_BENCH_INTERVAL=60s $(GO) test -run '^$$' -bench MailboxSync -benchtime 1x -timeout 30m -v ./mailsync/
 
 ## db/stop: stop every managed PostgreSQL cluster of this project (.dripdrop/*, wherever its data lives)
 db/stop:

@@ -125,6 +125,9 @@ type AdapterInput struct {
 	MinGapSeconds    *int                `json:"min_gap_seconds"`
 	GapJitterSeconds *int                `json:"gap_jitter_seconds"`
 	MaxInFlight      Nullable[int]       `json:"max_in_flight"`
+	// IMAP sets the mailbox-sync settings (replacing them whole); null
+	// turns mailbox sync off and forgets its state.
+	IMAP Nullable[IMAPSettings] `json:"imap"`
 }
 
 // Limits on adapter settings.
@@ -286,6 +289,16 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 	}
 	a.MaxInFlight = in.MaxInFlight.apply(a.MaxInFlight)
+	if in.IMAP.Set {
+		a.IMAP = nil
+		if in.IMAP.Valid {
+			st, err := in.IMAP.Value.Normalize()
+			if err != nil {
+				return a, err
+			}
+			a.IMAP = &st
+		}
+	}
 	if a.RampIncrement != nil && a.DailyCap == nil {
 		return a, Errorf(ECodeRequired, "daily_cap", "a ramp (ramp_increment) needs a daily_cap to ramp up to")
 	}

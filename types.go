@@ -131,9 +131,12 @@ type Adapter struct {
 	MaxInFlight *int       `json:"max_in_flight"`
 	LastSendAt  *time.Time `json:"last_send_at"`
 	NextSendAt  *time.Time `json:"next_send_at"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	DeletedAt   *time.Time `json:"-"`
+	// IMAP are the mailbox-sync settings; nil when the engine does not read
+	// this adapter's mailbox.
+	IMAP      *IMAPSettings `json:"imap"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	DeletedAt *time.Time    `json:"-"`
 }
 
 // Pool is a named set of adapters that enrollments are pinned from.

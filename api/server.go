@@ -166,6 +166,8 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
 		{"POST", "/v1/adapters/{id}/health", authTenant, updateByID(s.store.HealthSignal)},
 		{"POST", "/v1/adapters/{id}/verify", authTenant, s.verifyAdapter},
+		{"GET", "/v1/adapters/{id}/sync", authTenant, byID(s.mailboxSync)},
+		{"POST", "/v1/adapters/{id}/sync", authTenant, s.requestSync},
 		{"POST", "/v1/adapters/{id}/oauth/start", authTenant, s.oauthStart},
 		{"PUT", "/v1/adapters/{id}/oauth/token", authTenant, s.oauthToken},
 

@@ -26,6 +26,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 	dbtest.WaitOutboxPublished(t, e.dbURL)
 	bEvent := e.must(200, "GET", "/v1/telemetry/events", b.key, nil)["data"].([]any)[0].(map[string]any)["id"]
 	bApp := e.must(201, "POST", "/v1/oauth/apps", b.key, map[string]any{"provider": "google", "client_id": "b-client", "client_secret": "b-secret"})["id"].(string)
+	e.must(200, "PATCH", "/v1/adapters/"+b.adapterA, b.key, map[string]any{"imap": map[string]any{"preset": "google"}}) // B's mailbox sync exists
 
 	bSnapshot := func() []byte {
 		var buf bytes.Buffer
@@ -81,6 +82,8 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"GET /v1/adapters/{id}/health":                             {"/v1/adapters/" + b.adapterA + "/health", nil, false},
 		"POST /v1/adapters/{id}/health":                            {"/v1/adapters/" + b.adapterA + "/health", map[string]any{"health_state": "resting", "source": "x"}, false},
 		"POST /v1/adapters/{id}/verify":                            {"/v1/adapters/" + b.adapterA + "/verify", nil, false},
+		"GET /v1/adapters/{id}/sync":                               {"/v1/adapters/" + b.adapterA + "/sync", nil, false},
+		"POST /v1/adapters/{id}/sync":                              {"/v1/adapters/" + b.adapterA + "/sync", nil, false},
 		"POST /v1/adapters/{id}/oauth/start":                       {"/v1/adapters/" + b.adapterA + "/oauth/start", nil, false},
 		"PUT /v1/adapters/{id}/oauth/token":                        {"/v1/adapters/" + b.adapterA + "/oauth/token", map[string]any{"refresh_token": "rt-x"}, false},
 		"POST /v1/oauth/apps":                                      {"/v1/oauth/apps", nil, true},
@@ -205,7 +208,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 				}
 			}
 			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel") ||
-				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify") || strings.HasSuffix(rt.Path, "/oauth/start")
+				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify") || strings.HasSuffix(rt.Path, "/oauth/start") || strings.HasSuffix(rt.Path, "/sync")
 			raw := strings.HasSuffix(rt.Path, "/inbound/raw") || // message/rfc822: bad input covered in inbound_test.go
 				strings.HasPrefix(rt.Path, "/v1/inbound/events/") // providers' payloads: covered in esp_test.go
 			if !found && !bodyless && !raw && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {

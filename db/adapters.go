@@ -63,18 +63,27 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 			return a, err
 		}
 	}
-	row, err := s.q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
-		TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
-		FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
-		Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
-		RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
-		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
-		Auth: a.Auth, OauthAppID: a.OAuthAppID,
+	var out dripdrop.Adapter
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		row, err := q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
+			TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
+			FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
+			Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
+			RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
+			MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+			Auth: a.Auth, OauthAppID: a.OAuthAppID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = adapterFromRow(row)
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, a.ID, in, &out)
 	})
 	if err != nil {
 		return a, mapErr(err, "adapter")
 	}
-	return adapterFromRow(row), nil
+	return out, nil
 }
 
 // GetAdapter returns a live (not deleted) adapter.
@@ -90,7 +99,11 @@ func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (_ 
 			return a, err
 		}
 	}
-	return a, nil
+	out := []dripdrop.Adapter{a}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return dripdrop.Adapter{}, err
+	}
+	return out[0], nil
 }
 
 // ListAdapters pages through a tenant's adapters in creation order.
@@ -104,6 +117,9 @@ func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) (_ []dr
 	for i, r := range rows {
 		out[i] = adapterFromRow(r)
 	}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return nil, nil, err
+	}
 	return out, nextCursor(out, p.limit(), func(a dripdrop.Adapter) uuid.UUID { return a.ID }), nil
 }
 
@@ -116,7 +132,11 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		if err != nil {
 			return nil, mapErr(err, "adapter")
 		}
-		cur := adapterFromRow(row)
+		curs := []dripdrop.Adapter{adapterFromRow(row)}
+		if err := s.attachIMAP(ctx, tenant, curs); err != nil {
+			return nil, err
+		}
+		cur := curs[0]
 		a, err := in.Apply(&cur, s.clock.Now())
 		if err != nil {
 			return nil, err
@@ -143,7 +163,8 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			return nil, err
 		}
 		out = adapterFromRow(updated)
-		return nil, nil
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, id, in, &out)
 	})
 	return out, mapErr(err, "adapter")
 }

@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,9 +27,11 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/imaptest"
 	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/internal/oauthtest"
 	"github.com/dripdrop/dripdrop/internal/testkit"
+	"github.com/dripdrop/dripdrop/mailsync"
 	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/webhook"
@@ -385,6 +389,50 @@ var feedScenarios = []struct {
 					t.Fatal(err)
 				}
 			}
+			return f
+		}},
+	{"a throttled mailbox sync fails, then recovers", []string{"dripdrop.mailbox.sync_failed", "dripdrop.mailbox.sync_recovered"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{})
+			mail, err := imaptest.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { mail.Close() })
+			user := f.adapter.FromAddress
+			mail.AddUser(user, "pw")
+			host, p, _ := net.SplitHostPort(mail.Addr)
+			port, _ := strconv.Atoi(p)
+			if _, err := f.store.UpdateAdapter(context.Background(), f.tenant, f.adapter.ID, dripdrop.AdapterInput{
+				Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: f.sink.Port(), TLS: "none", Username: user, Password: "pw"},
+				IMAP:        dripdrop.Nullable[dripdrop.IMAPSettings]{Set: true, Valid: true, Value: dripdrop.IMAPSettings{Host: host, Port: port, TLS: "none", Folders: []string{"INBOX"}}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mail.SetFault(user, "LOGIN", &imaptest.Fault{Code: "THROTTLED", Info: "Request is throttled", Times: 1})
+			s := mailsync.New(mailsync.Config{Store: f.store, Tick: 10 * time.Millisecond, ClaimEvery: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = s.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			state := func(want string) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					st, err := f.store.MailboxSync(context.Background(), f.tenant, f.adapter.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st.State == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("mailbox sync state %s, want %s", st.State, want)
+					}
+				}
+			}
+			state(dripdrop.SyncThrottled)
+			f.clock.Add(time.Hour) // past the backoff
+			state(dripdrop.SyncOK)
 			return f
 		}},
 }

@@ -214,6 +214,12 @@ var catalog = []Spec{
 	{Name: "dripdrop.telemetry.subscription_disabled", Kind: Counter, Measurements: count, Extension: true,
 		Metadata: []string{"subscription_id", "tenant_key", "reason"}, Labels: []string{"reason"},
 		Description: "webhook subscription disabled (reason gone: the receiver answered 410; failing: 5 days of failed deliveries)"},
+	{Name: "dripdrop.mailbox.sync_failed", Kind: Counter, Measurements: count, Extension: true,
+		Metadata: []string{"adapter_id", "tenant_key", "reason", "state", "retry_at"}, Labels: []string{"reason"},
+		Description: "a mailbox's sync started failing (or the reason changed): state failing or throttled, retried with backoff; emitted on changes only"},
+	{Name: "dripdrop.mailbox.sync_recovered", Kind: Counter, Measurements: count, Extension: true,
+		Metadata:    []string{"adapter_id", "tenant_key", "failures"},
+		Description: "a failing mailbox synced again; emitted once per recovery"},
 }
 
 // index maps an event name to its position in catalog.

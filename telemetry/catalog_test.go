@@ -114,6 +114,8 @@ func TestExtensions(t *testing.T) {
 		{"dripdrop.enrollment.completed", Counter, count, enrollMeta},
 		{"dripdrop.enrollment.stopped", Counter, count, enrollMeta},
 		{"dripdrop.telemetry.subscription_disabled", Counter, count, []string{"subscription_id", "tenant_key", "reason"}},
+		{"dripdrop.mailbox.sync_failed", Counter, count, []string{"adapter_id", "tenant_key", "reason", "state", "retry_at"}},
+		{"dripdrop.mailbox.sync_recovered", Counter, count, []string{"adapter_id", "tenant_key", "failures"}},
 		{"dripdrop.adapter.reconnect_required", Counter, count, []string{"adapter_id", "tenant_key", "provider", "reason"}},
 	}
 	ext := 0

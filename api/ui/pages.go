@@ -184,6 +184,8 @@ type adapterData struct {
 	Window      window
 	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
+	// Sync is the mailbox sync state; nil without imap settings.
+	Sync *dripdrop.MailboxSync
 	// Connect lists the connect buttons: Reconnect for an oauth2
 	// adapter, Connect Google / Connect Microsoft for the tenant's apps.
 	Connect []connectButton
@@ -221,6 +223,13 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 		return adapterData{}, err
 	}
 	d := adapterData{Adapter: a, CanVerify: h.cfg.Verify != nil}
+	if a.IMAP != nil {
+		st, err := h.store.MailboxSync(ctx, tenant, id)
+		if err != nil {
+			return d, err
+		}
+		d.Sync = &st
+	}
 	if d.Connect, err = h.connectButtons(r, tenant, a); err != nil {
 		return d, err
 	}
@@ -300,6 +309,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	d.Verify = &res
 	p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
 	return "adapter", nil
+}
+
+// syncNow asks for the adapter's mailbox to be synced now.
+func (h *Handler) syncNow(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
+	id, err := h.id(r, "adapter")
+	if err != nil {
+		return "", err
+	}
+	if _, err := h.store.RequestMailboxSync(r.Context(), p.Tenant, id); err != nil {
+		return "", err
+	}
+	return redirect(w, r, "/ui/adapters/"+id.String(), "Mailbox sync requested; it runs within a few seconds.")
 }
 
 type poolRow struct {

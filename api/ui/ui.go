@@ -120,6 +120,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /ui/adapters/{id}/rest", h.auth(h.rest))
 	h.mux.HandleFunc("POST /ui/adapters/{id}/resume", h.auth(h.resume))
 	h.mux.HandleFunc("POST /ui/adapters/{id}/verify", h.auth(h.verify))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/sync", h.auth(h.syncNow))
 	h.mux.HandleFunc("POST /ui/adapters/{id}/connect", h.auth(h.connect))
 	h.mux.HandleFunc("GET /ui/pools", h.auth(h.pools))
 	h.mux.HandleFunc("GET /ui/pools/{id}", h.auth(h.pool))

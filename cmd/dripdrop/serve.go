@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -23,8 +25,10 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/ingest/smtpd"
 	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/mailsync"
 	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
@@ -55,8 +59,13 @@ type serveConfig struct {
 	// the webhook delivery lease (how soon a killed worker's sends retry).
 	TelemetryRetention time.Duration
 	WebhookLease       time.Duration
-	onSent             func(*db.SendJob)
-	logOut             io.Writer // set by main: log to it as -log-format/-log-level say
+	MailboxSync        int // concurrent mailbox syncs; 0 turns mailbox sync off
+	// mailboxDialer, when set, replaces the IMAP dialer (dev mode's
+	// in-memory mailboxes are on loopback).
+	mailboxDialer mailsync.Dialer
+	onApplied     func(tenant string, adapter uuid.UUID, res ingest.InboundResult)
+	onSent        func(*db.SendJob)
+	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
 
 	// Inbound SMTP listener (docs/ingest.md), off when InboundSMTPAddr is empty.
 	InboundSMTPAddr string
@@ -102,6 +111,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Proxies, "trusted-proxies", "", "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none")
 	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
 	fs.DurationVar(&c.WebhookLease, "webhook-lease", time.Minute, "how long a webhook delivery in flight is held before another worker retries it")
+	fs.IntVar(&c.MailboxSync, "mailbox-sync", mailsync.DefaultConcurrency, "how many mailboxes (adapters with imap settings) this replica syncs at once; 0 turns mailbox sync off")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 	c.Log.flags(fs)
 }
@@ -266,6 +276,19 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	bg.Go(func() { leader.Run(engineCtx) })
 	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
 	bg.Go(func() { hooks.Run(engineCtx) })
+	if cfg.MailboxSync > 0 {
+		mm, err := mailsync.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		dialer := cfg.mailboxDialer
+		if dialer == nil {
+			gd := guard.Dialer(net.Dialer{Timeout: 30 * time.Second})
+			dialer = mailsync.IMAPDialer{DialContext: gd.DialContext}
+		}
+		syncer := mailsync.New(mailsync.Config{Store: store, Logger: log, Concurrency: cfg.MailboxSync, Dialer: dialer, Tokens: tokens, Metrics: mm, OnApplied: cfg.onApplied})
+		bg.Go(func() { _ = syncer.Run(engineCtx) })
+	}
 
 	if inbound != nil {
 		bg.Go(func() {

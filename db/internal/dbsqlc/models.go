@@ -168,6 +168,36 @@ type LeaderLease struct {
 	ExpiresAt time.Time
 }
 
+type MailboxSync struct {
+	TenantKey       string
+	AdapterID       uuid.UUID
+	Host            string
+	Port            int
+	Tls             string
+	Username        string
+	Folders         []string
+	IntervalSeconds int
+	Enabled         bool
+	TlsCaPem        string
+	NextSyncAt      time.Time
+	SyncRequestedAt *time.Time
+	LeaseOwner      *string
+	State           string
+	Failures        int
+	LastAttemptAt   *time.Time
+	LastSuccessAt   *time.Time
+	LastError       string
+	LastErrorReason string
+	LastErrorAt     *time.Time
+	Cursors         json.RawMessage
+	Fetched         int64
+	Candidates      int64
+	Applied         int64
+	Skipped         int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 type MessageEvent struct {
 	TenantKey         string
 	ID                uuid.UUID
