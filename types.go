@@ -201,6 +201,29 @@ type Step struct {
 	BodyHTML          *string    `json:"body_html"`
 	Spintax           bool       `json:"spintax"`
 	AdapterOverrideID *uuid.UUID `json:"adapter_override_id"`
+	// Variants are the step's alternatives (none, or 2–5).
+	Variants   []Variant   `json:"variants"`
+	AutoWinner *AutoWinner `json:"auto_winner"`
+	// Winner is the key of the promoted variant: new assignments get it.
+	Winner     *string    `json:"winner"`
+	PromotedAt *time.Time `json:"promoted_at,omitempty"`
+}
+
+// Variant is one alternative of a step's subject and/or body; a nil field
+// is the step's own.
+type Variant struct {
+	Key      string  `json:"key"`
+	Subject  *string `json:"subject,omitempty"`
+	BodyText *string `json:"body_text,omitempty"`
+	BodyHTML *string `json:"body_html,omitempty"`
+	Weight   int     `json:"weight"`
+}
+
+// AutoWinner promotes a step's winning variant (docs/sequences.md#auto-winner).
+type AutoWinner struct {
+	Metric     string  `json:"metric"`
+	MinSent    int     `json:"min_sent"`
+	Confidence float64 `json:"confidence"`
 }
 
 // Budget caps an adapter's daily share for one sequence version.
