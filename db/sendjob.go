@@ -36,6 +36,9 @@ type SendJob struct {
 	Subject, BodyText string
 	BodyHTML          *string
 	Spintax           bool
+	// Variant is the key of the step variant this send renders ("" when
+	// the step has none; docs/sequences.md#variants).
+	Variant string
 	// ReplySubject is set when the step has no subject: the message goes out
 	// as "Re: " + the thread's first subject.
 	ReplySubject string
@@ -87,6 +90,7 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 	if len(sc.Vars) > 2 {
 		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
 	}
+	applyVariant(job, sc)
 	for _, m := range thread {
 		job.References = append(job.References, deref(m.OutMessageID))
 	}

@@ -26,8 +26,10 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 }
 
 func stepFromRow(r dbsqlc.Step) dripdrop.Step {
-	return dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
+	st := dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
 		BodyText: r.BodyText, BodyHTML: r.BodyHtml, Spintax: r.Spintax, AdapterOverrideID: r.AdapterOverrideID}
+	stepVariantFields(&st, r)
+	return st
 }
 
 func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
@@ -65,10 +67,11 @@ func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v d
 
 func insertSteps(ctx context.Context, q *dbsqlc.Queries, tenant string, version uuid.UUID, steps []dripdrop.Step) error {
 	for _, st := range steps {
+		variants, autoWinner := stepVariantsJSON(st)
 		if _, err := q.CreateStep(ctx, dbsqlc.CreateStepParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), SequenceVersionID: version, Key: st.Key, Position: st.Position,
 			DelaySeconds: st.DelaySeconds, Subject: st.Subject, BodyText: st.BodyText, BodyHtml: st.BodyHTML,
-			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID,
+			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID, Variants: variants, AutoWinner: autoWinner,
 		}); err != nil {
 			return err
 		}

@@ -252,7 +252,7 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 }
 
 const getEnrollment = `-- name: GetEnrollment :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentParams struct {
@@ -284,12 +284,13 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
 
 const getEnrollmentForUpdate = `-- name: GetEnrollmentForUpdate :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type GetEnrollmentForUpdateParams struct {
@@ -321,12 +322,13 @@ func (q *Queries) GetEnrollmentForUpdate(ctx context.Context, arg GetEnrollmentF
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
 
 const getFirstStep = `-- name: GetFirstStep :one
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
+SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
 `
 
 type GetFirstStepParams struct {
@@ -349,12 +351,16 @@ func (q *Queries) GetFirstStep(ctx context.Context, arg GetFirstStepParams) (Ste
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.AutoWinner,
+		&i.WinnerVariant,
+		&i.PromotedAt,
 	)
 	return i, err
 }
 
 const getLiveEnrollmentByEmail = `-- name: GetLiveEnrollmentByEmail :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower($3::text) AND state IN ('active', 'paused')
 `
 
@@ -388,6 +394,7 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
@@ -398,7 +405,7 @@ INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12, $12)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category
 `
 
 type InsertEnrollmentParams struct {
@@ -453,6 +460,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
@@ -460,7 +468,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 const insertExecution = `-- name: InsertExecution :one
 INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at, variant
 `
 
 type InsertExecutionParams struct {
@@ -514,12 +522,13 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.SentAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Variant,
 	)
 	return i, err
 }
 
 const listExecutions = `-- name: ListExecutions :many
-SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
+SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, x.variant, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2
 ORDER BY s.position, x.attempt_window
@@ -556,6 +565,7 @@ type ListExecutionsRow struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 	StepKey           string
 	Position          int
 }
@@ -595,6 +605,7 @@ func (q *Queries) ListExecutions(ctx context.Context, arg ListExecutionsParams) 
 			&i.SentAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Variant,
 			&i.StepKey,
 			&i.Position,
 		); err != nil {
@@ -645,7 +656,7 @@ func (q *Queries) LiveEnrollmentsByEmails(ctx context.Context, arg LiveEnrollmen
 }
 
 const liveEnrollmentsOfPool = `-- name: LiveEnrollmentsOfPool :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -687,6 +698,7 @@ func (q *Queries) LiveEnrollmentsOfPool(ctx context.Context, arg LiveEnrollments
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
 		); err != nil {
 			return nil, err
 		}
@@ -735,7 +747,7 @@ func (q *Queries) LivePinCounts(ctx context.Context, arg LivePinCountsParams) ([
 }
 
 const livePinnedEnrollments = `-- name: LivePinnedEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, v.pool_id FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, v.pool_id FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND e.adapter_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -768,6 +780,7 @@ type LivePinnedEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
 	PoolID            uuid.UUID
 }
 
@@ -801,6 +814,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
 			&i.PoolID,
 		); err != nil {
 			return nil, err
@@ -920,7 +934,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 const repin = `-- name: Repin :one
 UPDATE enrollments SET adapter_id = $1, thread_no = thread_no + 1, updated_at = $2
 WHERE tenant_key = $3 AND id = $4
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category
 `
 
 type RepinParams struct {
@@ -959,6 +973,7 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
@@ -1008,7 +1023,7 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 }
 
 const searchEnrollments = `-- name: SearchEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, s.key AS sequence_key
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, s.key AS sequence_key
 FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
 WHERE e.tenant_key = $1
   AND ($2::text IS NULL OR s.key = $2::text)
@@ -1055,6 +1070,7 @@ type SearchEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
 	SequenceKey       string
 }
 
@@ -1098,6 +1114,7 @@ func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsPa
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
 			&i.SequenceKey,
 		); err != nil {
 			return nil, err
@@ -1154,7 +1171,7 @@ UPDATE enrollments SET state = $1, stop_reason = $2, pause_reason = $3,
        ended_at = CASE WHEN $1 IN ('completed', 'stopped', 'cancelled') THEN $4::timestamptz ELSE ended_at END,
        updated_at = $4
 WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category
 `
 
 type SetEnrollmentStateParams struct {
@@ -1197,6 +1214,7 @@ func (q *Queries) SetEnrollmentState(ctx context.Context, arg SetEnrollmentState
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }
@@ -1413,7 +1431,7 @@ const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
 UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
        timezone = $5, vars = $6, updated_at = $7
 WHERE tenant_key = $8 AND id = $9
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category
 `
 
 type UpdateEnrollmentContactParams struct {
@@ -1462,6 +1480,7 @@ func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollm
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
 	)
 	return i, err
 }

@@ -114,6 +114,7 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
 }
 
 type IdempotencyKey struct {
@@ -129,25 +130,29 @@ type IdempotencyKey struct {
 }
 
 type InboundMessage struct {
-	TenantKey       string
-	ID              uuid.UUID
-	Provider        string
-	MessageID       string
-	AdapterID       *uuid.UUID
-	InReplyTo       *string
-	Refs            []string
-	FromAddress     string
-	Subject         *string
-	BodyText        *string
-	Headers         json.RawMessage
-	Intent          string
-	IntentData      json.RawMessage
-	Correlation     string
-	StepExecutionID *uuid.UUID
-	EnrollmentID    *uuid.UUID
-	ReceivedAt      time.Time
-	CreatedAt       time.Time
-	Result          json.RawMessage
+	TenantKey         string
+	ID                uuid.UUID
+	Provider          string
+	MessageID         string
+	AdapterID         *uuid.UUID
+	InReplyTo         *string
+	Refs              []string
+	FromAddress       string
+	Subject           *string
+	BodyText          *string
+	Headers           json.RawMessage
+	Intent            string
+	IntentData        json.RawMessage
+	Correlation       string
+	StepExecutionID   *uuid.UUID
+	EnrollmentID      *uuid.UUID
+	ReceivedAt        time.Time
+	CreatedAt         time.Time
+	Result            json.RawMessage
+	Category          *string
+	CategoryEvidence  []byte
+	CategorySource    *string
+	CategoryUpdatedAt *time.Time
 }
 
 type InboundProvider struct {
@@ -241,6 +246,10 @@ type Step struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
+	WinnerVariant     *string
+	PromotedAt        *time.Time
 }
 
 type StepExecution struct {
@@ -269,6 +278,7 @@ type StepExecution struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 }
 
 type Suppression struct {

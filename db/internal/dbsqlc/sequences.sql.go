@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -172,12 +173,12 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 const createStep = `-- name: CreateStep :one
 INSERT INTO steps (
     tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html,
-    spintax, adapter_override_id
+    spintax, adapter_override_id, variants, auto_winner
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9,
-    $10, $11
+    $10, $11, $12, $13
 )
-RETURNING tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id
+RETURNING tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at
 `
 
 type CreateStepParams struct {
@@ -192,6 +193,8 @@ type CreateStepParams struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
 }
 
 func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, error) {
@@ -207,6 +210,8 @@ func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, e
 		arg.BodyHtml,
 		arg.Spintax,
 		arg.AdapterOverrideID,
+		arg.Variants,
+		arg.AutoWinner,
 	)
 	var i Step
 	err := row.Scan(
@@ -221,6 +226,10 @@ func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, e
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.AutoWinner,
+		&i.WinnerVariant,
+		&i.PromotedAt,
 	)
 	return i, err
 }
@@ -500,7 +509,7 @@ func (q *Queries) ListSequences(ctx context.Context, arg ListSequencesParams) ([
 }
 
 const listStepsForVersions = `-- name: ListStepsForVersions :many
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps
+SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps
 WHERE tenant_key = $1 AND sequence_version_id = ANY($2::uuid[])
 ORDER BY sequence_version_id, position
 `
@@ -531,6 +540,10 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 			&i.BodyHtml,
 			&i.Spintax,
 			&i.AdapterOverrideID,
+			&i.Variants,
+			&i.AutoWinner,
+			&i.WinnerVariant,
+			&i.PromotedAt,
 		); err != nil {
 			return nil, err
 		}
