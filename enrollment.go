@@ -50,7 +50,9 @@ type Enrollment struct {
 	PauseReason       *string         `json:"pause_reason"`
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
-	Executions        []StepExecution `json:"executions,omitempty"`
+	// ReplyCategory is the category of the contact's latest human reply.
+	ReplyCategory *string         `json:"reply_category"`
+	Executions    []StepExecution `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
 	Block     *Block     `json:"block,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -89,6 +91,8 @@ type StepExecution struct {
 	ErrorCode         *string    `json:"error_code"`
 	Error             *string    `json:"error"`
 	SentAt            *time.Time `json:"sent_at"`
+	// Variant is the key of the step variant this execution was given.
+	Variant *string `json:"variant"`
 }
 
 // ContactInput is a contact as the API receives it.

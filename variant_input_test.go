@@ -14,7 +14,9 @@ func TestStepVariantsValidation(t *testing.T) {
 	s := func(v string) *string { return &v }
 	n := func(v int) *int { return &v }
 	f := func(v float64) *float64 { return &v }
-	two := func() []VariantInput { return []VariantInput{{Subject: s("Quick question")}, {Subject: s("{An idea|A thought} for {{company}}")}} }
+	two := func() []VariantInput {
+		return []VariantInput{{Subject: s("Quick question")}, {Subject: s("{An idea|A thought} for {{company}}")}}
+	}
 	for _, c := range []struct {
 		name  string
 		step  StepInput

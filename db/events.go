@@ -176,3 +176,20 @@ func evVariantPromoted(tenant string, sc dbsqlc.StepContextRow, variantKey, metr
 		"step_key": sc.Key, "variant": variantKey, "metric": metric, "sent": arm.Sent, "successes": arm.Successes, "tenant_key": tenant,
 	}}
 }
+
+func evReplyCategorized(tenant string, inbound uuid.UUID, enrollment, execution *uuid.UUID, category, previous, source string) event {
+	var e, x, p any
+	if enrollment != nil {
+		e = enrollment.String()
+	}
+	if execution != nil {
+		x = execution.String()
+	}
+	if previous != "" {
+		p = previous
+	}
+	return event{name: "dripdrop.ingest.reply_categorized", metadata: map[string]any{
+		"inbound_id": inbound.String(), "enrollment_id": e, "step_execution_id": x, "category": category,
+		"previous_category": p, "source": source, "tenant_key": tenant,
+	}}
+}

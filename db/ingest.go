@@ -142,8 +142,19 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 			}
 		}
 
+		var evidence ingest.Evidence
+		if c.Intent == ingest.Reply {
+			res.Category, evidence = categoryOf(m)
+		}
 		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
 			return evs, err
+		}
+		if c.Intent == ingest.Reply {
+			cevs, err := s.categorizeReply(ctx, q, tenant, m, &res, evidence, now)
+			if err != nil {
+				return evs, err
+			}
+			evs = append(evs, cevs...)
 		}
 		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent), c.Fault)}, evs...)
 		if sent == nil {

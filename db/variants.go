@@ -9,6 +9,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/variant"
 )
 

@@ -39,6 +39,7 @@ var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
 	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
+	"variant_sweep":        "@every 1m", // auto-winner rule of steps with variants (docs/sequences.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -66,6 +67,7 @@ func (l *Leader) Run(ctx context.Context) {
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
+		"variant_sweep":        l.variants,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -199,6 +201,17 @@ func (l *Leader) health(ctx context.Context) error {
 func (l *Leader) janitor(ctx context.Context) error {
 	return l.forTenants(ctx, func(t string) error {
 		_, err := l.Store.PruneIdempotencyKeys(ctx, t, 24*time.Hour)
+		return err
+	})
+}
+
+// variants promotes the steps whose auto-winner rule now holds.
+func (l *Leader) variants(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.VariantSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("variant sweep promoted winners", "tenant", t, "promoted", n)
+		}
 		return err
 	})
 }
