@@ -145,7 +145,7 @@ func (s *Store) CorrectCategory(ctx context.Context, tenant string, id uuid.UUID
 		}
 		now := s.clock.Now()
 		prev := deref(row.Category)
-		evidence, _ := json.Marshal(map[string]any{"rule": "corrected", "previous": prev})
+		evidence, _ := json.Marshal(ingest.Evidence{Rule: "corrected", Previous: prev})
 		if err := q.SetInboundCategory(ctx, dbsqlc.SetInboundCategoryParams{TenantKey: tenant, ID: id, Category: ptrTo(string(cat)),
 			Evidence: evidence, Source: &src, Now: now}); err != nil {
 			return nil, err

@@ -36,11 +36,13 @@ func (c Category) Valid() bool {
 
 // Evidence is what decided a category: the phrase as it stands in the
 // (lower-cased) reply, its language and the rule's category. A correction
-// by an operator or a CRM carries no phrase.
+// by an operator or a CRM carries no phrase: its rule is "corrected".
 type Evidence struct {
 	Phrase   string `json:"phrase,omitempty"`
 	Language string `json:"language,omitempty"`
 	Rule     string `json:"rule"`
+	// Previous is the category a correction replaced (rule "corrected").
+	Previous string `json:"previous,omitempty"`
 }
 
 // maxCategoryRead is how much of a reply's new text the lexicon reads.
