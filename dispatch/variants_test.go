@@ -83,6 +83,17 @@ func TestVariantAssignmentStableAcrossRetriesAndEngines(t *testing.T) {
 		return smtpsink.Fault{}
 	})
 	ids := f.enrollAB("kim", 40)
+	// The forecast assigns the variants with the engine's rule.
+	fc := f.call(200, "POST", "/v1/forecast", map[string]any{"horizon_days": 2})
+	forecastSends := map[string]int{}
+	for _, sq := range fc["sequences"].([]any) {
+		if sq := sq.(map[string]any); sq["sequence_key"] == "ab" {
+			for _, v := range sq["variants"].([]any) {
+				v := v.(map[string]any)
+				forecastSends[v["variant"].(string)] += int(v["sends"].(float64))
+			}
+		}
+	}
 	f.run() // engine 1: every first attempt is greylisted
 	want := map[uuid.UUID]string{}
 	count := map[string]int{}
@@ -97,6 +108,9 @@ func TestVariantAssignmentStableAcrossRetriesAndEngines(t *testing.T) {
 	}
 	if count["A"] == 0 || count["B"] == 0 {
 		t.Fatalf("40 contacts at 1:3 all got one variant: %v", count)
+	}
+	if forecastSends["A"] != count["A"] || forecastSends["B"] != count["B"] {
+		t.Fatalf("the forecast's variants %v, the engine's %v", forecastSends, count)
 	}
 
 	// Engine 2: its own store and dispatcher on the same database.
