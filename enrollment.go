@@ -51,7 +51,12 @@ type Enrollment struct {
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
 	// ReplyCategory is the category of the contact's latest human reply.
-	ReplyCategory *string         `json:"reply_category"`
+	ReplyCategory *string `json:"reply_category"`
+	// RoutedFrom is the enrollment whose branch created this one; Routes
+	// are the branches taken (or waiting) from it or into it
+	// (GET /v1/enrollments/{id}).
+	RoutedFrom *uuid.UUID        `json:"routed_from"`
+	Routes     []EnrollmentRoute `json:"routes,omitempty"`
 	Executions    []StepExecution `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
 	Block     *Block     `json:"block,omitempty"`
@@ -267,4 +272,19 @@ func PoolExhausted(pool uuid.UUID, evicted []EvictedAdapter) *Error {
 	return &Error{Code: ECodePoolExhausted, Field: "sequence_key",
 		Message: fmt.Sprintf("no adapter of pool %s can take a new enrollment", pool),
 		Extra:   map[string]any{"pool_id": pool, "evicted_adapter_ids": ids, "evicted": evicted}}
+}
+
+// EnrollmentRoute is one branch of a version taken for an enrollment
+// (docs/sequences.md#branches): pending until DueAt, then enrolled (the new
+// enrollment is ResultEnrollmentID) or skipped (Reason).
+type EnrollmentRoute struct {
+	ID                 uuid.UUID  `json:"id"`
+	SourceEnrollmentID uuid.UUID  `json:"source_enrollment_id"`
+	Trigger            string     `json:"trigger"`
+	Category           *string    `json:"category"`
+	TargetSequenceID   uuid.UUID  `json:"target_sequence_id"`
+	DueAt              time.Time  `json:"due_at"`
+	State              string     `json:"state"`
+	Reason             *string    `json:"reason"`
+	ResultEnrollmentID *uuid.UUID `json:"result_enrollment_id"`
 }

@@ -60,6 +60,11 @@ type VersionInput struct {
 	// ListUnsubscribe: one_click (default), mailto or off.
 	ListUnsubscribe *string     `json:"list_unsubscribe"`
 	Steps           []StepInput `json:"steps"`
+	// Branches route outcomes to other sequences (docs/sequences.md#branches).
+	Branches *BranchesInput `json:"branches"`
+	// ContinueThread: a contact routed into this version by a branch gets
+	// its first message in the thread it came from (same sender only).
+	ContinueThread *bool `json:"continue_thread"`
 }
 
 // The List-Unsubscribe settings of a version: one_click sends the https
@@ -150,6 +155,16 @@ func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
 			return v, Errorf(ECodeInvalidValue, "list_unsubscribe", "list_unsubscribe must be \"one_click\", \"mailto\" or \"off\"")
 		}
 		v.ListUnsubscribe = *in.ListUnsubscribe
+	}
+	if in.Branches != nil {
+		b, err := in.Branches.apply()
+		if err != nil {
+			return v, err
+		}
+		v.Branches = b
+	}
+	if in.ContinueThread != nil {
+		v.ContinueThread = *in.ContinueThread
 	}
 	if in.Steps != nil {
 		steps, err := applySteps(in.Steps)

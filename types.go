@@ -183,11 +183,15 @@ type SequenceVersion struct {
 	StopCompanyOnReply bool `json:"stop_company_on_reply"`
 	// ListUnsubscribe is which List-Unsubscribe headers the version's
 	// messages carry: one_click, mailto or off (docs/sending.md).
-	ListUnsubscribe string     `json:"list_unsubscribe"`
-	Steps           []Step     `json:"steps"`
-	Budgets         []Budget   `json:"budgets"`
-	ActivatedAt     *time.Time `json:"activated_at"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ListUnsubscribe string `json:"list_unsubscribe"`
+	// Branches route outcomes to other sequences; ContinueThread keeps a
+	// routed contact's first message in the thread it came from.
+	Branches       Branches   `json:"branches"`
+	ContinueThread bool       `json:"continue_thread"`
+	Steps          []Step     `json:"steps"`
+	Budgets        []Budget   `json:"budgets"`
+	ActivatedAt    *time.Time `json:"activated_at"`
+	CreatedAt      time.Time  `json:"created_at"`
 }
 
 // Step is one message of a version.

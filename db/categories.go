@@ -38,7 +38,25 @@ func (s *Store) categorizeReply(ctx context.Context, q *dbsqlc.Queries, tenant s
 	}
 	evs := []event{evReplyCategorized(tenant, res.ID, res.EnrollmentID, res.StepExecutionID, string(cat), "", src)}
 	more, err := s.afterCategory(ctx, q, tenant, res.ID, res.EnrollmentID, res.StepExecutionID, string(cat), m.ReceivedAt, now)
-	return append(evs, more...), err
+	if err != nil {
+		return nil, err
+	}
+	evs = append(evs, more...)
+	routed, err := s.routeOf(ctx, q, tenant, res.EnrollmentID, dripdrop.TriggerOnReply, string(cat), &res.ID, now)
+	return append(evs, routed...), err
+}
+
+// routeOf decides the branch of an enrollment's outcome (routeOutcome),
+// reading the enrollment's version.
+func (s *Store) routeOf(ctx context.Context, q *dbsqlc.Queries, tenant string, enrollment *uuid.UUID, trigger, category string, inbound *uuid.UUID, now time.Time) ([]event, error) {
+	if enrollment == nil {
+		return nil, nil
+	}
+	e, err := q.GetEnrollmentRow(ctx, dbsqlc.GetEnrollmentRowParams{TenantKey: tenant, ID: *enrollment})
+	if err != nil {
+		return nil, err
+	}
+	return s.routeOutcome(ctx, q, tenant, e.ID, e.SequenceVersionID, trigger, category, inbound, now)
 }
 
 // afterCategory records a reply's category on its enrollment (when it is
@@ -158,11 +176,17 @@ func (s *Store) CorrectCategory(ctx context.Context, tenant string, id uuid.UUID
 		}
 		evs := []event{evReplyCategorized(tenant, id, row.EnrollmentID, row.StepExecutionID, string(cat), prev, src)}
 		more, err := s.afterCategory(ctx, q, tenant, id, row.EnrollmentID, row.StepExecutionID, string(cat), row.ReceivedAt, now)
-		return append(evs, more...), err
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, more...)
+		routed, err := s.routeOf(ctx, q, tenant, row.EnrollmentID, dripdrop.TriggerOnReply, string(cat), &id, now)
+		return append(evs, routed...), err
 	})
 	if err != nil {
 		return Inbound{}, err
 	}
+	s.runRoutesAfter(ctx, tenant)
 	return s.GetInbound(ctx, tenant, id)
 }
 
@@ -172,4 +196,12 @@ func ptrTo[T any](v T) *T { return &v }
 func categoryOf(m *ingest.Message) (string, ingest.Evidence) {
 	c, ev := ingest.Categorize(m.NewText())
 	return string(c), ev
+}
+
+// runRoutesAfter carries out the routes an outcome made due at once (a
+// branch without delay); the leader's route_sweep retries what fails here.
+func (s *Store) runRoutesAfter(ctx context.Context, tenant string) {
+	if _, err := s.RunDueRoutes(ctx, tenant); err != nil {
+		s.log.Warn("running due routes after an outcome; the route sweep retries", "tenant", tenant, "err", err)
+	}
 }

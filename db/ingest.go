@@ -71,6 +71,9 @@ func (s *Store) Ingest(ctx context.Context, tenant string, in ingest.InboundInpu
 		if err != nil {
 			return ingest.InboundResult{}, mapErr(err, "inbound message")
 		}
+		if !res.Duplicate && res.EnrollmentID != nil && (c.Intent == ingest.Reply || c.Intent == ingest.AutoReply) {
+			s.runRoutesAfter(ctx, tenant)
+		}
 		return res, nil
 	}
 }
@@ -155,6 +158,13 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 				return evs, err
 			}
 			evs = append(evs, cevs...)
+		}
+		if c.Intent == ingest.AutoReply {
+			revs, err := s.routeOf(ctx, q, tenant, res.EnrollmentID, dripdrop.TriggerOnAutoReply, "", &res.ID, now)
+			if err != nil {
+				return evs, err
+			}
+			evs = append(evs, revs...)
 		}
 		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent), c.Fault)}, evs...)
 		if sent == nil {

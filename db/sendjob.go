@@ -91,8 +91,19 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
 	}
 	applyVariant(job, sc)
+	if len(sc.ThreadRefs) > 0 && sc.ThreadNo == 1 && sc.AdapterOverrideID == nil {
+		// Routed into a version that continues the source's thread: its
+		// messages come first in the chain (trimmed to the last 20).
+		job.References = append(job.References, sc.ThreadRefs...)
+		if len(thread) == 0 {
+			job.ReplySubject = deref(sc.ThreadSubject) // "Re: " + the source thread's subject
+		}
+	}
 	for _, m := range thread {
 		job.References = append(job.References, deref(m.OutMessageID))
+	}
+	if n := len(job.References); n > 20 {
+		job.References = job.References[n-20:]
 	}
 	if n := len(job.References); n > 0 {
 		job.InReplyTo = job.References[n-1]

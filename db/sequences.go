@@ -22,6 +22,7 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 		ID: r.ID, SequenceID: r.SequenceID, Version: r.Version, State: r.State, Mode: r.Mode, PoolID: r.PoolID,
 		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone},
 		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		Branches: versionBranches(r.Branches), ContinueThread: r.ContinueThread,
 	}
 }
 
@@ -99,6 +100,9 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, ActivatedAt: activatedAt, Now: now,
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, activate); err != nil {
 		return err
 	}
 	return insertSteps(ctx, q, tenant, row.ID, v.Steps)
@@ -267,6 +271,9 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 		}); err != nil {
 			return nil, err
 		}
+		if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, false); err != nil {
+			return nil, err
+		}
 		if in.Steps != nil {
 			if err := q.DeleteSteps(ctx, dbsqlc.DeleteStepsParams{TenantKey: tenant, SequenceVersionID: row.ID}); err != nil {
 				return nil, err
@@ -300,6 +307,15 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
 			return nil, err
+		}
+		if b := versionBranches(row.Branches); !b.Empty() {
+			// Other sequences may have changed since the draft was written.
+			if err := q.LockBranchGraph(ctx, tenant); err != nil {
+				return nil, err
+			}
+			if err := checkCycles(ctx, q, tenant, seq, b); err != nil {
+				return nil, err
+			}
 		}
 		if err := q.ArchiveActiveVersions(ctx, dbsqlc.ArchiveActiveVersionsParams{TenantKey: tenant, SequenceID: seq}); err != nil {
 			return nil, err

@@ -313,6 +313,18 @@ var feedScenarios = []struct {
 			}
 			return f
 		}},
+	{"a not_now reply's branch enrolls the contact elsewhere", []string{"dripdrop.enrollment.routed"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.sequence("nurture", f.pool.ID.String(), nil, [3]any{"Later", "Later", 0})
+			f.sequence("outreach", f.pool.ID.String(), map[string]any{"branches": map[string]any{
+				"on_reply": map[string]any{"not_now": map[string]any{"sequence_key": "nurture"}}}}, [3]any{"Hi", "Hello", 0})
+			f.enrollInto("outreach", "bob@example.com")
+			f.run()
+			f.inbound(201, map[string]any{"message_id": "<nn-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+				"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not now, thanks."})
+			return f
+		}},
 	{"out of office reschedules the next step", []string{"dripdrop.ingest.ooo_rescheduled"},
 		func(t *testing.T) *feedWorld {
 			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 86400))

@@ -40,6 +40,7 @@ var DefaultSchedules = map[string]string{
 	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
 	"variant_sweep":        "@every 1m", // auto-winner rule of steps with variants (docs/sequences.md)
+	"route_sweep":          "@every 1m", // branches: completions without a reply, due routes (docs/sequences.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -68,6 +69,7 @@ func (l *Leader) Run(ctx context.Context) {
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
 		"variant_sweep":        l.variants,
+		"route_sweep":          l.routes,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -211,6 +213,17 @@ func (l *Leader) variants(ctx context.Context) error {
 		n, err := l.Store.VariantSweep(ctx, t)
 		if n > 0 {
 			l.Logger.Info("variant sweep promoted winners", "tenant", t, "promoted", n)
+		}
+		return err
+	})
+}
+
+// routes carries out the branches that are due.
+func (l *Leader) routes(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.RouteSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("route sweep enrolled routed contacts", "tenant", t, "enrolled", n)
 		}
 		return err
 	})

@@ -318,7 +318,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
        st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
@@ -368,6 +368,8 @@ type LoadSendRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
@@ -414,6 +416,8 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 		&i.PinID,
 		&i.SequenceVersionID,
 		&i.SequenceID,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 		&i.WindowDays,
 		&i.WindowStart,
 		&i.WindowEnd,
@@ -431,7 +435,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
        st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest($1::uuid[]) AS i(id)
@@ -439,13 +443,13 @@ CROSS JOIN LATERAL (
     SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at, s.variant FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before, en.reply_category FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before, en.reply_category, en.routed_from, en.thread_refs, en.thread_subject FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
     SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id, sp.variants, sp.auto_winner, sp.winner_variant, sp.promoted_at FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe, sv.branches, sv.continue_thread FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
     SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0
@@ -492,6 +496,8 @@ type LoadSendsLockedRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
@@ -555,6 +561,8 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 			&i.PinID,
 			&i.SequenceVersionID,
 			&i.SequenceID,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 			&i.WindowDays,
 			&i.WindowStart,
 			&i.WindowEnd,

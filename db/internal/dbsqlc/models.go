@@ -115,6 +115,25 @@ type Enrollment struct {
 	EndedAt           *time.Time
 	NotBefore         *time.Time
 	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+}
+
+type EnrollmentRoute struct {
+	TenantKey          string
+	ID                 uuid.UUID
+	SourceEnrollmentID uuid.UUID
+	Trigger            string
+	Category           *string
+	InboundID          *uuid.UUID
+	TargetSequenceID   uuid.UUID
+	DueAt              time.Time
+	State              string
+	Reason             *string
+	ResultEnrollmentID *uuid.UUID
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 type IdempotencyKey struct {
@@ -232,6 +251,8 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 type Step struct {
