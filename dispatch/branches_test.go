@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -261,7 +262,7 @@ func TestBranchCycleRefused(t *testing.T) {
 	p := problem(422, "POST", "/v1/sequences/"+f.sequenceID("a")+"/versions", map[string]any{"pool_id": pool,
 		"steps":    []any{map[string]any{"subject": "S", "body_text": "B"}},
 		"branches": map[string]any{"on_completed_without_reply": map[string]any{"sequence_key": "b"}}})
-	if p["code"] != "branch_cycle" || p["field"] != "branches.on_completed_without_reply.sequence_key" {
+	if p["code"] != "branch_cycle" || p["field"] != "branches.on_completed_without_reply.sequence_key" || fmt.Sprint(p["path"]) != "[a b a]" {
 		t.Fatalf("problem %v", p)
 	}
 	if vs := f.call(200, "GET", "/v1/sequences/"+f.sequenceID("a"), nil)["versions"].([]any); len(vs) != 1 {

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"testing"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/ingest"
 )
 
@@ -127,4 +128,16 @@ func FuzzCategorize(f *testing.F) {
 			t.Fatalf("evidence of %d bytes", len(ev.Phrase))
 		}
 	})
+}
+
+func TestCategoriesMatchTheDomainList(t *testing.T) {
+	t.Parallel()
+	if len(dripdrop.ReplyCategories) != len(ingest.Categories) {
+		t.Fatalf("%v vs %v", dripdrop.ReplyCategories, ingest.Categories)
+	}
+	for i, c := range ingest.Categories {
+		if dripdrop.ReplyCategories[i] != string(c) {
+			t.Fatalf("%v vs %v", dripdrop.ReplyCategories, ingest.Categories)
+		}
+	}
 }

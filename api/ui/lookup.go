@@ -66,7 +66,7 @@ type enrollmentsData struct {
 
 var (
 	enrollmentStates = []string{"active", "paused", "completed", "stopped", "cancelled"}
-	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied"}
+	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied", "routed"}
 )
 
 // enrollments searches a tenant's enrollments (GET /v1/enrollments) by
