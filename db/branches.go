@@ -145,8 +145,13 @@ func checkCycles(ctx context.Context, q *dbsqlc.Queries, tenant string, seq uuid
 	}
 	for _, ref := range b.Refs() {
 		if p := back(ref.Route.SequenceID, map[uuid.UUID]bool{}); p != nil {
-			path := []string{keyOr(keys, seq)}
-			for _, id := range p {
+			path := make([]string, 0, len(p)+1)
+			for _, id := range append([]uuid.UUID{seq}, p...) {
+				if _, ok := keys[id]; !ok {
+					if sq, err := q.GetSequence(ctx, dbsqlc.GetSequenceParams{TenantKey: tenant, ID: id}); err == nil {
+						keys[id] = sq.Key
+					}
+				}
 				path = append(path, keyOr(keys, id))
 			}
 			return dripdrop.BranchCycleError(ref.Field+".sequence_key", path)
