@@ -205,3 +205,25 @@ func (s *Store) runRoutesAfter(ctx context.Context, tenant string) {
 		s.log.Warn("running due routes after an outcome; the route sweep retries", "tenant", tenant, "err", err)
 	}
 }
+
+// EnrollmentInbound lists an enrollment's inbound messages (at most 200),
+// oldest first, with the categories of its replies.
+func (s *Store) EnrollmentInbound(ctx context.Context, tenant string, enrollment uuid.UUID) (_ []Inbound, err error) {
+	defer wrapErr(&err, "enrollment inbound")
+	rows, err := s.q.EnrollmentInbound(ctx, dbsqlc.EnrollmentInboundParams{TenantKey: tenant, EnrollmentID: &enrollment})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Inbound, len(rows))
+	for i, r := range rows {
+		out[i] = Inbound{ID: r.ID, Intent: r.Intent, Category: r.Category, CategorySource: r.CategorySource, ReceivedAt: r.ReceivedAt,
+			StepExecutionID: r.StepExecutionID, EnrollmentID: &enrollment}
+		if len(r.CategoryEvidence) > 0 {
+			var ev ingest.Evidence
+			if json.Unmarshal(r.CategoryEvidence, &ev) == nil {
+				out[i].Evidence = &ev
+			}
+		}
+	}
+	return out, nil
+}

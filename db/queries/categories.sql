@@ -24,3 +24,11 @@ WHERE i.tenant_key = $1 AND i.id = $2;
 -- name: LockInbound :one
 SELECT id, intent, category, enrollment_id, step_execution_id, received_at FROM inbound_messages
 WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
+
+-- name: EnrollmentInbound :many
+-- An enrollment's inbound messages, oldest first (the dashboard's timeline).
+SELECT i.id, i.intent, i.category, i.category_evidence, i.category_source, i.received_at, i.step_execution_id
+FROM inbound_messages i
+WHERE i.tenant_key = $1 AND i.enrollment_id = $2
+ORDER BY i.received_at, i.id
+LIMIT 200;

@@ -12,6 +12,58 @@ import (
 	"github.com/google/uuid"
 )
 
+const enrollmentInbound = `-- name: EnrollmentInbound :many
+SELECT i.id, i.intent, i.category, i.category_evidence, i.category_source, i.received_at, i.step_execution_id
+FROM inbound_messages i
+WHERE i.tenant_key = $1 AND i.enrollment_id = $2
+ORDER BY i.received_at, i.id
+LIMIT 200
+`
+
+type EnrollmentInboundParams struct {
+	TenantKey    string
+	EnrollmentID *uuid.UUID
+}
+
+type EnrollmentInboundRow struct {
+	ID               uuid.UUID
+	Intent           string
+	Category         *string
+	CategoryEvidence []byte
+	CategorySource   *string
+	ReceivedAt       time.Time
+	StepExecutionID  *uuid.UUID
+}
+
+// An enrollment's inbound messages, oldest first (the dashboard's timeline).
+func (q *Queries) EnrollmentInbound(ctx context.Context, arg EnrollmentInboundParams) ([]EnrollmentInboundRow, error) {
+	rows, err := q.db.Query(ctx, enrollmentInbound, arg.TenantKey, arg.EnrollmentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []EnrollmentInboundRow
+	for rows.Next() {
+		var i EnrollmentInboundRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Intent,
+			&i.Category,
+			&i.CategoryEvidence,
+			&i.CategorySource,
+			&i.ReceivedAt,
+			&i.StepExecutionID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const executionStep = `-- name: ExecutionStep :one
 SELECT step_id, variant FROM step_executions WHERE tenant_key = $1 AND id = $2
 `
