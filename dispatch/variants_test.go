@@ -11,6 +11,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/variant"
@@ -366,5 +367,52 @@ func TestReplyCategoryThroughTheAPI(t *testing.T) {
 	bc := st["versions"].([]any)[0].(map[string]any)["by_category"].(map[string]any)
 	if bc["interested"] != 1.0 || bc["not_now"] != 0.0 || len(bc) != 7 {
 		t.Fatalf("by_category %v", bc)
+	}
+}
+
+// A step sent again in a new attempt window (the sender's failure, then a
+// retry) keeps the contact's variant, even after another variant won.
+func TestVariantKeptByANewAttemptWindow(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{})
+	m := f.call(201, "POST", "/v1/sequences", map[string]any{"key": "ab", "name": "A/B", "pool_id": f.pool.ID, "steps": []any{
+		map[string]any{"key": "intro", "body_text": "Hello", "variants": []any{map[string]any{"subject": "Variant A"}, map[string]any{"subject": "Variant B"}}},
+		map[string]any{"key": "bump", "body_text": "Bump", "delay_seconds": 86400}}})
+	step := uuid.MustParse(m["versions"].([]any)[0].(map[string]any)["steps"].([]any)[0].(map[string]any)["id"].(string))
+	id := f.enrollAB("ret", 1)[0]
+	f.run()
+	given, state, _ := f.execVariant(id)
+	if state != "sent" {
+		t.Fatalf("first send: %s", state)
+	}
+	other := map[string]string{"A": "B", "B": "A"}[given]
+	// The other variant is promoted meanwhile.
+	dbtest.Exec(t, f.URL, `UPDATE steps SET winner_variant = $1, promoted_at = now() WHERE id = $2`, other, step)
+	first := f.sentMessageID("ret-0@example.com")
+	f.inbound(201, map[string]any{"message_id": "<dsn-ret@mx.example.com>", "in_reply_to": first,
+		"from": "mailer-daemon@mx.example.com", "subject": "Undelivered Mail Returned to Sender", "intent": "bounce",
+		"body_text": "<ret-0@example.com>: host mx.example.com said: 550 5.7.26 Unauthenticated email from acme.example.com is not accepted due to domain's DMARC policy"})
+	f.call(200, "POST", "/v1/enrollments/"+id.String()+"/retry", nil)
+	f.clock.Add(2 * time.Minute)
+	f.run()
+	e := f.call(200, "GET", "/v1/enrollments/"+id.String(), nil)
+	var windows []string
+	for _, x := range e["executions"].([]any) {
+		if x := x.(map[string]any); x["step_key"] == "intro" {
+			windows = append(windows, fmt.Sprintf("%v:%v:%v", x["attempt_window"], x["state"], x["variant"]))
+		}
+	}
+	if len(windows) != 2 || windows[1] != "1:sent:"+given {
+		t.Fatalf("executions %v, want the new window sent with %s", windows, given)
+	}
+	subjects := f.subjectsTo()["ret-0@example.com"]
+	if len(subjects) != 2 || subjects[0] != subjects[1] {
+		t.Fatalf("subjects %v: the retry changed the variant", subjects)
+	}
+	// A new contact gets the winner.
+	fresh := f.enrollAB("new", 1)[0]
+	f.run()
+	if v, _, _ := f.execVariant(fresh); v != other {
+		t.Fatalf("a new assignment got %q, want the winner %q", v, other)
 	}
 }

@@ -51,3 +51,9 @@ FROM steps st
 JOIN sequence_versions v ON v.tenant_key = st.tenant_key AND v.id = st.sequence_version_id
 JOIN sequences sq ON sq.tenant_key = v.tenant_key AND sq.id = v.sequence_id
 WHERE st.tenant_key = $1 AND st.id = $2;
+
+-- name: CarryVariant :exec
+-- A new attempt window of a step keeps the variant of the window before.
+UPDATE step_executions x SET variant = b.variant
+FROM step_executions b
+WHERE x.tenant_key = @tenant_key AND x.id = @id AND b.tenant_key = @tenant_key AND b.id = @from_id;

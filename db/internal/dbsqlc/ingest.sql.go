@@ -371,7 +371,7 @@ func (q *Queries) RescheduleOOO(ctx context.Context, arg RescheduleOOOParams) ([
 
 const retargetPending = `-- name: RetargetPending :execrows
 UPDATE step_executions x SET step_id = b.step_id, attempt_window = b.attempt_window + 1, followup = b.followup,
-       adapter_id = b.adapter_id, out_message_id = NULL, scheduled_for = $1::timestamptz, updated_at = $1
+       adapter_id = b.adapter_id, out_message_id = NULL, variant = b.variant, scheduled_for = $1::timestamptz, updated_at = $1
 FROM step_executions b
 WHERE x.tenant_key = $2 AND x.enrollment_id = $3 AND x.state = 'scheduled'
   AND b.tenant_key = $2 AND b.id = $4

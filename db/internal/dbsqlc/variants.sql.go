@@ -12,6 +12,24 @@ import (
 	"github.com/google/uuid"
 )
 
+const carryVariant = `-- name: CarryVariant :exec
+UPDATE step_executions x SET variant = b.variant
+FROM step_executions b
+WHERE x.tenant_key = $1 AND x.id = $2 AND b.tenant_key = $1 AND b.id = $3
+`
+
+type CarryVariantParams struct {
+	TenantKey string
+	ID        uuid.UUID
+	FromID    uuid.UUID
+}
+
+// A new attempt window of a step keeps the variant of the window before.
+func (q *Queries) CarryVariant(ctx context.Context, arg CarryVariantParams) error {
+	_, err := q.db.Exec(ctx, carryVariant, arg.TenantKey, arg.ID, arg.FromID)
+	return err
+}
+
 const getStep = `-- name: GetStep :one
 SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps WHERE tenant_key = $1 AND id = $2
 `
