@@ -57,7 +57,7 @@ type Enrollment struct {
 	// (GET /v1/enrollments/{id}).
 	RoutedFrom *uuid.UUID        `json:"routed_from"`
 	Routes     []EnrollmentRoute `json:"routes,omitempty"`
-	Executions    []StepExecution `json:"executions,omitempty"`
+	Executions []StepExecution   `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
 	Block     *Block     `json:"block,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
