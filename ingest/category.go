@@ -7,7 +7,7 @@ import (
 )
 
 // Category is what a human reply says about the prospect's interest
-// (docs/ingest.md#reply-categories).
+// (docs/sequences.md#reply-categories, docs/ingest.md#reply-categories).
 type Category string
 
 // Reply categories.
