@@ -416,3 +416,42 @@ func TestVariantKeptByANewAttemptWindow(t *testing.T) {
 		t.Fatalf("a new assignment got %q, want the winner %q", v, other)
 	}
 }
+
+// Sends change the counts too: a winner whose replies came while the
+// variants were under min_sent is promoted by the leader's variant_sweep
+// once the sends reach it, not before.
+func TestVariantSweepPromotesWhenSendsReachMinSent(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{})
+	f.abSequence([2]int{1, 1}, map[string]any{"min_sent": 40})
+	ids := f.enrollAB("s", 60)
+	f.run()
+	for i, id := range ids {
+		if v, _, _ := f.execVariant(id); v == "A" {
+			rcpt := fmt.Sprintf("s-%d@example.com", i)
+			f.inbound(201, map[string]any{"message_id": fmt.Sprintf("<s-%d@example.com>", i), "in_reply_to": f.sentMessageID(rcpt),
+				"from": rcpt, "subject": "Re", "body_text": "Sounds good."})
+		}
+	}
+	winner := func() any {
+		st := f.call(200, "GET", "/v1/sequences/"+f.sequenceID("ab")+"/stats", nil)
+		return st["versions"].([]any)[0].(map[string]any)["steps"].([]any)[0].(map[string]any)["winner"]
+	}
+	if n, err := f.store.VariantSweep(context.Background(), f.tenant); err != nil || n != 0 || winner() != nil {
+		t.Fatalf("under min_sent: sweep promoted %d (%v), winner %v", n, err, winner())
+	}
+	f.enrollAB("more", 60)
+	f.run()
+	if w := winner(); w != nil {
+		t.Fatalf("promoted %v without a reply or a sweep", w)
+	}
+	if n, err := f.store.VariantSweep(context.Background(), f.tenant); err != nil || n != 1 {
+		t.Fatalf("the sweep promoted %d (%v), want 1", n, err)
+	}
+	if w := winner(); w != "A" {
+		t.Fatalf("winner %v, want A", w)
+	}
+	if n, err := f.store.VariantSweep(context.Background(), f.tenant); err != nil || n != 0 {
+		t.Fatalf("a second sweep promoted %d (%v): a winner is written once", n, err)
+	}
+}
