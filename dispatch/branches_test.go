@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/dispatch"
 )
 
 // addSinkAdapter creates another adapter sending to the world's sink.
@@ -303,5 +304,43 @@ func TestBranchCycleRefused(t *testing.T) {
 	if p := problem(422, "POST", "/v1/sequences/"+f.sequenceID("a")+"/versions", map[string]any{"pool_id": pool,
 		"steps": []any{map[string]any{"subject": "S", "body_text": "B"}}, "branches": map[string]any{"on_reply": map[string]any{"angry": map[string]any{"sequence_key": "b"}}}}); p["field"] != "branches.on_reply.angry" {
 		t.Fatalf("unknown category: %v", p)
+	}
+}
+
+// With the leader running, its route_sweep carries a delayed route out
+// once the delay has passed on the clock.
+func TestLeaderRunsTheRouteSweep(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+	f.sequence("nurture", f.pool.ID.String(), nil, [3]any{"Later", "Later", 0})
+	f.sequence("outreach", f.pool.ID.String(), map[string]any{"branches": map[string]any{
+		"on_reply": map[string]any{"not_now": map[string]any{"sequence_key": "nurture", "delay_seconds": 3600}}}}, [3]any{"Hi", "Hello", 0})
+	f.enrollInto("outreach", "bob@example.com")
+	f.run()
+	f.inbound(201, map[string]any{"message_id": "<ld-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+		"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not at the moment."})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	l := &dispatch.Leader{Store: f.store, Holder: "solo", TTL: time.Minute, Resolution: 5 * time.Millisecond,
+		Schedules: map[string]string{"rescue_stale_sending": "@every 1h", "health_sweep": "@every 1h", "idempotency_janitor": "@every 1h",
+			"variant_sweep": "@every 1h", "route_sweep": "@every 1m"}}
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	for deadline := time.Now().Add(3 * time.Second); !l.IsLeader(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no leadership")
+		}
+	}
+	f.clock.Add(30 * time.Minute)
+	time.Sleep(100 * time.Millisecond)
+	if f.liveIn("nurture", "bob@example.com") != nil {
+		t.Fatal("routed before the delay")
+	}
+	f.clock.Add(31 * time.Minute)
+	for deadline := time.Now().Add(3 * time.Second); f.liveIn("nurture", "bob@example.com") == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader's route_sweep did not route the contact after the delay")
+		}
 	}
 }
