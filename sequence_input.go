@@ -359,8 +359,8 @@ var variantKeys = []string{"A", "B", "C", "D", "E"}
 // applyVariants validates the variants of step i (their templates are
 // checked with the step's spintax setting by the caller).
 func applyVariants(i int, s StepInput) ([]Variant, error) {
-	if s.Variants == nil {
-		return nil, nil
+	if len(s.Variants) == 0 {
+		return nil, nil // none ([] too: what GET shows for a step without variants)
 	}
 	field := fmt.Sprintf("steps[%d].variants", i)
 	if len(s.Variants) < MinVariants || len(s.Variants) > MaxVariants {

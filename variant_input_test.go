@@ -26,7 +26,7 @@ func TestStepVariantsValidation(t *testing.T) {
 		{"two subject variants", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: two()}, "", ""},
 		{"one variant is too few", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: two()[:1]}, ECodeOutOfRange, "steps[0].variants"},
 		{"six are too many", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: append(append(two(), two()...), two()...)}, ECodeOutOfRange, "steps[0].variants"},
-		{"an empty array is too few", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: []VariantInput{}}, ECodeOutOfRange, "steps[0].variants"},
+		{"an empty array is none", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: []VariantInput{}}, "", ""},
 		{"weight zero", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: []VariantInput{{Subject: s("a"), Weight: n(0)}, {Subject: s("b")}}}, ECodeOutOfRange, "steps[0].variants[0].weight"},
 		{"negative weight", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: []VariantInput{{Subject: s("a")}, {Subject: s("b"), Weight: n(-2)}}}, ECodeOutOfRange, "steps[0].variants[1].weight"},
 		{"weight above the cap", StepInput{Subject: s("Hi"), BodyText: s("b"), Variants: []VariantInput{{Subject: s("a")}, {Subject: s("b"), Weight: n(1001)}}}, ECodeOutOfRange, "steps[0].variants[1].weight"},
