@@ -39,6 +39,7 @@ const (
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
 	ECodePoolExhausted       = "pool_exhausted"
+	ECodeBranchCycle         = "branch_cycle"
 	ECodeForbiddenTarget     = "forbidden_target"
 	ECodeTooManyAuthFailures = "too_many_auth_failures"
 	ECodeTimeout             = "timeout"
@@ -92,7 +93,7 @@ func ErrorCodes() []string {
 		ECodeInvalidCharacter, ECodeUnknownField, ECodeInvalidType, ECodeRequired, ECodeInvalidValue, ECodeOutOfRange,
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
-		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
+		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted, ECodeBranchCycle,
 		ECodeForbiddenTarget, ECodeTooManyAuthFailures, ECodeTimeout, ECodeDatabaseUnavailable, ECodeUnavailable, ECodeInternal,
 	}
 }
@@ -128,6 +129,7 @@ var errorTitles = map[string]string{
 	ECodeInvalidState:        "Action not allowed in the current state",
 	ECodeSuppressed:          "Recipient is suppressed",
 	ECodePoolExhausted:       "No pool member can take the contact",
+	ECodeBranchCycle:         "Sequence branches would form a cycle",
 	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
 	ECodeTooManyAuthFailures: "Too many failed authentications from this address",
 	ECodeTimeout:             "Request timed out",

@@ -195,11 +195,15 @@ type SequenceVersion struct {
 	StopCompanyOnReply bool `json:"stop_company_on_reply"`
 	// ListUnsubscribe is which List-Unsubscribe headers the version's
 	// messages carry: one_click, mailto or off (docs/sending.md).
-	ListUnsubscribe string     `json:"list_unsubscribe"`
-	Steps           []Step     `json:"steps"`
-	Budgets         []Budget   `json:"budgets"`
-	ActivatedAt     *time.Time `json:"activated_at"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ListUnsubscribe string `json:"list_unsubscribe"`
+	// Branches route outcomes to other sequences; ContinueThread keeps a
+	// routed contact's first message in the thread it came from.
+	Branches       Branches   `json:"branches"`
+	ContinueThread bool       `json:"continue_thread"`
+	Steps          []Step     `json:"steps"`
+	Budgets        []Budget   `json:"budgets"`
+	ActivatedAt    *time.Time `json:"activated_at"`
+	CreatedAt      time.Time  `json:"created_at"`
 }
 
 // Step is one message of a version.
@@ -213,6 +217,29 @@ type Step struct {
 	BodyHTML          *string    `json:"body_html"`
 	Spintax           bool       `json:"spintax"`
 	AdapterOverrideID *uuid.UUID `json:"adapter_override_id"`
+	// Variants are the step's alternatives (none, or 2–5).
+	Variants   []Variant   `json:"variants"`
+	AutoWinner *AutoWinner `json:"auto_winner"`
+	// Winner is the key of the promoted variant: new assignments get it.
+	Winner     *string    `json:"winner"`
+	PromotedAt *time.Time `json:"promoted_at,omitempty"`
+}
+
+// Variant is one alternative of a step's subject and/or body; a nil field
+// is the step's own.
+type Variant struct {
+	Key      string  `json:"key"`
+	Subject  *string `json:"subject,omitempty"`
+	BodyText *string `json:"body_text,omitempty"`
+	BodyHTML *string `json:"body_html,omitempty"`
+	Weight   int     `json:"weight"`
+}
+
+// AutoWinner promotes a step's winning variant (docs/sequences.md#auto-winner).
+type AutoWinner struct {
+	Metric     string  `json:"metric"`
+	MinSent    int     `json:"min_sent"`
+	Confidence float64 `json:"confidence"`
 }
 
 // Budget caps an adapter's daily share for one sequence version.

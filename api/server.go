@@ -208,6 +208,8 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/inbound", authTenant, s.inbound},
 		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+		{"GET", "/v1/inbound/{id}", authTenant, byID(s.store.GetInbound)},
+		{"PATCH", "/v1/inbound/{id}", authTenant, updateByID(s.store.CorrectCategory)},
 		{"PUT", "/v1/inbound/providers/{provider}", authTenant, s.putInboundProvider},
 		{"POST", "/v1/inbound/events/{provider}", authSigned, s.providerEvents},
 

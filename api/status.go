@@ -37,6 +37,7 @@ var codeStatus = map[string]int{
 	dripdrop.ECodeIdempotencyReused: http.StatusUnprocessableEntity,
 	dripdrop.ECodeSuppressed:        http.StatusUnprocessableEntity,
 	dripdrop.ECodeForbiddenTarget:   http.StatusUnprocessableEntity,
+	dripdrop.ECodeBranchCycle:       http.StatusUnprocessableEntity,
 
 	dripdrop.ECodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
 	dripdrop.ECodeUnsupportedMedia: http.StatusUnsupportedMediaType,

@@ -26,7 +26,7 @@ func enrollmentFromRow(r dbsqlc.Enrollment) dripdrop.Enrollment {
 	e := dripdrop.Enrollment{
 		ID: r.ID, SequenceID: r.SequenceID, SequenceVersionID: r.SequenceVersionID, State: r.State,
 		StopReason: r.StopReason, PauseReason: r.PauseReason, AdapterID: r.AdapterID, ThreadNo: r.ThreadNo,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: r.EndedAt,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: r.EndedAt, ReplyCategory: r.ReplyCategory, RoutedFrom: r.RoutedFrom,
 		Contact: dripdrop.Contact{Email: r.Email, FirstName: deref(r.FirstName), LastName: deref(r.LastName), Company: deref(r.Company), Timezone: deref(r.Timezone)},
 	}
 	if len(r.Vars) > 2 {
@@ -391,7 +391,7 @@ func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.En
 			ID: x.ID, StepID: x.StepID, StepKey: x.StepKey, Position: x.Position, State: x.State, ScheduledFor: x.ScheduledFor,
 			Attempt: x.Attempt, AttemptWindow: x.AttemptWindow, AdapterID: x.AdapterID, Thread: x.ThreadNo, Subject: x.Subject,
 			OutMessageID: x.OutMessageID, ProviderMessageID: x.ProviderMessageID, DeferReason: x.DeferReason,
-			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt,
+			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt, Variant: x.Variant,
 		}
 	}
 	return e, false, nil
@@ -410,6 +410,9 @@ func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) 
 	}
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), seq.Key)
 	if err != nil {
+		return e, err
+	}
+	if e.Routes, err = s.enrollmentRoutes(ctx, tenant, e.ID); err != nil {
 		return e, err
 	}
 	return e, s.currentBlock(ctx, tenant, &e)

@@ -8,6 +8,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/policy"
+	"github.com/dripdrop/dripdrop/variant"
 )
 
 // The events the store's transactions return, one constructor each, with
@@ -172,5 +173,29 @@ func evOOORescheduled(tenant string, enrollment uuid.UUID, returnAt, scheduledFo
 func evSubscriptionDisabled(tenant string, subscription uuid.UUID, reason string) event {
 	return event{name: "dripdrop.telemetry.subscription_disabled", metadata: map[string]any{
 		"subscription_id": subscription.String(), "tenant_key": tenant, "reason": reason,
+	}}
+}
+
+func evVariantPromoted(tenant string, sc dbsqlc.StepContextRow, variantKey, metric string, arm variant.Arm) event {
+	return event{name: "dripdrop.sequence.variant_promoted", metadata: map[string]any{
+		"sequence_id": sc.SequenceID.String(), "sequence_version_id": sc.SequenceVersionID.String(), "step_id": sc.ID.String(),
+		"step_key": sc.Key, "variant": variantKey, "metric": metric, "sent": arm.Sent, "successes": arm.Successes, "tenant_key": tenant,
+	}}
+}
+
+func evReplyCategorized(tenant string, inbound uuid.UUID, enrollment, execution *uuid.UUID, category, previous, source string) event {
+	var e, x, p any
+	if enrollment != nil {
+		e = enrollment.String()
+	}
+	if execution != nil {
+		x = execution.String()
+	}
+	if previous != "" {
+		p = previous
+	}
+	return event{name: "dripdrop.ingest.reply_categorized", metadata: map[string]any{
+		"inbound_id": inbound.String(), "enrollment_id": e, "step_execution_id": x, "category": category,
+		"previous_category": p, "source": source, "tenant_key": tenant,
 	}}
 }

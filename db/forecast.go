@@ -119,7 +119,14 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		}
 		for _, st := range steps {
 			if i, ok := vidx[st.SequenceVersionID]; ok {
-				snap.Versions[i].Steps = append(snap.Versions[i].Steps, forecast.Step{Position: st.Position, DelaySeconds: st.DelaySeconds, AdapterOverrideID: st.AdapterOverrideID})
+				fs := forecast.Step{Position: st.Position, DelaySeconds: st.DelaySeconds, AdapterOverrideID: st.AdapterOverrideID}
+				if vs := decodeVariants(st.Variants); len(vs) > 0 {
+					fs.ID, fs.Winner = st.ID, deref(st.WinnerVariant)
+					for _, v := range vs {
+						fs.Variants = append(fs.Variants, forecast.StepVariant{Key: v.Key, Weight: v.Weight})
+					}
+				}
+				snap.Versions[i].Steps = append(snap.Versions[i].Steps, fs)
 			}
 		}
 
@@ -131,7 +138,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		for i, p := range pending {
 			snap.Enrollments[i] = forecast.Enrollment{ID: p.ID, VersionID: p.SequenceVersionID, AdapterID: p.AdapterID, Timezone: deref(p.Timezone),
 				Suppressed: p.Suppressed, Position: p.Position, ExecAdapter: p.ExecAdapterID, ScheduledFor: p.ScheduledFor,
-				Followup: p.Followup, Sending: p.State == "sending", NotBefore: p.NotBefore}
+				Followup: p.Followup, Sending: p.State == "sending", NotBefore: p.NotBefore, Variant: deref(p.Variant)}
 		}
 		return nil
 	})

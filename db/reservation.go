@@ -98,6 +98,8 @@ type reservation struct {
 	reserved     []int // positions in claims of the allowed sends, with their rows
 	reservedRows []dbsqlc.LoadSendRow
 	release      []uuid.UUID // claims left for a later claim
+	variantIDs   []uuid.UUID // first variant assignments (variants.go)
+	variantKeys  []string
 }
 
 func newReservation(s *Store, claims []Claimed, lease time.Duration) (*reservation, error) {
@@ -129,6 +131,7 @@ func (r *reservation) reset(p *pipe) {
 		r.out[i] = Reservation{Outcome: Released}
 	}
 	r.reserve, r.reserved, r.reservedRows, r.release = dbsqlc.ReserveSendsParams{}, nil, nil, nil
+	r.variantIDs, r.variantKeys = nil, nil
 }
 
 // load locks the adapters and executions, opens the adapters and reads the
@@ -333,6 +336,7 @@ func (r *reservation) allow(b *adapterBatch, sc dbsqlc.LoadSendRow, i int) {
 	rs.SequenceVersionIds = append(rs.SequenceVersionIds, sc.SequenceVersionID)
 	rs.AdapterIds = append(rs.AdapterIds, b.ad.ID)
 	rs.ReservedDays = append(rs.ReservedDays, b.day)
+	r.assignVariant(sc)
 	r.reserved, r.reservedRows = append(r.reserved, i), append(r.reservedRows, sc)
 }
 
@@ -354,6 +358,7 @@ func (r *reservation) write(ctx context.Context) error {
 	r.blockAdapters(leaseUntil)
 	reserve := *rs
 	queueExec(&r.p.tail, func(q *dbsqlc.Queries) error { return q.ReserveSends(ctx, reserve) })
+	r.writeVariants(ctx)
 	return r.buildJobs(ctx, leaseUntil)
 }
 

@@ -22,12 +22,15 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 		ID: r.ID, SequenceID: r.SequenceID, Version: r.Version, State: r.State, Mode: r.Mode, PoolID: r.PoolID,
 		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone},
 		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		Branches: versionBranches(r.Branches), ContinueThread: r.ContinueThread,
 	}
 }
 
 func stepFromRow(r dbsqlc.Step) dripdrop.Step {
-	return dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
+	st := dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
 		BodyText: r.BodyText, BodyHTML: r.BodyHtml, Spintax: r.Spintax, AdapterOverrideID: r.AdapterOverrideID}
+	stepVariantFields(&st, r)
+	return st
 }
 
 func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
@@ -65,10 +68,11 @@ func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v d
 
 func insertSteps(ctx context.Context, q *dbsqlc.Queries, tenant string, version uuid.UUID, steps []dripdrop.Step) error {
 	for _, st := range steps {
+		variants, autoWinner := stepVariantsJSON(st)
 		if _, err := q.CreateStep(ctx, dbsqlc.CreateStepParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), SequenceVersionID: version, Key: st.Key, Position: st.Position,
 			DelaySeconds: st.DelaySeconds, Subject: st.Subject, BodyText: st.BodyText, BodyHtml: st.BodyHTML,
-			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID,
+			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID, Variants: variants, AutoWinner: autoWinner,
 		}); err != nil {
 			return err
 		}
@@ -96,6 +100,9 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, ActivatedAt: activatedAt, Now: now,
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, activate); err != nil {
 		return err
 	}
 	return insertSteps(ctx, q, tenant, row.ID, v.Steps)
@@ -264,6 +271,9 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 		}); err != nil {
 			return nil, err
 		}
+		if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, false); err != nil {
+			return nil, err
+		}
 		if in.Steps != nil {
 			if err := q.DeleteSteps(ctx, dbsqlc.DeleteStepsParams{TenantKey: tenant, SequenceVersionID: row.ID}); err != nil {
 				return nil, err
@@ -297,6 +307,15 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
 			return nil, err
+		}
+		if b := versionBranches(row.Branches); !b.Empty() {
+			// Other sequences may have changed since the draft was written.
+			if err := q.LockBranchGraph(ctx, tenant); err != nil {
+				return nil, err
+			}
+			if err := checkCycles(ctx, q, tenant, seq, b); err != nil {
+				return nil, err
+			}
 		}
 		if err := q.ArchiveActiveVersions(ctx, dbsqlc.ArchiveActiveVersionsParams{TenantKey: tenant, SequenceID: seq}); err != nil {
 			return nil, err

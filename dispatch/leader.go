@@ -39,6 +39,8 @@ var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
 	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
+	"variant_sweep":        "@every 1m", // auto-winner rule of steps with variants (docs/sequences.md)
+	"route_sweep":          "@every 1m", // branches: completions without a reply, due routes (docs/sequences.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -66,6 +68,8 @@ func (l *Leader) Run(ctx context.Context) {
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
+		"variant_sweep":        l.variants,
+		"route_sweep":          l.routes,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -199,6 +203,28 @@ func (l *Leader) health(ctx context.Context) error {
 func (l *Leader) janitor(ctx context.Context) error {
 	return l.forTenants(ctx, func(t string) error {
 		_, err := l.Store.PruneIdempotencyKeys(ctx, t, 24*time.Hour)
+		return err
+	})
+}
+
+// variants promotes the steps whose auto-winner rule now holds.
+func (l *Leader) variants(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.VariantSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("variant sweep promoted winners", "tenant", t, "promoted", n)
+		}
+		return err
+	})
+}
+
+// routes carries out the branches that are due.
+func (l *Leader) routes(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.RouteSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("route sweep enrolled routed contacts", "tenant", t, "enrolled", n)
+		}
 		return err
 	})
 }

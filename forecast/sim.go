@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"slices"
 	"sort"
@@ -73,6 +74,19 @@ type simVersion struct {
 	window policy.Window
 	delays []int64
 	over   []int32 // override adapter per step, -1 none
+	// variants per step (nil: the step has none); number is the version's.
+	variants []*simVariants
+	number   int
+}
+
+// simVariants is a step with variants: its id, keys, weights and winner
+// (-1 none), and the sends per variant so far.
+type simVariants struct {
+	step    uuid.UUID
+	keys    []string
+	weights []int
+	winner  int
+	sends   []int
 }
 
 type simEnrollment struct {
@@ -109,6 +123,12 @@ type sim struct {
 	baseDay    int
 	scratch    []policy.Verdict
 	notEnroll  int
+	// With variants: each enrollment's id (snapshot ones', synthetic ones
+	// for contacts enrolled in the simulation) and the variant a pending
+	// execution was already given.
+	hasVariants bool
+	ids         []uuid.UUID
+	given       map[int32]string
 }
 
 func civil(t time.Time, loc *time.Location) int {
@@ -194,7 +214,12 @@ func newSim(s *Snapshot, r Request) *sim {
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
 		}
+		sv.number = v.Version
 		for _, st := range v.Steps {
+			sv.variants = append(sv.variants, newSimVariants(st))
+			if len(st.Variants) > 0 {
+				m.hasVariants = true
+			}
 			sv.delays = append(sv.delays, st.DelaySeconds)
 			o := int32(-1)
 			if st.AdapterOverrideID != nil {
@@ -236,6 +261,7 @@ func newSim(s *Snapshot, r Request) *sim {
 	// (the engine's tie-breaker); contacts enrolled in the simulation
 	// come after them, in the order they enroll, as the engine's UUIDv7s.
 	m.enr = make([]simEnrollment, 0, len(s.Enrollments))
+	m.given = map[int32]string{}
 	for _, e := range inIDOrder(s.Enrollments) {
 		vi, ok1 := m.verIdx[e.VersionID]
 		pin, ok2 := m.byID[e.AdapterID]
@@ -258,8 +284,15 @@ func newSim(s *Snapshot, r Request) *sim {
 			se.notBefore = e.NotBefore.UnixNano()
 		}
 		m.enr = append(m.enr, se)
+		if m.hasVariants {
+			m.ids = append(m.ids, e.ID)
+			if e.Variant != "" {
+				m.given[ei] = e.Variant
+			}
+		}
 		m.adapters[pin].pins++
 		if e.Sending {
+			m.countVariant(ei)
 			// Reserved and counted already: it completes at Now.
 			m.advance(ei, m.start)
 			continue
@@ -496,6 +529,9 @@ func (m *sim) step(a *simAdapter, t int64) {
 			if traceHook != nil {
 				traceHook(a.id, int(it.enr), int(e.pos), now)
 			}
+			if m.hasVariants {
+				m.countVariant(it.enr)
+			}
 			m.advance(it.enr, t)
 			if a.pa.HasGap() {
 				// One send in flight; the gap runs from its end.
@@ -611,6 +647,9 @@ func (m *sim) enroll(ev enrollEvent) {
 		pin := p.members[i].adapter
 		ei := int32(len(m.enr))
 		m.enr = append(m.enr, simEnrollment{ver: ev.ver, pin: pin, key: k, hypo: true})
+		if m.hasVariants {
+			m.ids = append(m.ids, uuid.NewSHA1(hypoIDs, binary.BigEndian.AppendUint32(nil, uint32(ei))))
+		}
 		m.adapters[pin].pins++
 		sender := pin
 		if o := v.over[0]; o >= 0 {

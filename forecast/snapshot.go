@@ -90,6 +90,18 @@ type Step struct {
 	Position          int        `json:"position"`
 	DelaySeconds      int64      `json:"delay_seconds"`
 	AdapterOverrideID *uuid.UUID `json:"adapter_override_id"`
+	// ID, Variants and Winner give a step with variants: the forecast
+	// assigns each send its variant with the engine's rule (variant.Choose
+	// over the step id and the enrollment id).
+	ID       uuid.UUID     `json:"id,omitempty"`
+	Variants []StepVariant `json:"variants,omitempty"`
+	Winner   string        `json:"winner,omitempty"`
+}
+
+// StepVariant is one variant of a step: its key and weight.
+type StepVariant struct {
+	Key    string `json:"key"`
+	Weight int    `json:"weight"`
 }
 
 // Enrollment is an active enrollment with its one pending execution.
@@ -106,6 +118,9 @@ type Enrollment struct {
 	ScheduledFor time.Time `json:"scheduled_for"`
 	Followup     bool      `json:"followup"`
 	Sending      bool      `json:"sending,omitempty"`
+	// Variant is the variant the pending execution was already given (a
+	// retry keeps it).
+	Variant string `json:"variant,omitempty"`
 	// NotBefore, when set, is the earliest time its follow-ups are due (an
 	// out-of-office reply's return).
 	NotBefore *time.Time `json:"not_before,omitempty"`

@@ -81,7 +81,7 @@ func splitCommands(block string) []string {
 // TestDocCurlsWork runs every documented curl, as written, against
 // `dripdrop dev` (its demo tenant, admin token and .dripdrop/demo.key), with
 // curl --fail-with-body: each must answer 2xx. Blocks run in document
-// order; ENROLLMENT_ID, SEQUENCE_ID and ADAPTER_ID name demo rows.
+// order; ENROLLMENT_ID, SEQUENCE_ID, ADAPTER_ID and POOL_ID name demo rows.
 func TestDocCurlsWork(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -96,7 +96,7 @@ func TestDocCurlsWork(t *testing.T) {
 		cmd := exec.Command("sh", "-ec", "curl() { command curl --fail-with-body \"$@\"; }\n"+script)
 		cmd.Dir = work
 		cmd.Env = append(os.Environ(), "DRIPDROP_ADMIN_TOKEN="+admin, "DRIPDROP_API_KEY="+r.key,
-			"ENROLLMENT_ID="+ids["enrollment"], "SEQUENCE_ID="+ids["sequence"], "ADAPTER_ID="+ids["adapter"])
+			"ENROLLMENT_ID="+ids["enrollment"], "SEQUENCE_ID="+ids["sequence"], "ADAPTER_ID="+ids["adapter"], "POOL_ID="+ids["pool"])
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("%s:%d: %v\n%s\n--- output:\n%s", b.file, b.line, err, b.text, out)
@@ -162,6 +162,7 @@ func demoIDs(t *testing.T, base, key string) map[string]string {
 	return map[string]string{
 		"sequence":   first("/v1/sequences"),
 		"adapter":    first("/v1/adapters"),
+		"pool":       first("/v1/pools"),
 		"enrollment": first("/v1/enrollments?email=grace@example.com"),
 	}
 }

@@ -40,7 +40,7 @@ WHERE v.tenant_key = @tenant_key
 ORDER BY s.key, v.version;
 
 -- name: ForecastSteps :many
-SELECT sequence_version_id, position, delay_seconds, adapter_override_id FROM steps
+SELECT sequence_version_id, position, delay_seconds, adapter_override_id, id, variants, winner_variant FROM steps
 WHERE tenant_key = @tenant_key
 ORDER BY sequence_version_id, position;
 
@@ -49,7 +49,7 @@ ORDER BY sequence_version_id, position;
 -- in enrollment id order: the dispatcher's tie-breaker, which the forecast
 -- replays.
 SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
-       x.scheduled_for, x.followup, x.state,
+       x.scheduled_for, x.followup, x.state, x.variant,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
                  OR (sp.kind = 'domain' AND sp.value = split_part(e.email_norm, '@', 2)))) AS suppressed

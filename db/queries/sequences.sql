@@ -60,10 +60,10 @@ RETURNING *;
 -- name: CreateStep :one
 INSERT INTO steps (
     tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html,
-    spintax, adapter_override_id
+    spintax, adapter_override_id, variants, auto_winner
 ) VALUES (
     @tenant_key, @id, @sequence_version_id, @key, @position, @delay_seconds, @subject, @body_text, @body_html,
-    @spintax, @adapter_override_id
+    @spintax, @adapter_override_id, @variants, @auto_winner
 )
 RETURNING *;
 

@@ -196,7 +196,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.branches, v.continue_thread
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -226,6 +226,8 @@ type GetActiveVersionBySequenceKeyRow struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActiveVersionBySequenceKeyParams) (GetActiveVersionBySequenceKeyRow, error) {
@@ -250,12 +252,14 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
 
 const getEnrollment = `-- name: GetEnrollment :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentParams struct {
@@ -287,12 +291,16 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
 
 const getEnrollmentForUpdate = `-- name: GetEnrollmentForUpdate :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type GetEnrollmentForUpdateParams struct {
@@ -324,12 +332,16 @@ func (q *Queries) GetEnrollmentForUpdate(ctx context.Context, arg GetEnrollmentF
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
 
 const getFirstStep = `-- name: GetFirstStep :one
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
+SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
 `
 
 type GetFirstStepParams struct {
@@ -352,12 +364,16 @@ func (q *Queries) GetFirstStep(ctx context.Context, arg GetFirstStepParams) (Ste
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.AutoWinner,
+		&i.WinnerVariant,
+		&i.PromotedAt,
 	)
 	return i, err
 }
 
 const getLiveEnrollmentByEmail = `-- name: GetLiveEnrollmentByEmail :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower($3::text) AND state IN ('active', 'paused')
 `
 
@@ -391,6 +407,10 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -401,7 +421,7 @@ INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12, $12)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type InsertEnrollmentParams struct {
@@ -456,6 +476,10 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -463,7 +487,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 const insertExecution = `-- name: InsertExecution :one
 INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at, variant
 `
 
 type InsertExecutionParams struct {
@@ -517,12 +541,13 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.SentAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Variant,
 	)
 	return i, err
 }
 
 const listExecutions = `-- name: ListExecutions :many
-SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
+SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, x.variant, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2
 ORDER BY s.position, x.attempt_window
@@ -559,6 +584,7 @@ type ListExecutionsRow struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 	StepKey           string
 	Position          int
 }
@@ -598,6 +624,7 @@ func (q *Queries) ListExecutions(ctx context.Context, arg ListExecutionsParams) 
 			&i.SentAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Variant,
 			&i.StepKey,
 			&i.Position,
 		); err != nil {
@@ -648,7 +675,7 @@ func (q *Queries) LiveEnrollmentsByEmails(ctx context.Context, arg LiveEnrollmen
 }
 
 const liveEnrollmentsOfPool = `-- name: LiveEnrollmentsOfPool :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -690,6 +717,10 @@ func (q *Queries) LiveEnrollmentsOfPool(ctx context.Context, arg LiveEnrollments
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 		); err != nil {
 			return nil, err
 		}
@@ -738,7 +769,7 @@ func (q *Queries) LivePinCounts(ctx context.Context, arg LivePinCountsParams) ([
 }
 
 const livePinnedEnrollments = `-- name: LivePinnedEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, v.pool_id FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, v.pool_id FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND e.adapter_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -771,6 +802,10 @@ type LivePinnedEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	PoolID            uuid.UUID
 }
 
@@ -804,6 +839,10 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 			&i.PoolID,
 		); err != nil {
 			return nil, err
@@ -923,7 +962,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 const repin = `-- name: Repin :one
 UPDATE enrollments SET adapter_id = $1, thread_no = thread_no + 1, updated_at = $2
 WHERE tenant_key = $3 AND id = $4
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type RepinParams struct {
@@ -962,6 +1001,10 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -1011,7 +1054,7 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 }
 
 const searchEnrollments = `-- name: SearchEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, s.key AS sequence_key
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, s.key AS sequence_key
 FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
 WHERE e.tenant_key = $1
   AND ($2::text IS NULL OR s.key = $2::text)
@@ -1058,6 +1101,10 @@ type SearchEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	SequenceKey       string
 }
 
@@ -1101,6 +1148,10 @@ func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsPa
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 			&i.SequenceKey,
 		); err != nil {
 			return nil, err
@@ -1157,7 +1208,7 @@ UPDATE enrollments SET state = $1, stop_reason = $2, pause_reason = $3,
        ended_at = CASE WHEN $1 IN ('completed', 'stopped', 'cancelled') THEN $4::timestamptz ELSE ended_at END,
        updated_at = $4
 WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type SetEnrollmentStateParams struct {
@@ -1200,6 +1251,10 @@ func (q *Queries) SetEnrollmentState(ctx context.Context, arg SetEnrollmentState
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -1416,7 +1471,7 @@ const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
 UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
        timezone = $5, vars = $6, updated_at = $7
 WHERE tenant_key = $8 AND id = $9
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type UpdateEnrollmentContactParams struct {
@@ -1465,6 +1520,10 @@ func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollm
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }

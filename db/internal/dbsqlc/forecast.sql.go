@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
@@ -186,7 +187,7 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 
 const forecastPending = `-- name: ForecastPending :many
 SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
-       x.scheduled_for, x.followup, x.state,
+       x.scheduled_for, x.followup, x.state, x.variant,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
                  OR (sp.kind = 'domain' AND sp.value = split_part(e.email_norm, '@', 2)))) AS suppressed
@@ -208,6 +209,7 @@ type ForecastPendingRow struct {
 	ScheduledFor      time.Time
 	Followup          bool
 	State             string
+	Variant           *string
 	Suppressed        bool
 }
 
@@ -234,6 +236,7 @@ func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]Fore
 			&i.ScheduledFor,
 			&i.Followup,
 			&i.State,
+			&i.Variant,
 			&i.Suppressed,
 		); err != nil {
 			return nil, err
@@ -279,7 +282,7 @@ func (q *Queries) ForecastPools(ctx context.Context, tenantKey string) ([]Foreca
 }
 
 const forecastSteps = `-- name: ForecastSteps :many
-SELECT sequence_version_id, position, delay_seconds, adapter_override_id FROM steps
+SELECT sequence_version_id, position, delay_seconds, adapter_override_id, id, variants, winner_variant FROM steps
 WHERE tenant_key = $1
 ORDER BY sequence_version_id, position
 `
@@ -289,6 +292,9 @@ type ForecastStepsRow struct {
 	Position          int
 	DelaySeconds      int64
 	AdapterOverrideID *uuid.UUID
+	ID                uuid.UUID
+	Variants          json.RawMessage
+	WinnerVariant     *string
 }
 
 func (q *Queries) ForecastSteps(ctx context.Context, tenantKey string) ([]ForecastStepsRow, error) {
@@ -305,6 +311,9 @@ func (q *Queries) ForecastSteps(ctx context.Context, tenantKey string) ([]Foreca
 			&i.Position,
 			&i.DelaySeconds,
 			&i.AdapterOverrideID,
+			&i.ID,
+			&i.Variants,
+			&i.WinnerVariant,
 		); err != nil {
 			return nil, err
 		}

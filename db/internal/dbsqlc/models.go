@@ -117,6 +117,26 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+}
+
+type EnrollmentRoute struct {
+	TenantKey          string
+	ID                 uuid.UUID
+	SourceEnrollmentID uuid.UUID
+	Trigger            string
+	Category           *string
+	InboundID          *uuid.UUID
+	TargetSequenceID   uuid.UUID
+	DueAt              time.Time
+	State              string
+	Reason             *string
+	ResultEnrollmentID *uuid.UUID
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 type IdempotencyKey struct {
@@ -132,25 +152,29 @@ type IdempotencyKey struct {
 }
 
 type InboundMessage struct {
-	TenantKey       string
-	ID              uuid.UUID
-	Provider        string
-	MessageID       string
-	AdapterID       *uuid.UUID
-	InReplyTo       *string
-	Refs            []string
-	FromAddress     string
-	Subject         *string
-	BodyText        *string
-	Headers         json.RawMessage
-	Intent          string
-	IntentData      json.RawMessage
-	Correlation     string
-	StepExecutionID *uuid.UUID
-	EnrollmentID    *uuid.UUID
-	ReceivedAt      time.Time
-	CreatedAt       time.Time
-	Result          json.RawMessage
+	TenantKey         string
+	ID                uuid.UUID
+	Provider          string
+	MessageID         string
+	AdapterID         *uuid.UUID
+	InReplyTo         *string
+	Refs              []string
+	FromAddress       string
+	Subject           *string
+	BodyText          *string
+	Headers           json.RawMessage
+	Intent            string
+	IntentData        json.RawMessage
+	Correlation       string
+	StepExecutionID   *uuid.UUID
+	EnrollmentID      *uuid.UUID
+	ReceivedAt        time.Time
+	CreatedAt         time.Time
+	Result            json.RawMessage
+	Category          *string
+	CategoryEvidence  []byte
+	CategorySource    *string
+	CategoryUpdatedAt *time.Time
 }
 
 type InboundProvider struct {
@@ -305,6 +329,8 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 type Step struct {
@@ -319,6 +345,10 @@ type Step struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
+	WinnerVariant     *string
+	PromotedAt        *time.Time
 }
 
 type StepExecution struct {
@@ -347,6 +377,7 @@ type StepExecution struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 }
 
 type Suppression struct {
