@@ -50,6 +50,9 @@ type Enrollment struct {
 	PauseReason       *string         `json:"pause_reason"`
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
+	// RecipientProvider is the mailbox provider of the contact's domain
+	// (google, microsoft, …, other) when known (docs/preflight.md).
+	RecipientProvider *string         `json:"recipient_provider"`
 	Executions        []StepExecution `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
 	Block     *Block     `json:"block,omitempty"`

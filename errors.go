@@ -38,6 +38,10 @@ const (
 	ECodeConflict            = "conflict"
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
+	// Recipient checks at enrollment (docs/preflight.md#recipients).
+	ECodeRoleAddress         = "role_address"
+	ECodeDisposableDomain    = "disposable_domain"
+	ECodeUndeliverableDomain = "undeliverable_domain"
 	ECodePoolExhausted       = "pool_exhausted"
 	ECodeForbiddenTarget     = "forbidden_target"
 	ECodeTooManyAuthFailures = "too_many_auth_failures"
@@ -93,6 +97,7 @@ func ErrorCodes() []string {
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
 		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
+		ECodeRoleAddress, ECodeDisposableDomain, ECodeUndeliverableDomain,
 		ECodeForbiddenTarget, ECodeTooManyAuthFailures, ECodeTimeout, ECodeDatabaseUnavailable, ECodeUnavailable, ECodeInternal,
 	}
 }
@@ -127,6 +132,9 @@ var errorTitles = map[string]string{
 	ECodeConflict:            "Conflicting concurrent change",
 	ECodeInvalidState:        "Action not allowed in the current state",
 	ECodeSuppressed:          "Recipient is suppressed",
+	ECodeRoleAddress:         "Recipient is a role address",
+	ECodeDisposableDomain:    "Recipient uses a disposable-mailbox service",
+	ECodeUndeliverableDomain: "Recipient's domain accepts no mail",
 	ECodePoolExhausted:       "No pool member can take the contact",
 	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
 	ECodeTooManyAuthFailures: "Too many failed authentications from this address",

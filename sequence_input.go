@@ -58,8 +58,10 @@ type VersionInput struct {
 	// replier's e-mail domain (free-mail domains excepted).
 	StopCompanyOnReply *bool `json:"stop_company_on_reply"`
 	// ListUnsubscribe: one_click (default), mailto or off.
-	ListUnsubscribe *string     `json:"list_unsubscribe"`
-	Steps           []StepInput `json:"steps"`
+	ListUnsubscribe *string `json:"list_unsubscribe"`
+	// VerifyRecipients: off, syntax (default) or mx.
+	VerifyRecipients *string     `json:"verify_recipients"`
+	Steps            []StepInput `json:"steps"`
 }
 
 // The List-Unsubscribe settings of a version: one_click sends the https
@@ -72,6 +74,20 @@ const (
 	ListUnsubscribeMailto   = "mailto"
 	ListUnsubscribeOff      = "off"
 )
+
+// Recipient verification levels of a version (docs/preflight.md#recipients):
+// off checks only the address form, syntax adds RFC 5321/6531 syntax with
+// IDN and the role and disposable lists, mx adds the domain's mail records.
+const (
+	VerifyOff    = "off"
+	VerifySyntax = "syntax"
+	VerifyMX     = "mx"
+)
+
+// ValidVerifyRecipients reports whether v is a verification level.
+func ValidVerifyRecipients(v string) bool {
+	return v == VerifyOff || v == VerifySyntax || v == VerifyMX
+}
 
 // ValidListUnsubscribe reports whether v is a List-Unsubscribe setting.
 func ValidListUnsubscribe(v string) bool {
@@ -93,7 +109,7 @@ type StepInput struct {
 // returns the resulting version. Pool and override adapters are checked for
 // existence by the store.
 func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
-	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true, ListUnsubscribe: ListUnsubscribeOneClick}
+	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true, ListUnsubscribe: ListUnsubscribeOneClick, VerifyRecipients: VerifySyntax}
 	if cur != nil {
 		v = *cur
 	} else {
@@ -128,6 +144,12 @@ func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
 			return v, Errorf(ECodeInvalidValue, "list_unsubscribe", "list_unsubscribe must be \"one_click\", \"mailto\" or \"off\"")
 		}
 		v.ListUnsubscribe = *in.ListUnsubscribe
+	}
+	if in.VerifyRecipients != nil {
+		if !ValidVerifyRecipients(*in.VerifyRecipients) {
+			return v, Errorf(ECodeInvalidValue, "verify_recipients", "verify_recipients must be \"off\", \"syntax\" or \"mx\"")
+		}
+		v.VerifyRecipients = *in.VerifyRecipients
 	}
 	if in.Steps != nil {
 		steps, err := applySteps(in.Steps)

@@ -183,11 +183,14 @@ type SequenceVersion struct {
 	StopCompanyOnReply bool `json:"stop_company_on_reply"`
 	// ListUnsubscribe is which List-Unsubscribe headers the version's
 	// messages carry: one_click, mailto or off (docs/sending.md).
-	ListUnsubscribe string     `json:"list_unsubscribe"`
-	Steps           []Step     `json:"steps"`
-	Budgets         []Budget   `json:"budgets"`
-	ActivatedAt     *time.Time `json:"activated_at"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ListUnsubscribe string `json:"list_unsubscribe"`
+	// VerifyRecipients is how contacts are checked at enrollment: off,
+	// syntax (the default) or mx (docs/preflight.md#recipients).
+	VerifyRecipients string     `json:"verify_recipients"`
+	Steps            []Step     `json:"steps"`
+	Budgets          []Budget   `json:"budgets"`
+	ActivatedAt      *time.Time `json:"activated_at"`
+	CreatedAt        time.Time  `json:"created_at"`
 }
 
 // Step is one message of a version.

@@ -62,6 +62,9 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 	if err != nil {
 		return a, mapErr(err, "adapter")
 	}
+	if err := s.ensureSenderDomain(ctx, s.q, tenant, row.FromAddress); err != nil {
+		return a, err
+	}
 	return adapterFromRow(row), nil
 }
 
@@ -119,7 +122,7 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			return nil, err
 		}
 		out = adapterFromRow(updated)
-		return nil, nil
+		return nil, s.ensureSenderDomain(ctx, q, tenant, updated.FromAddress)
 	})
 	return out, mapErr(err, "adapter")
 }

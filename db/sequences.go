@@ -21,7 +21,7 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 	return dripdrop.SequenceVersion{
 		ID: r.ID, SequenceID: r.SequenceID, Version: r.Version, State: r.State, Mode: r.Mode, PoolID: r.PoolID,
 		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone},
-		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, VerifyRecipients: r.VerifyRecipients, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
 	}
 }
 
@@ -93,7 +93,7 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 	row, err := q.CreateSequenceVersion(ctx, dbsqlc.CreateSequenceVersionParams{
 		TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: seq, State: state, Mode: v.Mode, PoolID: v.PoolID,
 		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone,
-		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, ActivatedAt: activatedAt, Now: now,
+		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients, ActivatedAt: activatedAt, Now: now,
 	})
 	if err != nil {
 		return err
@@ -260,7 +260,7 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 		if _, err := q.UpdateDraftVersion(ctx, dbsqlc.UpdateDraftVersionParams{
 			TenantKey: tenant, ID: row.ID, PoolID: v.PoolID, WindowDays: days, WindowStart: start, WindowEnd: end,
 			WindowTimezone: v.SendWindow.Timezone, StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
-			ListUnsubscribe: v.ListUnsubscribe,
+			ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients,
 		}); err != nil {
 			return nil, err
 		}

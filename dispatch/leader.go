@@ -39,6 +39,7 @@ var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
 	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
+	"domain_sweep":         "@every 1m", // sender-domain preflight: new domains, then daily (docs/preflight.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -66,6 +67,7 @@ func (l *Leader) Run(ctx context.Context) {
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
+		"domain_sweep":         l.domains,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -191,6 +193,16 @@ func (l *Leader) health(ctx context.Context) error {
 		n, err := l.Store.HealthSweep(ctx, t)
 		if n > 0 {
 			l.Logger.Info("health sweep changed adapters", "tenant", t, "changed", n)
+		}
+		return err
+	})
+}
+
+func (l *Leader) domains(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.DomainSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("domain sweep checked sender domains", "tenant", t, "checked", n)
 		}
 		return err
 	})

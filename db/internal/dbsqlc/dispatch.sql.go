@@ -433,13 +433,13 @@ CROSS JOIN LATERAL (
     SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before, en.recipient_provider FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
     SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe, sv.verify_recipients FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
     SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0

@@ -16,31 +16,32 @@ import (
 
 const bulkInsertEnrollments = `-- name: BulkInsertEnrollments :many
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 SELECT $1::text, u.id, $2::uuid, $3::uuid, u.email, nullif(u.first_name, ''),
        nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       $4::timestamptz, $4::timestamptz
+       nullif(u.recipient_provider, ''), $4::timestamptz, $4::timestamptz
 FROM (SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS email, unnest($7::text[]) AS first_name,
              unnest($8::text[]) AS last_name, unnest($9::text[]) AS company,
              unnest($10::text[]) AS timezone, unnest($11::text[]) AS vars,
-             unnest($12::uuid[]) AS adapter_id) u
+             unnest($12::uuid[]) AS adapter_id, unnest($13::text[]) AS recipient_provider) u
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
 RETURNING id
 `
 
 type BulkInsertEnrollmentsParams struct {
-	TenantKey         string
-	SequenceID        uuid.UUID
-	SequenceVersionID uuid.UUID
-	Now               time.Time
-	Ids               []uuid.UUID
-	Emails            []string
-	FirstNames        []string
-	LastNames         []string
-	Companies         []string
-	Timezones         []string
-	VarsList          []string
-	AdapterIds        []uuid.UUID
+	TenantKey          string
+	SequenceID         uuid.UUID
+	SequenceVersionID  uuid.UUID
+	Now                time.Time
+	Ids                []uuid.UUID
+	Emails             []string
+	FirstNames         []string
+	LastNames          []string
+	Companies          []string
+	Timezones          []string
+	VarsList           []string
+	AdapterIds         []uuid.UUID
+	RecipientProviders []string
 }
 
 func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrollmentsParams) ([]uuid.UUID, error) {
@@ -57,6 +58,7 @@ func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrol
 		arg.Timezones,
 		arg.VarsList,
 		arg.AdapterIds,
+		arg.RecipientProviders,
 	)
 	if err != nil {
 		return nil, err
@@ -193,7 +195,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.verify_recipients
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -223,6 +225,7 @@ type GetActiveVersionBySequenceKeyRow struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 }
 
 func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActiveVersionBySequenceKeyParams) (GetActiveVersionBySequenceKeyRow, error) {
@@ -247,12 +250,13 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
 
 const getEnrollment = `-- name: GetEnrollment :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentParams struct {
@@ -284,12 +288,13 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
 
 const getEnrollmentForUpdate = `-- name: GetEnrollmentForUpdate :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type GetEnrollmentForUpdateParams struct {
@@ -321,6 +326,7 @@ func (q *Queries) GetEnrollmentForUpdate(ctx context.Context, arg GetEnrollmentF
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
@@ -354,7 +360,7 @@ func (q *Queries) GetFirstStep(ctx context.Context, arg GetFirstStepParams) (Ste
 }
 
 const getLiveEnrollmentByEmail = `-- name: GetLiveEnrollmentByEmail :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower($3::text) AND state IN ('active', 'paused')
 `
 
@@ -388,17 +394,18 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
 
 const insertEnrollment = `-- name: InsertEnrollment :one
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12, $12)
+        $9, $10, $11, $12, $13, $13)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider
 `
 
 type InsertEnrollmentParams struct {
@@ -413,6 +420,7 @@ type InsertEnrollmentParams struct {
 	Timezone          *string
 	Vars              json.RawMessage
 	AdapterID         uuid.UUID
+	RecipientProvider *string
 	Now               time.Time
 }
 
@@ -429,6 +437,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		arg.Timezone,
 		arg.Vars,
 		arg.AdapterID,
+		arg.RecipientProvider,
 		arg.Now,
 	)
 	var i Enrollment
@@ -453,6 +462,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
@@ -645,7 +655,7 @@ func (q *Queries) LiveEnrollmentsByEmails(ctx context.Context, arg LiveEnrollmen
 }
 
 const liveEnrollmentsOfPool = `-- name: LiveEnrollmentsOfPool :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -687,6 +697,7 @@ func (q *Queries) LiveEnrollmentsOfPool(ctx context.Context, arg LiveEnrollments
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 		); err != nil {
 			return nil, err
 		}
@@ -735,7 +746,7 @@ func (q *Queries) LivePinCounts(ctx context.Context, arg LivePinCountsParams) ([
 }
 
 const livePinnedEnrollments = `-- name: LivePinnedEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, v.pool_id FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, v.pool_id FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND e.adapter_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -768,6 +779,7 @@ type LivePinnedEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 	PoolID            uuid.UUID
 }
 
@@ -801,6 +813,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.PoolID,
 		); err != nil {
 			return nil, err
@@ -920,7 +933,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 const repin = `-- name: Repin :one
 UPDATE enrollments SET adapter_id = $1, thread_no = thread_no + 1, updated_at = $2
 WHERE tenant_key = $3 AND id = $4
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider
 `
 
 type RepinParams struct {
@@ -959,6 +972,7 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
@@ -1008,7 +1022,7 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 }
 
 const searchEnrollments = `-- name: SearchEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, s.key AS sequence_key
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, s.key AS sequence_key
 FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
 WHERE e.tenant_key = $1
   AND ($2::text IS NULL OR s.key = $2::text)
@@ -1055,6 +1069,7 @@ type SearchEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 	SequenceKey       string
 }
 
@@ -1098,6 +1113,7 @@ func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsPa
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.SequenceKey,
 		); err != nil {
 			return nil, err
@@ -1154,7 +1170,7 @@ UPDATE enrollments SET state = $1, stop_reason = $2, pause_reason = $3,
        ended_at = CASE WHEN $1 IN ('completed', 'stopped', 'cancelled') THEN $4::timestamptz ELSE ended_at END,
        updated_at = $4
 WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider
 `
 
 type SetEnrollmentStateParams struct {
@@ -1197,6 +1213,7 @@ func (q *Queries) SetEnrollmentState(ctx context.Context, arg SetEnrollmentState
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }
@@ -1413,7 +1430,7 @@ const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
 UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
        timezone = $5, vars = $6, updated_at = $7
 WHERE tenant_key = $8 AND id = $9
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider
 `
 
 type UpdateEnrollmentContactParams struct {
@@ -1462,6 +1479,7 @@ func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollm
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 	)
 	return i, err
 }

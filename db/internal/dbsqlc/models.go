@@ -114,6 +114,7 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 }
 
 type IdempotencyKey struct {
@@ -201,6 +202,34 @@ type PoolMember struct {
 	UpdatedAt time.Time
 }
 
+type RecipientDomain struct {
+	TenantKey string
+	Domain    string
+	Status    string
+	Code      string
+	Provider  string
+	Evidence  json.RawMessage
+	CheckedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SenderDomain struct {
+	TenantKey     string
+	Domain        string
+	Status        string
+	Checked       bool
+	Checks        json.RawMessage
+	Provider      string
+	ProviderSet   string
+	DkimSelectors []string
+	CheckedAt     *time.Time
+	ExpiresAt     *time.Time
+	NextCheckAt   time.Time
+	FailingSince  *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
 type Sequence struct {
 	TenantKey string
 	ID        uuid.UUID
@@ -227,6 +256,7 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 }
 
 type Step struct {
@@ -293,9 +323,10 @@ type TelemetryOutbox struct {
 }
 
 type Tenant struct {
-	TenantKey string
-	Name      string
-	CreatedAt time.Time
+	TenantKey         string
+	Name              string
+	CreatedAt         time.Time
+	RequireDomainAuth string
 }
 
 type WdrrCounter struct {

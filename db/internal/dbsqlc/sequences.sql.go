@@ -15,7 +15,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
 `
 
 type ActivateVersionParams struct {
@@ -44,6 +44,7 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
@@ -101,14 +102,14 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
+    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
     $1, $2, $3,
     (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
     $4, $5, $6, $7, $8, $9, $10, $11,
-    $12, $13, $14, $15
+    $12, $13, $14, $15, $16
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
 `
 
 type CreateSequenceVersionParams struct {
@@ -125,6 +126,7 @@ type CreateSequenceVersionParams struct {
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	ActivatedAt        *time.Time
 	Now                time.Time
 }
@@ -144,6 +146,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.ActivatedAt,
 		arg.Now,
 	)
@@ -165,6 +168,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
@@ -309,7 +313,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -338,12 +342,13 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -372,6 +377,7 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
@@ -414,7 +420,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -448,6 +454,7 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.CreatedAt,
 			&i.StopCompanyOnReply,
 			&i.ListUnsubscribe,
+			&i.VerifyRecipients,
 		); err != nil {
 			return nil, err
 		}
@@ -546,9 +553,9 @@ const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
     window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7,
-    list_unsubscribe = $8
-WHERE tenant_key = $9 AND id = $10 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+    list_unsubscribe = $8, verify_recipients = $9
+WHERE tenant_key = $10 AND id = $11 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
 `
 
 type UpdateDraftVersionParams struct {
@@ -560,6 +567,7 @@ type UpdateDraftVersionParams struct {
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	TenantKey          string
 	ID                 uuid.UUID
 }
@@ -574,6 +582,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.TenantKey,
 		arg.ID,
 	)
@@ -595,6 +604,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
 	)
 	return i, err
 }
