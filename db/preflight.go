@@ -427,8 +427,8 @@ func (s *Store) recipientDomains(ctx context.Context, tenant string, emails []st
 	var domains []string
 	for _, e := range emails {
 		d := preflight.RecipientDomainOf(e)
-		if d == "" || seen[d] {
-			continue
+		if d == "" || seen[d] || preflight.WellKnownProvider(d) != "" {
+			continue // a consumer mailbox domain (gmail.com, …) takes mail
 		}
 		seen[d] = true
 		domains = append(domains, d)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"math/big"
 	"strings"
@@ -41,21 +39,7 @@ func keys(t testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
 	return key2048, key1024
 }
 
-// dkimTXT is a key record as zone-file text, split into 255-byte strings.
-func dkimTXT(t testing.TB, pub any) string {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
-	var parts []string
-	for len(rec) > 200 {
-		parts = append(parts, `"`+rec[:200]+`"`)
-		rec = rec[200:]
-	}
-	parts = append(parts, `"`+rec+`"`)
-	return strings.Join(parts, " ")
-}
+func dkimTXT(t testing.TB, pub any) string { return dnstest.DKIMRecord(t, pub) }
 
 // shortKey is a 512-bit RSA public key: only its size matters here (Go
 // refuses to generate one), so the modulus is an odd 512-bit number.

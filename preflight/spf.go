@@ -304,6 +304,9 @@ func (w *spfWalk) walk(rec SPFRecord, depth int) {
 
 func (c Check) set(s Status, code, format string, args ...any) Check {
 	c.Status, c.Code, c.Detail = s, code, fmt.Sprintf(format, args...)
+	if c.Evidence == nil {
+		c.Evidence = []Evidence{}
+	}
 	return c
 }
 

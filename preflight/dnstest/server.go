@@ -5,6 +5,8 @@
 package dnstest
 
 import (
+	"crypto/x509"
+	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
@@ -173,4 +175,22 @@ func (s *Server) hasBelow(name string) bool {
 		}
 	}
 	return false
+}
+
+// DKIMRecord is a DKIM key record for pub (an *rsa.PublicKey or any key
+// x509 can marshal) as zone-file TXT data, split into quoted strings.
+func DKIMRecord(t testing.TB, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
+	var parts []string
+	for len(rec) > 200 {
+		parts = append(parts, `"`+rec[:200]+`"`)
+		rec = rec[200:]
+	}
+	parts = append(parts, `"`+rec+`"`)
+	return strings.Join(parts, " ")
 }

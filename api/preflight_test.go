@@ -1,0 +1,311 @@
+package api_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dripdrop/dripdrop/api"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/internal/testkit"
+	"github.com/dripdrop/dripdrop/preflight/dnsresolver"
+	"github.com/dripdrop/dripdrop/preflight/dnstest"
+)
+
+var (
+	dkimOnce sync.Once
+	dkimKey  *rsa.PrivateKey
+)
+
+// preflightZone serves the fixture zones of the preflight API tests from a
+// DNS server on loopback.
+func preflightZone(t *testing.T) *dnstest.Server {
+	t.Helper()
+	dkimOnce.Do(func() {
+		var err error
+		if dkimKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	srv := dnstest.Start(t,
+		`good.test. 3600 IN TXT "v=spf1 include:_spf.google.com ~all"`,
+		`_spf.google.com. 3600 IN TXT "v=spf1 ip4:192.0.2.0/24 ~all"`,
+		`google._domainkey.good.test. 3600 IN TXT `+dnstest.DKIMRecord(t, &dkimKey.PublicKey),
+		`_dmarc.good.test. 3600 IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@good.test"`,
+		`good.test. 3600 IN MX 1 aspmx.l.google.com.`,
+		`plusall.test. 300 IN TXT "v=spf1 +all"`,
+		`plusall.test. 300 IN MX 10 mx.plusall.test.`,
+		`nullmx.test. 300 IN MX 0 .`,
+		`aonly.test. 300 IN A 192.0.2.10`,
+		`nothing.test. 300 IN TXT "no mail here"`,
+		`ms-corp.test. 300 IN MX 0 ms-corp-test.mail.protection.outlook.com.`,
+	)
+	srv.ServFail("servfail.test")
+	srv.Silent("slow.test")
+	srv.Silent("_dmarc.slow.test")
+	srv.Silent("google._domainkey.slow.test")
+	return srv
+}
+
+// newPreflightEnv is newEnv with a store that resolves through the fixture
+// DNS server and a clock the test moves.
+func newPreflightEnv(t *testing.T) (*env, *dnstest.Server, *testkit.Clock) {
+	t.Helper()
+	zone := preflightZone(t)
+	r := &dnsresolver.Resolver{Servers: []string{zone.Addr}, Timeout: 300 * time.Millisecond}
+	k := testkit.NewWorld(t, testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.Resolver = r }))
+	srv := api.New(api.Config{Store: k.Store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Clock: k.Clock})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &env{t: t, events: k.Events, dbURL: k.URL, store: k.Store, server: srv, http: hs}, zone, k.Clock
+}
+
+func checkOf(t *testing.T, dom map[string]any, name string) map[string]any {
+	t.Helper()
+	for _, c := range dom["checks"].([]any) {
+		if m := c.(map[string]any); m["name"] == name {
+			return m
+		}
+	}
+	t.Fatalf("no %s check in %v", name, dom)
+	return nil
+}
+
+func TestDomainsAPI(t *testing.T) {
+	t.Parallel()
+	e, _, _ := newPreflightEnv(t)
+	key := e.tenant("dom")
+	// An adapter on Gmail's SMTP: its From domain is known at once and
+	// checked with Google's include and selector.
+	e.must(201, "POST", "/v1/adapters", key, map[string]any{
+		"name": "jane", "provider": "smtp", "from_address": "jane@good.test",
+		"credentials": map[string]any{"host": "smtp.gmail.com", "port": 587, "username": "jane@good.test", "password": "app-password"},
+	})
+	list := e.must(200, "GET", "/v1/domains", key, nil)
+	data := list["data"].([]any)
+	if len(data) != 1 || data[0].(map[string]any)["domain"] != "good.test" || data[0].(map[string]any)["checked"] != false {
+		t.Fatalf("domains after adapter create: %v", list)
+	}
+	dom := e.must(200, "POST", "/v1/domains/good.test/check", key, nil)
+	if dom["status"] != "pass" || dom["provider"] != "google" || dom["checked"] != true {
+		t.Fatalf("good.test: %v", dom)
+	}
+	for _, name := range []string{"spf", "dkim", "dmarc", "mx"} {
+		if c := checkOf(t, dom, name); c["status"] != "pass" || len(c["evidence"].([]any)) == 0 {
+			t.Errorf("good.test %s = %v", name, c)
+		}
+	}
+	if checkOf(t, dom, "dkim")["facts"].(map[string]any)["key_bits"] != float64(2048) {
+		t.Fatalf("dkim facts: %v", checkOf(t, dom, "dkim"))
+	}
+	got := e.must(200, "GET", "/v1/domains/GOOD.test", key, nil)
+	if got["status"] != "pass" || got["checked_at"] == nil || len(got["adapter_ids"].([]any)) != 1 {
+		t.Fatalf("GET good.test: %v", got)
+	}
+	// A broken domain, checked before any adapter uses it, with a
+	// configured selector.
+	bad := e.must(200, "POST", "/v1/domains/plusall.test/check", key, map[string]any{"dkim_selectors": []string{"s1"}})
+	if bad["status"] != "fail" || checkOf(t, bad, "spf")["code"] != "spf_pass_all" || checkOf(t, bad, "dkim")["code"] != "dkim_missing" || checkOf(t, bad, "dmarc")["code"] != "dmarc_missing" {
+		t.Fatalf("plusall.test: %v", bad)
+	}
+	if sel := bad["dkim_selectors"].([]any); len(sel) != 1 || sel[0] != "s1" {
+		t.Fatalf("selectors not kept: %v", bad["dkim_selectors"])
+	}
+	// A domain whose DNS does not answer is unknown, never fail.
+	slow := e.must(200, "POST", "/v1/domains/slow.test/check", key, nil)
+	if slow["status"] != "unknown" || checkOf(t, slow, "spf")["status"] != "unknown" {
+		t.Fatalf("slow.test: %v", slow)
+	}
+	// Pagination by name.
+	p1 := e.must(200, "GET", "/v1/domains?limit=2", key, nil)
+	if len(p1["data"].([]any)) != 2 || p1["next_cursor"] == nil {
+		t.Fatalf("page 1: %v", p1)
+	}
+	p2 := e.must(200, "GET", "/v1/domains?limit=2&cursor="+p1["next_cursor"].(string), key, nil)
+	if d := p2["data"].([]any); len(d) != 1 || d[0].(map[string]any)["domain"] != "slow.test" {
+		t.Fatalf("page 2: %v", p2)
+	}
+	assertProblem(t, e.do("GET", "/v1/domains/never.test", key, nil), 404, "not_found", "*")
+	assertProblem(t, e.do("POST", "/v1/domains/not_a_domain/check", key, nil), 422, "invalid_value", "domain")
+	assertProblem(t, e.do("POST", "/v1/domains/good.test/check", key, map[string]any{"provider": "aol"}), 422, "invalid_value", "provider")
+	// Another tenant sees none of it.
+	other := e.tenant("dom-other")
+	if d := e.must(200, "GET", "/v1/domains", other, nil)["data"].([]any); len(d) != 0 {
+		t.Fatalf("other tenant sees %v", d)
+	}
+	assertProblem(t, e.do("GET", "/v1/domains/good.test", other, nil), 404, "not_found", "*")
+}
+
+func TestRequireDomainAuthBlock(t *testing.T) {
+	t.Parallel()
+	e, _, clock := newPreflightEnv(t)
+	key := e.tenant("blk")
+	if s := e.must(200, "GET", "/v1/settings", key, nil); s["require_domain_auth"] != "warn" {
+		t.Fatalf("default setting: %v", s)
+	}
+	assertProblem(t, e.do("PATCH", "/v1/settings", key, map[string]any{"require_domain_auth": "maybe"}), 422, "invalid_value", "require_domain_auth")
+	e.must(200, "PATCH", "/v1/settings", key, map[string]any{"require_domain_auth": "block"})
+	bad := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "bad", "provider": "smtp", "from_address": "x@plusall.test",
+		"credentials": map[string]any{"host": "relay.example.com", "port": 587}})
+	flaky := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "flaky", "provider": "smtp", "from_address": "x@slow.test",
+		"credentials": map[string]any{"host": "relay.example.com", "port": 587}})
+	d := e.must(200, "POST", "/v1/domains/plusall.test/check", key, nil)
+	enf := d["enforcement"].(map[string]any)
+	since, _ := time.Parse(time.RFC3339Nano, d["failing_since"].(string))
+	blocksAt, _ := time.Parse(time.RFC3339Nano, enf["blocks_at"].(string))
+	if d["status"] != "fail" || enf["blocking"] != false || blocksAt.Sub(since) != 72*time.Hour {
+		t.Fatalf("first failure: %v", d)
+	}
+	e.must(200, "POST", "/v1/domains/slow.test/check", key, nil)
+	// Within the grace period nothing rests.
+	clock.Add(72*time.Hour - time.Minute)
+	e.must(200, "POST", "/v1/domains/plusall.test/check", key, nil)
+	if a := e.must(200, "GET", "/v1/adapters/"+bad["id"].(string), key, nil); a["health_state"] == "resting" {
+		t.Fatalf("rested inside the grace period: %v", a)
+	}
+	// Past it, the failing domain's adapter rests; the unknown one never does.
+	clock.Add(2 * time.Minute)
+	d = e.must(200, "POST", "/v1/domains/plusall.test/check", key, nil)
+	if d["enforcement"].(map[string]any)["blocking"] != true {
+		t.Fatalf("not blocking after 72 h: %v", d)
+	}
+	h := e.must(200, "GET", "/v1/adapters/"+bad["id"].(string)+"/health", key, nil)
+	if h["health_state"] != "resting" {
+		t.Fatalf("adapter of a failing domain: %v", h)
+	}
+	found := false
+	for _, tr := range h["transitions"].([]any) {
+		if m := tr.(map[string]any); m["reason"] == db.ReasonDomainAuthFailed && m["to"] == "resting" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no domain_auth_failed transition: %v", h["transitions"])
+	}
+	if s := e.must(200, "POST", "/v1/domains/slow.test/check", key, nil); s["status"] != "unknown" {
+		t.Fatalf("slow.test: %v", s["status"])
+	}
+	if a := e.must(200, "GET", "/v1/adapters/"+flaky["id"].(string), key, nil); a["health_state"] == "resting" {
+		t.Fatalf("a DNS failure rested an adapter: %v", a)
+	}
+}
+
+// recipientSequence creates a tenant with a pool and a sequence at the
+// given verify_recipients level.
+func recipientSequence(t *testing.T, e *env, tenant, level string) string {
+	t.Helper()
+	key := e.tenant(tenant)
+	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "a", "provider": "smtp", "from_address": "a@good.test",
+		"credentials": map[string]any{"host": "relay.example.com", "port": 587}})
+	p := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "main", "members": []any{map[string]any{"adapter_id": a["id"]}}})
+	s := e.must(201, "POST", "/v1/sequences", key, map[string]any{"key": "s", "name": "S", "pool_id": p["id"], "verify_recipients": level,
+		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}})
+	if v := s["versions"].([]any)[0].(map[string]any); v["verify_recipients"] != level {
+		t.Fatalf("version: %v", v)
+	}
+	return key
+}
+
+func TestRecipientChecksMX(t *testing.T) {
+	t.Parallel()
+	e, zone, _ := newPreflightEnv(t)
+	key := recipientSequence(t, e, "rcpt", "mx")
+	enroll := func(email string) resp {
+		return e.do("POST", "/v1/enrollments", key, map[string]any{"sequence_key": "s", "contact": map[string]any{"email": email}})
+	}
+	for email, code := range map[string]string{
+		"info@good.test":      "role_address",
+		"No-Reply@good.test":  "role_address",
+		"jane@mailinator.com": "disposable_domain",
+		"jane@nullmx.test":    "undeliverable_domain",
+		"jane@nothing.test":   "undeliverable_domain",
+		"jane@nxdomain.test":  "undeliverable_domain",
+	} {
+		assertProblem(t, enroll(email), 422, code, "contact.email")
+	}
+	for email, provider := range map[string]any{
+		"jane@good.test":     "google",
+		"jane@aonly.test":    "other",
+		"jane@ms-corp.test":  "microsoft",
+		"jane@servfail.test": nil, // the DNS failed: accepted, provider unknown
+		"jane@gmail.com":     "google",
+	} {
+		r := enroll(email)
+		if r.status != 201 || r.json(t)["recipient_provider"] != provider {
+			t.Errorf("enroll %s: %d %s, want 201 with provider %v", email, r.status, r.body, provider)
+		}
+	}
+	// The domain verdicts are cached: another address at good.test asks
+	// no more questions.
+	before := zone.Asked("good.test", "MX")
+	if r := enroll("bob@good.test"); r.status != 201 {
+		t.Fatalf("bob: %d %s", r.status, r.body)
+	}
+	if after := zone.Asked("good.test", "MX"); after != before || before != 1 {
+		t.Fatalf("good.test MX asked %d then %d times", before, after)
+	}
+	// A rejected request changed nothing.
+	if l := e.must(200, "GET", "/v1/enrollments?sequence_key=s&limit=200", key, nil)["data"].([]any); len(l) != 6 {
+		t.Fatalf("%d enrollments, want 6", len(l))
+	}
+	// Batch: one verdict per row, none dropped.
+	res := e.must(200, "POST", "/v1/enrollments/batch", key, map[string]any{"sequence_key": "s", "contacts": []any{
+		map[string]any{"email": "carol@good.test"},
+		map[string]any{"email": "sales@good.test"},
+		map[string]any{"email": "x@yopmail.com"},
+		map[string]any{"email": "dan@nullmx.test"},
+		map[string]any{"email": "erin@aonly.test"},
+		map[string]any{"email": "SALES@good.test"},
+		map[string]any{"email": "jane@good.test"},
+	}})
+	want := []struct{ status, code string }{{"created", ""}, {"error", "role_address"}, {"error", "disposable_domain"}, {"error", "undeliverable_domain"}, {"created", ""}, {"error", "role_address"}, {"existing", ""}}
+	rows := res["results"].([]any)
+	if len(rows) != len(want) || res["created"] != float64(2) || res["errors"] != float64(4) || res["existing"] != float64(1) {
+		t.Fatalf("batch: %v", res)
+	}
+	for i, w := range want {
+		r := rows[i].(map[string]any)
+		code := ""
+		if er, ok := r["error"].(map[string]any); ok {
+			code = er["code"].(string)
+		}
+		if r["status"] != w.status || code != w.code {
+			t.Errorf("row %d = %v, want %s %s", i, r, w.status, w.code)
+		}
+	}
+	carol := rows[0].(map[string]any)["enrollment_id"].(string)
+	if en := e.must(200, "GET", "/v1/enrollments/"+carol, key, nil); en["recipient_provider"] != "google" {
+		t.Fatalf("batch row provider: %v", en["recipient_provider"])
+	}
+}
+
+func TestRecipientChecksLevels(t *testing.T) {
+	t.Parallel()
+	e, zone, _ := newPreflightEnv(t)
+	// syntax (the default): the lists apply, the DNS is not asked.
+	syn := recipientSequence(t, e, "rsyn", "syntax")
+	enroll := func(key, email string) resp {
+		return e.do("POST", "/v1/enrollments", key, map[string]any{"sequence_key": "s", "contact": map[string]any{"email": email}})
+	}
+	assertProblem(t, enroll(syn, "info@nullmx.test"), 422, "role_address", "contact.email")
+	assertProblem(t, enroll(syn, "jane@mailinator.com"), 422, "disposable_domain", "contact.email")
+	if r := enroll(syn, "jane@nullmx.test"); r.status != 201 {
+		t.Fatalf("syntax level asked DNS: %d %s", r.status, r.body)
+	}
+	if r := enroll(syn, "josé@bücher.example"); r.status != 201 {
+		t.Fatalf("IDN address: %d %s", r.status, r.body)
+	}
+	if n := zone.Total(); n != 0 {
+		t.Fatalf("syntax level asked %d DNS questions", n)
+	}
+	// off: only the address form.
+	off := recipientSequence(t, e, "roff", "off")
+	if r := enroll(off, "info@mailinator.com"); r.status != 201 {
+		t.Fatalf("off level rejected: %d %s", r.status, r.body)
+	}
+	assertProblem(t, e.do("POST", "/v1/sequences", off, map[string]any{"key": "bad", "name": "B", "pool_id": "00000000-0000-0000-0000-000000000000", "verify_recipients": "strict",
+		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}}), 422, "invalid_value", "verify_recipients")
+}
