@@ -184,6 +184,9 @@ type adapterData struct {
 	Window      window
 	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
+	// Domain is the preflight report of the From domain (nil before the
+	// domain is known).
+	Domain *db.SenderDomain
 }
 
 // window is the adapter's recent bounce and complaint record against the
@@ -212,6 +215,14 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 		return adapterData{}, err
 	}
 	d := adapterData{Adapter: a, CanVerify: h.cfg.Verify != nil}
+	if at := strings.LastIndexByte(a.FromAddress, '@'); at >= 0 {
+		dom, err := h.store.GetDomain(ctx, tenant, a.FromAddress[at+1:])
+		if err == nil {
+			d.Domain = &dom
+		} else if dripdrop.ErrorCode(err) != dripdrop.ECodeNotFound && dripdrop.ErrorCode(err) != dripdrop.ECodeInvalidValue {
+			return d, err
+		}
+	}
 	if d.Capacity, err = h.store.AdapterCapacity(ctx, tenant, id); err != nil {
 		return d, err
 	}
