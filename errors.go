@@ -134,7 +134,7 @@ var errorTitles = map[string]string{
 	ECodeSuppressed:          "Recipient is suppressed",
 	ECodeRoleAddress:         "Recipient is a role address",
 	ECodeDisposableDomain:    "Recipient uses a disposable-mailbox service",
-	ECodeUndeliverableDomain: "Recipient's domain accepts no mail",
+	ECodeUndeliverableDomain: "Recipient domain accepts no mail",
 	ECodePoolExhausted:       "No pool member can take the contact",
 	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
 	ECodeTooManyAuthFailures: "Too many failed authentications from this address",

@@ -55,7 +55,9 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 // checks).
 func (s *Server) checkDomain(w http.ResponseWriter, r *http.Request) error {
 	var in db.DomainCheckInput
-	if r.ContentLength != 0 {
+	// The body is optional: without one (and without a Content-Type) the
+	// stored settings stand.
+	if r.ContentLength > 0 || r.Header.Get("Content-Type") != "" {
 		if err := decodeJSON(w, r, &in); err != nil {
 			return err
 		}

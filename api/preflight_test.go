@@ -10,6 +10,7 @@ import (
 
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/internal/testkit"
 	"github.com/dripdrop/dripdrop/preflight/dnsresolver"
 	"github.com/dripdrop/dripdrop/preflight/dnstest"
@@ -22,7 +23,7 @@ var (
 
 // preflightZone serves the fixture zones of the preflight API tests from a
 // DNS server on loopback.
-func preflightZone(t *testing.T) *dnstest.Server {
+func preflightZone(t testing.TB, extra ...string) *dnstest.Server {
 	t.Helper()
 	dkimOnce.Do(func() {
 		var err error
@@ -43,6 +44,7 @@ func preflightZone(t *testing.T) *dnstest.Server {
 		`nothing.test. 300 IN TXT "no mail here"`,
 		`ms-corp.test. 300 IN MX 0 ms-corp-test.mail.protection.outlook.com.`,
 	)
+	srv.Add(t, extra...)
 	srv.ServFail("servfail.test")
 	srv.Silent("slow.test")
 	srv.Silent("_dmarc.slow.test")
@@ -52,11 +54,15 @@ func preflightZone(t *testing.T) *dnstest.Server {
 
 // newPreflightEnv is newEnv with a store that resolves through the fixture
 // DNS server and a clock the test moves.
-func newPreflightEnv(t *testing.T) (*env, *dnstest.Server, *testkit.Clock) {
+func newPreflightEnv(t testing.TB, extra ...string) (*env, *dnstest.Server, *testkit.Clock) {
 	t.Helper()
-	zone := preflightZone(t)
+	zone := preflightZone(t, extra...)
 	r := &dnsresolver.Resolver{Servers: []string{zone.Addr}, Timeout: 300 * time.Millisecond}
-	k := testkit.NewWorld(t, testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.Resolver = r }))
+	opts := []testkit.Option{testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.Resolver = r })}
+	if _, bench := t.(*testing.B); bench {
+		opts = append(opts, testkit.WithURL(dbtest.DurableURL(t)), testkit.SystemClock())
+	}
+	k := testkit.NewWorld(t, opts...)
 	srv := api.New(api.Config{Store: k.Store, AdminToken: adminToken, UnsubscribeKey: testUnsubKey, Clock: k.Clock})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
@@ -195,13 +201,20 @@ func TestRequireDomainAuthBlock(t *testing.T) {
 
 // recipientSequence creates a tenant with a pool and a sequence at the
 // given verify_recipients level.
-func recipientSequence(t *testing.T, e *env, tenant, level string) string {
+func recipientSequence(t testing.TB, e *env, tenant, level string) string {
 	t.Helper()
 	key := e.tenant(tenant)
+	return recipientSequenceFor(t, e, key, "s", level)
+}
+
+// recipientSequenceFor adds a sequence (and an adapter and pool of its
+// own) at the given verify_recipients level to the tenant of key.
+func recipientSequenceFor(t testing.TB, e *env, key, seq, level string) string {
+	t.Helper()
 	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "a", "provider": "smtp", "from_address": "a@good.test",
 		"credentials": map[string]any{"host": "relay.example.com", "port": 587}})
-	p := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "main", "members": []any{map[string]any{"adapter_id": a["id"]}}})
-	s := e.must(201, "POST", "/v1/sequences", key, map[string]any{"key": "s", "name": "S", "pool_id": p["id"], "verify_recipients": level,
+	p := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "pool-" + seq, "members": []any{map[string]any{"adapter_id": a["id"]}}})
+	s := e.must(201, "POST", "/v1/sequences", key, map[string]any{"key": seq, "name": "S", "pool_id": p["id"], "verify_recipients": level,
 		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}})
 	if v := s["versions"].([]any)[0].(map[string]any); v["verify_recipients"] != level {
 		t.Fatalf("version: %v", v)

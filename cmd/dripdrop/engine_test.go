@@ -111,7 +111,7 @@ type engine struct {
 func (w *engineWorld) start(extra ...string) *engine {
 	w.t.Helper()
 	args := append([]string{"serve", "-database-url", w.url, "-encryption-key", w.key, "-listen", "127.0.0.1:0",
-		"-send-lease", "8s", "-send-timeout", "5s", "-rescue-interval", "1s", "-poll-interval", "100ms", "-allow-private-targets"}, extra...)
+		"-send-lease", "8s", "-send-timeout", "5s", "-rescue-interval", "1s", "-poll-interval", "100ms", "-allow-private-targets", "-dns-servers", "off"}, extra...)
 	cmd := exec.Command(engineBinary(w.t), args...)
 	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
