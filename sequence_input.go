@@ -3,6 +3,7 @@ package dripdrop
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,7 @@ const MaxSteps = 50
 // DefaultSendWindow is Monday–Friday 08:00–18:00, the window of a version
 // that sets none (docs/sending.md#policies).
 func DefaultSendWindow() SendWindow {
-	return SendWindow{Days: []int{1, 2, 3, 4, 5}, Start: "08:00", End: "18:00", Timezone: "UTC"}
+	return SendWindow{Days: []int{1, 2, 3, 4, 5}, Start: "08:00", End: "18:00", Timezone: "UTC", Holidays: []string{}}
 }
 
 // SequenceInput creates a sequence together with its first version.
@@ -252,7 +253,16 @@ func ParseClock(s string) (int, bool) {
 func FormatClock(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60) }
 
 func (w SendWindow) normalize() (SendWindow, error) {
-	out := SendWindow{Start: w.Start, End: w.End, Timezone: w.Timezone}
+	out := SendWindow{Start: w.Start, End: w.End, Timezone: w.Timezone, Holidays: []string{}}
+	if len(w.Holidays) > 10 {
+		return out, Errorf(ECodeOutOfRange, "send_window.holidays", "at most 10 holiday calendars")
+	}
+	for _, h := range w.Holidays {
+		if len(h) != 2 || h[0] < 'A' || h[0] > 'Z' || h[1] < 'A' || h[1] > 'Z' || slices.Contains(out.Holidays, h) {
+			return out, Errorf(ECodeInvalidValue, "send_window.holidays", "holidays must be distinct ISO 3166-1 alpha-2 country codes such as \"US\" or \"DE\"")
+		}
+		out.Holidays = append(out.Holidays, h)
+	}
 	if out.Timezone == "" {
 		out.Timezone = "UTC"
 	}

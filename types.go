@@ -167,6 +167,10 @@ type SendWindow struct {
 	Start    string `json:"start"`
 	End      string `json:"end"`
 	Timezone string `json:"timezone"`
+	// Holidays names national holiday calendars (ISO 3166-1 alpha-2
+	// codes, e.g. "US", "DE") whose holidays close the window for the day
+	// in the contact's zone (docs/sending.md#policies).
+	Holidays []string `json:"holidays"`
 }
 
 // SequenceVersion is an immutable-once-active revision of a sequence.

@@ -110,7 +110,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		vidx := map[uuid.UUID]int{}
 		for _, v := range versions {
 			fv := forecast.Version{ID: v.ID, SequenceKey: v.SequenceKey, Version: v.Version, Active: v.State == "active", PoolID: v.PoolID,
-				WindowStart: int(v.WindowStart), WindowEnd: int(v.WindowEnd), WindowTZ: v.WindowTimezone}
+				WindowStart: int(v.WindowStart), WindowEnd: int(v.WindowEnd), WindowTZ: v.WindowTimezone, WindowHolidays: v.WindowHolidays}
 			for _, d := range v.WindowDays {
 				fv.WindowDays = append(fv.WindowDays, int(d))
 			}

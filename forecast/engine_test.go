@@ -83,7 +83,8 @@ func newEngine(t *testing.T, start time.Time, specs []adapterSpec, delays []int6
 	}
 	key, sname := "outreach", "Outreach"
 	if _, err := e.store.CreateSequence(ctx, e.tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &e.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "08:00", End: "20:00", Timezone: "Europe/London"}, Steps: steps,
+		PoolID: &e.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "08:00", End: "20:00", Timezone: "Europe/London",
+			Holidays: []string{"US"}}, Steps: steps, // Thanksgiving (26 November) closes the window for a day
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +256,11 @@ func TestForecastMatchesEngine(t *testing.T) {
 	}
 	if total < 150 {
 		t.Fatalf("the scenario sent only %d messages; it should exercise caps across days", total)
+	}
+	for k := range want {
+		if strings.HasSuffix(k, " 2026-11-26") {
+			t.Fatalf("the engine sent on Thanksgiving, a holiday of the window: %s", k)
+		}
 	}
 	// Sends of an adapter that were due at the same instant as another
 	// of its sends of the same kind (first touch or follow-up): ties.

@@ -190,7 +190,7 @@ func newSim(s *Snapshot, r Request) *sim {
 			groups[v.SequenceKey] = g
 			m.groups = append(m.groups, v.SequenceKey)
 		}
-		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ)}
+		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ, v.WindowHolidays...)}
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
 		}

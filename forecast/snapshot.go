@@ -79,7 +79,9 @@ type Version struct {
 	WindowStart int       `json:"window_start"` // minutes after local midnight
 	WindowEnd   int       `json:"window_end"`
 	WindowTZ    string    `json:"window_timezone"`
-	Steps       []Step    `json:"steps"` // in position order
+	// WindowHolidays are the window's holiday calendars ("US", "DE", …).
+	WindowHolidays []string `json:"window_holidays,omitempty"`
+	Steps          []Step   `json:"steps"` // in position order
 }
 
 // Step is one step of a version.

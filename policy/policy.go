@@ -22,6 +22,7 @@ type Name string
 const (
 	EnrollmentState Name = "enrollment_state"
 	Suppression     Name = "suppression"
+	Holiday         Name = "holiday"
 	SendWindow      Name = "send_window"
 	AdapterResting  Name = "adapter_resting"
 	RampCap         Name = "ramp_cap"
@@ -30,7 +31,7 @@ const (
 )
 
 // Order lists every policy in evaluation order.
-var Order = []Name{EnrollmentState, Suppression, SendWindow, AdapterResting, RampCap, SubCap, MinGap}
+var Order = []Name{EnrollmentState, Suppression, Holiday, SendWindow, AdapterResting, RampCap, SubCap, MinGap}
 
 // Action is what a verdict asks of the dispatcher.
 type Action string
@@ -124,6 +125,22 @@ func Evaluate(in Input) Result {
 
 	wloc, tz := ResolveLocation(in.ContactTimezone, in.Window.Timezone)
 	open, next := in.Window.Check(now, wloc)
+
+	// A holiday of the window's calendars on the contact's local date
+	// closes the window for that day (Window.Check skips it too).
+	v = Verdict{Policy: Holiday, Action: Allow, Timezone: tz}
+	code, name := HolidayOn(in.Window.Holidays, now, wloc)
+	if !lean {
+		v.Inputs = map[string]any{"calendars": in.Window.Holidays, "timezone": tz, "local_date": now.In(wloc).Format(time.DateOnly)}
+		if code != "" {
+			v.Inputs["calendar"], v.Inputs["holiday"] = code, name
+		}
+	}
+	if code != "" {
+		v.Action, v.Reason, v.DeferUntil = Defer, "holiday", next
+	}
+	vs = append(vs, v)
+
 	v = Verdict{Policy: SendWindow, Action: Allow, Timezone: tz}
 	if !lean {
 		v.Inputs = map[string]any{

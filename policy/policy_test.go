@@ -104,8 +104,8 @@ func TestEvaluateSpecExamples(t *testing.T) {
 	if r = Evaluate(in); !r.Binding.DeferUntil.Equal(now.Add(5 * time.Minute)) {
 		t.Fatalf("resting with a past resting_until: %+v", r.Binding)
 	}
-	if len(r.Verdicts) != 7 {
-		t.Fatalf("%d verdicts, want all 7", len(r.Verdicts))
+	if len(r.Verdicts) != len(Order) || len(Order) != 8 {
+		t.Fatalf("%d verdicts, want all 8", len(r.Verdicts))
 	}
 	for i, v := range r.Verdicts {
 		if v.Policy != Order[i] {

@@ -47,7 +47,7 @@ func (v Verdict) Scope() Scope {
 		return ScopeSkip
 	}
 	switch v.Policy {
-	case SendWindow, SubCap:
+	case SendWindow, Holiday, SubCap:
 		return ScopeExecution
 	case AdapterResting, RampCap, MinGap:
 		return ScopeAdapter
@@ -117,8 +117,8 @@ func Retry(attempt int) (time.Duration, bool) {
 // NewWindow is a version's sending window from its stored form: local
 // opening and closing times in minutes after midnight, weekdays (0 =
 // Sunday) and the version's zone.
-func NewWindow[D ~int | ~int16 | ~int32](start, end int, days []D, tz string) Window {
-	w := Window{Start: Clock(start), End: Clock(end), Timezone: tz, Days: make([]time.Weekday, len(days))}
+func NewWindow[D ~int | ~int16 | ~int32](start, end int, days []D, tz string, holidays ...string) Window {
+	w := Window{Start: Clock(start), End: Clock(end), Timezone: tz, Days: make([]time.Weekday, len(days)), Holidays: holidays}
 	for i, d := range days {
 		w.Days[i] = time.Weekday(d)
 	}

@@ -31,7 +31,7 @@ SELECT pool_id, sequence_version_id, adapter_id, counter FROM wdrr_counters WHER
 
 -- name: ForecastVersions :many
 -- Active versions and every version that still has live enrollments.
-SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone
+SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = @tenant_key

@@ -319,7 +319,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.adapter_override_id,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
        e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
@@ -369,6 +369,7 @@ type LoadSendRow struct {
 	WindowStart       int16
 	WindowEnd         int16
 	WindowTimezone    string
+	WindowHolidays    []string
 	PoolID            uuid.UUID
 	ListUnsubscribe   string
 	SequenceKey       string
@@ -412,6 +413,7 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 		&i.WindowStart,
 		&i.WindowEnd,
 		&i.WindowTimezone,
+		&i.WindowHolidays,
 		&i.PoolID,
 		&i.ListUnsubscribe,
 		&i.SequenceKey,
@@ -426,7 +428,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.adapter_override_id,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
        e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest($1::uuid[]) AS i(id)
 CROSS JOIN LATERAL (
@@ -439,7 +441,7 @@ CROSS JOIN LATERAL (
     SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe, sv.verify_recipients FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe, sv.verify_recipients, sv.window_holidays FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
     SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0
@@ -487,6 +489,7 @@ type LoadSendsLockedRow struct {
 	WindowStart       int16
 	WindowEnd         int16
 	WindowTimezone    string
+	WindowHolidays    []string
 	PoolID            uuid.UUID
 	ListUnsubscribe   string
 	SequenceKey       string
@@ -547,6 +550,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 			&i.WindowStart,
 			&i.WindowEnd,
 			&i.WindowTimezone,
+			&i.WindowHolidays,
 			&i.PoolID,
 			&i.ListUnsubscribe,
 			&i.SequenceKey,

@@ -195,7 +195,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.verify_recipients
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.verify_recipients, v.window_holidays
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -226,6 +226,7 @@ type GetActiveVersionBySequenceKeyRow struct {
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
 	VerifyRecipients   string
+	WindowHolidays     []string
 }
 
 func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActiveVersionBySequenceKeyParams) (GetActiveVersionBySequenceKeyRow, error) {
@@ -251,6 +252,7 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }

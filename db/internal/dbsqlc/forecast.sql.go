@@ -359,7 +359,7 @@ func (q *Queries) ForecastUsage(ctx context.Context, arg ForecastUsageParams) ([
 }
 
 const forecastVersions = `-- name: ForecastVersions :many
-SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone
+SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = $1
@@ -378,6 +378,7 @@ type ForecastVersionsRow struct {
 	WindowStart    int16
 	WindowEnd      int16
 	WindowTimezone string
+	WindowHolidays []string
 }
 
 // Active versions and every version that still has live enrollments.
@@ -400,6 +401,7 @@ func (q *Queries) ForecastVersions(ctx context.Context, tenantKey string) ([]For
 			&i.WindowStart,
 			&i.WindowEnd,
 			&i.WindowTimezone,
+			&i.WindowHolidays,
 		); err != nil {
 			return nil, err
 		}

@@ -257,6 +257,7 @@ type SequenceVersion struct {
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
 	VerifyRecipients   string
+	WindowHolidays     []string
 }
 
 type Step struct {

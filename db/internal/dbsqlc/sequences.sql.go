@@ -15,7 +15,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays
 `
 
 type ActivateVersionParams struct {
@@ -45,6 +45,7 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }
@@ -102,14 +103,14 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
+    window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
     $1, $2, $3,
     (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
-    $4, $5, $6, $7, $8, $9, $10, $11,
-    $12, $13, $14, $15, $16
+    $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    $13, $14, $15, $16, $17
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays
 `
 
 type CreateSequenceVersionParams struct {
@@ -123,6 +124,7 @@ type CreateSequenceVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
@@ -143,6 +145,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
@@ -169,6 +172,7 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }
@@ -313,7 +317,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -343,12 +347,13 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -378,6 +383,7 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }
@@ -420,7 +426,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -455,6 +461,7 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.StopCompanyOnReply,
 			&i.ListUnsubscribe,
 			&i.VerifyRecipients,
+			&i.WindowHolidays,
 		); err != nil {
 			return nil, err
 		}
@@ -552,10 +559,10 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
-    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7,
-    list_unsubscribe = $8, verify_recipients = $9
-WHERE tenant_key = $10 AND id = $11 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients
+    window_timezone = $5, window_holidays = $6, stop_on_reply = $7, stop_company_on_reply = $8,
+    list_unsubscribe = $9, verify_recipients = $10
+WHERE tenant_key = $11 AND id = $12 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays
 `
 
 type UpdateDraftVersionParams struct {
@@ -564,6 +571,7 @@ type UpdateDraftVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
@@ -579,6 +587,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
@@ -605,6 +614,7 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
 		&i.VerifyRecipients,
+		&i.WindowHolidays,
 	)
 	return i, err
 }
