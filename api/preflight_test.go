@@ -3,6 +3,7 @@ package api_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -321,4 +322,43 @@ func TestRecipientChecksLevels(t *testing.T) {
 	}
 	assertProblem(t, e.do("POST", "/v1/sequences", off, map[string]any{"key": "bad", "name": "B", "pool_id": "00000000-0000-0000-0000-000000000000", "verify_recipients": "strict",
 		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}}), 422, "invalid_value", "verify_recipients")
+}
+
+func TestHolidayWindowExplain(t *testing.T) {
+	t.Parallel()
+	e, _, clock := newPreflightEnv(t)
+	key := e.tenant("hol")
+	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "a", "provider": "smtp", "from_address": "a@good.test",
+		"credentials": map[string]any{"host": "relay.example.com", "port": 587}})
+	p := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "main", "members": []any{map[string]any{"adapter_id": a["id"]}}})
+	seq := func(k string, holidays []string) resp {
+		return e.do("POST", "/v1/sequences", key, map[string]any{"key": k, "name": "H", "pool_id": p["id"],
+			"send_window": map[string]any{"days": []int{0, 1, 2, 3, 4, 5, 6}, "start": "00:00", "end": "23:59", "holidays": holidays},
+			"steps":       []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}})
+	}
+	assertProblem(t, seq("bad", []string{"XX"}), 422, "invalid_value", "send_window.holidays")
+	assertProblem(t, seq("bad", []string{"us"}), 422, "invalid_value", "send_window.holidays")
+	if r := seq("hol", []string{"US", "DE"}); r.status != 201 {
+		t.Fatalf("sequence: %d %s", r.status, r.body)
+	}
+	clock.Set(time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)) // Thanksgiving, 10:00 in New York
+	en := e.must(201, "POST", "/v1/enrollments", key, map[string]any{"sequence_key": "hol", "contact": map[string]any{"email": "jane@aonly.test", "timezone": "America/New_York"}})
+	ex := e.must(200, "GET", "/v1/enrollments/"+en["id"].(string)+"/explain", key, nil)
+	b := ex["binding"].(map[string]any)
+	if b["policy"] != "holiday" || b["inputs"].(map[string]any)["calendar"] != "US" || !sameInstant(ex["next_eligible_at"], "2026-11-27T05:00:00Z") {
+		t.Fatalf("explain on Thanksgiving: %v", ex)
+	}
+	// A contact in Berlin on the same instant: the 26th is a US holiday
+	// there too (the calendar applies to the contact's local date).
+	en = e.must(201, "POST", "/v1/enrollments", key, map[string]any{"sequence_key": "hol", "contact": map[string]any{"email": "hans@aonly.test", "timezone": "Europe/Berlin"}})
+	ex = e.must(200, "GET", "/v1/enrollments/"+en["id"].(string)+"/explain", key, nil)
+	if b := ex["binding"].(map[string]any); b["policy"] != "holiday" || !sameInstant(ex["next_eligible_at"], "2026-11-26T23:00:00Z") {
+		t.Fatalf("explain in Berlin: %v", ex)
+	}
+}
+
+func sameInstant(got any, want string) bool {
+	g, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(got))
+	w, err2 := time.Parse(time.RFC3339, want)
+	return err1 == nil && err2 == nil && g.Equal(w)
 }
