@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA zones are validated identically on every machine
@@ -123,6 +124,10 @@ type AdapterInput struct {
 	MinGapSeconds    *int                `json:"min_gap_seconds"`
 	GapJitterSeconds *int                `json:"gap_jitter_seconds"`
 	MaxInFlight      Nullable[int]       `json:"max_in_flight"`
+	// MailboxProvider names the adapter's own mailbox provider for
+	// provider-aware pinning (google, microsoft, …, other); "" = from the
+	// SMTP host (smtp.gmail.com, smtp.office365.com).
+	MailboxProvider *string `json:"mailbox_provider"`
 }
 
 // Limits on adapter settings.
@@ -252,6 +257,12 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 	}
 	a.MaxInFlight = in.MaxInFlight.apply(a.MaxInFlight)
+	if in.MailboxProvider != nil {
+		if *in.MailboxProvider != "" && !slices.Contains(MailboxProviders, *in.MailboxProvider) {
+			return a, Errorf(ECodeInvalidValue, "mailbox_provider", "mailbox_provider must be one of %s, or empty", strings.Join(MailboxProviders, ", "))
+		}
+		a.MailboxProvider = *in.MailboxProvider
+	}
 	if a.RampIncrement != nil && a.DailyCap == nil {
 		return a, Errorf(ECodeRequired, "daily_cap", "a ramp (ramp_increment) needs a daily_cap to ramp up to")
 	}
@@ -342,12 +353,13 @@ func checkCAPEM(s string) error {
 type PoolInput struct {
 	Name             *string       `json:"name"`
 	OnPinUnavailable *string       `json:"on_pin_unavailable"`
+	ProviderMatching *string       `json:"provider_matching"`
 	Members          []MemberInput `json:"members"`
 }
 
 // Apply validates the pool fields (members are validated separately).
 func (in PoolInput) Apply(cur *Pool) (Pool, error) {
-	p := Pool{OnPinUnavailable: PinPause}
+	p := Pool{OnPinUnavailable: PinPause, ProviderMatching: ProviderMatchingOff}
 	if cur != nil {
 		p = *cur
 	} else if in.Name == nil {
@@ -368,6 +380,14 @@ func (in PoolInput) Apply(cur *Pool) (Pool, error) {
 			p.OnPinUnavailable = *in.OnPinUnavailable
 		default:
 			return p, Errorf(ECodeInvalidValue, "on_pin_unavailable", "on_pin_unavailable must be \"pause\" or \"reassign\"")
+		}
+	}
+	if in.ProviderMatching != nil {
+		switch *in.ProviderMatching {
+		case ProviderMatchingOff, ProviderMatchingPrefer:
+			p.ProviderMatching = *in.ProviderMatching
+		default:
+			return p, Errorf(ECodeInvalidValue, "provider_matching", "provider_matching must be \"off\" or \"prefer\"")
 		}
 	}
 	return p, nil

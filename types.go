@@ -45,6 +45,16 @@ const (
 	StopCompanyReplied = "company_replied"
 )
 
+// MailboxProviders are the mailbox providers a domain's MX is classified as
+// (the same list as preflight.Providers).
+var MailboxProviders = []string{"google", "microsoft", "yahoo", "apple", "proofpoint", "mimecast", "barracuda", "zoho", "other"}
+
+// Provider matching of a pool (docs/preflight.md#provider-aware-sending).
+const (
+	ProviderMatchingOff    = "off"
+	ProviderMatchingPrefer = "prefer"
+)
+
 // Pool policies for an unavailable pin (docs/sending.md#pinning).
 const (
 	PinPause    = "pause"
@@ -119,19 +129,25 @@ type Adapter struct {
 	GapJitterSeconds   int         `json:"gap_jitter_seconds"`
 	// MaxInFlight caps this adapter's concurrent sends; nil = the default
 	// (4, or 1 when MinGapSeconds > 0).
-	MaxInFlight *int       `json:"max_in_flight"`
-	LastSendAt  *time.Time `json:"last_send_at"`
-	NextSendAt  *time.Time `json:"next_send_at"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	DeletedAt   *time.Time `json:"-"`
+	MaxInFlight *int `json:"max_in_flight"`
+	// MailboxProvider is the adapter's own mailbox provider (provider-aware
+	// pinning, docs/preflight.md): google, microsoft, …, or "" unknown.
+	MailboxProvider string     `json:"mailbox_provider"`
+	LastSendAt      *time.Time `json:"last_send_at"`
+	NextSendAt      *time.Time `json:"next_send_at"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+	DeletedAt       *time.Time `json:"-"`
 }
 
 // Pool is a named set of adapters that enrollments are pinned from.
 type Pool struct {
-	ID               uuid.UUID    `json:"id"`
-	Name             string       `json:"name"`
-	OnPinUnavailable string       `json:"on_pin_unavailable"`
+	ID               uuid.UUID `json:"id"`
+	Name             string    `json:"name"`
+	OnPinUnavailable string    `json:"on_pin_unavailable"`
+	// ProviderMatching "prefer" pins a contact to a member whose mailbox
+	// provider matches the contact's when one is eligible; "off" ignores it.
+	ProviderMatching string       `json:"provider_matching"`
 	Members          []PoolMember `json:"members"`
 	CreatedAt        time.Time    `json:"created_at"`
 	UpdatedAt        time.Time    `json:"updated_at"`

@@ -362,3 +362,76 @@ func sameInstant(got any, want string) bool {
 	w, err2 := time.Parse(time.RFC3339, want)
 	return err1 == nil && err2 == nil && g.Equal(w)
 }
+
+// A pool with provider_matching "prefer" pins each contact to a member of
+// the contact's provider (by WDRR among them), and to any member when
+// none matches.
+func TestProviderMatchingPrefer(t *testing.T) {
+	t.Parallel()
+	e, _, _ := newPreflightEnv(t)
+	key := e.tenant("pm")
+	adapter := func(name, host, provider string) string {
+		in := map[string]any{"name": name, "provider": "smtp", "from_address": name + "@good.test",
+			"credentials": map[string]any{"host": host, "port": 587}}
+		if provider != "" {
+			in["mailbox_provider"] = provider
+		}
+		return e.must(201, "POST", "/v1/adapters", key, in)["id"].(string)
+	}
+	g1 := adapter("g1", "smtp.gmail.com", "")
+	m1 := adapter("m1", "smtp.office365.com", "")
+	g2 := adapter("g2", "relay.example.com", "google")
+	if a := e.must(200, "GET", "/v1/adapters/"+g1, key, nil); a["mailbox_provider"] != "google" {
+		t.Fatalf("provider from the SMTP host: %v", a["mailbox_provider"])
+	}
+	assertProblem(t, e.do("POST", "/v1/adapters", key, map[string]any{"name": "x", "provider": "sink", "from_address": "x@good.test", "mailbox_provider": "aol"}), 422, "invalid_value", "mailbox_provider")
+	members := []any{map[string]any{"adapter_id": g1}, map[string]any{"adapter_id": m1}, map[string]any{"adapter_id": g2}}
+	assertProblem(t, e.do("POST", "/v1/pools", key, map[string]any{"name": "bad", "provider_matching": "always"}), 422, "invalid_value", "provider_matching")
+	pool := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "match", "provider_matching": "prefer", "members": members})
+	if pool["provider_matching"] != "prefer" {
+		t.Fatalf("pool: %v", pool)
+	}
+	e.must(201, "POST", "/v1/sequences", key, map[string]any{"key": "m", "name": "M", "pool_id": pool["id"], "verify_recipients": "mx",
+		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}})
+	pin := func(email string) string {
+		return e.must(201, "POST", "/v1/enrollments", key, map[string]any{"sequence_key": "m", "contact": map[string]any{"email": email}})["adapter_id"].(string)
+	}
+	var googlePins []string
+	for i := range 4 {
+		googlePins = append(googlePins, pin(fmt.Sprintf("g%d@good.test", i)))
+	}
+	if fmt.Sprint(googlePins) != fmt.Sprint([]string{g1, g2, g1, g2}) {
+		t.Fatalf("google recipients pinned to %v, want g1 g2 g1 g2", googlePins)
+	}
+	for i := range 3 {
+		if got := pin(fmt.Sprintf("m%d@ms-corp.test", i)); got != m1 {
+			t.Fatalf("microsoft recipient pinned to %s, want m1", got)
+		}
+	}
+	// "other" matches no member: any member may take it.
+	if got := pin("o@aonly.test"); got != g1 && got != m1 && got != g2 {
+		t.Fatalf("other recipient pinned to %s", got)
+	}
+	// The batch path prefers the same way.
+	res := e.must(200, "POST", "/v1/enrollments/batch", key, map[string]any{"sequence_key": "m", "contacts": []any{
+		map[string]any{"email": "b1@ms-corp.test"}, map[string]any{"email": "b2@good.test"}, map[string]any{"email": "b3@gmail.com"},
+	}})
+	rows := res["results"].([]any)
+	if rows[0].(map[string]any)["adapter_id"] != m1 {
+		t.Fatalf("batch microsoft row: %v", rows[0])
+	}
+	for _, r := range rows[1:] {
+		if a := r.(map[string]any)["adapter_id"]; a != g1 && a != g2 {
+			t.Fatalf("batch google row pinned to %v", a)
+		}
+	}
+	// Turning matching off: plain WDRR over all three.
+	e.must(200, "PATCH", "/v1/pools/"+pool["id"].(string), key, map[string]any{"provider_matching": "off"})
+	seen := map[string]bool{}
+	for i := range 6 {
+		seen[pin(fmt.Sprintf("x%d@ms-corp.test", i))] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("without matching, microsoft recipients went to %v", seen)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/preflight"
 )
 
 func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
@@ -18,7 +19,7 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
 		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
-		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, LastSendAt: r.LastSendAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, MailboxProvider: r.MailboxProvider, LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
 	}
 }
@@ -64,6 +65,12 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 	}
 	if err := s.ensureSenderDomain(ctx, s.q, tenant, row.FromAddress); err != nil {
 		return a, err
+	}
+	if mp := mailboxProvider(in, a.MailboxProvider); mp != "" {
+		if err := s.q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: row.ID, MailboxProvider: mp}); err != nil {
+			return a, err
+		}
+		row.MailboxProvider = mp
 	}
 	return adapterFromRow(row), nil
 }
@@ -120,6 +127,13 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		})
 		if err != nil {
 			return nil, err
+		}
+		if in.MailboxProvider != nil || in.Credentials != nil {
+			mp := mailboxProvider(in, a.MailboxProvider)
+			if err := q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: id, MailboxProvider: mp}); err != nil {
+				return nil, err
+			}
+			updated.MailboxProvider = mp
 		}
 		out = adapterFromRow(updated)
 		return nil, s.ensureSenderDomain(ctx, q, tenant, updated.FromAddress)
@@ -193,4 +207,16 @@ func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.U
 		return c, err
 	}
 	return c, json.Unmarshal(pt, &c)
+}
+
+// mailboxProvider is an adapter's own provider: the one given, else the
+// one its SMTP host belongs to (preflight.ProviderOfHost).
+func mailboxProvider(in dripdrop.AdapterInput, given string) string {
+	if in.MailboxProvider != nil && *in.MailboxProvider != "" {
+		return *in.MailboxProvider
+	}
+	if in.Credentials != nil {
+		return preflight.ProviderOfHost(in.Credentials.Host)
+	}
+	return given
 }

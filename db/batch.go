@@ -180,7 +180,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		rowOf := map[uuid.UUID]int{}
 		exhausted := false
 		for _, i := range todo {
-			adapter, ok := p.pick()
+			adapter, ok := p.pickFor(providers[i])
 			if !ok {
 				exhausted = true
 				results[i].Status = "error"

@@ -177,7 +177,12 @@ func newPicker(pool dbsqlc.Pool, cands []candidate) *picker {
 
 // pick returns the adapter to pin (policy.PickPin), or ok=false when the
 // pool is exhausted. A deleted pool has no WDRR members.
-func (p *picker) pick() (uuid.UUID, bool) {
+func (p *picker) pick() (uuid.UUID, bool) { return p.pickFor("") }
+
+// pickFor is pick for a recipient of the given provider: a pool with
+// provider_matching "prefer" runs WDRR among the eligible members of that
+// provider when there is one (policy.PickPinMatching).
+func (p *picker) pickFor(provider string) (uuid.UUID, bool) {
 	wdrr := p.wdrr
 	if p.pool.DeletedAt != nil {
 		wdrr = nil
@@ -190,7 +195,14 @@ func (p *picker) pick() (uuid.UUID, bool) {
 			reassignable[i], pins[i] = policy.Reassignable(c.member), c.pins
 		}
 	}
-	i, viaWDRR := policy.PickPin(wdrr, reassignable, pins)
+	var match []bool
+	if provider != "" && p.pool.ProviderMatching == dripdrop.ProviderMatchingPrefer {
+		match = make([]bool, len(p.cands))
+		for i, c := range p.cands {
+			match[i] = c.row.MailboxProvider == provider
+		}
+	}
+	i, viaWDRR := policy.PickPinMatching(wdrr, match, reassignable, pins)
 	if i < 0 {
 		return uuid.Nil, false
 	}
@@ -324,7 +336,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		if err != nil {
 			return evs, err
 		}
-		adapter, ok := p.pick()
+		adapter, ok := p.pickFor(verdict[0].Provider)
 		if !ok {
 			ev := p.exhaustedEvent(tenant, ref.versionID)
 			exhausted = &ev

@@ -16,7 +16,7 @@ SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 -- load of adapters, a free join matched every member against every adapter.
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (

@@ -59,3 +59,7 @@ FROM (SELECT unnest(@domains::text[]) AS domain, unnest(@statuses::text[]) AS st
 ON CONFLICT (tenant_key, domain) DO UPDATE SET
     status = excluded.status, code = excluded.code, provider = excluded.provider, evidence = excluded.evidence,
     checked_at = excluded.checked_at, expires_at = excluded.expires_at;
+
+-- name: SetMailboxProvider :exec
+UPDATE adapters SET mailbox_provider = @mailbox_provider
+WHERE tenant_key = @tenant_key AND id = @id;

@@ -23,7 +23,7 @@ INSERT INTO adapters (
     $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $20, $20, $20
 )
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider
 `
 
 type CreateAdapterParams struct {
@@ -105,12 +105,13 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }
 
 const getAdapter = `-- name: GetAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetAdapterParams struct {
@@ -153,12 +154,13 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }
 
 const getAdapterForUpdate = `-- name: GetAdapterForUpdate :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetAdapterForUpdateParams struct {
@@ -201,12 +203,13 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }
 
 const listAdapters = `-- name: ListAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -259,6 +262,7 @@ func (q *Queries) ListAdapters(ctx context.Context, arg ListAdaptersParams) ([]A
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.MailboxProvider,
 		); err != nil {
 			return nil, err
 		}
@@ -297,7 +301,7 @@ UPDATE adapters SET
     min_gap_seconds = $11, gap_jitter_seconds = $12, max_in_flight = $13,
     updated_at = $14
 WHERE tenant_key = $15 AND id = $16 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider
 `
 
 type UpdateAdapterParams struct {
@@ -371,6 +375,7 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }

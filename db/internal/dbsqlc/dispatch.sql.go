@@ -202,7 +202,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -245,6 +245,7 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }
@@ -566,7 +567,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -611,12 +612,13 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.MailboxProvider,
 	)
 	return i, err
 }
 
 const lockAdapters = `-- name: LockAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
 `
 
 type LockAdaptersParams struct {
@@ -667,6 +669,7 @@ func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]A
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.MailboxProvider,
 		); err != nil {
 			return nil, err
 		}

@@ -130,7 +130,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -183,6 +183,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.MailboxProvider,
 		); err != nil {
 			return nil, err
 		}
@@ -829,7 +830,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 }
 
 const lockPool = `-- name: LockPool :one
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type LockPoolParams struct {
@@ -848,6 +849,7 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
@@ -855,11 +857,11 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 const poolCandidates = `-- name: PoolCandidates :many
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.mailbox_provider FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
     SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
@@ -876,21 +878,22 @@ type PoolCandidatesParams struct {
 }
 
 type PoolCandidatesRow struct {
-	MemberID      uuid.UUID
-	AdapterID     uuid.UUID
-	Weight        int
-	MemberActive  bool
-	AdapterActive bool
-	DeletedAt     *time.Time
-	HealthState   dripdrop.HealthState
-	HealthScore   *float64
-	RestingUntil  *time.Time
-	DailyCap      *int
-	RampFloor     int
-	RampIncrement *int
-	RampStartedAt *time.Time
-	Timezone      string
-	Counter       int64
+	MemberID        uuid.UUID
+	AdapterID       uuid.UUID
+	Weight          int
+	MemberActive    bool
+	AdapterActive   bool
+	DeletedAt       *time.Time
+	HealthState     dripdrop.HealthState
+	HealthScore     *float64
+	RestingUntil    *time.Time
+	DailyCap        *int
+	RampFloor       int
+	RampIncrement   *int
+	RampStartedAt   *time.Time
+	Timezone        string
+	MailboxProvider string
+	Counter         int64
 }
 
 // The pool's members with their adapters and counters, each reached by key
@@ -920,6 +923,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 			&i.RampIncrement,
 			&i.RampStartedAt,
 			&i.Timezone,
+			&i.MailboxProvider,
 			&i.Counter,
 		); err != nil {
 			return nil, err

@@ -45,6 +45,7 @@ type Adapter struct {
 	RestStreak         int
 	AdapterFailures    int
 	AuthFailures       int
+	MailboxProvider    string
 }
 
 type AdapterDailyUsage struct {
@@ -188,6 +189,7 @@ type Pool struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	DeletedAt        *time.Time
+	ProviderMatching string
 }
 
 type PoolMember struct {

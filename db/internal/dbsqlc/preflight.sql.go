@@ -14,7 +14,7 @@ import (
 )
 
 const adaptersOfDomain = `-- name: AdaptersOfDomain :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND lower(split_part(from_address, '@', 2)) = $2::text
 ORDER BY id
 `
@@ -65,6 +65,7 @@ func (q *Queries) AdaptersOfDomain(ctx context.Context, arg AdaptersOfDomainPara
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.MailboxProvider,
 		); err != nil {
 			return nil, err
 		}
@@ -378,6 +379,22 @@ func (q *Queries) SaveSenderDomain(ctx context.Context, arg SaveSenderDomainPara
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const setMailboxProvider = `-- name: SetMailboxProvider :exec
+UPDATE adapters SET mailbox_provider = $1
+WHERE tenant_key = $2 AND id = $3
+`
+
+type SetMailboxProviderParams struct {
+	MailboxProvider string
+	TenantKey       string
+	ID              uuid.UUID
+}
+
+func (q *Queries) SetMailboxProvider(ctx context.Context, arg SetMailboxProviderParams) error {
+	_, err := q.db.Exec(ctx, setMailboxProvider, arg.MailboxProvider, arg.TenantKey, arg.ID)
+	return err
 }
 
 const setRequireDomainAuth = `-- name: SetRequireDomainAuth :one
