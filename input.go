@@ -128,6 +128,9 @@ type AdapterInput struct {
 	// provider-aware pinning (google, microsoft, …, other); "" = from the
 	// SMTP host (smtp.gmail.com, smtp.office365.com).
 	MailboxProvider *string `json:"mailbox_provider"`
+	// ProviderCaps caps this adapter's sends per local day to recipients
+	// of a provider ({"microsoft": 20}); {} removes every cap.
+	ProviderCaps map[string]int `json:"provider_caps"`
 }
 
 // Limits on adapter settings.
@@ -257,6 +260,22 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 	}
 	a.MaxInFlight = in.MaxInFlight.apply(a.MaxInFlight)
+	if in.ProviderCaps != nil {
+		caps := map[string]int{}
+		for p, n := range in.ProviderCaps {
+			if !slices.Contains(MailboxProviders, p) {
+				return a, Errorf(ECodeInvalidValue, "provider_caps", "provider_caps keys must be among %s", strings.Join(MailboxProviders, ", "))
+			}
+			if err := checkRange("provider_caps."+p, n, 1, 1_000_000); err != nil {
+				return a, err
+			}
+			caps[p] = n
+		}
+		a.ProviderCaps = caps
+	}
+	if a.ProviderCaps == nil {
+		a.ProviderCaps = map[string]int{}
+	}
 	if in.MailboxProvider != nil {
 		if *in.MailboxProvider != "" && !slices.Contains(MailboxProviders, *in.MailboxProvider) {
 			return a, Errorf(ECodeInvalidValue, "mailbox_provider", "mailbox_provider must be one of %s, or empty", strings.Join(MailboxProviders, ", "))

@@ -132,12 +132,15 @@ type Adapter struct {
 	MaxInFlight *int `json:"max_in_flight"`
 	// MailboxProvider is the adapter's own mailbox provider (provider-aware
 	// pinning, docs/preflight.md): google, microsoft, …, or "" unknown.
-	MailboxProvider string     `json:"mailbox_provider"`
-	LastSendAt      *time.Time `json:"last_send_at"`
-	NextSendAt      *time.Time `json:"next_send_at"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	DeletedAt       *time.Time `json:"-"`
+	MailboxProvider string `json:"mailbox_provider"`
+	// ProviderCaps are the most sends per local day to recipients of a
+	// provider ({"microsoft": 20}); the provider_cap policy enforces them.
+	ProviderCaps map[string]int `json:"provider_caps"`
+	LastSendAt   *time.Time     `json:"last_send_at"`
+	NextSendAt   *time.Time     `json:"next_send_at"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+	DeletedAt    *time.Time     `json:"-"`
 }
 
 // Pool is a named set of adapters that enrollments are pinned from.

@@ -435,3 +435,38 @@ func TestProviderMatchingPrefer(t *testing.T) {
 		t.Fatalf("without matching, microsoft recipients went to %v", seen)
 	}
 }
+
+func TestProviderCapsAPI(t *testing.T) {
+	t.Parallel()
+	e, _, _ := newPreflightEnv(t)
+	key := e.tenant("caps")
+	assertProblem(t, e.do("POST", "/v1/adapters", key, map[string]any{"name": "x", "provider": "sink", "from_address": "x@good.test", "provider_caps": map[string]any{"aol": 5}}), 422, "invalid_value", "provider_caps")
+	assertProblem(t, e.do("POST", "/v1/adapters", key, map[string]any{"name": "x", "provider": "sink", "from_address": "x@good.test", "provider_caps": map[string]any{"microsoft": 0}}), 422, "out_of_range", "provider_caps.microsoft")
+	a := e.must(201, "POST", "/v1/adapters", key, map[string]any{"name": "a", "provider": "smtp", "from_address": "a@good.test",
+		"credentials": map[string]any{"host": "relay.example.com", "port": 587}, "provider_caps": map[string]any{"microsoft": 20, "google": 50}})
+	if c := a["provider_caps"].(map[string]any); c["microsoft"] != float64(20) || c["google"] != float64(50) {
+		t.Fatalf("caps: %v", a["provider_caps"])
+	}
+	a = e.must(200, "PATCH", "/v1/adapters/"+a["id"].(string), key, map[string]any{"provider_caps": map[string]any{"microsoft": 5}})
+	if c := a["provider_caps"].(map[string]any); len(c) != 1 || c["microsoft"] != float64(5) {
+		t.Fatalf("patched caps: %v", a["provider_caps"])
+	}
+	p := e.must(201, "POST", "/v1/pools", key, map[string]any{"name": "main", "members": []any{map[string]any{"adapter_id": a["id"]}}})
+	e.must(201, "POST", "/v1/sequences", key, map[string]any{"key": "c", "name": "C", "pool_id": p["id"],
+		"steps": []any{map[string]any{"key": "intro", "subject": "Hi", "body_text": "Hello"}}})
+	en := e.must(201, "POST", "/v1/enrollments", key, map[string]any{"sequence_key": "c", "contact": map[string]any{"email": "ann@outlook.com"}})
+	if en["recipient_provider"] != "microsoft" {
+		t.Fatalf("recipient provider: %v", en["recipient_provider"])
+	}
+	ex := e.must(200, "GET", "/v1/enrollments/"+en["id"].(string)+"/explain", key, nil)
+	var pc map[string]any
+	for _, v := range ex["verdicts"].([]any) {
+		if m := v.(map[string]any); m["policy"] == "provider_cap" {
+			pc = m
+		}
+	}
+	if pc == nil || pc["action"] != "allow" || pc["inputs"].(map[string]any)["provider_cap"] != float64(5) ||
+		pc["inputs"].(map[string]any)["recipient_provider"] != "microsoft" || pc["inputs"].(map[string]any)["sent_today_for_provider"] != float64(0) {
+		t.Fatalf("provider_cap verdict: %v", pc)
+	}
+}

@@ -19,7 +19,7 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
 		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
-		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, MailboxProvider: r.MailboxProvider, LastSendAt: r.LastSendAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, MailboxProvider: r.MailboxProvider, ProviderCaps: capsOrEmpty(r.ProviderCaps), LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
 	}
 }
@@ -65,6 +65,13 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 	}
 	if err := s.ensureSenderDomain(ctx, s.q, tenant, row.FromAddress); err != nil {
 		return a, err
+	}
+	if len(a.ProviderCaps) > 0 {
+		b, _ := json.Marshal(a.ProviderCaps)
+		if err := s.q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: row.ID, ProviderCaps: b}); err != nil {
+			return a, err
+		}
+		row.ProviderCaps = b
 	}
 	if mp := mailboxProvider(in, a.MailboxProvider); mp != "" {
 		if err := s.q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: row.ID, MailboxProvider: mp}); err != nil {
@@ -127,6 +134,13 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		})
 		if err != nil {
 			return nil, err
+		}
+		if in.ProviderCaps != nil {
+			b, _ := json.Marshal(a.ProviderCaps)
+			if err := q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: id, ProviderCaps: b}); err != nil {
+				return nil, err
+			}
+			updated.ProviderCaps = b
 		}
 		if in.MailboxProvider != nil || in.Credentials != nil {
 			mp := mailboxProvider(in, a.MailboxProvider)
@@ -219,4 +233,12 @@ func mailboxProvider(in dripdrop.AdapterInput, given string) string {
 		return preflight.ProviderOfHost(in.Credentials.Host)
 	}
 	return given
+}
+
+// capsOrEmpty reads provider_caps for the API ({} when none).
+func capsOrEmpty(raw []byte) map[string]int {
+	if m := providerCaps(raw); m != nil {
+		return m
+	}
+	return map[string]int{}
 }

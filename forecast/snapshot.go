@@ -50,6 +50,10 @@ type Adapter struct {
 	SentToday map[uuid.UUID]int `json:"sent_today"`
 	// Budgets are max_share_pct per sequence version (absent = 100).
 	Budgets map[uuid.UUID]int `json:"budgets"`
+	// ProviderCaps are the adapter's daily caps per recipient provider and
+	// SentTodayByProvider its sends to those providers on its local day.
+	ProviderCaps        map[string]int `json:"provider_caps,omitempty"`
+	SentTodayByProvider map[string]int `json:"sent_today_by_provider,omitempty"`
 }
 
 // Pool is a pool with its members in member-id order.
@@ -98,6 +102,8 @@ type Enrollment struct {
 	AdapterID  uuid.UUID `json:"adapter_id"` // the pin
 	Timezone   string    `json:"timezone,omitempty"`
 	Suppressed bool      `json:"suppressed,omitempty"`
+	// RecipientProvider is the contact's mailbox provider (provider caps).
+	RecipientProvider string `json:"recipient_provider,omitempty"`
 	// The pending execution: its step position, sender, due time and
 	// whether it is already being sent (then it counts as sent at Now).
 	Position     int       `json:"position"`

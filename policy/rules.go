@@ -47,7 +47,7 @@ func (v Verdict) Scope() Scope {
 		return ScopeSkip
 	}
 	switch v.Policy {
-	case SendWindow, Holiday, SubCap:
+	case SendWindow, Holiday, SubCap, ProviderCap:
 		return ScopeExecution
 	case AdapterResting, RampCap, MinGap:
 		return ScopeAdapter

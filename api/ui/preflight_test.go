@@ -35,7 +35,7 @@ func TestAdapterPageDomainBadge(t *testing.T) {
 	}
 	name, provider, from := "Broken", "smtp", "x@broken.test"
 	a, err := k.Store.CreateAdapter(ctx, "badge", dripdrop.AdapterInput{Name: &name, Provider: &provider, FromAddress: &from,
-		Credentials: &dripdrop.SMTPCredentials{Host: "relay.example.com", Port: 587}})
+		Credentials: &dripdrop.SMTPCredentials{Host: "relay.example.com", Port: 587}, ProviderCaps: map[string]int{"microsoft": 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,7 @@ func TestAdapterPageDomainBadge(t *testing.T) {
 		`<span class="badge preflight-fail" data-testid="domain-status">fail</span>`,
 		`<code>spf_pass_all</code>`, `<code>mx_null</code>`, `<code>dmarc_missing</code>`,
 		`<code>v=spf1 &#43;all</code>`, // the evidence: the record as published
+		`at most 20 a day to microsoft recipients (provider_cap)`,
 	} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("adapter page lacks %s", want)

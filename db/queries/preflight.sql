@@ -63,3 +63,23 @@ ON CONFLICT (tenant_key, domain) DO UPDATE SET
 -- name: SetMailboxProvider :exec
 UPDATE adapters SET mailbox_provider = @mailbox_provider
 WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: ProviderUsage :many
+-- Today's sends of capped providers per adapter (adapter-local days).
+SELECT u.adapter_id, u.provider, u.sent
+FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) AS day) k
+JOIN adapter_provider_usage u ON u.tenant_key = @tenant_key AND u.adapter_id = k.adapter_id AND u.day = k.day;
+
+-- name: AddProviderUsage :exec
+INSERT INTO adapter_provider_usage (tenant_key, adapter_id, day, provider, sent)
+SELECT @tenant_key::text, r.adapter_id, r.day, r.provider, count(*)::int
+FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) AS day, unnest(@providers::text[]) AS provider) r
+GROUP BY r.adapter_id, r.day, r.provider
+ON CONFLICT (tenant_key, adapter_id, day, provider) DO UPDATE SET sent = adapter_provider_usage.sent + excluded.sent;
+
+-- name: SetProviderCaps :exec
+UPDATE adapters SET provider_caps = @provider_caps WHERE tenant_key = @tenant_key AND id = @id;
+
+-- name: ForecastProviderUsage :many
+SELECT u.adapter_id, u.day, u.provider, u.sent FROM adapter_provider_usage u
+WHERE u.tenant_key = @tenant_key AND u.day >= @since::date;

@@ -23,7 +23,7 @@ INSERT INTO adapters (
     $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $20, $20, $20
 )
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps
 `
 
 type CreateAdapterParams struct {
@@ -106,12 +106,13 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const getAdapter = `-- name: GetAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetAdapterParams struct {
@@ -155,12 +156,13 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const getAdapterForUpdate = `-- name: GetAdapterForUpdate :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetAdapterForUpdateParams struct {
@@ -204,12 +206,13 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const listAdapters = `-- name: ListAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -263,6 +266,7 @@ func (q *Queries) ListAdapters(ctx context.Context, arg ListAdaptersParams) ([]A
 			&i.AdapterFailures,
 			&i.AuthFailures,
 			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -301,7 +305,7 @@ UPDATE adapters SET
     min_gap_seconds = $11, gap_jitter_seconds = $12, max_in_flight = $13,
     updated_at = $14
 WHERE tenant_key = $15 AND id = $16 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps
 `
 
 type UpdateAdapterParams struct {
@@ -376,6 +380,7 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }

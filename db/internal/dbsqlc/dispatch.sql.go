@@ -202,7 +202,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -246,6 +246,7 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
@@ -319,7 +320,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
        st.adapter_override_id,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.recipient_provider,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
@@ -366,6 +367,7 @@ type LoadSendRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	RecipientProvider *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
@@ -410,6 +412,7 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 		&i.PinID,
 		&i.SequenceVersionID,
 		&i.SequenceID,
+		&i.RecipientProvider,
 		&i.WindowDays,
 		&i.WindowStart,
 		&i.WindowEnd,
@@ -428,7 +431,7 @@ SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
        st.adapter_override_id,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.recipient_provider,
        v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest($1::uuid[]) AS i(id)
@@ -486,6 +489,7 @@ type LoadSendsLockedRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	RecipientProvider *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
@@ -547,6 +551,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 			&i.PinID,
 			&i.SequenceVersionID,
 			&i.SequenceID,
+			&i.RecipientProvider,
 			&i.WindowDays,
 			&i.WindowStart,
 			&i.WindowEnd,
@@ -567,7 +572,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -613,12 +618,13 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.AdapterFailures,
 		&i.AuthFailures,
 		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const lockAdapters = `-- name: LockAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
 `
 
 type LockAdaptersParams struct {
@@ -670,6 +676,7 @@ func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]A
 			&i.AdapterFailures,
 			&i.AuthFailures,
 			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}

@@ -130,7 +130,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -184,6 +184,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.AdapterFailures,
 			&i.AuthFailures,
 			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -861,7 +862,7 @@ SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.mailbox_provider FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.mailbox_provider, ad.provider_caps FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
     SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id

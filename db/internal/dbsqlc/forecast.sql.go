@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
@@ -16,7 +17,7 @@ import (
 const forecastAdapters = `-- name: ForecastAdapters :many
 
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, provider_caps
 FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL
 ORDER BY id
@@ -38,6 +39,7 @@ type ForecastAdaptersRow struct {
 	GapJitterSeconds int
 	LastSendAt       *time.Time
 	NextSendAt       *time.Time
+	ProviderCaps     json.RawMessage
 }
 
 // Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
@@ -66,6 +68,7 @@ func (q *Queries) ForecastAdapters(ctx context.Context, tenantKey string) ([]For
 			&i.GapJitterSeconds,
 			&i.LastSendAt,
 			&i.NextSendAt,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -183,7 +186,7 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 }
 
 const forecastPending = `-- name: ForecastPending :many
-SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
+SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, e.recipient_provider, x.adapter_id AS exec_adapter_id, st.position,
        x.scheduled_for, x.followup, x.state,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
@@ -201,6 +204,7 @@ type ForecastPendingRow struct {
 	AdapterID         uuid.UUID
 	Timezone          *string
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ExecAdapterID     uuid.UUID
 	Position          int
 	ScheduledFor      time.Time
@@ -227,6 +231,7 @@ func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]Fore
 			&i.AdapterID,
 			&i.Timezone,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ExecAdapterID,
 			&i.Position,
 			&i.ScheduledFor,

@@ -46,6 +46,7 @@ type Adapter struct {
 	AdapterFailures    int
 	AuthFailures       int
 	MailboxProvider    string
+	ProviderCaps       json.RawMessage
 }
 
 type AdapterDailyUsage struct {
@@ -62,6 +63,14 @@ type AdapterDue struct {
 	DueAt     time.Time
 	Served    int64
 	Ver       int64
+}
+
+type AdapterProviderUsage struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Day       time.Time
+	Provider  string
+	Sent      int
 }
 
 type ApiKey struct {

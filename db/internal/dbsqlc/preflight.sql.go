@@ -14,7 +14,7 @@ import (
 )
 
 const adaptersOfDomain = `-- name: AdaptersOfDomain :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND lower(split_part(from_address, '@', 2)) = $2::text
 ORDER BY id
 `
@@ -66,6 +66,7 @@ func (q *Queries) AdaptersOfDomain(ctx context.Context, arg AdaptersOfDomainPara
 			&i.AdapterFailures,
 			&i.AuthFailures,
 			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -75,6 +76,31 @@ func (q *Queries) AdaptersOfDomain(ctx context.Context, arg AdaptersOfDomainPara
 		return nil, err
 	}
 	return items, nil
+}
+
+const addProviderUsage = `-- name: AddProviderUsage :exec
+INSERT INTO adapter_provider_usage (tenant_key, adapter_id, day, provider, sent)
+SELECT $1::text, r.adapter_id, r.day, r.provider, count(*)::int
+FROM (SELECT unnest($2::uuid[]) AS adapter_id, unnest($3::date[]) AS day, unnest($4::text[]) AS provider) r
+GROUP BY r.adapter_id, r.day, r.provider
+ON CONFLICT (tenant_key, adapter_id, day, provider) DO UPDATE SET sent = adapter_provider_usage.sent + excluded.sent
+`
+
+type AddProviderUsageParams struct {
+	TenantKey  string
+	AdapterIds []uuid.UUID
+	Days       []time.Time
+	Providers  []string
+}
+
+func (q *Queries) AddProviderUsage(ctx context.Context, arg AddProviderUsageParams) error {
+	_, err := q.db.Exec(ctx, addProviderUsage,
+		arg.TenantKey,
+		arg.AdapterIds,
+		arg.Days,
+		arg.Providers,
+	)
+	return err
 }
 
 const cachedRecipientDomains = `-- name: CachedRecipientDomains :many
@@ -204,6 +230,48 @@ func (q *Queries) ExtendRest(ctx context.Context, arg ExtendRestParams) error {
 	return err
 }
 
+const forecastProviderUsage = `-- name: ForecastProviderUsage :many
+SELECT u.adapter_id, u.day, u.provider, u.sent FROM adapter_provider_usage u
+WHERE u.tenant_key = $1 AND u.day >= $2::date
+`
+
+type ForecastProviderUsageParams struct {
+	TenantKey string
+	Since     time.Time
+}
+
+type ForecastProviderUsageRow struct {
+	AdapterID uuid.UUID
+	Day       time.Time
+	Provider  string
+	Sent      int
+}
+
+func (q *Queries) ForecastProviderUsage(ctx context.Context, arg ForecastProviderUsageParams) ([]ForecastProviderUsageRow, error) {
+	rows, err := q.db.Query(ctx, forecastProviderUsage, arg.TenantKey, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ForecastProviderUsageRow
+	for rows.Next() {
+		var i ForecastProviderUsageRow
+		if err := rows.Scan(
+			&i.AdapterID,
+			&i.Day,
+			&i.Provider,
+			&i.Sent,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getRequireDomainAuth = `-- name: GetRequireDomainAuth :one
 SELECT require_domain_auth FROM tenants WHERE tenant_key = $1
 `
@@ -284,6 +352,45 @@ func (q *Queries) ListSenderDomains(ctx context.Context, arg ListSenderDomainsPa
 			&i.CreatedAt,
 			&i.UpdatedAt,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const providerUsage = `-- name: ProviderUsage :many
+SELECT u.adapter_id, u.provider, u.sent
+FROM (SELECT unnest($1::uuid[]) AS adapter_id, unnest($2::date[]) AS day) k
+JOIN adapter_provider_usage u ON u.tenant_key = $3 AND u.adapter_id = k.adapter_id AND u.day = k.day
+`
+
+type ProviderUsageParams struct {
+	AdapterIds []uuid.UUID
+	Days       []time.Time
+	TenantKey  string
+}
+
+type ProviderUsageRow struct {
+	AdapterID uuid.UUID
+	Provider  string
+	Sent      int
+}
+
+// Today's sends of capped providers per adapter (adapter-local days).
+func (q *Queries) ProviderUsage(ctx context.Context, arg ProviderUsageParams) ([]ProviderUsageRow, error) {
+	rows, err := q.db.Query(ctx, providerUsage, arg.AdapterIds, arg.Days, arg.TenantKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ProviderUsageRow
+	for rows.Next() {
+		var i ProviderUsageRow
+		if err := rows.Scan(&i.AdapterID, &i.Provider, &i.Sent); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -394,6 +501,21 @@ type SetMailboxProviderParams struct {
 
 func (q *Queries) SetMailboxProvider(ctx context.Context, arg SetMailboxProviderParams) error {
 	_, err := q.db.Exec(ctx, setMailboxProvider, arg.MailboxProvider, arg.TenantKey, arg.ID)
+	return err
+}
+
+const setProviderCaps = `-- name: SetProviderCaps :exec
+UPDATE adapters SET provider_caps = $1 WHERE tenant_key = $2 AND id = $3
+`
+
+type SetProviderCapsParams struct {
+	ProviderCaps json.RawMessage
+	TenantKey    string
+	ID           uuid.UUID
+}
+
+func (q *Queries) SetProviderCaps(ctx context.Context, arg SetProviderCapsParams) error {
+	_, err := q.db.Exec(ctx, setProviderCaps, arg.ProviderCaps, arg.TenantKey, arg.ID)
 	return err
 }
 
