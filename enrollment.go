@@ -50,6 +50,9 @@ type Enrollment struct {
 	PauseReason       *string         `json:"pause_reason"`
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
+	// RecipientProvider is the mailbox provider of the contact's domain
+	// (google, microsoft, …, other) when known (docs/preflight.md).
+	RecipientProvider *string `json:"recipient_provider"`
 	// ReplyCategory is the category of the contact's latest human reply.
 	ReplyCategory *string `json:"reply_category"`
 	// RoutedFrom is the enrollment whose branch created this one; Routes

@@ -3,6 +3,7 @@ package dripdrop
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,7 @@ const MaxSteps = 50
 // DefaultSendWindow is Monday–Friday 08:00–18:00, the window of a version
 // that sets none (docs/sending.md#policies).
 func DefaultSendWindow() SendWindow {
-	return SendWindow{Days: []int{1, 2, 3, 4, 5}, Start: "08:00", End: "18:00", Timezone: "UTC"}
+	return SendWindow{Days: []int{1, 2, 3, 4, 5}, Start: "08:00", End: "18:00", Timezone: "UTC", Holidays: []string{}}
 }
 
 // SequenceInput creates a sequence together with its first version.
@@ -58,8 +59,9 @@ type VersionInput struct {
 	// replier's e-mail domain (free-mail domains excepted).
 	StopCompanyOnReply *bool `json:"stop_company_on_reply"`
 	// ListUnsubscribe: one_click (default), mailto or off.
-	ListUnsubscribe *string     `json:"list_unsubscribe"`
-	Steps           []StepInput `json:"steps"`
+	ListUnsubscribe  *string     `json:"list_unsubscribe"`
+	VerifyRecipients *string     `json:"verify_recipients"`
+	Steps            []StepInput `json:"steps"`
 	// Branches route outcomes to other sequences (docs/sequences.md#branches).
 	Branches *BranchesInput `json:"branches"`
 	// ContinueThread: a contact routed into this version by a branch gets
@@ -77,6 +79,20 @@ const (
 	ListUnsubscribeMailto   = "mailto"
 	ListUnsubscribeOff      = "off"
 )
+
+// Recipient verification levels of a version (docs/preflight.md#recipients):
+// off checks only the address form, syntax adds RFC 5321/6531 syntax with
+// IDN and the role and disposable lists, mx adds the domain's mail records.
+const (
+	VerifyOff    = "off"
+	VerifySyntax = "syntax"
+	VerifyMX     = "mx"
+)
+
+// ValidVerifyRecipients reports whether v is a verification level.
+func ValidVerifyRecipients(v string) bool {
+	return v == VerifyOff || v == VerifySyntax || v == VerifyMX
+}
 
 // ValidListUnsubscribe reports whether v is a List-Unsubscribe setting.
 func ValidListUnsubscribe(v string) bool {
@@ -120,7 +136,7 @@ type AutoWinnerInput struct {
 // returns the resulting version. Pool and override adapters are checked for
 // existence by the store.
 func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
-	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true, ListUnsubscribe: ListUnsubscribeOneClick}
+	v := SequenceVersion{Mode: "outbound", SendWindow: DefaultSendWindow(), StopOnReply: true, ListUnsubscribe: ListUnsubscribeOneClick, VerifyRecipients: VerifySyntax}
 	if cur != nil {
 		v = *cur
 	} else {
@@ -165,6 +181,12 @@ func (in VersionInput) Apply(cur *SequenceVersion) (SequenceVersion, error) {
 	}
 	if in.ContinueThread != nil {
 		v.ContinueThread = *in.ContinueThread
+	}
+	if in.VerifyRecipients != nil {
+		if !ValidVerifyRecipients(*in.VerifyRecipients) {
+			return v, Errorf(ECodeInvalidValue, "verify_recipients", "verify_recipients must be \"off\", \"syntax\" or \"mx\"")
+		}
+		v.VerifyRecipients = *in.VerifyRecipients
 	}
 	if in.Steps != nil {
 		steps, err := applySteps(in.Steps)
@@ -297,7 +319,16 @@ func ParseClock(s string) (int, bool) {
 func FormatClock(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60) }
 
 func (w SendWindow) normalize() (SendWindow, error) {
-	out := SendWindow{Start: w.Start, End: w.End, Timezone: w.Timezone}
+	out := SendWindow{Start: w.Start, End: w.End, Timezone: w.Timezone, Holidays: []string{}}
+	if len(w.Holidays) > 10 {
+		return out, Errorf(ECodeOutOfRange, "send_window.holidays", "at most 10 holiday calendars")
+	}
+	for _, h := range w.Holidays {
+		if len(h) != 2 || h[0] < 'A' || h[0] > 'Z' || h[1] < 'A' || h[1] > 'Z' || slices.Contains(out.Holidays, h) {
+			return out, Errorf(ECodeInvalidValue, "send_window.holidays", "holidays must be distinct ISO 3166-1 alpha-2 country codes such as \"US\" or \"DE\"")
+		}
+		out.Holidays = append(out.Holidays, h)
+	}
 	if out.Timezone == "" {
 		out.Timezone = "UTC"
 	}

@@ -226,6 +226,12 @@ func New(cfg Config) *Server {
 		{"DELETE", "/v1/telemetry/subscriptions/{id}", authTenant, deleteByID(s.store.DeleteSubscription)},
 		{"POST", "/v1/telemetry/subscriptions/{id}/redeliver", authTenant, s.redeliver},
 
+		{"GET", "/v1/domains", authTenant, s.listDomains},
+		{"GET", "/v1/domains/{domain}", authTenant, s.getDomain},
+		{"POST", "/v1/domains/{domain}/check", authTenant, s.checkDomain},
+		{"GET", "/v1/settings", authTenant, s.getSettings},
+		{"PATCH", "/v1/settings", authTenant, s.updateSettings},
+
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
 		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},

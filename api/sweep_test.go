@@ -34,7 +34,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 		var buf bytes.Buffer
 		for _, p := range []string{"/v1/adapters", "/v1/pools", "/v1/sequences", "/v1/suppressions",
 			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq, "/v1/enrollments/" + b.enrollment,
-			"/v1/telemetry/subscriptions/" + bSub, "/v1/telemetry/events", "/v1/oauth/apps", "/v1/oauth/apps/" + bApp, "/v1/inbound/" + bInbound} {
+			"/v1/telemetry/subscriptions/" + bSub, "/v1/telemetry/events", "/v1/oauth/apps", "/v1/oauth/apps/" + bApp, "/v1/inbound/" + bInbound, "/v1/domains/tenant-b.example.com", "/v1/settings"} {
 			buf.Write(e.do("GET", p, b.key, nil).body)
 		}
 		return buf.Bytes()
@@ -119,8 +119,15 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"PATCH /v1/telemetry/subscriptions/{id}":          {"/v1/telemetry/subscriptions/" + bSub, map[string]any{"active": false}, false},
 		"DELETE /v1/telemetry/subscriptions/{id}":         {"/v1/telemetry/subscriptions/" + bSub, nil, false},
 		"POST /v1/telemetry/subscriptions/{id}/redeliver": {"/v1/telemetry/subscriptions/" + bSub + "/redeliver", map[string]any{"event_id": bEvent}, false},
+		"GET /v1/domains":                                 {"/v1/domains", nil, true},
+		"GET /v1/domains/{domain}":                        {"/v1/domains/tenant-b.example.com", nil, false},
+		// A domain is a name, not B's id: A checking it makes A's own
+		// record (B's stays as it is, which the snapshot proves).
+		"POST /v1/domains/{domain}/check": {"/v1/domains/tenant-b.example.com/check", nil, true},
+		"GET /v1/settings":                {"/v1/settings", nil, true},
+		"PATCH /v1/settings":              {"/v1/settings", nil, true},
 	}
-	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com", bSub, bApp, bInbound}
+	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com", bSub, bApp, bInbound, "tenant-b.example.com"}
 	for _, rt := range e.server.Routes() {
 		if !strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/v1/tenants") {
 			continue
@@ -205,6 +212,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"PUT", "/v1/inbound/providers/mailgun", map[string]any{"signing_key": "k"}, [2]any{"signing_key", 5}, [2]any{"signing_key", strings.Repeat("k", 5000)}},
 		{"POST", "/v1/oauth/apps", map[string]any{"provider": "google", "client_id": "x"}, [2]any{"client_id", 5}, [2]any{"provider", "yahoo"}},
 		{"PUT", "/v1/adapters/" + f.adapterA + "/oauth/token", map[string]any{"refresh_token": "rt-x"}, [2]any{"refresh_token", 5}, [2]any{"refresh_token", strings.Repeat("r", 9000)}},
+		{"POST", "/v1/domains/acme.example.com/check", map[string]any{"provider": "google"}, [2]any{"provider", 5}, [2]any{"dkim_selectors", []any{"not a selector"}}},
+		{"PATCH", "/v1/settings", map[string]any{"require_domain_auth": "block"}, [2]any{"require_domain_auth", 5}, [2]any{"require_domain_auth", "sometimes"}},
 	}
 	for _, rt := range e.server.Routes() {
 		if rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH" {

@@ -78,7 +78,7 @@ func evSuppressed(tenant string, execution, enrollment uuid.UUID, scope any) eve
 func evPolicy(tenant string, sc dbsqlc.LoadSendRow, adapter uuid.UUID, v policy.Verdict) (event, bool) {
 	sid, aid, until := sc.ID.String(), adapter.String(), v.DeferUntil
 	switch v.Policy {
-	case policy.SendWindow:
+	case policy.SendWindow, policy.Holiday: // a holiday is a quiet day
 		return event{name: "dripdrop.policy.quiet_hours", metadata: map[string]any{"step_execution_id": sid, "tenant_key": tenant, "timezone": v.Timezone, "defer_until": until}}, true
 	case policy.AdapterResting:
 		return event{name: "dripdrop.policy.adapter_resting", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until}}, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/policy"
 )
 
 func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
@@ -20,8 +22,8 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 	}
 	return dripdrop.SequenceVersion{
 		ID: r.ID, SequenceID: r.SequenceID, Version: r.Version, State: r.State, Mode: r.Mode, PoolID: r.PoolID,
-		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone},
-		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone, Holidays: nonNilStrings(r.WindowHolidays)},
+		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, VerifyRecipients: r.VerifyRecipients, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
 		Branches: versionBranches(r.Branches), ContinueThread: r.ContinueThread,
 	}
 }
@@ -43,9 +45,21 @@ func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
 	return days, int16(start), int16(end)
 }
 
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // checkVersionRefs verifies that the pool and every override adapter exist
-// in the tenant.
+// in the tenant, and that the window's holiday calendars are known.
 func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v dripdrop.SequenceVersion) error {
+	for _, h := range v.SendWindow.Holidays {
+		if !policy.ValidHolidayCalendar(h) {
+			return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "send_window.holidays", "no holiday calendar %q; known: %s", h, strings.Join(policy.HolidayCalendars(), ", "))
+		}
+	}
 	if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: v.PoolID}); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "pool_id", Message: "pool not found"}
@@ -96,8 +110,8 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 	days, start, end := windowParams(v.SendWindow)
 	row, err := q.CreateSequenceVersion(ctx, dbsqlc.CreateSequenceVersionParams{
 		TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: seq, State: state, Mode: v.Mode, PoolID: v.PoolID,
-		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone,
-		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, ActivatedAt: activatedAt, Now: now,
+		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone, WindowHolidays: nonNilStrings(v.SendWindow.Holidays),
+		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients, ActivatedAt: activatedAt, Now: now,
 	})
 	if err != nil {
 		return err
@@ -266,8 +280,8 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 		days, start, end := windowParams(v.SendWindow)
 		if _, err := q.UpdateDraftVersion(ctx, dbsqlc.UpdateDraftVersionParams{
 			TenantKey: tenant, ID: row.ID, PoolID: v.PoolID, WindowDays: days, WindowStart: start, WindowEnd: end,
-			WindowTimezone: v.SendWindow.Timezone, StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
-			ListUnsubscribe: v.ListUnsubscribe,
+			WindowTimezone: v.SendWindow.Timezone, WindowHolidays: nonNilStrings(v.SendWindow.Holidays), StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
+			ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients,
 		}); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,10 @@ type Leader struct {
 	Resolution time.Duration
 
 	leader atomic.Bool
+	// domainsBusy is set while a domain sweep runs: it asks the DNS, so it
+	// runs beside the other duties instead of holding them up.
+	domainsBusy atomic.Bool
+	background  sync.WaitGroup // the domain sweep; Run waits for it
 }
 
 // Duties and their default schedules (docs/sending.md).
@@ -41,6 +46,7 @@ var DefaultSchedules = map[string]string{
 	"idempotency_janitor":  "@every 1h",
 	"variant_sweep":        "@every 1m", // auto-winner rule of steps with variants (docs/sequences.md)
 	"route_sweep":          "@every 1m", // branches: completions without a reply, due routes (docs/sequences.md)
+	"domain_sweep":         "@every 1m", // sender-domain preflight: new domains, then daily (docs/preflight.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -50,6 +56,7 @@ func (l *Leader) IsLeader() bool { return l.leader.Load() }
 
 // Run campaigns and runs duties until ctx ends, then resigns.
 func (l *Leader) Run(ctx context.Context) {
+	defer l.background.Wait()
 	if l.TTL <= 0 {
 		l.TTL = 30 * time.Second
 	}
@@ -70,6 +77,7 @@ func (l *Leader) Run(ctx context.Context) {
 		"idempotency_janitor":  l.janitor,
 		"variant_sweep":        l.variants,
 		"route_sweep":          l.routes,
+		"domain_sweep":         l.domains,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -198,6 +206,33 @@ func (l *Leader) health(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// domains starts the sender-domain sweep (docs/preflight.md) in the
+// background unless one still runs: DNS answers can take seconds, and the
+// rescue and health duties must not wait for them.
+func (l *Leader) domains(ctx context.Context) error {
+	if !l.domainsBusy.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.background.Add(1)
+	go func() {
+		defer l.background.Done()
+		defer l.domainsBusy.Store(false)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		err := l.forTenants(ctx, func(t string) error {
+			n, err := l.Store.DomainSweep(ctx, t)
+			if n > 0 {
+				l.Logger.Info("domain sweep checked sender domains", "tenant", t, "checked", n)
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			l.Logger.Warn("domain sweep failed", "err", err)
+		}
+	}()
+	return nil
 }
 
 func (l *Leader) janitor(ctx context.Context) error {

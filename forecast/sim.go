@@ -53,6 +53,9 @@ type simAdapter struct {
 	lastBlock policy.Name
 	pins      int64
 	stats     []dayStat
+	// Provider caps (nil: none) and today's sends to the capped providers.
+	caps     map[string]int
+	provSent map[string]int
 }
 
 type simMember struct {
@@ -96,8 +99,9 @@ type simEnrollment struct {
 	key        int32
 	hypo       bool
 	suppressed bool
-	done       int64 // completion time; 0 pending, -1 stopped
-	notBefore  int64 // follow-ups are never due before it (0: no fence)
+	prov       string // recipient provider ("" unknown)
+	done       int64  // completion time; 0 pending, -1 stopped
+	notBefore  int64  // follow-ups are never due before it (0: no fence)
 }
 
 type wkey struct {
@@ -210,7 +214,7 @@ func newSim(s *Snapshot, r Request) *sim {
 			groups[v.SequenceKey] = g
 			m.groups = append(m.groups, v.SequenceKey)
 		}
-		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ)}
+		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ, v.WindowHolidays...)}
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
 		}
@@ -279,7 +283,7 @@ func newSim(s *Snapshot, r Request) *sim {
 			continue
 		}
 		ei := int32(len(m.enr))
-		se := simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed}
+		se := simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed, prov: e.RecipientProvider}
 		if e.NotBefore != nil {
 			se.notBefore = e.NotBefore.UnixNano()
 		}
@@ -344,6 +348,12 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 			a.sentVer[a.ver(vi)] += n
 		}
 		a.sent += n
+	}
+	if len(src.ProviderCaps) > 0 {
+		a.caps, a.provSent = src.ProviderCaps, map[string]int{}
+		for p, n := range src.SentTodayByProvider {
+			a.provSent[p] = n
+		}
 	}
 	for v, pct := range src.Budgets {
 		if vi, ok := m.verIdx[v]; ok {
@@ -417,6 +427,7 @@ func (m *sim) rollDay(a *simAdapter, t int64) {
 		a.dayEnd = policy.NextMidnight(end, a.pa.Location).UnixNano()
 		a.sent = 0
 		clear(a.sentVer)
+		clear(a.provSent)
 	}
 }
 
@@ -503,14 +514,22 @@ func (m *sim) step(a *simAdapter, t int64) {
 		e := &m.enr[it.enr]
 		k := m.keys[e.key]
 		vi := a.ver(e.ver)
-		res := policy.Evaluate(policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
+		in := policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
 			Window: m.versions[e.ver].window, ContactTimezone: k.tz, Adapter: a.pa, SentToday: a.sent,
-			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch})
+			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch}
+		capped := a.caps != nil && e.prov != "" && a.caps[e.prov] > 0
+		if capped {
+			in.RecipientProvider, in.ProviderCap, in.SentTodayForProvider = e.prov, a.caps[e.prov], a.provSent[e.prov]
+		}
+		res := policy.Evaluate(in)
 		b := res.Binding
 		if b == nil {
 			h.pop()
 			a.sent++
 			a.sentVer[vi]++
+			if capped {
+				a.provSent[e.prov]++
+			}
 			if i := a.dayNo - m.baseDay; i >= 0 && i < len(a.stats) {
 				st := &a.stats[i]
 				st.sends++
@@ -556,7 +575,8 @@ func (m *sim) step(a *simAdapter, t int64) {
 		case policy.ScopeExecution:
 			// Execution-level: this execution waits; when every queued
 			// execution shares its window and version, they all do.
-			if len(a.keys) == 1 {
+			// A provider cap holds only that provider's executions.
+			if len(a.keys) == 1 && b.Policy != policy.ProviderCap {
 				a.idle = b.DeferUntil.UnixNano()
 				return
 			}

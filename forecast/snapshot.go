@@ -53,6 +53,10 @@ type Adapter struct {
 	SentToday map[uuid.UUID]int `json:"sent_today"`
 	// Budgets are max_share_pct per sequence version (absent = 100).
 	Budgets map[uuid.UUID]int `json:"budgets"`
+	// ProviderCaps are the adapter's daily caps per recipient provider and
+	// SentTodayByProvider its sends to those providers on its local day.
+	ProviderCaps        map[string]int `json:"provider_caps,omitempty"`
+	SentTodayByProvider map[string]int `json:"sent_today_by_provider,omitempty"`
 }
 
 // Pool is a pool with its members in member-id order.
@@ -82,7 +86,9 @@ type Version struct {
 	WindowStart int       `json:"window_start"` // minutes after local midnight
 	WindowEnd   int       `json:"window_end"`
 	WindowTZ    string    `json:"window_timezone"`
-	Steps       []Step    `json:"steps"` // in position order
+	// WindowHolidays are the window's holiday calendars ("US", "DE", …).
+	WindowHolidays []string `json:"window_holidays,omitempty"`
+	Steps          []Step   `json:"steps"` // in position order
 }
 
 // Step is one step of a version.
@@ -111,6 +117,8 @@ type Enrollment struct {
 	AdapterID  uuid.UUID `json:"adapter_id"` // the pin
 	Timezone   string    `json:"timezone,omitempty"`
 	Suppressed bool      `json:"suppressed,omitempty"`
+	// RecipientProvider is the contact's mailbox provider (provider caps).
+	RecipientProvider string `json:"recipient_provider,omitempty"`
 	// The pending execution: its step position, sender, due time and
 	// whether it is already being sent (then it counts as sent at Now).
 	Position     int       `json:"position"`

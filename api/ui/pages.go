@@ -185,6 +185,9 @@ type adapterData struct {
 	Window      window
 	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
+	// Domain is the preflight report of the From domain (nil before the
+	// domain is known).
+	Domain *db.SenderDomain
 	// Sync is the mailbox sync state; nil without imap settings.
 	Sync *dripdrop.MailboxSync
 	// Connect lists the connect buttons: Reconnect for an oauth2
@@ -233,6 +236,14 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 	}
 	if d.Connect, err = h.connectButtons(r, tenant, a); err != nil {
 		return d, err
+	}
+	if at := strings.LastIndexByte(a.FromAddress, '@'); at >= 0 {
+		dom, err := h.store.GetDomain(ctx, tenant, a.FromAddress[at+1:])
+		if err == nil {
+			d.Domain = &dom
+		} else if dripdrop.ErrorCode(err) != dripdrop.ECodeNotFound && dripdrop.ErrorCode(err) != dripdrop.ECodeInvalidValue {
+			return d, err
+		}
 	}
 	if d.Capacity, err = h.store.AdapterCapacity(ctx, tenant, id); err != nil {
 		return d, err

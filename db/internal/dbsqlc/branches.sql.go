@@ -183,7 +183,7 @@ func (q *Queries) FinishRoute(ctx context.Context, arg FinishRouteParams) error 
 }
 
 const getEnrollmentRow = `-- name: GetEnrollmentRow :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentRowParams struct {
@@ -215,6 +215,7 @@ func (q *Queries) GetEnrollmentRow(ctx context.Context, arg GetEnrollmentRowPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,

@@ -16,31 +16,32 @@ import (
 
 const bulkInsertEnrollments = `-- name: BulkInsertEnrollments :many
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 SELECT $1::text, u.id, $2::uuid, $3::uuid, u.email, nullif(u.first_name, ''),
        nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       $4::timestamptz, $4::timestamptz
+       nullif(u.recipient_provider, ''), $4::timestamptz, $4::timestamptz
 FROM (SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS email, unnest($7::text[]) AS first_name,
              unnest($8::text[]) AS last_name, unnest($9::text[]) AS company,
              unnest($10::text[]) AS timezone, unnest($11::text[]) AS vars,
-             unnest($12::uuid[]) AS adapter_id) u
+             unnest($12::uuid[]) AS adapter_id, unnest($13::text[]) AS recipient_provider) u
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
 RETURNING id
 `
 
 type BulkInsertEnrollmentsParams struct {
-	TenantKey         string
-	SequenceID        uuid.UUID
-	SequenceVersionID uuid.UUID
-	Now               time.Time
-	Ids               []uuid.UUID
-	Emails            []string
-	FirstNames        []string
-	LastNames         []string
-	Companies         []string
-	Timezones         []string
-	VarsList          []string
-	AdapterIds        []uuid.UUID
+	TenantKey          string
+	SequenceID         uuid.UUID
+	SequenceVersionID  uuid.UUID
+	Now                time.Time
+	Ids                []uuid.UUID
+	Emails             []string
+	FirstNames         []string
+	LastNames          []string
+	Companies          []string
+	Timezones          []string
+	VarsList           []string
+	AdapterIds         []uuid.UUID
+	RecipientProviders []string
 }
 
 func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrollmentsParams) ([]uuid.UUID, error) {
@@ -57,6 +58,7 @@ func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrol
 		arg.Timezones,
 		arg.VarsList,
 		arg.AdapterIds,
+		arg.RecipientProviders,
 	)
 	if err != nil {
 		return nil, err
@@ -128,7 +130,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -184,6 +186,8 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.Auth,
 			&i.OauthAppID,
 			&i.ReconnectRequired,
+			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -196,7 +200,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.branches, v.continue_thread
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.verify_recipients, v.window_holidays, v.branches, v.continue_thread
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -226,6 +230,8 @@ type GetActiveVersionBySequenceKeyRow struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
+	WindowHolidays     []string
 	Branches           json.RawMessage
 	ContinueThread     bool
 }
@@ -252,6 +258,8 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
@@ -259,7 +267,7 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 }
 
 const getEnrollment = `-- name: GetEnrollment :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentParams struct {
@@ -291,6 +299,7 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -300,7 +309,7 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 }
 
 const getEnrollmentForUpdate = `-- name: GetEnrollmentForUpdate :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type GetEnrollmentForUpdateParams struct {
@@ -332,6 +341,7 @@ func (q *Queries) GetEnrollmentForUpdate(ctx context.Context, arg GetEnrollmentF
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -373,7 +383,7 @@ func (q *Queries) GetFirstStep(ctx context.Context, arg GetFirstStepParams) (Ste
 }
 
 const getLiveEnrollmentByEmail = `-- name: GetLiveEnrollmentByEmail :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject FROM enrollments
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower($3::text) AND state IN ('active', 'paused')
 `
 
@@ -407,6 +417,7 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -417,11 +428,11 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 
 const insertEnrollment = `-- name: InsertEnrollment :one
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12, $12)
+        $9, $10, $11, $12, $13, $13)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type InsertEnrollmentParams struct {
@@ -436,6 +447,7 @@ type InsertEnrollmentParams struct {
 	Timezone          *string
 	Vars              json.RawMessage
 	AdapterID         uuid.UUID
+	RecipientProvider *string
 	Now               time.Time
 }
 
@@ -452,6 +464,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		arg.Timezone,
 		arg.Vars,
 		arg.AdapterID,
+		arg.RecipientProvider,
 		arg.Now,
 	)
 	var i Enrollment
@@ -476,6 +489,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -675,7 +689,7 @@ func (q *Queries) LiveEnrollmentsByEmails(ctx context.Context, arg LiveEnrollmen
 }
 
 const liveEnrollmentsOfPool = `-- name: LiveEnrollmentsOfPool :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -717,6 +731,7 @@ func (q *Queries) LiveEnrollmentsOfPool(ctx context.Context, arg LiveEnrollments
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ReplyCategory,
 			&i.RoutedFrom,
 			&i.ThreadRefs,
@@ -769,7 +784,7 @@ func (q *Queries) LivePinCounts(ctx context.Context, arg LivePinCountsParams) ([
 }
 
 const livePinnedEnrollments = `-- name: LivePinnedEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, v.pool_id FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, v.pool_id FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND e.adapter_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -802,6 +817,7 @@ type LivePinnedEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ReplyCategory     *string
 	RoutedFrom        *uuid.UUID
 	ThreadRefs        []string
@@ -839,6 +855,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ReplyCategory,
 			&i.RoutedFrom,
 			&i.ThreadRefs,
@@ -856,7 +873,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 }
 
 const lockPool = `-- name: LockPool :one
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type LockPoolParams struct {
@@ -875,6 +892,7 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
@@ -882,11 +900,11 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 const poolCandidates = `-- name: PoolCandidates :many
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.auth, ad.oauth_app_id, ad.reconnect_required FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.auth, ad.oauth_app_id, ad.reconnect_required, ad.mailbox_provider, ad.provider_caps FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
     SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
@@ -903,21 +921,22 @@ type PoolCandidatesParams struct {
 }
 
 type PoolCandidatesRow struct {
-	MemberID      uuid.UUID
-	AdapterID     uuid.UUID
-	Weight        int
-	MemberActive  bool
-	AdapterActive bool
-	DeletedAt     *time.Time
-	HealthState   dripdrop.HealthState
-	HealthScore   *float64
-	RestingUntil  *time.Time
-	DailyCap      *int
-	RampFloor     int
-	RampIncrement *int
-	RampStartedAt *time.Time
-	Timezone      string
-	Counter       int64
+	MemberID        uuid.UUID
+	AdapterID       uuid.UUID
+	Weight          int
+	MemberActive    bool
+	AdapterActive   bool
+	DeletedAt       *time.Time
+	HealthState     dripdrop.HealthState
+	HealthScore     *float64
+	RestingUntil    *time.Time
+	DailyCap        *int
+	RampFloor       int
+	RampIncrement   *int
+	RampStartedAt   *time.Time
+	Timezone        string
+	MailboxProvider string
+	Counter         int64
 }
 
 // The pool's members with their adapters and counters, each reached by key
@@ -947,6 +966,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 			&i.RampIncrement,
 			&i.RampStartedAt,
 			&i.Timezone,
+			&i.MailboxProvider,
 			&i.Counter,
 		); err != nil {
 			return nil, err
@@ -962,7 +982,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 const repin = `-- name: Repin :one
 UPDATE enrollments SET adapter_id = $1, thread_no = thread_no + 1, updated_at = $2
 WHERE tenant_key = $3 AND id = $4
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type RepinParams struct {
@@ -1001,6 +1021,7 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -1054,7 +1075,7 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 }
 
 const searchEnrollments = `-- name: SearchEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, s.key AS sequence_key
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, s.key AS sequence_key
 FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
 WHERE e.tenant_key = $1
   AND ($2::text IS NULL OR s.key = $2::text)
@@ -1101,6 +1122,7 @@ type SearchEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ReplyCategory     *string
 	RoutedFrom        *uuid.UUID
 	ThreadRefs        []string
@@ -1148,6 +1170,7 @@ func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsPa
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ReplyCategory,
 			&i.RoutedFrom,
 			&i.ThreadRefs,
@@ -1208,7 +1231,7 @@ UPDATE enrollments SET state = $1, stop_reason = $2, pause_reason = $3,
        ended_at = CASE WHEN $1 IN ('completed', 'stopped', 'cancelled') THEN $4::timestamptz ELSE ended_at END,
        updated_at = $4
 WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type SetEnrollmentStateParams struct {
@@ -1251,6 +1274,7 @@ func (q *Queries) SetEnrollmentState(ctx context.Context, arg SetEnrollmentState
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,
@@ -1471,7 +1495,7 @@ const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
 UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
        timezone = $5, vars = $6, updated_at = $7
 WHERE tenant_key = $8 AND id = $9
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, reply_category, routed_from, thread_refs, thread_subject
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type UpdateEnrollmentContactParams struct {
@@ -1520,6 +1544,7 @@ func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollm
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
 		&i.ReplyCategory,
 		&i.RoutedFrom,
 		&i.ThreadRefs,

@@ -17,7 +17,7 @@ import (
 const forecastAdapters = `-- name: ForecastAdapters :many
 
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required, provider_caps
 FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL
 ORDER BY id
@@ -40,6 +40,7 @@ type ForecastAdaptersRow struct {
 	LastSendAt        *time.Time
 	NextSendAt        *time.Time
 	ReconnectRequired bool
+	ProviderCaps      json.RawMessage
 }
 
 // Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
@@ -69,6 +70,7 @@ func (q *Queries) ForecastAdapters(ctx context.Context, tenantKey string) ([]For
 			&i.LastSendAt,
 			&i.NextSendAt,
 			&i.ReconnectRequired,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -186,7 +188,7 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 }
 
 const forecastPending = `-- name: ForecastPending :many
-SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
+SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, e.recipient_provider, x.adapter_id AS exec_adapter_id, st.position,
        x.scheduled_for, x.followup, x.state, x.variant,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
@@ -204,6 +206,7 @@ type ForecastPendingRow struct {
 	AdapterID         uuid.UUID
 	Timezone          *string
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ExecAdapterID     uuid.UUID
 	Position          int
 	ScheduledFor      time.Time
@@ -231,6 +234,7 @@ func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]Fore
 			&i.AdapterID,
 			&i.Timezone,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ExecAdapterID,
 			&i.Position,
 			&i.ScheduledFor,
@@ -370,7 +374,7 @@ func (q *Queries) ForecastUsage(ctx context.Context, arg ForecastUsageParams) ([
 }
 
 const forecastVersions = `-- name: ForecastVersions :many
-SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone
+SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = $1
@@ -389,6 +393,7 @@ type ForecastVersionsRow struct {
 	WindowStart    int16
 	WindowEnd      int16
 	WindowTimezone string
+	WindowHolidays []string
 }
 
 // Active versions and every version that still has live enrollments.
@@ -411,6 +416,7 @@ func (q *Queries) ForecastVersions(ctx context.Context, tenantKey string) ([]For
 			&i.WindowStart,
 			&i.WindowEnd,
 			&i.WindowTimezone,
+			&i.WindowHolidays,
 		); err != nil {
 			return nil, err
 		}

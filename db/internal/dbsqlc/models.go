@@ -48,6 +48,8 @@ type Adapter struct {
 	Auth               string
 	OauthAppID         *uuid.UUID
 	ReconnectRequired  bool
+	MailboxProvider    string
+	ProviderCaps       json.RawMessage
 }
 
 type AdapterDailyUsage struct {
@@ -64,6 +66,14 @@ type AdapterDue struct {
 	DueAt     time.Time
 	Served    int64
 	Ver       int64
+}
+
+type AdapterProviderUsage struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Day       time.Time
+	Provider  string
+	Sent      int
 }
 
 type ApiKey struct {
@@ -117,6 +127,7 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ReplyCategory     *string
 	RoutedFrom        *uuid.UUID
 	ThreadRefs        []string
@@ -289,6 +300,7 @@ type Pool struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	DeletedAt        *time.Time
+	ProviderMatching string
 }
 
 type PoolMember struct {
@@ -301,6 +313,34 @@ type PoolMember struct {
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+type RecipientDomain struct {
+	TenantKey string
+	Domain    string
+	Status    string
+	Code      string
+	Provider  string
+	Evidence  json.RawMessage
+	CheckedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SenderDomain struct {
+	TenantKey     string
+	Domain        string
+	Status        string
+	Checked       bool
+	Checks        json.RawMessage
+	Provider      string
+	ProviderSet   string
+	DkimSelectors []string
+	CheckedAt     *time.Time
+	ExpiresAt     *time.Time
+	NextCheckAt   time.Time
+	FailingSince  *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 type Sequence struct {
@@ -329,6 +369,8 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
+	WindowHolidays     []string
 	Branches           json.RawMessage
 	ContinueThread     bool
 }
@@ -402,9 +444,10 @@ type TelemetryOutbox struct {
 }
 
 type Tenant struct {
-	TenantKey string
-	Name      string
-	CreatedAt time.Time
+	TenantKey         string
+	Name              string
+	CreatedAt         time.Time
+	RequireDomainAuth string
 }
 
 type WdrrCounter struct {

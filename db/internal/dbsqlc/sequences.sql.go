@@ -16,7 +16,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type ActivateVersionParams struct {
@@ -45,6 +45,8 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
@@ -104,14 +106,14 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
+    window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
     $1, $2, $3,
     (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
-    $4, $5, $6, $7, $8, $9, $10, $11,
-    $12, $13, $14, $15
+    $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    $13, $14, $15, $16, $17
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type CreateSequenceVersionParams struct {
@@ -125,9 +127,11 @@ type CreateSequenceVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	ActivatedAt        *time.Time
 	Now                time.Time
 }
@@ -144,9 +148,11 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.ActivatedAt,
 		arg.Now,
 	)
@@ -168,6 +174,8 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
@@ -322,7 +330,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -351,6 +359,8 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
@@ -358,7 +368,7 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -387,6 +397,8 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
@@ -431,7 +443,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -465,6 +477,8 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.CreatedAt,
 			&i.StopCompanyOnReply,
 			&i.ListUnsubscribe,
+			&i.VerifyRecipients,
+			&i.WindowHolidays,
 			&i.Branches,
 			&i.ContinueThread,
 		); err != nil {
@@ -568,10 +582,10 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
-    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7,
-    list_unsubscribe = $8
-WHERE tenant_key = $9 AND id = $10 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, branches, continue_thread
+    window_timezone = $5, window_holidays = $6, stop_on_reply = $7, stop_company_on_reply = $8,
+    list_unsubscribe = $9, verify_recipients = $10
+WHERE tenant_key = $11 AND id = $12 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type UpdateDraftVersionParams struct {
@@ -580,9 +594,11 @@ type UpdateDraftVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	TenantKey          string
 	ID                 uuid.UUID
 }
@@ -594,9 +610,11 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.TenantKey,
 		arg.ID,
 	)
@@ -618,6 +636,8 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
 		&i.Branches,
 		&i.ContinueThread,
 	)
