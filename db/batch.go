@@ -148,7 +148,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 	results := make([]BatchResult, len(contacts))
 	rows := make([]batchRow, 0, len(contacts))
 	firstOf := make(map[string]int, len(contacts)) // normalised address → first row carrying it
-	var repeats [][2]int                            // a row repeating an earlier row's address, and that row
+	var repeats [][2]int                           // a row repeating an earlier row's address, and that row
 	for i, ci := range contacts {
 		results[i].Index = i
 		if ci.Email != nil {
