@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,8 +25,10 @@ import (
 // (enrollments, their first executions, their adapter_pinned outbox rows),
 // prebuilt, into the same tables with the same indexes and triggers, one
 // durable transaction per batch, on the same cluster. The two alternate
-// (which goes first flips every iteration), so the tables grow alike under
-// both. README.md targets: ratio ≥ 0.6; ≥ 20 000 contacts/s reported.
+// (which goes first flips every pair), so the tables grow alike under
+// both, and each starts when the cluster is idle (no statistics refresh or
+// autovacuum of the other's rows still running). README.md targets: ratio
+// ≥ 0.6; ≥ 20 000 contacts/s reported.
 func BenchmarkEnrollBatch(b *testing.B) {
 	e := newBenchEnv(b)
 	const tenant = "acme"
@@ -44,72 +49,103 @@ func BenchmarkEnrollBatch(b *testing.B) {
 
 	var engWall, baseWall, engCPU time.Duration
 	var engAllocs uint64
+	var ratios []float64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.StopTimer()
+	batch := 0
 	for i := 0; i < b.N; i++ {
-		body := batchBody(i, n)
-		base := baselineRows(tenant, i, n, seqID, versionID, stepID, time.Duration(delay)*time.Second, pins)
-		req, err := http.NewRequest("POST", e.http.URL+"/v1/enrollments/batch", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+key)
-		engine := func() {
-			runtime.GC() // the garbage of building the request is not the server's
-			var m0, m1 runtime.MemStats
-			runtime.ReadMemStats(&m0)
-			cpu0 := selfCPU()
-			// Timed: the request until its answer is read, as a client sees it.
-			b.StartTimer()
-			start := time.Now()
-			res, err := e.http.Client().Do(req)
+		// Five pairs per iteration, which side goes first alternating: the
+		// ratio reported is the median of the pairs' (a single pair on a
+		// shared machine varies by ±30 %), the lowest beside it.
+		for r := 0; r < enrollBatchRuns; r++ {
+			body := batchBody(batch, n)
+			base := baselineRows(tenant, batch, n, seqID, versionID, stepID, time.Duration(delay)*time.Second, pins)
+			batch++
+			req, err := http.NewRequest("POST", e.http.URL+"/v1/enrollments/batch", bytes.NewReader(body))
 			if err != nil {
 				b.Fatal(err)
 			}
-			out, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			engWall += time.Since(start)
-			b.StopTimer()
-			engCPU += selfCPU() - cpu0
-			runtime.ReadMemStats(&m1)
-			engAllocs += m1.Mallocs - m0.Mallocs
-			if err != nil || res.StatusCode != 200 {
-				b.Fatalf("batch: %d %v %.200s", res.StatusCode, err, out)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+key)
+			var eng, bas time.Duration
+			engine := func() {
+				cp.Quiesce()
+				runtime.GC() // the garbage of building the request is not the server's
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				cpu0 := selfCPU()
+				// Timed: the request until its answer is read, as a client sees it.
+				b.StartTimer()
+				start := time.Now()
+				res, err := e.http.Client().Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				eng = time.Since(start)
+				b.StopTimer()
+				engCPU += selfCPU() - cpu0
+				runtime.ReadMemStats(&m1)
+				engAllocs += m1.Mallocs - m0.Mallocs
+				if err != nil || res.StatusCode != 200 {
+					b.Fatalf("batch: %d %v %.200s", res.StatusCode, err, out)
+				}
+				// The answer is checked against the OpenAPI document, untimed
+				// (the check is the test's work, not the server's).
+				checkContract(b, req, res.StatusCode, res.Header, out)
+				var got struct {
+					Created int
+					Results []struct{ Status string } `json:"results"`
+				}
+				if err := json.Unmarshal(out, &got); err != nil || len(got.Results) != n || got.Created != n || got.Results[0].Status != "created" {
+					b.Fatalf("batch: %d results, %d created, %v", len(got.Results), got.Created, err)
+				}
 			}
-			// The answer is checked against the OpenAPI document, untimed
-			// (the check is the test's work, not the server's).
-			checkContract(b, req, res.StatusCode, res.Header, out)
-			var got struct {
-				Created int
-				Results []struct{ Status string } `json:"results"`
+			baseline := func() {
+				cp.Quiesce()
+				runtime.GC()
+				bas = cp.Run(base...)
 			}
-			if err := json.Unmarshal(out, &got); err != nil || len(got.Results) != n || got.Created != n || got.Results[0].Status != "created" {
-				b.Fatalf("batch: %d results, %d created, %v", len(got.Results), got.Created, err)
+			if batch%2 == 1 {
+				engine()
+				baseline()
+			} else {
+				baseline()
+				engine()
 			}
-		}
-		baseline := func() {
-			runtime.GC()
-			baseWall += cp.Run(base...)
-		}
-		if i%2 == 0 {
-			engine()
-			baseline()
-		} else {
-			baseline()
-			engine()
+			engWall, baseWall = engWall+eng, baseWall+bas
+			ratios = append(ratios, bas.Seconds()/eng.Seconds())
 		}
 	}
-	contacts := float64(n * b.N)
+	b.StartTimer()
+	sorted := slices.Sorted(slices.Values(ratios))
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	parts := make([]string, len(ratios))
+	for k, r := range ratios {
+		parts[k] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	// A benchmark's log is printed whatever -v says: the pairs' spread is
+	// on record beside the median.
+	b.Logf("ratios of the %d pairs, in order: %s; median %.3f, lowest %.3f", len(ratios), strings.Join(parts, " "), median, sorted[0])
+	contacts := float64(n * len(ratios))
 	b.ReportMetric(contacts/engWall.Seconds(), "contacts/s")
 	b.ReportMetric(contacts/baseWall.Seconds(), "baseline_contacts/s")
-	b.ReportMetric(baseWall.Seconds()/engWall.Seconds(), "ratio")
+	b.ReportMetric(median, "ratio")
+	b.ReportMetric(sorted[0], "ratio_lowest")
 	// The engine's own CPU (this process: the server, and the client's
 	// sending and reading of the bytes) and its allocations, per contact.
 	b.ReportMetric(engCPU.Seconds()*1000/contacts*1000, "cpu_ms/1000")
 	b.ReportMetric(float64(engAllocs)/contacts, "allocs/contact")
 }
+
+// enrollBatchRuns is how many engine/baseline pairs BenchmarkEnrollBatch
+// makes per iteration.
+const enrollBatchRuns = 5
 
 // batchBody is the JSON of one batch of n new contacts.
 func batchBody(i, n int) []byte {

@@ -68,3 +68,23 @@ func (c *Copier) Scan(sql string, args []any, dest ...any) {
 		c.t.Fatalf("dbtest: scan: %v", err)
 	}
 }
+
+// Quiesce waits until no other session of the database is running a
+// statement (a statistics refresh, an autovacuum worker), at most 30 s, so
+// a timed section does not share the server with the previous one's
+// aftermath.
+func (c *Copier) Quiesce() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var busy int
+		if err := c.conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'`).Scan(&busy); err != nil {
+			c.t.Fatalf("dbtest: quiesce: %v", err)
+		}
+		if busy == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
