@@ -270,17 +270,13 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		}
 		evs = slices.Grow(evs, len(inserted))
 		done := make([]bool, len(picked))
-		w := newPositions(cols.Ids)
 		for _, ins := range inserted {
-			pos, ok := w.find(ins.ID)
-			if !ok {
-				return evs, fmt.Errorf("bulk enroll returned an id it was not given: %s", ins.ID)
-			}
+			pos := ins.Pos
 			done[pos] = true
 			i := rows[picked[pos]].i
 			// The results point into the columns, which outlive them.
 			results[i].Status, results[i].EnrollmentID, results[i].AdapterID = "created", &cols.Ids[pos], &cols.AdapterIds[pos]
-			ev := evAdapterPinned(tenant, ins.ID, ref.versionID, cols.AdapterIds[pos])
+			ev := evAdapterPinned(tenant, cols.Ids[pos], ref.versionID, cols.AdapterIds[pos])
 			ev.written, ev.noMatch = true, !ins.Pending
 			evs = append(evs, ev)
 		}
@@ -299,35 +295,6 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		}
 		return evs, p.saveCounters(ctx, q, tenant, ref.versionID)
 	})
-}
-
-// positions finds the position of an id among the ids a statement was
-// given, for the ids it returned: they come back in the order given (with
-// gaps for rows it skipped), so a forward walk finds each at once; an id
-// out of that order is looked up in an index built then.
-type positions struct {
-	ids   []uuid.UUID
-	next  int
-	index map[uuid.UUID]int
-}
-
-func newPositions(ids []uuid.UUID) *positions { return &positions{ids: ids} }
-
-func (p *positions) find(id uuid.UUID) (int, bool) {
-	if p.index == nil {
-		for j := p.next; j < len(p.ids); j++ {
-			if p.ids[j] == id {
-				p.next = j + 1
-				return j, true
-			}
-		}
-		p.index = make(map[uuid.UUID]int, len(p.ids))
-		for j, x := range p.ids {
-			p.index[x] = j
-		}
-	}
-	j, ok := p.index[id]
-	return j, ok
 }
 
 // appendVarsJSON appends vars as a JSON object, keys in order ({} when

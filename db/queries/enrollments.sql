@@ -68,7 +68,8 @@ RETURNING *;
 
 -- name: BulkEnroll :many
 -- A batch import's write, one statement: the enrollments (a contact already
--- live in the sequence is skipped, and missing from the answer), the first
+-- live in the sequence is skipped; the answer lists the positions, from 0,
+-- of the rows inserted), the first
 -- execution of each one inserted, and its adapter_pinned outbox row, built
 -- here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
 -- TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
@@ -80,7 +81,8 @@ WITH u AS MATERIALIZED (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@execution_ids::uuid[]) AS execution_id, unnest(@emails::text[]) AS email,
            unnest(@first_names::text[]) AS first_name, unnest(@last_names::text[]) AS last_name,
            unnest(@companies::text[]) AS company, unnest(@timezones::text[]) AS timezone,
-           unnest(@vars_list::text[]) AS vars, unnest(@adapter_ids::uuid[]) AS adapter_id
+           unnest(@vars_list::text[]) AS vars, unnest(@adapter_ids::uuid[]) AS adapter_id,
+           generate_series(0, cardinality(@ids::uuid[]) - 1) AS pos
 ), enr AS (
     INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
                              timezone, vars, adapter_id, created_at, updated_at)
@@ -105,7 +107,7 @@ WITH u AS MATERIALIZED (
            @now::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
     FROM enr CROSS JOIN sub
 )
-SELECT enr.id, sub.pending FROM enr CROSS JOIN sub;
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub;
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions

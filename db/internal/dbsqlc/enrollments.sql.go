@@ -19,7 +19,8 @@ WITH u AS MATERIALIZED (
     SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS execution_id, unnest($3::text[]) AS email,
            unnest($4::text[]) AS first_name, unnest($5::text[]) AS last_name,
            unnest($6::text[]) AS company, unnest($7::text[]) AS timezone,
-           unnest($8::text[]) AS vars, unnest($9::uuid[]) AS adapter_id
+           unnest($8::text[]) AS vars, unnest($9::uuid[]) AS adapter_id,
+           generate_series(0, cardinality($1::uuid[]) - 1) AS pos
 ), enr AS (
     INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
                              timezone, vars, adapter_id, created_at, updated_at)
@@ -44,7 +45,7 @@ WITH u AS MATERIALIZED (
            $13::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
     FROM enr CROSS JOIN sub
 )
-SELECT enr.id, sub.pending FROM enr CROSS JOIN sub
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub
 `
 
 type BulkEnrollParams struct {
@@ -67,12 +68,13 @@ type BulkEnrollParams struct {
 }
 
 type BulkEnrollRow struct {
-	ID      uuid.UUID
+	Pos     int
 	Pending bool
 }
 
 // A batch import's write, one statement: the enrollments (a contact already
-// live in the sequence is skipped, and missing from the answer), the first
+// live in the sequence is skipped; the answer lists the positions, from 0,
+// of the rows inserted), the first
 // execution of each one inserted, and its adapter_pinned outbox row, built
 // here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
 // TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
@@ -106,7 +108,7 @@ func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkE
 	var items []BulkEnrollRow
 	for rows.Next() {
 		var i BulkEnrollRow
-		if err := rows.Scan(&i.ID, &i.Pending); err != nil {
+		if err := rows.Scan(&i.Pos, &i.Pending); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
