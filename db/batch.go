@@ -113,9 +113,10 @@ func rowNorms(rows []batchRow) []string {
 	return out
 }
 
-// undecided are the rows no check has settled.
+// undecided are the rows no check has settled, filtered in place (the
+// settled ones live on in the results).
 func undecided(rows []batchRow, results []BatchResult) []batchRow {
-	out := rows[:0:0]
+	out := rows[:0]
 	for _, r := range rows {
 		if results[r.i].Status == "" {
 			out = append(out, r)
