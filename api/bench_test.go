@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/dbtest"
 )
 
@@ -170,7 +171,7 @@ func baselineRows(tenant string, i, n int, seqID, versionID, stepID uuid.UUID, d
 		"scheduled_for", "created_at", "updated_at"}}
 	out := dbtest.Copy{Table: "telemetry_outbox", Columns: []string{"tenant_key", "name", "measurements", "metadata", "occurred_at", "status"}}
 	for j := 0; j < n; j++ {
-		id, xid := uuid.New(), uuid.New()
+		id, xid := dripdrop.NewID(), dripdrop.NewID() // time-ordered, as the engine's ids
 		pin := pins[0]
 		switch k := j % 10; {
 		case k >= 8:
