@@ -45,7 +45,9 @@ func rowError(err error) *RowError {
 }
 
 // batchRow is a valid contact of a batch import, the first row carrying its
-// address, on its way to the write.
+// address, on its way to the write. What a check learns about a row that
+// the write needs (a value for a new column) is a field here: the checks
+// may set it through rows[k], and batchColumns.add writes it.
 type batchRow struct {
 	i       int // its index in the request and the results
 	contact dripdrop.Contact
@@ -218,8 +220,10 @@ func newBatchColumns(n int) *batchColumns {
 	}}
 }
 
-// add appends one row pinned to adapter; it returns the row's position.
-func (b *batchColumns) add(c dripdrop.Contact, adapter uuid.UUID, varsBuf []byte) (int, []byte) {
+// add appends one row pinned to adapter (varsBuf is scratch space, handed
+// back for the next row).
+func (b *batchColumns) add(r batchRow, adapter uuid.UUID, varsBuf []byte) []byte {
+	c := r.contact
 	varsBuf = appendVarsJSON(varsBuf[:0], c.Vars)
 	b.Ids = append(b.Ids, dripdrop.NewID())
 	b.ExecutionIds = append(b.ExecutionIds, dripdrop.NewID())
@@ -230,7 +234,7 @@ func (b *batchColumns) add(c dripdrop.Contact, adapter uuid.UUID, varsBuf []byte
 	b.Timezones = append(b.Timezones, c.Timezone)
 	b.VarsList = append(b.VarsList, string(varsBuf))
 	b.AdapterIds = append(b.AdapterIds, adapter)
-	return len(b.Ids) - 1, varsBuf
+	return varsBuf
 }
 
 func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, rows []batchRow, results []BatchResult) error {
@@ -256,7 +260,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 				results[r.i].Error = rowError(dripdrop.PoolExhausted(p.pool.ID, evictedOf(p.cands)))
 				continue
 			}
-			_, varsBuf = cols.add(r.contact, adapter, varsBuf)
+			varsBuf = cols.add(r, adapter, varsBuf)
 			picked = append(picked, k)
 		}
 		if exhausted {
