@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -52,7 +51,6 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 			byTenant[job.TenantKey] = p
 			tenants = append(tenants, job.TenantKey)
 		}
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		var start, gap time.Time // zero: no gap
 		if jobGap(job).HasGap() {
 			start = now
@@ -68,7 +66,11 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 		p.Subjects = append(p.Subjects, m.Subject)
 		p.EventIds = append(p.EventIds, dripdrop.NewID())
 		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
-		p.Datas = append(p.Datas, data)
+		p.Attempts = append(p.Attempts, job.Attempt)
+		p.SequenceKeys = append(p.SequenceKeys, job.SequenceKey)
+		p.StepKeys = append(p.StepKeys, job.StepKey)
+		p.Providers = append(p.Providers, job.Provider)
+		p.OutMessageIds = append(p.OutMessageIds, job.MessageID)
 		p.GapStarts = append(p.GapStarts, start)
 		p.GapNextSendAts = append(p.GapNextSendAts, gap)
 		p.Positions = append(p.Positions, job.Position)
@@ -106,9 +108,14 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 				ok[i] = true
 				wake[t] = wake[t] || row.NextDueNow
 				evs = append(evs, job.diagnosticEvents()...)
-				evs = append(evs, evSent(job, sent[i].ProviderID))
+				// RecordSent wrote the outbox rows of these two.
+				ev := evSent(job, sent[i].ProviderID)
+				ev.written, ev.noMatch = true, !row.Pending
+				evs = append(evs, ev)
 				if row.Completed {
-					evs = append(evs, evEnrollment("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+					ev := evEnrollment("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent")
+					ev.written, ev.noMatch = true, !row.Pending
+					evs = append(evs, ev)
 				}
 			}
 		}
