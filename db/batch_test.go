@@ -170,3 +170,29 @@ func TestBulkEnrollOutboxRowsMatchTheEvents(t *testing.T) {
 		t.Fatalf("metrics: %v published, %v no_match; want 42 and 40", maps.Clone(c.published), maps.Clone(c.noMatch))
 	}
 }
+
+// TestOneTripCommitCommitsNothingOnFailure: a transaction whose COMMIT goes
+// out in the same round trip as its statements (the record of a group of
+// sends) commits nothing when one of them fails (the server skips the rest
+// of the batch, COMMIT included), commits all when none does, and its
+// connection is fit for the next transaction either way.
+func TestOneTripCommitCommitsNothingOnFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	store, err := db.Open(ctx, url, db.Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.OneTripCommit(ctx, "failing", `SELECT 1/0`); err == nil {
+		t.Fatal("a batch with a failing statement reported no error")
+	}
+	if err := store.OneTripCommit(ctx, "passing", `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	got := dbtest.Query(t, url, `SELECT tenant_key FROM tenants ORDER BY tenant_key`)
+	if len(got) != 1 || got[0][0] != "passing" {
+		t.Fatalf("tenants %v, want only the one of the batch that did not fail", got)
+	}
+}

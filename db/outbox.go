@@ -147,6 +147,14 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 			}
 		}
 	}
+	if p.committed {
+		if len(rows) > 0 || len(p.tail.QueuedQueries) > 0 {
+			return errors.New("events or statements queued after the transaction's commit went out")
+		}
+		committed = true
+		s.published(ctx, evs, tenants, noMatch)
+		return nil
+	}
 	if len(rows) == 0 && len(p.tail.QueuedQueries) == 0 {
 		if !p.begun {
 			return nil // nothing was sent: no transaction to end

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,8 +80,12 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	ok := make([]bool, len(sent))
 	wake := map[string]bool{}
 	var evs []event
-	// The records and their outbox rows commit together, in two round
-	// trips: the begin with the records, then the outbox rows with COMMIT.
+	// The records and their outbox rows commit together. RecordSent writes
+	// the outbox rows of its own events, so a group without diagnostics
+	// (the common case) commits in one round trip: the begin, the records
+	// and COMMIT; one with diagnostics sends their rows with COMMIT in a
+	// second.
+	oneTrip := !slices.ContainsFunc(sent, func(m Sent) bool { return len(m.Job.Diagnostics) > 0 })
 	err = s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
@@ -98,7 +103,11 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 				return err
 			})
 		}
-		if err := p.run(ctx, b); err != nil {
+		run := p.run
+		if oneTrip {
+			run = p.runCommit
+		}
+		if err := run(ctx, b); err != nil {
 			return evs, err
 		}
 		for k, t := range tenants {
