@@ -64,7 +64,9 @@ fuzz:
 		done; done
 
 ## bench: the benchmarks (README.md#benchmarks) on a durable cluster (.dripdrop/benchpg, fsync on), each figure reported
-## with its target or in-process baseline; BenchmarkClaimAtScale and BenchmarkFleet skip (see bench-scale)
+## with its target or in-process baseline; BenchmarkClaimAtScale and BenchmarkFleet skip (see bench-scale).
+## BenchmarkHotPath/adapters=16 and BenchmarkEnrollBatch make five alternating runs against their baselines and
+## print the five ratios in order, their median (the reported ratio) and the lowest
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dripdrop/dripdrop"
@@ -61,3 +62,15 @@ func (s *Store) WaitStatsRefresh() { s.stats.wg.Wait() }
 // ClaimSettings are the claim's plan settings, for the check that
 // dbtest.ClaimSettings (EXPLAIN of the claim in benchmarks) stays in step.
 var ClaimSettings = claimSettings
+
+// OneTripCommit runs, in one round trip with their COMMIT (pipe.runCommit),
+// an insert of tenant key and then stmt: the one-trip record's shape, to
+// show what commits when a statement of the batch fails.
+func (s *Store) OneTripCommit(ctx context.Context, key, stmt string) error {
+	return s.txPipe(ctx, []string{"begin"}, func(p *pipe) ([]event, error) {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tenants (tenant_key, name) VALUES ($1, $1)`, key)
+		b.Queue(stmt)
+		return nil, p.runCommit(ctx, b)
+	})
+}

@@ -64,6 +64,11 @@ type event struct {
 	metadata map[string]any
 	// measurements, when set, replace the counter's {"count": 1}.
 	measurements map[string]float64
+	// written: the transaction's own statement wrote the event's outbox
+	// row (a bulk write builds them in SQL from the rows it inserted), so
+	// the outbox seam only counts, announces and emits it; noMatch is the
+	// status that statement gave it.
+	written, noMatch bool
 }
 
 func (s *Store) emit(ctx context.Context, evs ...event) {

@@ -109,6 +109,17 @@ func (f *feedWorld) enroll(email string) string {
 	return m["id"].(string)
 }
 
+// batch enrolls the addresses into the welcome sequence with one
+// POST /v1/enrollments/batch and returns the results.
+func (f *feedWorld) batch(emails ...string) []any {
+	f.t.Helper()
+	contacts := make([]any, len(emails))
+	for i, e := range emails {
+		contacts[i] = map[string]any{"email": e, "first_name": "Bob", "vars": map[string]any{"plan": "pro"}}
+	}
+	return f.call(200, "POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": contacts})["results"].([]any)
+}
+
 // sentMessageID is the Message-ID of the first message the sink received for rcpt.
 func (f *feedWorld) sentMessageID(rcpt string) string {
 	f.t.Helper()
@@ -175,6 +186,12 @@ var feedScenarios = []struct {
 			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("only", "Hi", "Hello", 0))
 			f.enroll("bob@example.com")
 			f.run()
+			return f
+		}},
+	{"a batch import pins its contacts", []string{"dripdrop.dispatch.adapter_pinned"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{})
+			f.batch("ann@example.com", "ben@example.com")
 			return f
 		}},
 	{"health signal rests the adapter; an enroll finds the pool exhausted",
@@ -569,6 +586,43 @@ func TestEveryEventReachesTheFeed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryBatchPinReachesTheFeed: a batch import writes its
+// adapter_pinned outbox rows in the statement that inserts the
+// enrollments; every created row's pin must be in the feed once, with the
+// enrollment and adapter of its result, and a row not created (a repeated
+// address, an invalid one) must add none.
+func TestEveryBatchPinReachesTheFeed(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{})
+	var emails []string
+	for i := range 300 {
+		emails = append(emails, fmt.Sprintf("c%d@example.com", i))
+	}
+	results := f.batch(append(emails, "C7@example.com", "nope")...)
+	want := map[string]string{} // enrollment → adapter
+	for _, r := range results {
+		r := r.(map[string]any)
+		if r["status"] == "created" {
+			want[r["enrollment_id"].(string)] = r["adapter_id"].(string)
+		}
+	}
+	if len(want) != 300 {
+		t.Fatalf("%d rows created, want 300", len(want))
+	}
+	pins := f.feed([]string{"dripdrop.dispatch.adapter_pinned"})["dripdrop.dispatch.adapter_pinned"]
+	if len(pins) != len(want) {
+		t.Fatalf("%d adapter_pinned events in the feed, want %d", len(pins), len(want))
+	}
+	for _, e := range pins {
+		md := e["metadata"].(map[string]any)
+		id := md["enrollment_id"].(string)
+		if a, ok := want[id]; !ok || md["adapter_id"] != a || md["tenant_key"] != f.tenant {
+			t.Fatalf("feed event %v: no created row of that enrollment and adapter (or seen twice)", md)
+		}
+		delete(want, id)
 	}
 }
 

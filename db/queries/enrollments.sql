@@ -66,24 +66,49 @@ INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id,
 VALUES (@tenant_key, @id, @enrollment_id, @step_id, @adapter_id, @followup, @attempt_window, @scheduled_for, @now, @now)
 RETURNING *;
 
--- name: BulkInsertEnrollments :many
-INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
-SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
-       nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       nullif(u.recipient_provider, ''), @now::timestamptz, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@emails::text[]) AS email, unnest(@first_names::text[]) AS first_name,
-             unnest(@last_names::text[]) AS last_name, unnest(@companies::text[]) AS company,
-             unnest(@timezones::text[]) AS timezone, unnest(@vars_list::text[]) AS vars,
-             unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@recipient_providers::text[]) AS recipient_provider) u
-ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING id;
-
--- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
-SELECT @tenant_key::text, u.id, u.enrollment_id, @step_id::uuid, coalesce(sqlc.narg(override_adapter_id)::uuid, u.adapter_id),
-       @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@enrollment_ids::uuid[]) AS enrollment_id, unnest(@adapter_ids::uuid[]) AS adapter_id) u;
+-- name: BulkEnroll :many
+-- A batch import's write, one statement: the enrollments (a contact already
+-- live in the sequence is skipped; the answer lists the positions, from 0,
+-- of the rows inserted), the first
+-- execution of each one inserted, and its adapter_pinned outbox row, built
+-- here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
+-- TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
+-- pending when the tenant has an active subscription, else as no_match
+-- (as the outbox seam writes every event, db/outbox.go). Every input array
+-- has one element per row; a new column is one more array here and in the
+-- enrollments insert.
+WITH u AS MATERIALIZED (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@execution_ids::uuid[]) AS execution_id, unnest(@emails::text[]) AS email,
+           unnest(@first_names::text[]) AS first_name, unnest(@last_names::text[]) AS last_name,
+           unnest(@companies::text[]) AS company, unnest(@timezones::text[]) AS timezone,
+           unnest(@vars_list::text[]) AS vars, unnest(@adapter_ids::uuid[]) AS adapter_id,
+           unnest(@recipient_providers::text[]) AS recipient_provider,
+           generate_series(0, cardinality(@ids::uuid[]) - 1) AS pos
+), enr AS (
+    INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                             timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
+    SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
+           nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
+           nullif(u.recipient_provider, ''), @now::timestamptz, @now::timestamptz
+    FROM u
+    ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+    RETURNING id, adapter_id
+), exe AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+    SELECT @tenant_key::text, u.execution_id, enr.id, @step_id::uuid, coalesce(sqlc.narg(override_adapter_id)::uuid, enr.adapter_id),
+           @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
+    FROM enr JOIN u ON u.id = enr.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key::text AND w.active) AS pending
+), ev AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', enr.id, 'sequence_version_id', @sequence_version_id::uuid,
+                              'adapter_id', enr.adapter_id, 'tenant_key', @tenant_key::text),
+           @now::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM enr CROSS JOIN sub
+)
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub;
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions

@@ -14,26 +14,44 @@ import (
 	"github.com/google/uuid"
 )
 
-const bulkInsertEnrollments = `-- name: BulkInsertEnrollments :many
-INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
-SELECT $1::text, u.id, $2::uuid, $3::uuid, u.email, nullif(u.first_name, ''),
-       nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       nullif(u.recipient_provider, ''), $4::timestamptz, $4::timestamptz
-FROM (SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS email, unnest($7::text[]) AS first_name,
-             unnest($8::text[]) AS last_name, unnest($9::text[]) AS company,
-             unnest($10::text[]) AS timezone, unnest($11::text[]) AS vars,
-             unnest($12::uuid[]) AS adapter_id, unnest($13::text[]) AS recipient_provider) u
-ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING id
+const bulkEnroll = `-- name: BulkEnroll :many
+WITH u AS MATERIALIZED (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS execution_id, unnest($3::text[]) AS email,
+           unnest($4::text[]) AS first_name, unnest($5::text[]) AS last_name,
+           unnest($6::text[]) AS company, unnest($7::text[]) AS timezone,
+           unnest($8::text[]) AS vars, unnest($9::uuid[]) AS adapter_id,
+           unnest($10::text[]) AS recipient_provider,
+           generate_series(0, cardinality($1::uuid[]) - 1) AS pos
+), enr AS (
+    INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                             timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
+    SELECT $11::text, u.id, $12::uuid, $13::uuid, u.email, nullif(u.first_name, ''),
+           nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
+           nullif(u.recipient_provider, ''), $14::timestamptz, $14::timestamptz
+    FROM u
+    ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+    RETURNING id, adapter_id
+), exe AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+    SELECT $11::text, u.execution_id, enr.id, $15::uuid, coalesce($16::uuid, enr.adapter_id),
+           $17::timestamptz, $14::timestamptz, $14::timestamptz
+    FROM enr JOIN u ON u.id = enr.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $11::text AND w.active) AS pending
+), ev AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT $11::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', enr.id, 'sequence_version_id', $13::uuid,
+                              'adapter_id', enr.adapter_id, 'tenant_key', $11::text),
+           $14::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM enr CROSS JOIN sub
+)
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub
 `
 
-type BulkInsertEnrollmentsParams struct {
-	TenantKey          string
-	SequenceID         uuid.UUID
-	SequenceVersionID  uuid.UUID
-	Now                time.Time
+type BulkEnrollParams struct {
 	Ids                []uuid.UUID
+	ExecutionIds       []uuid.UUID
 	Emails             []string
 	FirstNames         []string
 	LastNames          []string
@@ -42,15 +60,34 @@ type BulkInsertEnrollmentsParams struct {
 	VarsList           []string
 	AdapterIds         []uuid.UUID
 	RecipientProviders []string
+	TenantKey          string
+	SequenceID         uuid.UUID
+	SequenceVersionID  uuid.UUID
+	Now                time.Time
+	StepID             uuid.UUID
+	OverrideAdapterID  *uuid.UUID
+	ScheduledFor       time.Time
 }
 
-func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrollmentsParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, bulkInsertEnrollments,
-		arg.TenantKey,
-		arg.SequenceID,
-		arg.SequenceVersionID,
-		arg.Now,
+type BulkEnrollRow struct {
+	Pos     int
+	Pending bool
+}
+
+// A batch import's write, one statement: the enrollments (a contact already
+// live in the sequence is skipped; the answer lists the positions, from 0,
+// of the rows inserted), the first
+// execution of each one inserted, and its adapter_pinned outbox row, built
+// here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
+// TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
+// pending when the tenant has an active subscription, else as no_match
+// (as the outbox seam writes every event, db/outbox.go). Every input array
+// has one element per row; a new column is one more array here and in the
+// enrollments insert.
+func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkEnrollRow, error) {
+	rows, err := q.db.Query(ctx, bulkEnroll,
 		arg.Ids,
+		arg.ExecutionIds,
 		arg.Emails,
 		arg.FirstNames,
 		arg.LastNames,
@@ -59,55 +96,30 @@ func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrol
 		arg.VarsList,
 		arg.AdapterIds,
 		arg.RecipientProviders,
+		arg.TenantKey,
+		arg.SequenceID,
+		arg.SequenceVersionID,
+		arg.Now,
+		arg.StepID,
+		arg.OverrideAdapterID,
+		arg.ScheduledFor,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []uuid.UUID
+	var items []BulkEnrollRow
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var i BulkEnrollRow
+		if err := rows.Scan(&i.Pos, &i.Pending); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return items, nil
-}
-
-const bulkInsertExecutions = `-- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
-SELECT $1::text, u.id, u.enrollment_id, $2::uuid, coalesce($3::uuid, u.adapter_id),
-       $4::timestamptz, $5::timestamptz, $5::timestamptz
-FROM (SELECT unnest($6::uuid[]) AS id, unnest($7::uuid[]) AS enrollment_id, unnest($8::uuid[]) AS adapter_id) u
-`
-
-type BulkInsertExecutionsParams struct {
-	TenantKey         string
-	StepID            uuid.UUID
-	OverrideAdapterID *uuid.UUID
-	ScheduledFor      time.Time
-	Now               time.Time
-	Ids               []uuid.UUID
-	EnrollmentIds     []uuid.UUID
-	AdapterIds        []uuid.UUID
-}
-
-func (q *Queries) BulkInsertExecutions(ctx context.Context, arg BulkInsertExecutionsParams) error {
-	_, err := q.db.Exec(ctx, bulkInsertExecutions,
-		arg.TenantKey,
-		arg.StepID,
-		arg.OverrideAdapterID,
-		arg.ScheduledFor,
-		arg.Now,
-		arg.Ids,
-		arg.EnrollmentIds,
-		arg.AdapterIds,
-	)
-	return err
 }
 
 const cancelPendingExecutions = `-- name: CancelPendingExecutions :execrows
