@@ -292,86 +292,117 @@ func (s *Store) CachedAccessToken(ctx context.Context, tenant string, adapterID 
 // RefreshAccessToken returns an access token valid at least until
 // validUntil, refreshing it with refresh when the stored one is not.
 //
-// One replica at a time refreshes an adapter's token: the grant's row is
-// locked (FOR UPDATE) for the refresh, and the HTTP call to the token
-// endpoint runs while the lock is held — deliberately: a server that
-// rotates refresh tokens (Microsoft does) invalidates the old one, so the
-// new one must be stored before anyone else may refresh, and a replica that
-// waited on the lock finds the fresh token and does not call the server at
-// all. The lock is the grant's row only (no adapter, no execution), so
-// sends and reservations never wait on it; refresh is bounded by its
-// context (the caller's token timeout), and happens about once per token
-// lifetime per adapter. Every refresh is stored, a rotated refresh token
-// too.
+// One replica at a time refreshes an adapter's token: it takes a lease on
+// the grant's row (a short UPDATE under the row lock: refresh_lease_id,
+// refresh_lease_until), calls the token endpoint outside any transaction,
+// and stores the result — a rotated refresh token too — only while the
+// grant still holds the refresh token it used, ending the lease. A replica
+// that finds a live lease waits for the new token (polling the row) and
+// never calls the provider; a crashed refresher's lease runs out after
+// leaseFor. The HTTP call is deliberately not inside a transaction: a
+// transaction open for its duration (seconds, when the endpoint is slow)
+// would hold back the ordered telemetry feed of every tenant, whose
+// never-skip rule waits for every older writer.
 //
 // An invalid_grant answer holds the adapter for a reconnect
-// (reconnect_required) in a transaction of its own and returns
-// mailauth.ErrReconnectRequired; any other failure changes nothing and is
-// returned as the refresh function gave it.
+// (reconnect_required) and returns mailauth.ErrReconnectRequired; any
+// other failure changes nothing (the lease ends) and is returned as the
+// refresh function gave it. ctx bounds the wait and the call.
 func (s *Store) RefreshAccessToken(ctx context.Context, tenant string, adapterID uuid.UUID, validUntil time.Time, refresh RefreshFunc) (_ AccessToken, err error) {
 	defer wrapErr(&err, "refresh access token")
 	c, err := s.OAuthClient(ctx, tenant, adapterID)
 	if err != nil {
 		return AccessToken{}, err
 	}
-	var out AccessToken
-	var dead []byte // the refresh token the server refused
-	var cause error
-	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
-		t, err := q.GetOAuthTokenForUpdate(ctx, dbsqlc.GetOAuthTokenForUpdateParams{TenantKey: tenant, AdapterID: adapterID})
+	lease := dripdrop.NewID()
+	wait := 25 * time.Millisecond
+	var row dbsqlc.OauthToken
+	for {
+		t, err := s.q.GetOAuthToken(ctx, dbsqlc.GetOAuthTokenParams{TenantKey: tenant, AdapterID: adapterID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, mailauth.ErrNotConnected
+			return AccessToken{}, mailauth.ErrNotConnected
 		}
 		if err != nil {
-			return nil, err
+			return AccessToken{}, err
 		}
 		if t.State == dripdrop.TokenReconnectRequired {
-			return nil, mailauth.ErrReconnectRequired
+			return AccessToken{}, mailauth.ErrReconnectRequired
 		}
-		cur, err := s.openAccess(t)
-		if err != nil {
-			return nil, err
+		if cur, err := s.openAccess(t); err != nil || cur.ValidAt(validUntil) {
+			return cur, err // refreshed by another replica meanwhile
 		}
-		if cur.ValidAt(validUntil) {
-			out = cur // refreshed by another replica while this one waited
-			return nil, nil
+		now := s.clock.Now()
+		row, err = s.q.LeaseOAuthRefresh(ctx, dbsqlc.LeaseOAuthRefreshParams{TenantKey: tenant, AdapterID: adapterID, LeaseID: &lease,
+			Until: now.Add(leaseFor), Now: now})
+		if err == nil {
+			break
 		}
-		rt, err := s.open(t.RefreshToken, oauthAD(tenant, adapterID, "refresh-token"))
-		if err != nil {
-			return nil, err
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return AccessToken{}, err
 		}
-		got, err := refresh(ctx, c, rt)
-		if err != nil {
-			if errors.Is(err, mailauth.ErrReconnectRequired) {
-				dead, cause = t.RefreshToken, err
-			}
-			return nil, err
+		// Another replica holds the lease: wait for its token.
+		select {
+		case <-ctx.Done():
+			return AccessToken{}, &mailauth.TokenError{Reason: "timeout", Err: ctx.Err()}
+		case <-time.After(wait):
 		}
-		sealedRT := t.RefreshToken
-		if got.RefreshToken != "" && got.RefreshToken != rt {
-			if sealedRT, err = s.seal([]byte(got.RefreshToken), oauthAD(tenant, adapterID, "refresh-token")); err != nil {
-				return nil, err
-			}
-		}
-		sealedAT, err := s.seal([]byte(got.AccessToken), oauthAD(tenant, adapterID, "access-token"))
-		if err != nil {
-			return nil, err
-		}
-		if err := q.StoreRefreshedToken(ctx, dbsqlc.StoreRefreshedTokenParams{TenantKey: tenant, AdapterID: adapterID, RefreshToken: sealedRT,
-			AccessToken: sealedAT, AccessExpiresAt: got.ExpiresAt, Now: s.clock.Now()}); err != nil {
-			return nil, err
-		}
-		out = AccessToken{Token: got.AccessToken, ExpiresAt: got.ExpiresAt}
-		return nil, nil
-	})
-	if dead != nil {
-		if herr := s.holdForReconnect(context.WithoutCancel(ctx), tenant, adapterID, dead, "invalid_grant"); herr != nil {
-			return AccessToken{}, fmt.Errorf("%w (holding the adapter failed: %v)", cause, herr)
+		wait = min(2*wait, 400*time.Millisecond)
+	}
+	release := func() {
+		_ = s.q.ReleaseOAuthRefresh(context.WithoutCancel(ctx), dbsqlc.ReleaseOAuthRefreshParams{TenantKey: tenant, AdapterID: adapterID, LeaseID: &lease})
+	}
+	if cur, err := s.openAccess(row); err != nil || cur.ValidAt(validUntil) {
+		release() // stored between the read and the lease
+		return cur, err
+	}
+	rt, err := s.open(row.RefreshToken, oauthAD(tenant, adapterID, "refresh-token"))
+	if err != nil {
+		release()
+		return AccessToken{}, err
+	}
+	got, err := refresh(ctx, c, rt)
+	if errors.Is(err, mailauth.ErrReconnectRequired) {
+		if herr := s.holdForReconnect(context.WithoutCancel(ctx), tenant, adapterID, row.RefreshToken, "invalid_grant"); herr != nil {
+			release()
+			return AccessToken{}, fmt.Errorf("%w (holding the adapter failed: %v)", err, herr)
 		}
 		return AccessToken{}, mailauth.ErrReconnectRequired
 	}
-	return out, err
+	if err != nil {
+		release()
+		return AccessToken{}, err
+	}
+	sealedRT := row.RefreshToken
+	if got.RefreshToken != "" && got.RefreshToken != rt {
+		if sealedRT, err = s.seal([]byte(got.RefreshToken), oauthAD(tenant, adapterID, "refresh-token")); err != nil {
+			release()
+			return AccessToken{}, err
+		}
+	}
+	sealedAT, err := s.seal([]byte(got.AccessToken), oauthAD(tenant, adapterID, "access-token"))
+	if err != nil {
+		release()
+		return AccessToken{}, err
+	}
+	wctx := context.WithoutCancel(ctx) // the provider rotated: the new token must be stored
+	n, err := s.q.StoreRefreshedToken(wctx, dbsqlc.StoreRefreshedTokenParams{TenantKey: tenant, AdapterID: adapterID, RefreshToken: sealedRT,
+		AccessToken: sealedAT, AccessExpiresAt: got.ExpiresAt, Now: s.clock.Now(), Used: row.RefreshToken})
+	if err != nil {
+		release()
+		return AccessToken{}, err
+	}
+	if n == 0 {
+		// A reconnect replaced the grant (or the hold took it) meanwhile:
+		// the token answered is still good for this login.
+		release()
+	}
+	return AccessToken{Token: got.AccessToken, ExpiresAt: got.ExpiresAt}, nil
 }
+
+// leaseFor is how long a refresh lease lasts: longer than any token
+// endpoint call (the source's timeout), so only a crashed refresher's
+// lease runs out.
+const leaseFor = time.Minute
 
 // NoteTokenError records why the last refresh failed (a short label, never
 // a token), for the adapter page.

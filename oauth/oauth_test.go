@@ -20,6 +20,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
 	"github.com/dripdrop/dripdrop/internal/netguard"
@@ -749,5 +750,65 @@ func TestARefusedFreshTokenIsDroppedAndRefreshed(t *testing.T) {
 	}
 	if got := r.Enrollment(e.ID); got.State != dripdrop.EnrollmentCompleted {
 		t.Fatalf("enrollment %s", got.State)
+	}
+}
+
+// A slow token endpoint holds no transaction open: while a refresh waits
+// on it, the ordered telemetry feed (which lists an event only once every
+// older writer has ended) still shows what other transactions commit.
+func TestASlowRefreshDoesNotHoldBackTheFeed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "")
+	r.connect()
+	r.Clock.Add(56 * time.Minute)
+	r.as.SetDelay(1500 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.src.AccessToken(context.Background(), r.Tenant, r.adapter)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the refresh is waiting on the endpoint
+	r.must(200, "POST", "/v1/adapters/"+r.adapter.String()+"/health", map[string]any{"health_score": 0.9, "source": "ops"})
+	deadline := time.Now().Add(time.Second)
+	for {
+		evs := r.must(200, "GET", "/v1/telemetry/events?prefix=dripdrop.health.external_signal", nil)["data"].([]any)
+		if len(evs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the feed held back a committed event while a refresh waited on the token endpoint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the refresh ended (%v) before the feed was read: the test proves nothing", err)
+	default:
+	}
+	if err := <-done; err != nil || r.as.Refreshes() != 1 {
+		t.Fatalf("the slow refresh: %v, %d refreshes", err, r.as.Refreshes())
+	}
+}
+
+// A refresher that died holding the lease delays the others only until
+// the lease runs out; meanwhile they wait (the sender's temporary failure)
+// and never refresh beside it.
+func TestACrashedRefreshersLeaseRunsOut(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "")
+	r.connect()
+	r.Clock.Add(56 * time.Minute)
+	dbtest.Exec(t, r.URL, `UPDATE oauth_tokens SET refresh_lease_id = gen_random_uuid(), refresh_lease_until = $1 WHERE tenant_key = $2`,
+		r.Clock.Now().Add(time.Minute), r.Tenant)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := r.src.AccessToken(ctx, r.Tenant, r.adapter)
+	var te *mailauth.TokenError
+	if !errors.As(err, &te) || r.as.Refreshes() != 0 {
+		t.Fatalf("while another replica's lease is live: %v, %d refreshes", err, r.as.Refreshes())
+	}
+	r.Clock.Add(61 * time.Second)
+	if _, err := r.src.AccessToken(context.Background(), r.Tenant, r.adapter); err != nil || r.as.Refreshes() != 1 {
+		t.Fatalf("after the lease ran out: %v, %d refreshes", err, r.as.Refreshes())
 	}
 }

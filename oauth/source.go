@@ -65,8 +65,8 @@ type Config struct {
 
 // Source is the engine's mailauth.TokenSource: access tokens cached in
 // memory and (sealed) in PostgreSQL, refreshed RefreshAhead before they
-// expire by one replica at a time (db.Store.RefreshAccessToken holds the
-// grant's row lock), one refresh per adapter at a time in this process.
+// expire by one replica at a time (db.Store.RefreshAccessToken leases the
+// grant's row), one refresh per adapter at a time in this process.
 type Source struct {
 	store  *db.Store
 	cfg    Config

@@ -42,14 +42,28 @@ ON CONFLICT (tenant_key, adapter_id) DO UPDATE SET
     refresh_token = excluded.refresh_token, access_token = excluded.access_token,
     access_expires_at = excluded.access_expires_at, state = 'connected', connected_at = excluded.connected_at,
     refreshed_at = excluded.refreshed_at, last_error = NULL, prior_health_state = NULL, prior_resting_until = NULL,
-    updated_at = excluded.updated_at
+    refresh_lease_id = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at
 RETURNING *;
 
--- name: StoreRefreshedToken :exec
+-- name: StoreRefreshedToken :execrows
+-- Stores a refresh's result when the grant still holds the refresh token
+-- it was made with (used), and ends the refresher's lease.
 UPDATE oauth_tokens SET refresh_token = @refresh_token, access_token = @access_token,
     access_expires_at = @access_expires_at, refreshed_at = @now::timestamptz, refresh_count = refresh_count + 1,
-    last_error = NULL, updated_at = @now
-WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id;
+    last_error = NULL, refresh_lease_id = NULL, refresh_lease_until = NULL, updated_at = @now
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND state = 'connected' AND refresh_token = @used;
+
+-- name: LeaseOAuthRefresh :one
+-- One replica at a time refreshes a grant: the lease is taken when no live
+-- one is held (a crashed refresher's lease runs out).
+UPDATE oauth_tokens SET refresh_lease_id = @lease_id, refresh_lease_until = @until::timestamptz
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND state = 'connected'
+  AND (refresh_lease_until IS NULL OR refresh_lease_until <= @now::timestamptz)
+RETURNING *;
+
+-- name: ReleaseOAuthRefresh :exec
+UPDATE oauth_tokens SET refresh_lease_id = NULL, refresh_lease_until = NULL
+WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND refresh_lease_id = @lease_id;
 
 -- name: SetOAuthTokenError :exec
 UPDATE oauth_tokens SET last_error = @last_error, updated_at = @now
@@ -61,6 +75,7 @@ WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id AND access_token IS 
 
 -- name: MarkReconnectRequired :exec
 UPDATE oauth_tokens SET state = 'reconnect_required', access_token = NULL, access_expires_at = NULL,
+    refresh_lease_id = NULL, refresh_lease_until = NULL,
     last_error = @last_error, prior_health_state = @prior_health_state,
     prior_resting_until = sqlc.narg(prior_resting_until), updated_at = @now
 WHERE tenant_key = @tenant_key AND adapter_id = @adapter_id;

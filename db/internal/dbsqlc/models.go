@@ -290,6 +290,8 @@ type OauthToken struct {
 	PriorHealthState  *string
 	PriorRestingUntil *time.Time
 	UpdatedAt         time.Time
+	RefreshLeaseID    *uuid.UUID
+	RefreshLeaseUntil *time.Time
 }
 
 type Pool struct {

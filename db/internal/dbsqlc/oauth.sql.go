@@ -251,7 +251,7 @@ func (q *Queries) GetOAuthAppForUpdate(ctx context.Context, arg GetOAuthAppForUp
 }
 
 const getOAuthToken = `-- name: GetOAuthToken :one
-SELECT tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at FROM oauth_tokens WHERE tenant_key = $1 AND adapter_id = $2
+SELECT tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at, refresh_lease_id, refresh_lease_until FROM oauth_tokens WHERE tenant_key = $1 AND adapter_id = $2
 `
 
 type GetOAuthTokenParams struct {
@@ -276,12 +276,14 @@ func (q *Queries) GetOAuthToken(ctx context.Context, arg GetOAuthTokenParams) (O
 		&i.PriorHealthState,
 		&i.PriorRestingUntil,
 		&i.UpdatedAt,
+		&i.RefreshLeaseID,
+		&i.RefreshLeaseUntil,
 	)
 	return i, err
 }
 
 const getOAuthTokenForUpdate = `-- name: GetOAuthTokenForUpdate :one
-SELECT tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at FROM oauth_tokens WHERE tenant_key = $1 AND adapter_id = $2 FOR UPDATE
+SELECT tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at, refresh_lease_id, refresh_lease_until FROM oauth_tokens WHERE tenant_key = $1 AND adapter_id = $2 FOR UPDATE
 `
 
 type GetOAuthTokenForUpdateParams struct {
@@ -306,6 +308,8 @@ func (q *Queries) GetOAuthTokenForUpdate(ctx context.Context, arg GetOAuthTokenF
 		&i.PriorHealthState,
 		&i.PriorRestingUntil,
 		&i.UpdatedAt,
+		&i.RefreshLeaseID,
+		&i.RefreshLeaseUntil,
 	)
 	return i, err
 }
@@ -367,6 +371,52 @@ func (q *Queries) HoldForReconnect(ctx context.Context, arg HoldForReconnectPara
 	return i, err
 }
 
+const leaseOAuthRefresh = `-- name: LeaseOAuthRefresh :one
+UPDATE oauth_tokens SET refresh_lease_id = $1, refresh_lease_until = $2::timestamptz
+WHERE tenant_key = $3 AND adapter_id = $4 AND state = 'connected'
+  AND (refresh_lease_until IS NULL OR refresh_lease_until <= $5::timestamptz)
+RETURNING tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at, refresh_lease_id, refresh_lease_until
+`
+
+type LeaseOAuthRefreshParams struct {
+	LeaseID   *uuid.UUID
+	Until     time.Time
+	TenantKey string
+	AdapterID uuid.UUID
+	Now       time.Time
+}
+
+// One replica at a time refreshes a grant: the lease is taken when no live
+// one is held (a crashed refresher's lease runs out).
+func (q *Queries) LeaseOAuthRefresh(ctx context.Context, arg LeaseOAuthRefreshParams) (OauthToken, error) {
+	row := q.db.QueryRow(ctx, leaseOAuthRefresh,
+		arg.LeaseID,
+		arg.Until,
+		arg.TenantKey,
+		arg.AdapterID,
+		arg.Now,
+	)
+	var i OauthToken
+	err := row.Scan(
+		&i.TenantKey,
+		&i.AdapterID,
+		&i.RefreshToken,
+		&i.AccessToken,
+		&i.AccessExpiresAt,
+		&i.State,
+		&i.ConnectedAt,
+		&i.RefreshedAt,
+		&i.RefreshCount,
+		&i.LastError,
+		&i.PriorHealthState,
+		&i.PriorRestingUntil,
+		&i.UpdatedAt,
+		&i.RefreshLeaseID,
+		&i.RefreshLeaseUntil,
+	)
+	return i, err
+}
+
 const listOAuthApps = `-- name: ListOAuthApps :many
 SELECT tenant_key, id, name, provider, client_id, client_secret, auth_url, token_url, scopes, smtp_host, smtp_port, imap_host, imap_port, created_at, updated_at, deleted_at FROM oauth_apps
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
@@ -419,6 +469,7 @@ func (q *Queries) ListOAuthApps(ctx context.Context, arg ListOAuthAppsParams) ([
 
 const markReconnectRequired = `-- name: MarkReconnectRequired :exec
 UPDATE oauth_tokens SET state = 'reconnect_required', access_token = NULL, access_expires_at = NULL,
+    refresh_lease_id = NULL, refresh_lease_until = NULL,
     last_error = $1, prior_health_state = $2,
     prior_resting_until = $3, updated_at = $4
 WHERE tenant_key = $5 AND adapter_id = $6
@@ -453,8 +504,8 @@ ON CONFLICT (tenant_key, adapter_id) DO UPDATE SET
     refresh_token = excluded.refresh_token, access_token = excluded.access_token,
     access_expires_at = excluded.access_expires_at, state = 'connected', connected_at = excluded.connected_at,
     refreshed_at = excluded.refreshed_at, last_error = NULL, prior_health_state = NULL, prior_resting_until = NULL,
-    updated_at = excluded.updated_at
-RETURNING tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at
+    refresh_lease_id = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at
+RETURNING tenant_key, adapter_id, refresh_token, access_token, access_expires_at, state, connected_at, refreshed_at, refresh_count, last_error, prior_health_state, prior_resting_until, updated_at, refresh_lease_id, refresh_lease_until
 `
 
 type PutOAuthGrantParams struct {
@@ -490,8 +541,26 @@ func (q *Queries) PutOAuthGrant(ctx context.Context, arg PutOAuthGrantParams) (O
 		&i.PriorHealthState,
 		&i.PriorRestingUntil,
 		&i.UpdatedAt,
+		&i.RefreshLeaseID,
+		&i.RefreshLeaseUntil,
 	)
 	return i, err
+}
+
+const releaseOAuthRefresh = `-- name: ReleaseOAuthRefresh :exec
+UPDATE oauth_tokens SET refresh_lease_id = NULL, refresh_lease_until = NULL
+WHERE tenant_key = $1 AND adapter_id = $2 AND refresh_lease_id = $3
+`
+
+type ReleaseOAuthRefreshParams struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	LeaseID   *uuid.UUID
+}
+
+func (q *Queries) ReleaseOAuthRefresh(ctx context.Context, arg ReleaseOAuthRefreshParams) error {
+	_, err := q.db.Exec(ctx, releaseOAuthRefresh, arg.TenantKey, arg.AdapterID, arg.LeaseID)
+	return err
 }
 
 const releaseReconnect = `-- name: ReleaseReconnect :one
@@ -626,11 +695,11 @@ func (q *Queries) SoftDeleteOAuthApp(ctx context.Context, arg SoftDeleteOAuthApp
 	return result.RowsAffected(), nil
 }
 
-const storeRefreshedToken = `-- name: StoreRefreshedToken :exec
+const storeRefreshedToken = `-- name: StoreRefreshedToken :execrows
 UPDATE oauth_tokens SET refresh_token = $1, access_token = $2,
     access_expires_at = $3, refreshed_at = $4::timestamptz, refresh_count = refresh_count + 1,
-    last_error = NULL, updated_at = $4
-WHERE tenant_key = $5 AND adapter_id = $6
+    last_error = NULL, refresh_lease_id = NULL, refresh_lease_until = NULL, updated_at = $4
+WHERE tenant_key = $5 AND adapter_id = $6 AND state = 'connected' AND refresh_token = $7
 `
 
 type StoreRefreshedTokenParams struct {
@@ -640,16 +709,23 @@ type StoreRefreshedTokenParams struct {
 	Now             time.Time
 	TenantKey       string
 	AdapterID       uuid.UUID
+	Used            []byte
 }
 
-func (q *Queries) StoreRefreshedToken(ctx context.Context, arg StoreRefreshedTokenParams) error {
-	_, err := q.db.Exec(ctx, storeRefreshedToken,
+// Stores a refresh's result when the grant still holds the refresh token
+// it was made with (used), and ends the refresher's lease.
+func (q *Queries) StoreRefreshedToken(ctx context.Context, arg StoreRefreshedTokenParams) (int64, error) {
+	result, err := q.db.Exec(ctx, storeRefreshedToken,
 		arg.RefreshToken,
 		arg.AccessToken,
 		arg.AccessExpiresAt,
 		arg.Now,
 		arg.TenantKey,
 		arg.AdapterID,
+		arg.Used,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
