@@ -208,6 +208,8 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/inbound", authTenant, s.inbound},
 		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+		{"GET", "/v1/inbound/{id}", authTenant, byID(s.store.GetInbound)},
+		{"PATCH", "/v1/inbound/{id}", authTenant, updateByID(s.store.CorrectCategory)},
 		{"PUT", "/v1/inbound/providers/{provider}", authTenant, s.putInboundProvider},
 		{"POST", "/v1/inbound/events/{provider}", authSigned, s.providerEvents},
 
@@ -223,6 +225,12 @@ func New(cfg Config) *Server {
 		{"PATCH", "/v1/telemetry/subscriptions/{id}", authTenant, updateByID(s.store.UpdateSubscription)},
 		{"DELETE", "/v1/telemetry/subscriptions/{id}", authTenant, deleteByID(s.store.DeleteSubscription)},
 		{"POST", "/v1/telemetry/subscriptions/{id}/redeliver", authTenant, s.redeliver},
+
+		{"GET", "/v1/domains", authTenant, s.listDomains},
+		{"GET", "/v1/domains/{domain}", authTenant, s.getDomain},
+		{"POST", "/v1/domains/{domain}/check", authTenant, s.checkDomain},
+		{"GET", "/v1/settings", authTenant, s.getSettings},
+		{"PATCH", "/v1/settings", authTenant, s.updateSettings},
 
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/preflight"
 )
 
 func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
@@ -18,7 +19,7 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
 		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
-		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, LastSendAt: r.LastSendAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, MailboxProvider: r.MailboxProvider, ProviderCaps: capsOrEmpty(r.ProviderCaps), LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
 		Auth: r.Auth, OAuthAppID: r.OauthAppID, ReconnectRequired: r.ReconnectRequired,
 	}
@@ -74,6 +75,22 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 			Auth: a.Auth, OauthAppID: a.OAuthAppID,
 		})
 		if err != nil {
+			return nil, err
+		}
+		if len(a.ProviderCaps) > 0 {
+			b, _ := json.Marshal(a.ProviderCaps)
+			if err := q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: row.ID, ProviderCaps: b}); err != nil {
+				return nil, err
+			}
+			row.ProviderCaps = b
+		}
+		if mp := mailboxProvider(in, a.MailboxProvider); mp != "" {
+			if err := q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: row.ID, MailboxProvider: mp}); err != nil {
+				return nil, err
+			}
+			row.MailboxProvider = mp
+		}
+		if err := s.ensureSenderDomain(ctx, q, tenant, row.FromAddress); err != nil {
 			return nil, err
 		}
 		out = adapterFromRow(row)
@@ -162,7 +179,24 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		if err != nil {
 			return nil, err
 		}
+		if in.ProviderCaps != nil {
+			b, _ := json.Marshal(a.ProviderCaps)
+			if err := q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: id, ProviderCaps: b}); err != nil {
+				return nil, err
+			}
+			updated.ProviderCaps = b
+		}
+		if in.MailboxProvider != nil || in.Credentials != nil {
+			mp := mailboxProvider(in, a.MailboxProvider)
+			if err := q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: id, MailboxProvider: mp}); err != nil {
+				return nil, err
+			}
+			updated.MailboxProvider = mp
+		}
 		out = adapterFromRow(updated)
+		if err := s.ensureSenderDomain(ctx, q, tenant, updated.FromAddress); err != nil {
+			return nil, err
+		}
 		out.IMAP = a.IMAP
 		return nil, s.putIMAP(ctx, q, tenant, id, in, &out)
 	})
@@ -235,4 +269,24 @@ func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.U
 		return c, err
 	}
 	return c, json.Unmarshal(pt, &c)
+}
+
+// mailboxProvider is an adapter's own provider: the one given, else the
+// one its SMTP host belongs to (preflight.ProviderOfHost).
+func mailboxProvider(in dripdrop.AdapterInput, given string) string {
+	if in.MailboxProvider != nil && *in.MailboxProvider != "" {
+		return *in.MailboxProvider
+	}
+	if in.Credentials != nil {
+		return preflight.ProviderOfHost(in.Credentials.Host)
+	}
+	return given
+}
+
+// capsOrEmpty reads provider_caps for the API ({} when none).
+func capsOrEmpty(raw []byte) map[string]int {
+	if m := providerCaps(raw); m != nil {
+		return m
+	}
+	return map[string]int{}
 }

@@ -84,6 +84,24 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 		emails = append(emails, n)
 		domains = append(domains, dripdrop.EmailDomain(n))
 	}
+	// The recipient checks (docs/preflight.md#recipients): a rejected row
+	// gets its reason; an accepted one its provider, written with the row.
+	providers := make([]string, len(contacts))
+	if len(emails) > 0 {
+		verdicts, err := s.recipientCheck(ctx, tenant, ref.verify, emails)
+		if err != nil {
+			return nil, err
+		}
+		for k, n := range emails {
+			i := firstOf[n]
+			if v := verdicts[k]; v.Reason != "" {
+				results[i].Status = "error"
+				results[i].Error = rowError(rejectRecipient(v, fmt.Sprintf("contacts[%d].email", i)))
+			} else {
+				providers[i] = v.Provider
+			}
+		}
+	}
 	if len(emails) > 0 {
 		sup, err := s.q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: tenant, Emails: emails, Domains: domains})
 		if err != nil {
@@ -100,10 +118,10 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 		for _, l := range live {
 			i := firstOf[deref(l.EmailNorm)]
 			id := l.ID
-			results[i].Status, results[i].EnrollmentID = "existing", &id
+			results[i].Status, results[i].EnrollmentID, results[i].Error = "existing", &id, nil
 		}
 		for n, i := range firstOf {
-			if results[i].Status == "" && (blocked["email:"+n] || blocked["domain:"+dripdrop.EmailDomain(n)]) {
+			if results[i].Status == "" && results[i].Error == nil && (blocked["email:"+n] || blocked["domain:"+dripdrop.EmailDomain(n)]) {
 				results[i].Status = "error"
 				results[i].Error = &RowError{Code: dripdrop.ECodeSuppressed, Field: fmt.Sprintf("contacts[%d].email", i), Message: "the address or its domain is on the suppression list"}
 			}
@@ -123,7 +141,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 		if _, err := s.RecoverDueAdapters(ctx, tenant, ids); err != nil {
 			return nil, err
 		}
-		if err := s.insertBatch(ctx, tenant, ref, valid, todo, results); err != nil {
+		if err := s.insertBatch(ctx, tenant, ref, valid, providers, todo, results); err != nil {
 			return nil, err
 		}
 		s.notes.add(WorkChannel, tenant) // the first steps, after commit (notify.go)
@@ -144,7 +162,7 @@ func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts
 	return results, nil
 }
 
-func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, valid []dripdrop.Contact, todo []int, results []BatchResult) error {
+func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, valid []dripdrop.Contact, providers []string, todo []int, results []BatchResult) error {
 	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		var evs []event
 		now := s.clock.Now()
@@ -157,11 +175,12 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			TenantKey: tenant, SequenceID: ref.seqID, SequenceVersionID: ref.versionID, Now: now,
 			Ids: make([]uuid.UUID, 0, n), Emails: make([]string, 0, n), FirstNames: make([]string, 0, n), LastNames: make([]string, 0, n),
 			Companies: make([]string, 0, n), Timezones: make([]string, 0, n), VarsList: make([]string, 0, n), AdapterIds: make([]uuid.UUID, 0, n),
+			RecipientProviders: make([]string, 0, n),
 		}
 		rowOf := map[uuid.UUID]int{}
 		exhausted := false
 		for _, i := range todo {
-			adapter, ok := p.pick()
+			adapter, ok := p.pickFor(providers[i])
 			if !ok {
 				exhausted = true
 				results[i].Status = "error"
@@ -186,6 +205,7 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			params.Timezones = append(params.Timezones, c.Timezone)
 			params.VarsList = append(params.VarsList, vars)
 			params.AdapterIds = append(params.AdapterIds, adapter)
+			params.RecipientProviders = append(params.RecipientProviders, providers[i])
 		}
 		if exhausted {
 			evs = append(evs, p.exhaustedEvent(tenant, ref.versionID))

@@ -52,7 +52,11 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 			byTenant[job.TenantKey] = p
 			tenants = append(tenants, job.TenantKey)
 		}
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
+		sent := map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt}
+		if job.Variant != "" {
+			sent["variant"] = job.Variant
+		}
+		data, _ := json.Marshal(sent)
 		var start, gap time.Time // zero: no gap
 		if jobGap(job).HasGap() {
 			start = now

@@ -19,6 +19,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/db/internal/pgxuuid"
+	"github.com/dripdrop/dripdrop/preflight"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -43,6 +44,10 @@ type Options struct {
 	// link-local, unspecified and multicast addresses
 	// (docs/security.md#the-operators-network).
 	AllowPrivateTargets bool
+	// Resolver answers the DNS questions of the deliverability preflight
+	// (sender domains, recipients at verify_recipients=mx); nil turns the
+	// DNS checks off (docs/preflight.md).
+	Resolver preflight.Resolver
 }
 
 // Emitter receives telemetry events.
@@ -87,6 +92,7 @@ type Store struct {
 	allowPrivate  bool
 	notes         *notifier    // post-commit wake-ups (notify.go)
 	stats         *statsKeeper // statistics after bulk enrollments (stats.go)
+	resolver      preflight.Resolver
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -137,7 +143,7 @@ func openPool(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, e
 		om = telemetry.NoOp{}
 	}
 	s := &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
-		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}
+		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets, resolver: opts.Resolver}
 	s.notes = newNotifier(s)
 	s.stats = newStatsKeeper(s)
 	return s, nil

@@ -330,6 +330,43 @@ var feedScenarios = []struct {
 			f.inbound(201, map[string]any{"message_id": "<other@example.org>", "from": "someone@example.org", "subject": "Hello", "body_text": "Who are you?"})
 			return f
 		}},
+	{"a reply is categorised, then corrected", []string{"dripdrop.ingest.reply_categorized"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.enroll("bob@example.com")
+			f.run()
+			res := f.inbound(201, map[string]any{"message_id": "<cat-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+				"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not right now, maybe next quarter."})
+			f.call(200, "PATCH", "/v1/inbound/"+res["id"].(string), map[string]any{"category": "interested", "source": "crm"})
+			return f
+		}},
+	{"a variant wins", []string{"dripdrop.sequence.variant_promoted"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.abSequence([2]int{1, 1}, map[string]any{"min_sent": 5})
+			ids := f.enrollAB("w", 30)
+			f.run()
+			for i, id := range ids {
+				if v, _, _ := f.execVariant(id); v == "A" {
+					rcpt := fmt.Sprintf("w-%d@example.com", i)
+					f.inbound(201, map[string]any{"message_id": fmt.Sprintf("<w-%d@example.com>", i), "in_reply_to": f.sentMessageID(rcpt),
+						"from": rcpt, "subject": "Re", "body_text": "Sounds good."})
+				}
+			}
+			return f
+		}},
+	{"a not_now reply's branch enrolls the contact elsewhere", []string{"dripdrop.enrollment.routed"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.sequence("nurture", f.pool.ID.String(), nil, [3]any{"Later", "Later", 0})
+			f.sequence("outreach", f.pool.ID.String(), map[string]any{"branches": map[string]any{
+				"on_reply": map[string]any{"not_now": map[string]any{"sequence_key": "nurture"}}}}, [3]any{"Hi", "Hello", 0})
+			f.enrollInto("outreach", "bob@example.com")
+			f.run()
+			f.inbound(201, map[string]any{"message_id": "<nn-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+				"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not now, thanks."})
+			return f
+		}},
 	{"out of office reschedules the next step", []string{"dripdrop.ingest.ooo_rescheduled"},
 		func(t *testing.T) *feedWorld {
 			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 86400))

@@ -50,6 +50,13 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 		return err
 	}
 	cfg.AllowPrivate = true // local receivers: dev allows private targets (docs/security.md)
+	// The demo's adapters send from example domains: dev asks no DNS unless
+	// told to (-dns-servers).
+	dnsGiven := false
+	fs.Visit(func(f *flag.Flag) { dnsGiven = dnsGiven || f.Name == "dns-servers" })
+	if !dnsGiven {
+		cfg.DNSServers = "off"
+	}
 	if log, err = cfg.logger(log); err != nil {
 		return err
 	}

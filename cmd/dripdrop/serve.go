@@ -30,6 +30,8 @@ import (
 	"github.com/dripdrop/dripdrop/internal/netguard"
 	"github.com/dripdrop/dripdrop/mailsync"
 	"github.com/dripdrop/dripdrop/oauth"
+	"github.com/dripdrop/dripdrop/preflight"
+	"github.com/dripdrop/dripdrop/preflight/dnsresolver"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 	"github.com/dripdrop/dripdrop/webhook"
@@ -52,6 +54,7 @@ type serveConfig struct {
 	RescueEvery   time.Duration
 	AllowPrivate  bool
 	SMTPPorts     string
+	DNSServers    string
 	Proxies       string
 	HealthEvery   time.Duration
 	Log           logConfig
@@ -89,6 +92,30 @@ func (c *serveConfig) guard() (netguard.Guard, error) {
 	return g, nil
 }
 
+// resolver is the preflight's DNS resolver of -dns-servers (nil: off).
+func (c *serveConfig) resolver() (preflight.Resolver, error) {
+	switch s := strings.TrimSpace(c.DNSServers); s {
+	case "off", "":
+		return nil, nil
+	case "system":
+		r, err := dnsresolver.FromSystem("")
+		if err != nil {
+			return nil, fmt.Errorf("-dns-servers (DRIPDROP_DNS_SERVERS) is \"system\" and %w", err)
+		}
+		return r, nil
+	default:
+		r := &dnsresolver.Resolver{}
+		for _, srv := range strings.Split(s, ",") {
+			srv = strings.TrimSpace(srv)
+			if _, _, err := net.SplitHostPort(srv); err != nil {
+				srv = net.JoinHostPort(srv, "53")
+			}
+			r.Servers = append(r.Servers, srv)
+		}
+		return r, nil
+	}
+}
+
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", dispatch.DefaultWorkers, "concurrent sends per process (they hold no database connection)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", defaultDBMaxConns, fmt.Sprintf("database connection pool size, at least %d (claims, reservations, records and the API)", minDBMaxConns))
@@ -107,6 +134,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InboundSMTPCert, "inbound-smtp-cert", "", "PEM certificate file enabling STARTTLS on the inbound listener")
 	fs.StringVar(&c.InboundSMTPKey, "inbound-smtp-key", "", "PEM key file of -inbound-smtp-cert")
 	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", false, "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses")
+	fs.StringVar(&c.DNSServers, "dns-servers", "system", "comma-separated recursive DNS servers (host:port) for the deliverability preflight; \"system\" = those of /etc/resolv.conf, \"off\" = no DNS checks")
 	fs.StringVar(&c.SMTPPorts, "smtp-ports", "", "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525")
 	fs.StringVar(&c.Proxies, "trusted-proxies", "", "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none")
 	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
@@ -213,7 +241,11 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: int32(cfg.DBMaxConns), Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
+	resolver, err := cfg.resolver()
+	if err != nil {
+		return err
+	}
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: int32(cfg.DBMaxConns), Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate, Resolver: resolver})
 	if err != nil {
 		return err
 	}

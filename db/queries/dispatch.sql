@@ -96,10 +96,10 @@ SELECT cl.id, cl.adapter_id, cl.due_on_write FROM claimed cl;
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
@@ -258,10 +258,10 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest(@ids::uuid[]) AS i(id)
 CROSS JOIN LATERAL (

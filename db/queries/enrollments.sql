@@ -16,7 +16,7 @@ SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 -- load of adapters, a free join matched every member against every adapter.
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
@@ -47,9 +47,9 @@ GROUP BY adapter_id;
 
 -- name: InsertEnrollment :one
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 VALUES (@tenant_key, @id, @sequence_id, @sequence_version_id, @email, @first_name, @last_name, @company,
-        @timezone, @vars, @adapter_id, @now, @now)
+        @timezone, @vars, @adapter_id, @recipient_provider, @now, @now)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
 RETURNING *;
 
@@ -68,14 +68,14 @@ RETURNING *;
 
 -- name: BulkInsertEnrollments :many
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
        nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       @now::timestamptz, @now::timestamptz
+       nullif(u.recipient_provider, ''), @now::timestamptz, @now::timestamptz
 FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@emails::text[]) AS email, unnest(@first_names::text[]) AS first_name,
              unnest(@last_names::text[]) AS last_name, unnest(@companies::text[]) AS company,
              unnest(@timezones::text[]) AS timezone, unnest(@vars_list::text[]) AS vars,
-             unnest(@adapter_ids::uuid[]) AS adapter_id) u
+             unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@recipient_providers::text[]) AS recipient_provider) u
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
 RETURNING id;
 

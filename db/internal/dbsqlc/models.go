@@ -48,6 +48,8 @@ type Adapter struct {
 	Auth               string
 	OauthAppID         *uuid.UUID
 	ReconnectRequired  bool
+	MailboxProvider    string
+	ProviderCaps       json.RawMessage
 }
 
 type AdapterDailyUsage struct {
@@ -64,6 +66,14 @@ type AdapterDue struct {
 	DueAt     time.Time
 	Served    int64
 	Ver       int64
+}
+
+type AdapterProviderUsage struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Day       time.Time
+	Provider  string
+	Sent      int
 }
 
 type ApiKey struct {
@@ -117,6 +127,27 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+}
+
+type EnrollmentRoute struct {
+	TenantKey          string
+	ID                 uuid.UUID
+	SourceEnrollmentID uuid.UUID
+	Trigger            string
+	Category           *string
+	InboundID          *uuid.UUID
+	TargetSequenceID   uuid.UUID
+	DueAt              time.Time
+	State              string
+	Reason             *string
+	ResultEnrollmentID *uuid.UUID
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 type IdempotencyKey struct {
@@ -132,25 +163,29 @@ type IdempotencyKey struct {
 }
 
 type InboundMessage struct {
-	TenantKey       string
-	ID              uuid.UUID
-	Provider        string
-	MessageID       string
-	AdapterID       *uuid.UUID
-	InReplyTo       *string
-	Refs            []string
-	FromAddress     string
-	Subject         *string
-	BodyText        *string
-	Headers         json.RawMessage
-	Intent          string
-	IntentData      json.RawMessage
-	Correlation     string
-	StepExecutionID *uuid.UUID
-	EnrollmentID    *uuid.UUID
-	ReceivedAt      time.Time
-	CreatedAt       time.Time
-	Result          json.RawMessage
+	TenantKey         string
+	ID                uuid.UUID
+	Provider          string
+	MessageID         string
+	AdapterID         *uuid.UUID
+	InReplyTo         *string
+	Refs              []string
+	FromAddress       string
+	Subject           *string
+	BodyText          *string
+	Headers           json.RawMessage
+	Intent            string
+	IntentData        json.RawMessage
+	Correlation       string
+	StepExecutionID   *uuid.UUID
+	EnrollmentID      *uuid.UUID
+	ReceivedAt        time.Time
+	CreatedAt         time.Time
+	Result            json.RawMessage
+	Category          *string
+	CategoryEvidence  []byte
+	CategorySource    *string
+	CategoryUpdatedAt *time.Time
 }
 
 type InboundProvider struct {
@@ -265,6 +300,7 @@ type Pool struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	DeletedAt        *time.Time
+	ProviderMatching string
 }
 
 type PoolMember struct {
@@ -277,6 +313,34 @@ type PoolMember struct {
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+type RecipientDomain struct {
+	TenantKey string
+	Domain    string
+	Status    string
+	Code      string
+	Provider  string
+	Evidence  json.RawMessage
+	CheckedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SenderDomain struct {
+	TenantKey     string
+	Domain        string
+	Status        string
+	Checked       bool
+	Checks        json.RawMessage
+	Provider      string
+	ProviderSet   string
+	DkimSelectors []string
+	CheckedAt     *time.Time
+	ExpiresAt     *time.Time
+	NextCheckAt   time.Time
+	FailingSince  *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 type Sequence struct {
@@ -305,6 +369,10 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
+	WindowHolidays     []string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 type Step struct {
@@ -319,6 +387,10 @@ type Step struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
+	WinnerVariant     *string
+	PromotedAt        *time.Time
 }
 
 type StepExecution struct {
@@ -347,6 +419,7 @@ type StepExecution struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 }
 
 type Suppression struct {
@@ -371,9 +444,10 @@ type TelemetryOutbox struct {
 }
 
 type Tenant struct {
-	TenantKey string
-	Name      string
-	CreatedAt time.Time
+	TenantKey         string
+	Name              string
+	CreatedAt         time.Time
+	RequireDomainAuth string
 }
 
 type WdrrCounter struct {

@@ -314,7 +314,7 @@ const holdForReconnect = `-- name: HoldForReconnect :one
 UPDATE adapters SET health_state = 'resting', reconnect_required = true, resting_until = NULL,
     health_since = $1, next_send_at = NULL, updated_at = $1
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type HoldForReconnectParams struct {
@@ -361,6 +361,8 @@ func (q *Queries) HoldForReconnect(ctx context.Context, arg HoldForReconnectPara
 		&i.Auth,
 		&i.OauthAppID,
 		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
@@ -498,7 +500,7 @@ UPDATE adapters SET health_state = $1::text, reconnect_required = false,
     healthy_since = CASE WHEN $1::text IN ('active', 'ramping') THEN $3::timestamptz ELSE healthy_since END,
     adapter_failures = 0, auth_failures = 0, next_send_at = NULL, updated_at = $3
 WHERE tenant_key = $4 AND id = $5
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type ReleaseReconnectParams struct {
@@ -553,6 +555,8 @@ func (q *Queries) ReleaseReconnect(ctx context.Context, arg ReleaseReconnectPara
 		&i.Auth,
 		&i.OauthAppID,
 		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
