@@ -270,8 +270,21 @@ func (s *Store) RunDueRoutes(ctx context.Context, tenant string) (n int, err err
 	return n, nil
 }
 
-// runRoute carries out one due route in one transaction.
+// runRoute carries out one due route in one transaction. As an
+// enrollment does, it first recovers the target pool's adapters whose
+// rest is over (they are then eligible, and a usable pin).
 func (s *Store) runRoute(ctx context.Context, tenant string, id uuid.UUID) (bool, error) {
+	if rt, err := s.q.GetRoute(ctx, dbsqlc.GetRouteParams{TenantKey: tenant, ID: id}); err == nil {
+		if ver, err := s.q.ActiveVersionOfSequence(ctx, dbsqlc.ActiveVersionOfSequenceParams{TenantKey: tenant, SequenceID: rt.TargetSequenceID}); err == nil {
+			ids, err := s.poolAdapterIDs(ctx, tenant, ver.PoolID)
+			if err != nil {
+				return false, err
+			}
+			if _, err := s.RecoverDueAdapters(ctx, tenant, ids); err != nil {
+				return false, err
+			}
+		}
+	}
 	var enrolled bool
 	err := s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		enrolled = false

@@ -49,9 +49,6 @@ UPDATE enrollment_routes SET state = @state, reason = sqlc.narg(reason), result_
        updated_at = @now::timestamptz
 WHERE tenant_key = @tenant_key AND id = @id;
 
--- name: GetRouteOf :one
-SELECT * FROM enrollment_routes WHERE tenant_key = $1 AND source_enrollment_id = $2;
-
 -- name: RoutesInto :many
 -- The routes that created an enrollment or left it.
 SELECT * FROM enrollment_routes
@@ -92,3 +89,6 @@ WHERE v.tenant_key = @tenant_key AND v.sequence_id = @sequence_id AND v.state = 
 -- name: IsSuppressedAddress :one
 SELECT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_key = @tenant_key
     AND ((s.kind = 'email' AND s.value = @email::text) OR (s.kind = 'domain' AND s.value = @domain::text)))::bool;
+
+-- name: GetRoute :one
+SELECT * FROM enrollment_routes WHERE tenant_key = $1 AND id = $2;

@@ -224,17 +224,17 @@ func (q *Queries) GetEnrollmentRow(ctx context.Context, arg GetEnrollmentRowPara
 	return i, err
 }
 
-const getRouteOf = `-- name: GetRouteOf :one
-SELECT tenant_key, id, source_enrollment_id, trigger, category, inbound_id, target_sequence_id, due_at, state, reason, result_enrollment_id, created_at, updated_at FROM enrollment_routes WHERE tenant_key = $1 AND source_enrollment_id = $2
+const getRoute = `-- name: GetRoute :one
+SELECT tenant_key, id, source_enrollment_id, trigger, category, inbound_id, target_sequence_id, due_at, state, reason, result_enrollment_id, created_at, updated_at FROM enrollment_routes WHERE tenant_key = $1 AND id = $2
 `
 
-type GetRouteOfParams struct {
-	TenantKey          string
-	SourceEnrollmentID uuid.UUID
+type GetRouteParams struct {
+	TenantKey string
+	ID        uuid.UUID
 }
 
-func (q *Queries) GetRouteOf(ctx context.Context, arg GetRouteOfParams) (EnrollmentRoute, error) {
-	row := q.db.QueryRow(ctx, getRouteOf, arg.TenantKey, arg.SourceEnrollmentID)
+func (q *Queries) GetRoute(ctx context.Context, arg GetRouteParams) (EnrollmentRoute, error) {
+	row := q.db.QueryRow(ctx, getRoute, arg.TenantKey, arg.ID)
 	var i EnrollmentRoute
 	err := row.Scan(
 		&i.TenantKey,
