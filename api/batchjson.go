@@ -53,6 +53,10 @@ func decodeBatchJSON(body []byte) (in batchRequest, ok bool) {
 	return in, true
 }
 
+// maxObjectKeys is the most keys an object may have for the one-pass
+// decoder (a contact has six fields, vars at most dripdrop.MaxVars).
+const maxObjectKeys = 2 * dripdrop.MaxVars
+
 // declined is the panic value that unwinds a declined decode.
 type declined struct{}
 
@@ -119,6 +123,9 @@ func (d *batchDecoder) object(field func(key string)) {
 			if k == key {
 				d.decline()
 			}
+		}
+		if len(seen) == maxObjectKeys {
+			d.decline() // the repeat check is quadratic: a huge object goes to encoding/json
 		}
 		seen = append(seen, key)
 		d.expect(':')

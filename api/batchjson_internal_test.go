@@ -59,6 +59,24 @@ func TestDecodeBatchJSON(t *testing.T) {
 	if accepted < 7 {
 		t.Fatalf("the decoder took %d of the seeds, want the 7 of the common shape at least", accepted)
 	}
+	// An object with more keys than any valid contact goes to
+	// encoding/json (the decoder's repeat check is quadratic).
+	var wide strings.Builder
+	wide.WriteString(`{"sequence_key":"s","contacts":[{"vars":{`)
+	for i := range 3 * maxObjectKeys {
+		if i > 0 {
+			wide.WriteByte(',')
+		}
+		fmt.Fprintf(&wide, `"v%d":"x"`, i)
+	}
+	wide.WriteString(`}}]}`)
+	if checkBatchJSON(t, []byte(wide.String())) {
+		t.Fatalf("took an object of %d keys", 3*maxObjectKeys)
+	}
+	var slow batchRequest
+	if err := decodeBytes([]byte(wide.String()), &slow); err != nil || len(slow.Contacts[0].Vars) != 3*maxObjectKeys {
+		t.Fatalf("encoding/json on the wide object: %v", err)
+	}
 	// A large batch of the shape the benchmark sends.
 	var b strings.Builder
 	b.WriteString(`{"sequence_key":"seq","contacts":[`)
