@@ -67,7 +67,14 @@ func (s *IMAPSettings) UnmarshalJSON(b []byte) error {
 }
 
 // Normalize validates the settings and fills the defaults.
-func (s IMAPSettings) Normalize() (IMAPSettings, error) {
+func (s IMAPSettings) Normalize() (IMAPSettings, error) { return s.NormalizeFor(AuthPassword) }
+
+// NormalizeFor is Normalize for an adapter authenticating by auth. An
+// oauth2 adapter may give neither host nor preset: its OAuth app's IMAP
+// server is used (imap_host, and imap_port unless port is given), so the
+// host stays "" and the port 0 when not given, for the store to fill from
+// the app (docs/mailboxes.md#reading-the-mailbox).
+func (s IMAPSettings) NormalizeFor(auth string) (IMAPSettings, error) {
 	out := s
 	if s.Preset != "" {
 		p, ok := imapPresets[s.Preset]
@@ -82,7 +89,8 @@ func (s IMAPSettings) Normalize() (IMAPSettings, error) {
 		}
 	}
 	out.Host = strings.TrimSpace(strings.TrimSuffix(out.Host, "."))
-	if out.Host == "" {
+	fromApp := out.Host == "" && auth == AuthOAuth2
+	if out.Host == "" && !fromApp {
 		return out, Errorf(ECodeRequired, "imap.host", "imap.host is required (or a preset)")
 	}
 	if len(out.Host) > 253 || strings.ContainsAny(out.Host, " /:@\t\r\n") && net.ParseIP(out.Host) == nil {
@@ -96,13 +104,10 @@ func (s IMAPSettings) Normalize() (IMAPSettings, error) {
 	default:
 		return out, Errorf(ECodeInvalidValue, "imap.tls", "imap.tls must be \"tls\", \"starttls\" or \"none\"")
 	}
-	if out.Port == 0 {
-		out.Port = 993
-		if out.TLS != "tls" {
-			out.Port = 143
-		}
+	if out.Port == 0 && !fromApp {
+		out.Port = out.DefaultPort()
 	}
-	if err := checkRange("imap.port", out.Port, 1, 65535); err != nil {
+	if err := checkRange("imap.port", out.Port, 1, 65535); err != nil && !(fromApp && out.Port == 0) {
 		return out, err
 	}
 	if out.IntervalSeconds == 0 {
@@ -151,6 +156,15 @@ func (s IMAPSettings) Normalize() (IMAPSettings, error) {
 		return out, Errorf(ECodeInvalidValue, "imap.tls_ca_pem", "imap.tls_ca_pem is at most 64 KiB")
 	}
 	return out, nil
+}
+
+// DefaultPort is the IMAP port for the TLS mode: 993 for implicit TLS,
+// else 143.
+func (s IMAPSettings) DefaultPort() int {
+	if s.TLS == "" || s.TLS == "tls" {
+		return 993
+	}
+	return 143
 }
 
 // Addr is host:port.

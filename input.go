@@ -300,7 +300,7 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 	if in.IMAP.Set {
 		a.IMAP = nil
 		if in.IMAP.Valid {
-			st, err := in.IMAP.Value.Normalize()
+			st, err := in.IMAP.Value.NormalizeFor(a.Auth)
 			if err != nil {
 				return a, err
 			}

@@ -241,6 +241,11 @@ func (in OAuthTokenInput) Validate() error {
 // OAuthConnection is the result of a connect or a stored refresh token:
 // the adapter with its token state and the proof login's outcome.
 type OAuthConnection struct {
-	Adapter Adapter       `json:"adapter"`
-	Proof   *VerifyResult `json:"proof,omitempty"`
+	Adapter Adapter `json:"adapter"`
+	// Proof is the SMTP login with the new grant's access token.
+	Proof *VerifyResult `json:"proof,omitempty"`
+	// IMAPProof is the IMAP login with it, when the adapter has enabled
+	// mailbox sync settings. A refused IMAP login does not refuse the
+	// grant: mailbox sync reports and retries it (docs/mailboxes.md).
+	IMAPProof *VerifyResult `json:"imap_proof,omitempty"`
 }

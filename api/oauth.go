@@ -66,9 +66,12 @@ var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · dripdrop</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1d2330}
-h1{font-size:1.4rem}.ok{color:#17663a}.bad{color:#a12a2a}table{border-collapse:collapse}td{padding:.1rem .6rem .1rem 0}</style></head>
+h1{font-size:1.4rem}h2{font-size:1.05rem;margin:1.2rem 0 .3rem}.ok{color:#17663a}.bad{color:#a12a2a}table{border-collapse:collapse}td{padding:.1rem .6rem .1rem 0}</style></head>
 <body><h1 class="{{if .OK}}ok{{else}}bad{{end}}">{{.Title}}</h1><p>{{.Detail}}</p>
-{{with .Proof}}<table>{{range .Stages}}<tr><td>{{.Stage}}</td><td>{{if .OK}}ok{{else}}failed{{end}}</td><td>{{.Code}} {{.Reply}}{{.Error}}</td></tr>{{end}}</table>{{end}}
+{{with .Proof}}<h2 class="{{if .OK}}ok{{else}}bad{{end}}">SMTP login to {{.Host}}:{{.Port}}: {{if .OK}}ok{{else}}refused{{end}}</h2>
+<table>{{range .Stages}}<tr><td>{{.Stage}}</td><td>{{if .OK}}ok{{else}}failed{{end}}</td><td>{{if .Code}}{{.Code}} {{end}}{{.Reply}}{{.Error}}</td></tr>{{end}}</table>{{end}}
+{{with .IMAPProof}}<h2 class="{{if .OK}}ok{{else}}bad{{end}}">IMAP login to {{.Host}}:{{.Port}}: {{if .OK}}ok{{else}}refused{{end}}</h2>
+<table>{{range .Stages}}<tr><td>{{.Stage}}</td><td>{{if .OK}}ok{{else}}failed{{end}}</td><td>{{.Error}}</td></tr>{{end}}</table>{{end}}
 <p><a href="{{.Back}}">Back to the dashboard</a></p></body></html>
 `))
 
@@ -91,9 +94,9 @@ func (s *Server) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 		back = "/ui/adapters/" + res.AdapterID.String()
 	}
 	status := http.StatusOK
-	if !res.OK && res.Proof == nil {
+	if !res.OK && res.Proof == nil && res.IMAPProof == nil { // refused before anything was stored
 		status = http.StatusBadRequest
 	}
 	w.WriteHeader(status)
-	return callbackPage.Execute(w, map[string]any{"OK": res.OK, "Title": res.Title, "Detail": res.Detail, "Proof": res.Proof, "Back": back})
+	return callbackPage.Execute(w, map[string]any{"OK": res.OK, "Title": res.Title, "Detail": res.Detail, "Proof": res.Proof, "IMAPProof": res.IMAPProof, "Back": back})
 }

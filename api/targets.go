@@ -60,14 +60,19 @@ func forbiddenDetail(err error) string {
 
 // checkIMAPTarget applies the outbound-destination rule to a mailbox's
 // IMAP host (the port is any: IMAP servers listen on 993, 143 or their
-// own); the shape is validated first.
+// own); the shape is validated first. No host (an oauth2 adapter using
+// its OAuth app's IMAP server, checked when the app was created) is left
+// to the adapter's validation.
 func checkIMAPTarget(g netguard.Guard, in dripdrop.Nullable[dripdrop.IMAPSettings]) error {
 	if !in.Valid {
 		return nil
 	}
-	st, err := in.Value.Normalize()
+	st, err := in.Value.NormalizeFor(dripdrop.AuthOAuth2)
 	if err != nil {
 		return err
+	}
+	if st.Host == "" {
+		return nil
 	}
 	if err := g.CheckHost(st.Host); err != nil {
 		return dripdrop.Errorf(dripdrop.ECodeForbiddenTarget, "imap.host", "%s", forbiddenDetail(err))

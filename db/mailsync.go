@@ -38,6 +38,13 @@ func (s *Store) putIMAP(ctx context.Context, q *dbsqlc.Queries, tenant string, i
 		return q.DeleteMailboxSettings(ctx, dbsqlc.DeleteMailboxSettingsParams{TenantKey: tenant, AdapterID: id})
 	}
 	st := a.IMAP
+	if st.Host == "" {
+		// An oauth2 adapter without host or preset reads its OAuth app's
+		// IMAP server (docs/mailboxes.md#reading-the-mailbox).
+		if err := s.imapFromApp(ctx, q, tenant, a, st); err != nil {
+			return err
+		}
+	}
 	row, err := q.PutMailboxSettings(ctx, dbsqlc.PutMailboxSettingsParams{
 		TenantKey: tenant, AdapterID: id, Host: st.Host, Port: st.Port, Tls: st.TLS, Username: st.Username,
 		Folders: st.Folders, IntervalSeconds: st.IntervalSeconds, Enabled: *st.Enabled, TlsCaPem: st.TLSCAPEM, Now: s.clock.Now(),
@@ -46,6 +53,29 @@ func (s *Store) putIMAP(ctx context.Context, q *dbsqlc.Queries, tenant string, i
 		return err
 	}
 	a.IMAP = imapFromRow(row)
+	return nil
+}
+
+// imapFromApp fills st's host (and port, when not given) from the OAuth
+// app of an oauth2 adapter; an app without an IMAP server is refused.
+func (s *Store) imapFromApp(ctx context.Context, q *dbsqlc.Queries, tenant string, a *dripdrop.Adapter, st *dripdrop.IMAPSettings) error {
+	if a.Auth != dripdrop.AuthOAuth2 || a.OAuthAppID == nil {
+		return dripdrop.Errorf(dripdrop.ECodeRequired, "imap.host", "imap.host is required (or a preset)")
+	}
+	app, err := q.GetOAuthApp(ctx, dbsqlc.GetOAuthAppParams{TenantKey: tenant, ID: *a.OAuthAppID})
+	if err != nil {
+		return oauthAppMissing(err)
+	}
+	if app.ImapHost == "" {
+		return dripdrop.Errorf(dripdrop.ECodeRequired, "imap.host", "the oauth app names no IMAP server (imap_host); give imap.host or imap.preset")
+	}
+	st.Host = app.ImapHost
+	if st.Port == 0 {
+		st.Port = app.ImapPort
+		if st.Port == 0 {
+			st.Port = st.DefaultPort()
+		}
+	}
 	return nil
 }
 

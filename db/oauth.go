@@ -200,6 +200,10 @@ type OAuthClient struct {
 	Username    string
 	FromAddress string
 	Credentials dripdrop.SMTPCredentials
+	// IMAP is the adapter's mailbox sync settings (nil without them), its
+	// username resolved like the sync loop's: the settings' username, else
+	// Username.
+	IMAP *dripdrop.IMAPSettings
 }
 
 // OAuthClient reads an oauth2 adapter's app (with its opened secret) and
@@ -234,6 +238,16 @@ func (s *Store) OAuthClient(ctx context.Context, tenant string, adapterID uuid.U
 	c.Username = c.Credentials.Username
 	if c.Username == "" {
 		c.Username = ad.FromAddress
+	}
+	ms, err := s.q.GetMailboxSync(ctx, dbsqlc.GetMailboxSyncParams{TenantKey: tenant, AdapterID: adapterID})
+	switch {
+	case err == nil:
+		c.IMAP = imapFromRow(ms)
+		if c.IMAP.Username == "" {
+			c.IMAP.Username = c.Username
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return OAuthClient{}, err
 	}
 	return c, nil
 }

@@ -71,6 +71,17 @@ type IMAPDialer struct {
 	// DialContext, when set, dials the TCP connection (the engine passes
 	// its outbound-destination guard here).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Trace, when set, is told each stage of Dial as it ends (connect,
+	// tls, greeting, starttls, auth) with its duration and error; Verify
+	// reports them.
+	Trace func(stage string, took time.Duration, err error)
+}
+
+// stage reports one finished stage of a dial to Trace.
+func (d IMAPDialer) stage(name string, start time.Time, err error) {
+	if d.Trace != nil {
+		d.Trace(name, time.Since(start), err)
+	}
 }
 
 // Dial connects, upgrades to TLS as configured and logs in.
@@ -85,7 +96,9 @@ func (d IMAPDialer) Dial(ctx context.Context, host string, port int, tlsMode, ca
 		nd := &net.Dialer{Timeout: timeout}
 		dial = nd.DialContext
 	}
+	start := time.Now()
 	raw, err := dial(ctx, "tcp", addr)
+	d.stage("connect", start, err)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +115,10 @@ func (d IMAPDialer) Dial(ctx context.Context, host string, port int, tlsMode, ca
 	if tlsMode == "tls" {
 		tconn := tls.Client(raw, tc)
 		_ = tconn.SetDeadline(time.Now().Add(timeout))
-		if err := tconn.HandshakeContext(ctx); err != nil {
+		start = time.Now()
+		err := tconn.HandshakeContext(ctx)
+		d.stage("tls", start, err)
+		if err != nil {
 			raw.Close()
 			return nil, err
 		}
@@ -111,7 +127,9 @@ func (d IMAPDialer) Dial(ctx context.Context, host string, port int, tlsMode, ca
 	}
 	sn := &sniffer{Conn: conn}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
+	start = time.Now()
 	c, err := client.New(sn)
+	d.stage("greeting", start, err)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -120,30 +138,45 @@ func (d IMAPDialer) Dial(ctx context.Context, host string, port int, tlsMode, ca
 	c.Timeout = timeout
 	s := &imapSession{c: c, sn: sn}
 	if tlsMode == "starttls" {
-		if err := c.StartTLS(tc); err != nil {
-			s.Close()
-			return nil, s.wrap(err)
-		}
-	}
-	if login.Token != "" {
-		cl, err := mailauth.Client(mailauth.Offers(c.SupportAuth), login.Username, login.Token, host, port)
+		start = time.Now()
+		err := s.wrap(c.StartTLS(tc))
+		d.stage("starttls", start, err)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
-		if err := c.Authenticate(cl); err != nil {
-			s.Close()
-			return nil, s.wrap(fmt.Errorf("authenticate failed: %w", err))
-		}
-	} else if err := c.Login(login.Username, login.Password); err != nil {
-		s.Close()
-		return nil, s.wrap(fmt.Errorf("login failed: %w", err))
 	}
+	start = time.Now()
+	if err := s.login(c, login, host, port); err != nil {
+		d.stage("auth", start, err)
+		s.Close()
+		return nil, err
+	}
+	d.stage("auth", start, nil)
 	if ok, _ := c.Support("CONDSTORE"); ok {
 		s.condstore = true
 	}
 	s.idle()
 	return s, nil
+}
+
+// login authenticates: OAUTHBEARER or XOAUTH2 (mailauth.Client picks by
+// what the server offers) with a token, else LOGIN with the password.
+func (s *imapSession) login(c *client.Client, login Login, host string, port int) error {
+	if login.Token != "" {
+		cl, err := mailauth.Client(mailauth.Offers(c.SupportAuth), login.Username, login.Token, host, port)
+		if err != nil {
+			return err
+		}
+		if err := c.Authenticate(cl); err != nil {
+			return s.wrap(fmt.Errorf("authenticate failed: %w", err))
+		}
+		return nil
+	}
+	if err := c.Login(login.Username, login.Password); err != nil {
+		return s.wrap(fmt.Errorf("login failed: %w", err))
+	}
+	return nil
 }
 
 // sniffer remembers the last tagged NO/BAD line the server sent, because

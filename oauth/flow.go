@@ -93,8 +93,9 @@ type Result struct {
 	Title, Detail string
 	TenantKey     string
 	AdapterID     uuid.UUID
-	// Proof is the login that proved the token, when one ran.
-	Proof *dripdrop.VerifyResult
+	// Proof is the SMTP login that proved the token, when one ran;
+	// IMAPProof the IMAP login (adapters with mailbox sync settings).
+	Proof, IMAPProof *dripdrop.VerifyResult
 }
 
 // Callback finishes a connect from the callback's query. A bad, reused or
@@ -157,23 +158,39 @@ func (s *Source) Callback(ctx context.Context, q url.Values) Result {
 	s.forget(claims.Tenant, claims.Adapter)
 	res.OK, res.Title = true, "Mailbox connected"
 	res.Detail = c.Username + " is connected; its token is stored encrypted."
-	if proof := s.prove(ctx, c, tok.AccessToken); proof != nil {
-		res.Proof = proof
-		if !proof.OK {
-			res.OK = false
-			res.Title = "Connected, but the mailbox refused the login"
-			res.Detail = "The token is stored, but the SMTP login with it failed at " + proof.FailedStage + ". For Microsoft 365, turn on Authenticated SMTP for this mailbox; then verify the adapter."
+	res.Proof, res.IMAPProof = s.prove(ctx, c, tok.AccessToken)
+	switch {
+	case res.Proof != nil && !res.Proof.OK:
+		res.OK = false
+		res.Title = "Connected, but the mailbox refused the login"
+		res.Detail = "The token is stored, but the SMTP login with it failed at " + res.Proof.FailedStage + ". For Microsoft 365, turn on Authenticated SMTP for this mailbox; then verify the adapter."
+		if res.IMAPProof != nil && !res.IMAPProof.OK {
+			res.Detail += " The IMAP login failed too (at " + res.IMAPProof.FailedStage + "); mailbox sync reports it until it works."
 		}
+	case res.IMAPProof != nil && !res.IMAPProof.OK:
+		// Sending works; reading the mailbox does not. The grant stays:
+		// mailbox sync retries with backoff and shows the failure.
+		res.OK = false
+		res.Title = "Connected for sending, but the IMAP login failed"
+		res.Detail = "The token is stored and the SMTP login works, but the IMAP login to " + res.IMAPProof.Host + " failed at " + res.IMAPProof.FailedStage +
+			", so mailbox sync cannot read replies yet; it retries and shows the error on the adapter's page. For Google, check that IMAP is on for the mailbox; for Microsoft 365, that the app has IMAP.AccessAsUser.All."
 	}
 	return res
 }
 
-func (s *Source) prove(ctx context.Context, c db.OAuthClient, token string) *dripdrop.VerifyResult {
-	if s.cfg.Prove == nil || c.Credentials.Host == "" {
-		return nil
+// prove logs in with a new grant's access token: SMTP when the adapter
+// has a server, IMAP when it has enabled mailbox sync settings. Either is
+// nil when it did not run.
+func (s *Source) prove(ctx context.Context, c db.OAuthClient, token string) (smtp, imap *dripdrop.VerifyResult) {
+	if s.cfg.Prove != nil && c.Credentials.Host != "" {
+		r := s.cfg.Prove(ctx, c, token)
+		smtp = &r
 	}
-	r := s.cfg.Prove(ctx, c, token)
-	return &r
+	if s.cfg.ProveIMAP != nil && c.IMAP != nil && c.IMAP.Enabled != nil && *c.IMAP.Enabled {
+		r := s.cfg.ProveIMAP(ctx, c, token)
+		imap = &r
+	}
+	return smtp, imap
 }
 
 // StoreRefreshToken stores a refresh token obtained outside the connect
@@ -211,8 +228,6 @@ func (s *Source) StoreRefreshToken(ctx context.Context, tenant string, adapterID
 	}
 	s.forget(tenant, adapterID)
 	out := dripdrop.OAuthConnection{Adapter: a}
-	if proof := s.prove(ctx, c, got.AccessToken); proof != nil {
-		out.Proof = proof
-	}
+	out.Proof, out.IMAPProof = s.prove(ctx, c, got.AccessToken)
 	return out, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/dripdrop/dripdrop/internal/syncbuf"
 	"github.com/dripdrop/dripdrop/internal/testkit"
 	"github.com/dripdrop/dripdrop/mailauth"
+	"github.com/dripdrop/dripdrop/mailsync"
 	"github.com/dripdrop/dripdrop/oauth"
 )
 
@@ -102,6 +103,9 @@ func (r *rig) source(store *db.Store, logger *slog.Logger) *oauth.Source {
 	return oauth.NewSource(store, oauth.Config{Box: r.Box, Guard: netguard.Guard{AllowPrivate: true}, PublicBaseURL: r.api.URL, Logger: logger, Timeout: 2 * time.Second,
 		Prove: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
 			return dispatch.Verify(ctx, c.Credentials, c.FromAddress, nil, nil, dispatch.WithOAuth2(c.Username, func(context.Context) (string, error) { return token, nil }))
+		},
+		ProveIMAP: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
+			return mailsync.Verify(ctx, mailsync.IMAPDialer{Timeout: 5 * time.Second}, *c.IMAP, mailsync.Login{Username: c.IMAP.Username, Token: token})
 		}})
 }
 

@@ -58,6 +58,10 @@ type Config struct {
 	// Prove logs in to the mailbox with a fresh access token after a
 	// connect (dispatch.Verify with an OAuth2 login); nil skips the proof.
 	Prove func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult
+	// ProveIMAP logs in to the mailbox over IMAP (mailsync.Verify) with the
+	// same token when the adapter has enabled mailbox sync settings
+	// (c.IMAP); nil skips it.
+	ProveIMAP func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult
 	// HTTPClient, when set, replaces the guarded client (tests).
 	HTTPClient *http.Client
 	Logger     *slog.Logger

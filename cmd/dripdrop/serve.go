@@ -258,6 +258,11 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 		Prove: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
 			return dispatch.Verify(ctx, c.Credentials, c.FromAddress, verifyDialer, nil,
 				dispatch.WithOAuth2(c.Username, func(context.Context) (string, error) { return token, nil }))
+		},
+		ProveIMAP: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
+			gd := guard.Dialer(net.Dialer{Timeout: 30 * time.Second})
+			return mailsync.Verify(ctx, mailsync.IMAPDialer{DialContext: gd.DialContext, Timeout: 30 * time.Second}, *c.IMAP,
+				mailsync.Login{Username: c.IMAP.Username, Token: token})
 		}})
 	transport.Tokens = tokens
 
