@@ -2,6 +2,7 @@ package mailsync_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -75,4 +76,76 @@ func TestDovecotOAuth2Mailbox(t *testing.T) {
 		t.Fatalf("reason %q (%s), want reconnect_required or auth_failed", r, st.LastError.Message)
 	}
 	t.Logf("after revocation: %s — %s", st.LastError.Reason, st.LastError.Message)
+}
+
+// An oauth2 adapter whose imap settings give neither host nor preset reads
+// its OAuth app's IMAP server (imap_host, imap_port): the settings are
+// stored with it and the sync logs in there. A password adapter, or an app
+// without an IMAP server, still needs imap.host.
+func TestOAuth2MailboxUsesItsAppsIMAPServer(t *testing.T) {
+	t.Parallel()
+	dovecot.Skip(t)
+	as := oauthtest.New(t, nil) // Dovecot checks exp against the wall clock
+	as.User = mailboxUser
+	d := dovecot.Start(t, dovecot.Options{OAuth2: &dovecot.OAuth2{IntrospectionURL: as.IntrospectURL(), Mode: "post", UsernameAttribute: "username",
+		ActiveAttribute: "active", ActiveValue: "true"}})
+	smtp := "smtp"
+	w := newSyncWorldWith(t, []testkit.Option{testkit.WithAdapter(dripdrop.AdapterInput{Provider: &smtp}), testkit.WithStoreOptions(func(o *db.Options) { o.AllowPrivateTargets = true })}, d.Host, d.Port, "INBOX")
+	ctx := context.Background()
+	noHost := dripdrop.Nullable[dripdrop.IMAPSettings]{Set: true, Valid: true, Value: dripdrop.IMAPSettings{TLS: "none", IntervalSeconds: 10}}
+
+	// A password adapter needs a host.
+	_, err := w.Store.UpdateAdapter(ctx, w.Tenant, w.Adapter.ID, dripdrop.AdapterInput{IMAP: noHost})
+	if de := (*dripdrop.Error)(nil); !errors.As(err, &de) || de.Code != dripdrop.ECodeRequired || de.Field != "imap.host" {
+		t.Fatalf("password adapter without imap.host: %v, want required imap.host", err)
+	}
+	custom, name, auth, tokenURL := "custom", "test provider", as.AuthURL(), as.TokenURL()
+	app := func(imapHost string, imapPort int) dripdrop.OAuthApp {
+		in := dripdrop.OAuthAppInput{Name: &name, Provider: &custom, ClientID: &as.ClientID, ClientSecret: &as.ClientSecret,
+			AuthURL: &auth, TokenURL: &tokenURL, Scopes: []string{"mail"}}
+		if imapHost != "" {
+			in.IMAPHost, in.IMAPPort = &imapHost, &imapPort
+		}
+		a, err := w.Store.CreateOAuthApp(ctx, w.Tenant, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	oauth2 := dripdrop.AuthOAuth2
+	// An app without an IMAP server: still required, nothing changed.
+	bare := app("", 0)
+	_, err = w.Store.UpdateAdapter(ctx, w.Tenant, w.Adapter.ID, dripdrop.AdapterInput{Auth: &oauth2, OAuthAppID: &bare.ID, IMAP: noHost})
+	if de := (*dripdrop.Error)(nil); !errors.As(err, &de) || de.Code != dripdrop.ECodeRequired || de.Field != "imap.host" {
+		t.Fatalf("oauth2 adapter whose app has no IMAP server: %v, want required imap.host", err)
+	}
+	if a, _ := w.Store.GetAdapter(ctx, w.Tenant, w.Adapter.ID); a.Auth != dripdrop.AuthPassword || a.IMAP == nil || a.IMAP.Host != d.Host {
+		t.Fatalf("a refused update changed the adapter: auth %s imap %+v", a.Auth, a.IMAP)
+	}
+
+	withIMAP := app(d.Host, d.Port)
+	a, err := w.Store.UpdateAdapter(ctx, w.Tenant, w.Adapter.ID, dripdrop.AdapterInput{Auth: &oauth2, OAuthAppID: &withIMAP.ID, IMAP: noHost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IMAP == nil || a.IMAP.Host != d.Host || a.IMAP.Port != d.Port {
+		t.Fatalf("imap after an update without host: %+v, want the app's %s:%d", a.IMAP, d.Host, d.Port)
+	}
+	if got, _ := w.Store.GetAdapter(ctx, w.Tenant, w.Adapter.ID); got.IMAP == nil || got.IMAP.Host != d.Host || got.IMAP.Port != d.Port {
+		t.Fatalf("imap read back: %+v", got.IMAP)
+	}
+
+	src := oauth.NewSource(w.Store, oauth.Config{Box: w.Box, Guard: netguard.Guard{AllowPrivate: true}, PublicBaseURL: "http://127.0.0.1:1", Timeout: 2 * time.Second})
+	rt := as.Grant(mailboxUser)
+	if _, err := src.StoreRefreshToken(ctx, w.Tenant, w.Adapter.ID, dripdrop.OAuthTokenInput{RefreshToken: &rt}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Deliver(mailboxUser, dovecot.Message{Raw: unrelated("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	w.syncer(ctx, 500*time.Millisecond, func(c *mailsync.Config) { c.Tokens = src })
+	waitFor(t, 10*time.Second, "a sync of the app's IMAP server", func() bool { return w.syncState(w.Adapter.ID).State == dripdrop.SyncOK })
+	if st := w.syncState(w.Adapter.ID); st.Counts.Fetched != 1 || as.Introspections() == 0 {
+		t.Fatalf("after syncing the app's server: %+v, %d introspections", st, as.Introspections())
+	}
 }
