@@ -73,7 +73,7 @@ func (s IMAPSettings) Normalize() (IMAPSettings, error) { return s.NormalizeFor(
 // oauth2 adapter may give neither host nor preset: its OAuth app's IMAP
 // server is used (imap_host, and imap_port unless port is given), so the
 // host stays "" and the port 0 when not given, for the store to fill from
-// the app (docs/mailboxes.md#reading-the-mailbox).
+// the app (docs/mailboxes.md#reading-the-mailbox-mailbox-sync).
 func (s IMAPSettings) NormalizeFor(auth string) (IMAPSettings, error) {
 	out := s
 	if s.Preset != "" {

@@ -40,7 +40,7 @@ func (s *Store) putIMAP(ctx context.Context, q *dbsqlc.Queries, tenant string, i
 	st := a.IMAP
 	if st.Host == "" {
 		// An oauth2 adapter without host or preset reads its OAuth app's
-		// IMAP server (docs/mailboxes.md#reading-the-mailbox).
+		// IMAP server (docs/mailboxes.md#reading-the-mailbox-mailbox-sync).
 		if err := s.imapFromApp(ctx, q, tenant, a, st); err != nil {
 			return err
 		}

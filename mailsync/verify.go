@@ -9,7 +9,7 @@ import (
 
 // Verify logs in to a mailbox once, the way the sync loop does (same
 // dialer, TLS and SASL choice), and logs out: the IMAP proof of an OAuth2
-// grant after a connect (docs/mailboxes.md#the-connect-flow). It reports
+// grant after a connect (docs/mailboxes.md#proving-a-new-grant). It reports
 // the stages connect, tls (implicit TLS), greeting, starttls, auth and
 // logout; nothing is read from the mailbox. st must be normalized, with
 // its username resolved.
