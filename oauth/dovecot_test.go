@@ -137,6 +137,10 @@ func TestCallbackProvesTheGrantOverSMTPAndIMAP(t *testing.T) {
 	if r.as.Introspections() == 0 {
 		t.Fatal("Dovecot never asked the authorization server: the IMAP login was not made with the new token")
 	}
+	// A new grant asks for a sync now (a dead grant's sync backs off).
+	if ms, err := r.Store.MailboxSync(ctx, r.Tenant, r.adapter); err != nil || ms.SyncRequestedAt == nil {
+		t.Fatalf("mailbox sync after the grant: %+v %v, want a sync requested", ms, err)
+	}
 
 	// The IMAP login names a mailbox the grant is not for: Dovecot refuses
 	// it, SMTP still accepts the grant. The grant is stored all the same.

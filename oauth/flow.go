@@ -186,9 +186,16 @@ func (s *Source) prove(ctx context.Context, c db.OAuthClient, token string) (smt
 		r := s.cfg.Prove(ctx, c, token)
 		smtp = &r
 	}
-	if s.cfg.ProveIMAP != nil && c.IMAP != nil && c.IMAP.Enabled != nil && *c.IMAP.Enabled {
-		r := s.cfg.ProveIMAP(ctx, c, token)
-		imap = &r
+	if c.IMAP != nil && c.IMAP.Enabled != nil && *c.IMAP.Enabled {
+		if s.cfg.ProveIMAP != nil {
+			r := s.cfg.ProveIMAP(ctx, c, token)
+			imap = &r
+		}
+		// A new grant ends a mailbox sync's token backoff (up to 30 min
+		// after a dead grant): sync now, so its state reflects the grant.
+		if _, err := s.store.RequestMailboxSync(ctx, c.TenantKey, c.AdapterID); err != nil {
+			s.log.Warn("oauth: requesting a mailbox sync after a new grant", "tenant", c.TenantKey, "adapter", c.AdapterID, "err", err)
+		}
 	}
 	return smtp, imap
 }
