@@ -816,3 +816,38 @@ func TestACrashedRefreshersLeaseRunsOut(t *testing.T) {
 		t.Fatalf("after the lease ran out: %v, %d refreshes", err, r.as.Refreshes())
 	}
 }
+
+// Through the API: an oauth2 adapter whose imap gives neither host nor
+// preset takes its OAuth app's IMAP server; an app without one, or a
+// password adapter, is 422 required imap.host and creates nothing.
+func TestOAuth2AdapterIMAPDefaultsToItsApp(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "")
+	ms := r.must(201, "POST", "/v1/oauth/apps", map[string]any{"provider": "microsoft", "client_id": "0000-1111", "client_secret": "ms-secret-value"})
+	ad := r.must(201, "POST", "/v1/adapters", map[string]any{"name": "M365", "provider": "smtp", "from_address": "grace@acme.example.com", "auth": "oauth2",
+		"oauth_app_id": ms["id"], "imap": map[string]any{}})
+	if im := ad["imap"].(map[string]any); im["host"] != "outlook.office365.com" || im["port"] != float64(993) || im["tls"] != "tls" {
+		t.Fatalf("imap of an oauth2 adapter on a microsoft app: %v", im)
+	}
+	// A port given is kept; the host still comes from the app.
+	ad = r.must(200, "PATCH", "/v1/adapters/"+ad["id"].(string), map[string]any{"imap": map[string]any{"port": 1993}})
+	if im := ad["imap"].(map[string]any); im["host"] != "outlook.office365.com" || im["port"] != float64(1993) {
+		t.Fatalf("imap with a port of its own: %v", im)
+	}
+	before := len(r.must(200, "GET", "/v1/adapters?limit=100", nil)["data"].([]any))
+	for _, body := range []map[string]any{
+		{"name": "custom", "provider": "smtp", "from_address": "x@acme.example.com", "auth": "oauth2", "oauth_app_id": r.app.ID,
+			"credentials": map[string]any{"host": "smtp.example.com", "port": 587}, "imap": map[string]any{}},
+		{"name": "password", "provider": "smtp", "from_address": "y@acme.example.com", "credentials": map[string]any{"host": "smtp.example.com", "port": 587}, "imap": map[string]any{}},
+	} {
+		st, b := r.call("POST", "/v1/adapters", body)
+		var p map[string]any
+		_ = json.Unmarshal(b, &p)
+		if st != 422 || p["code"] != "required" || p["field"] != "imap.host" {
+			t.Fatalf("%s: %d %s, want 422 required imap.host", body["name"], st, b)
+		}
+	}
+	if after := len(r.must(200, "GET", "/v1/adapters?limit=100", nil)["data"].([]any)); after != before {
+		t.Fatalf("refused creates left adapters behind: %d → %d", before, after)
+	}
+}
