@@ -17,10 +17,12 @@ import (
 	"github.com/dripdrop/dripdrop/vault"
 )
 
-// TestFeedNeverSkips runs 8 concurrent writers that take their outbox ids
-// in one order and commit in another (a random permutation per round, the
-// highest id often first). A reader that keeps a cursor after the last id
-// it saw must still see every event exactly once, in id order.
+// TestFeedNeverSkips runs 8 concurrent writers per round, for two tenants,
+// that begin (and take their transaction ids) in one order, write their
+// events after random pauses and commit after more: the order in which
+// transactions start, take ids and commit all differ. A reader tailing each
+// tenant's feed all along, keeping a cursor after the last id it saw, must
+// see every event exactly once, in the order the writers committed.
 func TestFeedNeverSkips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -30,29 +32,13 @@ func TestFeedNeverSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, _, err := store.CreateTenant(ctx, "acme", "Acme"); err != nil {
-		t.Fatal(err)
-	}
-	const writers, rounds = 8, 25
-	rng := rand.New(rand.NewPCG(1, 2))
-	var cursor int64
-	var seen []int64
-	var written []int64
-	read := func() {
-		for {
-			evs, err := store.Feed(ctx, "acme", cursor, "", 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(evs) == 0 {
-				return
-			}
-			for _, e := range evs {
-				seen = append(seen, e.ID)
-				cursor = e.ID
-			}
+	tenants := []string{"acme", "globex"}
+	for _, tn := range tenants {
+		if _, _, err := store.CreateTenant(ctx, tn, tn); err != nil {
+			t.Fatal(err)
 		}
 	}
+	const writers, rounds = 8, 25
 	conns := make([]*pgx.Conn, writers)
 	for i := range conns {
 		if conns[i], err = pgx.Connect(ctx, url); err != nil {
@@ -60,56 +46,111 @@ func TestFeedNeverSkips(t *testing.T) {
 		}
 		defer conns[i].Close(ctx)
 	}
+	var mu sync.Mutex
+	committed := map[string][]int64{} // per tenant, in commit order
+	written := 0
+	done := make(chan struct{})
+	seen := map[string][]int64{}
+	var readers sync.WaitGroup
+	for _, tn := range tenants {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			var cursor int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				evs, err := store.Feed(ctx, tn, cursor, "", 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, e := range evs {
+					seen[tn] = append(seen[tn], e.ID)
+					cursor = e.ID
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < rounds; round++ {
-		type writer struct {
-			tx pgx.Tx
-			id int64
+		pause := make([][2]time.Duration, writers)
+		for i := range pause {
+			pause[i] = [2]time.Duration{time.Duration(rng.IntN(3000)) * time.Microsecond, time.Duration(rng.IntN(3000)) * time.Microsecond}
 		}
-		ws := make([]writer, writers)
-		ready := make(chan int)
-		for i := range ws {
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
+				tn := tenants[(i+round)%2]
 				tx, err := conns[i].Begin(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer tx.Rollback(ctx) //nolint:errcheck
+				var id int64
+				err = tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint").Scan(&id)
+				time.Sleep(pause[i][0])
 				if err == nil {
-					_, err = tx.Exec(ctx, db.InsertOutboxSQL, []string{"acme"}, []string{"dripdrop.enrollment.paused"}, []string{`{"tenant_key":"acme"}`}, time.Now(), []string{`{"count": 1}`})
+					_, err = tx.Exec(ctx, db.InsertOutboxSQL, tn, []string{"dripdrop.enrollment.paused"}, []string{`{"tenant_key":"` + tn + `"}`}, time.Now(), []string{`{"count": 1}`})
 				}
 				if err == nil {
-					err = tx.QueryRow(ctx, "SELECT max(id) FROM telemetry_outbox WHERE writer_xid = pg_current_xact_id()").Scan(&ws[i].id)
+					err = tx.QueryRow(ctx, `SELECT o.id FROM telemetry_outbox o JOIN telemetry_feed_heads h USING (tenant_key)
+						WHERE o.tenant_key = $1 AND o.feed_seq = h.last_seq`, tn).Scan(&id)
+				}
+				time.Sleep(pause[i][1])
+				if err == nil {
+					// The head row orders the commits of one tenant: record
+					// the commit order while it is still held.
+					mu.Lock()
+					err = tx.Commit(ctx)
+					if err == nil {
+						committed[tn] = append(committed[tn], id)
+						written++
+					}
+					mu.Unlock()
 				}
 				if err != nil {
 					t.Error(err)
 				}
-				ws[i].tx = tx
-				ready <- i
 			}()
 		}
-		for range ws {
-			<-ready
-		}
+		wg.Wait()
 		if t.Failed() {
 			t.FailNow()
 		}
-		order := rng.Perm(writers)
-		if round%2 == 0 { // every other round: strictly highest id first
-			slices.SortFunc(order, func(a, b int) int { return int(ws[b].id - ws[a].id) })
-		}
-		for _, w := range ws {
-			written = append(written, w.id)
-		}
-		for _, i := range order {
-			if err := ws[i].tx.Commit(ctx); err != nil {
+	}
+	// Let the readers catch up with the last commits, then stop them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs := 0
+		for _, tn := range tenants {
+			got, err := store.Feed(ctx, tn, 0, "", 1000)
+			if err != nil {
 				t.Fatal(err)
 			}
-			read()
+			evs += len(got)
 		}
+		if evs == written || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	dbtest.WaitOutboxPublished(t, url) // other tests' transactions in the cluster may hold the feed back
-	read()
-	slices.Sort(written)
-	got := slices.Clone(seen)
-	slices.Sort(got)
-	if !slices.Equal(got, written) {
-		t.Fatalf("feed delivered %d events %v, want %d %v", len(seen), seen, len(written), written)
+	time.Sleep(50 * time.Millisecond)
+	close(done)
+	readers.Wait()
+	if written != writers*rounds {
+		t.Fatalf("%d writers committed, want %d", written, writers*rounds)
+	}
+	for _, tn := range tenants {
+		if !slices.Equal(seen[tn], committed[tn]) {
+			t.Errorf("tenant %s: the tailing reader saw %d events %v, want the %d committed, in commit order, %v", tn, len(seen[tn]), seen[tn], len(committed[tn]), committed[tn])
+		}
 	}
 }
 
