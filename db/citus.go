@@ -245,8 +245,16 @@ func distributeTx(ctx context.Context, tx pgx.Tx, shardCount int) (CitusReport, 
 		return rep, nil
 	}
 	if len(wrong) > 0 || len(done) > 0 {
-		return rep, fmt.Errorf("the database is partly distributed, which this command does not repair: %s%s; restore it from a backup of the plain schema (or undistribute the tables with undistribute_table) and run it again",
-			strings.Join(wrong, "; "), doneList(done))
+		var parts []string
+		parts = append(parts, wrong...)
+		if len(notDone) > 0 {
+			parts = append(parts, "not distributed: "+strings.Join(notDone, ", "))
+		}
+		if len(done) > 0 {
+			parts = append(parts, "already distributed: "+strings.Join(done, ", "))
+		}
+		return rep, fmt.Errorf("the database is partly distributed, which this command does not repair (%s); restore a backup of the plain schema, or undistribute the tables (undistribute_table), and run it again",
+			strings.Join(parts, "; "))
 	}
 
 	for _, set := range []string{
@@ -310,13 +318,6 @@ func distributeTx(ctx context.Context, tx pgx.Tx, shardCount int) (CitusReport, 
 	}
 	rep.ForeignKeys = len(fks)
 	return rep, nil
-}
-
-func doneList(done []string) string {
-	if len(done) == 0 {
-		return ""
-	}
-	return "; already distributed: " + strings.Join(done, ", ")
 }
 
 // tenantTables are the public tables other than tenants with a tenant_key
