@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -297,6 +298,20 @@ func distributeTx(ctx context.Context, tx pgx.Tx, shardCount int) (CitusReport, 
 			return rep, fmt.Errorf("drop %s.%s: %w", f.table, f.name, err)
 		}
 	}
+	// Shard-local trigger bodies first: distributing a table sends its
+	// triggers' functions to the workers as they are then.
+	fnSteps, err := splitMigration(citusTriggerFunctions)
+	if err != nil {
+		return rep, err
+	}
+	for _, st := range fnSteps {
+		if _, err := tx.Exec(ctx, st.SQL); err != nil {
+			return rep, fmt.Errorf("shard-local trigger functions: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "SELECT create_distributed_function('dripdrop_shard_rel(text,text,text,text)')"); err != nil {
+		return rep, fmt.Errorf("shard-local trigger functions: %w", err)
+	}
 	if _, err := tx.Exec(ctx, "SELECT create_reference_table($1::regclass)", citusReference); err != nil {
 		return rep, fmt.Errorf("reference table %s: %w", citusReference, err)
 	}
@@ -332,4 +347,47 @@ func tenantTables(ctx context.Context, tx pgx.Tx) ([]string, error) {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// citusProbe remembers whether the store's database has the citus
+// extension, asked once on first use (and again after a failed ask).
+type citusProbe struct {
+	mu    sync.Mutex
+	known bool
+	on    bool
+}
+
+// onCitus reports whether the database runs Citus. The hot path's plan
+// settings depend on it: Citus plans a router query only for its
+// parameters' values (a generic plan of a statement with CTEs is refused),
+// and SET LOCAL planner settings do not reach the workers anyway.
+func (s *Store) onCitus(ctx context.Context) bool {
+	p := &s.citus
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.known {
+		return p.on
+	}
+	on, err := hasCitus(ctx, s.pool)
+	if err != nil {
+		return false
+	}
+	p.known, p.on = true, on
+	return on
+}
+
+// claimSettingsFor is claimSettings, or on Citus only what applies there.
+func (s *Store) claimSettingsFor(ctx context.Context) []string {
+	if s.onCitus(ctx) {
+		return claimSettings[:1] // synchronous_commit only
+	}
+	return claimSettings
+}
+
+// beginHot is beginGeneric, or on Citus a plain begin.
+func (s *Store) beginHot(ctx context.Context) []string {
+	if s.onCitus(ctx) {
+		return []string{"begin"}
+	}
+	return beginGeneric
 }

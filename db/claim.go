@@ -71,9 +71,10 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 			ids, counts = append(ids, id), append(counts, n)
 		}
 	}
+	settings := s.claimSettingsFor(ctx)
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	for _, set := range claimSettings {
+	for _, set := range settings {
 		b.Queue(set)
 	}
 	for _, r := range reqs {
@@ -89,7 +90,7 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 	br := c.SendBatch(ctx, b)
 	var out []Claimed
 	err = func() error {
-		for range 1 + len(claimSettings) {
+		for range 1 + len(settings) {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -79,7 +79,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	var evs []event
 	// The records and their outbox rows commit together, in two round
 	// trips: the begin with the records, then the outbox rows with COMMIT.
-	err = s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
+	err = s.txPipe(ctx, s.beginHot(ctx), func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
 		clear(wake)

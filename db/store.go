@@ -87,6 +87,7 @@ type Store struct {
 	allowPrivate  bool
 	notes         *notifier    // post-commit wake-ups (notify.go)
 	stats         *statsKeeper // statistics after bulk enrollments (stats.go)
+	citus         citusProbe   // whether the database runs Citus (citus.go)
 }
 
 // Open connects to the database at url. It does not migrate.

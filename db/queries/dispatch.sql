@@ -26,7 +26,10 @@ WITH busy AS (
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
                         - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
-                                   dripdrop_in_flight(d.tenant_key, d.adapter_id, @now::timestamptz)), 0)::int AS room
+                                   -- The adapter's sends in flight in every process (dripdrop_in_flight's rule,
+                                   -- written out: a function would run its query inside a shard query on Citus).
+                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = d.adapter_id
+                                      AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
@@ -62,13 +65,17 @@ WITH busy AS (
     UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
     FROM locked l
     WHERE x.tenant_key = @tenant_key AND x.id = ANY(ARRAY(SELECT lk.id FROM locked lk)) AND x.id = l.id
-    RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+    -- (timestamptz - timestamptz is IMMUTABLE, timestamptz + interval is not:
+    -- Citus allows only IMMUTABLE expressions in RETURNING.)
+    RETURNING x.id, x.adapter_id, (x.scheduled_for - x.updated_at <= interval '1 second')::bool AS due_on_write
 ), counts AS MATERIALIZED (
     -- Counted once per candidate (the requeue's join would otherwise count
     -- again for every pair it tries: cubic in the claim's size).
     SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, least(c.room, (SELECT sh.per FROM share sh)) AS take,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
-           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
+           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen,
+           (SELECT max(c2.served) FROM cand c2) AS top,
+           row_number() OVER (ORDER BY c.due_at, c.served, c.adapter_id) AS ord
     FROM cand c
 ), requeue AS (
     UPDATE adapter_due d SET due_at = CASE
@@ -84,7 +91,9 @@ WITH busy AS (
               THEN @claim_until::timestamptz END
         ), 'infinity'::timestamptz)
     END,
-    served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
+    -- Served adapters go behind every candidate of this claim, in the
+    -- order they stood (the tenant's own clock: no global sequence).
+    served = CASE WHEN k.nchosen > 0 THEN k.top + k.ord ELSE d.served END
     FROM counts k
     WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.ver = k.ver
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
@@ -254,7 +263,8 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 -- analyzes within a minute or so), a free join order started from the
 -- sequence's enrollments and matched each against every id: 1.3 million
 -- row visits and 6 s to reserve 256 sends out of 5 000 enrollments.
--- Rows are locked in the order of ids (callers sort them).
+-- Rows are locked in the order of ids (callers sort them). Every table
+-- reference names the tenant (a single-shard router query on Citus).
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
@@ -268,16 +278,16 @@ CROSS JOIN LATERAL (
     SELECT s.* FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.* FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.* FROM enrollments en WHERE en.tenant_key = @tenant_key AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
-    SELECT sp.* FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
+    SELECT sp.* FROM steps sp WHERE sp.tenant_key = @tenant_key AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.* FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.* FROM sequence_versions sv WHERE sv.tenant_key = @tenant_key AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
-    SELECT sn.* FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0
+    SELECT sn.* FROM sequences sn WHERE sn.tenant_key = @tenant_key AND sn.id = e.sequence_id OFFSET 0
 ) sq
 ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 
@@ -291,7 +301,8 @@ ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 -- or the last send).
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
-            - dripdrop_in_flight(a.tenant_key, a.id, @now::timestamptz)
+            - (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = a.id
+                 AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int
        FROM adapters a WHERE a.tenant_key = @tenant_key AND a.id = p.adapter_id)::int AS room,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
       WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,

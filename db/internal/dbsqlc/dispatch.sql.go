@@ -41,21 +41,22 @@ func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendPara
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
-            - dripdrop_in_flight(a.tenant_key, a.id, $1::timestamptz)
-       FROM adapters a WHERE a.tenant_key = $2 AND a.id = p.adapter_id)::int AS room,
+            - (SELECT count(*) FROM step_executions f WHERE f.tenant_key = $1 AND f.adapter_id = a.id
+                 AND f.state = 'sending' AND f.lease_expires_at > $2::timestamptz)::int
+       FROM adapters a WHERE a.tenant_key = $1 AND a.id = p.adapter_id)::int AS room,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $2 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
+      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
-      WHERE u.tenant_key = $2 AND u.adapter_id = p.adapter_id AND u.day = p.day
+      WHERE u.tenant_key = $1 AND u.adapter_id = p.adapter_id AND u.day = p.day
         AND u.sequence_version_id = p.vid)::int AS sent_for_version,
-    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $2 AND b.adapter_id = p.adapter_id
+    coalesce((SELECT b.max_share_pct FROM budgets b WHERE b.tenant_key = $1 AND b.adapter_id = p.adapter_id
         AND b.sequence_version_id = p.vid), 100)::int AS max_share_pct
 FROM (SELECT unnest($3::uuid[]) AS adapter_id, unnest($4::date[]) AS day, unnest($5::uuid[]) AS vid) p
 `
 
 type BatchPolicyInputsParams struct {
-	Now        time.Time
 	TenantKey  string
+	Now        time.Time
 	AdapterIds []uuid.UUID
 	Days       []time.Time
 	VersionIds []uuid.UUID
@@ -79,8 +80,8 @@ type BatchPolicyInputsRow struct {
 // or the last send).
 func (q *Queries) BatchPolicyInputs(ctx context.Context, arg BatchPolicyInputsParams) ([]BatchPolicyInputsRow, error) {
 	rows, err := q.db.Query(ctx, batchPolicyInputs,
-		arg.Now,
 		arg.TenantKey,
+		arg.Now,
 		arg.AdapterIds,
 		arg.Days,
 		arg.VersionIds,
@@ -433,16 +434,16 @@ CROSS JOIN LATERAL (
     SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before FROM enrollments en WHERE en.tenant_key = $2 AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
-    SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
+    SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = $2 AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe FROM sequence_versions sv WHERE sv.tenant_key = $2 AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
-    SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0
+    SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = $2 AND sn.id = e.sequence_id OFFSET 0
 ) sq
 ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id
 `
@@ -502,7 +503,8 @@ type LoadSendsLockedRow struct {
 // analyzes within a minute or so), a free join order started from the
 // sequence's enrollments and matched each against every id: 1.3 million
 // row visits and 6 s to reserve 256 sends out of 5 000 enrollments.
-// Rows are locked in the order of ids (callers sort them).
+// Rows are locked in the order of ids (callers sort them). Every table
+// reference names the tenant (a single-shard router query on Citus).
 func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams) ([]LoadSendsLockedRow, error) {
 	rows, err := q.db.Query(ctx, loadSendsLocked, arg.Ids, arg.TenantKey)
 	if err != nil {

@@ -102,12 +102,11 @@ const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
     window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
-) VALUES (
-    $1, $2, $3,
-    (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
+)
+SELECT $1, $2, $3, coalesce(max(sv.version), 0) + 1,
     $4, $5, $6, $7, $8, $9, $10, $11,
     $12, $13, $14, $15
-)
+FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3
 RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
 `
 
@@ -129,6 +128,8 @@ type CreateSequenceVersionParams struct {
 	Now                time.Time
 }
 
+// The next version number comes from the SELECT (one row, the aggregate):
+// a subquery inside INSERT … VALUES is refused by Citus.
 func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceVersionParams) (SequenceVersion, error) {
 	row := q.db.QueryRow(ctx, createSequenceVersion,
 		arg.TenantKey,
