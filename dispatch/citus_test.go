@@ -43,7 +43,7 @@ func TestCitusSmoke(t *testing.T) {
 		pool := f.call(200, "GET", "/v1/pools", nil)["data"].([]any)[0].(map[string]any)["id"]
 		f.call(201, "POST", "/v1/sequences", map[string]any{"key": "api", "name": "API", "pool_id": pool,
 			"send_window": map[string]any{"days": []int{0, 1, 2, 3, 4, 5, 6}, "start": "00:00", "end": "23:59", "timezone": "UTC"},
-			"steps": []map[string]any{{"key": "one", "subject": "Hi", "body_text": "One.", "delay_seconds": 0}}})
+			"steps":       []map[string]any{{"key": "one", "subject": "Hi", "body_text": "One.", "delay_seconds": 0}}})
 		f.enroll("bob-" + tn + "@example.com")
 	}
 	w.run()
