@@ -43,6 +43,10 @@ type Options struct {
 	// link-local, unspecified and multicast addresses
 	// (docs/security.md#the-operators-network).
 	AllowPrivateTargets bool
+	// StatementHook, when set, sees every statement the store sends (SQL
+	// and arguments, pipelined ones included) before it runs: for tests
+	// that examine the engine's queries, such as the Citus plan test.
+	StatementHook func(sql string, args []any)
 }
 
 // Emitter receives telemetry events.
@@ -115,6 +119,9 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		pgxuuid.Register(c.TypeMap())
 		return nil
+	}
+	if opts.StatementHook != nil {
+		cfg.ConnConfig.Tracer = statementTracer(opts.StatementHook)
 	}
 	return cfg, nil
 }

@@ -2,11 +2,14 @@ package dbtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/internal/pgxuuid"
 	"github.com/dripdrop/dripdrop/db/localpg"
 )
 
@@ -220,4 +224,84 @@ func CitusTenantsOnBothWorkers(t testing.TB, url, prefix string, n int) []string
 		}
 	}
 	return out
+}
+
+// CitusPlan is what EXPLAIN shows of one statement on the coordinator.
+type CitusPlan struct {
+	Distributed bool     // planned by Citus (else a coordinator-local table only)
+	Tasks       []int    // the Task Count of each distributed job, subplans included
+	Subplans    int      // subplans Citus runs first and ships the results of
+	Workers     []string // the workers the tasks run on ("host=… port=…"); the coordinator's own steps are not listed
+}
+
+// OneWorker reports that every task runs on one worker (the statement's
+// transaction does not span workers).
+func (p CitusPlan) OneWorker() bool { return len(p.Workers) <= 1 }
+
+// SingleTask reports a router plan: one task, no subplans (or no Citus at all).
+func (p CitusPlan) SingleTask() bool {
+	if !p.Distributed {
+		return true
+	}
+	return p.Subplans == 0 && len(p.Tasks) == 1 && p.Tasks[0] == 1
+}
+
+// CitusExplain plans sql with args (as the engine sent them) on the
+// database at url and reads its Citus jobs from EXPLAIN's JSON.
+func CitusExplain(ctx context.Context, url, sql string, args []any) (CitusPlan, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return CitusPlan{}, err
+	}
+	defer conn.Close(context.Background())
+	pgxuuid.Register(conn.TypeMap())
+	if _, err := conn.Exec(ctx, "SET citus.explain_all_tasks = on"); err != nil {
+		return CitusPlan{}, err
+	}
+	var js []byte
+	if err := conn.QueryRow(ctx, "EXPLAIN (FORMAT JSON)\n"+sql, args...).Scan(&js); err != nil {
+		return CitusPlan{}, err
+	}
+	coordPort := strconv.Itoa(int(conn.Config().Port))
+	var doc any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return CitusPlan{}, err
+	}
+	var p CitusPlan
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch k {
+				case "Custom Plan Provider":
+					if s, _ := x.(string); strings.HasPrefix(s, "Citus") {
+						p.Distributed = true
+					}
+				case "Task Count":
+					if n, ok := x.(float64); ok {
+						p.Tasks = append(p.Tasks, int(n))
+					}
+				case "Node":
+					if n, ok := x.(string); ok {
+						n, _, _ = strings.Cut(n, " dbname=")
+						if !strings.HasSuffix(n, " port="+coordPort) && !slices.Contains(p.Workers, n) {
+							p.Workers = append(p.Workers, n)
+						}
+					}
+				case "Subplans":
+					if l, ok := x.([]any); ok {
+						p.Subplans += len(l)
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	return p, nil
 }

@@ -14,16 +14,17 @@ SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 -- The pool's members with their adapters and counters, each reached by key
 -- from its member (lateral, OFFSET 0): with statistics older than a bulk
 -- load of adapters, a free join matched every member against every adapter.
+-- Every table reference names the tenant (a router query on Citus).
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
        a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.* FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.* FROM adapters ad WHERE ad.tenant_key = @tenant_key AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
-    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
+    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = @tenant_key AND wc.pool_id = m.pool_id
        AND wc.sequence_version_id = @sequence_version_id AND wc.adapter_id = m.adapter_id OFFSET 0
 ) c ON true
 WHERE m.tenant_key = @tenant_key AND m.pool_id = @pool_id

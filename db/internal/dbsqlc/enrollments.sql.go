@@ -844,19 +844,19 @@ SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures FROM adapters ad WHERE ad.tenant_key = $1 AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
-    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
-       AND wc.sequence_version_id = $1 AND wc.adapter_id = m.adapter_id OFFSET 0
+    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = $1 AND wc.pool_id = m.pool_id
+       AND wc.sequence_version_id = $2 AND wc.adapter_id = m.adapter_id OFFSET 0
 ) c ON true
-WHERE m.tenant_key = $2 AND m.pool_id = $3
+WHERE m.tenant_key = $1 AND m.pool_id = $3
 ORDER BY m.id
 `
 
 type PoolCandidatesParams struct {
-	SequenceVersionID uuid.UUID
 	TenantKey         string
+	SequenceVersionID uuid.UUID
 	PoolID            uuid.UUID
 }
 
@@ -881,8 +881,9 @@ type PoolCandidatesRow struct {
 // The pool's members with their adapters and counters, each reached by key
 // from its member (lateral, OFFSET 0): with statistics older than a bulk
 // load of adapters, a free join matched every member against every adapter.
+// Every table reference names the tenant (a router query on Citus).
 func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) ([]PoolCandidatesRow, error) {
-	rows, err := q.db.Query(ctx, poolCandidates, arg.SequenceVersionID, arg.TenantKey, arg.PoolID)
+	rows, err := q.db.Query(ctx, poolCandidates, arg.TenantKey, arg.SequenceVersionID, arg.PoolID)
 	if err != nil {
 		return nil, err
 	}
