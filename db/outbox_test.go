@@ -239,3 +239,89 @@ func TestOutboxStatusAtWrite(t *testing.T) {
 		t.Fatalf("acme's feed: %d events, %v", len(evs), err)
 	}
 }
+
+// TestFeedSequenceMigration: migration 0050 gives the events already in
+// the outbox feed positions in the order the feed listed them (writer
+// transaction, then id) and starts each tenant's head after them, so a
+// reader's cursor from before the upgrade resumes where it was.
+func TestFeedSequenceMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	// Back to the schema before 0050, with events written then.
+	for _, q := range []string{
+		"DROP TABLE telemetry_feed_heads",
+		"DROP INDEX telemetry_outbox_feed_seq_idx",
+		"ALTER TABLE telemetry_outbox DROP COLUMN feed_seq",
+		"CREATE INDEX telemetry_outbox_feed_idx ON telemetry_outbox (tenant_key, writer_xid, id)",
+		"DELETE FROM schema_migrations WHERE version = 50",
+		"INSERT INTO tenants (tenant_key, name) VALUES ('acme', ''), ('globex', '')",
+	} {
+		dbtest.Exec(t, url, q)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Writers commit in another order than their ids: an older transaction
+	// (smaller xid) takes the larger id.
+	old, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	insert := "INSERT INTO telemetry_outbox (tenant_key, name, occurred_at, status) VALUES ($1, 'dripdrop.enrollment.paused', now(), 'no_match') RETURNING id"
+	var first, second, other int64
+	insertNow := func(q string, args ...any) int64 {
+		var id int64
+		if err := pgxQueryRow(ctx, url, q, args, &id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	first = insertNow(insert, "acme") // a younger transaction, committed at once
+	if err := old.QueryRow(ctx, insert, "acme").Scan(&second); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other = insertNow(insert, "globex")
+	if applied, err := db.Migrate(ctx, url); err != nil || !slices.Equal(applied, []int{50}) {
+		t.Fatalf("migrate: %v %v", applied, err)
+	}
+	rows := dbtest.Query(t, url, "SELECT tenant_key, id, feed_seq FROM telemetry_outbox ORDER BY tenant_key, feed_seq")
+	want := fmt.Sprint([][]any{{"acme", second, int64(1)}, {"acme", first, int64(2)}, {"globex", other, int64(1)}})
+	if fmt.Sprint(rows) != want {
+		t.Fatalf("positions %v, want %v (the old order: writer transaction, then id)", rows, want)
+	}
+	heads := dbtest.Query(t, url, "SELECT tenant_key, last_seq FROM telemetry_feed_heads ORDER BY tenant_key")
+	if fmt.Sprint(heads) != fmt.Sprint([][]any{{"acme", int64(2)}, {"globex", int64(1)}}) {
+		t.Fatalf("heads %v", heads)
+	}
+	// A new event follows the old ones in the feed.
+	store, err := db.Open(ctx, url, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.TxWithEvents(ctx, "acme", 1); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.Feed(ctx, "acme", second, "", 10)
+	if err != nil || len(evs) != 2 || evs[0].ID != first {
+		t.Fatalf("feed after the first old event: %+v, %v; want the second old event, then the new one", evs, err)
+	}
+}
+
+func pgxQueryRow(ctx context.Context, url, q string, args []any, dst ...any) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, q, args...).Scan(dst...)
+}
