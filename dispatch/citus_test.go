@@ -105,6 +105,44 @@ func TestCitusSmoke(t *testing.T) {
 			t.Errorf("tenant %s: the feed lists %d sends, want at least 4", tn, len(evs["dripdrop.dispatch.sent"]))
 		}
 	}
+	// The API's reads and operator actions, each tenant on its worker.
+	for _, tn := range tenants {
+		f := &feedWorld{world: w, http: hs, key: keys[tn]}
+		ad := f.call(200, "GET", "/v1/adapters", nil)["data"].([]any)[0].(map[string]any)["id"].(string)
+		for _, path := range []string{"/v1/adapters/" + ad, "/v1/adapters/" + ad + "/capacity", "/v1/adapters/" + ad + "/health",
+			"/v1/pools", "/v1/sequences", "/v1/suppressions", "/v1/telemetry/subscriptions", "/v1/enrollments?sequence_key=welcome"} {
+			f.call(200, "GET", path, nil)
+		}
+		seq := f.call(200, "GET", "/v1/sequences", nil)["data"].([]any)[0].(map[string]any)["id"].(string)
+		f.call(200, "GET", "/v1/sequences/"+seq, nil)
+		f.call(200, "GET", "/v1/sequences/"+seq+"/stats", nil)
+		batch := f.call(200, "POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": []map[string]any{
+			{"email": "dan-" + tn + "@example.com", "first_name": "Dan"}, {"email": "eve-" + tn + "@example.com", "first_name": "Eve"}}})
+		results := batch["results"].([]any)
+		if len(results) != 2 || results[0].(map[string]any)["status"] != "created" {
+			t.Fatalf("tenant %s: batch results %v", tn, results)
+		}
+		id := results[0].(map[string]any)["enrollment_id"].(string)
+		f.call(200, "GET", "/v1/enrollments/"+id, nil)
+		f.call(200, "GET", "/v1/enrollments/"+id+"/explain", nil)
+		if st := f.call(200, "POST", "/v1/enrollments/"+id+"/pause", nil)["state"]; st != "paused" {
+			t.Errorf("tenant %s: paused enrollment is %v", tn, st)
+		}
+		if st := f.call(200, "POST", "/v1/enrollments/"+id+"/resume", nil)["state"]; st != "active" {
+			t.Errorf("tenant %s: resumed enrollment is %v", tn, st)
+		}
+		if st := f.call(200, "POST", "/v1/enrollments/"+results[1].(map[string]any)["enrollment_id"].(string)+"/cancel", nil)["state"]; st != "cancelled" {
+			t.Errorf("tenant %s: cancelled enrollment is %v", tn, st)
+		}
+		f.call(201, "POST", "/v1/suppressions", map[string]any{"email": "blocked-" + tn + "@example.com"})
+		f.call(201, "POST", "/v1/telemetry/subscriptions", map[string]any{"url": "https://hooks.example.com/" + tn})
+	}
+	// The resumed batch enrollment sends its three steps.
+	before := len(w.sink.Messages())
+	w.run()
+	if got := len(w.sink.Messages()) - before; got != 2*3 {
+		t.Errorf("after the batch: %d more messages, want 3 for each tenant's resumed enrollment", got)
+	}
 	t.Run("every statement is a router query", func(t *testing.T) { explainRecorded(t, url, rec) })
 }
 
@@ -118,6 +156,10 @@ var citusMultiTask = map[string]string{
 	"ReserveSends":  "data-modifying CTEs (subplans on the tenant's worker)",
 	"RecordSent":    "data-modifying CTEs (subplans on the tenant's worker)",
 	"outbox insert": "data-modifying CTEs (subplans on the tenant's worker)",
+	// INSERT … SELECT FROM unnest(arrays): Citus builds the rows on the
+	// coordinator and copies them to the one shard their tenant_key names.
+	"BulkInsertEnrollments": "INSERT … SELECT from parameter arrays, pulled to the coordinator",
+	"BulkInsertExecutions":  "INSERT … SELECT from parameter arrays, pulled to the coordinator",
 }
 
 type recordedStatement struct {
@@ -194,6 +236,8 @@ func explainRecorded(t *testing.T, url string, rec *statementRecorder) {
 			t.Errorf("%s is a router query now (%+v): take it off citusMultiTask", name, plan)
 		case plan.SingleTask():
 			single++
+		case allowed && plan.InsertSelect != "" && plan.InsertSelect != "pull to coordinator":
+			t.Errorf("%s: %+v, allowed only as %s", name, plan, why)
 		case allowed && !plan.OneWorker():
 			t.Errorf("%s: %+v spans workers; allowed only as %s", name, plan, why)
 		case allowed:

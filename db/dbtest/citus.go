@@ -237,6 +237,9 @@ type CitusPlan struct {
 	Tasks       []int    // the Task Count of each distributed job, subplans included
 	Subplans    int      // subplans Citus runs first and ships the results of
 	Workers     []string // the workers the tasks run on ("host=… port=…"); the coordinator's own steps are not listed
+	// InsertSelect is Citus's INSERT … SELECT method ("pull to
+	// coordinator", "repartition"), when the statement is one.
+	InsertSelect string
 }
 
 // OneWorker reports that every task runs on one worker (the statement's
@@ -287,6 +290,8 @@ func CitusExplain(ctx context.Context, url, sql string, args []any) (CitusPlan, 
 					if n, ok := x.(float64); ok {
 						p.Tasks = append(p.Tasks, int(n))
 					}
+				case "INSERT/SELECT method":
+					p.InsertSelect, _ = x.(string)
 				case "Node":
 					if n, ok := x.(string); ok {
 						n, _, _ = strings.Cut(n, " dbname=")
