@@ -25,14 +25,25 @@ import (
 // see every event exactly once, in the order the writers committed.
 func TestFeedNeverSkips(t *testing.T) {
 	t.Parallel()
+	feedNeverSkips(t, dbtest.URL(t), []string{"acme", "globex"})
+}
+
+// TestCitusFeedNeverSkips is TestFeedNeverSkips on a Citus coordinator
+// with two workers, the two tenants on different workers (each worker has
+// transaction ids of its own).
+func TestCitusFeedNeverSkips(t *testing.T) {
+	t.Parallel()
+	url := dbtest.CitusURL(t)
+	feedNeverSkips(t, url, dbtest.CitusTenantsOnBothWorkers(t, url, "feed", 2))
+}
+
+func feedNeverSkips(t *testing.T, url string, tenants []string) {
 	ctx := context.Background()
-	url := dbtest.URL(t)
 	store, err := db.Open(ctx, url, db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	tenants := []string{"acme", "globex"}
 	for _, tn := range tenants {
 		if _, _, err := store.CreateTenant(ctx, tn, tn); err != nil {
 			t.Fatal(err)

@@ -57,14 +57,22 @@ func TestCitusSmoke(t *testing.T) {
 	}
 	w.run()
 	for _, tn := range tenants {
-		n := 0
+		var thread []string // Message-IDs, in the order sent
 		for _, m := range w.sink.Messages() {
-			if slices.Contains(m.To, "bob-"+tn+"@example.com") {
-				n++
+			if !slices.Contains(m.To, "bob-"+tn+"@example.com") {
+				continue
 			}
+			if len(thread) > 0 {
+				// A follow-up answers the message before it, referencing
+				// the whole thread.
+				if h := m.Header(); h.Get("In-Reply-To") != thread[len(thread)-1] || h.Get("References") != strings.Join(thread, " ") {
+					t.Errorf("tenant %s: follow-up In-Reply-To %q, References %q; want the thread %v", tn, h.Get("In-Reply-To"), h.Get("References"), thread)
+				}
+			}
+			thread = append(thread, m.MessageID)
 		}
-		if n != 3 {
-			t.Errorf("tenant %s: the sink got %d messages for its contact, want the 3 steps", tn, n)
+		if len(thread) != 3 {
+			t.Errorf("tenant %s: the sink got %d messages for its contact, want the 3 steps", tn, len(thread))
 		}
 	}
 	// A reply to the first step stops a second enrollment before its
@@ -133,6 +141,11 @@ func TestCitusSmoke(t *testing.T) {
 		}
 		if st := f.call(200, "POST", "/v1/enrollments/"+results[1].(map[string]any)["enrollment_id"].(string)+"/cancel", nil)["state"]; st != "cancelled" {
 			t.Errorf("tenant %s: cancelled enrollment is %v", tn, st)
+		}
+		// A health signal from outside (a score: the adapter keeps sending).
+		f.call(200, "POST", "/v1/adapters/"+ad+"/health", map[string]any{"health_score": 0.8, "source": "smoke"})
+		if h := f.call(200, "GET", "/v1/adapters/"+ad+"/health", nil); h["score"] != 0.8 && h["health_score"] != 0.8 {
+			t.Errorf("tenant %s: health after the signal %v, want score 0.8", tn, h)
 		}
 		f.call(201, "POST", "/v1/suppressions", map[string]any{"email": "blocked-" + tn + "@example.com"})
 		f.call(201, "POST", "/v1/telemetry/subscriptions", map[string]any{"url": "https://hooks.example.com/" + tn})
