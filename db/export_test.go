@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dripdrop/dripdrop"
@@ -61,3 +62,14 @@ func (s *Store) WaitStatsRefresh() { s.stats.wg.Wait() }
 // ClaimSettings are the claim's plan settings, for the check that
 // dbtest.ClaimSettings (EXPLAIN of the claim in benchmarks) stays in step.
 var ClaimSettings = claimSettings
+
+// ApplyMigrations applies ms (not the embedded migrations) on the database
+// at url, as Migrate does.
+func ApplyMigrations(ctx context.Context, url string, ms []Migration) ([]int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	return applyMigrations(ctx, conn, ms)
+}

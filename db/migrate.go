@@ -96,6 +96,11 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 	if err != nil {
 		return nil, err
 	}
+	return applyMigrations(ctx, conn, ms)
+}
+
+// applyMigrations applies those of ms not yet recorded, in order.
+func applyMigrations(ctx context.Context, conn *pgx.Conn, ms []Migration) (applied []int, err error) {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockID)); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
