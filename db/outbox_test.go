@@ -61,9 +61,12 @@ func feedNeverSkips(t *testing.T, url string, tenants []string) {
 	committed := map[string][]int64{} // per tenant, in commit order
 	written := 0
 	done := make(chan struct{})
-	seen := map[string][]int64{}
+	seen := make([][]int64, len(tenants)) // per tenant, each written by its reader only
 	var readers sync.WaitGroup
-	for _, tn := range tenants {
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { close(done); readers.Wait() }) }
+	defer stop() // before the store closes, however the test ends
+	for ti, tn := range tenants {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
@@ -80,7 +83,7 @@ func feedNeverSkips(t *testing.T, url string, tenants []string) {
 					return
 				}
 				for _, e := range evs {
-					seen[tn] = append(seen[tn], e.ID)
+					seen[ti] = append(seen[ti], e.ID)
 					cursor = e.ID
 				}
 			}
@@ -153,14 +156,13 @@ func feedNeverSkips(t *testing.T, url string, tenants []string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	close(done)
-	readers.Wait()
+	stop()
 	if written != writers*rounds {
 		t.Fatalf("%d writers committed, want %d", written, writers*rounds)
 	}
-	for _, tn := range tenants {
-		if !slices.Equal(seen[tn], committed[tn]) {
-			t.Errorf("tenant %s: the tailing reader saw %d events %v, want the %d committed, in commit order, %v", tn, len(seen[tn]), seen[tn], len(committed[tn]), committed[tn])
+	for ti, tn := range tenants {
+		if !slices.Equal(seen[ti], committed[tn]) {
+			t.Errorf("tenant %s: the tailing reader saw %d events %v, want the %d committed, in commit order, %v", tn, len(seen[ti]), seen[ti], len(committed[tn]), committed[tn])
 		}
 	}
 }
