@@ -19,12 +19,14 @@ run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/dripdrop dev
 
 ## test: everything CI runs — generated code freshness, vet, all tests with the race detector
-## (installs the PostgreSQL server binaries, Chromium for the dashboard's browser tests and
-## Postfix for the real-Postfix dispatch test, first when they are missing)
+## (installs the PostgreSQL server binaries, Chromium for the dashboard's browser tests,
+## Postfix for the real-Postfix dispatch test and Dovecot for the real-IMAP mailbox tests,
+## first when they are missing)
 test: check-generated vet lint
 	@scripts/ensure-postgres TEST_DATABASE_URL
 	@scripts/ensure-chromium
 	@scripts/ensure-postfix
+	@scripts/ensure-dovecot
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## test-citus: the Citus tests alone (a coordinator and two workers on loopback), failing rather than
@@ -68,14 +70,17 @@ fuzz:
 		done; done
 
 ## bench: the benchmarks (README.md#benchmarks) on a durable cluster (.dripdrop/benchpg, fsync on), each figure reported
-## with its target or in-process baseline; BenchmarkClaimAtScale and BenchmarkFleet skip (see bench-scale)
+## with its target or in-process baseline; BenchmarkClaimAtScale and BenchmarkFleet skip (see bench-scale).
+## BenchmarkHotPath/adapters=16 and BenchmarkEnrollBatch make five alternating runs against their baselines and
+## print the five ratios in order, their median (the reported ratio) and the lowest
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 
-## bench-scale: the long ones — 1 000 000 enrollments / 10 000 adapters claim and RSS, and the
-## 1 000-adapter fleet with a 60 s gap against a 2 s sink (several minutes)
+## bench-scale: the long ones — 1 000 000 enrollments / 10 000 adapters claim and RSS, the
+## 1 000-adapter fleet with a 60 s gap against a 2 s sink, and 1 000 mailboxes synced at 60 s (several minutes)
 bench-scale:
 	DRIPDROP_BENCH_SCALE=1 $(GO) test -run '^$$' -bench 'ClaimAtScale|Fleet' -benchtime 1x -timeout 60m -v ./dispatch/
+	MAILSYNC_BENCH_INTERVAL=60s $(GO) test -run '^$$' -bench MailboxSync -benchtime 1x -timeout 30m -v ./mailsync/
 
 ## db/stop: stop every managed PostgreSQL cluster of this project (.dripdrop/*, wherever its data lives)
 db/stop:

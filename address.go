@@ -41,11 +41,40 @@ func ParseEmail(s string) (string, error) {
 	if err := checkDomain(domain); err != nil {
 		return "", err
 	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Name != "" || addr.Address != s {
-		return "", Errorf(ECodeInvalidEmail, "", "not a valid e-mail address")
+	// A local part that is a plain dot-atom (and the domain checkDomain
+	// passed) is what net/mail takes unchanged; the rest it decides.
+	if !dotAtom(local) {
+		addr, err := mail.ParseAddress(s)
+		if err != nil || addr.Name != "" || addr.Address != s {
+			return "", Errorf(ECodeInvalidEmail, "", "not a valid e-mail address")
+		}
 	}
-	return local + "@" + strings.ToLower(domain), nil
+	if lower := strings.ToLower(domain); lower != domain {
+		return local + "@" + lower, nil
+	}
+	return s, nil
+}
+
+// dotAtom reports whether local is an RFC 5322 dot-atom of ASCII atext:
+// letters, digits and !#$%&'*+-/=?^_`{|}~, in dot-separated non-empty runs.
+func dotAtom(local string) bool {
+	if local == "" || local[0] == '.' || local[len(local)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.':
+			if local[i-1] == '.' {
+				return false
+			}
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ParseDomain validates a bare domain name and returns it lowercased.
@@ -64,7 +93,9 @@ func checkDomain(d string) error {
 	if len(d) > 253 || !strings.Contains(d, ".") {
 		return Errorf(ECodeInvalidEmail, "", "domain must be a fully qualified name")
 	}
-	for _, label := range strings.Split(d, ".") {
+	for rest, more := d, true; more; {
+		var label string
+		label, rest, more = strings.Cut(rest, ".")
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return Errorf(ECodeInvalidEmail, "", "domain has an invalid label %q", label)
 		}

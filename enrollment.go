@@ -50,7 +50,17 @@ type Enrollment struct {
 	PauseReason       *string         `json:"pause_reason"`
 	AdapterID         uuid.UUID       `json:"adapter_id"`
 	ThreadNo          int             `json:"thread"`
-	Executions        []StepExecution `json:"executions,omitempty"`
+	// RecipientProvider is the mailbox provider of the contact's domain
+	// (google, microsoft, …, other) when known (docs/preflight.md).
+	RecipientProvider *string `json:"recipient_provider"`
+	// ReplyCategory is the category of the contact's latest human reply.
+	ReplyCategory *string `json:"reply_category"`
+	// RoutedFrom is the enrollment whose branch created this one; Routes
+	// are the branches taken (or waiting) from it or into it
+	// (GET /v1/enrollments/{id}).
+	RoutedFrom *uuid.UUID        `json:"routed_from"`
+	Routes     []EnrollmentRoute `json:"routes,omitempty"`
+	Executions []StepExecution   `json:"executions,omitempty"`
 	// Block is what holds the next step back now (GET /v1/enrollments/{id}).
 	Block     *Block     `json:"block,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -89,6 +99,8 @@ type StepExecution struct {
 	ErrorCode         *string    `json:"error_code"`
 	Error             *string    `json:"error"`
 	SentAt            *time.Time `json:"sent_at"`
+	// Variant is the key of the step variant this execution was given.
+	Variant *string `json:"variant"`
 }
 
 // ContactInput is a contact as the API receives it.
@@ -263,4 +275,19 @@ func PoolExhausted(pool uuid.UUID, evicted []EvictedAdapter) *Error {
 	return &Error{Code: ECodePoolExhausted, Field: "sequence_key",
 		Message: fmt.Sprintf("no adapter of pool %s can take a new enrollment", pool),
 		Extra:   map[string]any{"pool_id": pool, "evicted_adapter_ids": ids, "evicted": evicted}}
+}
+
+// EnrollmentRoute is one branch of a version taken for an enrollment
+// (docs/sequences.md#branches): pending until DueAt, then enrolled (the new
+// enrollment is ResultEnrollmentID) or skipped (Reason).
+type EnrollmentRoute struct {
+	ID                 uuid.UUID  `json:"id"`
+	SourceEnrollmentID uuid.UUID  `json:"source_enrollment_id"`
+	Trigger            string     `json:"trigger"`
+	Category           *string    `json:"category"`
+	TargetSequenceID   uuid.UUID  `json:"target_sequence_id"`
+	DueAt              time.Time  `json:"due_at"`
+	State              string     `json:"state"`
+	Reason             *string    `json:"reason"`
+	ResultEnrollmentID *uuid.UUID `json:"result_enrollment_id"`
 }

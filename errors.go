@@ -38,7 +38,12 @@ const (
 	ECodeConflict            = "conflict"
 	ECodeInvalidState        = "invalid_state"
 	ECodeSuppressed          = "suppressed"
+	// Recipient checks at enrollment (docs/preflight.md#recipients).
+	ECodeRoleAddress         = "role_address"
+	ECodeDisposableDomain    = "disposable_domain"
+	ECodeUndeliverableDomain = "undeliverable_domain"
 	ECodePoolExhausted       = "pool_exhausted"
+	ECodeBranchCycle         = "branch_cycle"
 	ECodeForbiddenTarget     = "forbidden_target"
 	ECodeTooManyAuthFailures = "too_many_auth_failures"
 	ECodeTimeout             = "timeout"
@@ -92,7 +97,8 @@ func ErrorCodes() []string {
 		ECodeInvalidCharacter, ECodeUnknownField, ECodeInvalidType, ECodeRequired, ECodeInvalidValue, ECodeOutOfRange,
 		ECodeTooLong, ECodeInvalidEmail, ECodeInvalidTimezone, ECodeInvalidCursor, ECodeInvalidSpintax,
 		ECodePayloadTooLarge, ECodeUnsupportedMedia, ECodeAlreadyExists, ECodeInUse, ECodeVersionImmutable,
-		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted,
+		ECodeIdempotencyReused, ECodeIdempotencyInFlight, ECodeConflict, ECodeInvalidState, ECodeSuppressed, ECodePoolExhausted, ECodeBranchCycle,
+		ECodeRoleAddress, ECodeDisposableDomain, ECodeUndeliverableDomain,
 		ECodeForbiddenTarget, ECodeTooManyAuthFailures, ECodeTimeout, ECodeDatabaseUnavailable, ECodeUnavailable, ECodeInternal,
 	}
 }
@@ -127,7 +133,11 @@ var errorTitles = map[string]string{
 	ECodeConflict:            "Conflicting concurrent change",
 	ECodeInvalidState:        "Action not allowed in the current state",
 	ECodeSuppressed:          "Recipient is suppressed",
+	ECodeRoleAddress:         "Recipient is a role address",
+	ECodeDisposableDomain:    "Recipient uses a disposable-mailbox service",
+	ECodeUndeliverableDomain: "Recipient domain accepts no mail",
 	ECodePoolExhausted:       "No pool member can take the contact",
+	ECodeBranchCycle:         "Sequence branches would form a cycle",
 	ECodeForbiddenTarget:     "Destination not allowed (internal address or port)",
 	ECodeTooManyAuthFailures: "Too many failed authentications from this address",
 	ECodeTimeout:             "Request timed out",

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA zones are validated identically on every machine
@@ -114,6 +115,8 @@ type AdapterInput struct {
 	FromAddress      *string             `json:"from_address"`
 	FromName         *string             `json:"from_name"`
 	Credentials      *SMTPCredentials    `json:"credentials"`
+	Auth             *string             `json:"auth"`
+	OAuthAppID       *uuid.UUID          `json:"oauth_app_id"`
 	Active           *bool               `json:"active"`
 	Timezone         *string             `json:"timezone"`
 	DailyCap         Nullable[int]       `json:"daily_cap"`
@@ -123,6 +126,16 @@ type AdapterInput struct {
 	MinGapSeconds    *int                `json:"min_gap_seconds"`
 	GapJitterSeconds *int                `json:"gap_jitter_seconds"`
 	MaxInFlight      Nullable[int]       `json:"max_in_flight"`
+	// IMAP sets the mailbox-sync settings (replacing them whole); null
+	// turns mailbox sync off and forgets its state.
+	IMAP Nullable[IMAPSettings] `json:"imap"`
+	// MailboxProvider names the adapter's own mailbox provider for
+	// provider-aware pinning (google, microsoft, …, other); "" = from the
+	// SMTP host (smtp.gmail.com, smtp.office365.com).
+	MailboxProvider *string `json:"mailbox_provider"`
+	// ProviderCaps caps this adapter's sends per local day to recipients
+	// of a provider ({"microsoft": 20}); {} removes every cap.
+	ProviderCaps map[string]int `json:"provider_caps"`
 }
 
 // Limits on adapter settings.
@@ -197,7 +210,39 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 		a.CredentialsSet = true
 	}
-	if a.Provider == "smtp" && creating && in.Credentials == nil {
+	if creating {
+		a.Auth = AuthPassword
+	}
+	if in.Auth != nil {
+		switch *in.Auth {
+		case AuthPassword, AuthOAuth2:
+		default:
+			return a, Errorf(ECodeInvalidValue, "auth", "auth must be password or oauth2")
+		}
+		if *in.Auth == AuthOAuth2 && a.Provider != "smtp" {
+			return a, Errorf(ECodeInvalidValue, "auth", "only smtp adapters authenticate by oauth2")
+		}
+		a.Auth = *in.Auth
+	}
+	if in.OAuthAppID != nil {
+		if a.Auth != AuthOAuth2 {
+			return a, Errorf(ECodeInvalidValue, "oauth_app_id", "oauth_app_id applies to auth oauth2 only")
+		}
+		id := *in.OAuthAppID
+		a.OAuthAppID = &id
+	}
+	if a.Auth == AuthPassword {
+		a.OAuthAppID = nil
+	}
+	if a.Auth == AuthOAuth2 {
+		if a.OAuthAppID == nil {
+			return a, Errorf(ECodeRequired, "oauth_app_id", "an oauth2 adapter needs oauth_app_id (POST /v1/oauth/apps)")
+		}
+		if in.Credentials != nil && in.Credentials.Password != "" {
+			return a, Errorf(ECodeInvalidValue, "credentials.password", "an oauth2 adapter logs in with its token, not a password")
+		}
+	}
+	if a.Provider == "smtp" && creating && in.Credentials == nil && a.Auth != AuthOAuth2 {
 		return a, Errorf(ECodeRequired, "credentials", "an smtp adapter needs credentials (host and port)")
 	}
 	if in.Active != nil {
@@ -252,6 +297,38 @@ func (in AdapterInput) Apply(cur *Adapter, now time.Time) (Adapter, error) {
 		}
 	}
 	a.MaxInFlight = in.MaxInFlight.apply(a.MaxInFlight)
+	if in.IMAP.Set {
+		a.IMAP = nil
+		if in.IMAP.Valid {
+			st, err := in.IMAP.Value.Normalize()
+			if err != nil {
+				return a, err
+			}
+			a.IMAP = &st
+		}
+	}
+	if in.ProviderCaps != nil {
+		caps := map[string]int{}
+		for p, n := range in.ProviderCaps {
+			if !slices.Contains(MailboxProviders, p) {
+				return a, Errorf(ECodeInvalidValue, "provider_caps", "provider_caps keys must be among %s", strings.Join(MailboxProviders, ", "))
+			}
+			if err := checkRange("provider_caps."+p, n, 1, 1_000_000); err != nil {
+				return a, err
+			}
+			caps[p] = n
+		}
+		a.ProviderCaps = caps
+	}
+	if a.ProviderCaps == nil {
+		a.ProviderCaps = map[string]int{}
+	}
+	if in.MailboxProvider != nil {
+		if *in.MailboxProvider != "" && !slices.Contains(MailboxProviders, *in.MailboxProvider) {
+			return a, Errorf(ECodeInvalidValue, "mailbox_provider", "mailbox_provider must be one of %s, or empty", strings.Join(MailboxProviders, ", "))
+		}
+		a.MailboxProvider = *in.MailboxProvider
+	}
 	if a.RampIncrement != nil && a.DailyCap == nil {
 		return a, Errorf(ECodeRequired, "daily_cap", "a ramp (ramp_increment) needs a daily_cap to ramp up to")
 	}
@@ -342,12 +419,13 @@ func checkCAPEM(s string) error {
 type PoolInput struct {
 	Name             *string       `json:"name"`
 	OnPinUnavailable *string       `json:"on_pin_unavailable"`
+	ProviderMatching *string       `json:"provider_matching"`
 	Members          []MemberInput `json:"members"`
 }
 
 // Apply validates the pool fields (members are validated separately).
 func (in PoolInput) Apply(cur *Pool) (Pool, error) {
-	p := Pool{OnPinUnavailable: PinPause}
+	p := Pool{OnPinUnavailable: PinPause, ProviderMatching: ProviderMatchingOff}
 	if cur != nil {
 		p = *cur
 	} else if in.Name == nil {
@@ -368,6 +446,14 @@ func (in PoolInput) Apply(cur *Pool) (Pool, error) {
 			p.OnPinUnavailable = *in.OnPinUnavailable
 		default:
 			return p, Errorf(ECodeInvalidValue, "on_pin_unavailable", "on_pin_unavailable must be \"pause\" or \"reassign\"")
+		}
+	}
+	if in.ProviderMatching != nil {
+		switch *in.ProviderMatching {
+		case ProviderMatchingOff, ProviderMatchingPrefer:
+			p.ProviderMatching = *in.ProviderMatching
+		default:
+			return p, Errorf(ECodeInvalidValue, "provider_matching", "provider_matching must be \"off\" or \"prefer\"")
 		}
 	}
 	return p, nil

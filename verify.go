@@ -4,7 +4,7 @@ package dripdrop
 // /v1/adapters/{id}/verify): what was done, how long it took and what the
 // server answered.
 type VerifyStage struct {
-	Stage      string  `json:"stage"` // connect, greeting, ehlo, starttls, ehlo_tls, auth, quit
+	Stage      string  `json:"stage"` // tls, token (oauth2 adapters), connect, greeting, ehlo, starttls, ehlo_tls, auth, quit
 	OK         bool    `json:"ok"`
 	DurationMS float64 `json:"duration_ms"`
 	Code       int     `json:"code,omitempty"`  // the server's reply code

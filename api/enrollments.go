@@ -60,9 +60,11 @@ func (s *Server) enrollBatch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	case "", "application/json":
-		var in batchRequest
-		if err := decodeBytes(body, &in); err != nil {
-			return err
+		in, ok := decodeBatchJSON(body)
+		if !ok {
+			if err := decodeBytes(body, &in); err != nil {
+				return err
+			}
 		}
 		if in.SequenceKey != nil {
 			seqKey = *in.SequenceKey

@@ -31,8 +31,8 @@ func TestExplainAndCapacity(t *testing.T) {
 	}
 	ex := e.must(200, "GET", "/v1/enrollments/"+f.enrollment+"/explain", f.key, nil)
 	verdicts := ex["verdicts"].([]any)
-	if len(verdicts) != 7 {
-		t.Fatalf("explain: %d verdicts, want 7: %v", len(verdicts), ex)
+	if len(verdicts) != 9 {
+		t.Fatalf("explain: %d verdicts, want 9: %v", len(verdicts), ex)
 	}
 	binding := ex["binding"].(map[string]any)
 	// 4 sent of a 5-message share: the binding policy is the 90 s gap, unless

@@ -12,7 +12,7 @@ import (
 
 var (
 	enrollmentStates = []string{"active", "paused", "completed", "stopped", "cancelled"}
-	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied"}
+	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied", "routed"}
 )
 
 // searchEnrollments serves GET /v1/enrollments?sequence_key=&state=&

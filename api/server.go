@@ -27,6 +27,7 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 )
 
@@ -62,6 +63,14 @@ type Config struct {
 	// Verify checks an adapter's SMTP settings without sending
 	// (dispatch.Verify); nil answers 503 on POST /v1/adapters/{id}/verify.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
+	// VerifyOAuth2 checks an oauth2 adapter the same way, logging in as
+	// user with the token token returns (a token stage comes first); nil
+	// answers 503 for oauth2 adapters.
+	VerifyOAuth2 func(ctx context.Context, creds dripdrop.SMTPCredentials, from, user string, token func(context.Context) (string, error)) dripdrop.VerifyResult
+	// OAuth runs OAuth2 mailbox connections (the connect flow, refresh
+	// tokens from elsewhere, the tokens verify uses); nil answers 503 on
+	// their routes.
+	OAuth *oauth.Source
 	// Registerer, when set, receives the HTTP request metrics
 	// (dripdrop_http_requests_total, dripdrop_http_request_duration_seconds).
 	Registerer prometheus.Registerer
@@ -141,6 +150,7 @@ func New(cfg Config) *Server {
 		{"GET", "/errors/{code}", authNone, errorPage},
 		{"GET", "/u/{token}", authNone, s.unsubscribePage},
 		{"POST", "/u/{token}", authNone, s.unsubscribe},
+		{"GET", "/oauth/callback", authNone, s.oauthCallback},
 
 		{"POST", "/v1/tenants", authAdmin, s.createTenant},
 		{"GET", "/v1/tenants/{tenant_key}/keys", authAdmin, s.listKeys},
@@ -156,6 +166,15 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/adapters/{id}/health", authTenant, byID(s.store.Health)},
 		{"POST", "/v1/adapters/{id}/health", authTenant, updateByID(s.store.HealthSignal)},
 		{"POST", "/v1/adapters/{id}/verify", authTenant, s.verifyAdapter},
+		{"GET", "/v1/adapters/{id}/sync", authTenant, byID(s.mailboxSync)},
+		{"POST", "/v1/adapters/{id}/sync", authTenant, s.requestSync},
+		{"POST", "/v1/adapters/{id}/oauth/start", authTenant, s.oauthStart},
+		{"PUT", "/v1/adapters/{id}/oauth/token", authTenant, s.oauthToken},
+
+		{"POST", "/v1/oauth/apps", authTenant, create(s.store.CreateOAuthApp)},
+		{"GET", "/v1/oauth/apps", authTenant, listPage(s.store.ListOAuthApps)},
+		{"GET", "/v1/oauth/apps/{id}", authTenant, byID(s.store.GetOAuthApp)},
+		{"DELETE", "/v1/oauth/apps/{id}", authTenant, deleteByID(s.store.DeleteOAuthApp)},
 
 		{"POST", "/v1/pools", authTenant, create(s.store.CreatePool)},
 		{"GET", "/v1/pools", authTenant, listPage(s.store.ListPools)},
@@ -189,6 +208,8 @@ func New(cfg Config) *Server {
 
 		{"POST", "/v1/inbound", authTenant, s.inbound},
 		{"POST", "/v1/inbound/raw", authTenant, s.inboundRaw},
+		{"GET", "/v1/inbound/{id}", authTenant, byID(s.store.GetInbound)},
+		{"PATCH", "/v1/inbound/{id}", authTenant, updateByID(s.store.CorrectCategory)},
 		{"PUT", "/v1/inbound/providers/{provider}", authTenant, s.putInboundProvider},
 		{"POST", "/v1/inbound/events/{provider}", authSigned, s.providerEvents},
 
@@ -205,6 +226,12 @@ func New(cfg Config) *Server {
 		{"DELETE", "/v1/telemetry/subscriptions/{id}", authTenant, deleteByID(s.store.DeleteSubscription)},
 		{"POST", "/v1/telemetry/subscriptions/{id}/redeliver", authTenant, s.redeliver},
 
+		{"GET", "/v1/domains", authTenant, s.listDomains},
+		{"GET", "/v1/domains/{domain}", authTenant, s.getDomain},
+		{"POST", "/v1/domains/{domain}/check", authTenant, s.checkDomain},
+		{"GET", "/v1/settings", authTenant, s.getSettings},
+		{"PATCH", "/v1/settings", authTenant, s.updateSettings},
+
 		{"POST", "/v1/suppressions", authTenant, create(s.store.AddSuppression)},
 		{"GET", "/v1/suppressions", authTenant, s.listSuppressions},
 		{"DELETE", "/v1/suppressions", authTenant, s.deleteSuppression},
@@ -219,7 +246,11 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
-	dash := ui.New(ui.Config{Store: s.store, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
+	var oauthStart func(context.Context, string, uuid.UUID) (dripdrop.OAuthStart, error)
+	if cfg.OAuth != nil {
+		oauthStart = cfg.OAuth.Start
+	}
+	dash := ui.New(ui.Config{Store: s.store, OAuthStart: oauthStart, VerifyOAuth2: s.checkOAuth2, Key: cfg.DashboardKey, SecureCookies: cfg.SecureCookies, Logger: s.log, Verify: cfg.Verify,
 		Status: problemStatus,
 		// A failed dashboard sign-in counts against the same per-address
 		// limit as a failed API authentication.

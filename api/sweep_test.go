@@ -25,12 +25,16 @@ func TestTenantIsolationSweep(t *testing.T) {
 	e.must(200, "POST", "/v1/enrollments/"+b.enrollment+"/pause", b.key, nil) // an event in B's feed
 	dbtest.WaitOutboxPublished(t, e.dbURL)
 	bEvent := e.must(200, "GET", "/v1/telemetry/events", b.key, nil)["data"].([]any)[0].(map[string]any)["id"]
+	bApp := e.must(201, "POST", "/v1/oauth/apps", b.key, map[string]any{"provider": "google", "client_id": "b-client", "client_secret": "b-secret"})["id"].(string)
+	e.must(200, "PATCH", "/v1/adapters/"+b.adapterA, b.key, map[string]any{"imap": map[string]any{"preset": "google"}}) // B's mailbox sync exists
+	bInbound := e.must(201, "POST", "/v1/inbound", b.key, map[string]any{"message_id": "<only-b-reply@example.com>", "from": "lead@example.org",
+		"body_text": "Not right now.", "received_at": "2026-11-24T10:00:00Z"})["id"].(string)
 
 	bSnapshot := func() []byte {
 		var buf bytes.Buffer
 		for _, p := range []string{"/v1/adapters", "/v1/pools", "/v1/sequences", "/v1/suppressions",
 			"/v1/adapters/" + b.adapterA, "/v1/pools/" + b.pool, "/v1/sequences/" + b.seq, "/v1/enrollments/" + b.enrollment,
-			"/v1/telemetry/subscriptions/" + bSub, "/v1/telemetry/events"} {
+			"/v1/telemetry/subscriptions/" + bSub, "/v1/telemetry/events", "/v1/oauth/apps", "/v1/oauth/apps/" + bApp, "/v1/inbound/" + bInbound, "/v1/domains/tenant-b.example.com", "/v1/settings"} {
 			buf.Write(e.do("GET", p, b.key, nil).body)
 		}
 		return buf.Bytes()
@@ -80,6 +84,14 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"GET /v1/adapters/{id}/health":                             {"/v1/adapters/" + b.adapterA + "/health", nil, false},
 		"POST /v1/adapters/{id}/health":                            {"/v1/adapters/" + b.adapterA + "/health", map[string]any{"health_state": "resting", "source": "x"}, false},
 		"POST /v1/adapters/{id}/verify":                            {"/v1/adapters/" + b.adapterA + "/verify", nil, false},
+		"GET /v1/adapters/{id}/sync":                               {"/v1/adapters/" + b.adapterA + "/sync", nil, false},
+		"POST /v1/adapters/{id}/sync":                              {"/v1/adapters/" + b.adapterA + "/sync", nil, false},
+		"POST /v1/adapters/{id}/oauth/start":                       {"/v1/adapters/" + b.adapterA + "/oauth/start", nil, false},
+		"PUT /v1/adapters/{id}/oauth/token":                        {"/v1/adapters/" + b.adapterA + "/oauth/token", map[string]any{"refresh_token": "rt-x"}, false},
+		"POST /v1/oauth/apps":                                      {"/v1/oauth/apps", nil, true},
+		"GET /v1/oauth/apps":                                       {"/v1/oauth/apps", nil, true},
+		"GET /v1/oauth/apps/{id}":                                  {"/v1/oauth/apps/" + bApp, nil, false},
+		"DELETE /v1/oauth/apps/{id}":                               {"/v1/oauth/apps/" + bApp, nil, false},
 		"POST /v1/enrollments/{id}/retry":                          {"/v1/enrollments/" + b.enrollment + "/retry", nil, false},
 		"GET /v1/enrollments/{id}/explain":                         {"/v1/enrollments/" + b.enrollment + "/explain", nil, false},
 		"POST /v1/spintax/preview":                                 {"/v1/spintax/preview", nil, true},
@@ -91,7 +103,9 @@ func TestTenantIsolationSweep(t *testing.T) {
 			"received_at": "2026-11-24T10:00:00Z", "adapter_id": b.adapterA}, false},
 		// Raw messages are message/rfc822; their isolation (B's adapter_id,
 		// B's Message-IDs) is covered in inbound_test.go.
-		"POST /v1/inbound/raw": {"/v1/inbound/raw", nil, true},
+		"POST /v1/inbound/raw":   {"/v1/inbound/raw", nil, true},
+		"GET /v1/inbound/{id}":   {"/v1/inbound/" + bInbound, nil, false},
+		"PATCH /v1/inbound/{id}": {"/v1/inbound/" + bInbound, map[string]any{"category": "interested"}, false},
 		// A tenant's own provider configuration: A's key writes only A's.
 		"PUT /v1/inbound/providers/{provider}": {"/v1/inbound/providers/mailgun", nil, true},
 		// Authenticated by the provider's signature with the named tenant's
@@ -105,8 +119,15 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"PATCH /v1/telemetry/subscriptions/{id}":          {"/v1/telemetry/subscriptions/" + bSub, map[string]any{"active": false}, false},
 		"DELETE /v1/telemetry/subscriptions/{id}":         {"/v1/telemetry/subscriptions/" + bSub, nil, false},
 		"POST /v1/telemetry/subscriptions/{id}/redeliver": {"/v1/telemetry/subscriptions/" + bSub + "/redeliver", map[string]any{"event_id": bEvent}, false},
+		"GET /v1/domains":                                 {"/v1/domains", nil, true},
+		"GET /v1/domains/{domain}":                        {"/v1/domains/tenant-b.example.com", nil, false},
+		// A domain is a name, not B's id: A checking it makes A's own
+		// record (B's stays as it is, which the snapshot proves).
+		"POST /v1/domains/{domain}/check": {"/v1/domains/tenant-b.example.com/check", nil, true},
+		"GET /v1/settings":                {"/v1/settings", nil, true},
+		"PATCH /v1/settings":              {"/v1/settings", nil, true},
 	}
-	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com", bSub}
+	bIDs := []string{b.adapterA, b.adapterB, b.pool, b.seq, b.enrollment, "only-b@example.com", bSub, bApp, bInbound, "tenant-b.example.com"}
 	for _, rt := range e.server.Routes() {
 		if !strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/v1/tenants") {
 			continue
@@ -156,6 +177,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	f := e.fixture("acme")
 	sub := e.must(201, "POST", "/v1/telemetry/subscriptions", f.key, map[string]any{"url": "https://hooks.example.com/a"})["id"].(string)
 	step := map[string]any{"subject": "Hi", "body_text": "Body"}
+	inbound := e.must(201, "POST", "/v1/inbound", f.key, map[string]any{"message_id": "<bad-input-reply@example.com>", "from": "lead@example.org",
+		"body_text": "Sounds good.", "received_at": "2026-11-24T10:00:00Z"})["id"].(string)
 	type route struct {
 		method, path string
 		valid        map[string]any
@@ -185,7 +208,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/telemetry/subscriptions/" + sub + "/redeliver", map[string]any{"event_id": 1}, [2]any{"event_id", "one"}, [2]any{"event_id", -1}},
 		{"POST", "/v1/tenants", map[string]any{"tenant_key": "newco"}, [2]any{"tenant_key", 7}, [2]any{"tenant_key", strings.Repeat("a", 80)}},
 		{"POST", "/v1/inbound", map[string]any{"message_id": "<x@y.example>", "from": "a@y.example", "received_at": "2026-11-24T10:00:00Z"}, [2]any{"references", 42}, [2]any{"intent", "angry"}},
+		{"PATCH", "/v1/inbound/" + inbound, map[string]any{"category": "not_now"}, [2]any{"category", 5}, [2]any{"category", "hot"}},
 		{"PUT", "/v1/inbound/providers/mailgun", map[string]any{"signing_key": "k"}, [2]any{"signing_key", 5}, [2]any{"signing_key", strings.Repeat("k", 5000)}},
+		{"POST", "/v1/oauth/apps", map[string]any{"provider": "google", "client_id": "x"}, [2]any{"client_id", 5}, [2]any{"provider", "yahoo"}},
+		{"PUT", "/v1/adapters/" + f.adapterA + "/oauth/token", map[string]any{"refresh_token": "rt-x"}, [2]any{"refresh_token", 5}, [2]any{"refresh_token", strings.Repeat("r", 9000)}},
+		{"POST", "/v1/domains/acme.example.com/check", map[string]any{"provider": "google"}, [2]any{"provider", 5}, [2]any{"dkim_selectors", []any{"not a selector"}}},
+		{"PATCH", "/v1/settings", map[string]any{"require_domain_auth": "block"}, [2]any{"require_domain_auth", 5}, [2]any{"require_domain_auth", "sometimes"}},
 	}
 	for _, rt := range e.server.Routes() {
 		if rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH" {
@@ -196,7 +224,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 				}
 			}
 			bodyless := strings.HasPrefix(rt.Path, "/u/") || strings.HasSuffix(rt.Path, "/activate") || strings.HasSuffix(rt.Path, "/pause") || strings.HasSuffix(rt.Path, "/resume") || strings.HasSuffix(rt.Path, "/cancel") ||
-				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify")
+				strings.HasSuffix(rt.Path, "/retry") || strings.HasSuffix(rt.Path, "/verify") || strings.HasSuffix(rt.Path, "/oauth/start") || strings.HasSuffix(rt.Path, "/sync")
 			raw := strings.HasSuffix(rt.Path, "/inbound/raw") || // message/rfc822: bad input covered in inbound_test.go
 				strings.HasPrefix(rt.Path, "/v1/inbound/events/") // providers' payloads: covered in esp_test.go
 			if !found && !bodyless && !raw && !strings.HasSuffix(rt.Path, "/keys") && !strings.HasSuffix(rt.Path, "/versions/{n}") {

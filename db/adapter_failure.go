@@ -142,8 +142,13 @@ func (s *Store) retryFailedStep(ctx context.Context, q *dbsqlc.Queries, e dbsqlc
 		sender = *last.AdapterOverrideID
 	}
 	now := s.clock.Now()
-	if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{TenantKey: e.TenantKey, ID: dripdrop.NewID(), EnrollmentID: e.ID,
+	next := dripdrop.NewID()
+	if _, err := q.InsertExecution(ctx, dbsqlc.InsertExecutionParams{TenantKey: e.TenantKey, ID: next, EnrollmentID: e.ID,
 		StepID: last.StepID, AdapterID: sender, Followup: last.Followup, AttemptWindow: last.AttemptWindow + 1, ScheduledFor: now, Now: now}); err != nil {
+		return false, err
+	}
+	// The step's variant stays the contact's (variants.go).
+	if err := q.CarryVariant(ctx, dbsqlc.CarryVariantParams{TenantKey: e.TenantKey, ID: next, FromID: last.ID}); err != nil {
 		return false, err
 	}
 	return true, q.NotifyWork(ctx, e.TenantKey)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/preflight"
 )
 
 func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
@@ -18,8 +19,9 @@ func adapterFromRow(r dbsqlc.Adapter) dripdrop.Adapter {
 		Active: r.Active, Timezone: r.Timezone, HealthState: r.HealthState, HealthScore: r.HealthScore,
 		HealthSince: r.HealthSince, RestingUntil: r.RestingUntil, RestBackoffSeconds: r.RestBackoffSeconds,
 		DailyCap: r.DailyCap, RampFloor: r.RampFloor, RampIncrement: r.RampIncrement, RampStartedAt: r.RampStartedAt,
-		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, LastSendAt: r.LastSendAt,
+		MinGapSeconds: r.MinGapSeconds, GapJitterSeconds: r.GapJitterSeconds, MaxInFlight: r.MaxInFlight, MailboxProvider: r.MailboxProvider, ProviderCaps: capsOrEmpty(r.ProviderCaps), LastSendAt: r.LastSendAt,
 		NextSendAt: r.NextSendAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt,
+		Auth: r.Auth, OAuthAppID: r.OauthAppID, ReconnectRequired: r.ReconnectRequired,
 	}
 }
 
@@ -46,23 +48,59 @@ func (s *Store) CreateAdapter(ctx context.Context, tenant string, in dripdrop.Ad
 		return a, err
 	}
 	a.ID = dripdrop.NewID()
+	if a.Auth == dripdrop.AuthOAuth2 && in.Credentials == nil {
+		// The app's server, logging in as the mailbox (docs/mailboxes.md).
+		if in.Credentials, err = s.oauthAppServer(ctx, s.q, tenant, *a.OAuthAppID, a.FromAddress); err != nil {
+			return a, err
+		}
+	} else if a.Auth == dripdrop.AuthOAuth2 {
+		if _, err := s.q.GetOAuthApp(ctx, dbsqlc.GetOAuthAppParams{TenantKey: tenant, ID: *a.OAuthAppID}); err != nil {
+			return a, oauthAppMissing(err)
+		}
+	}
 	var creds []byte
 	if in.Credentials != nil {
 		if creds, err = s.sealCredentials(tenant, a.ID, in.Credentials); err != nil {
 			return a, err
 		}
 	}
-	row, err := s.q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
-		TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
-		FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
-		Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
-		RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
-		MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+	var out dripdrop.Adapter
+	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+		row, err := q.CreateAdapter(ctx, dbsqlc.CreateAdapterParams{
+			TenantKey: tenant, ID: a.ID, Name: a.Name, Channel: a.Channel, Provider: a.Provider,
+			FromAddress: a.FromAddress, FromName: a.FromName, Credentials: creds, Active: a.Active,
+			Timezone: a.Timezone, HealthState: a.HealthState, HealthScore: a.HealthScore, DailyCap: a.DailyCap,
+			RampFloor: a.RampFloor, RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt,
+			MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: now,
+			Auth: a.Auth, OauthAppID: a.OAuthAppID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(a.ProviderCaps) > 0 {
+			b, _ := json.Marshal(a.ProviderCaps)
+			if err := q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: row.ID, ProviderCaps: b}); err != nil {
+				return nil, err
+			}
+			row.ProviderCaps = b
+		}
+		if mp := mailboxProvider(in, a.MailboxProvider); mp != "" {
+			if err := q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: row.ID, MailboxProvider: mp}); err != nil {
+				return nil, err
+			}
+			row.MailboxProvider = mp
+		}
+		if err := s.ensureSenderDomain(ctx, q, tenant, row.FromAddress); err != nil {
+			return nil, err
+		}
+		out = adapterFromRow(row)
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, a.ID, in, &out)
 	})
 	if err != nil {
 		return a, mapErr(err, "adapter")
 	}
-	return adapterFromRow(row), nil
+	return out, nil
 }
 
 // GetAdapter returns a live (not deleted) adapter.
@@ -72,7 +110,17 @@ func (s *Store) GetAdapter(ctx context.Context, tenant string, id uuid.UUID) (_ 
 	if err != nil {
 		return dripdrop.Adapter{}, mapErr(err, "adapter")
 	}
-	return adapterFromRow(row), nil
+	a := adapterFromRow(row)
+	if a.Auth == dripdrop.AuthOAuth2 {
+		if a.OAuth, err = s.oauthStatus(ctx, s.q, row); err != nil {
+			return a, err
+		}
+	}
+	out := []dripdrop.Adapter{a}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return dripdrop.Adapter{}, err
+	}
+	return out[0], nil
 }
 
 // ListAdapters pages through a tenant's adapters in creation order.
@@ -86,6 +134,9 @@ func (s *Store) ListAdapters(ctx context.Context, tenant string, p Page) (_ []dr
 	for i, r := range rows {
 		out[i] = adapterFromRow(r)
 	}
+	if err := s.attachIMAP(ctx, tenant, out); err != nil {
+		return nil, nil, err
+	}
 	return out, nextCursor(out, p.limit(), func(a dripdrop.Adapter) uuid.UUID { return a.ID }), nil
 }
 
@@ -98,10 +149,19 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 		if err != nil {
 			return nil, mapErr(err, "adapter")
 		}
-		cur := adapterFromRow(row)
+		curs := []dripdrop.Adapter{adapterFromRow(row)}
+		if err := s.attachIMAP(ctx, tenant, curs); err != nil {
+			return nil, err
+		}
+		cur := curs[0]
 		a, err := in.Apply(&cur, s.clock.Now())
 		if err != nil {
 			return nil, err
+		}
+		if a.Auth == dripdrop.AuthOAuth2 && (in.OAuthAppID != nil || in.Auth != nil) {
+			if _, err := q.GetOAuthApp(ctx, dbsqlc.GetOAuthAppParams{TenantKey: tenant, ID: *a.OAuthAppID}); err != nil {
+				return nil, oauthAppMissing(err)
+			}
 		}
 		creds := row.Credentials
 		if in.Credentials != nil {
@@ -114,12 +174,31 @@ func (s *Store) UpdateAdapter(ctx context.Context, tenant string, id uuid.UUID, 
 			Credentials: creds, Active: a.Active, Timezone: a.Timezone, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
 			RampIncrement: a.RampIncrement, RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds,
 			GapJitterSeconds: a.GapJitterSeconds, MaxInFlight: a.MaxInFlight, Now: s.clock.Now(),
+			Auth: a.Auth, OauthAppID: a.OAuthAppID,
 		})
 		if err != nil {
 			return nil, err
 		}
+		if in.ProviderCaps != nil {
+			b, _ := json.Marshal(a.ProviderCaps)
+			if err := q.SetProviderCaps(ctx, dbsqlc.SetProviderCapsParams{TenantKey: tenant, ID: id, ProviderCaps: b}); err != nil {
+				return nil, err
+			}
+			updated.ProviderCaps = b
+		}
+		if in.MailboxProvider != nil || in.Credentials != nil {
+			mp := mailboxProvider(in, a.MailboxProvider)
+			if err := q.SetMailboxProvider(ctx, dbsqlc.SetMailboxProviderParams{TenantKey: tenant, ID: id, MailboxProvider: mp}); err != nil {
+				return nil, err
+			}
+			updated.MailboxProvider = mp
+		}
 		out = adapterFromRow(updated)
-		return nil, nil
+		if err := s.ensureSenderDomain(ctx, q, tenant, updated.FromAddress); err != nil {
+			return nil, err
+		}
+		out.IMAP = a.IMAP
+		return nil, s.putIMAP(ctx, q, tenant, id, in, &out)
 	})
 	return out, mapErr(err, "adapter")
 }
@@ -190,4 +269,24 @@ func (s *Store) AdapterCredentials(ctx context.Context, tenant string, id uuid.U
 		return c, err
 	}
 	return c, json.Unmarshal(pt, &c)
+}
+
+// mailboxProvider is an adapter's own provider: the one given, else the
+// one its SMTP host belongs to (preflight.ProviderOfHost).
+func mailboxProvider(in dripdrop.AdapterInput, given string) string {
+	if in.MailboxProvider != nil && *in.MailboxProvider != "" {
+		return *in.MailboxProvider
+	}
+	if in.Credentials != nil {
+		return preflight.ProviderOfHost(in.Credentials.Host)
+	}
+	return given
+}
+
+// capsOrEmpty reads provider_caps for the API ({} when none).
+func capsOrEmpty(raw []byte) map[string]int {
+	if m := providerCaps(raw); m != nil {
+		return m
+	}
+	return map[string]int{}
 }

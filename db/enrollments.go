@@ -25,8 +25,8 @@ const (
 func enrollmentFromRow(r dbsqlc.Enrollment) dripdrop.Enrollment {
 	e := dripdrop.Enrollment{
 		ID: r.ID, SequenceID: r.SequenceID, SequenceVersionID: r.SequenceVersionID, State: r.State,
-		StopReason: r.StopReason, PauseReason: r.PauseReason, AdapterID: r.AdapterID, ThreadNo: r.ThreadNo,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: r.EndedAt,
+		StopReason: r.StopReason, PauseReason: r.PauseReason, AdapterID: r.AdapterID, ThreadNo: r.ThreadNo, RecipientProvider: r.RecipientProvider,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: r.EndedAt, ReplyCategory: r.ReplyCategory, RoutedFrom: r.RoutedFrom,
 		Contact: dripdrop.Contact{Email: r.Email, FirstName: deref(r.FirstName), LastName: deref(r.LastName), Company: deref(r.Company), Timezone: deref(r.Timezone)},
 	}
 	if len(r.Vars) > 2 {
@@ -54,6 +54,7 @@ type versionRef struct {
 	seqID, versionID, poolID uuid.UUID
 	seqKey                   string
 	firstStep                dbsqlc.Step
+	verify                   string // verify_recipients
 }
 
 func (s *Store) activeVersion(ctx context.Context, tenant, seqKey string) (versionRef, error) {
@@ -71,7 +72,7 @@ func (s *Store) activeVersion(ctx context.Context, tenant, seqKey string) (versi
 	if err != nil {
 		return versionRef{}, mapErr(err, "step")
 	}
-	return versionRef{seqID: v.SequenceID, versionID: v.ID, poolID: v.PoolID, seqKey: v.SequenceKey, firstStep: step}, nil
+	return versionRef{seqID: v.SequenceID, versionID: v.ID, poolID: v.PoolID, seqKey: v.SequenceKey, firstStep: step, verify: v.VerifyRecipients}, nil
 }
 
 // candidate is a pool member with everything eligibility needs.
@@ -176,7 +177,12 @@ func newPicker(pool dbsqlc.Pool, cands []candidate) *picker {
 
 // pick returns the adapter to pin (policy.PickPin), or ok=false when the
 // pool is exhausted. A deleted pool has no WDRR members.
-func (p *picker) pick() (uuid.UUID, bool) {
+func (p *picker) pick() (uuid.UUID, bool) { return p.pickFor("") }
+
+// pickFor is pick for a recipient of the given provider: a pool with
+// provider_matching "prefer" runs WDRR among the eligible members of that
+// provider when there is one (policy.PickPinMatching).
+func (p *picker) pickFor(provider string) (uuid.UUID, bool) {
 	wdrr := p.wdrr
 	if p.pool.DeletedAt != nil {
 		wdrr = nil
@@ -189,7 +195,14 @@ func (p *picker) pick() (uuid.UUID, bool) {
 			reassignable[i], pins[i] = policy.Reassignable(c.member), c.pins
 		}
 	}
-	i, viaWDRR := policy.PickPin(wdrr, reassignable, pins)
+	var match []bool
+	if provider != "" && p.pool.ProviderMatching == dripdrop.ProviderMatchingPrefer {
+		match = make([]bool, len(p.cands))
+		for i, c := range p.cands {
+			match[i] = c.row.MailboxProvider == provider
+		}
+	}
+	i, viaWDRR := policy.PickPinMatching(wdrr, match, reassignable, pins)
 	if i < 0 {
 		return uuid.Nil, false
 	}
@@ -293,6 +306,13 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return dripdrop.Enrollment{}, false, err
 	}
+	verdict, err := s.recipientCheck(ctx, tenant, ref.verify, []string{contact.Email})
+	if err != nil {
+		return dripdrop.Enrollment{}, false, err
+	}
+	if verdict[0].Reason != "" {
+		return dripdrop.Enrollment{}, false, rejectRecipient(verdict[0], "contact.email")
+	}
 	if sup, err := s.IsSuppressed(ctx, tenant, contact.Email); err != nil {
 		return dripdrop.Enrollment{}, false, err
 	} else if sup {
@@ -316,7 +336,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		if err != nil {
 			return evs, err
 		}
-		adapter, ok := p.pick()
+		adapter, ok := p.pickFor(verdict[0].Provider)
 		if !ok {
 			ev := p.exhaustedEvent(tenant, ref.versionID)
 			exhausted = &ev
@@ -329,7 +349,7 @@ func (s *Store) Enroll(ctx context.Context, tenant string, in dripdrop.EnrollInp
 		row, err = q.InsertEnrollment(ctx, dbsqlc.InsertEnrollmentParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: ref.seqID, SequenceVersionID: ref.versionID,
 			Email: contact.Email, FirstName: nilIfEmpty(contact.FirstName), LastName: nilIfEmpty(contact.LastName),
-			Company: nilIfEmpty(contact.Company), Timezone: nilIfEmpty(contact.Timezone), Vars: vars, AdapterID: adapter, Now: now,
+			Company: nilIfEmpty(contact.Company), Timezone: nilIfEmpty(contact.Timezone), Vars: vars, AdapterID: adapter, RecipientProvider: nilIfEmpty(verdict[0].Provider), Now: now,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			duplicate = true // a concurrent request enrolled the same contact
@@ -391,7 +411,7 @@ func (s *Store) withExecutions(ctx context.Context, tenant string, e dripdrop.En
 			ID: x.ID, StepID: x.StepID, StepKey: x.StepKey, Position: x.Position, State: x.State, ScheduledFor: x.ScheduledFor,
 			Attempt: x.Attempt, AttemptWindow: x.AttemptWindow, AdapterID: x.AdapterID, Thread: x.ThreadNo, Subject: x.Subject,
 			OutMessageID: x.OutMessageID, ProviderMessageID: x.ProviderMessageID, DeferReason: x.DeferReason,
-			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt,
+			DeferUntil: x.DeferUntil, ErrorCode: x.ErrorCode, Error: x.Error, SentAt: x.SentAt, Variant: x.Variant,
 		}
 	}
 	return e, false, nil
@@ -410,6 +430,9 @@ func (s *Store) GetEnrollment(ctx context.Context, tenant string, id uuid.UUID) 
 	}
 	e, _, err := s.withExecutions(ctx, tenant, enrollmentFromRow(row), seq.Key)
 	if err != nil {
+		return e, err
+	}
+	if e.Routes, err = s.enrollmentRoutes(ctx, tenant, e.ID); err != nil {
 		return e, err
 	}
 	return e, s.currentBlock(ctx, tenant, &e)

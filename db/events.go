@@ -8,6 +8,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/policy"
+	"github.com/dripdrop/dripdrop/variant"
 )
 
 // The events the store's transactions return, one constructor each, with
@@ -54,6 +55,12 @@ func evAdapterError(tenant string, adapter uuid.UUID, reason string, consecutive
 	}}
 }
 
+func evReconnectRequired(tenant string, adapter uuid.UUID, provider, reason string) event {
+	return event{name: "dripdrop.adapter.reconnect_required", metadata: map[string]any{
+		"adapter_id": adapter.String(), "tenant_key": tenant, "provider": provider, "reason": reason,
+	}}
+}
+
 func evDeferred(tenant string, execution, adapter uuid.UUID, reason string, until time.Time) event {
 	return event{name: "dripdrop.dispatch.deferred", metadata: map[string]any{
 		"step_execution_id": execution.String(), "adapter_id": adapter.String(), "tenant_key": tenant, "reason": reason, "defer_until": until,
@@ -71,7 +78,7 @@ func evSuppressed(tenant string, execution, enrollment uuid.UUID, scope any) eve
 func evPolicy(tenant string, sc dbsqlc.LoadSendRow, adapter uuid.UUID, v policy.Verdict) (event, bool) {
 	sid, aid, until := sc.ID.String(), adapter.String(), v.DeferUntil
 	switch v.Policy {
-	case policy.SendWindow:
+	case policy.SendWindow, policy.Holiday: // a holiday is a quiet day
 		return event{name: "dripdrop.policy.quiet_hours", metadata: map[string]any{"step_execution_id": sid, "tenant_key": tenant, "timezone": v.Timezone, "defer_until": until}}, true
 	case policy.AdapterResting:
 		return event{name: "dripdrop.policy.adapter_resting", metadata: map[string]any{"adapter_id": aid, "step_execution_id": sid, "tenant_key": tenant, "defer_until": until}}, true
@@ -166,5 +173,29 @@ func evOOORescheduled(tenant string, enrollment uuid.UUID, returnAt, scheduledFo
 func evSubscriptionDisabled(tenant string, subscription uuid.UUID, reason string) event {
 	return event{name: "dripdrop.telemetry.subscription_disabled", metadata: map[string]any{
 		"subscription_id": subscription.String(), "tenant_key": tenant, "reason": reason,
+	}}
+}
+
+func evVariantPromoted(tenant string, sc dbsqlc.StepContextRow, variantKey, metric string, arm variant.Arm) event {
+	return event{name: "dripdrop.sequence.variant_promoted", metadata: map[string]any{
+		"sequence_id": sc.SequenceID.String(), "sequence_version_id": sc.SequenceVersionID.String(), "step_id": sc.ID.String(),
+		"step_key": sc.Key, "variant": variantKey, "metric": metric, "sent": arm.Sent, "successes": arm.Successes, "tenant_key": tenant,
+	}}
+}
+
+func evReplyCategorized(tenant string, inbound uuid.UUID, enrollment, execution *uuid.UUID, category, previous, source string) event {
+	var e, x, p any
+	if enrollment != nil {
+		e = enrollment.String()
+	}
+	if execution != nil {
+		x = execution.String()
+	}
+	if previous != "" {
+		p = previous
+	}
+	return event{name: "dripdrop.ingest.reply_categorized", metadata: map[string]any{
+		"inbound_id": inbound.String(), "enrollment_id": e, "step_execution_id": x, "category": category,
+		"previous_category": p, "source": source, "tenant_key": tenant,
 	}}
 }

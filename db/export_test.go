@@ -73,3 +73,15 @@ func ApplyMigrations(ctx context.Context, url string, ms []Migration) ([]int, er
 	defer conn.Close(ctx)
 	return applyMigrations(ctx, conn, ms)
 }
+
+// OneTripCommit runs, in one round trip with their COMMIT (pipe.runCommit),
+// an insert of tenant key and then stmt: the one-trip record's shape, to
+// show what commits when a statement of the batch fails.
+func (s *Store) OneTripCommit(ctx context.Context, key, stmt string) error {
+	return s.txPipe(ctx, []string{"begin"}, func(p *pipe) ([]event, error) {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tenants (tenant_key, name) VALUES ($1, $1)`, key)
+		b.Queue(stmt)
+		return nil, p.runCommit(ctx, b)
+	})
+}

@@ -37,9 +37,10 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		snap.Adapters = make([]forecast.Adapter, len(ads))
 		for i, a := range ads {
 			fa := forecast.Adapter{ID: a.ID, Name: a.Name, Active: a.Active, Timezone: a.Timezone, HealthState: a.HealthState,
-				HealthScore: a.HealthScore, RestingUntil: a.RestingUntil, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
+				HealthScore: a.HealthScore, RestingUntil: a.RestingUntil, ReconnectRequired: a.ReconnectRequired, DailyCap: a.DailyCap, RampFloor: a.RampFloor,
 				RampStartedAt: a.RampStartedAt, MinGapSeconds: a.MinGapSeconds, GapJitterSeconds: a.GapJitterSeconds,
-				LastSendAt: a.LastSendAt, NextSendAt: a.NextSendAt, SentToday: map[uuid.UUID]int{}, Budgets: map[uuid.UUID]int{}}
+				LastSendAt: a.LastSendAt, NextSendAt: a.NextSendAt, SentToday: map[uuid.UUID]int{}, Budgets: map[uuid.UUID]int{},
+				ProviderCaps: providerCaps(a.ProviderCaps)}
 			if a.RampIncrement != nil {
 				fa.RampIncrement = *a.RampIncrement
 			}
@@ -57,6 +58,26 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 			}
 			if u.Day.UTC().Equal(dayOf(now, loc)) {
 				snap.Adapters[i].SentToday[u.SequenceVersionID] += u.Sent
+			}
+		}
+		pusage, err := q.ForecastProviderUsage(ctx, dbsqlc.ForecastProviderUsageParams{TenantKey: tenant, Since: dayOf(now, time.UTC).AddDate(0, 0, -1)})
+		if err != nil {
+			return err
+		}
+		for _, u := range pusage {
+			i, ok := idx[u.AdapterID]
+			if !ok || snap.Adapters[i].ProviderCaps == nil {
+				continue
+			}
+			loc, err := policy.LoadLocation(snap.Adapters[i].Timezone)
+			if err != nil {
+				loc = time.UTC
+			}
+			if u.Day.UTC().Equal(dayOf(now, loc)) {
+				if snap.Adapters[i].SentTodayByProvider == nil {
+					snap.Adapters[i].SentTodayByProvider = map[string]int{}
+				}
+				snap.Adapters[i].SentTodayByProvider[u.Provider] += u.Sent
 			}
 		}
 		for _, b := range budgets {
@@ -110,7 +131,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		vidx := map[uuid.UUID]int{}
 		for _, v := range versions {
 			fv := forecast.Version{ID: v.ID, SequenceKey: v.SequenceKey, Version: v.Version, Active: v.State == "active", PoolID: v.PoolID,
-				WindowStart: int(v.WindowStart), WindowEnd: int(v.WindowEnd), WindowTZ: v.WindowTimezone}
+				WindowStart: int(v.WindowStart), WindowEnd: int(v.WindowEnd), WindowTZ: v.WindowTimezone, WindowHolidays: v.WindowHolidays}
 			for _, d := range v.WindowDays {
 				fv.WindowDays = append(fv.WindowDays, int(d))
 			}
@@ -119,7 +140,14 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		}
 		for _, st := range steps {
 			if i, ok := vidx[st.SequenceVersionID]; ok {
-				snap.Versions[i].Steps = append(snap.Versions[i].Steps, forecast.Step{Position: st.Position, DelaySeconds: st.DelaySeconds, AdapterOverrideID: st.AdapterOverrideID})
+				fs := forecast.Step{Position: st.Position, DelaySeconds: st.DelaySeconds, AdapterOverrideID: st.AdapterOverrideID}
+				if vs := decodeVariants(st.Variants); len(vs) > 0 {
+					fs.ID, fs.Winner = st.ID, deref(st.WinnerVariant)
+					for _, v := range vs {
+						fs.Variants = append(fs.Variants, forecast.StepVariant{Key: v.Key, Weight: v.Weight})
+					}
+				}
+				snap.Versions[i].Steps = append(snap.Versions[i].Steps, fs)
 			}
 		}
 
@@ -131,7 +159,7 @@ func (s *Store) ForecastSnapshot(ctx context.Context, tenant string) (_ *forecas
 		for i, p := range pending {
 			snap.Enrollments[i] = forecast.Enrollment{ID: p.ID, VersionID: p.SequenceVersionID, AdapterID: p.AdapterID, Timezone: deref(p.Timezone),
 				Suppressed: p.Suppressed, Position: p.Position, ExecAdapter: p.ExecAdapterID, ScheduledFor: p.ScheduledFor,
-				Followup: p.Followup, Sending: p.State == "sending", NotBefore: p.NotBefore}
+				Followup: p.Followup, Sending: p.State == "sending", NotBefore: p.NotBefore, Variant: deref(p.Variant), RecipientProvider: deref(p.RecipientProvider)}
 		}
 		return nil
 	})

@@ -22,7 +22,7 @@ const (
 // snapshot is the rule input of one adapter row.
 func snapshot(a dbsqlc.Adapter, c health.Counts) health.Snapshot {
 	return health.Snapshot{
-		State: a.HealthState, StateSince: a.HealthSince, HealthySince: a.HealthySince, RestingUntil: a.RestingUntil,
+		State: a.HealthState, StateSince: a.HealthSince, HealthySince: a.HealthySince, RestingUntil: a.RestingUntil, Held: a.ReconnectRequired,
 		Streak: a.RestStreak, Backoff: time.Duration(a.RestBackoffSeconds) * time.Second, Counts: c,
 		Ramp: health.Ramp{DailyCap: a.DailyCap, Floor: a.RampFloor, Increment: a.RampIncrement, StartedAt: a.RampStartedAt},
 	}
@@ -222,6 +222,11 @@ func (s *Store) HealthSignal(ctx context.Context, tenant string, id uuid.UUID, i
 		to := a.HealthState
 		if in.HealthState != nil {
 			to = *in.HealthState
+		}
+		if a.ReconnectRequired && to != dripdrop.HealthResting {
+			// A dead OAuth2 grant cannot be signalled away: only a
+			// reconnect ends the rest (docs/mailboxes.md).
+			return evs, dripdrop.Errorf(dripdrop.ECodeInvalidState, "health_state", "the adapter's mailbox must be reconnected first (POST /v1/adapters/{id}/oauth/start or PUT …/oauth/token)")
 		}
 		until := a.RestingUntil
 		if in.RestingUntil.Set {

@@ -71,6 +71,9 @@ func (s *Store) Ingest(ctx context.Context, tenant string, in ingest.InboundInpu
 		if err != nil {
 			return ingest.InboundResult{}, mapErr(err, "inbound message")
 		}
+		if !res.Duplicate && res.EnrollmentID != nil && (c.Intent == ingest.Reply || c.Intent == ingest.AutoReply) {
+			s.runRoutesAfter(ctx, tenant)
+		}
 		return res, nil
 	}
 }
@@ -142,8 +145,26 @@ func (s *Store) ingestTx(ctx context.Context, tenant, provider string, adapterID
 			}
 		}
 
+		var evidence ingest.Evidence
+		if c.Intent == ingest.Reply {
+			res.Category, evidence = categoryOf(m)
+		}
 		if err := s.insertInbound(ctx, q, tenant, provider, adapterID, m, c, &res, now); err != nil {
 			return evs, err
+		}
+		if c.Intent == ingest.Reply {
+			cevs, err := s.categorizeReply(ctx, q, tenant, m, &res, evidence, now)
+			if err != nil {
+				return evs, err
+			}
+			evs = append(evs, cevs...)
+		}
+		if c.Intent == ingest.AutoReply {
+			revs, err := s.routeOf(ctx, q, tenant, res.EnrollmentID, dripdrop.TriggerOnAutoReply, "", &res.ID, now)
+			if err != nil {
+				return evs, err
+			}
+			evs = append(evs, revs...)
 		}
 		evs = append([]event{evInbound(tenant, provider, m.MessageID, res.ID, res.StepExecutionID, string(c.Intent), c.Fault)}, evs...)
 		if sent == nil {

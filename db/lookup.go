@@ -145,6 +145,8 @@ type VersionStats struct {
 	HardBounces       int                              `json:"hard_bounces"`
 	Complaints        int                              `json:"complaints"`
 	Unsubscribes      int                              `json:"unsubscribes"`
+	// ByCategory counts human replies per reply category.
+	ByCategory map[string]int `json:"by_category"`
 }
 
 // StepStats counts one step's executions (every attempt window).
@@ -155,6 +157,10 @@ type StepStats struct {
 	Scheduled int       `json:"scheduled"`
 	Sent      int       `json:"sent"`
 	Failed    int       `json:"failed"`
+	// Variants are the step's variants with their numbers (empty when it
+	// has none); Winner is the promoted variant's key.
+	Variants []VariantStats `json:"variants"`
+	Winner   *string        `json:"winner"`
 }
 
 // SequenceStats counts a sequence's enrollments, step executions and
@@ -170,7 +176,21 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 	for _, v := range seq.Versions {
 		st.Versions = append(st.Versions, VersionStats{Version: v.Version, SequenceVersionID: v.ID, State: v.State,
 			ByState:      byStateZero(),
-			ByStopReason: map[string]int{}, Steps: []StepStats{}})
+			ByStopReason: map[string]int{}, Steps: []StepStats{}, ByCategory: byCategoryZero()})
+	}
+	defs := map[uuid.UUID]dripdrop.Step{}
+	var stepIDs []uuid.UUID
+	for _, v := range seq.Versions {
+		for _, st := range v.Steps {
+			defs[st.ID] = st
+			if len(st.Variants) > 0 {
+				stepIDs = append(stepIDs, st.ID)
+			}
+		}
+	}
+	arms, err := variantArms(ctx, s.q, tenant, stepIDs)
+	if err != nil {
+		return st, err
 	}
 	for i := range st.Versions {
 		idx[st.Versions[i].SequenceVersionID] = &st.Versions[i]
@@ -194,7 +214,9 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 	}
 	for _, r := range steps {
 		if v := idx[r.SequenceVersionID]; v != nil {
-			v.Steps = append(v.Steps, StepStats{StepID: r.StepID, Key: r.Key, Position: r.Position, Scheduled: r.Scheduled, Sent: r.Sent, Failed: r.Failed})
+			def := defs[r.StepID]
+			v.Steps = append(v.Steps, StepStats{StepID: r.StepID, Key: r.Key, Position: r.Position, Scheduled: r.Scheduled, Sent: r.Sent, Failed: r.Failed,
+				Variants: stepVariantStats(def, arms[r.StepID]), Winner: def.Winner})
 		}
 	}
 	evs, err := s.q.StatsEvents(ctx, dbsqlc.StatsEventsParams{TenantKey: tenant, SequenceID: id})
@@ -220,6 +242,15 @@ func (s *Store) SequenceStats(ctx context.Context, tenant string, id uuid.UUID) 
 			v.Complaints += r.N
 		case "unsubscribed":
 			v.Unsubscribes += r.N
+		}
+	}
+	cats, err := s.q.StatsCategories(ctx, dbsqlc.StatsCategoriesParams{TenantKey: tenant, SequenceID: id})
+	if err != nil {
+		return st, err
+	}
+	for _, r := range cats {
+		if v := idx[r.SequenceVersionID]; v != nil {
+			v.ByCategory[r.Category] += r.N
 		}
 	}
 	return st, nil

@@ -137,24 +137,45 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 	if p.failed {
 		return errors.New("a pipelined batch failed")
 	}
-	rows := evs
 	tenants, err := outboxTenants(evs)
 	if err != nil {
 		return err
+	}
+	// The rows to write here: every event but those whose outbox row the
+	// transaction's own statements wrote.
+	rows := evs
+	var noMatch []nameCount
+	if slices.ContainsFunc(evs, func(e event) bool { return e.written }) {
+		rows = nil
+		for _, e := range evs {
+			switch {
+			case !e.written:
+				rows = append(rows, e)
+			case e.noMatch:
+				noMatch = countName(noMatch, e.name)
+			}
+		}
+	}
+	if p.committed {
+		if len(rows) > 0 || len(p.tail.QueuedQueries) > 0 {
+			return errors.New("events or statements queued after the transaction's commit went out")
+		}
+		committed = true
+		s.published(ctx, evs, tenants, noMatch)
+		return nil
 	}
 	if len(rows) == 0 && len(p.tail.QueuedQueries) == 0 {
 		if !p.begun {
 			return nil // nothing was sent: no transaction to end
 		}
-		_, err := c.Exec(ctx, "commit")
-		committed = err == nil
-		if committed {
-			s.emit(ctx, evs...)
+		if _, err := c.Exec(ctx, "commit"); err != nil {
+			return err
 		}
-		return err
+		committed = true
+		s.published(ctx, evs, tenants, noMatch)
+		return nil
 	}
 	b := &p.tail
-	var noMatch []nameCount
 	// One statement per tenant, in tenant order: transactions that write
 	// events of several tenants take their heads in one order.
 	byTenant := map[string][]event{}
@@ -164,6 +185,9 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 	slices.Sort(tenants)
 	for _, tenant := range tenants {
 		evs := byTenant[tenant]
+		if len(evs) == 0 {
+			continue // its rows were all written by the transaction's statements
+		}
 		names, metas, ms := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
 		for i, e := range evs {
 			js, err := json.Marshal(e.metadata)
@@ -193,18 +217,35 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 		return err
 	}
 	committed = true
+	s.published(ctx, evs, tenants, noMatch)
+	return nil
+}
+
+// published does what follows the commit of a transaction that wrote evs
+// to the outbox: the outbox metrics, the wake-up of the tenants' listeners
+// (see notifier), and the in-process emit.
+func (s *Store) published(ctx context.Context, evs []event, tenants []string, noMatch []nameCount) {
 	for _, nc := range noMatch {
 		for range nc.n {
 			s.outboxMetrics.OutboxEventsNoMatch(nc.name)
 		}
 	}
-	// Listeners hear of the rows after commit (see notifier).
 	for _, t := range tenants {
 		s.notes.add(OutboxChannel, t)
 	}
-	for _, e := range rows {
+	for _, e := range evs {
 		s.outboxMetrics.OutboxEventsPublished(e.name)
 	}
 	s.emit(ctx, evs...)
-	return nil
+}
+
+// countName adds one to name's count in ncs.
+func countName(ncs []nameCount, name string) []nameCount {
+	for i := range ncs {
+		if ncs[i].name == name {
+			ncs[i].n++
+			return ncs
+		}
+	}
+	return append(ncs, nameCount{name: name, n: 1})
 }

@@ -81,7 +81,24 @@ type pipe struct {
 	begin  []string // the statements that start the transaction
 	begun  bool
 	failed bool // a batch failed: the transaction is aborted
-	tail   pgx.Batch
+	// committed: the COMMIT went out with a batch (runCommit), so the
+	// transaction has nothing more to send.
+	committed bool
+	tail      pgx.Batch
+}
+
+// runCommit is run with COMMIT queued last in the same round trip, for a
+// transaction whose every event's outbox row its own statements write and
+// that has nothing to decide after them. A failed statement makes the
+// server skip the rest of the batch, COMMIT included, so nothing commits
+// that failed.
+func (p *pipe) runCommit(ctx context.Context, b *pgx.Batch) error {
+	b.Queue("commit")
+	if err := p.run(ctx, b); err != nil {
+		return err
+	}
+	p.committed = true
+	return nil
 }
 
 // run sends b as one round trip (after the begin when it has not gone out

@@ -14,7 +14,7 @@ import (
 )
 
 func poolFromRow(r dbsqlc.Pool) dripdrop.Pool {
-	return dripdrop.Pool{ID: r.ID, Name: r.Name, OnPinUnavailable: r.OnPinUnavailable, Members: []dripdrop.PoolMember{}, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	return dripdrop.Pool{ID: r.ID, Name: r.Name, OnPinUnavailable: r.OnPinUnavailable, ProviderMatching: r.ProviderMatching, Members: []dripdrop.PoolMember{}, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func memberFromRow(r dbsqlc.PoolMember) dripdrop.PoolMember {
@@ -36,7 +36,7 @@ func (s *Store) CreatePool(ctx context.Context, tenant string, in dripdrop.PoolI
 	}
 	now := s.clock.Now()
 	err = s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
-		row, err := q.CreatePool(ctx, dbsqlc.CreatePoolParams{TenantKey: tenant, ID: dripdrop.NewID(), Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: now})
+		row, err := q.CreatePool(ctx, dbsqlc.CreatePoolParams{TenantKey: tenant, ID: dripdrop.NewID(), Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, ProviderMatching: p.ProviderMatching, Now: now})
 		if err != nil {
 			if mapped := mapErr(err, "pool"); dripdrop.ErrorCode(mapped) == dripdrop.ECodeAlreadyExists {
 				return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
@@ -132,7 +132,7 @@ func (s *Store) UpdatePool(ctx context.Context, tenant string, id uuid.UUID, in 
 		if err != nil {
 			return nil, err
 		}
-		if _, err := q.UpdatePool(ctx, dbsqlc.UpdatePoolParams{TenantKey: tenant, ID: id, Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, Now: s.clock.Now()}); err != nil {
+		if _, err := q.UpdatePool(ctx, dbsqlc.UpdatePoolParams{TenantKey: tenant, ID: id, Name: p.Name, OnPinUnavailable: p.OnPinUnavailable, ProviderMatching: p.ProviderMatching, Now: s.clock.Now()}); err != nil {
 			if dripdrop.ErrorCode(mapErr(err, "pool")) == dripdrop.ECodeAlreadyExists {
 				return nil, dripdrop.Errorf(dripdrop.ECodeAlreadyExists, "name", "a pool named %q already exists", p.Name)
 			}

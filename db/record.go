@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -52,7 +51,6 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 			byTenant[job.TenantKey] = p
 			tenants = append(tenants, job.TenantKey)
 		}
-		data, _ := json.Marshal(map[string]any{"out_message_id": job.MessageID, "attempt": job.Attempt})
 		var start, gap time.Time // zero: no gap
 		if jobGap(job).HasGap() {
 			start = now
@@ -68,7 +66,9 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 		p.Subjects = append(p.Subjects, m.Subject)
 		p.EventIds = append(p.EventIds, dripdrop.NewID())
 		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
-		p.Datas = append(p.Datas, data)
+		p.Attempts = append(p.Attempts, job.Attempt)
+		p.OutMessageIds = append(p.OutMessageIds, job.MessageID)
+		p.Variants = append(p.Variants, job.Variant) // "" = no variants: the sent data names none
 		p.GapStarts = append(p.GapStarts, start)
 		p.GapNextSendAts = append(p.GapNextSendAts, gap)
 		p.Positions = append(p.Positions, job.Position)
@@ -79,6 +79,12 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	var evs []event
 	// The records and their outbox rows commit together, in two round
 	// trips: the begin with the records, then the outbox rows with COMMIT.
+	// RecordSent does not write the rows itself: they take the tenant's
+	// feed head (db/outbox.go), which must be a transaction's last lock.
+	// Taken inside RecordSent, it would be held while the statement's
+	// ready-queue triggers (run at its end) wait for adapter_due rows that
+	// a reservation of the tenant holds while it waits for the head at its
+	// commit: a deadlock.
 	err = s.txPipe(ctx, s.beginHot(ctx), func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)

@@ -29,6 +29,8 @@ type adapterBatch struct {
 	reserved   bool
 	room       int // places left under max_in_flight over all processes (BatchPolicyInputs)
 	creds      *dripdrop.SMTPCredentials
+	provCaps   map[string]int // provider_caps (nil: none)
+	provSent   map[string]int // today's sends of the capped providers
 }
 
 // ReserveClaimed is phase one of a send for one claim's executions of one
@@ -95,9 +97,12 @@ type reservation struct {
 	threads    map[threadKey][]dbsqlc.ThreadsOfRow
 
 	reserve      dbsqlc.ReserveSendsParams
-	reserved     []int // positions in claims of the allowed sends, with their rows
+	provUsage    dbsqlc.AddProviderUsageParams // reserved sends to capped providers
+	reserved     []int                         // positions in claims of the allowed sends, with their rows
 	reservedRows []dbsqlc.LoadSendRow
 	release      []uuid.UUID // claims left for a later claim
+	variantIDs   []uuid.UUID // first variant assignments (variants.go)
+	variantKeys  []string
 }
 
 func newReservation(s *Store, claims []Claimed, lease time.Duration) (*reservation, error) {
@@ -129,6 +134,8 @@ func (r *reservation) reset(p *pipe) {
 		r.out[i] = Reservation{Outcome: Released}
 	}
 	r.reserve, r.reserved, r.reservedRows, r.release = dbsqlc.ReserveSendsParams{}, nil, nil, nil
+	r.variantIDs, r.variantKeys = nil, nil
+	r.provUsage = dbsqlc.AddProviderUsageParams{}
 }
 
 // load locks the adapters and executions, opens the adapters and reads the
@@ -167,7 +174,10 @@ func (r *reservation) openAdapters(ctx context.Context, ads []dbsqlc.Adapter) er
 		}
 		b := &adapterBatch{ad: ad, loc: loc, day: dayOf(r.now, loc),
 			preBlocked: ad.DeletedAt == nil && ad.NextSendAt != nil && ad.NextSendAt.After(r.now),
-			forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}}
+			forVersion: map[uuid.UUID]int{}, share: map[uuid.UUID]int{}, provCaps: providerCaps(ad.ProviderCaps)}
+		if b.provCaps != nil {
+			b.provSent = map[string]int{}
+		}
 		r.batches[ad.ID] = b
 		if b.preBlocked || ad.DeletedAt != nil || len(ad.Credentials) == 0 {
 			continue
@@ -216,6 +226,7 @@ func (r *reservation) loadInputs(ctx context.Context) error {
 		return nil
 	}
 	var usage []dbsqlc.BatchPolicyInputsRow
+	var provUsage []dbsqlc.ProviderUsageRow
 	var supp []dbsqlc.SuppressedAmongRow
 	var sent []dbsqlc.ThreadsOfRow
 	in.TenantKey, in.Now = r.tenant, r.now
@@ -225,6 +236,18 @@ func (r *reservation) loadInputs(ctx context.Context) error {
 		_, err := q.SuppressedAmong(ctx, dbsqlc.SuppressedAmongParams{TenantKey: r.tenant, Emails: emails, Domains: domains})
 		return err
 	})
+	// Provider caps (docs/preflight.md): today's sends of capped
+	// providers, read in the same round trip, only for capped adapters.
+	var capped dbsqlc.ProviderUsageParams
+	for _, id := range r.adapterIDs {
+		if bt := r.batches[id]; bt != nil && bt.provCaps != nil && !bt.preBlocked {
+			capped.AdapterIds, capped.Days = append(capped.AdapterIds, id), append(capped.Days, bt.day)
+		}
+	}
+	if len(capped.AdapterIds) > 0 {
+		capped.TenantKey = r.tenant
+		queueRows(b, &provUsage, func(q *dbsqlc.Queries) error { _, err := q.ProviderUsage(ctx, capped); return err })
+	}
 	if len(threadEnrollments) > 0 {
 		queueRows(b, &sent, func(q *dbsqlc.Queries) error {
 			_, err := q.ThreadsOf(ctx, dbsqlc.ThreadsOfParams{TenantKey: r.tenant, EnrollmentIds: threadEnrollments, ThreadNos: threadNos})
@@ -238,6 +261,11 @@ func (r *reservation) loadInputs(ctx context.Context) error {
 		b := r.batches[u.AdapterID]
 		b.sentToday, b.forVersion[u.SequenceVersionID], b.share[u.SequenceVersionID] = u.SentToday, u.SentForVersion, u.MaxSharePct
 		b.room = u.Room
+	}
+	for _, pu := range provUsage {
+		if bt := r.batches[pu.AdapterID]; bt != nil && bt.provSent != nil {
+			bt.provSent[pu.Provider] = pu.Sent
+		}
 	}
 	for _, sp := range supp {
 		r.suppressed[sp.Kind+":"+sp.Value] = true
@@ -285,7 +313,7 @@ func (r *reservation) decide(ctx context.Context, sc dbsqlc.LoadSendRow) error {
 		return q.FinishExecution(ctx, dbsqlc.FinishExecutionParams{TenantKey: r.tenant, ID: sc.ID, State: "cancelled", ErrorCode: &code, Error: &msg, Now: now})
 	}
 	// The sender must be usable; a lost pin gets the pool policy.
-	if !policy.SenderUsable(ad.DeletedAt != nil, ad.Active, policy.Adapter{HealthState: ad.HealthState, RestingUntil: ad.RestingUntil}, now) {
+	if !policy.SenderUsable(ad.DeletedAt != nil, ad.Active, policy.Adapter{HealthState: ad.HealthState, RestingUntil: ad.RestingUntil, ReconnectRequired: ad.ReconnectRequired}, now) {
 		return r.s.unusableSender(ctx, q, r.tenant, sc, now, res, &r.evs)
 	}
 	scope := ""
@@ -297,6 +325,9 @@ func (r *reservation) decide(ctx context.Context, sc dbsqlc.LoadSendRow) error {
 	}
 	in := policyInputFrom(sc, ad, b.loc, now, policyFacts{sentToday: b.sentToday, sentForVersion: b.forVersion[sc.SequenceVersionID],
 		maxSharePct: b.share[sc.SequenceVersionID], scope: scope})
+	if prov := deref(sc.RecipientProvider); prov != "" && b.provCaps[prov] > 0 {
+		in.ProviderCap, in.SentTodayForProvider = b.provCaps[prov], b.provSent[prov]
+	}
 	if v := policy.Evaluate(in).Binding; v != nil {
 		res.Verdict = v
 		if v.Scope() == policy.ScopeAdapter {
@@ -315,6 +346,11 @@ func (r *reservation) allow(b *adapterBatch, sc dbsqlc.LoadSendRow, i int) {
 	b.room--
 	b.sentToday++
 	b.forVersion[sc.SequenceVersionID]++
+	if prov := deref(sc.RecipientProvider); prov != "" && b.provCaps[prov] > 0 {
+		b.provSent[prov]++
+		pu := &r.provUsage
+		pu.AdapterIds, pu.Days, pu.Providers = append(pu.AdapterIds, b.ad.ID), append(pu.Days, b.day), append(pu.Providers, prov)
+	}
 	last := r.now
 	b.ad.LastSendAt = &last
 	b.reserved = true
@@ -333,6 +369,7 @@ func (r *reservation) allow(b *adapterBatch, sc dbsqlc.LoadSendRow, i int) {
 	rs.SequenceVersionIds = append(rs.SequenceVersionIds, sc.SequenceVersionID)
 	rs.AdapterIds = append(rs.AdapterIds, b.ad.ID)
 	rs.ReservedDays = append(rs.ReservedDays, b.day)
+	r.assignVariant(sc)
 	r.reserved, r.reservedRows = append(r.reserved, i), append(r.reservedRows, sc)
 }
 
@@ -354,6 +391,12 @@ func (r *reservation) write(ctx context.Context) error {
 	r.blockAdapters(leaseUntil)
 	reserve := *rs
 	queueExec(&r.p.tail, func(q *dbsqlc.Queries) error { return q.ReserveSends(ctx, reserve) })
+	r.writeVariants(ctx)
+	if len(r.provUsage.AdapterIds) > 0 {
+		pu := r.provUsage
+		pu.TenantKey = r.tenant
+		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error { return q.AddProviderUsage(ctx, pu) })
+	}
 	return r.buildJobs(ctx, leaseUntil)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/policy"
+	"github.com/google/uuid"
 )
 
 // Outcome of a reservation attempt.
@@ -88,18 +89,46 @@ func (s *Store) policyInput(ctx context.Context, q *dbsqlc.Queries, tenant strin
 	case pi.DomainSuppressed:
 		f.scope = "domain"
 	}
-	return policyInputFrom(sc, ad, loc, now, f), nil
+	in := policyInputFrom(sc, ad, loc, now, f)
+	if prov := deref(sc.RecipientProvider); prov != "" {
+		if c := providerCaps(ad.ProviderCaps)[prov]; c > 0 {
+			rows, err := q.ProviderUsage(ctx, dbsqlc.ProviderUsageParams{TenantKey: tenant, AdapterIds: []uuid.UUID{ad.ID}, Days: []time.Time{dayOf(now, loc)}})
+			if err != nil {
+				return in, err
+			}
+			in.ProviderCap = c
+			for _, r := range rows {
+				if r.Provider == prov {
+					in.SentTodayForProvider = r.Sent
+				}
+			}
+		}
+	}
+	return in, nil
+}
+
+// providerCaps reads an adapter's provider_caps (nil when it has none).
+func providerCaps(raw []byte) map[string]int {
+	if len(raw) <= 2 {
+		return nil
+	}
+	var m map[string]int
+	if json.Unmarshal(raw, &m) != nil || len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // policyInputFrom assembles policy.Evaluate's input.
 func policyInputFrom(sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter, loc *time.Location, now time.Time, f policyFacts) policy.Input {
+	prov := deref(sc.RecipientProvider)
 	a := policyAdapter(ad.HealthState, ad.DailyCap, ad.RampFloor, ad.RampIncrement, ad.RampStartedAt, loc)
 	a.RestingUntil, a.LastSendAt, a.MinGapSeconds, a.GapJitterSeconds, a.ID = ad.RestingUntil, ad.LastSendAt, ad.MinGapSeconds, ad.GapJitterSeconds, ad.ID
-	w := policy.NewWindow(int(sc.WindowStart), int(sc.WindowEnd), sc.WindowDays, sc.WindowTimezone)
+	w := policy.NewWindow(int(sc.WindowStart), int(sc.WindowEnd), sc.WindowDays, sc.WindowTimezone, sc.WindowHolidays...)
 	return policy.Input{
 		Now: now, EnrollmentState: sc.EnrollmentState, Suppressed: f.scope != "", SuppressionScope: f.scope,
 		Window: w, ContactTimezone: deref(sc.ContactTimezone), Adapter: a,
-		SentToday: f.sentToday, SentTodayForVersion: f.sentForVersion, MaxSharePct: f.maxSharePct,
+		SentToday: f.sentToday, SentTodayForVersion: f.sentForVersion, MaxSharePct: f.maxSharePct, RecipientProvider: prov,
 	}
 }
 

@@ -36,6 +36,9 @@ type SendJob struct {
 	Subject, BodyText string
 	BodyHTML          *string
 	Spintax           bool
+	// Variant is the key of the step variant this send renders ("" when
+	// the step has none; docs/sequences.md#variants).
+	Variant string
 	// ReplySubject is set when the step has no subject: the message goes out
 	// as "Re: " + the thread's first subject.
 	ReplySubject string
@@ -50,6 +53,9 @@ type SendJob struct {
 	FromAddress string
 	FromName    string
 	Credentials dripdrop.SMTPCredentials
+	// Auth is how the adapter logs in (dripdrop.AuthPassword or
+	// dripdrop.AuthOAuth2: a token from the transport's token source).
+	Auth string
 	// Diagnostics are events observed while preparing the send (a
 	// template's spintax errors and warnings, a missing variable): the
 	// transaction that records the send's outcome writes them to the
@@ -81,14 +87,26 @@ func (s *Store) buildJob(tenant string, sc dbsqlc.LoadSendRow, ad dbsqlc.Adapter
 		SequenceKey: sc.SequenceKey, StepKey: sc.StepKey, Position: sc.Position, Attempt: attempt, AttemptWindow: sc.AttemptWindow,
 		MessageID: msgID, Lease: lease, Subject: sc.StepSubject, BodyText: sc.BodyText, BodyHTML: sc.BodyHtml, Spintax: sc.Spintax,
 		ListUnsubscribe: sc.ListUnsubscribe,
-		AdapterID:       ad.ID, Provider: ad.Provider, FromAddress: ad.FromAddress, FromName: ad.FromName,
+		AdapterID:       ad.ID, Provider: ad.Provider, Auth: ad.Auth, FromAddress: ad.FromAddress, FromName: ad.FromName,
 		Contact: dripdrop.Contact{Email: sc.Email, FirstName: deref(sc.FirstName), LastName: deref(sc.LastName), Company: deref(sc.Company), Timezone: deref(sc.ContactTimezone)},
 	}
 	if len(sc.Vars) > 2 {
 		_ = json.Unmarshal(sc.Vars, &job.Contact.Vars)
 	}
+	applyVariant(job, sc)
+	if len(sc.ThreadRefs) > 0 && sc.ThreadNo == 1 && sc.AdapterOverrideID == nil {
+		// Routed into a version that continues the source's thread: its
+		// messages come first in the chain (trimmed to the last 20).
+		job.References = append(job.References, sc.ThreadRefs...)
+		if len(thread) == 0 {
+			job.ReplySubject = deref(sc.ThreadSubject) // "Re: " + the source thread's subject
+		}
+	}
 	for _, m := range thread {
 		job.References = append(job.References, deref(m.OutMessageID))
+	}
+	if n := len(job.References); n > 20 {
+		job.References = job.References[n-20:]
 	}
 	if n := len(job.References); n > 0 {
 		job.InReplyTo = job.References[n-1]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
+	"github.com/dripdrop/dripdrop/policy"
 )
 
 func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
@@ -20,14 +22,17 @@ func versionFromRow(r dbsqlc.SequenceVersion) dripdrop.SequenceVersion {
 	}
 	return dripdrop.SequenceVersion{
 		ID: r.ID, SequenceID: r.SequenceID, Version: r.Version, State: r.State, Mode: r.Mode, PoolID: r.PoolID,
-		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone},
-		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		SendWindow:  dripdrop.SendWindow{Days: days, Start: dripdrop.FormatClock(int(r.WindowStart)), End: dripdrop.FormatClock(int(r.WindowEnd)), Timezone: r.WindowTimezone, Holidays: nonNilStrings(r.WindowHolidays)},
+		StopOnReply: r.StopOnReply, StopCompanyOnReply: r.StopCompanyOnReply, ListUnsubscribe: r.ListUnsubscribe, VerifyRecipients: r.VerifyRecipients, Steps: []dripdrop.Step{}, Budgets: []dripdrop.Budget{}, ActivatedAt: r.ActivatedAt, CreatedAt: r.CreatedAt,
+		Branches: versionBranches(r.Branches), ContinueThread: r.ContinueThread,
 	}
 }
 
 func stepFromRow(r dbsqlc.Step) dripdrop.Step {
-	return dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
+	st := dripdrop.Step{ID: r.ID, Key: r.Key, Position: r.Position, DelaySeconds: r.DelaySeconds, Subject: r.Subject,
 		BodyText: r.BodyText, BodyHTML: r.BodyHtml, Spintax: r.Spintax, AdapterOverrideID: r.AdapterOverrideID}
+	stepVariantFields(&st, r)
+	return st
 }
 
 func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
@@ -40,9 +45,21 @@ func windowParams(w dripdrop.SendWindow) ([]int16, int16, int16) {
 	return days, int16(start), int16(end)
 }
 
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // checkVersionRefs verifies that the pool and every override adapter exist
-// in the tenant.
+// in the tenant, and that the window's holiday calendars are known.
 func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v dripdrop.SequenceVersion) error {
+	for _, h := range v.SendWindow.Holidays {
+		if !policy.ValidHolidayCalendar(h) {
+			return dripdrop.Errorf(dripdrop.ECodeInvalidValue, "send_window.holidays", "no holiday calendar %q; known: %s", h, strings.Join(policy.HolidayCalendars(), ", "))
+		}
+	}
 	if _, err := q.GetPool(ctx, dbsqlc.GetPoolParams{TenantKey: tenant, ID: v.PoolID}); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return &dripdrop.Error{Code: dripdrop.ECodeNotFound, Field: "pool_id", Message: "pool not found"}
@@ -65,10 +82,11 @@ func checkVersionRefs(ctx context.Context, q *dbsqlc.Queries, tenant string, v d
 
 func insertSteps(ctx context.Context, q *dbsqlc.Queries, tenant string, version uuid.UUID, steps []dripdrop.Step) error {
 	for _, st := range steps {
+		variants, autoWinner := stepVariantsJSON(st)
 		if _, err := q.CreateStep(ctx, dbsqlc.CreateStepParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), SequenceVersionID: version, Key: st.Key, Position: st.Position,
 			DelaySeconds: st.DelaySeconds, Subject: st.Subject, BodyText: st.BodyText, BodyHtml: st.BodyHTML,
-			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID,
+			Spintax: st.Spintax, AdapterOverrideID: st.AdapterOverrideID, Variants: variants, AutoWinner: autoWinner,
 		}); err != nil {
 			return err
 		}
@@ -96,10 +114,13 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 	}
 	row, err := q.CreateSequenceVersion(ctx, dbsqlc.CreateSequenceVersionParams{
 		TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: seq, Version: number, State: state, Mode: v.Mode, PoolID: v.PoolID,
-		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone,
-		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, ActivatedAt: activatedAt, Now: now,
+		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone, WindowHolidays: nonNilStrings(v.SendWindow.Holidays),
+		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients, ActivatedAt: activatedAt, Now: now,
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, activate); err != nil {
 		return err
 	}
 	return insertSteps(ctx, q, tenant, row.ID, v.Steps)
@@ -263,9 +284,12 @@ func (s *Store) UpdateDraftVersion(ctx context.Context, tenant string, seq uuid.
 		days, start, end := windowParams(v.SendWindow)
 		if _, err := q.UpdateDraftVersion(ctx, dbsqlc.UpdateDraftVersionParams{
 			TenantKey: tenant, ID: row.ID, PoolID: v.PoolID, WindowDays: days, WindowStart: start, WindowEnd: end,
-			WindowTimezone: v.SendWindow.Timezone, StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
-			ListUnsubscribe: v.ListUnsubscribe,
+			WindowTimezone: v.SendWindow.Timezone, WindowHolidays: nonNilStrings(v.SendWindow.Holidays), StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply,
+			ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients,
 		}); err != nil {
+			return nil, err
+		}
+		if err := s.setBranches(ctx, q, tenant, seq, row.ID, &v, false); err != nil {
 			return nil, err
 		}
 		if in.Steps != nil {
@@ -301,6 +325,15 @@ func (s *Store) ActivateVersion(ctx context.Context, tenant string, seq uuid.UUI
 				return nil, dripdrop.Errorf(dripdrop.ECodeInvalidValue, "pool_id", "the version's pool was deleted")
 			}
 			return nil, err
+		}
+		if b := versionBranches(row.Branches); !b.Empty() {
+			// Other sequences may have changed since the draft was written.
+			if err := q.LockBranchGraph(ctx, tenant); err != nil {
+				return nil, err
+			}
+			if err := checkCycles(ctx, q, tenant, seq, b); err != nil {
+				return nil, err
+			}
 		}
 		if err := q.ArchiveActiveVersions(ctx, dbsqlc.ArchiveActiveVersionsParams{TenantKey: tenant, SequenceID: seq}); err != nil {
 			return nil, err

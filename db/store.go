@@ -19,6 +19,7 @@ import (
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/dripdrop/dripdrop/db/internal/pgxuuid"
+	"github.com/dripdrop/dripdrop/preflight"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// and arguments, pipelined ones included) before it runs: for tests
 	// that examine the engine's queries, such as the Citus plan test.
 	StatementHook func(sql string, args []any)
+	// Resolver answers the DNS questions of the deliverability preflight
+	// (sender domains, recipients at verify_recipients=mx); nil turns the
+	// DNS checks off (docs/preflight.md).
+	Resolver preflight.Resolver
 }
 
 // Emitter receives telemetry events.
@@ -63,6 +68,11 @@ type event struct {
 	metadata map[string]any
 	// measurements, when set, replace the counter's {"count": 1}.
 	measurements map[string]float64
+	// written: the transaction's own statement wrote the event's outbox
+	// row (a bulk write builds them in SQL from the rows it inserted), so
+	// the outbox seam only counts, announces and emits it; noMatch is the
+	// status that statement gave it.
+	written, noMatch bool
 }
 
 func (s *Store) emit(ctx context.Context, evs ...event) {
@@ -92,6 +102,7 @@ type Store struct {
 	notes         *notifier    // post-commit wake-ups (notify.go)
 	stats         *statsKeeper // statistics after bulk enrollments (stats.go)
 	citus         citusProbe   // whether the database runs Citus (citus.go)
+	resolver      preflight.Resolver
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -145,7 +156,7 @@ func openPool(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, e
 		om = telemetry.NoOp{}
 	}
 	s := &Store{pool: pool, q: dbsqlc.New(pool), vault: opts.Vault, clock: clock, tel: opts.Telemetry, log: log,
-		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets}
+		outboxMetrics: om, allowPrivate: opts.AllowPrivateTargets, resolver: opts.Resolver}
 	s.notes = newNotifier(s)
 	s.stats = newStatsKeeper(s)
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,42 +156,93 @@ func benchHotPath(b *testing.B, adapters, workers int, subscribed bool) {
 	if adapters == 1 {
 		in.MaxInFlight = dripdrop.Nullable[int]{Set: true, Valid: true, Value: workers}
 	}
+	// Sixteen adapters are judged on the median and the lowest of five
+	// runs (README.md: ≥ 0.70 and ≥ 0.60), each run the two loops on
+	// fresh data, which of them goes first alternating, so neither always
+	// meets a cluster the other just warmed or loaded.
+	runs := 1
+	if adapters == 16 {
+		runs = hotPathRuns
+	}
 	var fullRate, baseRate, fullCPU, baseCPU, fullSelf, baseSelf float64
+	var ratios []float64
 	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		w := benchWorld(b, n, adapters, in)
-		b.StartTimer()
-		cpu, self := benchCPU(), procCPU("self")
-		baseRate += float64(n) / runBaseline(b, w, n, workers).Seconds()
-		baseCPU, baseSelf = baseCPU+benchCPU()-cpu, baseSelf+procCPU("self")-self
-		b.StopTimer()
-		w = benchWorld(b, n, adapters, in)
-		if subscribed {
-			url := "https://hooks.example.com/dripdrop"
-			if _, err := w.store.CreateSubscription(context.Background(), w.tenant, db.SubscriptionInput{URL: &url}); err != nil {
-				b.Fatal(err)
+		for r := 0; r < runs; r++ {
+			b.StopTimer()
+			var full, base float64
+			baseline := func() {
+				w := benchWorld(b, n, adapters, in)
+				b.StartTimer()
+				cpu, self := benchCPU(), procCPU("self")
+				base = float64(n) / runBaseline(b, w, n, workers).Seconds()
+				baseCPU, baseSelf = baseCPU+benchCPU()-cpu, baseSelf+procCPU("self")-self
+				b.StopTimer()
 			}
-		}
-		b.StartTimer()
-		cpu, self = benchCPU(), procCPU("self")
-		fullRate += float64(n) / runLoop(b, w, dispatch.Config{Workers: workers, Lease: time.Minute, SendTimeout: 10 * time.Second}, n).Seconds()
-		fullCPU, fullSelf = fullCPU+benchCPU()-cpu, fullSelf+procCPU("self")-self
-		if got := len(w.sink.Messages()); got < n {
-			b.Fatalf("full path sent %d of %d", got, n)
+			engine := func() {
+				w := benchWorld(b, n, adapters, in)
+				if subscribed {
+					url := "https://hooks.example.com/dripdrop"
+					if _, err := w.store.CreateSubscription(context.Background(), w.tenant, db.SubscriptionInput{URL: &url}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				cpu, self := benchCPU(), procCPU("self")
+				full = float64(n) / runLoop(b, w, dispatch.Config{Workers: workers, Lease: time.Minute, SendTimeout: 10 * time.Second}, n).Seconds()
+				fullCPU, fullSelf = fullCPU+benchCPU()-cpu, fullSelf+procCPU("self")-self
+				b.StopTimer()
+				if got := len(w.sink.Messages()); got < n {
+					b.Fatalf("full path sent %d of %d", got, n)
+				}
+			}
+			if (i*runs+r)%2 == 0 {
+				baseline()
+				engine()
+			} else {
+				engine()
+				baseline()
+			}
+			fullRate, baseRate = fullRate+full, baseRate+base
+			ratios = append(ratios, full/base)
 		}
 	}
-	fullRate /= float64(b.N)
-	baseRate /= float64(b.N)
+	b.StartTimer()
+	sends := float64(b.N * runs * n)
+	fullRate /= float64(b.N * runs)
+	baseRate /= float64(b.N * runs)
+	sorted := slices.Sorted(slices.Values(ratios))
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	if runs > 1 {
+		// Printed whatever -v says (a benchmark's log always is), so the
+		// runs' spread is on record beside the median.
+		b.Logf("ratios of the %d runs, in order: %s; median %.3f, lowest %.3f", len(ratios), fmtRatios(ratios), median, sorted[0])
+		b.ReportMetric(sorted[0], "ratio_lowest")
+	}
 	b.ReportMetric(fullRate, "sends/s")
 	b.ReportMetric(baseRate, "baseline_sends/s")
-	b.ReportMetric(fullRate/baseRate, "ratio")
+	b.ReportMetric(median, "ratio")
 	// CPU time per send of the engine, sink and PostgreSQL together: on a
 	// machine the benchmark saturates, the ratio follows their ratio.
-	b.ReportMetric(fullCPU/float64(b.N*n)*1000, "cpu_ms/send")
-	b.ReportMetric(baseCPU/float64(b.N*n)*1000, "baseline_cpu_ms/send")
+	b.ReportMetric(fullCPU/sends*1000, "cpu_ms/send")
+	b.ReportMetric(baseCPU/sends*1000, "baseline_cpu_ms/send")
 	// Of which this process (engine and sink; the rest is PostgreSQL's).
-	b.ReportMetric(fullSelf/float64(b.N*n)*1000, "go_cpu_ms/send")
-	b.ReportMetric(baseSelf/float64(b.N*n)*1000, "baseline_go_cpu_ms/send")
+	b.ReportMetric(fullSelf/sends*1000, "go_cpu_ms/send")
+	b.ReportMetric(baseSelf/sends*1000, "baseline_go_cpu_ms/send")
+}
+
+// hotPathRuns is how many runs of each loop BenchmarkHotPath makes per
+// iteration with sixteen adapters.
+const hotPathRuns = 5
+
+func fmtRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	return strings.Join(parts, " ")
 }
 
 // benchCPU is the CPU time used by this process (engine and sink) and the

@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +25,14 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/imaptest"
+	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/internal/oauthtest"
+	"github.com/dripdrop/dripdrop/internal/testkit"
+	"github.com/dripdrop/dripdrop/mailsync"
+	"github.com/dripdrop/dripdrop/oauth"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/webhook"
 )
@@ -100,6 +109,17 @@ func (f *feedWorld) enroll(email string) string {
 	return m["id"].(string)
 }
 
+// batch enrolls the addresses into the welcome sequence with one
+// POST /v1/enrollments/batch and returns the results.
+func (f *feedWorld) batch(emails ...string) []any {
+	f.t.Helper()
+	contacts := make([]any, len(emails))
+	for i, e := range emails {
+		contacts[i] = map[string]any{"email": e, "first_name": "Bob", "vars": map[string]any{"plan": "pro"}}
+	}
+	return f.call(200, "POST", "/v1/enrollments/batch", map[string]any{"sequence_key": "welcome", "contacts": contacts})["results"].([]any)
+}
+
 // sentMessageID is the Message-ID of the first message the sink received for rcpt.
 func (f *feedWorld) sentMessageID(rcpt string) string {
 	f.t.Helper()
@@ -168,6 +188,12 @@ var feedScenarios = []struct {
 			f.run()
 			return f
 		}},
+	{"a batch import pins its contacts", []string{"dripdrop.dispatch.adapter_pinned"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{})
+			f.batch("ann@example.com", "ben@example.com")
+			return f
+		}},
 	{"health signal rests the adapter; an enroll finds the pool exhausted",
 		[]string{"dripdrop.health.external_signal", "dripdrop.health.state_changed", "dripdrop.dispatch.pool_exhausted"},
 		func(t *testing.T) *feedWorld {
@@ -182,6 +208,39 @@ var feedScenarios = []struct {
 			f.enroll("bob@example.com")
 			f.call(200, "POST", "/v1/adapters/"+f.adapter.ID.String()+"/health", map[string]any{"health_state": "resting", "source": "test"})
 			f.run()
+			return f
+		}},
+	{"a revoked OAuth2 grant: the mailbox must be reconnected", []string{"dripdrop.adapter.reconnect_required"},
+		func(t *testing.T) *feedWorld {
+			smtp := "smtp"
+			f := newFeedWorld(t, dripdrop.AdapterInput{Provider: &smtp})
+			ctx := context.Background()
+			as := oauthtest.New(t, f.clock.Now)
+			custom, cid, secret, auth, tok := "custom", as.ClientID, as.ClientSecret, as.AuthURL(), as.TokenURL()
+			app, err := privateTargetStore(t, f.world).CreateOAuthApp(ctx, f.tenant, dripdrop.OAuthAppInput{Provider: &custom, ClientID: &cid, ClientSecret: &secret,
+				AuthURL: &auth, TokenURL: &tok, Scopes: []string{"mail"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			oauth2 := dripdrop.AuthOAuth2
+			if _, err := f.store.UpdateAdapter(ctx, f.tenant, f.adapter.ID, dripdrop.AdapterInput{Auth: &oauth2, OAuthAppID: &app.ID}); err != nil {
+				t.Fatal(err)
+			}
+			src := oauth.NewSource(f.store, oauth.Config{Guard: netguard.Guard{AllowPrivate: true}})
+			rt := as.Grant(f.adapter.FromAddress)
+			if _, err := src.StoreRefreshToken(ctx, f.tenant, f.adapter.ID, dripdrop.OAuthTokenInput{RefreshToken: &rt}); err != nil {
+				t.Fatal(err)
+			}
+			as.Revoke(rt)
+			f.clock.Add(56 * time.Minute) // the access token is due for a refresh
+			f.enroll("bob@example.com")
+			tr := sinkTransport()
+			tr.Tokens = src
+			d, err := dispatch.New(dispatch.Config{Store: f.store, Transport: tr, Workers: 2, Lease: time.Minute, SendTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.Settle(t, d.Tick, d.Drain)
 			return f
 		}},
 	{"ramp cap", []string{"dripdrop.policy.ramp_cap"},
@@ -288,6 +347,43 @@ var feedScenarios = []struct {
 			f.inbound(201, map[string]any{"message_id": "<other@example.org>", "from": "someone@example.org", "subject": "Hello", "body_text": "Who are you?"})
 			return f
 		}},
+	{"a reply is categorised, then corrected", []string{"dripdrop.ingest.reply_categorized"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.enroll("bob@example.com")
+			f.run()
+			res := f.inbound(201, map[string]any{"message_id": "<cat-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+				"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not right now, maybe next quarter."})
+			f.call(200, "PATCH", "/v1/inbound/"+res["id"].(string), map[string]any{"category": "interested", "source": "crm"})
+			return f
+		}},
+	{"a variant wins", []string{"dripdrop.sequence.variant_promoted"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.abSequence([2]int{1, 1}, map[string]any{"min_sent": 5})
+			ids := f.enrollAB("w", 30)
+			f.run()
+			for i, id := range ids {
+				if v, _, _ := f.execVariant(id); v == "A" {
+					rcpt := fmt.Sprintf("w-%d@example.com", i)
+					f.inbound(201, map[string]any{"message_id": fmt.Sprintf("<w-%d@example.com>", i), "in_reply_to": f.sentMessageID(rcpt),
+						"from": rcpt, "subject": "Re", "body_text": "Sounds good."})
+				}
+			}
+			return f
+		}},
+	{"a not_now reply's branch enrolls the contact elsewhere", []string{"dripdrop.enrollment.routed"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+			f.sequence("nurture", f.pool.ID.String(), nil, [3]any{"Later", "Later", 0})
+			f.sequence("outreach", f.pool.ID.String(), map[string]any{"branches": map[string]any{
+				"on_reply": map[string]any{"not_now": map[string]any{"sequence_key": "nurture"}}}}, [3]any{"Hi", "Hello", 0})
+			f.enrollInto("outreach", "bob@example.com")
+			f.run()
+			f.inbound(201, map[string]any{"message_id": "<nn-1@example.com>", "in_reply_to": f.sentMessageID("bob@example.com"),
+				"from": "bob@example.com", "subject": "Re: Hi", "body_text": "Not now, thanks."})
+			return f
+		}},
 	{"out of office reschedules the next step", []string{"dripdrop.ingest.ooo_rescheduled"},
 		func(t *testing.T) *feedWorld {
 			f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0), step("bump", "", "Bump", 86400))
@@ -347,6 +443,50 @@ var feedScenarios = []struct {
 					t.Fatal(err)
 				}
 			}
+			return f
+		}},
+	{"a throttled mailbox sync fails, then recovers", []string{"dripdrop.mailbox.sync_failed", "dripdrop.mailbox.sync_recovered"},
+		func(t *testing.T) *feedWorld {
+			f := newFeedWorld(t, dripdrop.AdapterInput{})
+			mail, err := imaptest.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { mail.Close() })
+			user := f.adapter.FromAddress
+			mail.AddUser(user, "pw")
+			host, p, _ := net.SplitHostPort(mail.Addr)
+			port, _ := strconv.Atoi(p)
+			if _, err := f.store.UpdateAdapter(context.Background(), f.tenant, f.adapter.ID, dripdrop.AdapterInput{
+				Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: f.sink.Port(), TLS: "none", Username: user, Password: "pw"},
+				IMAP:        dripdrop.Nullable[dripdrop.IMAPSettings]{Set: true, Valid: true, Value: dripdrop.IMAPSettings{Host: host, Port: port, TLS: "none", Folders: []string{"INBOX"}}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mail.SetFault(user, "LOGIN", &imaptest.Fault{Code: "THROTTLED", Info: "Request is throttled", Times: 1})
+			s := mailsync.New(mailsync.Config{Store: f.store, Tick: 10 * time.Millisecond, ClaimEvery: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = s.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			state := func(want string) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					st, err := f.store.MailboxSync(context.Background(), f.tenant, f.adapter.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st.State == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("mailbox sync state %s, want %s", st.State, want)
+					}
+				}
+			}
+			state(dripdrop.SyncThrottled)
+			f.clock.Add(time.Hour) // past the backoff
+			state(dripdrop.SyncOK)
 			return f
 		}},
 }
@@ -446,6 +586,43 @@ func TestEveryEventReachesTheFeed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryBatchPinReachesTheFeed: a batch import writes its
+// adapter_pinned outbox rows in the statement that inserts the
+// enrollments; every created row's pin must be in the feed once, with the
+// enrollment and adapter of its result, and a row not created (a repeated
+// address, an invalid one) must add none.
+func TestEveryBatchPinReachesTheFeed(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{})
+	var emails []string
+	for i := range 300 {
+		emails = append(emails, fmt.Sprintf("c%d@example.com", i))
+	}
+	results := f.batch(append(emails, "C7@example.com", "nope")...)
+	want := map[string]string{} // enrollment → adapter
+	for _, r := range results {
+		r := r.(map[string]any)
+		if r["status"] == "created" {
+			want[r["enrollment_id"].(string)] = r["adapter_id"].(string)
+		}
+	}
+	if len(want) != 300 {
+		t.Fatalf("%d rows created, want 300", len(want))
+	}
+	pins := f.feed([]string{"dripdrop.dispatch.adapter_pinned"})["dripdrop.dispatch.adapter_pinned"]
+	if len(pins) != len(want) {
+		t.Fatalf("%d adapter_pinned events in the feed, want %d", len(pins), len(want))
+	}
+	for _, e := range pins {
+		md := e["metadata"].(map[string]any)
+		id := md["enrollment_id"].(string)
+		if a, ok := want[id]; !ok || md["adapter_id"] != a || md["tenant_key"] != f.tenant {
+			t.Fatalf("feed event %v: no created row of that enrollment and adapter (or seen twice)", md)
+		}
+		delete(want, id)
 	}
 }
 

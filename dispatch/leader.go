@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,10 @@ type Leader struct {
 	Resolution time.Duration
 
 	leader atomic.Bool
+	// domainsBusy is set while a domain sweep runs: it asks the DNS, so it
+	// runs beside the other duties instead of holding them up.
+	domainsBusy atomic.Bool
+	background  sync.WaitGroup // the domain sweep; Run waits for it
 }
 
 // Duties and their default schedules (docs/sending.md).
@@ -39,6 +44,9 @@ var DefaultSchedules = map[string]string{
 	"rescue_stale_sending": "@every 30s",
 	"health_sweep":         "@every 1m", // thresholds, recovery, probing, graduation (docs/health.md)
 	"idempotency_janitor":  "@every 1h",
+	"variant_sweep":        "@every 1m", // auto-winner rule of steps with variants (docs/sequences.md)
+	"route_sweep":          "@every 1m", // branches: completions without a reply, due routes (docs/sequences.md)
+	"domain_sweep":         "@every 1m", // sender-domain preflight: new domains, then daily (docs/preflight.md)
 }
 
 const leaseName = "dripdrop-leader"
@@ -48,6 +56,7 @@ func (l *Leader) IsLeader() bool { return l.leader.Load() }
 
 // Run campaigns and runs duties until ctx ends, then resigns.
 func (l *Leader) Run(ctx context.Context) {
+	defer l.background.Wait()
 	if l.TTL <= 0 {
 		l.TTL = 30 * time.Second
 	}
@@ -66,6 +75,9 @@ func (l *Leader) Run(ctx context.Context) {
 		"rescue_stale_sending": l.rescue,
 		"health_sweep":         l.health,
 		"idempotency_janitor":  l.janitor,
+		"variant_sweep":        l.variants,
+		"route_sweep":          l.routes,
+		"domain_sweep":         l.domains,
 	}
 	for name, fn := range l.Duties {
 		duties[name] = fn
@@ -196,9 +208,58 @@ func (l *Leader) health(ctx context.Context) error {
 	})
 }
 
+// domains starts the sender-domain sweep (docs/preflight.md) in the
+// background unless one still runs: DNS answers can take seconds, and the
+// rescue and health duties must not wait for them.
+func (l *Leader) domains(ctx context.Context) error {
+	if !l.domainsBusy.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.background.Add(1)
+	go func() {
+		defer l.background.Done()
+		defer l.domainsBusy.Store(false)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		err := l.forTenants(ctx, func(t string) error {
+			n, err := l.Store.DomainSweep(ctx, t)
+			if n > 0 {
+				l.Logger.Info("domain sweep checked sender domains", "tenant", t, "checked", n)
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			l.Logger.Warn("domain sweep failed", "err", err)
+		}
+	}()
+	return nil
+}
+
 func (l *Leader) janitor(ctx context.Context) error {
 	return l.forTenants(ctx, func(t string) error {
 		_, err := l.Store.PruneIdempotencyKeys(ctx, t, 24*time.Hour)
+		return err
+	})
+}
+
+// variants promotes the steps whose auto-winner rule now holds.
+func (l *Leader) variants(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.VariantSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("variant sweep promoted winners", "tenant", t, "promoted", n)
+		}
+		return err
+	})
+}
+
+// routes carries out the branches that are due.
+func (l *Leader) routes(ctx context.Context) error {
+	return l.forTenants(ctx, func(t string) error {
+		n, err := l.Store.RouteSweep(ctx, t)
+		if n > 0 {
+			l.Logger.Info("route sweep enrolled routed contacts", "tenant", t, "enrolled", n)
+		}
 		return err
 	})
 }

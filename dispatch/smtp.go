@@ -21,16 +21,21 @@ import (
 
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/mailauth"
 	"github.com/dripdrop/dripdrop/smtpreply"
 )
 
 // Delivery is one message to hand to an adapter.
 type Delivery struct {
+	TenantKey   string
 	AdapterID   uuid.UUID
 	Credentials dripdrop.SMTPCredentials
-	From        string // envelope sender
-	To          string // envelope recipient
-	Data        []byte // the built message (CRLF)
+	// Auth is dripdrop.AuthOAuth2 for a login with an access token from
+	// the transport's Tokens; otherwise the credentials' password is used.
+	Auth string
+	From string // envelope sender
+	To   string // envelope recipient
+	Data []byte // the built message (CRLF)
 }
 
 // SendError is a failed delivery, classified.
@@ -42,7 +47,8 @@ type SendError struct {
 	// AdapterFault marks a failure of the sender rather than the recipient
 	// (docs/sending.md, "Whose failure is it?"); Reason says which:
 	// connection, tls, auth, policy, sender_rejected, server_unavailable or
-	// stalled.
+	// stalled; for OAuth2 logins also token (the token endpoint failed)
+	// and reconnect_required (the grant died).
 	AdapterFault bool
 	Reason       string
 }
@@ -131,6 +137,10 @@ type SMTPTransport struct {
 	// (docs/security.md#the-operators-network); the zero value refuses them,
 	// AllowPrivate permits them.
 	Guard netguard.Guard
+	// Tokens gives OAuth2 adapters their access tokens (XOAUTH2 or
+	// OAUTHBEARER, as the server offers); nil fails their sends as the
+	// sender's (reason token).
+	Tokens mailauth.TokenSource
 
 	mu     sync.Mutex
 	idle   map[uuid.UUID][]*pooled
@@ -242,8 +252,54 @@ func TLSConfig(base *tls.Config, cr dripdrop.SMTPCredentials) (*tls.Config, erro
 	return conf, nil
 }
 
+// Reasons of the sender's failures to obtain an OAuth2 access token.
+const (
+	ReasonToken             = "token"
+	ReasonReconnectRequired = dripdrop.ReasonReconnectRequired
+)
+
+// TokenFailure is the SendError of a failed token lookup: the sender's,
+// never the recipient's; a dead grant is reconnect_required, anything else
+// (endpoint down, slow, not connected) token, retried with the adapter's
+// backoff.
+func TokenFailure(err error) *SendError {
+	if errors.Is(err, mailauth.ErrReconnectRequired) {
+		return &SendError{Temporary: true, Message: "the mailbox must be reconnected: its OAuth2 grant was refused", AdapterFault: true, Reason: ReasonReconnectRequired}
+	}
+	msg := "no OAuth2 access token"
+	var te *mailauth.TokenError
+	switch {
+	case errors.As(err, &te):
+		msg += ": " + te.Reason
+	case errors.Is(err, mailauth.ErrNotConnected):
+		msg += ": the mailbox is not connected"
+	}
+	return &SendError{Temporary: true, Message: msg, AdapterFault: true, Reason: ReasonToken}
+}
+
+// OAuth2User is the mailbox an OAuth2 login names: the credentials'
+// username, else the from address.
+func OAuth2User(cr dripdrop.SMTPCredentials, from string) string {
+	if cr.Username != "" {
+		return cr.Username
+	}
+	return from
+}
+
 func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*pooled, error) {
 	cr := d.Credentials
+	var token string
+	if d.Auth == dripdrop.AuthOAuth2 {
+		// The token first: a token endpoint that fails costs no connection.
+		if t.Tokens == nil {
+			return nil, TokenFailure(errors.New("no token source"))
+		}
+		tok, err := t.Tokens.AccessToken(ctx, d.TenantKey, d.AdapterID)
+		if err != nil {
+			return nil, TokenFailure(err)
+		}
+		token = tok
+	}
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
 	tlsConf, err := TLSConfig(t.TLSConfig, cr)
 	if err != nil {
@@ -294,7 +350,22 @@ func (t *SMTPTransport) dial(ctx context.Context, d Delivery, sum [32]byte) (*po
 	if err := c.Hello(helo); err != nil {
 		return fail(err, StageHello)
 	}
-	if cr.Username != "" {
+	if d.Auth == dripdrop.AuthOAuth2 {
+		host, port := cr.Host, cr.Port
+		auth, err := mailauth.Client(c.SupportsAuth, OAuth2User(cr, d.From), token, host, port)
+		if err != nil {
+			_ = c.Close()
+			return nil, &SendError{Message: "the server offers neither XOAUTH2 nor OAUTHBEARER", AdapterFault: true, Reason: smtpreply.ReasonAuth}
+		}
+		if err := c.Auth(auth); err != nil {
+			if inv, ok := t.Tokens.(mailauth.Invalidator); ok {
+				// Refused before its expiry (revoked early, wrong scope):
+				// the next attempt asks for a new one.
+				inv.Invalidate(context.WithoutCancel(ctx), d.TenantKey, d.AdapterID, token)
+			}
+			return fail(err, StageAuth)
+		}
+	} else if cr.Username != "" {
 		var auth sasl.Client
 		switch {
 		case c.SupportsAuth("PLAIN"):

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/mailauth"
 )
 
 // Verify checks an adapter's SMTP settings the way a send would start —
@@ -20,8 +22,13 @@ import (
 // said in both EHLOs and its TLS trust settings apply. Each stage is reported with
 // its duration and the server's reply; the check stops at the first failed
 // stage. dialer (e.g. an outbound-destination guard's) and tlsConf may be
-// nil.
-func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, dialer *net.Dialer, tlsConf *tls.Config) dripdrop.VerifyResult {
+// nil. With an OAuth2 login (WithOAuth2) a token stage comes first and
+// AUTH uses XOAUTH2 or OAUTHBEARER, as the server offers.
+func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, dialer *net.Dialer, tlsConf *tls.Config, opts ...VerifyOption) dripdrop.VerifyResult {
+	var o verifyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if dialer == nil {
 		dialer = &net.Dialer{}
 	}
@@ -58,6 +65,21 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, diale
 	if confErr != nil {
 		stage("tls", func(*dripdrop.VerifyStage) error { return confErr })
 		return res
+	}
+	var token string
+	if o.token != nil {
+		// The token before anything else: a dead grant or a token endpoint
+		// that is down is found without touching the mail server.
+		if !stage("token", func(st *dripdrop.VerifyStage) error {
+			tok, err := o.token(ctx)
+			if err != nil {
+				return errors.New(TokenFailure(err).Message)
+			}
+			token = tok
+			return nil
+		}) {
+			return res
+		}
 	}
 	addr := net.JoinHostPort(cr.Host, strconv.Itoa(cr.Port))
 	var conn net.Conn
@@ -138,7 +160,39 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, diale
 			}
 		}
 	}
-	if cr.Username != "" {
+	if o.token != nil {
+		if !stage("auth", func(st *dripdrop.VerifyStage) error {
+			mechs := strings.Fields(strings.ToUpper(ext["AUTH"]))
+			cl, err := mailauth.Client(func(m string) bool { return slices.Contains(mechs, m) }, o.user, token, cr.Host, cr.Port)
+			if err != nil {
+				return err
+			}
+			mech, ir, err := cl.Start()
+			if err != nil {
+				return err
+			}
+			if err := cmd(st, 0, "AUTH %s %s", mech, base64.StdEncoding.EncodeToString(ir)); err != nil {
+				return err
+			}
+			for st.Code == 334 {
+				// A challenge: XOAUTH2's JSON error report, or OAUTHBEARER's.
+				chal, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(st.Reply))
+				resp, err := cl.Next(chal)
+				if err != nil {
+					return err
+				}
+				if err := cmd(st, 0, "%s", base64.StdEncoding.EncodeToString(resp)); err != nil {
+					return err
+				}
+			}
+			if st.Code != 235 {
+				return &textproto.Error{Code: st.Code, Msg: st.Reply}
+			}
+			return nil
+		}) {
+			return res
+		}
+	} else if cr.Username != "" {
 		if !stage("auth", func(st *dripdrop.VerifyStage) error {
 			mechs := strings.Fields(strings.ToUpper(ext["AUTH"]))
 			has := func(m string) bool {
@@ -172,4 +226,19 @@ func Verify(ctx context.Context, cr dripdrop.SMTPCredentials, from string, diale
 		res.FailedStage = "" // the check passed; a rude goodbye changes nothing
 	}
 	return res
+}
+
+// VerifyOption changes how Verify logs in.
+type VerifyOption func(*verifyOptions)
+
+type verifyOptions struct {
+	user  string
+	token func(ctx context.Context) (string, error)
+}
+
+// WithOAuth2 logs in as user with the access token token returns (a
+// mailauth.TokenSource's, for an oauth2 adapter): Verify reports a token
+// stage before AUTH.
+func WithOAuth2(user string, token func(ctx context.Context) (string, error)) VerifyOption {
+	return func(o *verifyOptions) { o.user, o.token = user, token }
 }

@@ -34,6 +34,7 @@ type adapterSpec struct {
 	name, tz             string
 	cap, floor, inc, gap int
 	weight               int
+	providerCaps         map[string]int
 }
 
 // newEngine: one tenant, adapters on one SMTP sink in one pool, a 3-step
@@ -59,7 +60,7 @@ func newEngine(t *testing.T, start time.Time, specs []adapterSpec, delays []int6
 		name, prov, from, tz := sp.name, "sink", sp.name+"@acme.example.com", sp.tz
 		in := dripdrop.AdapterInput{Name: &name, Provider: &prov, FromAddress: &from, Timezone: &tz, MinGapSeconds: &sp.gap,
 			Credentials: &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none"},
-			DailyCap:    dripdrop.Nullable[int]{Set: true, Valid: true, Value: sp.cap}}
+			DailyCap:    dripdrop.Nullable[int]{Set: true, Valid: true, Value: sp.cap}, ProviderCaps: sp.providerCaps}
 		if sp.inc > 0 {
 			in.RampFloor = &sp.floor
 			in.RampIncrement = dripdrop.Nullable[int]{Set: true, Valid: true, Value: sp.inc}
@@ -83,7 +84,8 @@ func newEngine(t *testing.T, start time.Time, specs []adapterSpec, delays []int6
 	}
 	key, sname := "outreach", "Outreach"
 	if _, err := e.store.CreateSequence(ctx, e.tenant, dripdrop.SequenceInput{Key: &key, Name: &sname, VersionInput: dripdrop.VersionInput{
-		PoolID: &e.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "08:00", End: "20:00", Timezone: "Europe/London"}, Steps: steps,
+		PoolID: &e.pool.ID, SendWindow: &dripdrop.SendWindow{Days: []int{0, 1, 2, 3, 4, 5, 6}, Start: "08:00", End: "20:00", Timezone: "Europe/London",
+			Holidays: []string{"US"}}, Steps: steps, // Thanksgiving (26 November) closes the window for a day
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +103,11 @@ func (e *engine) enroll(n int) {
 	var contacts []dripdrop.ContactInput
 	for i := 0; i < n; i++ {
 		email := fmt.Sprintf("lead%03d@example.org", i)
+		if i%3 == 0 {
+			// Recipients at a Microsoft consumer domain: their provider is
+			// known at enrollment, and provider caps apply to them.
+			email = fmt.Sprintf("lead%03d@outlook.com", i)
+		}
 		contacts = append(contacts, dripdrop.ContactInput{Email: &email})
 	}
 	if _, err := e.store.EnrollBatch(context.Background(), e.tenant, "outreach", contacts); err != nil {
@@ -219,8 +226,8 @@ func TestForecastMatchesEngine(t *testing.T) {
 	}
 	start := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC) // a Monday, before the window opens
 	e := newEngine(t, start, []adapterSpec{
-		{name: "ramp", tz: "UTC", cap: 12, floor: 2, inc: 2, weight: 2},
-		{name: "gap", tz: "Europe/Berlin", cap: 6, gap: 900, weight: 1},
+		{name: "ramp", tz: "UTC", cap: 12, floor: 2, inc: 2, weight: 2, providerCaps: map[string]int{"microsoft": 2}},
+		{name: "gap", tz: "Europe/Berlin", cap: 6, gap: 900, weight: 1, providerCaps: map[string]int{"microsoft": 1}},
 		{name: "slow", tz: "America/New_York", cap: 9, floor: 3, inc: 3, gap: 300, weight: 1},
 	}, []int64{0, 2 * 86400, 3 * 86400})
 	e.enroll(100)
@@ -255,6 +262,26 @@ func TestForecastMatchesEngine(t *testing.T) {
 	}
 	if total < 150 {
 		t.Fatalf("the scenario sent only %d messages; it should exercise caps across days", total)
+	}
+	for k := range want {
+		if strings.HasSuffix(k, " 2026-11-26") {
+			t.Fatalf("the engine sent on Thanksgiving, a holiday of the window: %s", k)
+		}
+	}
+	// The provider caps held and bound: no adapter-day over its cap, and
+	// some at it.
+	atCap := 0
+	for _, r := range dbtest.Query(t, e.url, `SELECT a.name, u.sent FROM adapter_provider_usage u JOIN adapters a ON a.tenant_key = u.tenant_key AND a.id = u.adapter_id
+		WHERE u.tenant_key = $1 AND u.provider = 'microsoft'`, e.tenant) {
+		limit := map[string]int32{"ramp": 2, "gap": 1}[r[0].(string)]
+		if n := r[1].(int32); n > limit {
+			t.Fatalf("%s sent %d to microsoft in a day, cap %d", r[0], n, limit)
+		} else if n == limit {
+			atCap++
+		}
+	}
+	if atCap < 3 {
+		t.Fatalf("only %d adapter-days reached their microsoft cap: the scenario does not exercise it", atCap)
 	}
 	// Sends of an adapter that were due at the same instant as another
 	// of its sends of the same kind (first touch or follow-up): ties.

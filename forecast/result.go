@@ -57,6 +57,20 @@ type SequenceResult struct {
 	SequenceKey  string      `json:"sequence_key"`
 	Enrolled     Completion  `json:"enrolled"`
 	Hypothetical *Completion `json:"hypothetical,omitempty"`
+	// Variants counts the forecast's sends per step variant (steps with
+	// variants only), assigned by the engine's rule.
+	Variants []VariantSends `json:"variants,omitempty"`
+}
+
+// VariantSends is how many sends of one version's step get one variant
+// within the horizon (contacts enrolled in the simulation included: their
+// ids are not known yet, so their split follows the weights, not their
+// future ids).
+type VariantSends struct {
+	Version  int    `json:"version"`
+	Position int    `json:"position"`
+	Variant  string `json:"variant"`
+	Sends    int    `json:"sends"`
 }
 
 // Completion summarises when contacts finish their last step. P50/P90 are
@@ -134,6 +148,7 @@ func (m *sim) result(r Request) *Result {
 			c := completion(accs[gi].hypo)
 			sr.Hypothetical = &c
 		}
+		sr.Variants = m.variantResult(gi)
 		if sr.Enrolled.Contacts == 0 && sr.Hypothetical == nil {
 			continue
 		}

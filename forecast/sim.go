@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"slices"
 	"sort"
@@ -52,6 +53,9 @@ type simAdapter struct {
 	lastBlock policy.Name
 	pins      int64
 	stats     []dayStat
+	// Provider caps (nil: none) and today's sends to the capped providers.
+	caps     map[string]int
+	provSent map[string]int
 }
 
 type simMember struct {
@@ -73,6 +77,19 @@ type simVersion struct {
 	window policy.Window
 	delays []int64
 	over   []int32 // override adapter per step, -1 none
+	// variants per step (nil: the step has none); number is the version's.
+	variants []*simVariants
+	number   int
+}
+
+// simVariants is a step with variants: its id, keys, weights and winner
+// (-1 none), and the sends per variant so far.
+type simVariants struct {
+	step    uuid.UUID
+	keys    []string
+	weights []int
+	winner  int
+	sends   []int
 }
 
 type simEnrollment struct {
@@ -82,8 +99,9 @@ type simEnrollment struct {
 	key        int32
 	hypo       bool
 	suppressed bool
-	done       int64 // completion time; 0 pending, -1 stopped
-	notBefore  int64 // follow-ups are never due before it (0: no fence)
+	prov       string // recipient provider ("" unknown)
+	done       int64  // completion time; 0 pending, -1 stopped
+	notBefore  int64  // follow-ups are never due before it (0: no fence)
 }
 
 type wkey struct {
@@ -109,6 +127,12 @@ type sim struct {
 	baseDay    int
 	scratch    []policy.Verdict
 	notEnroll  int
+	// With variants: each enrollment's id (snapshot ones', synthetic ones
+	// for contacts enrolled in the simulation) and the variant a pending
+	// execution was already given.
+	hasVariants bool
+	ids         []uuid.UUID
+	given       map[int32]string
 }
 
 func civil(t time.Time, loc *time.Location) int {
@@ -190,11 +214,16 @@ func newSim(s *Snapshot, r Request) *sim {
 			groups[v.SequenceKey] = g
 			m.groups = append(m.groups, v.SequenceKey)
 		}
-		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ)}
+		sv := simVersion{group: g, pool: -1, window: policy.NewWindow(v.WindowStart, v.WindowEnd, v.WindowDays, v.WindowTZ, v.WindowHolidays...)}
 		if pi, ok := m.poolIdx[v.PoolID]; ok {
 			sv.pool = pi
 		}
+		sv.number = v.Version
 		for _, st := range v.Steps {
+			sv.variants = append(sv.variants, newSimVariants(st))
+			if len(st.Variants) > 0 {
+				m.hasVariants = true
+			}
 			sv.delays = append(sv.delays, st.DelaySeconds)
 			o := int32(-1)
 			if st.AdapterOverrideID != nil {
@@ -236,6 +265,7 @@ func newSim(s *Snapshot, r Request) *sim {
 	// (the engine's tie-breaker); contacts enrolled in the simulation
 	// come after them, in the order they enroll, as the engine's UUIDv7s.
 	m.enr = make([]simEnrollment, 0, len(s.Enrollments))
+	m.given = map[int32]string{}
 	for _, e := range inIDOrder(s.Enrollments) {
 		vi, ok1 := m.verIdx[e.VersionID]
 		pin, ok2 := m.byID[e.AdapterID]
@@ -253,13 +283,20 @@ func newSim(s *Snapshot, r Request) *sim {
 			continue
 		}
 		ei := int32(len(m.enr))
-		se := simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed}
+		se := simEnrollment{ver: vi, pos: int16(pos), pin: pin, key: m.key(vi, e.Timezone), suppressed: e.Suppressed, prov: e.RecipientProvider}
 		if e.NotBefore != nil {
 			se.notBefore = e.NotBefore.UnixNano()
 		}
 		m.enr = append(m.enr, se)
+		if m.hasVariants {
+			m.ids = append(m.ids, e.ID)
+			if e.Variant != "" {
+				m.given[ei] = e.Variant
+			}
+		}
 		m.adapters[pin].pins++
 		if e.Sending {
+			m.countVariant(ei)
 			// Reserved and counted already: it completes at Now.
 			m.advance(ei, m.start)
 			continue
@@ -290,7 +327,7 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 	}
 	a := &simAdapter{id: src.ID, name: src.Name, hypothetical: hypo, active: src.Active, score: src.HealthScore, hidx: -1,
 		stats: make([]dayStat, int((m.end-m.start)/int64(24*time.Hour))+6)}
-	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
+	a.pa = policy.Adapter{HealthState: src.HealthState, RestingUntil: src.RestingUntil, ReconnectRequired: src.ReconnectRequired, DailyCap: src.DailyCap, RampFloor: src.RampFloor,
 		RampIncrement: src.RampIncrement, RampStartedAt: src.RampStartedAt, MinGapSeconds: src.MinGapSeconds,
 		GapJitterSeconds: src.GapJitterSeconds, LastSendAt: src.LastSendAt, Location: loc, ID: src.ID}
 	if !m.jitter {
@@ -311,6 +348,12 @@ func (m *sim) addAdapter(src *Adapter, hypo bool) int32 {
 			a.sentVer[a.ver(vi)] += n
 		}
 		a.sent += n
+	}
+	if len(src.ProviderCaps) > 0 {
+		a.caps, a.provSent = src.ProviderCaps, map[string]int{}
+		for p, n := range src.SentTodayByProvider {
+			a.provSent[p] = n
+		}
 	}
 	for v, pct := range src.Budgets {
 		if vi, ok := m.verIdx[v]; ok {
@@ -384,6 +427,7 @@ func (m *sim) rollDay(a *simAdapter, t int64) {
 		a.dayEnd = policy.NextMidnight(end, a.pa.Location).UnixNano()
 		a.sent = 0
 		clear(a.sentVer)
+		clear(a.provSent)
 	}
 }
 
@@ -417,7 +461,7 @@ func (a *simAdapter) earliest() int64 {
 // ramping, a finished ramp → active. The forecast has no bounces or
 // complaints, so nothing breaches.
 func (a *simAdapter) health(t time.Time) {
-	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil,
+	st := health.Snapshot{State: a.pa.HealthState, RestingUntil: a.pa.RestingUntil, Held: a.pa.ReconnectRequired,
 		Ramp: health.Ramp{DailyCap: a.pa.DailyCap, Floor: a.pa.RampFloor, StartedAt: a.pa.RampStartedAt}}
 	if a.pa.RampIncrement > 0 {
 		st.Ramp.Increment = &a.pa.RampIncrement
@@ -470,14 +514,22 @@ func (m *sim) step(a *simAdapter, t int64) {
 		e := &m.enr[it.enr]
 		k := m.keys[e.key]
 		vi := a.ver(e.ver)
-		res := policy.Evaluate(policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
+		in := policy.Input{Now: now, EnrollmentState: "active", Suppressed: e.suppressed,
 			Window: m.versions[e.ver].window, ContactTimezone: k.tz, Adapter: a.pa, SentToday: a.sent,
-			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch})
+			SentTodayForVersion: a.sentVer[vi], MaxSharePct: a.pct[vi], Lean: true, Scratch: m.scratch}
+		capped := a.caps != nil && e.prov != "" && a.caps[e.prov] > 0
+		if capped {
+			in.RecipientProvider, in.ProviderCap, in.SentTodayForProvider = e.prov, a.caps[e.prov], a.provSent[e.prov]
+		}
+		res := policy.Evaluate(in)
 		b := res.Binding
 		if b == nil {
 			h.pop()
 			a.sent++
 			a.sentVer[vi]++
+			if capped {
+				a.provSent[e.prov]++
+			}
 			if i := a.dayNo - m.baseDay; i >= 0 && i < len(a.stats) {
 				st := &a.stats[i]
 				st.sends++
@@ -495,6 +547,9 @@ func (m *sim) step(a *simAdapter, t int64) {
 			}
 			if traceHook != nil {
 				traceHook(a.id, int(it.enr), int(e.pos), now)
+			}
+			if m.hasVariants {
+				m.countVariant(it.enr)
 			}
 			m.advance(it.enr, t)
 			if a.pa.HasGap() {
@@ -520,7 +575,8 @@ func (m *sim) step(a *simAdapter, t int64) {
 		case policy.ScopeExecution:
 			// Execution-level: this execution waits; when every queued
 			// execution shares its window and version, they all do.
-			if len(a.keys) == 1 {
+			// A provider cap holds only that provider's executions.
+			if len(a.keys) == 1 && b.Policy != policy.ProviderCap {
 				a.idle = b.DeferUntil.UnixNano()
 				return
 			}
@@ -611,6 +667,9 @@ func (m *sim) enroll(ev enrollEvent) {
 		pin := p.members[i].adapter
 		ei := int32(len(m.enr))
 		m.enr = append(m.enr, simEnrollment{ver: ev.ver, pin: pin, key: k, hypo: true})
+		if m.hasVariants {
+			m.ids = append(m.ids, uuid.NewSHA1(hypoIDs, binary.BigEndian.AppendUint32(nil, uint32(ei))))
+		}
 		m.adapters[pin].pins++
 		sender := pin
 		if o := v.over[0]; o >= 0 {

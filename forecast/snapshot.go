@@ -30,26 +30,33 @@ type Snapshot struct {
 
 // Adapter is a sender with its policy fields and today's usage.
 type Adapter struct {
-	ID               uuid.UUID            `json:"id"`
-	Name             string               `json:"name"`
-	Active           bool                 `json:"active"`
-	Timezone         string               `json:"timezone"`
-	HealthState      dripdrop.HealthState `json:"health_state"`
-	HealthScore      *float64             `json:"health_score"`
-	RestingUntil     *time.Time           `json:"resting_until"`
-	DailyCap         *int                 `json:"daily_cap"`
-	RampFloor        int                  `json:"ramp_floor"`
-	RampIncrement    int                  `json:"ramp_increment"`
-	RampStartedAt    *time.Time           `json:"ramp_started_at"`
-	MinGapSeconds    int                  `json:"min_gap_seconds"`
-	GapJitterSeconds int                  `json:"gap_jitter_seconds"`
-	LastSendAt       *time.Time           `json:"last_send_at"`
-	NextSendAt       *time.Time           `json:"next_send_at"`
+	ID           uuid.UUID            `json:"id"`
+	Name         string               `json:"name"`
+	Active       bool                 `json:"active"`
+	Timezone     string               `json:"timezone"`
+	HealthState  dripdrop.HealthState `json:"health_state"`
+	HealthScore  *float64             `json:"health_score"`
+	RestingUntil *time.Time           `json:"resting_until"`
+	// ReconnectRequired: resting until its mailbox is reconnected (no
+	// automatic probe).
+	ReconnectRequired bool       `json:"reconnect_required,omitempty"`
+	DailyCap          *int       `json:"daily_cap"`
+	RampFloor         int        `json:"ramp_floor"`
+	RampIncrement     int        `json:"ramp_increment"`
+	RampStartedAt     *time.Time `json:"ramp_started_at"`
+	MinGapSeconds     int        `json:"min_gap_seconds"`
+	GapJitterSeconds  int        `json:"gap_jitter_seconds"`
+	LastSendAt        *time.Time `json:"last_send_at"`
+	NextSendAt        *time.Time `json:"next_send_at"`
 	// SentToday counts this adapter's sends of its local day at Now, per
 	// sequence version.
 	SentToday map[uuid.UUID]int `json:"sent_today"`
 	// Budgets are max_share_pct per sequence version (absent = 100).
 	Budgets map[uuid.UUID]int `json:"budgets"`
+	// ProviderCaps are the adapter's daily caps per recipient provider and
+	// SentTodayByProvider its sends to those providers on its local day.
+	ProviderCaps        map[string]int `json:"provider_caps,omitempty"`
+	SentTodayByProvider map[string]int `json:"sent_today_by_provider,omitempty"`
 }
 
 // Pool is a pool with its members in member-id order.
@@ -79,7 +86,9 @@ type Version struct {
 	WindowStart int       `json:"window_start"` // minutes after local midnight
 	WindowEnd   int       `json:"window_end"`
 	WindowTZ    string    `json:"window_timezone"`
-	Steps       []Step    `json:"steps"` // in position order
+	// WindowHolidays are the window's holiday calendars ("US", "DE", …).
+	WindowHolidays []string `json:"window_holidays,omitempty"`
+	Steps          []Step   `json:"steps"` // in position order
 }
 
 // Step is one step of a version.
@@ -87,6 +96,18 @@ type Step struct {
 	Position          int        `json:"position"`
 	DelaySeconds      int64      `json:"delay_seconds"`
 	AdapterOverrideID *uuid.UUID `json:"adapter_override_id"`
+	// ID, Variants and Winner give a step with variants: the forecast
+	// assigns each send its variant with the engine's rule (variant.Choose
+	// over the step id and the enrollment id).
+	ID       uuid.UUID     `json:"id,omitempty"`
+	Variants []StepVariant `json:"variants,omitempty"`
+	Winner   string        `json:"winner,omitempty"`
+}
+
+// StepVariant is one variant of a step: its key and weight.
+type StepVariant struct {
+	Key    string `json:"key"`
+	Weight int    `json:"weight"`
 }
 
 // Enrollment is an active enrollment with its one pending execution.
@@ -96,6 +117,8 @@ type Enrollment struct {
 	AdapterID  uuid.UUID `json:"adapter_id"` // the pin
 	Timezone   string    `json:"timezone,omitempty"`
 	Suppressed bool      `json:"suppressed,omitempty"`
+	// RecipientProvider is the contact's mailbox provider (provider caps).
+	RecipientProvider string `json:"recipient_provider,omitempty"`
 	// The pending execution: its step position, sender, due time and
 	// whether it is already being sent (then it counts as sent at Now).
 	Position     int       `json:"position"`
@@ -103,6 +126,9 @@ type Enrollment struct {
 	ScheduledFor time.Time `json:"scheduled_for"`
 	Followup     bool      `json:"followup"`
 	Sending      bool      `json:"sending,omitempty"`
+	// Variant is the variant the pending execution was already given (a
+	// retry keeps it).
+	Variant string `json:"variant,omitempty"`
 	// NotBefore, when set, is the earliest time its follow-ups are due (an
 	// out-of-office reply's return).
 	NotBefore *time.Time `json:"not_before,omitempty"`

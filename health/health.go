@@ -188,10 +188,13 @@ type Snapshot struct {
 	StateSince   time.Time // entry into State
 	HealthySince time.Time // last entry into active/ramping
 	RestingUntil *time.Time
-	Streak       int           // consecutive failures not yet forgiven
-	Backoff      time.Duration // the stored cooldown (its next rest when none is decided)
-	Counts       Counts        // over WindowStart(State, …)
-	Ramp         Ramp
+	// Held: a resting adapter waits for an operator (a reconnect of its
+	// mailbox), never for time: no automatic probe.
+	Held    bool
+	Streak  int           // consecutive failures not yet forgiven
+	Backoff time.Duration // the stored cooldown (its next rest when none is decided)
+	Counts  Counts        // over WindowStart(State, …)
+	Ramp    Ramp
 }
 
 // Decision is an automatic change Decide asks for.
@@ -252,7 +255,7 @@ func Decide(s Snapshot, now time.Time) (Decision, bool) {
 	}
 	switch s.State {
 	case dripdrop.HealthResting:
-		if s.RestingUntil == nil || !s.RestingUntil.After(now) {
+		if !s.Held && (s.RestingUntil == nil || !s.RestingUntil.After(now)) {
 			return Decision{To: dripdrop.HealthProbing, Reason: ReasonRestingElapsed}, true
 		}
 	case dripdrop.HealthProbing:
@@ -300,6 +303,9 @@ type Next struct {
 func NextTransition(s Snapshot, now time.Time) *Next {
 	switch s.State {
 	case dripdrop.HealthResting:
+		if s.Held {
+			return nil
+		}
 		return &Next{To: dripdrop.HealthProbing, Reason: ReasonRestingElapsed, At: s.RestingUntil}
 	case dripdrop.HealthProbing:
 		return &Next{To: dripdrop.HealthRamping, Reason: ReasonProbeSuccess, SendsNeeded: max(0, ProbeSuccess-s.Counts.Sent)}

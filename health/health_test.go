@@ -213,3 +213,31 @@ func TestNextTransition(t *testing.T) {
 		t.Fatalf("%+v", n)
 	}
 }
+
+// A resting adapter held for a reconnect (its OAuth2 grant died) is never
+// probed by time: not with resting_until unset, not long after it.
+func TestHeldAdapterIsNeverProbed(t *testing.T) {
+	t.Parallel()
+	past := t0.Add(-time.Second)
+	cases := []struct {
+		name  string
+		held  bool
+		until *time.Time
+		probe bool
+	}{
+		{"held, no resting_until", true, nil, false},
+		{"held, resting_until passed", true, &past, false},
+		{"not held, no resting_until", false, nil, true},
+		{"not held, resting_until passed", false, &past, true},
+	}
+	for _, c := range cases {
+		s := Snapshot{State: dripdrop.HealthResting, Held: c.held, RestingUntil: c.until, StateSince: t0.Add(-30 * 24 * time.Hour)}
+		d, ok := Decide(s, t0)
+		if ok != c.probe || (ok && d.To != dripdrop.HealthProbing) {
+			t.Errorf("%s: Decide = %+v, %v; want probe %v", c.name, d, ok, c.probe)
+		}
+		if next := NextTransition(s, t0); (next != nil) != c.probe {
+			t.Errorf("%s: NextTransition = %+v, want one: %v", c.name, next, c.probe)
+		}
+	}
+}

@@ -455,3 +455,11 @@ func diagnostics(r *Report) string {
 	}
 	return b.String()
 }
+
+// AutoReplySubject reports whether a subject reads like an automatic reply
+// or an out-of-office note in one of the languages Classify knows; mailbox
+// sync uses it to decide from the envelope alone whether a message from an
+// enrolled contact is worth reading whole.
+func AutoReplySubject(subject string) bool {
+	return autoSubject.MatchString(subject) || oooSubject.MatchString(stripRe(subject))
+}

@@ -45,6 +45,8 @@ type InboundResult struct {
 	StepExecutionID *uuid.UUID     `json:"step_execution_id"`
 	EnrollmentID    *uuid.UUID     `json:"enrollment_id"`
 	Effects         InboundEffects `json:"effects"`
+	// Category is a human reply's category (docs/ingest.md#reply-categories).
+	Category string `json:"category,omitempty"`
 }
 
 // InboundEffects lists the changes an inbound message caused.

@@ -142,8 +142,10 @@ func TestBouncedRecipientValidated(t *testing.T) {
 }
 
 // TestHugeSubject classifies a 1 MiB subject: it is capped before any
-// pattern runs (the rule is < 5 ms; the margin here allows -race and a
-// busy machine).
+// pattern runs, so it costs what a subject at the cap costs. The two are
+// timed in the same run (best of five each, alternating), so a busy machine
+// or -race slows both alike; an uncapped scan would be hundreds of times
+// slower than the capped one.
 func TestHugeSubject(t *testing.T) {
 	t.Parallel()
 	subject := "Out of office until 3 December: " + strings.Repeat("quick question about your Q1 plans ", (1<<20)/35)
@@ -152,29 +154,39 @@ func TestHugeSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := &ingest.Message{Subject: subject, BodyText: "I am away.", ReceivedAt: ref, Headers: map[string][]string{"Auto-Submitted": {"auto-replied"}}}
-	for name, msg := range map[string]*ingest.Message{"raw": m, "json": direct} {
-		var c ingest.Classification
-		best := time.Hour
-		for range 5 { // the best of five: the work, not the scheduler
+	if len(m.Subject) > ingest.MaxSubject {
+		t.Errorf("subject kept at %d bytes", len(m.Subject))
+	}
+	headers := map[string][]string{"Auto-Submitted": {"auto-replied"}}
+	direct := &ingest.Message{Subject: subject, BodyText: "I am away.", ReceivedAt: ref, Headers: headers}
+	atCap := &ingest.Message{Subject: subject[:ingest.MaxSubject], BodyText: "I am away.", ReceivedAt: ref, Headers: headers}
+	best := map[string]time.Duration{}
+	for range 5 {
+		for name, msg := range map[string]*ingest.Message{"raw": m, "json": direct, "at cap": atCap} {
 			start := time.Now()
-			c = ingest.Classify(msg)
-			best = min(best, time.Since(start))
+			c := ingest.Classify(msg)
+			d := time.Since(start)
+			if old, ok := best[name]; !ok || d < old {
+				best[name] = d
+			}
+			if c.Intent != ingest.OOO {
+				t.Errorf("%s: intent %s", name, c.Intent)
+			}
 		}
-		t.Logf("%s: best of five %v", name, best)
-		if best > 50*time.Millisecond {
-			t.Errorf("%s: 1 MiB subject classified in %v", name, best)
-		}
-		if c.Intent != ingest.OOO {
-			t.Errorf("%s: intent %s", name, c.Intent)
+	}
+	t.Logf("best of five: %v", best)
+	base := max(best["at cap"], time.Millisecond) // a floor, so timer granularity cannot fail it
+	for _, name := range []string{"raw", "json"} {
+		if best[name] > 8*base {
+			t.Errorf("%s: 1 MiB subject classified in %v, %.1f× a subject at the cap (%v)", name, best[name], float64(best[name])/float64(base), best["at cap"])
 		}
 	}
 	start := time.Now()
-	if c := ingest.Complete(direct, ingest.OOO); c.Intent != ingest.OOO || time.Since(start) > 100*time.Millisecond {
-		t.Errorf("given intent: %s in %v", c.Intent, time.Since(start))
+	if c := ingest.Complete(direct, ingest.OOO); c.Intent != ingest.OOO {
+		t.Errorf("given intent: %s", c.Intent)
 	}
-	if len(m.Subject) > ingest.MaxSubject {
-		t.Errorf("subject kept at %d bytes", len(m.Subject))
+	if d := time.Since(start); d > 8*max(base, best["json"]) {
+		t.Errorf("given intent took %v", d)
 	}
 }
 

@@ -103,3 +103,45 @@ func ParseXOAuth2(ir []byte) (username, token string, err error) {
 	}
 	return u, t, nil
 }
+
+// Offers adapts a capability check that can fail — go-imap v1's
+// (*client.Client).SupportAuth — to Client's offers argument: a mechanism
+// whose check failed counts as not offered.
+//
+//	cl, err := mailauth.Client(mailauth.Offers(c.SupportAuth), user, token, host, port)
+//	if err == nil { err = c.Authenticate(cl) }
+func Offers(support func(mechanism string) (bool, error)) func(string) bool {
+	return func(m string) bool {
+		ok, err := support(m)
+		return err == nil && ok
+	}
+}
+
+// NewXOAuth2Server is the server side of XOAUTH2, for mail servers in
+// tests and the engine's own listeners: check decides a login (nil
+// accepts). A refused token is answered with the JSON error challenge;
+// after the client's empty response the exchange fails with check's error
+// (an *smtp.SMTPError such as 535 5.7.8, for go-smtp).
+func NewXOAuth2Server(check func(username, token string) error) sasl.Server {
+	return &xoauth2Server{check: check}
+}
+
+type xoauth2Server struct {
+	check   func(username, token string) error
+	refused error
+}
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if x.refused != nil {
+		return nil, true, x.refused
+	}
+	user, token, err := ParseXOAuth2(response)
+	if err != nil {
+		return nil, true, err
+	}
+	if err := x.check(user, token); err != nil {
+		x.refused = err
+		return []byte(`{"status":"401","schemes":"bearer"}`), false, nil
+	}
+	return nil, true, nil
+}

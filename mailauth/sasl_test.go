@@ -163,3 +163,26 @@ func TestXOAuth2Exchange(t *testing.T) {
 		}
 	}
 }
+
+func TestOffers(t *testing.T) {
+	t.Parallel()
+	offers := mailauth.Offers(func(m string) (bool, error) {
+		switch m {
+		case mailauth.XOAuth2:
+			return true, nil
+		case mailauth.OAuthBearer:
+			return true, errors.New("capabilities unavailable")
+		}
+		return false, nil
+	})
+	if !offers(mailauth.XOAuth2) || offers(mailauth.OAuthBearer) || offers("PLAIN") {
+		t.Fatal("Offers: a failed check must count as not offered, a true one as offered")
+	}
+	cl, err := mailauth.Client(offers, "ada@acme.example", "tok", "imap.example.test", 993)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mech, _, _ := cl.Start(); mech != mailauth.XOAuth2 {
+		t.Fatalf("mechanism %s, want XOAUTH2", mech)
+	}
+}

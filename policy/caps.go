@@ -8,17 +8,20 @@ import (
 
 // Adapter is the part of an adapter's state the policies read.
 type Adapter struct {
-	HealthState      dripdrop.HealthState
-	RestingUntil     *time.Time
-	DailyCap         *int
-	RampFloor        int
-	RampIncrement    int
-	RampStartedAt    *time.Time
-	MinGapSeconds    int
-	GapJitterSeconds int
-	LastSendAt       *time.Time
-	Location         *time.Location // nil = UTC
-	ID               [16]byte
+	HealthState  dripdrop.HealthState
+	RestingUntil *time.Time
+	// ReconnectRequired: the adapter rests until an operator reconnects
+	// its mailbox (a dead OAuth grant); it has no cooldown end.
+	ReconnectRequired bool
+	DailyCap          *int
+	RampFloor         int
+	RampIncrement     int
+	RampStartedAt     *time.Time
+	MinGapSeconds     int
+	GapJitterSeconds  int
+	LastSendAt        *time.Time
+	Location          *time.Location // nil = UTC
+	ID                [16]byte
 }
 
 // EffectiveCap is today's send cap: the probe budget while probing

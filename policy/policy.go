@@ -22,15 +22,17 @@ type Name string
 const (
 	EnrollmentState Name = "enrollment_state"
 	Suppression     Name = "suppression"
+	Holiday         Name = "holiday"
 	SendWindow      Name = "send_window"
 	AdapterResting  Name = "adapter_resting"
 	RampCap         Name = "ramp_cap"
 	SubCap          Name = "sub_cap"
+	ProviderCap     Name = "provider_cap"
 	MinGap          Name = "min_gap"
 )
 
 // Order lists every policy in evaluation order.
-var Order = []Name{EnrollmentState, Suppression, SendWindow, AdapterResting, RampCap, SubCap, MinGap}
+var Order = []Name{EnrollmentState, Suppression, Holiday, SendWindow, AdapterResting, RampCap, SubCap, ProviderCap, MinGap}
 
 // Action is what a verdict asks of the dispatcher.
 type Action string
@@ -74,6 +76,12 @@ type Input struct {
 	SentTodayForVersion int // ... for this sequence version
 	MaxSharePct         int // 1..100; 0 means 100
 	ProbeBudget         int // 0 means dripdrop.ProbeBudget
+	// RecipientProvider is the contact's mailbox provider ("" unknown);
+	// ProviderCap the adapter's daily cap for it (0 = none) and
+	// SentTodayForProvider its sends to that provider since local midnight.
+	RecipientProvider    string
+	ProviderCap          int
+	SentTodayForProvider int
 	// Lean skips the explain inputs (Verdict.Inputs stays nil): the same
 	// decisions for callers that evaluate millions of times (the forecast).
 	Lean bool
@@ -124,6 +132,22 @@ func Evaluate(in Input) Result {
 
 	wloc, tz := ResolveLocation(in.ContactTimezone, in.Window.Timezone)
 	open, next := in.Window.Check(now, wloc)
+
+	// A holiday of the window's calendars on the contact's local date
+	// closes the window for that day (Window.Check skips it too).
+	v = Verdict{Policy: Holiday, Action: Allow, Timezone: tz}
+	code, name := HolidayOn(in.Window.Holidays, now, wloc)
+	if !lean {
+		v.Inputs = map[string]any{"calendars": in.Window.Holidays, "timezone": tz, "local_date": now.In(wloc).Format(time.DateOnly)}
+		if code != "" {
+			v.Inputs["calendar"], v.Inputs["holiday"] = code, name
+		}
+	}
+	if code != "" {
+		v.Action, v.Reason, v.DeferUntil = Defer, "holiday", next
+	}
+	vs = append(vs, v)
+
 	v = Verdict{Policy: SendWindow, Action: Allow, Timezone: tz}
 	if !lean {
 		v.Inputs = map[string]any{
@@ -179,6 +203,19 @@ func Evaluate(in Input) Result {
 			midnight = NextMidnight(now, loc)
 		}
 		v.Action, v.Reason, v.DeferUntil = Defer, "sub_cap", midnight
+	}
+	vs = append(vs, v)
+
+	v = Verdict{Policy: ProviderCap, Action: Allow, SentCount: in.SentTodayForProvider, Cap: in.ProviderCap}
+	if !lean {
+		v.Inputs = map[string]any{"recipient_provider": in.RecipientProvider, "provider_cap": capOrNil(in.ProviderCap, in.ProviderCap > 0),
+			"sent_today_for_provider": in.SentTodayForProvider}
+	}
+	if in.ProviderCap > 0 && in.RecipientProvider != "" && in.SentTodayForProvider >= in.ProviderCap {
+		if midnight.IsZero() {
+			midnight = NextMidnight(now, loc)
+		}
+		v.Action, v.Reason, v.DeferUntil = Defer, "provider_cap", midnight
 	}
 	vs = append(vs, v)
 

@@ -104,8 +104,8 @@ func TestEvaluateSpecExamples(t *testing.T) {
 	if r = Evaluate(in); !r.Binding.DeferUntil.Equal(now.Add(5 * time.Minute)) {
 		t.Fatalf("resting with a past resting_until: %+v", r.Binding)
 	}
-	if len(r.Verdicts) != 7 {
-		t.Fatalf("%d verdicts, want all 7", len(r.Verdicts))
+	if len(r.Verdicts) != len(Order) || len(Order) != 9 {
+		t.Fatalf("%d verdicts, want all 9", len(r.Verdicts))
 	}
 	for i, v := range r.Verdicts {
 		if v.Policy != Order[i] {
@@ -309,4 +309,34 @@ func TestDeferralsAreInTheFuture(t *testing.T) {
 // defaultWindow is the tests' window, Monday–Friday 08:00–18:00.
 func defaultWindow() Window {
 	return Window{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, Start: 8 * 60, End: 18 * 60}
+}
+
+// The provider cap defers a send to a capped provider at the cap until the
+// adapter's next local midnight; other providers and uncapped adapters go.
+func TestProviderCap(t *testing.T) {
+	t.Parallel()
+	berlin := mustLoc(t, "Europe/Berlin")
+	now := time.Date(2026, 11, 24, 22, 30, 0, 0, time.UTC) // 23:30 in Berlin
+	in := Input{Now: now, EnrollmentState: dripdrop.EnrollmentActive, Adapter: Adapter{HealthState: dripdrop.HealthActive, Location: berlin},
+		RecipientProvider: "microsoft", ProviderCap: 20, SentTodayForProvider: 19}
+	if r := Evaluate(in); r.Binding != nil {
+		t.Fatalf("19 of 20: %+v", r.Binding)
+	}
+	in.SentTodayForProvider = 20
+	r := Evaluate(in)
+	if r.Binding == nil || r.Binding.Policy != ProviderCap || r.Binding.Reason != "provider_cap" || r.Binding.Scope() != ScopeExecution ||
+		!r.NextEligibleAt.Equal(time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC)) {
+		t.Fatalf("20 of 20: %+v", r.Binding)
+	}
+	if v := r.Binding; v.Inputs["provider_cap"] != 20 || v.Inputs["recipient_provider"] != "microsoft" || v.SentCount != 20 || v.Cap != 20 {
+		t.Fatalf("inputs: %+v", v)
+	}
+	in.ProviderCap = 0
+	if r := Evaluate(in); r.Binding != nil {
+		t.Fatalf("uncapped: %+v", r.Binding)
+	}
+	in.ProviderCap, in.RecipientProvider = 20, ""
+	if r := Evaluate(in); r.Binding != nil {
+		t.Fatalf("unknown provider: %+v", r.Binding)
+	}
 }

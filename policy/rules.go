@@ -47,7 +47,7 @@ func (v Verdict) Scope() Scope {
 		return ScopeSkip
 	}
 	switch v.Policy {
-	case SendWindow, SubCap:
+	case SendWindow, Holiday, SubCap, ProviderCap:
 		return ScopeExecution
 	case AdapterResting, RampCap, MinGap:
 		return ScopeAdapter
@@ -71,11 +71,11 @@ func GapEnd(a Adapter, from time.Time) time.Time {
 const TerminalRest = 7 * 24 * time.Hour
 
 // SenderUsable reports whether an enrollment's sender can still send its
-// executions: not deleted, active, and not resting beyond TerminalRest
-// from now. A sender that is not usable gives its pinned enrollments the
+// executions: not deleted, active, not waiting for a reconnect (a rest
+// without end), and not resting beyond TerminalRest from now. A sender that is not usable gives its pinned enrollments the
 // pool's policy; a step's override sender fails the step.
 func SenderUsable(deleted, active bool, a Adapter, now time.Time) bool {
-	if deleted || !active {
+	if deleted || !active || (a.HealthState == dripdrop.HealthResting && a.ReconnectRequired) {
 		return false
 	}
 	return !(a.HealthState == dripdrop.HealthResting && a.RestingUntil != nil && a.RestingUntil.After(now.Add(TerminalRest)))
@@ -88,6 +88,48 @@ func SenderUsable(deleted, active bool, a Adapter, now time.Time) bool {
 // exhausted. viaWDRR reports which rule chose; counters move only then.
 func PickPin(cands []Candidate, reassignable []bool, pins []int64) (i int, viaWDRR bool) {
 	if i := Pick(cands); i >= 0 {
+		return i, true
+	}
+	if reassignable == nil {
+		return -1, false
+	}
+	return LeastLoaded(reassignable, pins), false
+}
+
+// PickMatching is Pick restricted to the candidates with match[i] when at
+// least one of them is eligible (a pool with provider_matching "prefer":
+// the members whose mailbox provider is the recipient's); the others take
+// no part and keep their counters. With none eligible it is Pick over all.
+func PickMatching(cands []Candidate, match []bool) int {
+	some := false
+	for i := range cands {
+		if cands[i].Eligible && match[i] && cands[i].EffectiveWeight() > 0 {
+			some = true
+			break
+		}
+	}
+	if !some {
+		return Pick(cands)
+	}
+	saved := make([]bool, len(cands))
+	for i := range cands {
+		saved[i] = cands[i].Eligible
+		cands[i].Eligible = cands[i].Eligible && match[i]
+	}
+	w := Pick(cands)
+	for i := range cands {
+		cands[i].Eligible = saved[i]
+	}
+	return w
+}
+
+// PickPinMatching is PickPin with PickMatching for the WDRR step (match
+// nil: no preference).
+func PickPinMatching(cands []Candidate, match, reassignable []bool, pins []int64) (i int, viaWDRR bool) {
+	if match == nil {
+		return PickPin(cands, reassignable, pins)
+	}
+	if i := PickMatching(cands, match); i >= 0 {
 		return i, true
 	}
 	if reassignable == nil {
@@ -117,8 +159,8 @@ func Retry(attempt int) (time.Duration, bool) {
 // NewWindow is a version's sending window from its stored form: local
 // opening and closing times in minutes after midnight, weekdays (0 =
 // Sunday) and the version's zone.
-func NewWindow[D ~int | ~int16 | ~int32](start, end int, days []D, tz string) Window {
-	w := Window{Start: Clock(start), End: Clock(end), Timezone: tz, Days: make([]time.Weekday, len(days))}
+func NewWindow[D ~int | ~int16 | ~int32](start, end int, days []D, tz string, holidays ...string) Window {
+	w := Window{Start: Clock(start), End: Clock(end), Timezone: tz, Days: make([]time.Weekday, len(days)), Holidays: holidays}
 	for i, d := range days {
 		w.Days[i] = time.Weekday(d)
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -122,5 +123,65 @@ func TestNewWindow(t *testing.T) {
 	w := NewWindow(8*60, 18*60, []int16{1, 5}, "Europe/Berlin")
 	if w.Start != 480 || w.End != 1080 || len(w.Days) != 2 || w.Days[1] != time.Friday || w.Timezone != "Europe/Berlin" {
 		t.Fatalf("%+v", w)
+	}
+}
+
+// A sender held for a reconnect has no cooldown end: its pins get the
+// pool's policy at once, however short the rest looks.
+func TestSenderUsableReconnectRequired(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	soon := now.Add(time.Hour)
+	cases := []struct {
+		name string
+		a    Adapter
+		want bool
+	}{
+		{"resting an hour", Adapter{HealthState: "resting", RestingUntil: &soon}, true},
+		{"resting, reconnect required", Adapter{HealthState: "resting", ReconnectRequired: true}, false},
+		{"resting an hour, reconnect required", Adapter{HealthState: "resting", RestingUntil: &soon, ReconnectRequired: true}, false},
+		{"active, flag left over", Adapter{HealthState: "active", ReconnectRequired: true}, true},
+	}
+	for _, c := range cases {
+		if got := SenderUsable(false, true, c.a, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// With provider matching, WDRR runs among the matching eligible members
+// only; the others keep their counters; with no matching member eligible,
+// among all.
+func TestPickMatching(t *testing.T) {
+	t.Parallel()
+	cands := []Candidate{
+		{MemberOrder: 0, Weight: 1, Eligible: true},
+		{MemberOrder: 1, Weight: 1, Eligible: true},
+		{MemberOrder: 2, Weight: 1, Eligible: true},
+	}
+	google := []bool{true, false, true}
+	microsoft := []bool{false, true, false}
+	var got []int
+	for range 4 {
+		got = append(got, PickMatching(cands, google))
+	}
+	if fmt.Sprint(got) != "[0 2 0 2]" || cands[1].Counter != 0 {
+		t.Fatalf("google picks %v, counters %+v", got, cands)
+	}
+	if i := PickMatching(cands, microsoft); i != 1 {
+		t.Fatalf("microsoft pick %d", i)
+	}
+	// The only microsoft member is ineligible: all eligible members compete.
+	cands[1].Eligible = false
+	before := cands[1].Counter
+	if i := PickMatching(cands, microsoft); i != 0 && i != 2 {
+		t.Fatalf("fallback pick %d", i)
+	}
+	if cands[1].Counter != before || !cands[0].Eligible || cands[1].Eligible {
+		t.Fatalf("eligibility or counters changed: %+v", cands)
+	}
+	// No preference is PickPin.
+	if i, via := PickPinMatching(cands, nil, nil, nil); i < 0 || !via {
+		t.Fatalf("PickPinMatching without match: %d %v", i, via)
 	}
 }

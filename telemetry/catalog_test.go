@@ -113,7 +113,13 @@ func TestExtensions(t *testing.T) {
 		{"dripdrop.enrollment.cancelled", Counter, count, enrollMeta},
 		{"dripdrop.enrollment.completed", Counter, count, enrollMeta},
 		{"dripdrop.enrollment.stopped", Counter, count, enrollMeta},
+		{"dripdrop.sequence.variant_promoted", Counter, count, []string{"sequence_id", "sequence_version_id", "step_id", "step_key", "variant", "metric", "sent", "successes", "tenant_key"}},
+		{"dripdrop.ingest.reply_categorized", Counter, count, []string{"inbound_id", "enrollment_id", "step_execution_id", "category", "previous_category", "source", "tenant_key"}},
+		{"dripdrop.enrollment.routed", Counter, count, []string{"enrollment_id", "new_enrollment_id", "sequence_id", "trigger", "category", "tenant_key"}},
 		{"dripdrop.telemetry.subscription_disabled", Counter, count, []string{"subscription_id", "tenant_key", "reason"}},
+		{"dripdrop.mailbox.sync_failed", Counter, count, []string{"adapter_id", "tenant_key", "reason", "state", "retry_at"}},
+		{"dripdrop.mailbox.sync_recovered", Counter, count, []string{"adapter_id", "tenant_key", "failures"}},
+		{"dripdrop.adapter.reconnect_required", Counter, count, []string{"adapter_id", "tenant_key", "provider", "reason"}},
 	}
 	ext := 0
 	for _, s := range Catalog() {
@@ -138,7 +144,7 @@ func TestExtensions(t *testing.T) {
 
 // lowCardinality are the only metadata keys allowed as default labels.
 var lowCardinality = []string{"channel", "adapter_provider", "reason", "from", "to", "source", "health_state",
-	"intent", "provider", "scope", "permanent", "kind", "field"}
+	"intent", "provider", "scope", "permanent", "kind", "field", "category", "metric", "trigger"}
 
 func TestCatalogLabelsAndPII(t *testing.T) {
 	t.Parallel()

@@ -286,6 +286,39 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.screenshot(dir, "sequence")
 
+	// The A/B sequence: a row per variant with its Wilson interval drawn
+	// as a bar, the reply categories, and the branch as an arrow.
+	b.open(base + "/ui/sequences/" + s.abSeq)
+	main = b.text("#main")
+	contains(t, "a/b sequence", main, "Variants of step intro", "auto-winner on reply_rate", "Branches", "on_reply · not_now", "after 30 d", "nurture", "Reply categories", "interested")
+	if n := b.count(`[data-testid="variants-intro"] tr.variant-row`); n != 2 {
+		t.Errorf("a/b sequence: %d variant rows, want 2", n)
+	}
+	if n := b.count(`[data-testid="variants-intro"] svg.interval rect.interval-bar`); n != 2 {
+		t.Errorf("a/b sequence: %d interval bars, want one per variant", n)
+	}
+	// A has 2 sent, 2 replies; B 2 sent, none: A's bar starts right of B's.
+	ax := run(b, chromedp.Evaluate[float64](`+document.querySelectorAll('[data-testid="variants-intro"] rect.interval-bar')[0].getAttribute('x')`))
+	bx := run(b, chromedp.Evaluate[float64](`+document.querySelectorAll('[data-testid="variants-intro"] rect.interval-bar')[1].getAttribute('x')`))
+	if !(ax > bx) {
+		t.Errorf("a/b sequence: A's interval starts at %v, B's at %v; want A's lower bound to the right", ax, bx)
+	}
+	rows := b.text(`[data-testid="variants-intro"] tbody`)
+	contains(t, "a/b variant rows", rows, "100% (34.24%–100%)", "0% (0%–65.76%)")
+	if n := b.count(`svg.branches line.branch-arrow`); n != 1 {
+		t.Errorf("a/b sequence: %d branch arrows, want 1", n)
+	}
+	b.screenshot(dir, "sequence-ab")
+	b.click(`[data-testid="branches"] a[href="/ui/sequences/` + s.nurtureSeq + `"]`)
+	contains(t, "branch target", b.text("#main"), "Nurture acme")
+	// The not_now reply on dan's timeline, with the phrase that decided.
+	b.open(base + "/ui/enrollments/" + s.abEnrollments[0])
+	if got := b.text(`[data-testid="reply-category"]`); got != "not_now" {
+		t.Errorf("enrollment: reply category %q, want not_now", got)
+	}
+	contains(t, "a/b enrollment", b.text("#main"), "Reply: not_now", `"not right now" (en)`, "by engine")
+	b.screenshot(dir, "enrollment-category")
+
 	// Enrollments: search by sequence and state, the replied one's timeline, and a live one's explain trace.
 	b.open(base + "/ui/enrollments")
 	b.do(chromedp.SetValue(chromedp.ID("q-state"), "stopped"))

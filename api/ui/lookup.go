@@ -23,6 +23,10 @@ type versionData struct {
 	StopReasons []kv
 	States      []kv
 	Steps       int
+	Categories  []kv
+	Variants    []variantStep
+	Branches    []branchRow
+	BranchChart template.HTML
 }
 
 // sequence shows each version's funnel by step and its stop reasons (GET
@@ -41,8 +45,15 @@ func (h *Handler) sequence(w http.ResponseWriter, r *http.Request, p *page) (str
 		return "", err
 	}
 	d := sequenceData{Sequence: s}
+	defs := map[int]dripdrop.SequenceVersion{}
+	for _, v := range s.Versions {
+		defs[v.Version] = v
+	}
 	for _, v := range st.Versions {
-		vd := versionData{VersionStats: v, StopReasons: sortedKV(v.ByStopReason), States: sortedKV(v.ByState)}
+		vd := versionData{VersionStats: v, StopReasons: sortedKV(v.ByStopReason), States: sortedKV(v.ByState), Categories: sortedKV(v.ByCategory)}
+		vd.Variants = variantSteps(defs[v.Version], v)
+		vd.Branches = branchRows(defs[v.Version].Branches)
+		vd.BranchChart = branchArrows(s.Key, vd.Branches)
 		for _, step := range v.Steps {
 			vd.Funnel = append(vd.Funnel, FunnelStep{Label: step.Key, Scheduled: step.Scheduled, Sent: step.Sent, Failed: step.Failed})
 		}
@@ -66,7 +77,7 @@ type enrollmentsData struct {
 
 var (
 	enrollmentStates = []string{"active", "paused", "completed", "stopped", "cancelled"}
-	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied"}
+	stopReasons      = []string{"replied", "bounced", "complained", "unsubscribed", "suppressed", "company_replied", "routed"}
 )
 
 // enrollments searches a tenant's enrollments (GET /v1/enrollments) by

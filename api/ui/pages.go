@@ -57,6 +57,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.2f", *p)
 	},
 	"short": func(id uuid.UUID) string { return id.String()[:8] },
+	"deref": func(id *uuid.UUID) uuid.UUID { return *id },
 	"json": func(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
@@ -184,6 +185,20 @@ type adapterData struct {
 	Window      window
 	Verify      *dripdrop.VerifyResult
 	CanVerify   bool
+	// Domain is the preflight report of the From domain (nil before the
+	// domain is known).
+	Domain *db.SenderDomain
+	// Sync is the mailbox sync state; nil without imap settings.
+	Sync *dripdrop.MailboxSync
+	// Connect lists the connect buttons: Reconnect for an oauth2
+	// adapter, Connect Google / Connect Microsoft for the tenant's apps.
+	Connect []connectButton
+}
+
+// connectButton is one OAuth2 connect action of the adapter page.
+type connectButton struct {
+	Label string
+	AppID uuid.UUID
 }
 
 // window is the adapter's recent bounce and complaint record against the
@@ -212,6 +227,24 @@ func (h *Handler) adapterData(r *http.Request, tenant string, id uuid.UUID) (ada
 		return adapterData{}, err
 	}
 	d := adapterData{Adapter: a, CanVerify: h.cfg.Verify != nil}
+	if a.IMAP != nil {
+		st, err := h.store.MailboxSync(ctx, tenant, id)
+		if err != nil {
+			return d, err
+		}
+		d.Sync = &st
+	}
+	if d.Connect, err = h.connectButtons(r, tenant, a); err != nil {
+		return d, err
+	}
+	if at := strings.LastIndexByte(a.FromAddress, '@'); at >= 0 {
+		dom, err := h.store.GetDomain(ctx, tenant, a.FromAddress[at+1:])
+		if err == nil {
+			d.Domain = &dom
+		} else if dripdrop.ErrorCode(err) != dripdrop.ECodeNotFound && dripdrop.ErrorCode(err) != dripdrop.ECodeInvalidValue {
+			return d, err
+		}
+	}
 	if d.Capacity, err = h.store.AdapterCapacity(ctx, tenant, id); err != nil {
 		return d, err
 	}
@@ -261,6 +294,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	if err != nil {
 		return "", err
 	}
+	if d.Adapter.Auth == dripdrop.AuthOAuth2 {
+		if h.cfg.VerifyOAuth2 == nil {
+			return "", dripdrop.Errorf(dripdrop.ECodeUnavailable, "", "OAuth2 adapter verification is not configured on this server")
+		}
+		res, err := h.cfg.VerifyOAuth2(r.Context(), p.Tenant, d.Adapter)
+		if err != nil {
+			return "", err
+		}
+		d.Verify = &res
+		p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
+		return "adapter", nil
+	}
 	if !d.Adapter.CredentialsSet {
 		return "", dripdrop.Errorf(dripdrop.ECodeInvalidState, "credentials", "the adapter has no connection settings to verify")
 	}
@@ -276,6 +321,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p *page) (strin
 	d.Verify = &res
 	p.Title, p.Nav, p.Data = d.Adapter.Name, "adapters", d
 	return "adapter", nil
+}
+
+// syncNow asks for the adapter's mailbox to be synced now.
+func (h *Handler) syncNow(w http.ResponseWriter, r *http.Request, p *page) (string, error) {
+	id, err := h.id(r, "adapter")
+	if err != nil {
+		return "", err
+	}
+	if _, err := h.store.RequestMailboxSync(r.Context(), p.Tenant, id); err != nil {
+		return "", err
+	}
+	return redirect(w, r, "/ui/adapters/"+id.String(), "Mailbox sync requested; it runs within a few seconds.")
 }
 
 type poolRow struct {
@@ -410,13 +467,17 @@ func (h *Handler) enrollment(w http.ResponseWriter, r *http.Request, p *page) (s
 	if d.Explain, err = h.store.Explain(ctx, p.Tenant, id); err != nil {
 		return "", err
 	}
-	d.Timeline = timeline(e, evs)
+	inbound, err := h.store.EnrollmentInbound(ctx, p.Tenant, id)
+	if err != nil {
+		return "", err
+	}
+	d.Timeline = timeline(e, evs, inbound)
 	p.Title, p.Nav, p.Data = e.Contact.Email, "enrollments", d
 	return "enrollment", nil
 }
 
 // timeline merges executions and message events into one list, oldest first.
-func timeline(e dripdrop.Enrollment, evs []db.MessageEvent) []timelineEntry {
+func timeline(e dripdrop.Enrollment, evs []db.MessageEvent, inbound []db.Inbound) []timelineEntry {
 	steps := map[uuid.UUID]string{}
 	var out []timelineEntry
 	out = append(out, timelineEntry{At: e.CreatedAt, Kind: "enrolled", Title: "Enrolled", Detail: "sequence " + e.SequenceKey, State: "active"})
@@ -447,6 +508,36 @@ func timeline(e dripdrop.Enrollment, evs []db.MessageEvent) []timelineEntry {
 			detail += ": " + *ev.Reason
 		}
 		out = append(out, timelineEntry{At: ev.OccurredAt, Kind: "event", Title: ev.Type, Detail: strings.TrimSpace(detail), State: ev.Type})
+	}
+	for _, in := range inbound {
+		if in.Category == nil {
+			continue
+		}
+		detail := "category " + *in.Category
+		if ev := in.Evidence; ev != nil && ev.Phrase != "" {
+			detail += fmt.Sprintf(" — %q (%s)", ev.Phrase, ev.Language)
+		} else if ev != nil && ev.Previous != "" {
+			detail += " — corrected from " + ev.Previous
+		}
+		if in.CategorySource != nil {
+			detail += " · by " + *in.CategorySource
+		}
+		out = append(out, timelineEntry{At: in.ReceivedAt, Kind: "reply", Title: "Reply: " + *in.Category, Detail: detail, State: "category-" + *in.Category})
+	}
+	for _, rt := range e.Routes {
+		what := rt.Trigger
+		if rt.Category != nil {
+			what += " " + *rt.Category
+		}
+		if rt.SourceEnrollmentID != e.ID {
+			out = append(out, timelineEntry{At: e.CreatedAt, Kind: "route", Title: "Routed here", Detail: "by " + what + " from enrollment " + rt.SourceEnrollmentID.String()[:8], State: rt.State})
+			continue
+		}
+		detail := fmt.Sprintf("%s → sequence %s, due %s", what, rt.TargetSequenceID.String()[:8], rt.DueAt.UTC().Format("2006-01-02 15:04 UTC"))
+		if rt.Reason != nil {
+			detail += ", " + *rt.Reason
+		}
+		out = append(out, timelineEntry{At: rt.DueAt, Kind: "route", Title: "Branch " + rt.State, Detail: detail, State: rt.State})
 	}
 	if e.EndedAt != nil {
 		t := timelineEntry{At: *e.EndedAt, Kind: "ended", Title: "Enrollment " + string(e.State), State: string(e.State)}

@@ -38,6 +38,10 @@ type tenantSeed struct {
 	adapterA, adapterB string
 	pool, seq          string
 	enrollments        []string
+	// The A/B sequence (variants with an auto-winner, a branch to nurture)
+	// and its enrollments (dan and eve got A, fay and gus B).
+	abSeq, nurtureSeq string
+	abEnrollments     []string
 }
 
 func newWorld(t testing.TB) *world {
@@ -51,7 +55,45 @@ func newWorld(t testing.TB) *world {
 	w.acme = w.seed("acme")
 	w.other = w.seed("other")
 	w.history("acme", w.acme)
+	w.abTest("acme", &w.acme)
 	return w
+}
+
+// abTest creates, through the API, a sequence with two subject variants
+// (an auto-winner on reply_rate) and a not_now branch to "nurture", and
+// four enrollments; then writes what sending and two categorised replies
+// would have left: each execution sent with its variant, dan's reply
+// not_now (stopped, replied), eve's interested. No message events: the
+// overview's counts stay the history's.
+func (w *world) abTest(tenant string, s *tenantSeed) {
+	w.t.Helper()
+	ex := func(sql string, args ...any) { dbtest.Exec(w.t, w.dbURL, sql, args...) }
+	s.nurtureSeq = w.api("POST", "/v1/sequences", s.key, map[string]any{"key": "nurture", "name": "Nurture " + tenant, "pool_id": s.pool,
+		"steps": []any{map[string]any{"key": "checkin", "subject": "Checking back", "body_text": "Is now a better time?"}}}, 201)["id"].(string)
+	s.abSeq = w.api("POST", "/v1/sequences", s.key, map[string]any{"key": "ab", "name": "A/B " + tenant, "pool_id": s.pool,
+		"branches": map[string]any{"on_reply": map[string]any{"not_now": map[string]any{"sequence_key": "nurture", "delay_seconds": 2592000}}},
+		"steps": []any{map[string]any{"key": "intro", "body_text": "Hello {{first_name|there}}",
+			"variants":    []any{map[string]any{"subject": "Variant A subject"}, map[string]any{"subject": "Variant B subject"}},
+			"auto_winner": map[string]any{"metric": "reply_rate", "min_sent": 100}}},
+	}, 201)["id"].(string)
+	for i, who := range []string{"dan", "eve", "fay", "gus"} {
+		e := w.api("POST", "/v1/enrollments", s.key, map[string]any{"sequence_key": "ab", "contact": map[string]any{"email": who + "@ab-" + tenant + ".example.com"}}, 201)
+		id := e["id"].(string)
+		s.abEnrollments = append(s.abEnrollments, id)
+		ex(`UPDATE step_executions SET state = 'sent', sent_at = now() - interval '30 minutes', attempt = 1, variant = $3,
+		        out_message_id = '<ab-' || $4::text || '@acme.example.com>', thread_no = 1
+		    WHERE tenant_key = $1 AND enrollment_id = $2::uuid`, tenant, id, []string{"A", "A", "B", "B"}[i], who)
+	}
+	for i, r := range []struct{ category, phrase string }{{"not_now", "not right now"}, {"interested", "sounds good"}} {
+		ex(`INSERT INTO inbound_messages (tenant_key, id, provider, message_id, from_address, subject, body_text, intent, correlation,
+		        step_execution_id, enrollment_id, received_at, category, category_evidence, category_source, category_updated_at)
+		    SELECT $1, gen_random_uuid(), 'inbound', 'ab-reply-' || $3::int, e.email, 'Re: Variant A subject', $4::text, 'reply', 'in_reply_to',
+		        x.id, e.id, now() - interval '10 minutes', $5::text, jsonb_build_object('phrase', $4::text, 'language', 'en', 'rule', $5::text), 'engine', now()
+		    FROM enrollments e JOIN step_executions x ON x.tenant_key = e.tenant_key AND x.enrollment_id = e.id
+		    WHERE e.tenant_key = $1 AND e.id = $2::uuid`, tenant, s.abEnrollments[i], i, r.phrase, r.category)
+		ex(`UPDATE enrollments SET reply_category = $3, state = 'stopped', stop_reason = 'replied', ended_at = now()
+		    WHERE tenant_key = $1 AND id = $2::uuid`, tenant, s.abEnrollments[i], r.category)
+	}
 }
 
 // fakeVerify stands in for dispatch.Verify (which dials the adapter's

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/dripdrop/dripdrop"
 	"github.com/dripdrop/dripdrop/db"
 )
@@ -44,6 +46,12 @@ type Config struct {
 	// Verify checks an adapter's SMTP settings without sending; nil
 	// disables the verify action.
 	Verify func(ctx context.Context, creds dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult
+	// VerifyOAuth2 checks an oauth2 adapter (token stage, then the login
+	// with its access token); nil: such adapters cannot be verified here.
+	VerifyOAuth2 func(ctx context.Context, tenant string, a dripdrop.Adapter) (dripdrop.VerifyResult, error)
+	// OAuthStart begins an OAuth2 connect of an oauth2 adapter (the API's
+	// POST /v1/adapters/{id}/oauth/start); nil hides the connect buttons.
+	OAuthStart func(ctx context.Context, tenant string, adapterID uuid.UUID) (dripdrop.OAuthStart, error)
 	// Stream serves a tenant's telemetry events as Server-Sent Events (the
 	// API's GET /v1/telemetry/stream); nil: the live feed is off.
 	Stream func(w http.ResponseWriter, r *http.Request, tenant string)
@@ -112,6 +120,8 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /ui/adapters/{id}/rest", h.auth(h.rest))
 	h.mux.HandleFunc("POST /ui/adapters/{id}/resume", h.auth(h.resume))
 	h.mux.HandleFunc("POST /ui/adapters/{id}/verify", h.auth(h.verify))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/sync", h.auth(h.syncNow))
+	h.mux.HandleFunc("POST /ui/adapters/{id}/connect", h.auth(h.connect))
 	h.mux.HandleFunc("GET /ui/pools", h.auth(h.pools))
 	h.mux.HandleFunc("GET /ui/pools/{id}", h.auth(h.pool))
 	h.mux.HandleFunc("GET /ui/sequences", h.auth(h.sequences))

@@ -43,6 +43,8 @@ var flagEnv = map[string]string{
 	"trusted-proxies":       "DRIPDROP_TRUSTED_PROXIES",
 	"telemetry-retention":   "DRIPDROP_TELEMETRY_RETENTION",
 	"webhook-lease":         "DRIPDROP_WEBHOOK_LEASE",
+	"mailbox-sync":          "DRIPDROP_MAILBOX_SYNC",
+	"dns-servers":           "DRIPDROP_DNS_SERVERS",
 }
 
 // annotateEnv appends "(env NAME)" to each flag's usage, so -h shows both.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +20,10 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/localpg"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/ingest"
+	"github.com/dripdrop/dripdrop/internal/imaptest"
 	"github.com/dripdrop/dripdrop/vault"
+	"github.com/google/uuid"
 )
 
 // runDev starts a self-contained playground: a managed PostgreSQL in
@@ -46,6 +50,13 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 		return err
 	}
 	cfg.AllowPrivate = true // local receivers: dev allows private targets (docs/security.md)
+	// The demo's adapters send from example domains: dev asks no DNS unless
+	// told to (-dns-servers).
+	dnsGiven := false
+	fs.Visit(func(f *flag.Flag) { dnsGiven = dnsGiven || f.Name == "dns-servers" })
+	if !dnsGiven {
+		cfg.DNSServers = "off"
+	}
 	if log, err = cfg.logger(log); err != nil {
 		return err
 	}
@@ -112,11 +123,32 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 		cfg.SMTPPorts = strings.Join(ports, ",")
 	}
 
+	// Every demo adapter's mailbox lives in a local in-memory IMAP server
+	// (go-imap v1's server, internal/imaptest): mailbox sync reads it like a
+	// real Google or Microsoft mailbox.
+	mail, err := imaptest.StartAt(devIMAPAddr)
+	if err != nil {
+		log.Warn("IMAP address busy; using a free port", "addr", devIMAPAddr, "err", err)
+		if mail, err = imaptest.Start(); err != nil {
+			return err
+		}
+	}
+	defer mail.Close()
+	for _, from := range demoAddresses {
+		mail.AddUser(from, demoMailboxPassword)
+		// The server forgets its mail when dev stops: a new UIDVALIDITY
+		// each start tells mailbox sync the old UIDs mean nothing.
+		for _, f := range []string{"INBOX", "Junk"} {
+			_ = mail.SetUIDValidity(from, f, uint32(time.Now().Unix()))
+		}
+	}
+	log.Info("demo mailboxes (in-memory IMAP) listening", "addr", mail.Addr)
+
 	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box})
 	if err != nil {
 		return err
 	}
-	key, err := seedDemo(ctx, store, sink, filepath.Join(*dir, "demo.key"))
+	key, err := seedDemo(ctx, store, sink, mail, filepath.Join(*dir, "demo.key"))
 	store.Close()
 	if err != nil {
 		return fmt.Errorf("seeding the demo: %w", err)
@@ -129,6 +161,21 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
 	cfg.inboundReady = func(addr string) { inboundAddr = addr }
 	cfg.onSent = func(job *db.SendJob) {
 		log.Info("sent", "step", job.StepKey, "attempt", job.Attempt, "message_id", job.MessageID, "in_reply_to", job.InReplyTo)
+		if job.StepKey == "intro" && job.Contact.Email == demoReplier {
+			// The demo's prospect answers a few seconds later: the reply
+			// lands in the sending mailbox, where mailbox sync finds it.
+			go func() {
+				time.Sleep(3 * time.Second)
+				if _, err := mail.Append(job.FromAddress, "INBOX", demoReply(job), time.Now()); err != nil {
+					log.Warn("demo reply not delivered", "err", err)
+					return
+				}
+				log.Info("demo: Margaret replied; the reply is in the sending mailbox's INBOX, mailbox sync will stop her sequence", "mailbox", job.FromAddress)
+			}()
+		}
+	}
+	cfg.onApplied = func(tenant string, adapter uuid.UUID, res ingest.InboundResult) {
+		log.Info("mailbox sync applied a message", "intent", res.Intent, "correlation", res.Correlation, "stopped_enrollments", len(res.Effects.Stopped), "adapter_id", adapter)
 	}
 	return serve(ctx, cfg, box, log, func(addr string) {
 		base := "http://" + addr
@@ -142,6 +189,10 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
   dashboard      %[1]s/ui/  (sign in with the demo API key)
   SMTP sink      %[2]s
   inbound SMTP   %[5]s  (replies and bounces to a demo adapter's address)
+  mailboxes      imap://%[6]s  (in-memory IMAP server, not Dovecot: each demo
+                 adapter's mailbox, user = its address, password %[7]s; mailbox
+                 sync reads them every 10 s — Margaret's demo reply lands there a
+                 few seconds after her first e-mail and stops her sequence)
   demo API key   %[3]s
   admin token    %[4]s
 
@@ -150,7 +201,7 @@ func devWith(ctx context.Context, args []string, log *slog.Logger, logOut io.Wri
     curl -s -H 'Authorization: Bearer %[3]s' %[1]s/v1/sequences
     curl -s %[1]s/openapi.yaml
 
-`, base, sink.Addr(), key, cfg.AdminToken, inboundAddr)
+`, base, sink.Addr(), key, cfg.AdminToken, inboundAddr, mail.Addr, demoMailboxPassword)
 	})
 }
 
@@ -182,7 +233,7 @@ func stopIfFailed(err error, dir string, log *slog.Logger) {
 
 // seedDemo creates (once) the demo tenant with two sink adapters, a pool and
 // a three-step sequence, and returns the demo tenant's API key.
-func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile string) (string, error) {
+func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, mail *imaptest.Server, keyFile string) (string, error) {
 	_, key, err := store.CreateTenant(ctx, "demo", "Demo tenant")
 	switch {
 	case err == nil:
@@ -193,7 +244,7 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile
 		if b, rerr := os.ReadFile(keyFile); rerr == nil {
 			k := strings.TrimSpace(string(b))
 			if _, aerr := store.Authenticate(ctx, k); aerr == nil {
-				return k, repointSink(ctx, store, k, sink)
+				return k, repointSink(ctx, store, k, sink, mail)
 			}
 		}
 		nk, err := store.CreateAPIKey(ctx, "demo", "dev")
@@ -203,18 +254,17 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile
 		if err := os.WriteFile(keyFile, []byte(nk.Secret+"\n"), 0o600); err != nil {
 			return "", err
 		}
-		return nk.Secret, repointSink(ctx, store, nk.Secret, sink)
+		return nk.Secret, repointSink(ctx, store, nk.Secret, sink, mail)
 	default:
 		return "", err
 	}
-	creds := &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none"}
 	var members []dripdrop.MemberInput
-	for i, from := range []string{"alice@demo.dripdrop.dev", "bob@demo.dripdrop.dev"} {
+	for i, from := range demoAddresses {
 		name, provider, tz := fmt.Sprintf("Demo mailbox %d", i+1), "sink", "UTC"
 		gap := 5
 		a, err := store.CreateAdapter(ctx, "demo", dripdrop.AdapterInput{
-			Name: &name, Provider: &provider, FromAddress: &from, Credentials: creds, Timezone: &tz, MinGapSeconds: &gap,
-			DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: 200},
+			Name: &name, Provider: &provider, FromAddress: &from, Credentials: demoCredentials(sink, from), Timezone: &tz, MinGapSeconds: &gap,
+			DailyCap: dripdrop.Nullable[int]{Set: true, Valid: true, Value: 200}, IMAP: demoIMAP(mail),
 		})
 		if err != nil {
 			return "", err
@@ -257,8 +307,38 @@ func seedDemo(ctx context.Context, store *db.Store, sink *smtpsink.Sink, keyFile
 	return key.Secret, nil
 }
 
-// repointSink updates the demo adapters to the sink's current port.
-func repointSink(ctx context.Context, store *db.Store, key string, sink *smtpsink.Sink) error {
+// The demo's mailboxes.
+const (
+	devIMAPAddr         = "127.0.0.1:2143"
+	demoMailboxPassword = "demo"
+	demoReplier         = "margaret@example.net"
+)
+
+var demoAddresses = []string{"alice@demo.dripdrop.dev", "bob@demo.dripdrop.dev"}
+
+// demoCredentials point a demo adapter at the sink, logging in with its
+// mailbox's login (the sink accepts any).
+func demoCredentials(sink *smtpsink.Sink, from string) *dripdrop.SMTPCredentials {
+	return &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none", Username: from, Password: demoMailboxPassword}
+}
+
+// demoIMAP points a demo adapter's mailbox sync at the in-memory server.
+func demoIMAP(mail *imaptest.Server) dripdrop.Nullable[dripdrop.IMAPSettings] {
+	host, p, _ := net.SplitHostPort(mail.Addr)
+	port, _ := strconv.Atoi(p)
+	return dripdrop.Nullable[dripdrop.IMAPSettings]{Set: true, Valid: true, Value: dripdrop.IMAPSettings{
+		Host: host, Port: port, TLS: "none", IntervalSeconds: 10}}
+}
+
+// demoReply is Margaret's answer to the demo's first e-mail.
+func demoReply(job *db.SendJob) []byte {
+	return []byte(fmt.Sprintf("From: Margaret <%s>\r\nTo: %s\r\nSubject: Re: your question\r\nMessage-ID: <%s@example.com>\r\nIn-Reply-To: %s\r\nReferences: %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi Alice, sounds interesting. Can we talk on Thursday?\r\n\r\nMargaret\r\n",
+		demoReplier, job.FromAddress, uuid.NewString(), job.MessageID, job.MessageID, time.Now().UTC().Format(time.RFC1123Z)))
+}
+
+// repointSink updates the demo adapters to the sink's and the mailbox
+// server's current ports.
+func repointSink(ctx context.Context, store *db.Store, key string, sink *smtpsink.Sink, mail *imaptest.Server) error {
 	tenant, err := store.Authenticate(ctx, key)
 	if err != nil {
 		return err
@@ -267,12 +347,11 @@ func repointSink(ctx context.Context, store *db.Store, key string, sink *smtpsin
 	if err != nil {
 		return err
 	}
-	creds := &dripdrop.SMTPCredentials{Host: "127.0.0.1", Port: sink.Port(), TLS: "none"}
 	for _, a := range adapters {
 		if a.Provider != "sink" {
 			continue
 		}
-		if _, err := store.UpdateAdapter(ctx, tenant, a.ID, dripdrop.AdapterInput{Credentials: creds}); err != nil {
+		if _, err := store.UpdateAdapter(ctx, tenant, a.ID, dripdrop.AdapterInput{Credentials: demoCredentials(sink, a.FromAddress), IMAP: demoIMAP(mail)}); err != nil {
 			return err
 		}
 	}

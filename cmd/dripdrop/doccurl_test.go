@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/preflight/dnstest"
 	"github.com/dripdrop/dripdrop/vault"
 )
 
@@ -81,7 +82,9 @@ func splitCommands(block string) []string {
 // TestDocCurlsWork runs every documented curl, as written, against
 // `dripdrop dev` (its demo tenant, admin token and .dripdrop/demo.key), with
 // curl --fail-with-body: each must answer 2xx. Blocks run in document
-// order; ENROLLMENT_ID, SEQUENCE_ID and ADAPTER_ID name demo rows.
+// order; ENROLLMENT_ID, SEQUENCE_ID, ADAPTER_ID and POOL_ID name demo rows.
+// The demo's From domain is served by a DNS server on loopback
+// (-dns-servers), so the preflight examples run too.
 func TestDocCurlsWork(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -96,7 +99,7 @@ func TestDocCurlsWork(t *testing.T) {
 		cmd := exec.Command("sh", "-ec", "curl() { command curl --fail-with-body \"$@\"; }\n"+script)
 		cmd.Dir = work
 		cmd.Env = append(os.Environ(), "DRIPDROP_ADMIN_TOKEN="+admin, "DRIPDROP_API_KEY="+r.key,
-			"ENROLLMENT_ID="+ids["enrollment"], "SEQUENCE_ID="+ids["sequence"], "ADAPTER_ID="+ids["adapter"])
+			"ENROLLMENT_ID="+ids["enrollment"], "SEQUENCE_ID="+ids["sequence"], "ADAPTER_ID="+ids["adapter"], "POOL_ID="+ids["pool"])
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("%s:%d: %v\n%s\n--- output:\n%s", b.file, b.line, err, b.text, out)
@@ -112,12 +115,17 @@ func startDev(t *testing.T, work, admin string) devServer {
 	t.Helper()
 	url := dbtest.URL(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	zone := dnstest.Start(t,
+		`demo.dripdrop.dev. 300 IN TXT "v=spf1 ip4:192.0.2.25 -all"`,
+		`_dmarc.demo.dripdrop.dev. 300 IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@demo.dripdrop.dev"`,
+		`demo.dripdrop.dev. 300 IN MX 10 mx.demo.dripdrop.dev.`,
+	)
 	ctx, cancel := context.WithCancel(context.Background())
 	readyc := make(chan devServer, 1)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- dev(ctx, []string{"-dir", filepath.Join(work, ".dripdrop"), "-database-url", url, "-listen", "127.0.0.1:0", "-sink", "127.0.0.1:0",
-			"-encryption-key", vault.GenerateKey(), "-admin-token", admin}, log, func(b, k string) { readyc <- devServer{b, k} })
+			"-encryption-key", vault.GenerateKey(), "-admin-token", admin, "-dns-servers", zone.Addr}, log, func(b, k string) { readyc <- devServer{b, k} })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -162,6 +170,7 @@ func demoIDs(t *testing.T, base, key string) map[string]string {
 	return map[string]string{
 		"sequence":   first("/v1/sequences"),
 		"adapter":    first("/v1/adapters"),
+		"pool":       first("/v1/pools"),
 		"enrollment": first("/v1/enrollments?email=grace@example.com"),
 	}
 }

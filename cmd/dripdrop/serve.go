@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,8 +25,13 @@ import (
 	"github.com/dripdrop/dripdrop/api"
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/ingest"
 	"github.com/dripdrop/dripdrop/ingest/smtpd"
 	"github.com/dripdrop/dripdrop/internal/netguard"
+	"github.com/dripdrop/dripdrop/mailsync"
+	"github.com/dripdrop/dripdrop/oauth"
+	"github.com/dripdrop/dripdrop/preflight"
+	"github.com/dripdrop/dripdrop/preflight/dnsresolver"
 	"github.com/dripdrop/dripdrop/telemetry"
 	"github.com/dripdrop/dripdrop/vault"
 	"github.com/dripdrop/dripdrop/webhook"
@@ -46,6 +54,7 @@ type serveConfig struct {
 	RescueEvery   time.Duration
 	AllowPrivate  bool
 	SMTPPorts     string
+	DNSServers    string
 	Proxies       string
 	HealthEvery   time.Duration
 	Log           logConfig
@@ -53,8 +62,13 @@ type serveConfig struct {
 	// the webhook delivery lease (how soon a killed worker's sends retry).
 	TelemetryRetention time.Duration
 	WebhookLease       time.Duration
-	onSent             func(*db.SendJob)
-	logOut             io.Writer // set by main: log to it as -log-format/-log-level say
+	MailboxSync        int // concurrent mailbox syncs; 0 turns mailbox sync off
+	// mailboxDialer, when set, replaces the IMAP dialer (dev mode's
+	// in-memory mailboxes are on loopback).
+	mailboxDialer mailsync.Dialer
+	onApplied     func(tenant string, adapter uuid.UUID, res ingest.InboundResult)
+	onSent        func(*db.SendJob)
+	logOut        io.Writer // set by main: log to it as -log-format/-log-level say
 
 	// Inbound SMTP listener (docs/ingest.md), off when InboundSMTPAddr is empty.
 	InboundSMTPAddr string
@@ -78,6 +92,30 @@ func (c *serveConfig) guard() (netguard.Guard, error) {
 	return g, nil
 }
 
+// resolver is the preflight's DNS resolver of -dns-servers (nil: off).
+func (c *serveConfig) resolver() (preflight.Resolver, error) {
+	switch s := strings.TrimSpace(c.DNSServers); s {
+	case "off", "":
+		return nil, nil
+	case "system":
+		r, err := dnsresolver.FromSystem("")
+		if err != nil {
+			return nil, fmt.Errorf("-dns-servers (DRIPDROP_DNS_SERVERS) is \"system\" and %w", err)
+		}
+		return r, nil
+	default:
+		r := &dnsresolver.Resolver{}
+		for _, srv := range strings.Split(s, ",") {
+			srv = strings.TrimSpace(srv)
+			if _, _, err := net.SplitHostPort(srv); err != nil {
+				srv = net.JoinHostPort(srv, "53")
+			}
+			r.Servers = append(r.Servers, srv)
+		}
+		return r, nil
+	}
+}
+
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", dispatch.DefaultWorkers, "concurrent sends per process (they hold no database connection)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", defaultDBMaxConns, fmt.Sprintf("database connection pool size, at least %d (claims, reservations, records and the API)", minDBMaxConns))
@@ -96,10 +134,12 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InboundSMTPCert, "inbound-smtp-cert", "", "PEM certificate file enabling STARTTLS on the inbound listener")
 	fs.StringVar(&c.InboundSMTPKey, "inbound-smtp-key", "", "PEM key file of -inbound-smtp-cert")
 	fs.BoolVar(&c.AllowPrivate, "allow-private-targets", false, "let adapters (and webhooks) reach loopback, private, link-local and other internal addresses")
+	fs.StringVar(&c.DNSServers, "dns-servers", "system", "comma-separated recursive DNS servers (host:port) for the deliverability preflight; \"system\" = those of /etc/resolv.conf, \"off\" = no DNS checks")
 	fs.StringVar(&c.SMTPPorts, "smtp-ports", "", "comma-separated SMTP ports adapters may use; empty means 25,465,587,2525")
 	fs.StringVar(&c.Proxies, "trusted-proxies", "", "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client; empty trusts none")
 	fs.DurationVar(&c.TelemetryRetention, "telemetry-retention", 7*24*time.Hour, "how long delivered telemetry events and webhook delivery logs are kept")
 	fs.DurationVar(&c.WebhookLease, "webhook-lease", time.Minute, "how long a webhook delivery in flight is held before another worker retries it")
+	fs.IntVar(&c.MailboxSync, "mailbox-sync", mailsync.DefaultConcurrency, "how many mailboxes (adapters with imap settings) this replica syncs at once; 0 turns mailbox sync off")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight work may take to finish on shutdown")
 	c.Log.flags(fs)
 }
@@ -201,7 +241,11 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	transport := dispatch.NewSMTPTransport()
 	transport.Guard = guard
 
-	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: int32(cfg.DBMaxConns), Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate})
+	resolver, err := cfg.resolver()
+	if err != nil {
+		return err
+	}
+	store, err := db.Open(ctx, cfg.DatabaseURL, db.Options{Vault: box, MaxConns: int32(cfg.DBMaxConns), Telemetry: bus, Logger: log, OutboxMetrics: prom, AllowPrivateTargets: cfg.AllowPrivate, Resolver: resolver})
 	if err != nil {
 		return err
 	}
@@ -209,6 +253,13 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	if err := registerEngineMetrics(reg, store, log); err != nil {
 		return err
 	}
+	verifyDialer := guard.Dialer(net.Dialer{})
+	tokens := oauth.NewSource(store, oauth.Config{Box: box, Guard: guard, PublicBaseURL: oauthBaseURL(cfg.PublicBaseURL, ln.Addr()), Logger: log,
+		Prove: func(ctx context.Context, c db.OAuthClient, token string) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c.Credentials, c.FromAddress, verifyDialer, nil,
+				dispatch.WithOAuth2(c.Username, func(context.Context) (string, error) { return token, nil }))
+		}})
+	transport.Tokens = tokens
 
 	disp, err := dispatch.New(dispatch.Config{
 		Store: store, Transport: transport, Telemetry: bus, Metrics: prom, Logger: log,
@@ -257,6 +308,19 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	bg.Go(func() { leader.Run(engineCtx) })
 	hooks := webhook.New(webhook.Config{Store: store, Metrics: prom, Logger: log, AllowPrivate: cfg.AllowPrivate, Lease: cfg.WebhookLease})
 	bg.Go(func() { hooks.Run(engineCtx) })
+	if cfg.MailboxSync > 0 {
+		mm, err := mailsync.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		dialer := cfg.mailboxDialer
+		if dialer == nil {
+			gd := guard.Dialer(net.Dialer{Timeout: 30 * time.Second})
+			dialer = mailsync.IMAPDialer{DialContext: gd.DialContext}
+		}
+		syncer := mailsync.New(mailsync.Config{Store: store, Logger: log, Concurrency: cfg.MailboxSync, Dialer: dialer, Tokens: tokens, Metrics: mm, OnApplied: cfg.onApplied})
+		bg.Go(func() { _ = syncer.Run(engineCtx) })
+	}
 
 	if inbound != nil {
 		bg.Go(func() {
@@ -269,8 +333,12 @@ func serve(ctx context.Context, cfg serveConfig, box *vault.Box, log *slog.Logge
 	srv := api.New(api.Config{Store: store, AdminToken: cfg.AdminToken, Gatherer: reg, Registerer: reg, Logger: log, UnsubscribeKey: box.DeriveKey("unsubscribe"), Guard: guard, TrustedProxies: proxies, OutboxMetrics: prom,
 		DashboardKey: box.DeriveKey("dashboard-session"), SecureCookies: strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 		Verify: func(ctx context.Context, c dripdrop.SMTPCredentials, from string) dripdrop.VerifyResult {
-			return dispatch.Verify(ctx, c, from, guard.Dialer(net.Dialer{}), nil)
-		}})
+			return dispatch.Verify(ctx, c, from, verifyDialer, nil)
+		},
+		VerifyOAuth2: func(ctx context.Context, c dripdrop.SMTPCredentials, from, user string, token func(context.Context) (string, error)) dripdrop.VerifyResult {
+			return dispatch.Verify(ctx, c, from, verifyDialer, nil, dispatch.WithOAuth2(user, token))
+		},
+		OAuth: tokens})
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -382,4 +450,18 @@ func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
 	log.Info("citus: tables distributed by tenant_key", "reference", rep.Reference, "distributed", len(rep.Distributed),
 		"shards", rep.ShardCount, "foreign_keys", rep.ForeignKeys, "local", rep.Local)
 	return nil
+}
+
+// oauthBaseURL is where browsers come back to after an OAuth2 consent: the
+// public base URL, or — for an engine listening on loopback without one
+// (dripdrop dev, make run) — http://localhost:<port>, which Google and
+// Microsoft accept as a redirect URI for local testing.
+func oauthBaseURL(public string, addr net.Addr) string {
+	if public != "" {
+		return public
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return "http://localhost:" + strconv.Itoa(ta.Port)
+	}
+	return ""
 }

@@ -604,3 +604,17 @@ func lockFile(path string) (func(), error) {
 
 // BinDir is the directory of the server binaries Ensure runs by default.
 func BinDir() (string, error) { return findBinDir() }
+
+// Tool is the path of a PostgreSQL client program (pg_dump, psql) of the
+// same installation whose server binaries Ensure runs.
+func Tool(name string) (string, error) {
+	bin, err := findBinDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(bin, name)
+	if !isExec(p) {
+		return "", fmt.Errorf("localpg: %s not found next to initdb in %s", name, bin)
+	}
+	return p, nil
+}

@@ -180,7 +180,8 @@ func TestEnsureAsRootInPrivateDirectory(t *testing.T) {
 // TestEnsureSaysWhyItCannot: when the server's user can reach neither the
 // project nor any temp dir, one line says why and what to do.
 func TestEnsureSaysWhyItCannot(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it swaps the package-level tempDirs, which the
+	// parallel tests' Ensure reads (a data race under -race).
 	requireRoot(t)
 	requireServer(t)
 	private := t.TempDir()

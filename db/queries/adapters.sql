@@ -2,11 +2,11 @@
 INSERT INTO adapters (
     tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone,
     health_state, health_score, daily_cap, ramp_floor, ramp_increment, ramp_started_at,
-    min_gap_seconds, gap_jitter_seconds, max_in_flight, health_since, healthy_since, created_at, updated_at
+    min_gap_seconds, gap_jitter_seconds, max_in_flight, auth, oauth_app_id, health_since, healthy_since, created_at, updated_at
 ) VALUES (
     @tenant_key, @id, @name, @channel, @provider, @from_address, @from_name, @credentials, @active, @timezone,
     @health_state, @health_score, @daily_cap, @ramp_floor, @ramp_increment, @ramp_started_at,
-    @min_gap_seconds, @gap_jitter_seconds, sqlc.narg(max_in_flight), @now, @now, @now, @now
+    @min_gap_seconds, @gap_jitter_seconds, sqlc.narg(max_in_flight), @auth, sqlc.narg(oauth_app_id), @now, @now, @now, @now
 )
 RETURNING *;
 
@@ -28,7 +28,7 @@ UPDATE adapters SET
     active = @active, timezone = @timezone, daily_cap = @daily_cap, ramp_floor = @ramp_floor,
     ramp_increment = @ramp_increment, ramp_started_at = @ramp_started_at,
     min_gap_seconds = @min_gap_seconds, gap_jitter_seconds = @gap_jitter_seconds, max_in_flight = sqlc.narg(max_in_flight),
-    updated_at = @now
+    auth = @auth, oauth_app_id = sqlc.narg(oauth_app_id), updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND deleted_at IS NULL
 RETURNING *;
 

@@ -105,10 +105,10 @@ SELECT cl.id, cl.adapter_id, cl.due_on_write FROM claimed cl;
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
@@ -268,10 +268,10 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest(@ids::uuid[]) AS i(id)
 CROSS JOIN LATERAL (
@@ -389,9 +389,12 @@ WITH r AS (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@lease_expires_ats::timestamptz[]) AS lease,
            unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@subjects::text[]) AS subject,
            unnest(@event_ids::uuid[]) AS event_id, unnest(@sequence_version_ids::uuid[]) AS version,
-           unnest(@datas::jsonb[]) AS data, unnest(@gap_starts::timestamptz[]) AS gap_start,
+           unnest(@attempts::int[]) AS attempt, unnest(@gap_starts::timestamptz[]) AS gap_start,
            unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
-           unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id
+           unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id,
+           unnest(@out_message_ids::text[]) AS out_message_id,
+           unnest(@variants::text[]) AS variant,
+           generate_series(1, cardinality(@ids::uuid[])) AS ord
 ), x AS (
     UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = @now::timestamptz,
            subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
@@ -400,7 +403,9 @@ WITH r AS (
     RETURNING s.id, s.enrollment_id, s.adapter_id
 ), ev AS (
     INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT @tenant_key, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version, r.data, @now::timestamptz
+    SELECT @tenant_key, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version,
+           jsonb_build_object('out_message_id', r.out_message_id, 'attempt', r.attempt)
+             || CASE WHEN r.variant <> '' THEN jsonb_build_object('variant', r.variant) ELSE '{}'::jsonb END, @now::timestamptz
     FROM x JOIN r ON r.id = x.id
     ON CONFLICT DO NOTHING
     RETURNING 1

@@ -17,7 +17,7 @@ SELECT * FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE;
 -- Every table reference names the tenant (a router query on Citus).
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
@@ -48,9 +48,9 @@ GROUP BY adapter_id;
 
 -- name: InsertEnrollment :one
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 VALUES (@tenant_key, @id, @sequence_id, @sequence_version_id, @email, @first_name, @last_name, @company,
-        @timezone, @vars, @adapter_id, @now, @now)
+        @timezone, @vars, @adapter_id, @recipient_provider, @now, @now)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
 RETURNING *;
 
@@ -67,24 +67,60 @@ INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id,
 VALUES (@tenant_key, @id, @enrollment_id, @step_id, @adapter_id, @followup, @attempt_window, @scheduled_for, @now, @now)
 RETURNING *;
 
--- name: BulkInsertEnrollments :many
-INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
-SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
-       nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       @now::timestamptz, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@emails::text[]) AS email, unnest(@first_names::text[]) AS first_name,
-             unnest(@last_names::text[]) AS last_name, unnest(@companies::text[]) AS company,
-             unnest(@timezones::text[]) AS timezone, unnest(@vars_list::text[]) AS vars,
-             unnest(@adapter_ids::uuid[]) AS adapter_id) u
-ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING id;
+-- name: BulkEnroll :many
+-- A batch import's write, one statement: the enrollments (a contact already
+-- live in the sequence is skipped; the answer lists the positions, from 0,
+-- of the rows inserted) and the first execution of each one inserted; with
+-- whether the tenant has an active subscription (pending), for their
+-- adapter_pinned outbox rows (InsertPinnedOutbox). Every input array has
+-- one element per row; a new column is one more array here and in the
+-- enrollments insert.
+WITH u AS MATERIALIZED (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@execution_ids::uuid[]) AS execution_id, unnest(@emails::text[]) AS email,
+           unnest(@first_names::text[]) AS first_name, unnest(@last_names::text[]) AS last_name,
+           unnest(@companies::text[]) AS company, unnest(@timezones::text[]) AS timezone,
+           unnest(@vars_list::text[]) AS vars, unnest(@adapter_ids::uuid[]) AS adapter_id,
+           unnest(@recipient_providers::text[]) AS recipient_provider,
+           generate_series(0, cardinality(@ids::uuid[]) - 1) AS pos
+), enr AS (
+    INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                             timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
+    SELECT @tenant_key::text, u.id, @sequence_id::uuid, @sequence_version_id::uuid, u.email, nullif(u.first_name, ''),
+           nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
+           nullif(u.recipient_provider, ''), @now::timestamptz, @now::timestamptz
+    FROM u
+    ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+    RETURNING id, adapter_id
+), exe AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+    SELECT @tenant_key::text, u.execution_id, enr.id, @step_id::uuid, coalesce(sqlc.narg(override_adapter_id)::uuid, enr.adapter_id),
+           @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
+    FROM enr JOIN u ON u.id = enr.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key::text AND w.active) AS pending
+)
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub;
 
--- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
-SELECT @tenant_key::text, u.id, u.enrollment_id, @step_id::uuid, coalesce(sqlc.narg(override_adapter_id)::uuid, u.adapter_id),
-       @scheduled_for::timestamptz, @now::timestamptz, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@enrollment_ids::uuid[]) AS enrollment_id, unnest(@adapter_ids::uuid[]) AS adapter_id) u;
+-- name: InsertPinnedOutbox :exec
+-- The adapter_pinned outbox rows of the enrollments a BulkEnroll inserted,
+-- built here from their ids and adapters (the metadata is
+-- evAdapterPinned's, db/events.go; TestBulkEnrollOutboxRowsMatchTheEvents
+-- compares them), pending when BulkEnroll saw an active subscription, else
+-- no_match (as the outbox seam writes every event, db/outbox.go). It goes
+-- out with the COMMIT, so the tenant's feed head it takes (positions in
+-- row order) is the transaction's last lock, as in the outbox seam.
+WITH head AS (
+    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES (@tenant_key::text, cardinality(@enrollment_ids::uuid[]))
+    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+    RETURNING last_seq
+)
+INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+       jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', @sequence_version_id::uuid,
+                          'adapter_id', (@adapter_ids::uuid[])[u.ord], 'tenant_key', @tenant_key::text),
+       @now::timestamptz, CASE WHEN @pending::bool THEN 'pending' ELSE 'no_match' END,
+       head.last_seq - cardinality(@enrollment_ids::uuid[]) + u.ord
+FROM head, unnest(@enrollment_ids::uuid[]) WITH ORDINALITY AS u(id, ord);
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions

@@ -2,7 +2,7 @@
 
 -- name: ForecastAdapters :many
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required, provider_caps
 FROM adapters
 WHERE tenant_key = @tenant_key AND deleted_at IS NULL
 ORDER BY id;
@@ -31,7 +31,7 @@ SELECT pool_id, sequence_version_id, adapter_id, counter FROM wdrr_counters WHER
 
 -- name: ForecastVersions :many
 -- Active versions and every version that still has live enrollments.
-SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone
+SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = @tenant_key
@@ -40,7 +40,7 @@ WHERE v.tenant_key = @tenant_key
 ORDER BY s.key, v.version;
 
 -- name: ForecastSteps :many
-SELECT sequence_version_id, position, delay_seconds, adapter_override_id FROM steps
+SELECT sequence_version_id, position, delay_seconds, adapter_override_id, id, variants, winner_variant FROM steps
 WHERE tenant_key = @tenant_key
 ORDER BY sequence_version_id, position;
 
@@ -48,8 +48,8 @@ ORDER BY sequence_version_id, position;
 -- Active enrollments with their pending execution (paused ones never send),
 -- in enrollment id order: the dispatcher's tie-breaker, which the forecast
 -- replays.
-SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
-       x.scheduled_for, x.followup, x.state,
+SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, e.recipient_provider, x.adapter_id AS exec_adapter_id, st.position,
+       x.scheduled_for, x.followup, x.state, x.variant,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
                  OR (sp.kind = 'domain' AND sp.value = split_part(e.email_norm, '@', 2)))) AS suppressed

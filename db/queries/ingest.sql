@@ -73,7 +73,7 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'sent';
 -- resuming the enrollment sends that step again before the sequence goes
 -- on.
 UPDATE step_executions x SET step_id = b.step_id, attempt_window = b.attempt_window + 1, followup = b.followup,
-       adapter_id = b.adapter_id, out_message_id = NULL, scheduled_for = @now::timestamptz, updated_at = @now
+       adapter_id = b.adapter_id, out_message_id = NULL, variant = b.variant, scheduled_for = @now::timestamptz, updated_at = @now
 FROM step_executions b
 WHERE x.tenant_key = @tenant_key AND x.enrollment_id = @enrollment_id AND x.state = 'scheduled'
   AND b.tenant_key = @tenant_key AND b.id = @failed_id;

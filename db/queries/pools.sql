@@ -1,6 +1,6 @@
 -- name: CreatePool :one
-INSERT INTO pools (tenant_key, id, name, on_pin_unavailable, created_at, updated_at)
-VALUES (@tenant_key, @id, @name, @on_pin_unavailable, @now, @now)
+INSERT INTO pools (tenant_key, id, name, on_pin_unavailable, provider_matching, created_at, updated_at)
+VALUES (@tenant_key, @id, @name, @on_pin_unavailable, @provider_matching, @now, @now)
 RETURNING *;
 
 -- name: GetPool :one
@@ -16,7 +16,7 @@ ORDER BY id
 LIMIT @lim;
 
 -- name: UpdatePool :one
-UPDATE pools SET name = @name, on_pin_unavailable = @on_pin_unavailable, updated_at = @now
+UPDATE pools SET name = @name, on_pin_unavailable = @on_pin_unavailable, provider_matching = @provider_matching, updated_at = @now
 WHERE tenant_key = @tenant_key AND id = @id AND deleted_at IS NULL
 RETURNING *;
 

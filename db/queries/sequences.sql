@@ -27,11 +27,11 @@ SELECT (coalesce(max(version), 0) + 1)::int FROM sequence_versions WHERE tenant_
 -- lock (a subquery inside INSERT … VALUES is refused by Citus).
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
+    window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
     @tenant_key, @id, @sequence_id, @version,
-    @state, @mode, @pool_id, @window_days, @window_start, @window_end, @window_timezone, @stop_on_reply,
-    @stop_company_on_reply, @list_unsubscribe, @activated_at, @now
+    @state, @mode, @pool_id, @window_days, @window_start, @window_end, @window_timezone, @window_holidays, @stop_on_reply,
+    @stop_company_on_reply, @list_unsubscribe, @verify_recipients, @activated_at, @now
 )
 RETURNING *;
 
@@ -47,8 +47,8 @@ SELECT * FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND v
 -- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = @pool_id, window_days = @window_days, window_start = @window_start, window_end = @window_end,
-    window_timezone = @window_timezone, stop_on_reply = @stop_on_reply, stop_company_on_reply = @stop_company_on_reply,
-    list_unsubscribe = @list_unsubscribe
+    window_timezone = @window_timezone, window_holidays = @window_holidays, stop_on_reply = @stop_on_reply, stop_company_on_reply = @stop_company_on_reply,
+    list_unsubscribe = @list_unsubscribe, verify_recipients = @verify_recipients
 WHERE tenant_key = @tenant_key AND id = @id AND state = 'draft'
 RETURNING *;
 
@@ -64,10 +64,10 @@ RETURNING *;
 -- name: CreateStep :one
 INSERT INTO steps (
     tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html,
-    spintax, adapter_override_id
+    spintax, adapter_override_id, variants, auto_winner
 ) VALUES (
     @tenant_key, @id, @sequence_version_id, @key, @position, @delay_seconds, @subject, @body_text, @body_html,
-    @spintax, @adapter_override_id
+    @spintax, @adapter_override_id, @variants, @auto_winner
 )
 RETURNING *;
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dripdrop/dripdrop/mailauth"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -82,6 +83,8 @@ type Sink struct {
 	attempts map[string]int
 	faults   FaultFunc
 	authFn   AuthFunc
+	oauthFn  OAuthFunc
+	oauthMx  []string
 	auths    int
 	done     chan struct{}
 }
@@ -92,6 +95,22 @@ type AuthFunc func(username, password string) error
 
 // AuthFailed is the usual reply to wrong credentials.
 var AuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+
+// OAuthFunc decides an OAuth2 login (XOAUTH2 or OAUTHBEARER): nil accepts
+// it, an *smtp.SMTPError is the final reply.
+type OAuthFunc func(username, token string) error
+
+// SetOAuth makes the sink offer OAuth2 logins (mechs: XOAUTH2 and/or
+// OAUTHBEARER; none given: XOAUTH2) decided by f, alongside PLAIN; nil
+// removes them.
+func (s *Sink) SetOAuth(f OAuthFunc, mechs ...string) {
+	if len(mechs) == 0 {
+		mechs = []string{mailauth.XOAuth2}
+	}
+	s.mu.Lock()
+	s.oauthFn, s.oauthMx = f, mechs
+	s.mu.Unlock()
+}
 
 // SetAuth installs (or, with nil, removes) AUTH fault injection; by default
 // every AUTH succeeds.
@@ -211,9 +230,36 @@ type session struct {
 	to   []string
 }
 
-func (se *session) AuthMechanisms() []string { return []string{"PLAIN"} }
+func (se *session) AuthMechanisms() []string {
+	se.s.mu.Lock()
+	defer se.s.mu.Unlock()
+	if se.s.oauthFn == nil {
+		return []string{"PLAIN"}
+	}
+	return append([]string{"PLAIN"}, se.s.oauthMx...)
+}
 
-func (se *session) Auth(string) (sasl.Server, error) {
+func (se *session) Auth(mech string) (sasl.Server, error) {
+	se.s.mu.Lock()
+	oauth := se.s.oauthFn
+	se.s.mu.Unlock()
+	check := func(user, token string) error {
+		se.s.mu.Lock()
+		se.s.auths++
+		se.s.mu.Unlock()
+		return oauth(user, token)
+	}
+	switch {
+	case oauth != nil && mech == mailauth.XOAuth2:
+		return mailauth.NewXOAuth2Server(check), nil
+	case oauth != nil && mech == mailauth.OAuthBearer:
+		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+			if check(o.Username, o.Token) != nil {
+				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			return nil
+		}), nil
+	}
 	return sasl.NewPlainServer(func(identity, username, password string) error {
 		se.s.mu.Lock()
 		se.s.auths++

@@ -17,13 +17,13 @@ const createAdapter = `-- name: CreateAdapter :one
 INSERT INTO adapters (
     tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone,
     health_state, health_score, daily_cap, ramp_floor, ramp_increment, ramp_started_at,
-    min_gap_seconds, gap_jitter_seconds, max_in_flight, health_since, healthy_since, created_at, updated_at
+    min_gap_seconds, gap_jitter_seconds, max_in_flight, auth, oauth_app_id, health_since, healthy_since, created_at, updated_at
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
     $11, $12, $13, $14, $15, $16,
-    $17, $18, $19, $20, $20, $20, $20
+    $17, $18, $19, $20, $21, $22, $22, $22, $22
 )
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type CreateAdapterParams struct {
@@ -46,6 +46,8 @@ type CreateAdapterParams struct {
 	MinGapSeconds    int
 	GapJitterSeconds int
 	MaxInFlight      *int
+	Auth             string
+	OauthAppID       *uuid.UUID
 	Now              time.Time
 }
 
@@ -70,6 +72,8 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		arg.MinGapSeconds,
 		arg.GapJitterSeconds,
 		arg.MaxInFlight,
+		arg.Auth,
+		arg.OauthAppID,
 		arg.Now,
 	)
 	var i Adapter
@@ -105,12 +109,17 @@ func (q *Queries) CreateAdapter(ctx context.Context, arg CreateAdapterParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const getAdapter = `-- name: GetAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetAdapterParams struct {
@@ -153,12 +162,17 @@ func (q *Queries) GetAdapter(ctx context.Context, arg GetAdapterParams) (Adapter
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const getAdapterForUpdate = `-- name: GetAdapterForUpdate :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetAdapterForUpdateParams struct {
@@ -201,12 +215,17 @@ func (q *Queries) GetAdapterForUpdate(ctx context.Context, arg GetAdapterForUpda
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const listAdapters = `-- name: ListAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -259,6 +278,11 @@ func (q *Queries) ListAdapters(ctx context.Context, arg ListAdaptersParams) ([]A
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.Auth,
+			&i.OauthAppID,
+			&i.ReconnectRequired,
+			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -295,9 +319,9 @@ UPDATE adapters SET
     active = $5, timezone = $6, daily_cap = $7, ramp_floor = $8,
     ramp_increment = $9, ramp_started_at = $10,
     min_gap_seconds = $11, gap_jitter_seconds = $12, max_in_flight = $13,
-    updated_at = $14
-WHERE tenant_key = $15 AND id = $16 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+    auth = $14, oauth_app_id = $15, updated_at = $16
+WHERE tenant_key = $17 AND id = $18 AND deleted_at IS NULL
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type UpdateAdapterParams struct {
@@ -314,6 +338,8 @@ type UpdateAdapterParams struct {
 	MinGapSeconds    int
 	GapJitterSeconds int
 	MaxInFlight      *int
+	Auth             string
+	OauthAppID       *uuid.UUID
 	Now              time.Time
 	TenantKey        string
 	ID               uuid.UUID
@@ -334,6 +360,8 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		arg.MinGapSeconds,
 		arg.GapJitterSeconds,
 		arg.MaxInFlight,
+		arg.Auth,
+		arg.OauthAppID,
 		arg.Now,
 		arg.TenantKey,
 		arg.ID,
@@ -371,6 +399,11 @@ func (q *Queries) UpdateAdapter(ctx context.Context, arg UpdateAdapterParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }

@@ -203,7 +203,7 @@ func (q *Queries) FinishExecution(ctx context.Context, arg FinishExecutionParams
 }
 
 const getAdapterAny = `-- name: GetAdapterAny :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2
 `
 
 type GetAdapterAnyParams struct {
@@ -246,6 +246,11 @@ func (q *Queries) GetAdapterAny(ctx context.Context, arg GetAdapterAnyParams) (A
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
@@ -317,10 +322,10 @@ const loadSend = `-- name: LoadSend :one
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM step_executions x
 JOIN steps st ON st.tenant_key = x.tenant_key AND st.id = x.step_id
@@ -355,6 +360,9 @@ type LoadSendRow struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	WinnerVariant     *string
+	Variant           *string
 	EnrollmentState   dripdrop.EnrollmentState
 	Email             string
 	FirstName         *string
@@ -366,10 +374,14 @@ type LoadSendRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+	RecipientProvider *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
 	WindowTimezone    string
+	WindowHolidays    []string
 	PoolID            uuid.UUID
 	ListUnsubscribe   string
 	SequenceKey       string
@@ -398,6 +410,9 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.WinnerVariant,
+		&i.Variant,
 		&i.EnrollmentState,
 		&i.Email,
 		&i.FirstName,
@@ -409,10 +424,14 @@ func (q *Queries) LoadSend(ctx context.Context, arg LoadSendParams) (LoadSendRow
 		&i.PinID,
 		&i.SequenceVersionID,
 		&i.SequenceID,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
+		&i.RecipientProvider,
 		&i.WindowDays,
 		&i.WindowStart,
 		&i.WindowEnd,
 		&i.WindowTimezone,
+		&i.WindowHolidays,
 		&i.PoolID,
 		&i.ListUnsubscribe,
 		&i.SequenceKey,
@@ -424,23 +443,23 @@ const loadSendsLocked = `-- name: LoadSendsLocked :many
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
-       st.adapter_override_id,
+       st.adapter_override_id, st.variants, st.winner_variant, x.variant,
        e.state AS enrollment_state, e.email, e.first_name, e.last_name, e.company, e.timezone AS contact_timezone,
-       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id,
-       v.window_days, v.window_start, v.window_end, v.window_timezone, v.pool_id, v.list_unsubscribe,
+       e.vars, e.thread_no, e.adapter_id AS pin_id, e.sequence_version_id, e.sequence_id, e.thread_refs, e.thread_subject, e.recipient_provider,
+       v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays, v.pool_id, v.list_unsubscribe,
        sq.key AS sequence_key
 FROM unnest($1::uuid[]) AS i(id)
 CROSS JOIN LATERAL (
-    SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
+    SELECT s.tenant_key, s.id, s.enrollment_id, s.step_id, s.state, s.scheduled_for, s.attempt, s.attempt_window, s.adapter_id, s.followup, s.thread_no, s.subject, s.out_message_id, s.provider_message_id, s.lease_expires_at, s.claimed_until, s.reserved_day, s.rescues, s.defer_reason, s.defer_until, s.error_code, s.error, s.sent_at, s.created_at, s.updated_at, s.variant FROM step_executions s WHERE s.tenant_key = $2 AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before FROM enrollments en WHERE en.tenant_key = $2 AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.tenant_key, en.id, en.sequence_id, en.sequence_version_id, en.email, en.email_norm, en.first_name, en.last_name, en.company, en.timezone, en.vars, en.state, en.stop_reason, en.pause_reason, en.adapter_id, en.thread_no, en.created_at, en.updated_at, en.ended_at, en.not_before, en.recipient_provider, en.reply_category, en.routed_from, en.thread_refs, en.thread_subject FROM enrollments en WHERE en.tenant_key = $2 AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
-    SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id FROM steps sp WHERE sp.tenant_key = $2 AND sp.id = x.step_id OFFSET 0
+    SELECT sp.tenant_key, sp.id, sp.sequence_version_id, sp.key, sp.position, sp.delay_seconds, sp.subject, sp.body_text, sp.body_html, sp.spintax, sp.adapter_override_id, sp.variants, sp.auto_winner, sp.winner_variant, sp.promoted_at FROM steps sp WHERE sp.tenant_key = $2 AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe FROM sequence_versions sv WHERE sv.tenant_key = $2 AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.tenant_key, sv.id, sv.sequence_id, sv.version, sv.state, sv.mode, sv.pool_id, sv.window_days, sv.window_start, sv.window_end, sv.window_timezone, sv.stop_on_reply, sv.activated_at, sv.created_at, sv.stop_company_on_reply, sv.list_unsubscribe, sv.verify_recipients, sv.window_holidays, sv.branches, sv.continue_thread FROM sequence_versions sv WHERE sv.tenant_key = $2 AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
     SELECT sn.tenant_key, sn.id, sn.key, sn.name, sn.created_at, sn.updated_at FROM sequences sn WHERE sn.tenant_key = $2 AND sn.id = e.sequence_id OFFSET 0
@@ -473,6 +492,9 @@ type LoadSendsLockedRow struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	WinnerVariant     *string
+	Variant           *string
 	EnrollmentState   dripdrop.EnrollmentState
 	Email             string
 	FirstName         *string
@@ -484,10 +506,14 @@ type LoadSendsLockedRow struct {
 	PinID             uuid.UUID
 	SequenceVersionID uuid.UUID
 	SequenceID        uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+	RecipientProvider *string
 	WindowDays        []int16
 	WindowStart       int16
 	WindowEnd         int16
 	WindowTimezone    string
+	WindowHolidays    []string
 	PoolID            uuid.UUID
 	ListUnsubscribe   string
 	SequenceKey       string
@@ -534,6 +560,9 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 			&i.BodyHtml,
 			&i.Spintax,
 			&i.AdapterOverrideID,
+			&i.Variants,
+			&i.WinnerVariant,
+			&i.Variant,
 			&i.EnrollmentState,
 			&i.Email,
 			&i.FirstName,
@@ -545,10 +574,14 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 			&i.PinID,
 			&i.SequenceVersionID,
 			&i.SequenceID,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
+			&i.RecipientProvider,
 			&i.WindowDays,
 			&i.WindowStart,
 			&i.WindowEnd,
 			&i.WindowTimezone,
+			&i.WindowHolidays,
 			&i.PoolID,
 			&i.ListUnsubscribe,
 			&i.SequenceKey,
@@ -564,7 +597,7 @@ func (q *Queries) LoadSendsLocked(ctx context.Context, arg LoadSendsLockedParams
 }
 
 const lockAdapter = `-- name: LockAdapter :one
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE
 `
 
 type LockAdapterParams struct {
@@ -609,12 +642,17 @@ func (q *Queries) LockAdapter(ctx context.Context, arg LockAdapterParams) (Adapt
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
 
 const lockAdapters = `-- name: LockAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
 `
 
 type LockAdaptersParams struct {
@@ -665,6 +703,11 @@ func (q *Queries) LockAdapters(ctx context.Context, arg LockAdaptersParams) ([]A
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.Auth,
+			&i.OauthAppID,
+			&i.ReconnectRequired,
+			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -718,7 +761,7 @@ const markSendFailed = `-- name: MarkSendFailed :one
 UPDATE step_executions SET state = $1, scheduled_for = $2, error_code = $3, error = $4,
        lease_expires_at = NULL, reserved_day = NULL, updated_at = $5
 WHERE tenant_key = $6 AND id = $7 AND state = 'sending' AND lease_expires_at = $8
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at, variant
 `
 
 type MarkSendFailedParams struct {
@@ -770,6 +813,7 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 		&i.SentAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Variant,
 	)
 	return i, err
 }
@@ -895,18 +939,23 @@ WITH r AS (
     SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS lease,
            unnest($3::text[]) AS provider_message_id, unnest($4::text[]) AS subject,
            unnest($5::uuid[]) AS event_id, unnest($6::uuid[]) AS version,
-           unnest($7::jsonb[]) AS data, unnest($8::timestamptz[]) AS gap_start,
+           unnest($7::int[]) AS attempt, unnest($8::timestamptz[]) AS gap_start,
            unnest($9::timestamptz[]) AS gap_next,
-           unnest($10::int[]) AS position, unnest($11::uuid[]) AS next_id
+           unnest($10::int[]) AS position, unnest($11::uuid[]) AS next_id,
+           unnest($12::text[]) AS out_message_id,
+           unnest($13::text[]) AS variant,
+           generate_series(1, cardinality($1::uuid[])) AS ord
 ), x AS (
-    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $12::timestamptz,
-           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $12::timestamptz
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $14::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $14::timestamptz
     FROM r
-    WHERE s.tenant_key = $13 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    WHERE s.tenant_key = $15 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
     RETURNING s.id, s.enrollment_id, s.adapter_id
 ), ev AS (
     INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $13, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version, r.data, $12::timestamptz
+    SELECT $15, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version,
+           jsonb_build_object('out_message_id', r.out_message_id, 'attempt', r.attempt)
+             || CASE WHEN r.variant <> '' THEN jsonb_build_object('variant', r.variant) ELSE '{}'::jsonb END, $14::timestamptz
     FROM x JOIN r ON r.id = x.id
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -914,35 +963,35 @@ WITH r AS (
     UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
     FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
           WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
-    WHERE a.tenant_key = $13 AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
+    WHERE a.tenant_key = $15 AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
       AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
     SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
-    WHERE en.tenant_key = $13 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
+    WHERE en.tenant_key = $15 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
     FOR UPDATE
 ), n AS (
     SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
     FROM x JOIN r ON r.id = x.id
     CROSS JOIN LATERAL (
         SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-        WHERE st.tenant_key = $13 AND st.sequence_version_id = r.version AND st.position > r.position
+        WHERE st.tenant_key = $15 AND st.sequence_version_id = r.version AND st.position > r.position
         ORDER BY st.position LIMIT 1
     ) st
 ), done AS (
-    UPDATE enrollments SET state = 'completed', ended_at = $12::timestamptz, updated_at = $12::timestamptz
-    WHERE enrollments.tenant_key = $13 AND enrollments.state IN ('active', 'paused')
+    UPDATE enrollments SET state = 'completed', ended_at = $14::timestamptz, updated_at = $14::timestamptz
+    WHERE enrollments.tenant_key = $15 AND enrollments.state IN ('active', 'paused')
       AND enrollments.id = ANY(ARRAY(SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
                                      WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id)))
     RETURNING enrollments.id
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT $13, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           greatest((n.delay_seconds * interval '1 second') + $12::timestamptz, coalesce(e.not_before, '-infinity')),
-           $12::timestamptz, $12::timestamptz
+    SELECT $15, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           greatest((n.delay_seconds * interval '1 second') + $14::timestamptz, coalesce(e.not_before, '-infinity')),
+           $14::timestamptz, $14::timestamptz
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
-    RETURNING enrollment_id, (scheduled_for <= $12::timestamptz) AS due_now
+    RETURNING enrollment_id, (scheduled_for <= $14::timestamptz) AS due_now
 )
 SELECT x.id, x.enrollment_id,
        EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
@@ -957,11 +1006,13 @@ type RecordSentParams struct {
 	Subjects           []string
 	EventIds           []uuid.UUID
 	SequenceVersionIds []uuid.UUID
-	Datas              []json.RawMessage
+	Attempts           []int
 	GapStarts          []time.Time
 	GapNextSendAts     []time.Time
 	Positions          []int
 	NextIds            []uuid.UUID
+	OutMessageIds      []string
+	Variants           []string
 	Now                time.Time
 	TenantKey          string
 }
@@ -995,11 +1046,13 @@ func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]Recor
 		arg.Subjects,
 		arg.EventIds,
 		arg.SequenceVersionIds,
-		arg.Datas,
+		arg.Attempts,
 		arg.GapStarts,
 		arg.GapNextSendAts,
 		arg.Positions,
 		arg.NextIds,
+		arg.OutMessageIds,
+		arg.Variants,
 		arg.Now,
 		arg.TenantKey,
 	)

@@ -14,42 +14,70 @@ import (
 	"github.com/google/uuid"
 )
 
-const bulkInsertEnrollments = `-- name: BulkInsertEnrollments :many
-INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
-SELECT $1::text, u.id, $2::uuid, $3::uuid, u.email, nullif(u.first_name, ''),
-       nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
-       $4::timestamptz, $4::timestamptz
-FROM (SELECT unnest($5::uuid[]) AS id, unnest($6::text[]) AS email, unnest($7::text[]) AS first_name,
-             unnest($8::text[]) AS last_name, unnest($9::text[]) AS company,
-             unnest($10::text[]) AS timezone, unnest($11::text[]) AS vars,
-             unnest($12::uuid[]) AS adapter_id) u
-ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING id
+const bulkEnroll = `-- name: BulkEnroll :many
+WITH u AS MATERIALIZED (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS execution_id, unnest($3::text[]) AS email,
+           unnest($4::text[]) AS first_name, unnest($5::text[]) AS last_name,
+           unnest($6::text[]) AS company, unnest($7::text[]) AS timezone,
+           unnest($8::text[]) AS vars, unnest($9::uuid[]) AS adapter_id,
+           unnest($10::text[]) AS recipient_provider,
+           generate_series(0, cardinality($1::uuid[]) - 1) AS pos
+), enr AS (
+    INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
+                             timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
+    SELECT $11::text, u.id, $12::uuid, $13::uuid, u.email, nullif(u.first_name, ''),
+           nullif(u.last_name, ''), nullif(u.company, ''), nullif(u.timezone, ''), u.vars::jsonb, u.adapter_id,
+           nullif(u.recipient_provider, ''), $14::timestamptz, $14::timestamptz
+    FROM u
+    ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
+    RETURNING id, adapter_id
+), exe AS (
+    INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
+    SELECT $11::text, u.execution_id, enr.id, $15::uuid, coalesce($16::uuid, enr.adapter_id),
+           $17::timestamptz, $14::timestamptz, $14::timestamptz
+    FROM enr JOIN u ON u.id = enr.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $11::text AND w.active) AS pending
+)
+SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub
 `
 
-type BulkInsertEnrollmentsParams struct {
-	TenantKey         string
-	SequenceID        uuid.UUID
-	SequenceVersionID uuid.UUID
-	Now               time.Time
-	Ids               []uuid.UUID
-	Emails            []string
-	FirstNames        []string
-	LastNames         []string
-	Companies         []string
-	Timezones         []string
-	VarsList          []string
-	AdapterIds        []uuid.UUID
+type BulkEnrollParams struct {
+	Ids                []uuid.UUID
+	ExecutionIds       []uuid.UUID
+	Emails             []string
+	FirstNames         []string
+	LastNames          []string
+	Companies          []string
+	Timezones          []string
+	VarsList           []string
+	AdapterIds         []uuid.UUID
+	RecipientProviders []string
+	TenantKey          string
+	SequenceID         uuid.UUID
+	SequenceVersionID  uuid.UUID
+	Now                time.Time
+	StepID             uuid.UUID
+	OverrideAdapterID  *uuid.UUID
+	ScheduledFor       time.Time
 }
 
-func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrollmentsParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, bulkInsertEnrollments,
-		arg.TenantKey,
-		arg.SequenceID,
-		arg.SequenceVersionID,
-		arg.Now,
+type BulkEnrollRow struct {
+	Pos     int
+	Pending bool
+}
+
+// A batch import's write, one statement: the enrollments (a contact already
+// live in the sequence is skipped; the answer lists the positions, from 0,
+// of the rows inserted) and the first execution of each one inserted; with
+// whether the tenant has an active subscription (pending), for their
+// adapter_pinned outbox rows (InsertPinnedOutbox). Every input array has
+// one element per row; a new column is one more array here and in the
+// enrollments insert.
+func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkEnrollRow, error) {
+	rows, err := q.db.Query(ctx, bulkEnroll,
 		arg.Ids,
+		arg.ExecutionIds,
 		arg.Emails,
 		arg.FirstNames,
 		arg.LastNames,
@@ -57,55 +85,31 @@ func (q *Queries) BulkInsertEnrollments(ctx context.Context, arg BulkInsertEnrol
 		arg.Timezones,
 		arg.VarsList,
 		arg.AdapterIds,
+		arg.RecipientProviders,
+		arg.TenantKey,
+		arg.SequenceID,
+		arg.SequenceVersionID,
+		arg.Now,
+		arg.StepID,
+		arg.OverrideAdapterID,
+		arg.ScheduledFor,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []uuid.UUID
+	var items []BulkEnrollRow
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var i BulkEnrollRow
+		if err := rows.Scan(&i.Pos, &i.Pending); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return items, nil
-}
-
-const bulkInsertExecutions = `-- name: BulkInsertExecutions :exec
-INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at)
-SELECT $1::text, u.id, u.enrollment_id, $2::uuid, coalesce($3::uuid, u.adapter_id),
-       $4::timestamptz, $5::timestamptz, $5::timestamptz
-FROM (SELECT unnest($6::uuid[]) AS id, unnest($7::uuid[]) AS enrollment_id, unnest($8::uuid[]) AS adapter_id) u
-`
-
-type BulkInsertExecutionsParams struct {
-	TenantKey         string
-	StepID            uuid.UUID
-	OverrideAdapterID *uuid.UUID
-	ScheduledFor      time.Time
-	Now               time.Time
-	Ids               []uuid.UUID
-	EnrollmentIds     []uuid.UUID
-	AdapterIds        []uuid.UUID
-}
-
-func (q *Queries) BulkInsertExecutions(ctx context.Context, arg BulkInsertExecutionsParams) error {
-	_, err := q.db.Exec(ctx, bulkInsertExecutions,
-		arg.TenantKey,
-		arg.StepID,
-		arg.OverrideAdapterID,
-		arg.ScheduledFor,
-		arg.Now,
-		arg.Ids,
-		arg.EnrollmentIds,
-		arg.AdapterIds,
-	)
-	return err
 }
 
 const cancelPendingExecutions = `-- name: CancelPendingExecutions :execrows
@@ -128,7 +132,7 @@ func (q *Queries) CancelPendingExecutions(ctx context.Context, arg CancelPending
 }
 
 const dueRecoveries = `-- name: DueRecoveries :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters
 WHERE tenant_key = $1 AND health_state = 'resting' AND resting_until <= $2::timestamptz AND deleted_at IS NULL
   AND id = ANY($3::uuid[])
 FOR UPDATE
@@ -181,6 +185,11 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.Auth,
+			&i.OauthAppID,
+			&i.ReconnectRequired,
+			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -193,7 +202,7 @@ func (q *Queries) DueRecoveries(ctx context.Context, arg DueRecoveriesParams) ([
 }
 
 const getActiveVersionBySequenceKey = `-- name: GetActiveVersionBySequenceKey :one
-SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe
+SELECT s.id AS sequence_id, s.key AS sequence_key, v.tenant_key, v.id, v.sequence_id, v.version, v.state, v.mode, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.stop_on_reply, v.activated_at, v.created_at, v.stop_company_on_reply, v.list_unsubscribe, v.verify_recipients, v.window_holidays, v.branches, v.continue_thread
 FROM sequences s
 JOIN sequence_versions v ON v.tenant_key = s.tenant_key AND v.sequence_id = s.id AND v.state = 'active'
 WHERE s.tenant_key = $1 AND s.key = $2
@@ -223,6 +232,10 @@ type GetActiveVersionBySequenceKeyRow struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
+	WindowHolidays     []string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActiveVersionBySequenceKeyParams) (GetActiveVersionBySequenceKeyRow, error) {
@@ -247,12 +260,16 @@ func (q *Queries) GetActiveVersionBySequenceKey(ctx context.Context, arg GetActi
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
 
 const getEnrollment = `-- name: GetEnrollment :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2
 `
 
 type GetEnrollmentParams struct {
@@ -284,12 +301,17 @@ func (q *Queries) GetEnrollment(ctx context.Context, arg GetEnrollmentParams) (E
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
 
 const getEnrollmentForUpdate = `-- name: GetEnrollmentForUpdate :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type GetEnrollmentForUpdateParams struct {
@@ -321,12 +343,17 @@ func (q *Queries) GetEnrollmentForUpdate(ctx context.Context, arg GetEnrollmentF
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
 
 const getFirstStep = `-- name: GetFirstStep :one
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
+SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps WHERE tenant_key = $1 AND sequence_version_id = $2 ORDER BY position LIMIT 1
 `
 
 type GetFirstStepParams struct {
@@ -349,12 +376,16 @@ func (q *Queries) GetFirstStep(ctx context.Context, arg GetFirstStepParams) (Ste
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.AutoWinner,
+		&i.WinnerVariant,
+		&i.PromotedAt,
 	)
 	return i, err
 }
 
 const getLiveEnrollmentByEmail = `-- name: GetLiveEnrollmentByEmail :one
-SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before FROM enrollments
+SELECT tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject FROM enrollments
 WHERE tenant_key = $1 AND sequence_id = $2 AND email_norm = lower($3::text) AND state IN ('active', 'paused')
 `
 
@@ -388,17 +419,22 @@ func (q *Queries) GetLiveEnrollmentByEmail(ctx context.Context, arg GetLiveEnrol
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
 
 const insertEnrollment = `-- name: InsertEnrollment :one
 INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company,
-                         timezone, vars, adapter_id, created_at, updated_at)
+                         timezone, vars, adapter_id, recipient_provider, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12, $12)
+        $9, $10, $11, $12, $13, $13)
 ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type InsertEnrollmentParams struct {
@@ -413,6 +449,7 @@ type InsertEnrollmentParams struct {
 	Timezone          *string
 	Vars              json.RawMessage
 	AdapterID         uuid.UUID
+	RecipientProvider *string
 	Now               time.Time
 }
 
@@ -429,6 +466,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		arg.Timezone,
 		arg.Vars,
 		arg.AdapterID,
+		arg.RecipientProvider,
 		arg.Now,
 	)
 	var i Enrollment
@@ -453,6 +491,11 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -460,7 +503,7 @@ func (q *Queries) InsertEnrollment(ctx context.Context, arg InsertEnrollmentPara
 const insertExecution = `-- name: InsertExecution :one
 INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at
+RETURNING tenant_key, id, enrollment_id, step_id, state, scheduled_for, attempt, attempt_window, adapter_id, followup, thread_no, subject, out_message_id, provider_message_id, lease_expires_at, claimed_until, reserved_day, rescues, defer_reason, defer_until, error_code, error, sent_at, created_at, updated_at, variant
 `
 
 type InsertExecutionParams struct {
@@ -514,12 +557,56 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.SentAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Variant,
 	)
 	return i, err
 }
 
+const insertPinnedOutbox = `-- name: InsertPinnedOutbox :exec
+WITH head AS (
+    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES ($1::text, cardinality($6::uuid[]))
+    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+    RETURNING last_seq
+)
+INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+SELECT $1::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+       jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', $2::uuid,
+                          'adapter_id', ($3::uuid[])[u.ord], 'tenant_key', $1::text),
+       $4::timestamptz, CASE WHEN $5::bool THEN 'pending' ELSE 'no_match' END,
+       head.last_seq - cardinality($6::uuid[]) + u.ord
+FROM head, unnest($6::uuid[]) WITH ORDINALITY AS u(id, ord)
+`
+
+type InsertPinnedOutboxParams struct {
+	TenantKey         string
+	SequenceVersionID uuid.UUID
+	AdapterIds        []uuid.UUID
+	Now               time.Time
+	Pending           bool
+	EnrollmentIds     []uuid.UUID
+}
+
+// The adapter_pinned outbox rows of the enrollments a BulkEnroll inserted,
+// built here from their ids and adapters (the metadata is
+// evAdapterPinned's, db/events.go; TestBulkEnrollOutboxRowsMatchTheEvents
+// compares them), pending when BulkEnroll saw an active subscription, else
+// no_match (as the outbox seam writes every event, db/outbox.go). It goes
+// out with the COMMIT, so the tenant's feed head it takes (positions in
+// row order) is the transaction's last lock, as in the outbox seam.
+func (q *Queries) InsertPinnedOutbox(ctx context.Context, arg InsertPinnedOutboxParams) error {
+	_, err := q.db.Exec(ctx, insertPinnedOutbox,
+		arg.TenantKey,
+		arg.SequenceVersionID,
+		arg.AdapterIds,
+		arg.Now,
+		arg.Pending,
+		arg.EnrollmentIds,
+	)
+	return err
+}
+
 const listExecutions = `-- name: ListExecutions :many
-SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, s.key AS step_key, s.position
+SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, x.variant, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2
 ORDER BY s.position, x.attempt_window
@@ -556,6 +643,7 @@ type ListExecutionsRow struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 	StepKey           string
 	Position          int
 }
@@ -595,6 +683,7 @@ func (q *Queries) ListExecutions(ctx context.Context, arg ListExecutionsParams) 
 			&i.SentAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Variant,
 			&i.StepKey,
 			&i.Position,
 		); err != nil {
@@ -645,7 +734,7 @@ func (q *Queries) LiveEnrollmentsByEmails(ctx context.Context, arg LiveEnrollmen
 }
 
 const liveEnrollmentsOfPool = `-- name: LiveEnrollmentsOfPool :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND v.pool_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -687,6 +776,11 @@ func (q *Queries) LiveEnrollmentsOfPool(ctx context.Context, arg LiveEnrollments
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 		); err != nil {
 			return nil, err
 		}
@@ -735,7 +829,7 @@ func (q *Queries) LivePinCounts(ctx context.Context, arg LivePinCountsParams) ([
 }
 
 const livePinnedEnrollments = `-- name: LivePinnedEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, v.pool_id FROM enrollments e
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, v.pool_id FROM enrollments e
 JOIN sequence_versions v ON v.tenant_key = e.tenant_key AND v.id = e.sequence_version_id
 WHERE e.tenant_key = $1 AND e.adapter_id = $2 AND e.state IN ('active', 'paused')
 ORDER BY e.id
@@ -768,6 +862,11 @@ type LivePinnedEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	PoolID            uuid.UUID
 }
 
@@ -801,6 +900,11 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 			&i.PoolID,
 		); err != nil {
 			return nil, err
@@ -814,7 +918,7 @@ func (q *Queries) LivePinnedEnrollments(ctx context.Context, arg LivePinnedEnrol
 }
 
 const lockPool = `-- name: LockPool :one
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools WHERE tenant_key = $1 AND id = $2 FOR UPDATE
 `
 
 type LockPoolParams struct {
@@ -833,6 +937,7 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
@@ -840,11 +945,11 @@ func (q *Queries) LockPool(ctx context.Context, arg LockPoolParams) (Pool, error
 const poolCandidates = `-- name: PoolCandidates :many
 SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        a.active AS adapter_active, a.deleted_at, a.health_state, a.health_score, a.resting_until,
-       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone,
+       a.daily_cap, a.ramp_floor, a.ramp_increment, a.ramp_started_at, a.timezone, a.mailbox_provider,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures FROM adapters ad WHERE ad.tenant_key = $1 AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.auth, ad.oauth_app_id, ad.reconnect_required, ad.mailbox_provider, ad.provider_caps FROM adapters ad WHERE ad.tenant_key = $1 AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
     SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = $1 AND wc.pool_id = m.pool_id
@@ -861,21 +966,22 @@ type PoolCandidatesParams struct {
 }
 
 type PoolCandidatesRow struct {
-	MemberID      uuid.UUID
-	AdapterID     uuid.UUID
-	Weight        int
-	MemberActive  bool
-	AdapterActive bool
-	DeletedAt     *time.Time
-	HealthState   dripdrop.HealthState
-	HealthScore   *float64
-	RestingUntil  *time.Time
-	DailyCap      *int
-	RampFloor     int
-	RampIncrement *int
-	RampStartedAt *time.Time
-	Timezone      string
-	Counter       int64
+	MemberID        uuid.UUID
+	AdapterID       uuid.UUID
+	Weight          int
+	MemberActive    bool
+	AdapterActive   bool
+	DeletedAt       *time.Time
+	HealthState     dripdrop.HealthState
+	HealthScore     *float64
+	RestingUntil    *time.Time
+	DailyCap        *int
+	RampFloor       int
+	RampIncrement   *int
+	RampStartedAt   *time.Time
+	Timezone        string
+	MailboxProvider string
+	Counter         int64
 }
 
 // The pool's members with their adapters and counters, each reached by key
@@ -906,6 +1012,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 			&i.RampIncrement,
 			&i.RampStartedAt,
 			&i.Timezone,
+			&i.MailboxProvider,
 			&i.Counter,
 		); err != nil {
 			return nil, err
@@ -921,7 +1028,7 @@ func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) 
 const repin = `-- name: Repin :one
 UPDATE enrollments SET adapter_id = $1, thread_no = thread_no + 1, updated_at = $2
 WHERE tenant_key = $3 AND id = $4
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type RepinParams struct {
@@ -960,6 +1067,11 @@ func (q *Queries) Repin(ctx context.Context, arg RepinParams) (Enrollment, error
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -1009,7 +1121,7 @@ func (q *Queries) RescheduleNotBefore(ctx context.Context, arg RescheduleNotBefo
 }
 
 const searchEnrollments = `-- name: SearchEnrollments :many
-SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, s.key AS sequence_key
+SELECT e.tenant_key, e.id, e.sequence_id, e.sequence_version_id, e.email, e.email_norm, e.first_name, e.last_name, e.company, e.timezone, e.vars, e.state, e.stop_reason, e.pause_reason, e.adapter_id, e.thread_no, e.created_at, e.updated_at, e.ended_at, e.not_before, e.recipient_provider, e.reply_category, e.routed_from, e.thread_refs, e.thread_subject, s.key AS sequence_key
 FROM enrollments e JOIN sequences s ON s.tenant_key = e.tenant_key AND s.id = e.sequence_id
 WHERE e.tenant_key = $1
   AND ($2::text IS NULL OR s.key = $2::text)
@@ -1056,6 +1168,11 @@ type SearchEnrollmentsRow struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
 	SequenceKey       string
 }
 
@@ -1099,6 +1216,11 @@ func (q *Queries) SearchEnrollments(ctx context.Context, arg SearchEnrollmentsPa
 			&i.UpdatedAt,
 			&i.EndedAt,
 			&i.NotBefore,
+			&i.RecipientProvider,
+			&i.ReplyCategory,
+			&i.RoutedFrom,
+			&i.ThreadRefs,
+			&i.ThreadSubject,
 			&i.SequenceKey,
 		); err != nil {
 			return nil, err
@@ -1155,7 +1277,7 @@ UPDATE enrollments SET state = $1, stop_reason = $2, pause_reason = $3,
        ended_at = CASE WHEN $1 IN ('completed', 'stopped', 'cancelled') THEN $4::timestamptz ELSE ended_at END,
        updated_at = $4
 WHERE tenant_key = $5 AND id = $6
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type SetEnrollmentStateParams struct {
@@ -1198,6 +1320,11 @@ func (q *Queries) SetEnrollmentState(ctx context.Context, arg SetEnrollmentState
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }
@@ -1414,7 +1541,7 @@ const updateEnrollmentContact = `-- name: UpdateEnrollmentContact :one
 UPDATE enrollments SET email = $1, first_name = $2, last_name = $3, company = $4,
        timezone = $5, vars = $6, updated_at = $7
 WHERE tenant_key = $8 AND id = $9
-RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before
+RETURNING tenant_key, id, sequence_id, sequence_version_id, email, email_norm, first_name, last_name, company, timezone, vars, state, stop_reason, pause_reason, adapter_id, thread_no, created_at, updated_at, ended_at, not_before, recipient_provider, reply_category, routed_from, thread_refs, thread_subject
 `
 
 type UpdateEnrollmentContactParams struct {
@@ -1463,6 +1590,11 @@ func (q *Queries) UpdateEnrollmentContact(ctx context.Context, arg UpdateEnrollm
 		&i.UpdatedAt,
 		&i.EndedAt,
 		&i.NotBefore,
+		&i.RecipientProvider,
+		&i.ReplyCategory,
+		&i.RoutedFrom,
+		&i.ThreadRefs,
+		&i.ThreadSubject,
 	)
 	return i, err
 }

@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/dripdrop/dripdrop"
@@ -16,28 +17,30 @@ import (
 const forecastAdapters = `-- name: ForecastAdapters :many
 
 SELECT id, name, active, timezone, health_state, health_score, resting_until, daily_cap, ramp_floor, ramp_increment,
-       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at
+       ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, reconnect_required, provider_caps
 FROM adapters
 WHERE tenant_key = $1 AND deleted_at IS NULL
 ORDER BY id
 `
 
 type ForecastAdaptersRow struct {
-	ID               uuid.UUID
-	Name             string
-	Active           bool
-	Timezone         string
-	HealthState      dripdrop.HealthState
-	HealthScore      *float64
-	RestingUntil     *time.Time
-	DailyCap         *int
-	RampFloor        int
-	RampIncrement    *int
-	RampStartedAt    *time.Time
-	MinGapSeconds    int
-	GapJitterSeconds int
-	LastSendAt       *time.Time
-	NextSendAt       *time.Time
+	ID                uuid.UUID
+	Name              string
+	Active            bool
+	Timezone          string
+	HealthState       dripdrop.HealthState
+	HealthScore       *float64
+	RestingUntil      *time.Time
+	DailyCap          *int
+	RampFloor         int
+	RampIncrement     *int
+	RampStartedAt     *time.Time
+	MinGapSeconds     int
+	GapJitterSeconds  int
+	LastSendAt        *time.Time
+	NextSendAt        *time.Time
+	ReconnectRequired bool
+	ProviderCaps      json.RawMessage
 }
 
 // Forecast snapshot (docs/forecast.md): read in one read-only, repeatable-read transaction.
@@ -66,6 +69,8 @@ func (q *Queries) ForecastAdapters(ctx context.Context, tenantKey string) ([]For
 			&i.GapJitterSeconds,
 			&i.LastSendAt,
 			&i.NextSendAt,
+			&i.ReconnectRequired,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -183,8 +188,8 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 }
 
 const forecastPending = `-- name: ForecastPending :many
-SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, x.adapter_id AS exec_adapter_id, st.position,
-       x.scheduled_for, x.followup, x.state,
+SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, e.recipient_provider, x.adapter_id AS exec_adapter_id, st.position,
+       x.scheduled_for, x.followup, x.state, x.variant,
        EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
                  OR (sp.kind = 'domain' AND sp.value = split_part(e.email_norm, '@', 2)))) AS suppressed
@@ -201,11 +206,13 @@ type ForecastPendingRow struct {
 	AdapterID         uuid.UUID
 	Timezone          *string
 	NotBefore         *time.Time
+	RecipientProvider *string
 	ExecAdapterID     uuid.UUID
 	Position          int
 	ScheduledFor      time.Time
 	Followup          bool
 	State             string
+	Variant           *string
 	Suppressed        bool
 }
 
@@ -227,11 +234,13 @@ func (q *Queries) ForecastPending(ctx context.Context, tenantKey string) ([]Fore
 			&i.AdapterID,
 			&i.Timezone,
 			&i.NotBefore,
+			&i.RecipientProvider,
 			&i.ExecAdapterID,
 			&i.Position,
 			&i.ScheduledFor,
 			&i.Followup,
 			&i.State,
+			&i.Variant,
 			&i.Suppressed,
 		); err != nil {
 			return nil, err
@@ -277,7 +286,7 @@ func (q *Queries) ForecastPools(ctx context.Context, tenantKey string) ([]Foreca
 }
 
 const forecastSteps = `-- name: ForecastSteps :many
-SELECT sequence_version_id, position, delay_seconds, adapter_override_id FROM steps
+SELECT sequence_version_id, position, delay_seconds, adapter_override_id, id, variants, winner_variant FROM steps
 WHERE tenant_key = $1
 ORDER BY sequence_version_id, position
 `
@@ -287,6 +296,9 @@ type ForecastStepsRow struct {
 	Position          int
 	DelaySeconds      int64
 	AdapterOverrideID *uuid.UUID
+	ID                uuid.UUID
+	Variants          json.RawMessage
+	WinnerVariant     *string
 }
 
 func (q *Queries) ForecastSteps(ctx context.Context, tenantKey string) ([]ForecastStepsRow, error) {
@@ -303,6 +315,9 @@ func (q *Queries) ForecastSteps(ctx context.Context, tenantKey string) ([]Foreca
 			&i.Position,
 			&i.DelaySeconds,
 			&i.AdapterOverrideID,
+			&i.ID,
+			&i.Variants,
+			&i.WinnerVariant,
 		); err != nil {
 			return nil, err
 		}
@@ -359,7 +374,7 @@ func (q *Queries) ForecastUsage(ctx context.Context, arg ForecastUsageParams) ([
 }
 
 const forecastVersions = `-- name: ForecastVersions :many
-SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone
+SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days, v.window_start, v.window_end, v.window_timezone, v.window_holidays
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = $1
@@ -378,6 +393,7 @@ type ForecastVersionsRow struct {
 	WindowStart    int16
 	WindowEnd      int16
 	WindowTimezone string
+	WindowHolidays []string
 }
 
 // Active versions and every version that still has live enrollments.
@@ -400,6 +416,7 @@ func (q *Queries) ForecastVersions(ctx context.Context, tenantKey string) ([]For
 			&i.WindowStart,
 			&i.WindowEnd,
 			&i.WindowTimezone,
+			&i.WindowHolidays,
 		); err != nil {
 			return nil, err
 		}

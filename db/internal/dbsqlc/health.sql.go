@@ -107,7 +107,7 @@ func (q *Queries) HealthCounts(ctx context.Context, arg HealthCountsParams) ([]H
 }
 
 const healthSweepAdapters = `-- name: HealthSweepAdapters :many
-SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures FROM adapters WHERE tenant_key = $1 AND deleted_at IS NULL ORDER BY id
+SELECT tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps FROM adapters WHERE tenant_key = $1 AND deleted_at IS NULL ORDER BY id
 `
 
 func (q *Queries) HealthSweepAdapters(ctx context.Context, tenantKey string) ([]Adapter, error) {
@@ -151,6 +151,11 @@ func (q *Queries) HealthSweepAdapters(ctx context.Context, tenantKey string) ([]
 			&i.RestStreak,
 			&i.AdapterFailures,
 			&i.AuthFailures,
+			&i.Auth,
+			&i.OauthAppID,
+			&i.ReconnectRequired,
+			&i.MailboxProvider,
+			&i.ProviderCaps,
 		); err != nil {
 			return nil, err
 		}
@@ -173,7 +178,7 @@ UPDATE adapters SET health_state = $1::text, health_since = $2::timestamptz,
        auth_failures = CASE WHEN $1::text = 'resting' THEN 0 ELSE auth_failures END,
        updated_at = $2::timestamptz
 WHERE tenant_key = $7 AND id = $8
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type HealthTransitionParams struct {
@@ -234,6 +239,11 @@ func (q *Queries) HealthTransition(ctx context.Context, arg HealthTransitionPara
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }
@@ -339,7 +349,7 @@ const setHealthFields = `-- name: SetHealthFields :one
 UPDATE adapters SET health_score = $1::float8, resting_until = $2::timestamptz,
        updated_at = $3::timestamptz
 WHERE tenant_key = $4 AND id = $5
-RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures
+RETURNING tenant_key, id, name, channel, provider, from_address, from_name, credentials, active, timezone, health_state, health_score, health_since, healthy_since, resting_until, rest_backoff_seconds, daily_cap, ramp_floor, ramp_increment, ramp_started_at, min_gap_seconds, gap_jitter_seconds, last_send_at, next_send_at, created_at, updated_at, deleted_at, max_in_flight, rest_streak, adapter_failures, auth_failures, auth, oauth_app_id, reconnect_required, mailbox_provider, provider_caps
 `
 
 type SetHealthFieldsParams struct {
@@ -392,6 +402,11 @@ func (q *Queries) SetHealthFields(ctx context.Context, arg SetHealthFieldsParams
 		&i.RestStreak,
 		&i.AdapterFailures,
 		&i.AuthFailures,
+		&i.Auth,
+		&i.OauthAppID,
+		&i.ReconnectRequired,
+		&i.MailboxProvider,
+		&i.ProviderCaps,
 	)
 	return i, err
 }

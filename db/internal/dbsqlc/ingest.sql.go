@@ -179,7 +179,7 @@ func (q *Queries) FindSentByMessageID(ctx context.Context, arg FindSentByMessage
 }
 
 const getInboundByMessageID = `-- name: GetInboundByMessageID :one
-SELECT tenant_key, id, provider, message_id, adapter_id, in_reply_to, refs, from_address, subject, body_text, headers, intent, intent_data, correlation, step_execution_id, enrollment_id, received_at, created_at, result FROM inbound_messages
+SELECT tenant_key, id, provider, message_id, adapter_id, in_reply_to, refs, from_address, subject, body_text, headers, intent, intent_data, correlation, step_execution_id, enrollment_id, received_at, created_at, result, category, category_evidence, category_source, category_updated_at FROM inbound_messages
 WHERE tenant_key = $1 AND provider = $2 AND message_id = $3
 `
 
@@ -212,6 +212,10 @@ func (q *Queries) GetInboundByMessageID(ctx context.Context, arg GetInboundByMes
 		&i.ReceivedAt,
 		&i.CreatedAt,
 		&i.Result,
+		&i.Category,
+		&i.CategoryEvidence,
+		&i.CategorySource,
+		&i.CategoryUpdatedAt,
 	)
 	return i, err
 }
@@ -367,7 +371,7 @@ func (q *Queries) RescheduleOOO(ctx context.Context, arg RescheduleOOOParams) ([
 
 const retargetPending = `-- name: RetargetPending :execrows
 UPDATE step_executions x SET step_id = b.step_id, attempt_window = b.attempt_window + 1, followup = b.followup,
-       adapter_id = b.adapter_id, out_message_id = NULL, scheduled_for = $1::timestamptz, updated_at = $1
+       adapter_id = b.adapter_id, out_message_id = NULL, variant = b.variant, scheduled_for = $1::timestamptz, updated_at = $1
 FROM step_executions b
 WHERE x.tenant_key = $2 AND x.enrollment_id = $3 AND x.state = 'scheduled'
   AND b.tenant_key = $2 AND b.id = $4

@@ -45,6 +45,11 @@ type Adapter struct {
 	RestStreak         int
 	AdapterFailures    int
 	AuthFailures       int
+	Auth               string
+	OauthAppID         *uuid.UUID
+	ReconnectRequired  bool
+	MailboxProvider    string
+	ProviderCaps       json.RawMessage
 }
 
 type AdapterDailyUsage struct {
@@ -61,6 +66,14 @@ type AdapterDue struct {
 	DueAt     time.Time
 	Served    int64
 	Ver       int64
+}
+
+type AdapterProviderUsage struct {
+	TenantKey string
+	AdapterID uuid.UUID
+	Day       time.Time
+	Provider  string
+	Sent      int
 }
 
 type ApiKey struct {
@@ -114,6 +127,27 @@ type Enrollment struct {
 	UpdatedAt         time.Time
 	EndedAt           *time.Time
 	NotBefore         *time.Time
+	RecipientProvider *string
+	ReplyCategory     *string
+	RoutedFrom        *uuid.UUID
+	ThreadRefs        []string
+	ThreadSubject     *string
+}
+
+type EnrollmentRoute struct {
+	TenantKey          string
+	ID                 uuid.UUID
+	SourceEnrollmentID uuid.UUID
+	Trigger            string
+	Category           *string
+	InboundID          *uuid.UUID
+	TargetSequenceID   uuid.UUID
+	DueAt              time.Time
+	State              string
+	Reason             *string
+	ResultEnrollmentID *uuid.UUID
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 type IdempotencyKey struct {
@@ -129,25 +163,29 @@ type IdempotencyKey struct {
 }
 
 type InboundMessage struct {
-	TenantKey       string
-	ID              uuid.UUID
-	Provider        string
-	MessageID       string
-	AdapterID       *uuid.UUID
-	InReplyTo       *string
-	Refs            []string
-	FromAddress     string
-	Subject         *string
-	BodyText        *string
-	Headers         json.RawMessage
-	Intent          string
-	IntentData      json.RawMessage
-	Correlation     string
-	StepExecutionID *uuid.UUID
-	EnrollmentID    *uuid.UUID
-	ReceivedAt      time.Time
-	CreatedAt       time.Time
-	Result          json.RawMessage
+	TenantKey         string
+	ID                uuid.UUID
+	Provider          string
+	MessageID         string
+	AdapterID         *uuid.UUID
+	InReplyTo         *string
+	Refs              []string
+	FromAddress       string
+	Subject           *string
+	BodyText          *string
+	Headers           json.RawMessage
+	Intent            string
+	IntentData        json.RawMessage
+	Correlation       string
+	StepExecutionID   *uuid.UUID
+	EnrollmentID      *uuid.UUID
+	ReceivedAt        time.Time
+	CreatedAt         time.Time
+	Result            json.RawMessage
+	Category          *string
+	CategoryEvidence  []byte
+	CategorySource    *string
+	CategoryUpdatedAt *time.Time
 }
 
 type InboundProvider struct {
@@ -165,6 +203,36 @@ type LeaderLease struct {
 	ExpiresAt time.Time
 }
 
+type MailboxSync struct {
+	TenantKey       string
+	AdapterID       uuid.UUID
+	Host            string
+	Port            int
+	Tls             string
+	Username        string
+	Folders         []string
+	IntervalSeconds int
+	Enabled         bool
+	TlsCaPem        string
+	NextSyncAt      time.Time
+	SyncRequestedAt *time.Time
+	LeaseOwner      *string
+	State           string
+	Failures        int
+	LastAttemptAt   *time.Time
+	LastSuccessAt   *time.Time
+	LastError       string
+	LastErrorReason string
+	LastErrorAt     *time.Time
+	Cursors         json.RawMessage
+	Fetched         int64
+	Candidates      int64
+	Applied         int64
+	Skipped         int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 type MessageEvent struct {
 	TenantKey         string
 	ID                uuid.UUID
@@ -179,6 +247,53 @@ type MessageEvent struct {
 	OccurredAt        time.Time
 }
 
+type OauthApp struct {
+	TenantKey    string
+	ID           uuid.UUID
+	Name         string
+	Provider     string
+	ClientID     string
+	ClientSecret []byte
+	AuthUrl      string
+	TokenUrl     string
+	Scopes       []string
+	SmtpHost     string
+	SmtpPort     int
+	ImapHost     string
+	ImapPort     int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeletedAt    *time.Time
+}
+
+type OauthState struct {
+	TenantKey string
+	ID        uuid.UUID
+	AdapterID uuid.UUID
+	Verifier  []byte
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+type OauthToken struct {
+	TenantKey         string
+	AdapterID         uuid.UUID
+	RefreshToken      []byte
+	AccessToken       []byte
+	AccessExpiresAt   *time.Time
+	State             string
+	ConnectedAt       time.Time
+	RefreshedAt       *time.Time
+	RefreshCount      int
+	LastError         *string
+	PriorHealthState  *string
+	PriorRestingUntil *time.Time
+	UpdatedAt         time.Time
+	RefreshLeaseID    *uuid.UUID
+	RefreshLeaseUntil *time.Time
+}
+
 type Pool struct {
 	TenantKey        string
 	ID               uuid.UUID
@@ -187,6 +302,7 @@ type Pool struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	DeletedAt        *time.Time
+	ProviderMatching string
 }
 
 type PoolMember struct {
@@ -199,6 +315,34 @@ type PoolMember struct {
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+type RecipientDomain struct {
+	TenantKey string
+	Domain    string
+	Status    string
+	Code      string
+	Provider  string
+	Evidence  json.RawMessage
+	CheckedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SenderDomain struct {
+	TenantKey     string
+	Domain        string
+	Status        string
+	Checked       bool
+	Checks        json.RawMessage
+	Provider      string
+	ProviderSet   string
+	DkimSelectors []string
+	CheckedAt     *time.Time
+	ExpiresAt     *time.Time
+	NextCheckAt   time.Time
+	FailingSince  *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 type Sequence struct {
@@ -227,6 +371,10 @@ type SequenceVersion struct {
 	CreatedAt          time.Time
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
+	WindowHolidays     []string
+	Branches           json.RawMessage
+	ContinueThread     bool
 }
 
 type Step struct {
@@ -241,6 +389,10 @@ type Step struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
+	WinnerVariant     *string
+	PromotedAt        *time.Time
 }
 
 type StepExecution struct {
@@ -269,6 +421,7 @@ type StepExecution struct {
 	SentAt            *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Variant           *string
 }
 
 type Suppression struct {
@@ -299,9 +452,10 @@ type TelemetryOutbox struct {
 }
 
 type Tenant struct {
-	TenantKey string
-	Name      string
-	CreatedAt time.Time
+	TenantKey         string
+	Name              string
+	CreatedAt         time.Time
+	RequireDomainAuth string
 }
 
 type WdrrCounter struct {

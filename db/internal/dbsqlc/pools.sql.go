@@ -57,9 +57,9 @@ func (q *Queries) AddPoolMember(ctx context.Context, arg AddPoolMemberParams) (P
 }
 
 const createPool = `-- name: CreatePool :one
-INSERT INTO pools (tenant_key, id, name, on_pin_unavailable, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $5)
-RETURNING tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at
+INSERT INTO pools (tenant_key, id, name, on_pin_unavailable, provider_matching, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+RETURNING tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching
 `
 
 type CreatePoolParams struct {
@@ -67,6 +67,7 @@ type CreatePoolParams struct {
 	ID               uuid.UUID
 	Name             string
 	OnPinUnavailable string
+	ProviderMatching string
 	Now              time.Time
 }
 
@@ -76,6 +77,7 @@ func (q *Queries) CreatePool(ctx context.Context, arg CreatePoolParams) (Pool, e
 		arg.ID,
 		arg.Name,
 		arg.OnPinUnavailable,
+		arg.ProviderMatching,
 		arg.Now,
 	)
 	var i Pool
@@ -87,6 +89,7 @@ func (q *Queries) CreatePool(ctx context.Context, arg CreatePoolParams) (Pool, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
@@ -110,7 +113,7 @@ func (q *Queries) DeletePoolMember(ctx context.Context, arg DeletePoolMemberPara
 }
 
 const getPool = `-- name: GetPool :one
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type GetPoolParams struct {
@@ -129,12 +132,13 @@ func (q *Queries) GetPool(ctx context.Context, arg GetPoolParams) (Pool, error) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
 
 const getPoolForUpdate = `-- name: GetPoolForUpdate :one
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools WHERE tenant_key = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type GetPoolForUpdateParams struct {
@@ -153,6 +157,7 @@ func (q *Queries) GetPoolForUpdate(ctx context.Context, arg GetPoolForUpdatePara
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }
@@ -263,7 +268,7 @@ func (q *Queries) ListPoolMembers(ctx context.Context, arg ListPoolMembersParams
 }
 
 const listPools = `-- name: ListPools :many
-SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at FROM pools
+SELECT tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching FROM pools
 WHERE tenant_key = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -292,6 +297,7 @@ func (q *Queries) ListPools(ctx context.Context, arg ListPoolsParams) ([]Pool, e
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.ProviderMatching,
 		); err != nil {
 			return nil, err
 		}
@@ -323,14 +329,15 @@ func (q *Queries) SoftDeletePool(ctx context.Context, arg SoftDeletePoolParams) 
 }
 
 const updatePool = `-- name: UpdatePool :one
-UPDATE pools SET name = $1, on_pin_unavailable = $2, updated_at = $3
-WHERE tenant_key = $4 AND id = $5 AND deleted_at IS NULL
-RETURNING tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at
+UPDATE pools SET name = $1, on_pin_unavailable = $2, provider_matching = $3, updated_at = $4
+WHERE tenant_key = $5 AND id = $6 AND deleted_at IS NULL
+RETURNING tenant_key, id, name, on_pin_unavailable, created_at, updated_at, deleted_at, provider_matching
 `
 
 type UpdatePoolParams struct {
 	Name             string
 	OnPinUnavailable string
+	ProviderMatching string
 	Now              time.Time
 	TenantKey        string
 	ID               uuid.UUID
@@ -340,6 +347,7 @@ func (q *Queries) UpdatePool(ctx context.Context, arg UpdatePoolParams) (Pool, e
 	row := q.db.QueryRow(ctx, updatePool,
 		arg.Name,
 		arg.OnPinUnavailable,
+		arg.ProviderMatching,
 		arg.Now,
 		arg.TenantKey,
 		arg.ID,
@@ -353,6 +361,7 @@ func (q *Queries) UpdatePool(ctx context.Context, arg UpdatePoolParams) (Pool, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.ProviderMatching,
 	)
 	return i, err
 }

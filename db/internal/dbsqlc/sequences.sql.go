@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,7 +16,7 @@ import (
 const activateVersion = `-- name: ActivateVersion :one
 UPDATE sequence_versions SET state = 'active', activated_at = $1::timestamptz
 WHERE tenant_key = $2 AND id = $3
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type ActivateVersionParams struct {
@@ -44,6 +45,10 @@ func (q *Queries) ActivateVersion(ctx context.Context, arg ActivateVersionParams
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
@@ -101,13 +106,13 @@ func (q *Queries) CreateSequence(ctx context.Context, arg CreateSequenceParams) 
 const createSequenceVersion = `-- name: CreateSequenceVersion :one
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
-    window_timezone, stop_on_reply, stop_company_on_reply, list_unsubscribe, activated_at, created_at
+    window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
     $1, $2, $3, $4,
-    $5, $6, $7, $8, $9, $10, $11, $12,
-    $13, $14, $15, $16
+    $5, $6, $7, $8, $9, $10, $11, $12, $13,
+    $14, $15, $16, $17, $18
 )
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type CreateSequenceVersionParams struct {
@@ -122,9 +127,11 @@ type CreateSequenceVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	ActivatedAt        *time.Time
 	Now                time.Time
 }
@@ -144,9 +151,11 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.ActivatedAt,
 		arg.Now,
 	)
@@ -168,6 +177,10 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
@@ -175,12 +188,12 @@ func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceV
 const createStep = `-- name: CreateStep :one
 INSERT INTO steps (
     tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html,
-    spintax, adapter_override_id
+    spintax, adapter_override_id, variants, auto_winner
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9,
-    $10, $11
+    $10, $11, $12, $13
 )
-RETURNING tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id
+RETURNING tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at
 `
 
 type CreateStepParams struct {
@@ -195,6 +208,8 @@ type CreateStepParams struct {
 	BodyHtml          *string
 	Spintax           bool
 	AdapterOverrideID *uuid.UUID
+	Variants          json.RawMessage
+	AutoWinner        []byte
 }
 
 func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, error) {
@@ -210,6 +225,8 @@ func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, e
 		arg.BodyHtml,
 		arg.Spintax,
 		arg.AdapterOverrideID,
+		arg.Variants,
+		arg.AutoWinner,
 	)
 	var i Step
 	err := row.Scan(
@@ -224,6 +241,10 @@ func (q *Queries) CreateStep(ctx context.Context, arg CreateStepParams) (Step, e
 		&i.BodyHtml,
 		&i.Spintax,
 		&i.AdapterOverrideID,
+		&i.Variants,
+		&i.AutoWinner,
+		&i.WinnerVariant,
+		&i.PromotedAt,
 	)
 	return i, err
 }
@@ -312,7 +333,7 @@ func (q *Queries) GetSequenceForUpdate(ctx context.Context, arg GetSequenceForUp
 }
 
 const getSequenceVersion = `-- name: GetSequenceVersion :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3
 `
 
 type GetSequenceVersionParams struct {
@@ -341,12 +362,16 @@ func (q *Queries) GetSequenceVersion(ctx context.Context, arg GetSequenceVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
 
 const getSequenceVersionForUpdate = `-- name: GetSequenceVersionForUpdate :one
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 AND version = $3 FOR UPDATE
 `
 
 type GetSequenceVersionForUpdateParams struct {
@@ -375,6 +400,10 @@ func (q *Queries) GetSequenceVersionForUpdate(ctx context.Context, arg GetSequen
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }
@@ -417,7 +446,7 @@ func (q *Queries) ListBudgetsForVersions(ctx context.Context, arg ListBudgetsFor
 }
 
 const listSequenceVersions = `-- name: ListSequenceVersions :many
-SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
+SELECT tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2 ORDER BY version
 `
 
 type ListSequenceVersionsParams struct {
@@ -451,6 +480,10 @@ func (q *Queries) ListSequenceVersions(ctx context.Context, arg ListSequenceVers
 			&i.CreatedAt,
 			&i.StopCompanyOnReply,
 			&i.ListUnsubscribe,
+			&i.VerifyRecipients,
+			&i.WindowHolidays,
+			&i.Branches,
+			&i.ContinueThread,
 		); err != nil {
 			return nil, err
 		}
@@ -503,7 +536,7 @@ func (q *Queries) ListSequences(ctx context.Context, arg ListSequencesParams) ([
 }
 
 const listStepsForVersions = `-- name: ListStepsForVersions :many
-SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id FROM steps
+SELECT tenant_key, id, sequence_version_id, key, position, delay_seconds, subject, body_text, body_html, spintax, adapter_override_id, variants, auto_winner, winner_variant, promoted_at FROM steps
 WHERE tenant_key = $1 AND sequence_version_id = ANY($2::uuid[])
 ORDER BY sequence_version_id, position
 `
@@ -534,6 +567,10 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 			&i.BodyHtml,
 			&i.Spintax,
 			&i.AdapterOverrideID,
+			&i.Variants,
+			&i.AutoWinner,
+			&i.WinnerVariant,
+			&i.PromotedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -564,10 +601,10 @@ func (q *Queries) NextSequenceVersion(ctx context.Context, arg NextSequenceVersi
 const updateDraftVersion = `-- name: UpdateDraftVersion :one
 UPDATE sequence_versions SET
     pool_id = $1, window_days = $2, window_start = $3, window_end = $4,
-    window_timezone = $5, stop_on_reply = $6, stop_company_on_reply = $7,
-    list_unsubscribe = $8
-WHERE tenant_key = $9 AND id = $10 AND state = 'draft'
-RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe
+    window_timezone = $5, window_holidays = $6, stop_on_reply = $7, stop_company_on_reply = $8,
+    list_unsubscribe = $9, verify_recipients = $10
+WHERE tenant_key = $11 AND id = $12 AND state = 'draft'
+RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
 
 type UpdateDraftVersionParams struct {
@@ -576,9 +613,11 @@ type UpdateDraftVersionParams struct {
 	WindowStart        int16
 	WindowEnd          int16
 	WindowTimezone     string
+	WindowHolidays     []string
 	StopOnReply        bool
 	StopCompanyOnReply bool
 	ListUnsubscribe    string
+	VerifyRecipients   string
 	TenantKey          string
 	ID                 uuid.UUID
 }
@@ -590,9 +629,11 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		arg.WindowStart,
 		arg.WindowEnd,
 		arg.WindowTimezone,
+		arg.WindowHolidays,
 		arg.StopOnReply,
 		arg.StopCompanyOnReply,
 		arg.ListUnsubscribe,
+		arg.VerifyRecipients,
 		arg.TenantKey,
 		arg.ID,
 	)
@@ -614,6 +655,10 @@ func (q *Queries) UpdateDraftVersion(ctx context.Context, arg UpdateDraftVersion
 		&i.CreatedAt,
 		&i.StopCompanyOnReply,
 		&i.ListUnsubscribe,
+		&i.VerifyRecipients,
+		&i.WindowHolidays,
+		&i.Branches,
+		&i.ContinueThread,
 	)
 	return i, err
 }

@@ -89,7 +89,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (Api
 const createTenant = `-- name: CreateTenant :one
 INSERT INTO tenants (tenant_key, name) VALUES ($1, $2)
 ON CONFLICT (tenant_key) DO NOTHING
-RETURNING tenant_key, name, created_at
+RETURNING tenant_key, name, created_at, require_domain_auth
 `
 
 type CreateTenantParams struct {
@@ -100,18 +100,28 @@ type CreateTenantParams struct {
 func (q *Queries) CreateTenant(ctx context.Context, arg CreateTenantParams) (Tenant, error) {
 	row := q.db.QueryRow(ctx, createTenant, arg.TenantKey, arg.Name)
 	var i Tenant
-	err := row.Scan(&i.TenantKey, &i.Name, &i.CreatedAt)
+	err := row.Scan(
+		&i.TenantKey,
+		&i.Name,
+		&i.CreatedAt,
+		&i.RequireDomainAuth,
+	)
 	return i, err
 }
 
 const getTenant = `-- name: GetTenant :one
-SELECT tenant_key, name, created_at FROM tenants WHERE tenant_key = $1
+SELECT tenant_key, name, created_at, require_domain_auth FROM tenants WHERE tenant_key = $1
 `
 
 func (q *Queries) GetTenant(ctx context.Context, tenantKey string) (Tenant, error) {
 	row := q.db.QueryRow(ctx, getTenant, tenantKey)
 	var i Tenant
-	err := row.Scan(&i.TenantKey, &i.Name, &i.CreatedAt)
+	err := row.Scan(
+		&i.TenantKey,
+		&i.Name,
+		&i.CreatedAt,
+		&i.RequireDomainAuth,
+	)
 	return i, err
 }
 
