@@ -42,7 +42,7 @@ func (s *Store) AdapterFailed(ctx context.Context, job *SendJob, reason string, 
 		if err != nil || n == 0 {
 			return nil, err // n == 0: rescued meanwhile; the rescue released the reservation
 		}
-		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
+		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, job.EnrollmentID, &job.Day); err != nil {
 			return nil, err
 		}
 		evs, err := s.countAdapterFault(ctx, q, a, reason, auth, now)

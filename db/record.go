@@ -175,7 +175,7 @@ func (s *Store) MarkFailed(ctx context.Context, job *SendJob, temporary, bounce 
 		if err != nil {
 			return evs, err
 		}
-		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, &job.Day); err != nil {
+		if err := s.releaseUsage(ctx, q, job.TenantKey, job.AdapterID, job.SequenceVersionID, job.EnrollmentID, &job.Day); err != nil {
 			return evs, err
 		}
 		evs = append(evs, job.diagnosticEvents()...)
@@ -227,11 +227,15 @@ func (s *Store) afterSend(ctx context.Context, q *dbsqlc.Queries, job *SendJob, 
 	return q.AdapterAfterSend(ctx, dbsqlc.AdapterAfterSendParams{TenantKey: job.TenantKey, ID: job.AdapterID, Now: now, NextSendAt: &next})
 }
 
-func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant string, adapter, version uuid.UUID, day *time.Time) error {
+func (s *Store) releaseUsage(ctx context.Context, q *dbsqlc.Queries, tenant string, adapter, version, enrollment uuid.UUID, day *time.Time) error {
 	if day == nil {
 		return nil
 	}
-	return q.ReleaseUsage(ctx, dbsqlc.ReleaseUsageParams{TenantKey: tenant, AdapterID: adapter, Day: *day, SequenceVersionID: version})
+	if err := q.ReleaseUsage(ctx, dbsqlc.ReleaseUsageParams{TenantKey: tenant, AdapterID: adapter, Day: *day, SequenceVersionID: version}); err != nil {
+		return err
+	}
+	// Its place under a provider cap (a no-op without one).
+	return q.ReleaseProviderUsage(ctx, dbsqlc.ReleaseProviderUsageParams{TenantKey: tenant, AdapterID: adapter, Day: *day, EnrollmentID: enrollment})
 }
 
 // RescueStale returns executions left sending past their lease (a crashed
@@ -255,7 +259,7 @@ func (s *Store) RescueStale(ctx context.Context, tenant string) (_ int, err erro
 			if err != nil {
 				return nil, err
 			}
-			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, r.ReservedDay); err != nil {
+			if err := s.releaseUsage(ctx, q, tenant, r.AdapterID, e.SequenceVersionID, e.ID, r.ReservedDay); err != nil {
 				return nil, err
 			}
 			if err := q.ClearAdapterGuard(ctx, dbsqlc.ClearAdapterGuardParams{TenantKey: tenant, ID: r.AdapterID, Now: now}); err != nil {

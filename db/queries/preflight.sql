@@ -83,3 +83,11 @@ UPDATE adapters SET provider_caps = @provider_caps WHERE tenant_key = @tenant_ke
 -- name: ForecastProviderUsage :many
 SELECT u.adapter_id, u.day, u.provider, u.sent FROM adapter_provider_usage u
 WHERE u.tenant_key = @tenant_key AND u.day >= @since::date;
+
+-- name: ReleaseProviderUsage :exec
+-- A reservation given back (temporary failure, adapter failure, rescue)
+-- frees its place under the provider cap too.
+UPDATE adapter_provider_usage u SET sent = greatest(u.sent - 1, 0)
+FROM enrollments e
+WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
+  AND e.tenant_key = @tenant_key AND e.id = @enrollment_id AND u.provider = e.recipient_provider;

@@ -404,6 +404,32 @@ func (q *Queries) ProviderUsage(ctx context.Context, arg ProviderUsageParams) ([
 	return items, nil
 }
 
+const releaseProviderUsage = `-- name: ReleaseProviderUsage :exec
+UPDATE adapter_provider_usage u SET sent = greatest(u.sent - 1, 0)
+FROM enrollments e
+WHERE u.tenant_key = $1 AND u.adapter_id = $2 AND u.day = $3
+  AND e.tenant_key = $1 AND e.id = $4 AND u.provider = e.recipient_provider
+`
+
+type ReleaseProviderUsageParams struct {
+	TenantKey    string
+	AdapterID    uuid.UUID
+	Day          time.Time
+	EnrollmentID uuid.UUID
+}
+
+// A reservation given back (temporary failure, adapter failure, rescue)
+// frees its place under the provider cap too.
+func (q *Queries) ReleaseProviderUsage(ctx context.Context, arg ReleaseProviderUsageParams) error {
+	_, err := q.db.Exec(ctx, releaseProviderUsage,
+		arg.TenantKey,
+		arg.AdapterID,
+		arg.Day,
+		arg.EnrollmentID,
+	)
+	return err
+}
+
 const saveRecipientDomains = `-- name: SaveRecipientDomains :exec
 INSERT INTO recipient_domains (tenant_key, domain, status, code, provider, evidence, checked_at, expires_at)
 SELECT $1::text, u.domain, u.status, u.code, u.provider, u.evidence::jsonb, u.checked_at, u.expires_at
