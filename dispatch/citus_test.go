@@ -187,10 +187,11 @@ var citusMultiTask = map[string]string{
 	"ReserveSends":  "data-modifying CTEs (subplans on the tenant's worker)",
 	"RecordSent":    "data-modifying CTEs (subplans on the tenant's worker)",
 	"outbox insert": "data-modifying CTEs (subplans on the tenant's worker)",
-	// INSERT … SELECT FROM unnest(arrays): Citus builds the rows on the
-	// coordinator and copies them to the one shard their tenant_key names.
-	"BulkInsertEnrollments": "INSERT … SELECT from parameter arrays, pulled to the coordinator",
-	"BulkInsertExecutions":  "INSERT … SELECT from parameter arrays, pulled to the coordinator",
+	"BulkEnroll":    "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
+	// The batch's pinned rows: the head upsert is a subplan, the rows
+	// INSERT … SELECT FROM unnest(arrays), built on the coordinator and
+	// copied to the one shard their tenant_key names.
+	"InsertPinnedOutbox": "data-modifying CTE and INSERT … SELECT from parameter arrays",
 }
 
 // citusAcrossWorkers are the allowed statements that read the shards of

@@ -109,18 +109,26 @@ SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOI
 -- no_match (as the outbox seam writes every event, db/outbox.go). It goes
 -- out with the COMMIT, so the tenant's feed head it takes (positions in
 -- row order) is the transaction's last lock, as in the outbox seam.
-WITH head AS (
+WITH u AS (
+    SELECT unnest(@enrollment_ids::uuid[]) AS id, unnest(@adapter_ids::uuid[]) AS adapter_id,
+           generate_series(1, cardinality(@enrollment_ids::uuid[])) AS ord
+), head AS (
     INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES (@tenant_key::text, cardinality(@enrollment_ids::uuid[]))
     ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
     RETURNING last_seq
+), ins AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+    SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', @sequence_version_id::uuid,
+                              'adapter_id', u.adapter_id, 'tenant_key', @tenant_key::text),
+           @now::timestamptz, CASE WHEN @pending::bool THEN 'pending' ELSE 'no_match' END,
+           head.last_seq - cardinality(@enrollment_ids::uuid[]) + u.ord
+    FROM head, u
+    RETURNING 1
 )
-INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
-SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
-       jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', @sequence_version_id::uuid,
-                          'adapter_id', (@adapter_ids::uuid[])[u.ord], 'tenant_key', @tenant_key::text),
-       @now::timestamptz, CASE WHEN @pending::bool THEN 'pending' ELSE 'no_match' END,
-       head.last_seq - cardinality(@enrollment_ids::uuid[]) + u.ord
-FROM head, unnest(@enrollment_ids::uuid[]) WITH ORDINALITY AS u(id, ord);
+-- (The insert is a CTE too: Citus plans an INSERT … SELECT beside a
+-- data-modifying CTE only so.)
+SELECT count(*) FROM ins;
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions
