@@ -27,6 +27,11 @@ func ParseDKIMSignature(value string) (DKIMSignature, error) {
 	if sig.D == "" {
 		return sig, fmt.Errorf("the signature has no d= tag")
 	}
+	for _, l := range strings.Split(sig.D, ".") {
+		if l == "" || strings.ContainsFunc(l, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ';' || r == '=' }) {
+			return DKIMSignature{}, fmt.Errorf("d=%q is not a domain name", sig.D)
+		}
+	}
 	return sig, nil
 }
 
