@@ -3,6 +3,7 @@ package mailsync
 import (
 	"context"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -83,12 +84,18 @@ func SentCopyOf(block []byte, messageID, fallbackFrom string, now time.Time) pre
 	c := preflight.SentCopy{MessageID: messageID, Signatures: []preflight.DKIMSignature{}, SeenAt: now}
 	from := ""
 	if v := h["from"]; len(v) > 0 {
-		from = ingest.AddrSpec(v[0])
+		if a, err := mail.ParseAddress(v[0]); err == nil {
+			from = a.Address
+		} else {
+			from = ingest.AddrSpec(v[0])
+		}
 	}
 	if !strings.Contains(from, "@") {
 		from = fallbackFrom
 	}
-	c.FromDomain = preflight.RecipientDomainOf(from)
+	if i := strings.LastIndexByte(from, '@'); i >= 0 {
+		c.FromDomain = strings.ToLower(strings.TrimSuffix(from[i+1:], "."))
+	}
 	for _, v := range h["dkim-signature"] {
 		sig, err := preflight.ParseDKIMSignature(v)
 		if err != nil {
