@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/dripdrop/dripdrop/db"
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/internal/testkit"
+	"github.com/dripdrop/dripdrop/preflight"
 	"github.com/dripdrop/dripdrop/preflight/dnsresolver"
 	"github.com/dripdrop/dripdrop/preflight/dnstest"
 )
@@ -468,5 +470,54 @@ func TestProviderCapsAPI(t *testing.T) {
 	if pc == nil || pc["action"] != "allow" || pc["inputs"].(map[string]any)["provider_cap"] != float64(5) ||
 		pc["inputs"].(map[string]any)["recipient_provider"] != "microsoft" || pc["inputs"].(map[string]any)["sent_today_for_provider"] != float64(0) {
 		t.Fatalf("provider_cap verdict: %v", pc)
+	}
+}
+
+// The dkim_alignment check in the domain report: unknown (and not counted)
+// until mailbox sync recorded our own sent copy, then pass or fail on its
+// signature's d=, kept across DNS re-checks.
+func TestDomainDKIMAlignmentAPI(t *testing.T) {
+	t.Parallel()
+	e, _, clock := newPreflightEnv(t)
+	key := e.tenant("dkimal")
+	e.must(201, "POST", "/v1/adapters", key, map[string]any{
+		"name": "jane", "provider": "smtp", "from_address": "jane@good.test",
+		"credentials": map[string]any{"host": "smtp.gmail.com", "port": 587, "username": "jane@good.test", "password": "app-password"},
+	})
+	dom := e.must(200, "POST", "/v1/domains/good.test/check", key, nil)
+	if c := checkOf(t, dom, "dkim_alignment"); dom["status"] != "pass" || c["status"] != "unknown" || c["code"] != "dkim_alignment_unseen" {
+		t.Fatalf("before a sent copy: domain %v, check %v", dom["status"], c)
+	}
+	record := func(sigs ...preflight.DKIMSignature) map[string]any {
+		t.Helper()
+		if err := e.store.RecordSentCopy(context.Background(), "dkimal", preflight.SentCopy{
+			MessageID: "m-" + fmt.Sprint(len(sigs)) + "@good.test", FromDomain: "good.test", Signatures: sigs, SeenAt: clock.Now(),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return e.must(200, "GET", "/v1/domains/good.test", key, nil)
+	}
+	// Signed by the provider's domain: not aligned, the domain fails.
+	got := record(preflight.DKIMSignature{D: "gmail.com", S: "20230601"})
+	c := checkOf(t, got, "dkim_alignment")
+	ev := c["evidence"].([]any)
+	if got["status"] != "fail" || got["failing_since"] == nil || c["status"] != "fail" || c["code"] != "dkim_not_aligned" || len(ev) != 1 ||
+		ev[0].(map[string]any)["values"].([]any)[0] != "d=gmail.com; s=20230601" {
+		t.Fatalf("gmail.com signature: domain %v, check %v", got["status"], c)
+	}
+	// A DNS re-check keeps what was seen.
+	again := e.must(200, "POST", "/v1/domains/good.test/check", key, nil)
+	if again["status"] != "fail" || checkOf(t, again, "dkim_alignment")["code"] != "dkim_not_aligned" || checkOf(t, again, "spf")["status"] != "pass" {
+		t.Fatalf("after a re-check: %v", again)
+	}
+	// Google's Sent copy without a signature: unknown, not counted.
+	got = record()
+	if c := checkOf(t, got, "dkim_alignment"); got["status"] != "pass" || got["failing_since"] != nil || c["code"] != "dkim_alignment_unsigned_copy" || c["status"] != "unknown" {
+		t.Fatalf("unsigned google copy: domain %v, check %v", got["status"], c)
+	}
+	// Signed by the domain itself: aligned.
+	got = record(preflight.DKIMSignature{D: "good.test", S: "google"})
+	if c := checkOf(t, got, "dkim_alignment"); got["status"] != "pass" || c["code"] != "dkim_aligned" || c["facts"].(map[string]any)["d"] != "good.test" {
+		t.Fatalf("aligned: domain %v, check %v", got["status"], c)
 	}
 }

@@ -337,6 +337,8 @@ func (s *Store) checkSenderDomain(ctx context.Context, tenant string, r dbsqlc.S
 	}
 	provider := s.providerOf(tenant, r, adapters)
 	rep := preflight.CheckDomain(ctx, s.resolver, preflight.DomainInput{Domain: r.Domain, Provider: provider, DKIMSelectors: r.DkimSelectors}, s.clock.Now())
+	rep.Checks = withAlignment(rep.Checks, sentCopyOf(r), r.Domain, provider)
+	rep.Status = foldStatus(rep.Checks)
 	checks, err := json.Marshal(rep.Checks)
 	if err != nil {
 		return r, err

@@ -41,6 +41,10 @@ type Session interface {
 	Envelopes(from uint32, uids []uint32) ([]Envelope, error)
 	// Raw reads one whole message of the open folder (BODY.PEEK[]).
 	Raw(uid uint32) ([]byte, error)
+	// HeaderFields reads only the named header fields
+	// (BODY.PEEK[HEADER.FIELDS (…)]) of the newest n messages of the open
+	// folder, or (n = 0) of the given UIDs.
+	HeaderFields(n uint32, uids []uint32, fields []string) ([]Headers, error)
 	// Unselect leaves the open folder (CLOSE of a folder opened read-only
 	// removes nothing), so the next poll's STATUS is not of the selected
 	// folder, which servers may answer from a stale view.
@@ -393,6 +397,51 @@ func envelopeOf(m *imap.Message) Envelope {
 		}
 	}
 	return e
+}
+
+// Headers is the header block of one message as HeaderFields read it.
+type Headers struct {
+	UID   uint32
+	Block []byte
+}
+
+func (s *imapSession) HeaderFields(n uint32, uids []uint32, fields []string) ([]Headers, error) {
+	defer s.idle()
+	set := new(imap.SeqSet)
+	if n > 0 {
+		mb := s.c.Mailbox()
+		if mb == nil || mb.Messages == 0 {
+			return nil, nil
+		}
+		set.AddRange(max(1, mb.Messages-min(n, mb.Messages)+1), mb.Messages)
+	} else {
+		if len(uids) == 0 {
+			return nil, nil
+		}
+		set.AddNum(uids...)
+	}
+	sec := &imap.BodySectionName{BodyPartName: imap.BodyPartName{Specifier: imap.HeaderSpecifier, Fields: fields}, Peek: true}
+	items := []imap.FetchItem{imap.FetchUid, sec.FetchItem()}
+	ch := make(chan *imap.Message, 16)
+	done := make(chan error, 1)
+	go func() {
+		if n > 0 {
+			done <- s.c.Fetch(set, items, ch)
+		} else {
+			done <- s.c.UidFetch(set, items, ch)
+		}
+	}()
+	var out []Headers
+	for m := range ch {
+		h := Headers{UID: m.Uid}
+		for sn, lit := range m.Body {
+			if sn.Specifier == imap.HeaderSpecifier && lit != nil {
+				h.Block, _ = io.ReadAll(io.LimitReader(lit, maxHeaderBlock))
+			}
+		}
+		out = append(out, h)
+	}
+	return out, s.wrap(<-done)
 }
 
 var wholeSection = &imap.BodySectionName{Peek: true}

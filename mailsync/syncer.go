@@ -114,6 +114,9 @@ type box struct {
 	recorded time.Time // last time last_success_at was written
 	lastOK   *time.Time
 	reqSeen  time.Time // the last "sync now" request acted on
+	// sentSeen is the \Sent folder's UIDVALIDITY/UIDNEXT at the last look
+	// (per process: a restart looks again once).
+	sentSeen Status
 }
 
 // New returns a Syncer; Run starts it.
@@ -650,6 +653,13 @@ func (s *Syncer) syncFolders(ctx context.Context, b *box, cursors map[string]dri
 		if err := s.syncFolder(ctx, b, sess, folder, cursors, c); err != nil {
 			return fmt.Errorf("folder %s: %w", folder, err)
 		}
+	}
+	if err := s.syncSent(ctx, b, sess); err != nil {
+		if retryable(err) {
+			return fmt.Errorf("folder %s: %w", SentFolder, err)
+		}
+		// The alignment check waits for a later sync; replies do not.
+		s.log.Warn("mailbox sync could not read the Sent folder", "adapter_id", b.mb.AdapterID, "err", err)
 	}
 	return nil
 }

@@ -99,3 +99,22 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// ParseDKIMSignature never panics; what it accepts has a d= without
+// surrounding space or a trailing dot, lower case.
+func FuzzParseDKIMSignature(f *testing.F) {
+	for _, s := range []string{
+		"v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=x; b=y", "d=Example.COM.; s=S", "s=x", "d=;", "=;=", "v=1;\r\n\td=a.b;\r\n s=c",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sig, err := preflight.ParseDKIMSignature(s)
+		if err != nil {
+			return
+		}
+		if sig.D == "" || sig.D != strings.ToLower(sig.D) || strings.HasSuffix(sig.D, ".") || sig.D != strings.TrimSpace(sig.D) {
+			t.Fatalf("ParseDKIMSignature(%q) accepted d=%q", s, sig.D)
+		}
+	})
+}

@@ -91,3 +91,12 @@ UPDATE adapter_provider_usage u SET sent = greatest(u.sent - 1, 0)
 FROM enrollments e
 WHERE u.tenant_key = @tenant_key AND u.adapter_id = @adapter_id AND u.day = @day
   AND e.tenant_key = @tenant_key AND e.id = @enrollment_id AND u.provider = e.recipient_provider;
+
+-- name: SaveSentDKIM :one
+-- What mailbox sync saw on our own sent copy, with the checks and status
+-- recomputed from it.
+UPDATE sender_domains SET
+    dkim_seen = @dkim_seen, checks = @checks, status = @status, updated_at = @now::timestamptz,
+    failing_since = CASE WHEN @status::text = 'fail' THEN coalesce(failing_since, @now::timestamptz) ELSE NULL END
+WHERE tenant_key = @tenant_key AND domain = @domain
+RETURNING *;

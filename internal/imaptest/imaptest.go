@@ -1,8 +1,9 @@
 // Package imaptest is an in-memory IMAP server for tests and `dripdrop dev`,
 // built on go-imap v1's server with a small concurrency-safe backend of its
 // own: users with passwords, folders (INBOX, Junk with the special-use
-// \Junk attribute), settable UIDVALIDITY, and faults to inject — NO replies
-// with a response code ([THROTTLED], [LIMIT]) for LOGIN, STATUS, SELECT or
+// \Junk attribute, more with AddFolder), a log of the last FETCHes,
+// settable UIDVALIDITY, and faults to inject — NO replies with a response
+// code ([THROTTLED], [LIMIT]) for LOGIN, STATUS, SELECT or
 // FETCH, and connections cut after a number of bytes of a FETCH response.
 // It counts logins and open connections so tests can check connection reuse.
 package imaptest
@@ -90,6 +91,37 @@ func (s *Server) AddUser(name, password string) {
 	u.folders["INBOX"] = &memFolder{name: "INBOX", user: u, validity: 1, next: 1}
 	u.folders["Junk"] = &memFolder{name: "Junk", user: u, validity: 1, next: 1, attrs: []string{imap.JunkAttr}}
 	s.be.users[name] = u
+}
+
+// AddFolder gives a user one more folder, with special-use attributes
+// (e.g. imap.SentAttr).
+func (s *Server) AddFolder(user, name string, attrs ...string) error {
+	s.be.mu.Lock()
+	defer s.be.mu.Unlock()
+	u, ok := s.be.users[user]
+	if !ok {
+		return fmt.Errorf("imaptest: no user %q", user)
+	}
+	u.folders[name] = &memFolder{name: name, user: u, validity: 1, next: 1, attrs: attrs}
+	return nil
+}
+
+// Fetch is one FETCH the server answered: the folder and the items asked
+// (e.g. "UID", "BODY.PEEK[HEADER.FIELDS (Message-ID)]").
+type Fetch struct {
+	Folder string
+	Items  []string
+}
+
+// maxFetchLog bounds the FETCHes kept per user (dev runs for long).
+const maxFetchLog = 1000
+
+// Fetches returns the FETCHes a user issued (the last maxFetchLog), in
+// order.
+func (s *Server) Fetches(user string) []Fetch {
+	s.be.mu.Lock()
+	defer s.be.mu.Unlock()
+	return append([]Fetch{}, s.be.fetches[user]...)
 }
 
 // Append adds a message to a user's folder with the given internal date and
@@ -237,10 +269,11 @@ func (c *faultConn) Close() error {
 }
 
 type memBackend struct {
-	mu     sync.Mutex
-	srv    *Server
-	users  map[string]*memUser
-	faults map[string]*Fault
+	mu      sync.Mutex
+	srv     *Server
+	users   map[string]*memUser
+	faults  map[string]*Fault
+	fetches map[string][]Fetch
 }
 
 func (be *memBackend) folder(user, name string) (*memFolder, error) {
@@ -419,6 +452,17 @@ func (f *memFolder) ListMessages(uid bool, set *imap.SeqSet, items []imap.FetchI
 			picks = append(picks, pick{uint32(i + 1), memMessage{uid: m.uid, date: m.date, flags: append([]string{}, m.flags...), raw: m.raw}})
 		}
 	}
+	rec := Fetch{Folder: f.name}
+	for _, it := range items {
+		rec.Items = append(rec.Items, string(it))
+	}
+	if f.user.be.fetches == nil {
+		f.user.be.fetches = map[string][]Fetch{}
+	}
+	if l := f.user.be.fetches[f.user.name]; len(l) >= maxFetchLog {
+		f.user.be.fetches[f.user.name] = l[1:]
+	}
+	f.user.be.fetches[f.user.name] = append(f.user.be.fetches[f.user.name], rec)
 	// A fetch of a body section without PEEK sets \Seen, as on a real server.
 	for _, it := range items {
 		if sec, err := imap.ParseBodySectionName(it); err == nil && !sec.Peek {

@@ -343,6 +343,7 @@ type SenderDomain struct {
 	FailingSince  *time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	DkimSeen      []byte
 }
 
 type Sequence struct {

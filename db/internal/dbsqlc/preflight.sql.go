@@ -147,7 +147,7 @@ func (q *Queries) CachedRecipientDomains(ctx context.Context, arg CachedRecipien
 }
 
 const dueSenderDomains = `-- name: DueSenderDomains :many
-SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at FROM sender_domains
+SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at, dkim_seen FROM sender_domains
 WHERE tenant_key = $1 AND next_check_at <= $2
 ORDER BY next_check_at
 LIMIT $3
@@ -183,6 +183,7 @@ func (q *Queries) DueSenderDomains(ctx context.Context, arg DueSenderDomainsPara
 			&i.FailingSince,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DkimSeen,
 		); err != nil {
 			return nil, err
 		}
@@ -287,7 +288,7 @@ func (q *Queries) GetRequireDomainAuth(ctx context.Context, tenantKey string) (s
 }
 
 const getSenderDomain = `-- name: GetSenderDomain :one
-SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at FROM sender_domains WHERE tenant_key = $1 AND domain = $2
+SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at, dkim_seen FROM sender_domains WHERE tenant_key = $1 AND domain = $2
 `
 
 type GetSenderDomainParams struct {
@@ -313,12 +314,13 @@ func (q *Queries) GetSenderDomain(ctx context.Context, arg GetSenderDomainParams
 		&i.FailingSince,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimSeen,
 	)
 	return i, err
 }
 
 const listSenderDomains = `-- name: ListSenderDomains :many
-SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at FROM sender_domains
+SELECT tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at, dkim_seen FROM sender_domains
 WHERE tenant_key = $1 AND domain > $2
 ORDER BY domain
 LIMIT $3
@@ -354,6 +356,7 @@ func (q *Queries) ListSenderDomains(ctx context.Context, arg ListSenderDomainsPa
 			&i.FailingSince,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DkimSeen,
 		); err != nil {
 			return nil, err
 		}
@@ -472,7 +475,7 @@ UPDATE sender_domains SET
     expires_at = $5, next_check_at = $6, updated_at = $4::timestamptz,
     failing_since = CASE WHEN $1::text = 'fail' THEN coalesce(failing_since, $4::timestamptz) ELSE NULL END
 WHERE tenant_key = $7 AND domain = $8
-RETURNING tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at
+RETURNING tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at, dkim_seen
 `
 
 type SaveSenderDomainParams struct {
@@ -513,6 +516,56 @@ func (q *Queries) SaveSenderDomain(ctx context.Context, arg SaveSenderDomainPara
 		&i.FailingSince,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimSeen,
+	)
+	return i, err
+}
+
+const saveSentDKIM = `-- name: SaveSentDKIM :one
+UPDATE sender_domains SET
+    dkim_seen = $1, checks = $2, status = $3, updated_at = $4::timestamptz,
+    failing_since = CASE WHEN $3::text = 'fail' THEN coalesce(failing_since, $4::timestamptz) ELSE NULL END
+WHERE tenant_key = $5 AND domain = $6
+RETURNING tenant_key, domain, status, checked, checks, provider, provider_set, dkim_selectors, checked_at, expires_at, next_check_at, failing_since, created_at, updated_at, dkim_seen
+`
+
+type SaveSentDKIMParams struct {
+	DkimSeen  []byte
+	Checks    json.RawMessage
+	Status    string
+	Now       time.Time
+	TenantKey string
+	Domain    string
+}
+
+// What mailbox sync saw on our own sent copy, with the checks and status
+// recomputed from it.
+func (q *Queries) SaveSentDKIM(ctx context.Context, arg SaveSentDKIMParams) (SenderDomain, error) {
+	row := q.db.QueryRow(ctx, saveSentDKIM,
+		arg.DkimSeen,
+		arg.Checks,
+		arg.Status,
+		arg.Now,
+		arg.TenantKey,
+		arg.Domain,
+	)
+	var i SenderDomain
+	err := row.Scan(
+		&i.TenantKey,
+		&i.Domain,
+		&i.Status,
+		&i.Checked,
+		&i.Checks,
+		&i.Provider,
+		&i.ProviderSet,
+		&i.DkimSelectors,
+		&i.CheckedAt,
+		&i.ExpiresAt,
+		&i.NextCheckAt,
+		&i.FailingSince,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DkimSeen,
 	)
 	return i, err
 }
