@@ -23,8 +23,7 @@ func commandFlags() map[string]*flag.FlagSet {
 	var dcfg serveConfig
 	devFS, _, _, _ := devFlags(&dcfg)
 	migrateFS := newFlagSet("migrate")
-	var m migrateFlags
-	m.flags(migrateFS)
+	migrateFS.String("database-url", "", "")
 	return map[string]*flag.FlagSet{"serve": serveFS, "dev": devFS, "migrate": migrateFS}
 }
 
