@@ -343,14 +343,14 @@ func (s *Store) runRoute(ctx context.Context, tenant string, id uuid.UUID) (bool
 		}
 		if !kept {
 			var ok bool
-			if adapter, ok = p.pick(); !ok {
+			if adapter, ok = p.pickFor(deref(src.RecipientProvider)); !ok {
 				return skip(RoutePoolExhausted, nil)
 			}
 		}
 		row, err := q.InsertEnrollment(ctx, dbsqlc.InsertEnrollmentParams{
 			TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: ver.SequenceID, SequenceVersionID: ver.ID,
 			Email: src.Email, FirstName: src.FirstName, LastName: src.LastName, Company: src.Company, Timezone: src.Timezone,
-			Vars: src.Vars, AdapterID: adapter, Now: now,
+			Vars: src.Vars, AdapterID: adapter, RecipientProvider: src.RecipientProvider, Now: now,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return skip(RouteAlreadyEnrolled, nil) // enrolled concurrently

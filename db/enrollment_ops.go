@@ -170,7 +170,8 @@ func (s *Store) applyPinPolicy(ctx context.Context, q *dbsqlc.Queries, e dbsqlc.
 		}
 		pk := newPicker(p, cands)
 		pk.reassign = false // only eligible members may take over a live thread
-		if to, ok := pk.pick(); ok && to != e.AdapterID {
+		// The recipient's provider still counts (provider_matching).
+		if to, ok := pk.pickFor(deref(e.RecipientProvider)); ok && to != e.AdapterID {
 			if err := pk.saveCounters(ctx, q, e.TenantKey, e.SequenceVersionID); err != nil {
 				return event{}, err
 			}

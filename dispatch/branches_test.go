@@ -344,3 +344,40 @@ func TestLeaderRunsTheRouteSweep(t *testing.T) {
 		}
 	}
 }
+
+// A routed contact keeps its recipient provider: the target enrollment
+// carries it (so provider caps still count it), and a target pool with
+// provider_matching prefer pins it to a member of that provider, however
+// the weights lean.
+func TestRoutedContactKeepsItsProvider(t *testing.T) {
+	t.Parallel()
+	f := newFeedWorld(t, dripdrop.AdapterInput{}, step("intro", "Hi", "Hello", 0))
+	gina := f.addSinkAdapter("Gina", "gina@acme.example.com")
+	otto := f.addSinkAdapter("Otto", "otto@acme.example.com")
+	f.call(200, "PATCH", "/v1/adapters/"+gina, map[string]any{"mailbox_provider": "google"})
+	f.call(200, "PATCH", "/v1/adapters/"+otto, map[string]any{"mailbox_provider": "microsoft"})
+	target := f.poolOf("matching", otto, 1000, gina, 1)
+	f.call(200, "PATCH", "/v1/pools/"+target, map[string]any{"provider_matching": "prefer"})
+	f.sequence("referrals", target, nil, [3]any{"Introduced by a colleague", "Your colleague sent me your way.", 0})
+	f.sequence("outreach", f.pool.ID.String(), map[string]any{"branches": map[string]any{
+		"on_reply": map[string]any{"referral": map[string]any{"sequence_key": "referrals"}}}},
+		[3]any{"Quick question", "Hello {{first_name}}", 0})
+	src := f.enrollInto("outreach", "dana@gmail.com")
+	if got := f.call(200, "GET", "/v1/enrollments/"+src, nil)["recipient_provider"]; got != "google" {
+		t.Fatalf("source recipient_provider %v, want google", got)
+	}
+	f.run()
+	res := f.inbound(201, map[string]any{"message_id": "<dana-1@gmail.com>", "in_reply_to": f.sentMessageID("dana@gmail.com"),
+		"from": "dana@gmail.com", "subject": "Re: Quick question", "body_text": "Please contact my colleague Sam, he handles this."})
+	if res["category"] != "referral" {
+		t.Fatalf("category %v, want referral", res["category"])
+	}
+	moved := f.liveIn("referrals", "dana@gmail.com")
+	if moved == nil {
+		t.Fatal("the referral did not enroll the contact into the target")
+	}
+	if moved["recipient_provider"] != "google" || moved["adapter_id"] != gina || moved["routed_from"] != src {
+		t.Fatalf("routed enrollment: provider %v adapter %v (want google on Gina %s; Otto is %s), routed from %v",
+			moved["recipient_provider"], moved["adapter_id"], gina, otto, moved["routed_from"])
+	}
+}
