@@ -175,13 +175,11 @@ func newPicker(pool dbsqlc.Pool, cands []candidate) *picker {
 	return p
 }
 
-// pick returns the adapter to pin (policy.PickPin), or ok=false when the
-// pool is exhausted. A deleted pool has no WDRR members.
-func (p *picker) pick() (uuid.UUID, bool) { return p.pickFor("") }
-
-// pickFor is pick for a recipient of the given provider: a pool with
-// provider_matching "prefer" runs WDRR among the eligible members of that
-// provider when there is one (policy.PickPinMatching).
+// pickFor returns the adapter to pin for a recipient of the given provider
+// ("" unknown), or ok=false when the pool is exhausted (policy.PickPin; a
+// deleted pool has no WDRR members). A pool with provider_matching
+// "prefer" runs WDRR among the eligible members of that provider when
+// there is one (policy.PickPinMatching).
 func (p *picker) pickFor(provider string) (uuid.UUID, bool) {
 	wdrr := p.wdrr
 	if p.pool.DeletedAt != nil {
