@@ -10,7 +10,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: run test build generate check-generated vet lint fuzz bench bench-scale db/stop clean
+.PHONY: run test test-citus build generate check-generated vet lint fuzz bench bench-scale db/stop clean
 
 ## run: start the engine in dev mode (managed PostgreSQL, SMTP sink, demo data);
 ## installs the PostgreSQL server binaries first when they are missing
@@ -28,6 +28,12 @@ test: check-generated vet lint
 	@scripts/ensure-postfix
 	@scripts/ensure-dovecot
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## test-citus: the Citus tests alone (a coordinator and two workers on loopback), failing rather than
+## skipping when no Citus is installed: set DRIPDROP_CITUS_BINDIR to the bin directory of a PostgreSQL
+## with the citus extension (docs/scaling.md#testing-on-citus). `make test` runs them too when one is found.
+test-citus:
+	DRIPDROP_CITUS_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Citus' ./db/... ./dispatch/...
 
 ## build: build bin/dripdrop
 build:

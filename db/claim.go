@@ -71,12 +71,24 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 			ids, counts = append(ids, id), append(counts, n)
 		}
 	}
+	settings := s.claimSettingsFor(ctx)
+	// On Citus each tenant's claim is a transaction of its own (still one
+	// round trip): tenants live on different workers, and one transaction
+	// over them would commit in two phases across the workers.
+	perTenant := s.onCitus(ctx)
 	b := &pgx.Batch{}
-	b.Queue("begin")
-	for _, set := range claimSettings {
-		b.Queue(set)
+	begin := func() {
+		b.Queue("begin")
+		for _, set := range settings {
+			b.Queue(set)
+		}
 	}
-	for _, r := range reqs {
+	begin()
+	for i, r := range reqs {
+		if perTenant && i > 0 {
+			b.Queue("commit")
+			begin()
+		}
 		b.Queue(dbsqlc.ClaimReadySQL, ids, counts, now, r.Tenant, r.Limit+16, r.Limit, now.Add(hold))
 	}
 	b.Queue("commit")
@@ -89,12 +101,19 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 	br := c.SendBatch(ctx, b)
 	var out []Claimed
 	err = func() error {
-		for range 1 + len(claimSettings) {
-			if _, err := br.Exec(); err != nil {
-				return err
+		for i, r := range reqs {
+			if i == 0 || perTenant {
+				if i > 0 {
+					if _, err := br.Exec(); err != nil { // the previous tenant's commit
+						return err
+					}
+				}
+				for range 1 + len(settings) {
+					if _, err := br.Exec(); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		for _, r := range reqs {
 			rows, _ := br.Query()
 			for rows.Next() {
 				cl := Claimed{Tenant: r.Tenant}

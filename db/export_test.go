@@ -63,6 +63,17 @@ func (s *Store) WaitStatsRefresh() { s.stats.wg.Wait() }
 // dbtest.ClaimSettings (EXPLAIN of the claim in benchmarks) stays in step.
 var ClaimSettings = claimSettings
 
+// ApplyMigrations applies ms (not the embedded migrations) on the database
+// at url, as Migrate does.
+func ApplyMigrations(ctx context.Context, url string, ms []Migration) ([]int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	return applyMigrations(ctx, conn, ms)
+}
+
 // OneTripCommit runs, in one round trip with their COMMIT (pipe.runCommit),
 // an insert of tenant key and then stmt: the one-trip record's shape, to
 // show what commits when a statement of the batch fails.

@@ -21,7 +21,8 @@ var migrationFS embed.FS
 // starting together migrate once.
 const migrationLockID = 0x6472697064726f70 // "dripdrop"
 
-// Migration is one embedded SQL file, applied in its own transaction.
+// Migration is one embedded SQL file, applied in its own transaction one
+// statement at a time (see splitMigration).
 type Migration struct {
 	Version  int
 	Name     string
@@ -95,6 +96,11 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 	if err != nil {
 		return nil, err
 	}
+	return applyMigrations(ctx, conn, ms)
+}
+
+// applyMigrations applies those of ms not yet recorded, in order.
+func applyMigrations(ctx context.Context, conn *pgx.Conn, ms []Migration) (applied []int, err error) {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockID)); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
@@ -134,9 +140,23 @@ func migrateConn(ctx context.Context, conn *pgx.Conn) (applied []int, err error)
 			}
 			continue
 		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
+		steps, err := splitMigration(m.SQL)
+		if err != nil {
+			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			// One statement at a time: Citus refuses a multi-statement
+			// query string that touches distributed tables.
+			for _, st := range steps {
+				if st.Directive != "" {
+					if err := applyDirective(ctx, tx, st); err != nil {
+						return fmt.Errorf("line %d: %w", st.Line, err)
+					}
+					continue
+				}
+				if _, err := tx.Exec(ctx, st.SQL); err != nil {
+					return fmt.Errorf("statement at line %d: %w", st.Line, err)
+				}
 			}
 			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", m.Version, m.Name, m.Checksum)
 			return err

@@ -33,19 +33,28 @@ func outboxTenants(evs []event) ([]string, error) {
 	return tenants, nil
 }
 
-// insertOutboxSQL writes many events in one statement; writer_xid defaults
-// to the transaction's id (the feed's never-skip order). An event of a
-// tenant without an active subscription is written as no_match at once:
-// the feed and the stream read it all the same, and the fan-out has nothing
-// to do for it (updating it later cost a second version of every row). It
+// insertOutboxSQL writes the events of one tenant ($1) in one statement.
+// It first takes the tenant's next feed positions from its head row, which
+// stays locked until the transaction ends: a tenant's writers commit one
+// after the other in feed order, so a reader that has seen position n has
+// seen every position below it (the feed's never-skip order, on one server
+// or sharded by tenant). The head is taken last, with COMMIT in the same
+// round trip, so the lock is held only for the commit. An event of a tenant
+// without an active subscription is written as no_match at once: the feed
+// and the stream read it all the same, and the fan-out has nothing to do
+// for it (updating it later cost a second version of every row). It
 // returns how many of each name were so written.
-const insertOutboxSQL = `WITH ins AS (
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
-    SELECT u.t, u.n, u.x, u.m, $4,
-           CASE WHEN u.t = ANY(coalesce((SELECT array_agg(w.tenant_key) FROM webhook_subscriptions w
-                                         WHERE w.tenant_key = ANY($1::text[]) AND w.active), '{}'))
-                THEN 'pending' ELSE 'no_match' END
-    FROM unnest($1::text[], $2::text[], $3::jsonb[], $5::jsonb[]) AS u(t, n, m, x)
+const insertOutboxSQL = `WITH head AS (
+    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES ($1, cardinality($2::text[]))
+    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+    RETURNING last_seq
+), ins AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+    SELECT $1, u.n, u.x, u.m, $4,
+           CASE WHEN EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $1 AND w.active)
+                THEN 'pending' ELSE 'no_match' END,
+           head.last_seq - cardinality($2::text[]) + u.ord
+    FROM head, unnest($2::text[], $3::jsonb[], $5::jsonb[]) WITH ORDINALITY AS u(n, m, x, ord)
     RETURNING name, status
 )
 SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
@@ -167,15 +176,25 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 		return nil
 	}
 	b := &p.tail
-	if len(rows) > 0 {
-		ts, names := make([]string, len(rows)), make([]string, len(rows))
-		metas, ms := make([]string, len(rows)), make([]string, len(rows))
-		for i, e := range rows {
+	// One statement per tenant, in tenant order: transactions that write
+	// events of several tenants take their heads in one order.
+	byTenant := map[string][]event{}
+	for _, e := range rows {
+		byTenant[e.tenantKey()] = append(byTenant[e.tenantKey()], e)
+	}
+	slices.Sort(tenants)
+	for _, tenant := range tenants {
+		evs := byTenant[tenant]
+		if len(evs) == 0 {
+			continue // its rows were all written by the transaction's statements
+		}
+		names, metas, ms := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+		for i, e := range evs {
 			js, err := json.Marshal(e.metadata)
 			if err != nil {
 				return err
 			}
-			ts[i], names[i], metas[i], ms[i] = e.tenantKey(), e.name, string(js), countJSON
+			names[i], metas[i], ms[i] = e.name, string(js), countJSON
 			if e.measurements != nil {
 				mj, err := json.Marshal(e.measurements)
 				if err != nil {
@@ -184,12 +203,12 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 				ms[i] = string(mj)
 			}
 		}
-		b.Queue(insertOutboxSQL, ts, names, metas, s.clock.Now(), ms).Query(func(r pgx.Rows) error {
-			written, err := pgx.CollectRows(r, func(r pgx.CollectableRow) (nameCount, error) {
+		b.Queue(insertOutboxSQL, tenant, names, metas, s.clock.Now(), ms).Query(func(r pgx.Rows) error {
+			nc, err := pgx.CollectRows(r, func(r pgx.CollectableRow) (nameCount, error) {
 				var nc nameCount
 				return nc, r.Scan(&nc.name, &nc.n)
 			})
-			noMatch = append(noMatch, written...)
+			noMatch = append(noMatch, nc...)
 			return err
 		})
 	}

@@ -59,7 +59,7 @@ func (s *Store) ReserveClaimed(ctx context.Context, claims []Claimed, lease time
 	if err != nil || len(claims) == 0 {
 		return r.out, err
 	}
-	err = s.txPipe(ctx, beginGeneric, func(p *pipe) ([]event, error) {
+	err = s.txPipe(ctx, s.beginHot(ctx), func(p *pipe) ([]event, error) {
 		r.reset(p)
 		if err := r.load(ctx); err != nil {
 			return nil, err

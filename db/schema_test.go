@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -218,5 +219,37 @@ func TestReferencedConfigurationIsGuarded(t *testing.T) {
 	var left int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM step_executions WHERE enrollment_id = '00000000-0000-0000-0000-0000000000f1'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d executions left after their enrollment was deleted (%v)", left, err)
+	}
+}
+
+// TestMigrationFileIsOneTransaction: a file's statements run one at a time
+// in one transaction, so a statement that fails undoes the ones before it
+// and the file is not recorded; fixed, it applies whole.
+func TestMigrationFileIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	bad := db.Migration{Version: 9001, Name: "scratch", Checksum: "x", SQL: "CREATE TABLE scratch_a (x text DEFAULT 'a;b');\n" +
+		"-- a comment; with a semicolon\nINSERT INTO scratch_a VALUES (DEFAULT);\nINSERT INTO no_such_table VALUES (1);\n"}
+	_, err := db.ApplyMigrations(ctx, url, []db.Migration{bad})
+	if err == nil || !strings.Contains(err.Error(), "9001_scratch") || !strings.Contains(err.Error(), "line 4") {
+		t.Fatalf("a failing statement: %v, want an error naming the file and the statement's line 4", err)
+	}
+	conn := connect(t, url)
+	var exists, recorded bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('scratch_a') IS NOT NULL, EXISTS (SELECT 1 FROM schema_migrations WHERE version = 9001)").Scan(&exists, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	if exists || recorded {
+		t.Fatalf("after the failure: table exists %t, recorded %t; want the whole file undone", exists, recorded)
+	}
+	good := bad
+	good.SQL = strings.Replace(bad.SQL, "INSERT INTO no_such_table VALUES (1);", "INSERT INTO scratch_a VALUES ('two');", 1)
+	if applied, err := db.ApplyMigrations(ctx, url, []db.Migration{good}); err != nil || len(applied) != 1 {
+		t.Fatalf("the fixed file: %v, %v", applied, err)
+	}
+	var rows string
+	if err := conn.QueryRow(ctx, "SELECT string_agg(x, ',' ORDER BY x) FROM scratch_a").Scan(&rows); err != nil || rows != "a;b,two" {
+		t.Fatalf("scratch_a holds %q (%v), want the default 'a;b' and 'two'", rows, err)
 	}
 }

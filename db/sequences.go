@@ -108,8 +108,12 @@ func (s *Store) insertVersion(ctx context.Context, q *dbsqlc.Queries, tenant str
 		state, activatedAt = "active", &now
 	}
 	days, start, end := windowParams(v.SendWindow)
+	number, err := q.NextSequenceVersion(ctx, dbsqlc.NextSequenceVersionParams{TenantKey: tenant, SequenceID: seq})
+	if err != nil {
+		return err
+	}
 	row, err := q.CreateSequenceVersion(ctx, dbsqlc.CreateSequenceVersionParams{
-		TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: seq, State: state, Mode: v.Mode, PoolID: v.PoolID,
+		TenantKey: tenant, ID: dripdrop.NewID(), SequenceID: seq, Version: number, State: state, Mode: v.Mode, PoolID: v.PoolID,
 		WindowDays: days, WindowStart: start, WindowEnd: end, WindowTimezone: v.SendWindow.Timezone, WindowHolidays: nonNilStrings(v.SendWindow.Holidays),
 		StopOnReply: v.StopOnReply, StopCompanyOnReply: v.StopCompanyOnReply, ListUnsubscribe: v.ListUnsubscribe, VerifyRecipients: v.VerifyRecipients, ActivatedAt: activatedAt, Now: now,
 	})

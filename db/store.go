@@ -44,6 +44,10 @@ type Options struct {
 	// link-local, unspecified and multicast addresses
 	// (docs/security.md#the-operators-network).
 	AllowPrivateTargets bool
+	// StatementHook, when set, sees every statement the store sends (SQL
+	// and arguments, pipelined ones included) before it runs: for tests
+	// that examine the engine's queries, such as the Citus plan test.
+	StatementHook func(sql string, args []any)
 	// Resolver answers the DNS questions of the deliverability preflight
 	// (sender domains, recipients at verify_recipients=mx); nil turns the
 	// DNS checks off (docs/preflight.md).
@@ -97,6 +101,7 @@ type Store struct {
 	allowPrivate  bool
 	notes         *notifier    // post-commit wake-ups (notify.go)
 	stats         *statsKeeper // statistics after bulk enrollments (stats.go)
+	citus         citusProbe   // whether the database runs Citus (citus.go)
 	resolver      preflight.Resolver
 }
 
@@ -125,6 +130,9 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		pgxuuid.Register(c.TypeMap())
 		return nil
+	}
+	if opts.StatementHook != nil {
+		cfg.ConnConfig.Tracer = statementTracer(opts.StatementHook)
 	}
 	return cfg, nil
 }

@@ -31,7 +31,12 @@ import (
 // the durable cluster, a running clock and n contacts enrolled in a
 // one-step sequence with spintax and variables.
 func benchWorld(b *testing.B, n, adapters int, adapterIn dripdrop.AdapterInput) *world {
-	w := newWorldAt(b, dbtest.DurableURL(b), adapterIn, step("only", "{Hi|Hello} {{first_name|there}}", "{Quick|Short} note for {{first_name|you}} at {{company|your team}}.", 0))
+	return benchWorldAt(b, dbtest.DurableURL(b), n, adapters, adapterIn)
+}
+
+// benchWorldAt is benchWorld on the database at url.
+func benchWorldAt(b *testing.B, url string, n, adapters int, adapterIn dripdrop.AdapterInput) *world {
+	w := newWorldAt(b, url, adapterIn, step("only", "{Hi|Hello} {{first_name|there}}", "{Quick|Short} note for {{first_name|you}} at {{company|your team}}.", 0))
 	w.clock.Run()
 	for i := 1; i < adapters; i++ {
 		name, prov, from := fmt.Sprintf("m%d", i), "sink", fmt.Sprintf("m%d@acme.example.com", i)

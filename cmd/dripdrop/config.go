@@ -15,6 +15,8 @@ import (
 // the environment.
 var flagEnv = map[string]string{
 	"database-url":          "DATABASE_URL",
+	"citus":                 "DRIPDROP_CITUS",
+	"citus-shards":          "DRIPDROP_CITUS_SHARDS",
 	"listen":                "LISTEN_ADDR",
 	"encryption-key":        "DRIPDROP_ENCRYPTION_KEY",
 	"admin-token":           "DRIPDROP_ADMIN_TOKEN",

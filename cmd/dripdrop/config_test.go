@@ -23,7 +23,8 @@ func commandFlags() map[string]*flag.FlagSet {
 	var dcfg serveConfig
 	devFS, _, _, _ := devFlags(&dcfg)
 	migrateFS := newFlagSet("migrate")
-	migrateFS.String("database-url", "", "")
+	var m migrateFlags
+	m.flags(migrateFS)
 	return map[string]*flag.FlagSet{"serve": serveFS, "dev": devFS, "migrate": migrateFS}
 }
 

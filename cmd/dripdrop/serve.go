@@ -413,20 +413,47 @@ func startInbound(cfg serveConfig, store *db.Store, log *slog.Logger) (*smtpd.Se
 	return ln, nil
 }
 
+// migrateFlags are the flags of `dripdrop migrate`.
+type migrateFlags struct {
+	url         string
+	citus       bool
+	citusShards int
+}
+
+func (m *migrateFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&m.url, "database-url", "", "PostgreSQL connection URL")
+	fs.BoolVar(&m.citus, "citus", false, "after migrating, distribute the tables on the Citus coordinator at -database-url (docs/scaling.md)")
+	fs.IntVar(&m.citusShards, "citus-shards", 0, "shards per distributed table with -citus (0: the coordinator's citus.shard_count)")
+}
+
 func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("migrate")
-	url := fs.String("database-url", "", "PostgreSQL connection URL")
+	var m migrateFlags
+	m.flags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *url == "" {
+	if m.url == "" {
 		return errors.New("DATABASE_URL is required")
 	}
-	applied, err := db.Migrate(ctx, *url)
+	applied, err := db.Migrate(ctx, m.url)
 	if err != nil {
 		return err
 	}
 	log.Info("migrations applied", "count", len(applied), "versions", applied)
+	if !m.citus {
+		return nil
+	}
+	rep, err := db.CitusDistribute(ctx, m.url, m.citusShards)
+	if err != nil {
+		return err
+	}
+	if rep.AlreadyDistributed {
+		log.Info("citus: the tables are already distributed", "reference", rep.Reference, "distributed", len(rep.Distributed), "local", rep.Local)
+		return nil
+	}
+	log.Info("citus: tables distributed by tenant_key", "reference", rep.Reference, "distributed", len(rep.Distributed),
+		"shards", rep.ShardCount, "foreign_keys", rep.ForeignKeys, "local", rep.Local)
 	return nil
 }
 

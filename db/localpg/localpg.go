@@ -47,6 +47,13 @@ type Options struct {
 	Fast bool
 	// Log receives progress lines ("initialising cluster…"); may be nil.
 	Log func(format string, args ...any)
+	// BinDir holds the server binaries to run instead of the ones found
+	// by default ($PG_BINDIR, /usr/lib/postgresql/*/bin, $PATH): a build
+	// with extensions, such as a Citus for the Citus tests.
+	BinDir string
+	// Settings are extra server settings, each name=value without spaces
+	// (shared_preload_libraries=citus).
+	Settings []string
 }
 
 // Cluster is a running local PostgreSQL.
@@ -92,9 +99,11 @@ func Ensure(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 	}
 	defer unlock()
 
-	bin, err := findBinDir()
-	if err != nil {
-		return nil, err
+	bin := opts.BinDir
+	if bin == "" {
+		if bin, err = findBinDir(); err != nil {
+			return nil, err
+		}
 	}
 	runAs, err := runAsUser()
 	if err != nil {
@@ -137,6 +146,9 @@ func Ensure(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=128MB",
+	}
+	for _, kv := range opts.Settings {
+		settings = append(settings, "-c", kv)
 	}
 	if opts.Fast {
 		settings = append(settings, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
@@ -589,6 +601,9 @@ func lockFile(path string) (func(), error) {
 		_ = f.Close()
 	}, nil
 }
+
+// BinDir is the directory of the server binaries Ensure runs by default.
+func BinDir() (string, error) { return findBinDir() }
 
 // Tool is the path of a PostgreSQL client program (pg_dump, psql) of the
 // same installation whose server binaries Ensure runs.

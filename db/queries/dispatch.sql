@@ -26,7 +26,10 @@ WITH busy AS (
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
                         - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
-                                   dripdrop_in_flight(d.tenant_key, d.adapter_id, @now::timestamptz)), 0)::int AS room
+                                   -- The adapter's sends in flight in every process (dripdrop_in_flight's rule,
+                                   -- written out: a function would run its query inside a shard query on Citus).
+                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = d.adapter_id
+                                      AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = @tenant_key AND d.due_at <= @now::timestamptz
@@ -62,13 +65,17 @@ WITH busy AS (
     UPDATE step_executions x SET claimed_until = @claim_until::timestamptz
     FROM locked l
     WHERE x.tenant_key = @tenant_key AND x.id = ANY(ARRAY(SELECT lk.id FROM locked lk)) AND x.id = l.id
-    RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+    -- (timestamptz - timestamptz is IMMUTABLE, timestamptz + interval is not:
+    -- Citus allows only IMMUTABLE expressions in RETURNING.)
+    RETURNING x.id, x.adapter_id, (x.scheduled_for - x.updated_at <= interval '1 second')::bool AS due_on_write
 ), counts AS MATERIALIZED (
     -- Counted once per candidate (the requeue's join would otherwise count
     -- again for every pair it tries: cubic in the claim's size).
     SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, least(c.room, (SELECT sh.per FROM share sh)) AS take,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
-           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
+           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen,
+           (SELECT max(c2.served) FROM cand c2) AS top,
+           row_number() OVER (ORDER BY c.due_at, c.served, c.adapter_id) AS ord
     FROM cand c
 ), requeue AS (
     UPDATE adapter_due d SET due_at = CASE
@@ -84,7 +91,9 @@ WITH busy AS (
               THEN @claim_until::timestamptz END
         ), 'infinity'::timestamptz)
     END,
-    served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
+    -- Served adapters go behind every candidate of this claim, in the
+    -- order they stood (the tenant's own clock: no global sequence).
+    served = CASE WHEN k.nchosen > 0 THEN k.top + k.ord ELSE d.served END
     FROM counts k
     WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.ver = k.ver
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
@@ -254,7 +263,8 @@ WHERE tenant_key = @tenant_key AND id = @id AND state = 'scheduled';
 -- analyzes within a minute or so), a free join order started from the
 -- sequence's enrollments and matched each against every id: 1.3 million
 -- row visits and 6 s to reserve 256 sends out of 5 000 enrollments.
--- Rows are locked in the order of ids (callers sort them).
+-- Rows are locked in the order of ids (callers sort them). Every table
+-- reference names the tenant (a single-shard router query on Citus).
 SELECT x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.out_message_id,
        x.followup, x.claimed_until, x.thread_no AS exec_thread_no,
        st.key AS step_key, st.position, st.subject AS step_subject, st.body_text, st.body_html, st.spintax,
@@ -268,16 +278,16 @@ CROSS JOIN LATERAL (
     SELECT s.* FROM step_executions s WHERE s.tenant_key = @tenant_key AND s.id = i.id OFFSET 0 FOR UPDATE
 ) x
 CROSS JOIN LATERAL (
-    SELECT en.* FROM enrollments en WHERE en.tenant_key = x.tenant_key AND en.id = x.enrollment_id OFFSET 0
+    SELECT en.* FROM enrollments en WHERE en.tenant_key = @tenant_key AND en.id = x.enrollment_id OFFSET 0
 ) e
 CROSS JOIN LATERAL (
-    SELECT sp.* FROM steps sp WHERE sp.tenant_key = x.tenant_key AND sp.id = x.step_id OFFSET 0
+    SELECT sp.* FROM steps sp WHERE sp.tenant_key = @tenant_key AND sp.id = x.step_id OFFSET 0
 ) st
 CROSS JOIN LATERAL (
-    SELECT sv.* FROM sequence_versions sv WHERE sv.tenant_key = e.tenant_key AND sv.id = e.sequence_version_id OFFSET 0
+    SELECT sv.* FROM sequence_versions sv WHERE sv.tenant_key = @tenant_key AND sv.id = e.sequence_version_id OFFSET 0
 ) v
 CROSS JOIN LATERAL (
-    SELECT sn.* FROM sequences sn WHERE sn.tenant_key = e.tenant_key AND sn.id = e.sequence_id OFFSET 0
+    SELECT sn.* FROM sequences sn WHERE sn.tenant_key = @tenant_key AND sn.id = e.sequence_id OFFSET 0
 ) sq
 ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 
@@ -291,7 +301,8 @@ ORDER BY x.followup DESC, x.scheduled_for, x.enrollment_id, x.id;
 -- or the last send).
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
-            - dripdrop_in_flight(a.tenant_key, a.id, @now::timestamptz)
+            - (SELECT count(*) FROM step_executions f WHERE f.tenant_key = @tenant_key AND f.adapter_id = a.id
+                 AND f.state = 'sending' AND f.lease_expires_at > @now::timestamptz)::int
        FROM adapters a WHERE a.tenant_key = @tenant_key AND a.id = p.adapter_id)::int AS room,
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u
       WHERE u.tenant_key = @tenant_key AND u.adapter_id = p.adapter_id AND u.day = p.day)::int AS sent_today,
@@ -362,8 +373,7 @@ FOR UPDATE;
 -- name: RecordSent :many
 -- Phase two of several accepted messages in one statement (the record,
 -- docs/sending.md#the-path-of-one-step),
--- each fenced by its lease: the sends and their one "sent" event each (and
--- their outbox rows, ob below); for
+-- each fenced by its lease: the sends and their one "sent" event each; for
 -- adapters with a gap, the gap starts now (next_send_at) and the in-flight
 -- guard is lifted; then each enrollment (locked) completes or gets its next
 -- step, due its delay after now but never before the enrollment's
@@ -382,8 +392,7 @@ WITH r AS (
            unnest(@attempts::int[]) AS attempt, unnest(@gap_starts::timestamptz[]) AS gap_start,
            unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
            unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id,
-           unnest(@sequence_keys::text[]) AS sequence_key, unnest(@step_keys::text[]) AS step_key,
-           unnest(@providers::text[]) AS provider, unnest(@out_message_ids::text[]) AS out_message_id,
+           unnest(@out_message_ids::text[]) AS out_message_id,
            unnest(@variants::text[]) AS variant,
            generate_series(1, cardinality(@ids::uuid[])) AS ord
 ), x AS (
@@ -433,36 +442,11 @@ WITH r AS (
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
     RETURNING enrollment_id, (scheduled_for <= @now::timestamptz) AS due_now
-), sub AS (
-    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key AND w.active) AS pending
-), ob AS (
-    -- The outbox rows of each recorded send's "sent" event and, when it
-    -- completed its enrollment, its "completed" event, built from the rows
-    -- (their metadata is evSent's and evEnrollment's, db/events.go;
-    -- TestRecordOutboxRowsMatchTheEvents compares them), pending when the
-    -- tenant has an active subscription, else no_match (db/outbox.go).
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
-    SELECT @tenant_key, o.name, '{"count": 1}'::jsonb, o.metadata, @now::timestamptz,
-           CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
-    FROM (
-        SELECT r.ord, 0 AS k, 'dripdrop.dispatch.sent' AS name,
-               jsonb_build_object('enrollment_id', x.enrollment_id, 'step_execution_id', x.id, 'sequence_key', r.sequence_key,
-                                  'step_key', r.step_key, 'channel', 'email', 'adapter_provider', r.provider,
-                                  'provider_message_id', r.provider_message_id, 'out_message_id', r.out_message_id,
-                                  'tenant_key', @tenant_key::text) AS metadata
-        FROM x JOIN r ON r.id = x.id
-        UNION ALL
-        SELECT r.ord, 1, 'dripdrop.enrollment.completed',
-               jsonb_build_object('enrollment_id', done.id, 'tenant_key', @tenant_key::text, 'reason', 'last_step_sent')
-        FROM done JOIN x ON x.enrollment_id = done.id JOIN r ON r.id = x.id
-    ) o CROSS JOIN sub
-    ORDER BY o.ord, o.k
 )
 SELECT x.id, x.enrollment_id,
        EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now,
-       sub.pending
-FROM x CROSS JOIN sub;
+       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now
+FROM x;
 
 -- name: NextDueIn :one
 -- Seconds until the earliest ready-queue entry of these tenants comes due

@@ -19,13 +19,17 @@ WHERE tenant_key = @tenant_key AND id > @after
 ORDER BY id
 LIMIT @lim;
 
+-- name: NextSequenceVersion :one
+SELECT (coalesce(max(version), 0) + 1)::int FROM sequence_versions WHERE tenant_key = @tenant_key AND sequence_id = @sequence_id;
+
 -- name: CreateSequenceVersion :one
+-- The version number comes from NextSequenceVersion, under the sequence's
+-- lock (a subquery inside INSERT … VALUES is refused by Citus).
 INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
     window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
-    @tenant_key, @id, @sequence_id,
-    (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = @tenant_key AND sv.sequence_id = @sequence_id),
+    @tenant_key, @id, @sequence_id, @version,
     @state, @mode, @pool_id, @window_days, @window_start, @window_end, @window_timezone, @window_holidays, @stop_on_reply,
     @stop_company_on_reply, @list_unsubscribe, @verify_recipients, @activated_at, @now
 )

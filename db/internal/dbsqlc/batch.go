@@ -28,7 +28,10 @@ WITH busy AS (
                CASE WHEN a.deleted_at IS NULL THEN a.next_send_at ELSE 'infinity'::timestamptz END AS blocked_until,
                greatest(dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
                         - greatest(coalesce((SELECT b.n FROM busy b WHERE b.adapter_id = d.adapter_id), 0),
-                                   dripdrop_in_flight(d.tenant_key, d.adapter_id, $3::timestamptz)), 0)::int AS room
+                                   -- The adapter's sends in flight in every process (dripdrop_in_flight's rule,
+                                   -- written out: a function would run its query inside a shard query on Citus).
+                                   (SELECT count(*) FROM step_executions f WHERE f.tenant_key = $4 AND f.adapter_id = d.adapter_id
+                                      AND f.state = 'sending' AND f.lease_expires_at > $3::timestamptz)::int), 0)::int AS room
         FROM adapter_due d
         JOIN adapters a ON a.tenant_key = d.tenant_key AND a.id = d.adapter_id
         WHERE d.tenant_key = $4 AND d.due_at <= $3::timestamptz
@@ -64,13 +67,17 @@ WITH busy AS (
     UPDATE step_executions x SET claimed_until = $7::timestamptz
     FROM locked l
     WHERE x.tenant_key = $4 AND x.id = ANY(ARRAY(SELECT lk.id FROM locked lk)) AND x.id = l.id
-    RETURNING x.id, x.adapter_id, (x.scheduled_for <= x.updated_at + interval '1 second')::bool AS due_on_write
+    -- (timestamptz - timestamptz is IMMUTABLE, timestamptz + interval is not:
+    -- Citus allows only IMMUTABLE expressions in RETURNING.)
+    RETURNING x.id, x.adapter_id, (x.scheduled_for - x.updated_at <= interval '1 second')::bool AS due_on_write
 ), counts AS MATERIALIZED (
     -- Counted once per candidate (the requeue's join would otherwise count
     -- again for every pair it tries: cubic in the claim's size).
     SELECT c.adapter_id, c.due_at, c.ver, c.ready, c.blocked_until, least(c.room, (SELECT sh.per FROM share sh)) AS take,
            (SELECT count(*) FROM picked p WHERE p.adapter_id = c.adapter_id)::int AS npicked,
-           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen
+           (SELECT count(*) FROM chosen ch WHERE ch.adapter_id = c.adapter_id)::int AS nchosen,
+           (SELECT max(c2.served) FROM cand c2) AS top,
+           row_number() OVER (ORDER BY c.due_at, c.served, c.adapter_id) AS ord
     FROM cand c
 ), requeue AS (
     UPDATE adapter_due d SET due_at = CASE
@@ -86,7 +93,9 @@ WITH busy AS (
               THEN $7::timestamptz END
         ), 'infinity'::timestamptz)
     END,
-    served = CASE WHEN k.nchosen > 0 THEN nextval('adapter_due_served_seq') ELSE d.served END
+    -- Served adapters go behind every candidate of this claim, in the
+    -- order they stood (the tenant's own clock: no global sequence).
+    served = CASE WHEN k.nchosen > 0 THEN k.top + k.ord ELSE d.served END
     FROM counts k
     WHERE d.tenant_key = $4 AND d.adapter_id = k.adapter_id AND d.ver = k.ver
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)

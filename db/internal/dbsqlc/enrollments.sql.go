@@ -38,13 +38,6 @@ WITH u AS MATERIALIZED (
     FROM enr JOIN u ON u.id = enr.id
 ), sub AS (
     SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $11::text AND w.active) AS pending
-), ev AS (
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
-    SELECT $11::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
-           jsonb_build_object('enrollment_id', enr.id, 'sequence_version_id', $13::uuid,
-                              'adapter_id', enr.adapter_id, 'tenant_key', $11::text),
-           $14::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
-    FROM enr CROSS JOIN sub
 )
 SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub
 `
@@ -76,13 +69,10 @@ type BulkEnrollRow struct {
 
 // A batch import's write, one statement: the enrollments (a contact already
 // live in the sequence is skipped; the answer lists the positions, from 0,
-// of the rows inserted), the first
-// execution of each one inserted, and its adapter_pinned outbox row, built
-// here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
-// TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
-// pending when the tenant has an active subscription, else as no_match
-// (as the outbox seam writes every event, db/outbox.go). Every input array
-// has one element per row; a new column is one more array here and in the
+// of the rows inserted) and the first execution of each one inserted; with
+// whether the tenant has an active subscription (pending), for their
+// adapter_pinned outbox rows (InsertPinnedOutbox). Every input array has
+// one element per row; a new column is one more array here and in the
 // enrollments insert.
 func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkEnrollRow, error) {
 	rows, err := q.db.Query(ctx, bulkEnroll,
@@ -572,6 +562,57 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 	return i, err
 }
 
+const insertPinnedOutbox = `-- name: InsertPinnedOutbox :exec
+WITH u AS (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS adapter_id,
+           generate_series(1, cardinality($1::uuid[])) AS ord
+), head AS (
+    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES ($3::text, cardinality($1::uuid[]))
+    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+    RETURNING last_seq
+), ins AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+    SELECT $3::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', $4::uuid,
+                              'adapter_id', u.adapter_id, 'tenant_key', $3::text),
+           $5::timestamptz, CASE WHEN $6::bool THEN 'pending' ELSE 'no_match' END,
+           head.last_seq - cardinality($1::uuid[]) + u.ord
+    FROM head, u
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+`
+
+type InsertPinnedOutboxParams struct {
+	EnrollmentIds     []uuid.UUID
+	AdapterIds        []uuid.UUID
+	TenantKey         string
+	SequenceVersionID uuid.UUID
+	Now               time.Time
+	Pending           bool
+}
+
+// The adapter_pinned outbox rows of the enrollments a BulkEnroll inserted,
+// built here from their ids and adapters (the metadata is
+// evAdapterPinned's, db/events.go; TestBulkEnrollOutboxRowsMatchTheEvents
+// compares them), pending when BulkEnroll saw an active subscription, else
+// no_match (as the outbox seam writes every event, db/outbox.go). It goes
+// out with the COMMIT, so the tenant's feed head it takes (positions in
+// row order) is the transaction's last lock, as in the outbox seam.
+// (The insert is a CTE too: Citus plans an INSERT … SELECT beside a
+// data-modifying CTE only so.)
+func (q *Queries) InsertPinnedOutbox(ctx context.Context, arg InsertPinnedOutboxParams) error {
+	_, err := q.db.Exec(ctx, insertPinnedOutbox,
+		arg.EnrollmentIds,
+		arg.AdapterIds,
+		arg.TenantKey,
+		arg.SequenceVersionID,
+		arg.Now,
+		arg.Pending,
+	)
+	return err
+}
+
 const listExecutions = `-- name: ListExecutions :many
 SELECT x.tenant_key, x.id, x.enrollment_id, x.step_id, x.state, x.scheduled_for, x.attempt, x.attempt_window, x.adapter_id, x.followup, x.thread_no, x.subject, x.out_message_id, x.provider_message_id, x.lease_expires_at, x.claimed_until, x.reserved_day, x.rescues, x.defer_reason, x.defer_until, x.error_code, x.error, x.sent_at, x.created_at, x.updated_at, x.variant, s.key AS step_key, s.position
 FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
@@ -916,19 +957,19 @@ SELECT m.id AS member_id, m.adapter_id, m.weight, m.active AS member_active,
        coalesce(c.counter, 0)::bigint AS counter
 FROM pool_members m
 CROSS JOIN LATERAL (
-    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.auth, ad.oauth_app_id, ad.reconnect_required, ad.mailbox_provider, ad.provider_caps FROM adapters ad WHERE ad.tenant_key = m.tenant_key AND ad.id = m.adapter_id OFFSET 0
+    SELECT ad.tenant_key, ad.id, ad.name, ad.channel, ad.provider, ad.from_address, ad.from_name, ad.credentials, ad.active, ad.timezone, ad.health_state, ad.health_score, ad.health_since, ad.healthy_since, ad.resting_until, ad.rest_backoff_seconds, ad.daily_cap, ad.ramp_floor, ad.ramp_increment, ad.ramp_started_at, ad.min_gap_seconds, ad.gap_jitter_seconds, ad.last_send_at, ad.next_send_at, ad.created_at, ad.updated_at, ad.deleted_at, ad.max_in_flight, ad.rest_streak, ad.adapter_failures, ad.auth_failures, ad.auth, ad.oauth_app_id, ad.reconnect_required, ad.mailbox_provider, ad.provider_caps FROM adapters ad WHERE ad.tenant_key = $1 AND ad.id = m.adapter_id OFFSET 0
 ) a
 LEFT JOIN LATERAL (
-    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = m.tenant_key AND wc.pool_id = m.pool_id
-       AND wc.sequence_version_id = $1 AND wc.adapter_id = m.adapter_id OFFSET 0
+    SELECT wc.counter FROM wdrr_counters wc WHERE wc.tenant_key = $1 AND wc.pool_id = m.pool_id
+       AND wc.sequence_version_id = $2 AND wc.adapter_id = m.adapter_id OFFSET 0
 ) c ON true
-WHERE m.tenant_key = $2 AND m.pool_id = $3
+WHERE m.tenant_key = $1 AND m.pool_id = $3
 ORDER BY m.id
 `
 
 type PoolCandidatesParams struct {
-	SequenceVersionID uuid.UUID
 	TenantKey         string
+	SequenceVersionID uuid.UUID
 	PoolID            uuid.UUID
 }
 
@@ -954,8 +995,9 @@ type PoolCandidatesRow struct {
 // The pool's members with their adapters and counters, each reached by key
 // from its member (lateral, OFFSET 0): with statistics older than a bulk
 // load of adapters, a free join matched every member against every adapter.
+// Every table reference names the tenant (a router query on Citus).
 func (q *Queries) PoolCandidates(ctx context.Context, arg PoolCandidatesParams) ([]PoolCandidatesRow, error) {
-	rows, err := q.db.Query(ctx, poolCandidates, arg.SequenceVersionID, arg.TenantKey, arg.PoolID)
+	rows, err := q.db.Query(ctx, poolCandidates, arg.TenantKey, arg.SequenceVersionID, arg.PoolID)
 	if err != nil {
 		return nil, err
 	}

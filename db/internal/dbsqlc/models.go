@@ -435,6 +435,11 @@ type Suppression struct {
 	CreatedAt time.Time
 }
 
+type TelemetryFeedHead struct {
+	TenantKey string
+	LastSeq   int64
+}
+
 type TelemetryOutbox struct {
 	TenantKey    string
 	ID           int64
@@ -444,6 +449,7 @@ type TelemetryOutbox struct {
 	OccurredAt   time.Time
 	Status       string
 	WriterXid    pgtype.Uint64
+	FeedSeq      *int64
 }
 
 type Tenant struct {

@@ -108,10 +108,9 @@ INSERT INTO sequence_versions (
     tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end,
     window_timezone, window_holidays, stop_on_reply, stop_company_on_reply, list_unsubscribe, verify_recipients, activated_at, created_at
 ) VALUES (
-    $1, $2, $3,
-    (SELECT coalesce(max(version), 0) + 1 FROM sequence_versions sv WHERE sv.tenant_key = $1 AND sv.sequence_id = $3),
-    $4, $5, $6, $7, $8, $9, $10, $11, $12,
-    $13, $14, $15, $16, $17
+    $1, $2, $3, $4,
+    $5, $6, $7, $8, $9, $10, $11, $12, $13,
+    $14, $15, $16, $17, $18
 )
 RETURNING tenant_key, id, sequence_id, version, state, mode, pool_id, window_days, window_start, window_end, window_timezone, stop_on_reply, activated_at, created_at, stop_company_on_reply, list_unsubscribe, verify_recipients, window_holidays, branches, continue_thread
 `
@@ -120,6 +119,7 @@ type CreateSequenceVersionParams struct {
 	TenantKey          string
 	ID                 uuid.UUID
 	SequenceID         uuid.UUID
+	Version            int
 	State              string
 	Mode               string
 	PoolID             uuid.UUID
@@ -136,11 +136,14 @@ type CreateSequenceVersionParams struct {
 	Now                time.Time
 }
 
+// The version number comes from NextSequenceVersion, under the sequence's
+// lock (a subquery inside INSERT … VALUES is refused by Citus).
 func (q *Queries) CreateSequenceVersion(ctx context.Context, arg CreateSequenceVersionParams) (SequenceVersion, error) {
 	row := q.db.QueryRow(ctx, createSequenceVersion,
 		arg.TenantKey,
 		arg.ID,
 		arg.SequenceID,
+		arg.Version,
 		arg.State,
 		arg.Mode,
 		arg.PoolID,
@@ -577,6 +580,22 @@ func (q *Queries) ListStepsForVersions(ctx context.Context, arg ListStepsForVers
 		return nil, err
 	}
 	return items, nil
+}
+
+const nextSequenceVersion = `-- name: NextSequenceVersion :one
+SELECT (coalesce(max(version), 0) + 1)::int FROM sequence_versions WHERE tenant_key = $1 AND sequence_id = $2
+`
+
+type NextSequenceVersionParams struct {
+	TenantKey  string
+	SequenceID uuid.UUID
+}
+
+func (q *Queries) NextSequenceVersion(ctx context.Context, arg NextSequenceVersionParams) (int, error) {
+	row := q.db.QueryRow(ctx, nextSequenceVersion, arg.TenantKey, arg.SequenceID)
+	var column_1 int
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const updateDraftVersion = `-- name: UpdateDraftVersion :one

@@ -1,0 +1,157 @@
+package db_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+)
+
+// citusLayout reads how Citus holds each public table: "reference",
+// "distributed:<column>:<colocation>", "citus-local" or "plain".
+func citusLayout(t *testing.T, conn *pgx.Conn) map[string]string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT c.relname::text,
+		CASE WHEN p.logicalrelid IS NULL THEN 'plain'
+		     WHEN p.partmethod = 'h' THEN 'distributed:' || column_to_column_name(p.logicalrelid, p.partkey) || ':' || p.colocationid
+		     WHEN p.repmodel = 't' THEN 'reference' ELSE 'citus-local' END
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+		WHERE n.nspname = 'public' AND c.relkind = 'r'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, how string
+		if err := rows.Scan(&name, &how); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = how
+	}
+	return out
+}
+
+func foreignKeys(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+		FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fks
+}
+
+// TestCitusDistribute: on a coordinator with two workers, the command makes
+// tenants a reference table, distributes every other table with tenant_key
+// by it in one colocation group, leaves the engine's own tables local,
+// keeps every foreign key; a second run does nothing; a migration with a
+// directive applied after distribution distributes its table.
+func TestCitusDistribute(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.CitusEmptyURL(t)
+	if _, err := db.CitusDistribute(ctx, url, dbtest.CitusShards); err == nil || !strings.Contains(err.Error(), "dripdrop migrate first") {
+		t.Fatalf("distribute before migrate: %v, want a refusal naming dripdrop migrate", err)
+	}
+	if _, err := db.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	fksBefore := foreignKeys(t, conn)
+	rep, err := db.CitusDistribute(ctx, url, dbtest.CitusShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.AlreadyDistributed || rep.ShardCount != dbtest.CitusShards || rep.ForeignKeys != len(fksBefore) || len(fksBefore) < 20 {
+		t.Fatalf("report %+v, want a first distribution of %d shards keeping the %d foreign keys", rep, dbtest.CitusShards, len(fksBefore))
+	}
+	layout := citusLayout(t, conn)
+	var coloc string
+	for table, how := range layout {
+		switch table {
+		case "tenants":
+			if how != "reference" {
+				t.Errorf("tenants is %s, want reference", how)
+			}
+		case "leader_leases", "schema_migrations":
+			if how != "plain" {
+				t.Errorf("%s is %s, want a plain coordinator table", table, how)
+			}
+		default:
+			col, group, ok := strings.Cut(strings.TrimPrefix(how, "distributed:"), ":")
+			if !strings.HasPrefix(how, "distributed:") || !ok || col != "tenant_key" {
+				t.Errorf("%s is %s, want distributed by tenant_key", table, how)
+				continue
+			}
+			if coloc == "" {
+				coloc = group
+			} else if group != coloc {
+				t.Errorf("%s is in colocation group %s, others in %s", table, group, coloc)
+			}
+		}
+	}
+	if n := len(rep.Distributed); n != len(layout)-3 || n < 23 {
+		t.Errorf("distributed %d tables of %d", n, len(layout))
+	}
+	if got := foreignKeys(t, conn); strings.Join(got, "\n") != strings.Join(fksBefore, "\n") {
+		t.Errorf("foreign keys after distribution:\n%s\nbefore:\n%s", strings.Join(got, "\n"), strings.Join(fksBefore, "\n"))
+	}
+	rep, err = db.CitusDistribute(ctx, url, dbtest.CitusShards)
+	if err != nil || !rep.AlreadyDistributed {
+		t.Fatalf("second run: %+v, %v; want nothing to do", rep, err)
+	}
+
+	// A migration with a distribute directive, applied to the distributed
+	// schema: 0050 again, its effects undone first.
+	for _, q := range []string{
+		"DROP TABLE telemetry_feed_heads",
+		"DROP INDEX telemetry_outbox_feed_seq_idx",
+		"ALTER TABLE telemetry_outbox DROP COLUMN feed_seq",
+		"CREATE INDEX telemetry_outbox_feed_idx ON telemetry_outbox (tenant_key, writer_xid, id)",
+		"DELETE FROM schema_migrations WHERE version = 50",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	applied, err := db.Migrate(ctx, url)
+	if err != nil || len(applied) != 1 || applied[0] != 50 {
+		t.Fatalf("migrate on the distributed schema: applied %v, %v", applied, err)
+	}
+	if how := citusLayout(t, conn)["telemetry_feed_heads"]; how != "distributed:tenant_key:"+coloc {
+		t.Fatalf("telemetry_feed_heads is %s after its migration, want distributed:tenant_key:%s", how, coloc)
+	}
+	if rep, err := db.CitusDistribute(ctx, url, dbtest.CitusShards); err != nil || !rep.AlreadyDistributed {
+		t.Fatalf("after the migration: %+v, %v; want nothing to do", rep, err)
+	}
+
+	// A half-converted database is refused, naming what it found.
+	// (undistribute_table refuses a table with foreign keys.)
+	if _, err := conn.Exec(ctx, `DO $$ DECLARE c record; BEGIN
+		FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'suppressions'::regclass AND contype = 'f' LOOP
+			EXECUTE format('ALTER TABLE suppressions DROP CONSTRAINT %I', c.conname);
+		END LOOP; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT undistribute_table('suppressions')"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.CitusDistribute(ctx, url, dbtest.CitusShards)
+	if err == nil || !strings.Contains(err.Error(), "partly distributed") || !strings.Contains(err.Error(), "not distributed: suppressions;") {
+		t.Fatalf("half-converted: %v, want a refusal", err)
+	}
+	t.Logf("refusal: %v", err)
+}
