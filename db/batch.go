@@ -153,9 +153,9 @@ func undecided(rows []batchRow, results []BatchResult) []batchRow {
 // EnrollBatch enrolls up to MaxBatch contacts into one sequence. Every row
 // gets its own result; a bad row never rejects the others. The rows are
 // validated, checked (batchChecks), pinned (one pool lock, WDRR in memory)
-// and written in one transaction: one statement (BulkEnroll) for the
-// enrollments and their first executions, and one, with the COMMIT, for
-// their adapter_pinned outbox rows (InsertPinnedOutbox).
+// and written in one transaction by one statement (BulkEnroll: the
+// enrollments, their first executions and their adapter_pinned outbox
+// rows).
 func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts []dripdrop.ContactInput) (_ []BatchResult, err error) {
 	defer wrapErr(&err, "enroll batch")
 	if seqKey == "" {
@@ -263,11 +263,7 @@ func (b *batchColumns) add(r batchRow, adapter uuid.UUID, varsBuf []byte) []byte
 }
 
 func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, rows []batchRow, results []BatchResult) error {
-	return s.txPipe(ctx, []string{"begin"}, func(tp *pipe) ([]event, error) {
-		q, err := tp.Q(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
 		var evs []event
 		now := s.clock.Now()
 		p, err := s.lockPicker(ctx, q, tenant, ref, now)
@@ -304,8 +300,6 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		}
 		evs = slices.Grow(evs, len(inserted))
 		done := make([]bool, len(picked))
-		pinned := dbsqlc.InsertPinnedOutboxParams{TenantKey: tenant, SequenceVersionID: ref.versionID, Now: now,
-			EnrollmentIds: make([]uuid.UUID, 0, len(inserted)), AdapterIds: make([]uuid.UUID, 0, len(inserted))}
 		for _, ins := range inserted {
 			pos := ins.Pos
 			done[pos] = true
@@ -315,13 +309,6 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			ev := evAdapterPinned(tenant, cols.Ids[pos], ref.versionID, cols.AdapterIds[pos])
 			ev.written, ev.noMatch = true, !ins.Pending
 			evs = append(evs, ev)
-			pinned.EnrollmentIds = append(pinned.EnrollmentIds, cols.Ids[pos])
-			pinned.AdapterIds = append(pinned.AdapterIds, cols.AdapterIds[pos])
-			pinned.Pending = ins.Pending
-		}
-		if len(inserted) > 0 {
-			// Their outbox rows, built in SQL, go out with the COMMIT.
-			queueExec(&tp.tail, func(q *dbsqlc.Queries) error { return q.InsertPinnedOutbox(ctx, pinned) })
 		}
 		// Rows not inserted lost a race with a concurrent enroll of the same
 		// contact: they are "existing".

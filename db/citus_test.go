@@ -114,25 +114,26 @@ func TestCitusDistribute(t *testing.T) {
 		t.Fatalf("second run: %+v, %v; want nothing to do", rep, err)
 	}
 
-	// A migration with a distribute directive, applied to the distributed
-	// schema: 0050 again, its effects undone first.
-	for _, q := range []string{
-		"DROP TABLE telemetry_feed_heads",
-		"DROP INDEX telemetry_outbox_feed_seq_idx",
-		"ALTER TABLE telemetry_outbox DROP COLUMN feed_seq",
-		"CREATE INDEX telemetry_outbox_feed_idx ON telemetry_outbox (tenant_key, writer_xid, id)",
-		"DELETE FROM schema_migrations WHERE version = 50",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	applied, err := db.Migrate(ctx, url)
-	if err != nil || len(applied) != 1 || applied[0] != 50 {
+	// A later migration with a distribute directive, applied to the
+	// distributed schema: its new table is distributed and colocated at the
+	// directive, and its foreign key added after it.
+	later := db.Migration{Version: 9001, Name: "9001_later.sql", SQL: `CREATE TABLE later_notes (
+    tenant_key text NOT NULL,
+    id uuid NOT NULL,
+    adapter_id uuid NOT NULL,
+    note text NOT NULL DEFAULT 'a; b',
+    PRIMARY KEY (tenant_key, id)
+);
+-- dripdrop:distribute later_notes
+ALTER TABLE later_notes ADD CONSTRAINT later_notes_adapter_fkey
+    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE;
+CREATE INDEX later_notes_adapter_idx ON later_notes (tenant_key, adapter_id);`}
+	applied, err := db.ApplyMigrations(ctx, url, []db.Migration{later})
+	if err != nil || len(applied) != 1 || applied[0] != 9001 {
 		t.Fatalf("migrate on the distributed schema: applied %v, %v", applied, err)
 	}
-	if how := citusLayout(t, conn)["telemetry_feed_heads"]; how != "distributed:tenant_key:"+coloc {
-		t.Fatalf("telemetry_feed_heads is %s after its migration, want distributed:tenant_key:%s", how, coloc)
+	if how := citusLayout(t, conn)["later_notes"]; how != "distributed:tenant_key:"+coloc {
+		t.Fatalf("later_notes is %s after its migration, want distributed:tenant_key:%s", how, coloc)
 	}
 	if rep, err := db.CitusDistribute(ctx, url, dbtest.CitusShards); err != nil || !rep.AlreadyDistributed {
 		t.Fatalf("after the migration: %+v, %v; want nothing to do", rep, err)

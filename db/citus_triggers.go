@@ -11,7 +11,23 @@ package db
 // dripdrop_shard_rel names it, and the bodies run their statements on it
 // with EXECUTE. On a plain PostgreSQL the migrations' bodies stay; the
 // semantics are the same (docs/scaling.md#what-runs-where).
+//
+// One trigger exists only on Citus: the outbox rows' writer_xid. Its
+// column default would be evaluated on the coordinator (Citus evaluates a
+// distributed insert's volatile expressions there), but the feed compares
+// it with the snapshot of the node that stores the tenant's rows; the
+// trigger takes it on that node (docs/scaling.md#the-feed-on-citus).
 const citusTriggerFunctions = `
+CREATE OR REPLACE FUNCTION dripdrop_outbox_writer_xid() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    NEW.writer_xid := pg_current_xact_id();
+    RETURN NEW;
+END $f$;
+
+DROP TRIGGER IF EXISTS telemetry_outbox_writer_xid ON telemetry_outbox;
+CREATE TRIGGER telemetry_outbox_writer_xid BEFORE INSERT ON telemetry_outbox
+    FOR EACH ROW EXECUTE FUNCTION dripdrop_outbox_writer_xid();
+
 CREATE OR REPLACE FUNCTION dripdrop_shard_rel(rel text, tenant text, trigger_table text, logical_table text)
 RETURNS text LANGUAGE plpgsql STABLE AS $f$
 BEGIN

@@ -33,28 +33,20 @@ func outboxTenants(evs []event) ([]string, error) {
 	return tenants, nil
 }
 
-// insertOutboxSQL writes the events of one tenant ($1) in one statement.
-// It first takes the tenant's next feed positions from its head row, which
-// stays locked until the transaction ends: a tenant's writers commit one
-// after the other in feed order, so a reader that has seen position n has
-// seen every position below it (the feed's never-skip order, on one server
-// or sharded by tenant). The head is taken last, with COMMIT in the same
-// round trip, so the lock is held only for the commit. An event of a tenant
-// without an active subscription is written as no_match at once: the feed
-// and the stream read it all the same, and the fan-out has nothing to do
-// for it (updating it later cost a second version of every row). It
-// returns how many of each name were so written.
-const insertOutboxSQL = `WITH head AS (
-    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES ($1, cardinality($2::text[]))
-    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
-    RETURNING last_seq
-), ins AS (
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
+// insertOutboxSQL writes the events of one tenant ($1) in one statement
+// (a single-shard statement when the cluster is sharded by tenant);
+// writer_xid defaults to the transaction's id (the feed's never-skip order,
+// docs/telemetry.md#the-event-feed). An event of a tenant without an active
+// subscription is written as no_match at once: the feed and the stream read
+// it all the same, and the fan-out has nothing to do for it (updating it
+// later cost a second version of every row). It returns how many of each
+// name were so written.
+const insertOutboxSQL = `WITH ins AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
     SELECT $1, u.n, u.x, u.m, $4,
            CASE WHEN EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $1 AND w.active)
-                THEN 'pending' ELSE 'no_match' END,
-           head.last_seq - cardinality($2::text[]) + u.ord
-    FROM head, unnest($2::text[], $3::jsonb[], $5::jsonb[]) WITH ORDINALITY AS u(n, m, x, ord)
+                THEN 'pending' ELSE 'no_match' END
+    FROM unnest($2::text[], $3::jsonb[], $5::jsonb[]) AS u(n, m, x)
     RETURNING name, status
 )
 SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
@@ -176,8 +168,7 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 		return nil
 	}
 	b := &p.tail
-	// One statement per tenant, in tenant order: transactions that write
-	// events of several tenants take their heads in one order.
+	// One statement per tenant, in tenant order.
 	byTenant := map[string][]event{}
 	for _, e := range rows {
 		byTenant[e.tenantKey()] = append(byTenant[e.tenantKey()], e)

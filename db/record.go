@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,6 +68,9 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 		p.EventIds = append(p.EventIds, dripdrop.NewID())
 		p.SequenceVersionIds = append(p.SequenceVersionIds, job.SequenceVersionID)
 		p.Attempts = append(p.Attempts, job.Attempt)
+		p.SequenceKeys = append(p.SequenceKeys, job.SequenceKey)
+		p.StepKeys = append(p.StepKeys, job.StepKey)
+		p.Providers = append(p.Providers, job.Provider)
 		p.OutMessageIds = append(p.OutMessageIds, job.MessageID)
 		p.Variants = append(p.Variants, job.Variant) // "" = no variants: the sent data names none
 		p.GapStarts = append(p.GapStarts, start)
@@ -77,14 +81,12 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	ok := make([]bool, len(sent))
 	wake := map[string]bool{}
 	var evs []event
-	// The records and their outbox rows commit together, in two round
-	// trips: the begin with the records, then the outbox rows with COMMIT.
-	// RecordSent does not write the rows itself: they take the tenant's
-	// feed head (db/outbox.go), which must be a transaction's last lock.
-	// Taken inside RecordSent, it would be held while the statement's
-	// ready-queue triggers (run at its end) wait for adapter_due rows that
-	// a reservation of the tenant holds while it waits for the head at its
-	// commit: a deadlock.
+	// The records and their outbox rows commit together. RecordSent writes
+	// the outbox rows of its own events, so a group without diagnostics
+	// (the common case) commits in one round trip: the begin, the records
+	// and COMMIT; one with diagnostics sends their rows with COMMIT in a
+	// second.
+	oneTrip := !slices.ContainsFunc(sent, func(m Sent) bool { return len(m.Job.Diagnostics) > 0 })
 	err = s.txPipe(ctx, s.beginHot(ctx), func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
@@ -102,7 +104,11 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 				return err
 			})
 		}
-		if err := p.run(ctx, b); err != nil {
+		run := p.run
+		if oneTrip {
+			run = p.runCommit
+		}
+		if err := run(ctx, b); err != nil {
 			return evs, err
 		}
 		for k, t := range tenants {
@@ -112,9 +118,14 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 				ok[i] = true
 				wake[t] = wake[t] || row.NextDueNow
 				evs = append(evs, job.diagnosticEvents()...)
-				evs = append(evs, evSent(job, sent[i].ProviderID))
+				// RecordSent wrote the outbox rows of these two.
+				ev := evSent(job, sent[i].ProviderID)
+				ev.written, ev.noMatch = true, !row.Pending
+				evs = append(evs, ev)
 				if row.Completed {
-					evs = append(evs, evEnrollment("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent"))
+					ev := evEnrollment("dripdrop.enrollment.completed", job.TenantKey, row.EnrollmentID, "last_step_sent")
+					ev.written, ev.noMatch = true, !row.Pending
+					evs = append(evs, ev)
 				}
 			}
 		}

@@ -188,10 +188,6 @@ var citusMultiTask = map[string]string{
 	"RecordSent":    "data-modifying CTEs (subplans on the tenant's worker)",
 	"outbox insert": "data-modifying CTEs (subplans on the tenant's worker)",
 	"BulkEnroll":    "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
-	// The batch's pinned rows: the head upsert is a subplan, the rows
-	// INSERT … SELECT FROM unnest(arrays), built on the coordinator and
-	// copied to the one shard their tenant_key names.
-	"InsertPinnedOutbox": "data-modifying CTE and INSERT … SELECT from parameter arrays",
 }
 
 // citusAcrossWorkers are the allowed statements that read the shards of
@@ -243,7 +239,7 @@ func statementName(sql string) string {
 	case "begin", "commit", "rollback", "set", "listen", "unlisten", "savepoint", "release", "notify":
 		return ""
 	}
-	if strings.Contains(sql, "INSERT INTO telemetry_feed_heads") {
+	if strings.Contains(sql, "INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)") {
 		return "outbox insert"
 	}
 	if len(words) > 8 {

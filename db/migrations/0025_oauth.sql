@@ -3,7 +3,7 @@
 -- the connect flow. Secrets and tokens are vault-sealed (AES-256-GCM with
 -- the tenant and the row as associated data) and never returned.
 CREATE TABLE oauth_apps (
-    tenant_key    text NOT NULL,
+    tenant_key    text NOT NULL REFERENCES tenants (tenant_key) ON DELETE CASCADE,
     id            uuid NOT NULL,
     name          text NOT NULL,
     provider      text NOT NULL,
@@ -21,9 +21,6 @@ CREATE TABLE oauth_apps (
     deleted_at    timestamptz,
     PRIMARY KEY (tenant_key, id)
 );
--- dripdrop:distribute oauth_apps
-ALTER TABLE oauth_apps ADD CONSTRAINT oauth_apps_tenant_key_fkey
-    FOREIGN KEY (tenant_key) REFERENCES tenants (tenant_key) ON DELETE CASCADE;
 ALTER TABLE oauth_apps ADD CONSTRAINT oauth_apps_provider_check CHECK (provider IN ('google', 'microsoft', 'custom'));
 
 -- auth: how the adapter logs in to its server; oauth2 adapters name their app.
@@ -56,11 +53,9 @@ CREATE TABLE oauth_tokens (
     prior_health_state  text,
     prior_resting_until timestamptz,
     updated_at          timestamptz NOT NULL,
-    PRIMARY KEY (tenant_key, adapter_id)
+    PRIMARY KEY (tenant_key, adapter_id),
+    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE
 );
--- dripdrop:distribute oauth_tokens
-ALTER TABLE oauth_tokens ADD CONSTRAINT oauth_tokens_tenant_key_adapter_id_fkey
-    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE;
 ALTER TABLE oauth_tokens ADD CONSTRAINT oauth_tokens_state_check CHECK (state IN ('connected', 'reconnect_required'));
 
 -- Connect-flow states: single use (used_at), 10 minutes; the PKCE verifier sealed.
@@ -72,9 +67,7 @@ CREATE TABLE oauth_states (
     expires_at  timestamptz NOT NULL,
     used_at     timestamptz,
     created_at  timestamptz NOT NULL,
-    PRIMARY KEY (tenant_key, id)
+    PRIMARY KEY (tenant_key, id),
+    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE
 );
--- dripdrop:distribute oauth_states
-ALTER TABLE oauth_states ADD CONSTRAINT oauth_states_tenant_key_adapter_id_fkey
-    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE;
 CREATE INDEX oauth_states_expiry_idx ON oauth_states (tenant_key, expires_at);

@@ -32,9 +32,7 @@ CREATE TABLE mailbox_sync (
     skipped           bigint NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL,
-    PRIMARY KEY (tenant_key, adapter_id)
+    PRIMARY KEY (tenant_key, adapter_id),
+    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE
 );
--- dripdrop:distribute mailbox_sync
-ALTER TABLE mailbox_sync ADD CONSTRAINT mailbox_sync_tenant_key_adapter_id_fkey
-    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id) ON DELETE CASCADE;
 CREATE INDEX mailbox_sync_owner_idx ON mailbox_sync (tenant_key, lease_owner) WHERE enabled;

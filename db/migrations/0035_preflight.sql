@@ -15,7 +15,7 @@ ALTER TABLE enrollments ADD COLUMN recipient_provider text;
 -- when the leader checks it next. failing_since starts the grace period of
 -- require_domain_auth=block.
 CREATE TABLE sender_domains (
-    tenant_key     text NOT NULL,
+    tenant_key     text NOT NULL REFERENCES tenants (tenant_key),
     domain         text NOT NULL CHECK (domain = lower(domain) AND length(domain) BETWEEN 1 AND 253),
     status         text NOT NULL DEFAULT 'unknown' CHECK (status IN ('pass', 'warn', 'fail', 'unknown')),
     checked        boolean NOT NULL DEFAULT false,
@@ -31,9 +31,6 @@ CREATE TABLE sender_domains (
     updated_at     timestamptz NOT NULL,
     PRIMARY KEY (tenant_key, domain)
 );
--- dripdrop:distribute sender_domains
-ALTER TABLE sender_domains ADD CONSTRAINT sender_domains_tenant_key_fkey
-    FOREIGN KEY (tenant_key) REFERENCES tenants (tenant_key);
 CREATE INDEX sender_domains_due ON sender_domains (tenant_key, next_check_at);
 
 -- Existing adapters' From domains are checked by the leader's first sweep.
@@ -47,7 +44,7 @@ ON CONFLICT DO NOTHING;
 -- shards with the tenant's enrollments): where mail for the domain goes
 -- and whose MX it is, until expires_at.
 CREATE TABLE recipient_domains (
-    tenant_key text NOT NULL,
+    tenant_key text NOT NULL REFERENCES tenants (tenant_key),
     domain     text NOT NULL,
     status     text NOT NULL CHECK (status IN ('pass', 'fail', 'unknown')),
     code       text NOT NULL,
@@ -57,6 +54,3 @@ CREATE TABLE recipient_domains (
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (tenant_key, domain)
 );
--- dripdrop:distribute recipient_domains
-ALTER TABLE recipient_domains ADD CONSTRAINT recipient_domains_tenant_key_fkey
-    FOREIGN KEY (tenant_key) REFERENCES tenants (tenant_key);

@@ -11,8 +11,6 @@ CREATE TABLE adapter_provider_usage (
     day        date NOT NULL,
     provider   text NOT NULL,
     sent       integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant_key, adapter_id, day, provider)
+    PRIMARY KEY (tenant_key, adapter_id, day, provider),
+    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id)
 );
--- dripdrop:distribute adapter_provider_usage
-ALTER TABLE adapter_provider_usage ADD CONSTRAINT adapter_provider_usage_tenant_key_adapter_id_fkey
-    FOREIGN KEY (tenant_key, adapter_id) REFERENCES adapters (tenant_key, id);

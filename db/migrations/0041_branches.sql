@@ -34,13 +34,10 @@ CREATE TABLE enrollment_routes (
     result_enrollment_id uuid,
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL,
-    PRIMARY KEY (tenant_key, id)
+    PRIMARY KEY (tenant_key, id),
+    FOREIGN KEY (tenant_key, source_enrollment_id) REFERENCES enrollments (tenant_key, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_key, target_sequence_id) REFERENCES sequences (tenant_key, id) ON DELETE CASCADE
 );
--- dripdrop:distribute enrollment_routes
-ALTER TABLE enrollment_routes ADD CONSTRAINT enrollment_routes_tenant_key_source_enrollment_id_fkey
-    FOREIGN KEY (tenant_key, source_enrollment_id) REFERENCES enrollments (tenant_key, id) ON DELETE CASCADE;
-ALTER TABLE enrollment_routes ADD CONSTRAINT enrollment_routes_tenant_key_target_sequence_id_fkey
-    FOREIGN KEY (tenant_key, target_sequence_id) REFERENCES sequences (tenant_key, id) ON DELETE CASCADE;
 CREATE UNIQUE INDEX enrollment_routes_source_idx ON enrollment_routes (tenant_key, source_enrollment_id);
 CREATE INDEX enrollment_routes_due_idx ON enrollment_routes (tenant_key, due_at) WHERE state = 'pending';
 

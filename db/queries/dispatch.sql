@@ -373,7 +373,8 @@ FOR UPDATE;
 -- name: RecordSent :many
 -- Phase two of several accepted messages in one statement (the record,
 -- docs/sending.md#the-path-of-one-step),
--- each fenced by its lease: the sends and their one "sent" event each; for
+-- each fenced by its lease: the sends and their one "sent" event each (and
+-- their outbox rows, ob below); for
 -- adapters with a gap, the gap starts now (next_send_at) and the in-flight
 -- guard is lifted; then each enrollment (locked) completes or gets its next
 -- step, due its delay after now but never before the enrollment's
@@ -392,7 +393,8 @@ WITH r AS (
            unnest(@attempts::int[]) AS attempt, unnest(@gap_starts::timestamptz[]) AS gap_start,
            unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
            unnest(@positions::int[]) AS position, unnest(@next_ids::uuid[]) AS next_id,
-           unnest(@out_message_ids::text[]) AS out_message_id,
+           unnest(@sequence_keys::text[]) AS sequence_key, unnest(@step_keys::text[]) AS step_key,
+           unnest(@providers::text[]) AS provider, unnest(@out_message_ids::text[]) AS out_message_id,
            unnest(@variants::text[]) AS variant,
            generate_series(1, cardinality(@ids::uuid[])) AS ord
 ), x AS (
@@ -442,11 +444,36 @@ WITH r AS (
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
     RETURNING enrollment_id, (scheduled_for <= @now::timestamptz) AS due_now
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key AND w.active) AS pending
+), ob AS (
+    -- The outbox rows of each recorded send's "sent" event and, when it
+    -- completed its enrollment, its "completed" event, built from the rows
+    -- (their metadata is evSent's and evEnrollment's, db/events.go;
+    -- TestRecordOutboxRowsMatchTheEvents compares them), pending when the
+    -- tenant has an active subscription, else no_match (db/outbox.go).
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT @tenant_key, o.name, '{"count": 1}'::jsonb, o.metadata, @now::timestamptz,
+           CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM (
+        SELECT r.ord, 0 AS k, 'dripdrop.dispatch.sent' AS name,
+               jsonb_build_object('enrollment_id', x.enrollment_id, 'step_execution_id', x.id, 'sequence_key', r.sequence_key,
+                                  'step_key', r.step_key, 'channel', 'email', 'adapter_provider', r.provider,
+                                  'provider_message_id', r.provider_message_id, 'out_message_id', r.out_message_id,
+                                  'tenant_key', @tenant_key::text) AS metadata
+        FROM x JOIN r ON r.id = x.id
+        UNION ALL
+        SELECT r.ord, 1, 'dripdrop.enrollment.completed',
+               jsonb_build_object('enrollment_id', done.id, 'tenant_key', @tenant_key::text, 'reason', 'last_step_sent')
+        FROM done JOIN x ON x.enrollment_id = done.id JOIN r ON r.id = x.id
+    ) o CROSS JOIN sub
+    ORDER BY o.ord, o.k
 )
 SELECT x.id, x.enrollment_id,
        EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now
-FROM x;
+       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now,
+       sub.pending
+FROM x CROSS JOIN sub;
 
 -- name: NextDueIn :one
 -- Seconds until the earliest ready-queue entry of these tenants comes due

@@ -70,10 +70,13 @@ RETURNING *;
 -- name: BulkEnroll :many
 -- A batch import's write, one statement: the enrollments (a contact already
 -- live in the sequence is skipped; the answer lists the positions, from 0,
--- of the rows inserted) and the first execution of each one inserted; with
--- whether the tenant has an active subscription (pending), for their
--- adapter_pinned outbox rows (InsertPinnedOutbox). Every input array has
--- one element per row; a new column is one more array here and in the
+-- of the rows inserted), the first
+-- execution of each one inserted, and its adapter_pinned outbox row, built
+-- here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
+-- TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
+-- pending when the tenant has an active subscription, else as no_match
+-- (as the outbox seam writes every event, db/outbox.go). Every input array
+-- has one element per row; a new column is one more array here and in the
 -- enrollments insert.
 WITH u AS MATERIALIZED (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@execution_ids::uuid[]) AS execution_id, unnest(@emails::text[]) AS email,
@@ -98,37 +101,15 @@ WITH u AS MATERIALIZED (
     FROM enr JOIN u ON u.id = enr.id
 ), sub AS (
     SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key::text AND w.active) AS pending
+), ev AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', enr.id, 'sequence_version_id', @sequence_version_id::uuid,
+                              'adapter_id', enr.adapter_id, 'tenant_key', @tenant_key::text),
+           @now::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM enr CROSS JOIN sub
 )
 SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub;
-
--- name: InsertPinnedOutbox :exec
--- The adapter_pinned outbox rows of the enrollments a BulkEnroll inserted,
--- built here from their ids and adapters (the metadata is
--- evAdapterPinned's, db/events.go; TestBulkEnrollOutboxRowsMatchTheEvents
--- compares them), pending when BulkEnroll saw an active subscription, else
--- no_match (as the outbox seam writes every event, db/outbox.go). It goes
--- out with the COMMIT, so the tenant's feed head it takes (positions in
--- row order) is the transaction's last lock, as in the outbox seam.
-WITH u AS (
-    SELECT unnest(@enrollment_ids::uuid[]) AS id, unnest(@adapter_ids::uuid[]) AS adapter_id,
-           generate_series(1, cardinality(@enrollment_ids::uuid[])) AS ord
-), head AS (
-    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES (@tenant_key::text, cardinality(@enrollment_ids::uuid[]))
-    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
-    RETURNING last_seq
-), ins AS (
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
-    SELECT @tenant_key::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
-           jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', @sequence_version_id::uuid,
-                              'adapter_id', u.adapter_id, 'tenant_key', @tenant_key::text),
-           @now::timestamptz, CASE WHEN @pending::bool THEN 'pending' ELSE 'no_match' END,
-           head.last_seq - cardinality(@enrollment_ids::uuid[]) + u.ord
-    FROM head, u
-    RETURNING 1
-)
--- (The insert is a CTE too: Citus plans an INSERT … SELECT beside a
--- data-modifying CTE only so.)
-SELECT count(*) FROM ins;
 
 -- name: SuppressedAmong :many
 SELECT kind, value FROM suppressions

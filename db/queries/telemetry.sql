@@ -1,16 +1,17 @@
 -- name: ListOutboxFeed :many
--- The feed is ordered by the tenant's feed position (feed_seq), which its
--- writers take in commit order (the outbox insert of the transaction
--- seam): no row can later appear before a position a reader has passed, so
--- a cursor never skips an event. The cursor is the last event id seen; its
--- position is looked up (an id the janitor removed falls back to id order).
-WITH c AS (SELECT feed_seq FROM telemetry_outbox WHERE tenant_key = @tenant_key AND id = @after)
+-- The feed is ordered by (writer xid, id) and lists only rows whose writer
+-- is older than every transaction still in progress (pg_snapshot_xmin): no
+-- row can later appear before a position a reader has passed, so a cursor
+-- never skips an event. The cursor is the last event id seen; its position
+-- is looked up (an id the janitor removed falls back to id order).
+WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = @tenant_key AND id = @after)
 SELECT o.id, o.name, o.measurements, o.metadata, o.occurred_at FROM telemetry_outbox o
 WHERE o.tenant_key = @tenant_key
-  AND CASE WHEN EXISTS (SELECT 1 FROM c) THEN o.feed_seq > (SELECT c.feed_seq FROM c)
-           ELSE o.id > @after AND o.feed_seq IS NOT NULL END
+  AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
+  AND CASE WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) > (SELECT c.writer_xid, c.id FROM c)
+           ELSE o.id > @after END
   AND (@prefix::text = '' OR starts_with(o.name, @prefix::text))
-ORDER BY o.feed_seq
+ORDER BY o.writer_xid, o.id
 LIMIT @lim;
 
 -- name: GetOutboxEvent :one
@@ -110,12 +111,13 @@ SELECT * FROM webhook_delivery_attempts WHERE tenant_key = $1 AND subscription_i
 -- name: RedeliverEvents :execrows
 -- The event @from_id alone (@single), or it and every later event of the
 -- feed order that the subscription's filter matches.
-WITH c AS (SELECT feed_seq FROM telemetry_outbox WHERE tenant_key = @tenant_key AND id = @from_id)
+WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = @tenant_key AND id = @from_id)
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
 SELECT @tenant_key, @subscription_id, o.id, @now, @now FROM telemetry_outbox o
 WHERE o.tenant_key = @tenant_key
+  AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
   AND CASE WHEN @single::boolean THEN o.id = @from_id
-           WHEN EXISTS (SELECT 1 FROM c) THEN o.feed_seq >= (SELECT c.feed_seq FROM c)
+           WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM c)
            ELSE o.id >= @from_id END
   AND (@single::boolean OR cardinality(@events::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest(@events::text[]) p WHERE starts_with(o.name, p)))
 ON CONFLICT (tenant_key, subscription_id, event_id) DO UPDATE

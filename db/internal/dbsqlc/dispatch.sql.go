@@ -942,20 +942,21 @@ WITH r AS (
            unnest($7::int[]) AS attempt, unnest($8::timestamptz[]) AS gap_start,
            unnest($9::timestamptz[]) AS gap_next,
            unnest($10::int[]) AS position, unnest($11::uuid[]) AS next_id,
-           unnest($12::text[]) AS out_message_id,
-           unnest($13::text[]) AS variant,
+           unnest($12::text[]) AS sequence_key, unnest($13::text[]) AS step_key,
+           unnest($14::text[]) AS provider, unnest($15::text[]) AS out_message_id,
+           unnest($16::text[]) AS variant,
            generate_series(1, cardinality($1::uuid[])) AS ord
 ), x AS (
-    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $14::timestamptz,
-           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $14::timestamptz
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $17::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $17::timestamptz
     FROM r
-    WHERE s.tenant_key = $15 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    WHERE s.tenant_key = $18 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
     RETURNING s.id, s.enrollment_id, s.adapter_id
 ), ev AS (
     INSERT INTO message_events (tenant_key, id, type, adapter_id, step_execution_id, enrollment_id, sequence_version_id, data, occurred_at)
-    SELECT $15, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version,
+    SELECT $18, r.event_id, 'sent', x.adapter_id, x.id, x.enrollment_id, r.version,
            jsonb_build_object('out_message_id', r.out_message_id, 'attempt', r.attempt)
-             || CASE WHEN r.variant <> '' THEN jsonb_build_object('variant', r.variant) ELSE '{}'::jsonb END, $14::timestamptz
+             || CASE WHEN r.variant <> '' THEN jsonb_build_object('variant', r.variant) ELSE '{}'::jsonb END, $17::timestamptz
     FROM x JOIN r ON r.id = x.id
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -963,40 +964,65 @@ WITH r AS (
     UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
     FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
           WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
-    WHERE a.tenant_key = $15 AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
+    WHERE a.tenant_key = $18 AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
       AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
     RETURNING 1
 ), e AS (
     SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
-    WHERE en.tenant_key = $15 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
+    WHERE en.tenant_key = $18 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
     FOR UPDATE
 ), n AS (
     SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
     FROM x JOIN r ON r.id = x.id
     CROSS JOIN LATERAL (
         SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
-        WHERE st.tenant_key = $15 AND st.sequence_version_id = r.version AND st.position > r.position
+        WHERE st.tenant_key = $18 AND st.sequence_version_id = r.version AND st.position > r.position
         ORDER BY st.position LIMIT 1
     ) st
 ), done AS (
-    UPDATE enrollments SET state = 'completed', ended_at = $14::timestamptz, updated_at = $14::timestamptz
-    WHERE enrollments.tenant_key = $15 AND enrollments.state IN ('active', 'paused')
+    UPDATE enrollments SET state = 'completed', ended_at = $17::timestamptz, updated_at = $17::timestamptz
+    WHERE enrollments.tenant_key = $18 AND enrollments.state IN ('active', 'paused')
       AND enrollments.id = ANY(ARRAY(SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
                                      WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id)))
     RETURNING enrollments.id
 ), nx AS (
     INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, followup, attempt_window, scheduled_for, created_at, updated_at)
-    SELECT $15, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
-           greatest((n.delay_seconds * interval '1 second') + $14::timestamptz, coalesce(e.not_before, '-infinity')),
-           $14::timestamptz, $14::timestamptz
+    SELECT $18, r.next_id, e.id, n.id, coalesce(n.adapter_override_id, e.adapter_id), true, 0,
+           greatest((n.delay_seconds * interval '1 second') + $17::timestamptz, coalesce(e.not_before, '-infinity')),
+           $17::timestamptz, $17::timestamptz
     FROM n JOIN x ON x.id = n.execution_id JOIN r ON r.id = x.id JOIN e ON e.id = x.enrollment_id
     WHERE e.state IN ('active', 'paused')
-    RETURNING enrollment_id, (scheduled_for <= $14::timestamptz) AS due_now
+    RETURNING enrollment_id, (scheduled_for <= $17::timestamptz) AS due_now
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $18 AND w.active) AS pending
+), ob AS (
+    -- The outbox rows of each recorded send's "sent" event and, when it
+    -- completed its enrollment, its "completed" event, built from the rows
+    -- (their metadata is evSent's and evEnrollment's, db/events.go;
+    -- TestRecordOutboxRowsMatchTheEvents compares them), pending when the
+    -- tenant has an active subscription, else no_match (db/outbox.go).
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT $18, o.name, '{"count": 1}'::jsonb, o.metadata, $17::timestamptz,
+           CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM (
+        SELECT r.ord, 0 AS k, 'dripdrop.dispatch.sent' AS name,
+               jsonb_build_object('enrollment_id', x.enrollment_id, 'step_execution_id', x.id, 'sequence_key', r.sequence_key,
+                                  'step_key', r.step_key, 'channel', 'email', 'adapter_provider', r.provider,
+                                  'provider_message_id', r.provider_message_id, 'out_message_id', r.out_message_id,
+                                  'tenant_key', $18::text) AS metadata
+        FROM x JOIN r ON r.id = x.id
+        UNION ALL
+        SELECT r.ord, 1, 'dripdrop.enrollment.completed',
+               jsonb_build_object('enrollment_id', done.id, 'tenant_key', $18::text, 'reason', 'last_step_sent')
+        FROM done JOIN x ON x.enrollment_id = done.id JOIN r ON r.id = x.id
+    ) o CROSS JOIN sub
+    ORDER BY o.ord, o.k
 )
 SELECT x.id, x.enrollment_id,
        EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
-       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now
-FROM x
+       EXISTS (SELECT 1 FROM nx WHERE nx.enrollment_id = x.enrollment_id AND nx.due_now) AS next_due_now,
+       sub.pending
+FROM x CROSS JOIN sub
 `
 
 type RecordSentParams struct {
@@ -1011,6 +1037,9 @@ type RecordSentParams struct {
 	GapNextSendAts     []time.Time
 	Positions          []int
 	NextIds            []uuid.UUID
+	SequenceKeys       []string
+	StepKeys           []string
+	Providers          []string
 	OutMessageIds      []string
 	Variants           []string
 	Now                time.Time
@@ -1022,11 +1051,13 @@ type RecordSentRow struct {
 	EnrollmentID uuid.UUID
 	Completed    bool
 	NextDueNow   bool
+	Pending      bool
 }
 
 // Phase two of several accepted messages in one statement (the record,
 // docs/sending.md#the-path-of-one-step),
-// each fenced by its lease: the sends and their one "sent" event each; for
+// each fenced by its lease: the sends and their one "sent" event each (and
+// their outbox rows, ob below); for
 // adapters with a gap, the gap starts now (next_send_at) and the in-flight
 // guard is lifted; then each enrollment (locked) completes or gets its next
 // step, due its delay after now but never before the enrollment's
@@ -1051,6 +1082,9 @@ func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]Recor
 		arg.GapNextSendAts,
 		arg.Positions,
 		arg.NextIds,
+		arg.SequenceKeys,
+		arg.StepKeys,
+		arg.Providers,
 		arg.OutMessageIds,
 		arg.Variants,
 		arg.Now,
@@ -1068,6 +1102,7 @@ func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]Recor
 			&i.EnrollmentID,
 			&i.Completed,
 			&i.NextDueNow,
+			&i.Pending,
 		); err != nil {
 			return nil, err
 		}

@@ -38,6 +38,13 @@ WITH u AS MATERIALIZED (
     FROM enr JOIN u ON u.id = enr.id
 ), sub AS (
     SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $11::text AND w.active) AS pending
+), ev AS (
+    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)
+    SELECT $11::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
+           jsonb_build_object('enrollment_id', enr.id, 'sequence_version_id', $13::uuid,
+                              'adapter_id', enr.adapter_id, 'tenant_key', $11::text),
+           $14::timestamptz, CASE WHEN sub.pending THEN 'pending' ELSE 'no_match' END
+    FROM enr CROSS JOIN sub
 )
 SELECT u.pos::int AS pos, sub.pending FROM enr JOIN u ON u.id = enr.id CROSS JOIN sub
 `
@@ -69,10 +76,13 @@ type BulkEnrollRow struct {
 
 // A batch import's write, one statement: the enrollments (a contact already
 // live in the sequence is skipped; the answer lists the positions, from 0,
-// of the rows inserted) and the first execution of each one inserted; with
-// whether the tenant has an active subscription (pending), for their
-// adapter_pinned outbox rows (InsertPinnedOutbox). Every input array has
-// one element per row; a new column is one more array here and in the
+// of the rows inserted), the first
+// execution of each one inserted, and its adapter_pinned outbox row, built
+// here from the inserted row (its metadata is evAdapterPinned's, db/events.go;
+// TestBulkEnrollOutboxRowsMatchTheEvents compares them) and written as
+// pending when the tenant has an active subscription, else as no_match
+// (as the outbox seam writes every event, db/outbox.go). Every input array
+// has one element per row; a new column is one more array here and in the
 // enrollments insert.
 func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkEnrollRow, error) {
 	rows, err := q.db.Query(ctx, bulkEnroll,
@@ -560,57 +570,6 @@ func (q *Queries) InsertExecution(ctx context.Context, arg InsertExecutionParams
 		&i.Variant,
 	)
 	return i, err
-}
-
-const insertPinnedOutbox = `-- name: InsertPinnedOutbox :exec
-WITH u AS (
-    SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS adapter_id,
-           generate_series(1, cardinality($1::uuid[])) AS ord
-), head AS (
-    INSERT INTO telemetry_feed_heads AS h (tenant_key, last_seq) VALUES ($3::text, cardinality($1::uuid[]))
-    ON CONFLICT (tenant_key) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
-    RETURNING last_seq
-), ins AS (
-    INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status, feed_seq)
-    SELECT $3::text, 'dripdrop.dispatch.adapter_pinned', '{"count": 1}'::jsonb,
-           jsonb_build_object('enrollment_id', u.id, 'sequence_version_id', $4::uuid,
-                              'adapter_id', u.adapter_id, 'tenant_key', $3::text),
-           $5::timestamptz, CASE WHEN $6::bool THEN 'pending' ELSE 'no_match' END,
-           head.last_seq - cardinality($1::uuid[]) + u.ord
-    FROM head, u
-    RETURNING 1
-)
-SELECT count(*) FROM ins
-`
-
-type InsertPinnedOutboxParams struct {
-	EnrollmentIds     []uuid.UUID
-	AdapterIds        []uuid.UUID
-	TenantKey         string
-	SequenceVersionID uuid.UUID
-	Now               time.Time
-	Pending           bool
-}
-
-// The adapter_pinned outbox rows of the enrollments a BulkEnroll inserted,
-// built here from their ids and adapters (the metadata is
-// evAdapterPinned's, db/events.go; TestBulkEnrollOutboxRowsMatchTheEvents
-// compares them), pending when BulkEnroll saw an active subscription, else
-// no_match (as the outbox seam writes every event, db/outbox.go). It goes
-// out with the COMMIT, so the tenant's feed head it takes (positions in
-// row order) is the transaction's last lock, as in the outbox seam.
-// (The insert is a CTE too: Citus plans an INSERT … SELECT beside a
-// data-modifying CTE only so.)
-func (q *Queries) InsertPinnedOutbox(ctx context.Context, arg InsertPinnedOutboxParams) error {
-	_, err := q.db.Exec(ctx, insertPinnedOutbox,
-		arg.EnrollmentIds,
-		arg.AdapterIds,
-		arg.TenantKey,
-		arg.SequenceVersionID,
-		arg.Now,
-		arg.Pending,
-	)
-	return err
 }
 
 const listExecutions = `-- name: ListExecutions :many

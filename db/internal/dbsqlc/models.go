@@ -435,11 +435,6 @@ type Suppression struct {
 	CreatedAt time.Time
 }
 
-type TelemetryFeedHead struct {
-	TenantKey string
-	LastSeq   int64
-}
-
 type TelemetryOutbox struct {
 	TenantKey    string
 	ID           int64
@@ -449,7 +444,6 @@ type TelemetryOutbox struct {
 	OccurredAt   time.Time
 	Status       string
 	WriterXid    pgtype.Uint64
-	FeedSeq      *int64
 }
 
 type Tenant struct {

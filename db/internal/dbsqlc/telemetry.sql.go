@@ -476,13 +476,14 @@ func (q *Queries) ListDeliveryAttempts(ctx context.Context, arg ListDeliveryAtte
 }
 
 const listOutboxFeed = `-- name: ListOutboxFeed :many
-WITH c AS (SELECT feed_seq FROM telemetry_outbox WHERE tenant_key = $1 AND id = $2)
+WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = $1 AND id = $2)
 SELECT o.id, o.name, o.measurements, o.metadata, o.occurred_at FROM telemetry_outbox o
 WHERE o.tenant_key = $1
-  AND CASE WHEN EXISTS (SELECT 1 FROM c) THEN o.feed_seq > (SELECT c.feed_seq FROM c)
-           ELSE o.id > $2 AND o.feed_seq IS NOT NULL END
+  AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
+  AND CASE WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) > (SELECT c.writer_xid, c.id FROM c)
+           ELSE o.id > $2 END
   AND ($3::text = '' OR starts_with(o.name, $3::text))
-ORDER BY o.feed_seq
+ORDER BY o.writer_xid, o.id
 LIMIT $4
 `
 
@@ -501,11 +502,11 @@ type ListOutboxFeedRow struct {
 	OccurredAt   time.Time
 }
 
-// The feed is ordered by the tenant's feed position (feed_seq), which its
-// writers take in commit order (the outbox insert of the transaction
-// seam): no row can later appear before a position a reader has passed, so
-// a cursor never skips an event. The cursor is the last event id seen; its
-// position is looked up (an id the janitor removed falls back to id order).
+// The feed is ordered by (writer xid, id) and lists only rows whose writer
+// is older than every transaction still in progress (pg_snapshot_xmin): no
+// row can later appear before a position a reader has passed, so a cursor
+// never skips an event. The cursor is the last event id seen; its position
+// is looked up (an id the janitor removed falls back to id order).
 func (q *Queries) ListOutboxFeed(ctx context.Context, arg ListOutboxFeedParams) ([]ListOutboxFeedRow, error) {
 	rows, err := q.db.Query(ctx, listOutboxFeed,
 		arg.TenantKey,
@@ -630,12 +631,13 @@ func (q *Queries) OutboxLagSeconds(ctx context.Context, arg OutboxLagSecondsPara
 }
 
 const redeliverEvents = `-- name: RedeliverEvents :execrows
-WITH c AS (SELECT feed_seq FROM telemetry_outbox WHERE tenant_key = $1 AND id = $5)
+WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = $1 AND id = $5)
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
 SELECT $1, $2, o.id, $3, $3 FROM telemetry_outbox o
 WHERE o.tenant_key = $1
+  AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
   AND CASE WHEN $4::boolean THEN o.id = $5
-           WHEN EXISTS (SELECT 1 FROM c) THEN o.feed_seq >= (SELECT c.feed_seq FROM c)
+           WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM c)
            ELSE o.id >= $5 END
   AND ($4::boolean OR cardinality($6::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest($6::text[]) p WHERE starts_with(o.name, p)))
 ON CONFLICT (tenant_key, subscription_id, event_id) DO UPDATE
