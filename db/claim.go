@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 )
@@ -58,10 +59,20 @@ var claimSettings = []string{
 // process; ReserveClaimed enforces the limit under the adapter's lock).
 // Claimed executions are held until now+hold. Cost follows the work
 // claimed: see ClaimReady.
-func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) (_ []Claimed, err error) {
+func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) ([]Claimed, error) {
+	claimed, _, err := s.ClaimDue(ctx, reqs, busy, hold)
+	return claimed, err
+}
+
+// ClaimDue is Claim that also reports, for each tenant asked, when its
+// earliest ready-queue entry left after the claim comes due (absent: none
+// pending), read in the claim's transaction (TenantNextDue, one index probe
+// per tenant in the same round trip). The dispatcher keeps its agenda of
+// tenants with work with it.
+func (s *Store) ClaimDue(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UUID]int, hold time.Duration) (_ []Claimed, next map[string]time.Time, err error) {
 	defer wrapErr(&err, "claim")
 	if len(reqs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	now := s.clock.Now()
 	ids := make([]uuid.UUID, 0, len(busy))
@@ -90,16 +101,18 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 			begin()
 		}
 		b.Queue(dbsqlc.ClaimReadySQL, ids, counts, now, r.Tenant, r.Limit+16, r.Limit, now.Add(hold))
+		b.Queue(dbsqlc.TenantNextDueSQL, r.Tenant)
 	}
 	b.Queue("commit")
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.Release()
 	c := conn.Conn()
 	br := c.SendBatch(ctx, b)
 	var out []Claimed
+	next = make(map[string]time.Time, len(reqs))
 	err = func() error {
 		for i, r := range reqs {
 			if i == 0 || perTenant {
@@ -126,6 +139,13 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 			if err := rows.Err(); err != nil {
 				return err
 			}
+			var due pgtype.Timestamptz
+			if err := br.QueryRow().Scan(&due); err != nil {
+				return err
+			}
+			if at, ok := dueTime(due); ok {
+				next[r.Tenant] = at
+			}
 		}
 		_, err := br.Exec()
 		return err
@@ -137,9 +157,9 @@ func (s *Store) Claim(ctx context.Context, reqs []ClaimRequest, busy map[uuid.UU
 		// A failed statement leaves the transaction aborted: end it before
 		// the connection goes back to the pool.
 		_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // ReleaseClaim makes a claimed execution claimable again at once (after a
@@ -148,13 +168,43 @@ func (s *Store) ReleaseClaim(ctx context.Context, tenant string, id uuid.UUID) e
 	return wrap("release claim", s.q.ReleaseClaim(ctx, dbsqlc.ReleaseClaimParams{TenantKey: tenant, ID: id}))
 }
 
-// NextDueIn reports how long until the earliest pending ready-queue entry of
-// the tenants comes due; ok is false when none is pending.
-func (s *Store) NextDueIn(ctx context.Context, tenants []string) (wait time.Duration, ok bool, err error) {
+// NextDue reports, for each of the tenants, when its earliest pending
+// ready-queue entry comes due (absent: none pending): one index probe per
+// tenant, each a statement of its own (a single-shard query on Citus),
+// all in one round trip.
+func (s *Store) NextDue(ctx context.Context, tenants []string) (_ map[string]time.Time, err error) {
 	defer wrapErr(&err, "next due")
-	secs, err := s.q.NextDueIn(ctx, dbsqlc.NextDueInParams{Now: s.clock.Now(), TenantKeys: tenants})
-	if err != nil || secs < 0 {
-		return 0, false, err
+	b := &pgx.Batch{}
+	for _, t := range tenants {
+		b.Queue(dbsqlc.TenantNextDueSQL, t)
 	}
-	return time.Duration(secs * float64(time.Second)), true, nil
+	br := s.pool.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	next := make(map[string]time.Time, len(tenants))
+	for _, t := range tenants {
+		var due pgtype.Timestamptz
+		if err := br.QueryRow().Scan(&due); err != nil {
+			return nil, err
+		}
+		if at, ok := dueTime(due); ok {
+			next[t] = at
+		}
+	}
+	return next, nil
+}
+
+// dueTime is a ready-queue time: absent when NULL (nothing pending), the
+// zero time (due at once) for -infinity.
+func dueTime(t pgtype.Timestamptz) (time.Time, bool) {
+	switch {
+	case !t.Valid:
+		return time.Time{}, false
+	case t.InfinityModifier == pgtype.NegativeInfinity:
+		return time.Time{}, true
+	}
+	return t.Time, true
 }

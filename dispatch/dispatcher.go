@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,18 @@ type Dispatcher struct {
 	tenantMu   sync.Mutex
 	tenantList []string
 	tenantsAt  time.Time
+
+	// The agenda: which tenants have queued work and when it comes due
+	// (the store's clock), so that a tick asks only tenants with due work
+	// (docs/sending.md#fairness-and-concurrency). It is read whole from
+	// the ready queue at most once per poll interval (synced) and kept
+	// between by each claim's answer and by pokes: a notification of new
+	// work, or a send of the tenant that ended (its record or retry may
+	// have queued more).
+	agendaMu sync.Mutex
+	agenda   map[string]time.Time
+	poked    map[string]bool
+	synced   time.Time // wall clock of the last full read; zero: never
 }
 
 // New validates the configuration and returns a dispatcher.
@@ -140,7 +153,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer func() { stopListen(); <-listening }() // Run's goroutines end before it returns
 	go func() {
 		defer close(listening)
-		d.store.Listen(lctx, func(string) {
+		d.store.Listen(lctx, func(tenant string) {
+			d.poke(tenant)
 			d.notified.Store(true)
 			select {
 			case wake <- struct{}{}:
@@ -170,7 +184,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		notified := d.notified.Swap(false) || byNotify
 		d.finished.Store(0)
-		n, fresh, err := d.tick(ctx)
+		n, fresh, err := d.tick(ctx, false)
 		if ctx.Err() == nil && outage.Note(err) {
 			d.log.Error("dispatch tick failed", "err", err)
 		}
@@ -181,25 +195,92 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if free, _ := d.free(); n > 0 && free > 0 {
 			wait = batchWait // more may be due and slots are free
 		} else if err == nil {
-			wait = d.untilDue(ctx, wait)
+			wait = d.untilDue(wait)
 		}
 		resetTimer(timer, wait)
 	}
 }
 
-// untilDue shortens the poll to when the next queued work comes due by the
-// clock (a send scheduled for later, a gap ending), so such work goes out
-// on time rather than up to a poll interval late.
-func (d *Dispatcher) untilDue(ctx context.Context, poll time.Duration) time.Duration {
-	tenants, err := d.tenants(ctx)
-	if err != nil || len(tenants) == 0 {
-		return poll
-	}
-	wait, ok, err := d.store.NextDueIn(ctx, tenants)
-	if err != nil || !ok || wait >= poll {
-		return poll
+// untilDue shortens the poll to when the agenda's next queued work comes
+// due by the clock (a send scheduled for later, a gap ending), so such work
+// goes out on time rather than up to a poll interval late.
+func (d *Dispatcher) untilDue(poll time.Duration) time.Duration {
+	now := d.store.Now()
+	d.agendaMu.Lock()
+	defer d.agendaMu.Unlock()
+	wait := poll
+	for _, at := range d.agenda {
+		wait = min(wait, at.Sub(now))
 	}
 	return max(wait, time.Millisecond)
+}
+
+// poke puts a tenant on the agenda as due now.
+func (d *Dispatcher) poke(tenant string) {
+	d.agendaMu.Lock()
+	defer d.agendaMu.Unlock()
+	if d.poked == nil {
+		d.poked = map[string]bool{}
+	}
+	d.poked[tenant] = true
+}
+
+// dueTenants are the agenda's tenants with work due now, by key. The
+// agenda is read whole from the ready queue first when full is set or the
+// last full read is a poll interval old: work that came due without a
+// notification (another engine's retry, a rescued lease) is found within
+// a poll interval, as by the fallback poll.
+func (d *Dispatcher) dueTenants(ctx context.Context, full bool) ([]string, error) {
+	d.agendaMu.Lock()
+	poked := d.poked
+	d.poked = nil
+	stale := full || d.agenda == nil || time.Since(d.synced) >= d.cfg.PollInterval
+	d.agendaMu.Unlock()
+	var read map[string]time.Time
+	if stale {
+		tenants, err := d.tenants(ctx)
+		if err == nil {
+			read, err = d.store.NextDue(ctx, tenants)
+		}
+		if err != nil {
+			for t := range poked { // kept for the next tick
+				d.poke(t)
+			}
+			return nil, err
+		}
+	}
+	now := d.store.Now()
+	d.agendaMu.Lock()
+	defer d.agendaMu.Unlock()
+	if stale {
+		d.agenda, d.synced = read, time.Now()
+	}
+	for t := range poked {
+		d.agenda[t] = time.Time{}
+	}
+	var due []string
+	for t, at := range d.agenda {
+		if !at.After(now) {
+			due = append(due, t)
+		}
+	}
+	slices.Sort(due)
+	return due, nil
+}
+
+// noteNext keeps the agenda after a claim: each tenant asked is due next
+// when its earliest queued work is (the claim read it), and off the agenda
+// when it has none. A poke that arrived meanwhile wins at the next tick.
+func (d *Dispatcher) noteNext(reqs []db.ClaimRequest, next map[string]time.Time) {
+	d.agendaMu.Lock()
+	defer d.agendaMu.Unlock()
+	for _, r := range reqs {
+		if at, ok := next[r.Tenant]; ok {
+			d.agenda[r.Tenant] = at
+		} else {
+			delete(d.agenda, r.Tenant)
+		}
+	}
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -224,18 +305,20 @@ func (d *Dispatcher) free() (free, inflight int) {
 }
 
 // Tick claims as many due executions as there are free workers, across
-// tenants, and starts sending them. It returns how many it claimed.
+// the tenants with due work (the agenda, read whole first), and starts
+// sending them. It returns how many it claimed.
 func (d *Dispatcher) Tick(ctx context.Context) (int, error) {
-	n, _, err := d.tick(ctx)
+	n, _, err := d.tick(ctx, true)
 	return n, err
 }
 
-// tick runs claim rounds until the slots are full or every tenant was
-// asked once. Tenants are served in rotating order with equal shares of the
-// free slots (docs/sending.md#fairness-and-concurrency), all tenants of a round in one round trip. It
-// also counts claimed work that was due when written ("fresh").
-func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
-	tenants, err := d.tenants(ctx)
+// tick runs claim rounds until the slots are full or every tenant with
+// due work was asked once. Tenants are served in rotating order with equal
+// shares of the free slots (docs/sending.md#fairness-and-concurrency), all
+// tenants of a round in one round trip. It also counts claimed work that
+// was due when written ("fresh").
+func (d *Dispatcher) tick(ctx context.Context, full bool) (total, fresh int, err error) {
+	tenants, err := d.dueTenants(ctx, full)
 	if err != nil || len(tenants) == 0 {
 		return 0, 0, err
 	}
@@ -262,8 +345,11 @@ func (d *Dispatcher) tick(ctx context.Context) (total, fresh int, err error) {
 		busy := maps.Clone(d.busy)
 		d.mu.Unlock()
 		began := time.Now()
-		claimed, err := d.store.Claim(ctx, reqs, busy, claimHold)
+		claimed, next, err := d.store.ClaimDue(ctx, reqs, busy, claimHold)
 		d.metrics.DispatchPhase("claim", time.Since(began).Seconds())
+		if err == nil {
+			d.noteNext(reqs, next)
+		}
 		// One reservation per tenant of the claim, whatever its adapters.
 		groups := map[string][]db.Claimed{}
 		var order []string
@@ -331,6 +417,7 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 			}
 		}
 		if len(unused) > 0 {
+			d.poke(batch[0].Tenant) // a deferral or a lost race may have queued it later
 			done(unused...)
 		}
 		for i, c := range batch {
@@ -355,6 +442,7 @@ func (d *Dispatcher) start(ctx context.Context, batch []db.Claimed) {
 					}
 					defer func() {
 						release()
+						d.poke(c.Tenant) // its record or retry may have queued more
 						d.mu.Lock()
 						d.recording--
 						if d.busy[c.AdapterID]--; d.busy[c.AdapterID] <= 0 {

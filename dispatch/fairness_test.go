@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/dripdrop/dripdrop/db/dbtest"
 	"github.com/dripdrop/dripdrop/dispatch"
 	"github.com/dripdrop/dripdrop/dispatch/smtpsink"
+	"github.com/dripdrop/dripdrop/internal/testkit"
 )
 
 // enrollBatch enrolls n contacts of tenant into its "welcome" sequence.
@@ -306,4 +308,51 @@ func TestUnreadableCredentialsBlockOnlyTheirAdapter(t *testing.T) {
 	if n := dbtest.Query(t, w.url, `SELECT count(*)::int FROM step_executions WHERE adapter_id = $1 AND state = 'scheduled' AND claimed_until IS NULL`, bad.ID)[0][0].(int32); int(n) != per[bad.ID] {
 		t.Fatalf("%d of its %d executions went back to the queue", n, per[bad.ID])
 	}
+}
+
+// docs/sending.md#fairness-and-concurrency: a tick asks only the tenants
+// with due work. With 60 tenants of which one has a backlog, the loop
+// claims for that one alone; the others are read once, in the agenda's
+// first full read of the ready queue (one index probe each), and never
+// claimed for.
+func TestIdleTenantsAreNotAsked(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	claims, probes := map[string]int{}, map[string]int{}
+	hook := func(sql string, args []any) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(sql, "-- name: "), " ")
+		mu.Lock()
+		defer mu.Unlock()
+		switch name {
+		case "ClaimReady":
+			claims[args[3].(string)]++
+		case "TenantNextDue":
+			probes[args[0].(string)]++
+		}
+	}
+	k := testkit.NewWorld(t, testkit.WithSteps(step("only", "Hi", "Body", 0)),
+		testkit.WithStoreOptions(func(o *db.Options) { o.StatementHook = hook }))
+	w := &world{World: k, t: t, url: k.URL, clock: k.Clock, store: k.Store, sink: k.Sink, ev: k.Events,
+		adapter: k.Adapter, pool: k.Pool, tenant: k.Tenant, box: k.Box}
+	const idle = 60
+	for i := range idle {
+		w.AddTenant(fmt.Sprintf("idle%02d", i), dripdrop.AdapterInput{}, step("only", "Hi", "Body", 0))
+	}
+	const backlog = 40
+	w.enrollBatch(w.tenant, backlog, "c")
+	sent := 0
+	runUntil(t, dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 4, Lease: time.Minute, SendTimeout: 5 * time.Second,
+		PollInterval: time.Hour}, func(*db.SendJob) bool { sent++; return sent >= backlog })
+	mu.Lock()
+	defer mu.Unlock()
+	if claims[w.tenant] == 0 {
+		t.Fatalf("no claim for the tenant with the backlog: %v", claims)
+	}
+	for i := range idle {
+		tn := fmt.Sprintf("idle%02d", i)
+		if claims[tn] != 0 || probes[tn] != 1 {
+			t.Errorf("idle tenant %s: %d claims and %d probes, want none and the first full read's one", tn, claims[tn], probes[tn])
+		}
+	}
+	t.Logf("%d sends: %d claims of the busy tenant, %d probes of it", sent, claims[w.tenant], probes[w.tenant])
 }

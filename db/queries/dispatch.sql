@@ -475,9 +475,9 @@ SELECT x.id, x.enrollment_id,
        sub.pending
 FROM x CROSS JOIN sub;
 
--- name: NextDueIn :one
--- Seconds until the earliest ready-queue entry of these tenants comes due
--- (-1 when none is pending): the loop sleeps until then rather than a whole
--- poll interval when work comes due by the clock.
-SELECT coalesce(extract(epoch FROM min(due_at) - @now::timestamptz), -1)::float8 AS wait_seconds
-FROM adapter_due WHERE tenant_key = ANY(@tenant_keys::text[]) AND due_at > @now::timestamptz AND due_at < 'infinity';
+-- name: TenantNextDue :one
+-- When the tenant's earliest ready-queue entry comes due (NULL when it has
+-- none pending): the dispatcher's agenda of tenants with work
+-- (docs/sending.md#fairness-and-concurrency). One index probe.
+SELECT min(due_at)::timestamptz AS due_at FROM adapter_due
+WHERE tenant_key = @tenant_key AND due_at < 'infinity';

@@ -818,26 +818,6 @@ func (q *Queries) MarkSendFailed(ctx context.Context, arg MarkSendFailedParams) 
 	return i, err
 }
 
-const nextDueIn = `-- name: NextDueIn :one
-SELECT coalesce(extract(epoch FROM min(due_at) - $1::timestamptz), -1)::float8 AS wait_seconds
-FROM adapter_due WHERE tenant_key = ANY($2::text[]) AND due_at > $1::timestamptz AND due_at < 'infinity'
-`
-
-type NextDueInParams struct {
-	Now        time.Time
-	TenantKeys []string
-}
-
-// Seconds until the earliest ready-queue entry of these tenants comes due
-// (-1 when none is pending): the loop sleeps until then rather than a whole
-// poll interval when work comes due by the clock.
-func (q *Queries) NextDueIn(ctx context.Context, arg NextDueInParams) (float64, error) {
-	row := q.db.QueryRow(ctx, nextDueIn, arg.Now, arg.TenantKeys)
-	var wait_seconds float64
-	err := row.Scan(&wait_seconds)
-	return wait_seconds, err
-}
-
 const nextPendingExecution = `-- name: NextPendingExecution :one
 SELECT x.id FROM step_executions x JOIN steps s ON s.tenant_key = x.tenant_key AND s.id = x.step_id
 WHERE x.tenant_key = $1 AND x.enrollment_id = $2 AND x.state IN ('scheduled', 'sending')
@@ -1356,6 +1336,21 @@ func (q *Queries) StopEnrollment(ctx context.Context, arg StopEnrollmentParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const tenantNextDue = `-- name: TenantNextDue :one
+SELECT min(due_at)::timestamptz AS due_at FROM adapter_due
+WHERE tenant_key = $1 AND due_at < 'infinity'
+`
+
+// When the tenant's earliest ready-queue entry comes due (NULL when it has
+// none pending): the dispatcher's agenda of tenants with work
+// (docs/sending.md#fairness-and-concurrency). One index probe.
+func (q *Queries) TenantNextDue(ctx context.Context, tenantKey string) (time.Time, error) {
+	row := q.db.QueryRow(ctx, tenantNextDue, tenantKey)
+	var due_at time.Time
+	err := row.Scan(&due_at)
+	return due_at, err
 }
 
 const threadsOf = `-- name: ThreadsOf :many

@@ -5,3 +5,7 @@ package dbsqlc
 
 // ClaimReadySQL is the claim statement (see ClaimReady).
 const ClaimReadySQL = claimReady
+
+// TenantNextDueSQL is TenantNextDue's statement, which the claim pipelines
+// after each tenant's ClaimReady.
+const TenantNextDueSQL = tenantNextDue
