@@ -200,8 +200,7 @@ var citusMultiTask = map[string]string{
 
 // citusAcrossWorkers are the allowed statements that read the shards of
 // several workers at once (reads only: nothing commits across workers).
-var citusAcrossWorkers = map[string]string{
-}
+var citusAcrossWorkers = map[string]string{}
 
 type recordedStatement struct {
 	sql  string
