@@ -332,6 +332,16 @@ func distributeTx(ctx context.Context, tx pgx.Tx, shardCount int) (CitusReport, 
 		}
 	}
 	rep.ForeignKeys = len(fks)
+	// Engines write through the coordinator only. Allowing writes from the
+	// workers would make every write to a table with a foreign key to the
+	// reference table (all of them) lock the reference table on the first
+	// worker too, so a tenant's transaction would commit in two phases
+	// across two workers (docs/scaling.md#engines-connect-to-the-coordinator).
+	if _, err := tx.Exec(ctx, `DO $$ BEGIN
+		EXECUTE format('ALTER DATABASE %I SET citus.allow_modifications_from_workers_to_replicated_tables = off', current_database());
+	END $$`); err != nil {
+		return rep, fmt.Errorf("coordinator-only writes: %w", err)
+	}
 	return rep, nil
 }
 
@@ -375,6 +385,11 @@ func (s *Store) onCitus(ctx context.Context) bool {
 	p.known, p.on = true, on
 	return on
 }
+
+// Sharded reports whether the database is a Citus cluster, sharded by
+// tenant: callers then keep each transaction to one tenant, so that none
+// commits across workers (docs/scaling.md#engines-connect-to-the-coordinator).
+func (s *Store) Sharded(ctx context.Context) bool { return s.onCitus(ctx) }
 
 // claimSettingsFor is claimSettings, or on Citus only what applies there.
 func (s *Store) claimSettingsFor(ctx context.Context) []string {

@@ -83,7 +83,24 @@ func (r *recorder) flush(ctx context.Context) {
 		copy(group, r.queue)
 		r.queue = append(r.queue[:0], r.queue[n:]...)
 		r.mu.Unlock()
-		r.write(ctx, group)
+		if !r.store.Sharded(ctx) {
+			r.write(ctx, group)
+			continue
+		}
+		// Sharded by tenant: one transaction per tenant, each committing on
+		// its tenant's worker alone.
+		var tenants []string
+		byTenant := map[string][]*recordReq{}
+		for _, q := range group {
+			t := q.sent.Job.TenantKey
+			if byTenant[t] == nil {
+				tenants = append(tenants, t)
+			}
+			byTenant[t] = append(byTenant[t], q)
+		}
+		for _, t := range tenants {
+			r.write(ctx, byTenant[t])
+		}
 	}
 }
 

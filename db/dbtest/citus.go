@@ -104,6 +104,15 @@ func (c *citusCluster) start() error {
 			c.err = err
 			return
 		}
+		// Committed two-phase transactions stay listed in
+		// pg_dist_transaction (no recovery pass removes them), so a test
+		// can count the transactions that committed across workers.
+		for _, q := range []string{"ALTER SYSTEM SET citus.recover_2pc_interval = -1", "SELECT pg_reload_conf()"} {
+			if err := exec(ctx, c.coord.URL("postgres"), q); err != nil {
+				c.err = err
+				return
+			}
+		}
 		for i := range c.workers {
 			if c.workers[i], err = localpg.Ensure(ctx, filepath.Join(root, ".dripdrop", fmt.Sprintf("citus-w%d", i+1)), opts); err != nil {
 				c.err = err

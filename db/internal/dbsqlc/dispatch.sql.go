@@ -1176,8 +1176,16 @@ WITH r AS (
     WHERE s.tenant_key = $2 AND s.id = r.id
     RETURNING s.id
 ), u AS (
+    -- (Read through the adapters, not from r: Citus would send the
+    -- results of r, or of a subquery, that an INSERT … SELECT reads to
+    -- every worker, and the reservation would commit on all of them.)
     INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
-    SELECT $2, r.adapter_id, r.day, r.version, count(*)::int FROM r GROUP BY r.adapter_id, r.day, r.version
+    SELECT a.tenant_key, a.id, c.day, c.version, count(*)::int
+    FROM adapters a
+    JOIN (SELECT unnest($11::uuid[]) AS adapter_id, unnest($12::date[]) AS day,
+                 unnest($10::uuid[]) AS version) c ON c.adapter_id = a.id
+    WHERE a.tenant_key = $2
+    GROUP BY a.tenant_key, a.id, c.day, c.version
     ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
     RETURNING 1
 )

@@ -1,0 +1,109 @@
+package dispatch_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db"
+	"github.com/dripdrop/dripdrop/db/dbtest"
+	"github.com/dripdrop/dripdrop/dispatch"
+	"github.com/dripdrop/dripdrop/internal/testkit"
+)
+
+// TestCitusTwoPhaseCommits counts the transactions that commit in two
+// phases across workers (pg_dist_transaction) for two tenants on different
+// workers: a claim for both commits on each tenant's worker alone, and so
+// does every reservation; only records may span workers (RecordSent's
+// INSERT … SELECT over its CTE results has them sent to every worker,
+// docs/scaling.md#not-yet-router-safe). The count is checked to see a
+// transaction over both tenants' workers.
+func TestCitusTwoPhaseCommits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.CitusURL(t)
+	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "twopc", 2)
+	var records, reserves atomic.Int64
+	hook := func(sql string, _ []any) {
+		switch {
+		case strings.HasPrefix(sql, "-- name: RecordSent "):
+			records.Add(1)
+		case strings.HasPrefix(sql, "-- name: ReserveSends "):
+			reserves.Add(1)
+		}
+	}
+	steps := []dripdrop.StepInput{step("one", "Hi", "One.", 0), step("two", "Again", "Two.", 0)}
+	k := testkit.NewWorld(t, testkit.WithURL(url), testkit.WithTenant(tenants[0]), testkit.WithSteps(steps...),
+		testkit.WithStoreOptions(func(o *db.Options) { o.StatementHook = hook }))
+	w := &world{World: k, t: t, url: k.URL, clock: k.Clock, store: k.Store, sink: k.Sink, ev: k.Events,
+		adapter: k.Adapter, pool: k.Pool, tenant: k.Tenant, box: k.Box}
+	w.AddTenant(tenants[1], dripdrop.AdapterInput{}, steps...)
+	const contacts = 12
+	for _, tn := range tenants {
+		w.enrollBatch(tn, contacts, tn+"-c")
+	}
+	// Distinct distributed transactions (a row per participating worker).
+	twoPhase := func() int64 {
+		return dbtest.Query(t, url, `SELECT count(DISTINCT regexp_replace(gid, '_[0-9]+$', '')) FROM pg_dist_transaction`)[0][0].(int64)
+	}
+	before := twoPhase()
+	claimed, err := w.store.Claim(ctx, []db.ClaimRequest{{Tenant: tenants[0], Limit: 8}, {Tenant: tenants[1], Limit: 8}}, nil, time.Minute)
+	per := map[string]int{}
+	for _, c := range claimed {
+		per[c.Tenant]++
+	}
+	if err != nil || per[tenants[0]] == 0 || per[tenants[1]] == 0 {
+		t.Fatalf("claim: %v, %v; want work of each tenant", per, err)
+	}
+	if spanning := twoPhase() - before; spanning != 0 {
+		t.Fatalf("a claim for two tenants committed %d transactions in two phases, want none", spanning)
+	}
+	for _, c := range claimed {
+		if err := w.store.ReleaseClaim(ctx, c.Tenant, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records.Store(0)
+	reserves.Store(0)
+	w.disp, err = dispatch.New(dispatch.Config{Store: w.store, Transport: sinkTransport(), Workers: 16, Lease: time.Minute, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	if got := len(w.sink.Messages()); got != len(tenants)*contacts*len(steps) {
+		t.Fatalf("the sink got %d messages, want %d", got, len(tenants)*contacts*len(steps))
+	}
+	spanning := twoPhase() - before
+	t.Logf("%d sends: %d reservations and %d records; %d transactions committed in two phases",
+		len(w.sink.Messages()), reserves.Load(), records.Load(), spanning)
+	if reserves.Load() == 0 || spanning > records.Load() {
+		t.Fatalf("%d transactions committed in two phases, more than the %d records: a reservation spans workers", spanning, records.Load())
+	}
+
+	// The count sees a transaction over both tenants' workers.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range tenants {
+		if _, err := tx.Exec(ctx, "INSERT INTO telemetry_outbox (tenant_key, name, occurred_at, status) VALUES ($1, 'dripdrop.enrollment.paused', now(), 'no_match')", tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := twoPhase() - before; got != spanning+1 {
+		t.Fatalf("a transaction over both workers moved the count to %d, want %d: the check sees nothing", got, spanning+1)
+	}
+}
