@@ -188,9 +188,6 @@ var citusMultiTask = map[string]string{
 	"RecordSent":    "data-modifying CTEs (subplans on the tenant's worker)",
 	"outbox insert": "data-modifying CTEs (subplans on the tenant's worker)",
 	"BulkEnroll":    "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
-	// An INSERT … SELECT that reads no table: Citus builds its rows on the
-	// coordinator and copies them to the tenant's shard.
-	"InsertDeliveries": "INSERT … SELECT over parameter arrays (pull to coordinator, one shard)",
 }
 
 // citusAcrossWorkers are the allowed statements that read the shards of
