@@ -38,8 +38,15 @@ UPDATE telemetry_outbox SET status = @status WHERE tenant_key = @tenant_key AND 
 SELECT id, events FROM webhook_subscriptions WHERE tenant_key = $1 AND active;
 
 -- name: InsertDeliveries :exec
+-- One delivery per (subscription, event) pair of the arrays. The pairs are
+-- joined to the tenant's subscriptions so that the statement reads a
+-- tenant-filtered table and Citus routes it to the tenant's shard (an
+-- INSERT … SELECT that reads no table is built on the coordinator); a
+-- subscription deleted since the fan-out read it gets no delivery.
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
-SELECT @tenant_key, unnest(@subscription_ids::uuid[]), unnest(@event_ids::bigint[]), @now, @now
+SELECT s.tenant_key, u.subscription_id, u.event_id, @now, @now
+FROM (SELECT unnest(@subscription_ids::uuid[]) AS subscription_id, unnest(@event_ids::bigint[]) AS event_id) u
+JOIN webhook_subscriptions s ON s.tenant_key = @tenant_key AND s.id = u.subscription_id
 ON CONFLICT DO NOTHING;
 
 -- name: InsertSubscription :one

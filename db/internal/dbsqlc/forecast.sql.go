@@ -190,7 +190,7 @@ func (q *Queries) ForecastMembers(ctx context.Context, tenantKey string) ([]Fore
 const forecastPending = `-- name: ForecastPending :many
 SELECT e.id, e.sequence_version_id, e.adapter_id, e.timezone, e.not_before, e.recipient_provider, x.adapter_id AS exec_adapter_id, st.position,
        x.scheduled_for, x.followup, x.state, x.variant,
-       EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = e.tenant_key
+       EXISTS (SELECT 1 FROM suppressions sp WHERE sp.tenant_key = $1
                AND ((sp.kind = 'email' AND sp.value = e.email_norm)
                  OR (sp.kind = 'domain' AND sp.value = split_part(e.email_norm, '@', 2)))) AS suppressed
 FROM enrollments e
@@ -378,7 +378,7 @@ SELECT v.id, s.key AS sequence_key, v.version, v.state, v.pool_id, v.window_days
 FROM sequence_versions v
 JOIN sequences s ON s.tenant_key = v.tenant_key AND s.id = v.sequence_id
 WHERE v.tenant_key = $1
-  AND (v.state = 'active' OR EXISTS (SELECT 1 FROM enrollments e WHERE e.tenant_key = v.tenant_key
+  AND (v.state = 'active' OR EXISTS (SELECT 1 FROM enrollments e WHERE e.tenant_key = $1
        AND e.sequence_version_id = v.id AND e.state = 'active'))
 ORDER BY s.key, v.version
 `

@@ -226,23 +226,30 @@ func (q *Queries) GetSubscription(ctx context.Context, arg GetSubscriptionParams
 
 const insertDeliveries = `-- name: InsertDeliveries :exec
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
-SELECT $1, unnest($2::uuid[]), unnest($3::bigint[]), $4, $4
+SELECT s.tenant_key, u.subscription_id, u.event_id, $1, $1
+FROM (SELECT unnest($2::uuid[]) AS subscription_id, unnest($3::bigint[]) AS event_id) u
+JOIN webhook_subscriptions s ON s.tenant_key = $4 AND s.id = u.subscription_id
 ON CONFLICT DO NOTHING
 `
 
 type InsertDeliveriesParams struct {
-	TenantKey       string
+	Now             time.Time
 	SubscriptionIds []uuid.UUID
 	EventIds        []int64
-	Now             time.Time
+	TenantKey       string
 }
 
+// One delivery per (subscription, event) pair of the arrays. The pairs are
+// joined to the tenant's subscriptions so that the statement reads a
+// tenant-filtered table and Citus routes it to the tenant's shard (an
+// INSERT … SELECT that reads no table is built on the coordinator); a
+// subscription deleted since the fan-out read it gets no delivery.
 func (q *Queries) InsertDeliveries(ctx context.Context, arg InsertDeliveriesParams) error {
 	_, err := q.db.Exec(ctx, insertDeliveries,
-		arg.TenantKey,
+		arg.Now,
 		arg.SubscriptionIds,
 		arg.EventIds,
-		arg.Now,
+		arg.TenantKey,
 	)
 	return err
 }
