@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,6 +186,15 @@ func CitusEmptyURL(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// Adding a node copies the connecting role to the worker; two databases
+	// registering at once (tests of several packages run in parallel
+	// processes) update the worker's one role row together and one fails
+	// with "tuple concurrently updated". A file lock takes them in turn.
+	unlock, err := lockFile(filepath.Join(citusC.coord.Dir, "add-node.lock"))
+	if err != nil {
+		t.Fatalf("dbtest: citus: %v", err)
+	}
+	defer unlock()
 	for _, q := range []string{
 		fmt.Sprintf("SELECT citus_set_coordinator_host('127.0.0.1', %d)", citusC.coord.Port),
 		fmt.Sprintf("SELECT citus_add_node('127.0.0.1', %d)", citusC.workers[0].Port),
@@ -323,4 +333,21 @@ func CitusExplain(ctx context.Context, url, sql string, args []any) (CitusPlan, 
 	}
 	walk(doc)
 	return p, nil
+}
+
+// lockFile takes an exclusive lock on path, held across processes until the
+// returned function runs.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
 }
