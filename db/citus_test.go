@@ -109,6 +109,15 @@ func TestCitusDistribute(t *testing.T) {
 	if got := foreignKeys(t, conn); strings.Join(got, "\n") != strings.Join(fksBefore, "\n") {
 		t.Errorf("foreign keys after distribution:\n%s\nbefore:\n%s", strings.Join(got, "\n"), strings.Join(fksBefore, "\n"))
 	}
+	// The database's settings for the engine's sessions on the coordinator.
+	var settings []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM pg_db_role_setting s, unnest(s.setconfig) x
+		WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.setrole = 0`).Scan(&settings); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"citus.allow_modifications_from_workers_to_replicated_tables=off", "jit=off"}; strings.Join(settings, " ") != strings.Join(want, " ") {
+		t.Errorf("database settings %q, want %q", settings, want)
+	}
 	rep, err = db.CitusDistribute(ctx, url, dbtest.CitusShards)
 	if err != nil || !rep.AlreadyDistributed {
 		t.Fatalf("second run: %+v, %v; want nothing to do", rep, err)
