@@ -12,15 +12,29 @@ package db
 // with EXECUTE. On a plain PostgreSQL the migrations' bodies stay; the
 // semantics are the same (docs/scaling.md#what-runs-where).
 //
-// One trigger exists only on Citus: the outbox rows' writer_xid. Its
-// column default would be evaluated on the coordinator (Citus evaluates a
-// distributed insert's volatile expressions there), but the feed compares
-// it with the snapshot of the node that stores the tenant's rows; the
-// trigger takes it on that node (docs/scaling.md#the-feed-on-citus).
+// One trigger exists only on Citus, on the outbox rows. It takes their
+// writer_xid: the column default would be evaluated on the coordinator
+// (Citus evaluates a distributed insert's volatile expressions there), but
+// the feed compares it with the snapshot of the node that stores the
+// tenant's rows (docs/scaling.md#the-feed-order). And it turns a pending
+// row of a tenant without an active subscription into no_match: the outbox
+// seam's insert on Citus is a plain multi-row INSERT … VALUES, the one
+// insert Citus sends to the tenant's worker alone, and VALUES cannot hold
+// the subscription check (docs/scaling.md#not-yet-router-safe).
 const citusTriggerFunctions = `
 CREATE OR REPLACE FUNCTION dripdrop_outbox_writer_xid() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+    subscribed boolean;
 BEGIN
     NEW.writer_xid := pg_current_xact_id();
+    IF NEW.status = 'pending' THEN
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s w WHERE w.tenant_key = $1 AND w.active)',
+            dripdrop_shard_rel('webhook_subscriptions', NEW.tenant_key, TG_TABLE_NAME, 'telemetry_outbox'))
+            INTO subscribed USING NEW.tenant_key;
+        IF NOT subscribed THEN
+            NEW.status := 'no_match';
+        END IF;
+    END IF;
     RETURN NEW;
 END $f$;
 

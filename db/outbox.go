@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,6 +52,30 @@ const insertOutboxSQL = `WITH ins AS (
     RETURNING name, status
 )
 SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
+
+// citusOutboxInsert is insertOutboxSQL on Citus: a multi-row INSERT …
+// VALUES of pending rows, which Citus sends to the tenant's worker alone
+// (an INSERT … SELECT is collected on the coordinator and makes every
+// worker a participant of the transaction). The shard-local outbox trigger
+// takes writer_xid and turns the rows of a tenant without an active
+// subscription into no_match (citusTriggerFunctions); RETURNING reports
+// each row's status.
+func citusOutboxInsert(tenant string, at time.Time, names, metas, ms []string) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES ")
+	args := make([]any, 0, 2+3*len(names))
+	args = append(args, tenant, at)
+	for i := range names {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&sb, "($1, $%d, $%d::jsonb, $%d::jsonb, $2, 'pending')", n+1, n+2, n+3)
+		args = append(args, names[i], metas[i], ms[i])
+	}
+	sb.WriteString(" RETURNING name, status")
+	return sb.String(), args
+}
 
 // tenantKey is the tenant an event belongs to.
 func (e event) tenantKey() string {
@@ -193,6 +219,20 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 				}
 				ms[i] = string(mj)
 			}
+		}
+		if s.onCitus(ctx) {
+			sql, args := citusOutboxInsert(tenant, s.clock.Now(), names, metas, ms)
+			b.Queue(sql, args...).Query(func(r pgx.Rows) error {
+				var name, status string
+				_, err := pgx.ForEachRow(r, []any{&name, &status}, func() error {
+					if status == "no_match" {
+						noMatch = countName(noMatch, name)
+					}
+					return nil
+				})
+				return err
+			})
+			continue
 		}
 		b.Queue(insertOutboxSQL, tenant, names, metas, s.clock.Now(), ms).Query(func(r pgx.Rows) error {
 			nc, err := pgx.CollectRows(r, func(r pgx.CollectableRow) (nameCount, error) {

@@ -38,6 +38,70 @@ func TestCitusFeedNeverSkips(t *testing.T) {
 	feedNeverSkips(t, url, dbtest.CitusTenantsOnBothWorkers(t, url, "feed", 2), func() { dbtest.WaitOutboxPublished(t, url) })
 }
 
+// TestCitusOutboxOnOneWorker: on Citus the outbox seam's insert commits on
+// the tenant's worker alone (no two-phase commit, pg_dist_transaction), its
+// rows are no_match while the tenant has no active subscription and
+// pending once it has one (the shard-local trigger decides), and the
+// outbox metrics count them as on a single PostgreSQL.
+func TestCitusOutboxOnOneWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.CitusURL(t)
+	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "seam", 2)
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	c := &captured{published: map[string]int{}, noMatch: map[string]int{}}
+	store, err := db.Open(ctx, url, db.Options{Vault: box, OutboxMetrics: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, tn := range tenants {
+		if _, _, err := store.CreateTenant(ctx, tn, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	twoPhase := func() int64 {
+		return dbtest.Query(t, url, `SELECT count(DISTINCT regexp_replace(gid, '_[0-9]+$', '')) FROM pg_dist_transaction`)[0][0].(int64)
+	}
+	const paused = "dripdrop.enrollment.paused"
+	statuses := func(tenant string) map[string]int64 {
+		out := map[string]int64{}
+		for _, r := range dbtest.Query(t, url, `SELECT status, count(*) FROM telemetry_outbox WHERE tenant_key = $1 AND name = $2 GROUP BY status`, tenant, paused) {
+			out[r[0].(string)] = r[1].(int64)
+		}
+		return out
+	}
+	before := twoPhase()
+	for _, tn := range tenants {
+		for range 3 {
+			if err := store.TxWithEvents(ctx, tn, 4); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hook := "https://hooks.example.com/dripdrop"
+	if _, err := store.CreateSubscription(ctx, tenants[0], db.SubscriptionInput{URL: &hook}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.TxWithEvents(ctx, tenants[0], 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := twoPhase() - before; got != 0 {
+		t.Fatalf("%d of the outbox seam's transactions committed in two phases, want none", got)
+	}
+	if got := statuses(tenants[0]); got["no_match"] != 12 || got["pending"] != 2 || len(got) != 2 {
+		t.Errorf("%s's rows by status: %v, want 12 no_match (before its subscription) and 2 pending", tenants[0], got)
+	}
+	if got := statuses(tenants[1]); got["no_match"] != 12 || len(got) != 1 {
+		t.Errorf("%s's rows by status: %v, want 12 no_match", tenants[1], got)
+	}
+	c.mu.Lock()
+	if c.published[paused] != 26 || c.noMatch[paused] != 24 {
+		t.Errorf("metrics: %d published, %d no_match; want 26 and 24", c.published[paused], c.noMatch[paused])
+	}
+	c.mu.Unlock()
+}
+
 func feedNeverSkips(t *testing.T, url string, tenants []string, settle func()) {
 	ctx := context.Background()
 	store, err := db.Open(ctx, url, db.Options{})
