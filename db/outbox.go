@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,20 +60,12 @@ SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
 // subscription into no_match (citusTriggerFunctions); RETURNING reports
 // each row's status.
 func citusOutboxInsert(tenant string, at time.Time, names, metas, ms []string) (string, []any) {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES ")
-	args := make([]any, 0, 2+3*len(names))
-	args = append(args, tenant, at)
+	rows := make([][]any, len(names))
 	for i := range names {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&sb, "($1, $%d, $%d::jsonb, $%d::jsonb, $2, 'pending')", n+1, n+2, n+3)
-		args = append(args, names[i], metas[i], ms[i])
+		rows[i] = []any{names[i], metas[i], ms[i]}
 	}
-	sb.WriteString(" RETURNING name, status")
-	return sb.String(), args
+	return valuesInsert("INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES ",
+		"($1, ?, ?::jsonb, ?::jsonb, $2, 'pending')", " RETURNING name, status", rows, tenant, at)
 }
 
 // tenantKey is the tenant an event belongs to.

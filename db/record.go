@@ -87,10 +87,14 @@ func (s *Store) MarkSentBatch(ctx context.Context, sent []Sent) (_ []bool, err e
 	// and COMMIT; one with diagnostics sends their rows with COMMIT in a
 	// second.
 	oneTrip := !slices.ContainsFunc(sent, func(m Sent) bool { return len(m.Job.Diagnostics) > 0 })
+	citus := s.onCitus(ctx)
 	err = s.txPipe(ctx, s.beginHot(ctx), func(p *pipe) ([]event, error) {
 		evs = evs[:0]
 		clear(ok)
 		clear(wake)
+		if citus {
+			return s.recordOnCitus(ctx, p, sent, tenants, byTenant, enrollments, index, now, ok, wake)
+		}
 		recorded := make([][]dbsqlc.RecordSentRow, len(tenants))
 		b := &pgx.Batch{}
 		for k, t := range tenants {

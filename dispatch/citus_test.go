@@ -193,7 +193,6 @@ var citusMultiTask = map[string]string{
 	// Data-modifying CTEs: Citus runs each as a subplan, every one a
 	// router task on the tenant's worker (one node, several round trips).
 	"ReserveSends": "data-modifying CTEs (subplans on the tenant's worker)",
-	"RecordSent":   "data-modifying CTEs (subplans on the tenant's worker)",
 	"BulkEnroll":   "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
 }
 

@@ -483,6 +483,64 @@ SELECT x.id, x.enrollment_id,
        sub.pending
 FROM x CROSS JOIN sub;
 
+-- name: RecordSentSteps :many
+-- RecordSent's updates and reads without its inserts, for Citus, where a
+-- statement is one router query on the tenant's worker only when its CTEs
+-- are SELECT, UPDATE or DELETE (docs/scaling.md#not-yet-router-safe): the
+-- sends fenced by their lease, the adapters' gaps, the enrollments locked
+-- and completed, and per recorded send what the inserts that follow
+-- (its sent event, its next step, the outbox rows) need: the next step
+-- (none: step_id NULL) and whether its enrollment is still live.
+WITH r AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@lease_expires_ats::timestamptz[]) AS lease,
+           unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@subjects::text[]) AS subject,
+           unnest(@sequence_version_ids::uuid[]) AS version,
+           unnest(@gap_starts::timestamptz[]) AS gap_start, unnest(@gap_next_send_ats::timestamptz[]) AS gap_next,
+           unnest(@positions::int[]) AS position
+), x AS (
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = @now::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = @now::timestamptz
+    FROM r
+    WHERE s.tenant_key = @tenant_key AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    RETURNING s.id, s.enrollment_id, s.adapter_id
+), gap AS (
+    UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
+    FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
+          WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
+    WHERE a.tenant_key = @tenant_key AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
+      AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
+    WHERE en.tenant_key = @tenant_key AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
+    FOR UPDATE
+), n AS (
+    SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
+    FROM x JOIN r ON r.id = x.id
+    CROSS JOIN LATERAL (
+        SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+        WHERE st.tenant_key = @tenant_key AND st.sequence_version_id = r.version AND st.position > r.position
+        ORDER BY st.position LIMIT 1
+    ) st
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = @now::timestamptz, updated_at = @now::timestamptz
+    WHERE enrollments.tenant_key = @tenant_key AND enrollments.state IN ('active', 'paused')
+      AND enrollments.id = ANY(ARRAY(SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
+                                     WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id)))
+    RETURNING enrollments.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = @tenant_key AND w.active) AS pending
+)
+SELECT x.id, x.enrollment_id, x.adapter_id,
+       EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
+       coalesce(e.state IN ('active', 'paused'), false)::boolean AS live,
+       e.adapter_id AS enrollment_adapter_id, e.not_before,
+       n.id AS next_step_id, n.delay_seconds AS next_delay_seconds, n.adapter_override_id AS next_adapter_override_id,
+       sub.pending
+FROM x CROSS JOIN sub
+LEFT JOIN e ON e.id = x.enrollment_id
+LEFT JOIN n ON n.execution_id = x.id;
+
 -- name: TenantNextDue :one
 -- When the tenant's earliest ready-queue entry comes due (NULL when it has
 -- none pending): the dispatcher's agenda of tenants with work

@@ -1094,6 +1094,135 @@ func (q *Queries) RecordSent(ctx context.Context, arg RecordSentParams) ([]Recor
 	return items, nil
 }
 
+const recordSentSteps = `-- name: RecordSentSteps :many
+WITH r AS (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS lease,
+           unnest($3::text[]) AS provider_message_id, unnest($4::text[]) AS subject,
+           unnest($5::uuid[]) AS version,
+           unnest($6::timestamptz[]) AS gap_start, unnest($7::timestamptz[]) AS gap_next,
+           unnest($8::int[]) AS position
+), x AS (
+    UPDATE step_executions s SET state = 'sent', provider_message_id = r.provider_message_id, sent_at = $9::timestamptz,
+           subject = r.subject, lease_expires_at = NULL, error = NULL, error_code = NULL, updated_at = $9::timestamptz
+    FROM r
+    WHERE s.tenant_key = $10 AND s.id = r.id AND s.state = 'sending' AND s.lease_expires_at = r.lease
+    RETURNING s.id, s.enrollment_id, s.adapter_id
+), gap AS (
+    UPDATE adapters a SET last_send_at = g.last_send_at, next_send_at = g.next_send_at
+    FROM (SELECT x.adapter_id, max(r.gap_start) AS last_send_at, max(r.gap_next) AS next_send_at FROM x JOIN r ON r.id = x.id
+          WHERE r.gap_next > 'epoch'::timestamptz GROUP BY x.adapter_id) g
+    WHERE a.tenant_key = $10 AND a.id = ANY(ARRAY(SELECT x.adapter_id FROM x)) AND a.id = g.adapter_id
+      AND (a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0)
+    RETURNING 1
+), e AS (
+    SELECT en.id, en.state, en.adapter_id, en.not_before FROM enrollments en
+    WHERE en.tenant_key = $10 AND en.id = ANY(ARRAY(SELECT x.enrollment_id FROM x))
+    FOR UPDATE
+), n AS (
+    SELECT x.id AS execution_id, st.id, st.delay_seconds, st.adapter_override_id
+    FROM x JOIN r ON r.id = x.id
+    CROSS JOIN LATERAL (
+        SELECT st.id, st.delay_seconds, st.adapter_override_id FROM steps st
+        WHERE st.tenant_key = $10 AND st.sequence_version_id = r.version AND st.position > r.position
+        ORDER BY st.position LIMIT 1
+    ) st
+), done AS (
+    UPDATE enrollments SET state = 'completed', ended_at = $9::timestamptz, updated_at = $9::timestamptz
+    WHERE enrollments.tenant_key = $10 AND enrollments.state IN ('active', 'paused')
+      AND enrollments.id = ANY(ARRAY(SELECT x.enrollment_id FROM x JOIN e ON e.id = x.enrollment_id
+                                     WHERE e.state IN ('active', 'paused') AND NOT EXISTS (SELECT 1 FROM n WHERE n.execution_id = x.id)))
+    RETURNING enrollments.id
+), sub AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_subscriptions w WHERE w.tenant_key = $10 AND w.active) AS pending
+)
+SELECT x.id, x.enrollment_id, x.adapter_id,
+       EXISTS (SELECT 1 FROM done WHERE done.id = x.enrollment_id) AS completed,
+       coalesce(e.state IN ('active', 'paused'), false)::boolean AS live,
+       e.adapter_id AS enrollment_adapter_id, e.not_before,
+       n.id AS next_step_id, n.delay_seconds AS next_delay_seconds, n.adapter_override_id AS next_adapter_override_id,
+       sub.pending
+FROM x CROSS JOIN sub
+LEFT JOIN e ON e.id = x.enrollment_id
+LEFT JOIN n ON n.execution_id = x.id
+`
+
+type RecordSentStepsParams struct {
+	Ids                []uuid.UUID
+	LeaseExpiresAts    []time.Time
+	ProviderMessageIds []string
+	Subjects           []string
+	SequenceVersionIds []uuid.UUID
+	GapStarts          []time.Time
+	GapNextSendAts     []time.Time
+	Positions          []int
+	Now                time.Time
+	TenantKey          string
+}
+
+type RecordSentStepsRow struct {
+	ID                    uuid.UUID
+	EnrollmentID          uuid.UUID
+	AdapterID             uuid.UUID
+	Completed             bool
+	Live                  bool
+	EnrollmentAdapterID   *uuid.UUID
+	NotBefore             *time.Time
+	NextStepID            *uuid.UUID
+	NextDelaySeconds      *int64
+	NextAdapterOverrideID *uuid.UUID
+	Pending               bool
+}
+
+// RecordSent's updates and reads without its inserts, for Citus, where a
+// statement is one router query on the tenant's worker only when its CTEs
+// are SELECT, UPDATE or DELETE (docs/scaling.md#not-yet-router-safe): the
+// sends fenced by their lease, the adapters' gaps, the enrollments locked
+// and completed, and per recorded send what the inserts that follow
+// (its sent event, its next step, the outbox rows) need: the next step
+// (none: step_id NULL) and whether its enrollment is still live.
+func (q *Queries) RecordSentSteps(ctx context.Context, arg RecordSentStepsParams) ([]RecordSentStepsRow, error) {
+	rows, err := q.db.Query(ctx, recordSentSteps,
+		arg.Ids,
+		arg.LeaseExpiresAts,
+		arg.ProviderMessageIds,
+		arg.Subjects,
+		arg.SequenceVersionIds,
+		arg.GapStarts,
+		arg.GapNextSendAts,
+		arg.Positions,
+		arg.Now,
+		arg.TenantKey,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RecordSentStepsRow
+	for rows.Next() {
+		var i RecordSentStepsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.EnrollmentID,
+			&i.AdapterID,
+			&i.Completed,
+			&i.Live,
+			&i.EnrollmentAdapterID,
+			&i.NotBefore,
+			&i.NextStepID,
+			&i.NextDelaySeconds,
+			&i.NextAdapterOverrideID,
+			&i.Pending,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const releaseClaim = `-- name: ReleaseClaim :exec
 UPDATE step_executions SET claimed_until = NULL WHERE tenant_key = $1 AND id = $2
 `
