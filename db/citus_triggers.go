@@ -20,7 +20,7 @@ package db
 // row of a tenant without an active subscription into no_match: the outbox
 // seam's insert on Citus is a plain multi-row INSERT … VALUES, the one
 // insert Citus sends to the tenant's worker alone, and VALUES cannot hold
-// the subscription check (docs/scaling.md#not-yet-router-safe).
+// the subscription check (docs/scaling.md#writing-queries-that-shard).
 const citusTriggerFunctions = `
 CREATE OR REPLACE FUNCTION dripdrop_outbox_writer_xid() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE

@@ -16,7 +16,7 @@ import (
 // recordOnCitus is the record of MarkSentBatch on Citus. RecordSent's
 // inserts are INSERT … SELECT over the results of its other steps, and
 // Citus ships those results to every worker, so each record would commit
-// on all of them (docs/scaling.md#not-yet-router-safe). Here the updates
+// on all of them (docs/scaling.md#writing-queries-that-shard). Here the updates
 // and reads run as one router statement per tenant (RecordSentSteps, with
 // the enrollments' lock), and what it reports becomes multi-row INSERT …
 // VALUES of the sent events and the next steps, queued with the outbox

@@ -20,7 +20,7 @@ import (
 // phases across workers (pg_dist_transaction) for two tenants on different
 // workers: a claim for both commits on each tenant's worker alone, and so
 // does every reservation and every record (RecordSentSteps and VALUES
-// inserts on Citus, docs/scaling.md#not-yet-router-safe). The count is
+// inserts on Citus, docs/scaling.md#writing-queries-that-shard). The count is
 // checked to see a transaction over both tenants' workers.
 func TestCitusTwoPhaseCommits(t *testing.T) {
 	t.Parallel()

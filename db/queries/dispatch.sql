@@ -486,7 +486,7 @@ FROM x CROSS JOIN sub;
 -- name: RecordSentSteps :many
 -- RecordSent's updates and reads without its inserts, for Citus, where a
 -- statement is one router query on the tenant's worker only when its CTEs
--- are SELECT, UPDATE or DELETE (docs/scaling.md#not-yet-router-safe): the
+-- are SELECT, UPDATE or DELETE (docs/scaling.md#writing-queries-that-shard): the
 -- sends fenced by their lease, the adapters' gaps, the enrollments locked
 -- and completed, and per recorded send what the inserts that follow
 -- (its sent event, its next step, the outbox rows) need: the next step
