@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -227,9 +228,12 @@ func (s *Store) ReleaseMailboxes(ctx context.Context, owner string) error {
 // owns (SKIP LOCKED: replicas claim side by side).
 func (s *Store) ClaimMailboxes(ctx context.Context, owner string, limit int) (_ []Mailbox, err error) {
 	defer wrapErr(&err, "claim mailboxes")
-	rows, err := s.q.ClaimMailboxes(ctx, dbsqlc.ClaimMailboxesParams{Owner: owner, Lim: int32(limit)})
-	if err != nil {
-		return nil, err
+	var rows []dbsqlc.MailboxSync
+	var claimErr error
+	if s.onCitus(ctx) {
+		rows, claimErr = s.claimMailboxesSharded(ctx, owner, limit)
+	} else {
+		rows, claimErr = s.q.ClaimMailboxes(ctx, dbsqlc.ClaimMailboxesParams{Owner: owner, Lim: int32(limit)})
 	}
 	out := make([]Mailbox, 0, len(rows))
 	for _, r := range rows {
@@ -238,6 +242,41 @@ func (s *Store) ClaimMailboxes(ctx context.Context, owner string, limit int) (_ 
 			return out, err
 		}
 		out = append(out, m)
+	}
+	return out, claimErr
+}
+
+// claimMailboxesSharded is the claim on Citus, where one statement cannot
+// lock rows on several workers nor join the coordinator-local leases
+// (docs/scaling.md#writing-queries-that-shard): the live replicas are read
+// first, then the unowned mailboxes (a read), then each tenant's share is
+// taken by a statement on that tenant's worker alone. A row another
+// replica took in between fails the claim's recheck and is left to it.
+// What was claimed before an error is returned with it.
+func (s *Store) claimMailboxesSharded(ctx context.Context, owner string, limit int) ([]dbsqlc.MailboxSync, error) {
+	live, err := s.q.LiveMailsyncOwners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := s.q.MailsyncCandidates(ctx, dbsqlc.MailsyncCandidatesParams{Owner: owner, Live: live, Lim: int32(limit)})
+	if err != nil {
+		return nil, err
+	}
+	var tenants []string
+	ids := map[string][]uuid.UUID{}
+	for _, c := range cands {
+		if _, ok := ids[c.TenantKey]; !ok {
+			tenants = append(tenants, c.TenantKey)
+		}
+		ids[c.TenantKey] = append(ids[c.TenantKey], c.AdapterID)
+	}
+	var out []dbsqlc.MailboxSync
+	for _, tn := range tenants {
+		rows, err := s.q.ClaimTenantMailboxes(ctx, dbsqlc.ClaimTenantMailboxesParams{TenantKey: tn, Ids: ids[tn], Owner: owner, Live: live})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rows...)
 	}
 	return out, nil
 }
@@ -311,6 +350,9 @@ func (s *Store) OwnedMailboxChanges(ctx context.Context, owner string, keys []Ma
 	for i, k := range keys {
 		tenants[i], ids[i] = k.TenantKey, k.AdapterID
 	}
+	if s.onCitus(ctx) {
+		return s.ownedMailboxChangesSharded(ctx, owner, keys, tenants, ids, since)
+	}
 	rows, err := s.q.OwnedMailboxChanges(ctx, dbsqlc.OwnedMailboxChangesParams{Owner: owner, Tenants: tenants, Ids: ids, Since: since})
 	if err != nil {
 		return nil, err
@@ -318,6 +360,32 @@ func (s *Store) OwnedMailboxChanges(ctx context.Context, owner string, keys []Ma
 	out := make([]MailboxChange, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, MailboxChange{MailboxKey: MailboxKey{r.TenantKey, r.AdapterID}, UpdatedAt: r.UpdatedAt, SyncRequestedAt: r.SyncRequestedAt, Keep: r.Keep})
+	}
+	return out, nil
+}
+
+// ownedMailboxChangesSharded is OwnedMailboxChanges on Citus, where a
+// parameter array cannot be joined to the shards: it reads the mailboxes'
+// rows by tenant and id and applies the same filter here.
+func (s *Store) ownedMailboxChangesSharded(ctx context.Context, owner string, keys []MailboxKey, tenants []string, ids []uuid.UUID, since time.Time) ([]MailboxChange, error) {
+	rows, err := s.q.OwnedMailboxStates(ctx, dbsqlc.OwnedMailboxStatesParams{Owner: owner, Tenants: slices.Compact(slices.Sorted(slices.Values(tenants))), Ids: ids})
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[MailboxKey]dbsqlc.OwnedMailboxStatesRow, len(rows))
+	for _, r := range rows {
+		found[MailboxKey{r.TenantKey, r.AdapterID}] = r
+	}
+	var out []MailboxChange
+	now := s.clock.Now()
+	for _, k := range keys {
+		r, ok := found[k]
+		switch {
+		case !ok:
+			out = append(out, MailboxChange{MailboxKey: k, UpdatedAt: now})
+		case r.UpdatedAt.After(since) || r.SyncRequestedAt != nil || !r.Keep:
+			out = append(out, MailboxChange{MailboxKey: k, UpdatedAt: r.UpdatedAt, SyncRequestedAt: r.SyncRequestedAt, Keep: r.Keep})
+		}
 	}
 	return out, nil
 }
@@ -449,6 +517,18 @@ func evSyncRecovered(tenant string, adapter uuid.UUID, failures int) event {
 // MailsyncFleet returns the number of live sync replicas and of mailboxes
 // to sync, so each replica claims about its share.
 func (s *Store) MailsyncFleet(ctx context.Context) (replicas, mailboxes int, err error) {
+	if s.onCitus(ctx) {
+		// The leases are coordinator-local on Citus: two reads.
+		live, err := s.q.LiveMailsyncOwners(ctx)
+		if err != nil {
+			return 0, 0, wrap("mailsync fleet", err)
+		}
+		n, err := s.q.CountSyncedMailboxes(ctx)
+		if err != nil {
+			return 0, 0, wrap("mailsync fleet", err)
+		}
+		return len(live), int(n), nil
+	}
 	r, err := s.q.MailsyncFleet(ctx)
 	if err != nil {
 		return 0, 0, wrap("mailsync fleet", err)

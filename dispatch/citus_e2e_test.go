@@ -42,11 +42,11 @@ import (
 func TestCitusEndToEnd(t *testing.T) {
 	t.Parallel()
 	planURL := dbtest.CitusURL(t) // the plans are made here, after the scenarios' databases are gone
-	rec := &statementRecorder{seen: map[string]recordedStatement{}}
+	rec := dbtest.NewStatementRecorder()
 	t.Run("scenarios", func(t *testing.T) {
 		for _, sc := range []struct {
 			name string
-			run  func(*testing.T, *statementRecorder)
+			run  func(*testing.T, *dbtest.StatementRecorder)
 		}{
 			{"caps and gaps across two engines", citusCapsAcrossEngines},
 			{"webhooks delivered per tenant", citusWebhooks},
@@ -59,7 +59,7 @@ func TestCitusEndToEnd(t *testing.T) {
 			})
 		}
 	})
-	t.Run("every statement is a router query", func(t *testing.T) { explainRecorded(t, planURL, rec) })
+	t.Run("every statement is a router query", func(t *testing.T) { dbtest.RequireRouterPlans(t, planURL, rec) })
 }
 
 // tenantsWorld is a dispatch world with several tenants (the kit's world
@@ -75,12 +75,12 @@ type tenantsWorld struct {
 
 // newTenantsWorld builds it on the database at url, tenant i with adapter
 // input ins[i]; with rec, every statement the store sends is recorded.
-func newTenantsWorld(t *testing.T, url string, rec *statementRecorder, tenants []string, ins []dripdrop.AdapterInput, steps []dripdrop.StepInput, storeOpts ...func(*db.Options)) *tenantsWorld {
+func newTenantsWorld(t *testing.T, url string, rec *dbtest.StatementRecorder, tenants []string, ins []dripdrop.AdapterInput, steps []dripdrop.StepInput, storeOpts ...func(*db.Options)) *tenantsWorld {
 	t.Helper()
 	opts := []testkit.Option{testkit.WithURL(url), testkit.WithTenant(tenants[0]), testkit.WithAdapter(ins[0]), testkit.WithSteps(steps...),
 		testkit.WithStoreOptions(func(o *db.Options) {
 			if rec != nil {
-				o.StatementHook = rec.add
+				o.StatementHook = rec.Add
 			}
 			for _, f := range storeOpts {
 				f(o)
@@ -179,7 +179,7 @@ func settleEngine(d *dispatch.Dispatcher) error {
 // and over eight rounds exactly each cap, never more — in the sink, the
 // executions, the message events, the day's usage counters and the API's
 // capacity.
-func citusCapsAcrossEngines(t *testing.T, rec *statementRecorder) {
+func citusCapsAcrossEngines(t *testing.T, rec *dbtest.StatementRecorder) {
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "cap", 2)
 	gap, caps := 60, []int{5, 4}
@@ -190,7 +190,7 @@ func citusCapsAcrossEngines(t *testing.T, rec *statementRecorder) {
 	for _, tn := range tenants {
 		w.batchEnroll(tn, contactsOf(tn, 0, contacts))
 	}
-	second, err := db.Open(context.Background(), url, db.Options{Vault: w.box, Clock: w.clock, Telemetry: w.ev.StrictBus(), StatementHook: rec.add})
+	second, err := db.Open(context.Background(), url, db.Options{Vault: w.box, Clock: w.clock, Telemetry: w.ev.StrictBus(), StatementHook: rec.Add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func (r *webhookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // matching outbox event of its tenant exactly once, correctly signed, and
 // nothing of the other tenant; the subscription's delivery log shows each
 // delivered.
-func citusWebhooks(t *testing.T, rec *statementRecorder) {
+func citusWebhooks(t *testing.T, rec *dbtest.StatementRecorder) {
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "hook", 2)
 	w := newTenantsWorld(t, url, rec, tenants, []dripdrop.AdapterInput{{}, {}}, testkit.DefaultSteps(),
@@ -477,7 +477,7 @@ func (f *feedTail) read() error {
 // that tenant's feed over the API. Each reader sees every outbox event of
 // its tenant exactly once, in id order, and nothing else; the sends among
 // them are exactly the messages the sink got for that tenant.
-func citusFeedTail(t *testing.T, rec *statementRecorder) {
+func citusFeedTail(t *testing.T, rec *dbtest.StatementRecorder) {
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "tail", 2)
 	w := newTenantsWorld(t, url, rec, tenants, []dripdrop.AdapterInput{{}, {}}, testkit.DefaultSteps())
@@ -656,7 +656,7 @@ var (
 // the second tenant replies. It returns the tenants' forecasts (14 days,
 // hyp[i] hypothetical contacts more) after checking the dashboard, the
 // JSON reads behind it and the forecast against these numbers.
-func dashboardForecastScenario(t *testing.T, url string, rec *statementRecorder, tenants []string) map[string]map[string]any {
+func dashboardForecastScenario(t *testing.T, url string, rec *dbtest.StatementRecorder, tenants []string) map[string]map[string]any {
 	caps, n, hyp, replies := []int{4, 5}, []int{6, 9}, []int{2, 3}, []int{0, 1}
 	w := newTenantsWorld(t, url, rec, tenants, []dripdrop.AdapterInput{{DailyCap: testkit.Some(caps[0])}, {DailyCap: testkit.Some(caps[1])}},
 		[]dripdrop.StepInput{step("intro", "Hello {{first_name}}", "First note.", 0), step("bump", "", "Second note.", 86400), step("last", "", "Third note.", 86400)})
@@ -798,7 +798,7 @@ func dashboardForecastScenario(t *testing.T, url string, rec *statementRecorder,
 
 // citusDashboardForecast runs the dashboard and forecast scenario on Citus
 // and on a single PostgreSQL, whose forecasts must agree day by day.
-func citusDashboardForecast(t *testing.T, rec *statementRecorder) {
+func citusDashboardForecast(t *testing.T, rec *dbtest.StatementRecorder) {
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "dash", 2)
 	onCitus := dashboardForecastScenario(t, url, rec, tenants)

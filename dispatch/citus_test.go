@@ -2,14 +2,9 @@ package dispatch_test
 
 import (
 	"context"
-	"maps"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +25,9 @@ func TestCitusSmoke(t *testing.T) {
 	t.Parallel()
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "citus", 2)
-	rec := &statementRecorder{seen: map[string]recordedStatement{}}
+	rec := dbtest.NewStatementRecorder()
 	k := testkit.NewWorld(t, testkit.WithURL(url), testkit.WithTenant(tenants[0]),
-		testkit.WithStoreOptions(func(o *db.Options) { o.StatementHook = rec.add }))
+		testkit.WithStoreOptions(func(o *db.Options) { o.StatementHook = rec.Add }))
 	w := &world{World: k, t: t, url: k.URL, clock: k.Clock, store: k.Store, sink: k.Sink, ev: k.Events,
 		adapter: k.Adapter, pool: k.Pool, tenant: k.Tenant, box: k.Box}
 	var err error
@@ -183,136 +178,5 @@ func TestCitusSmoke(t *testing.T) {
 	if err := w.store.ResignLeadership(ctx, "dripdrop-leader", "smoke"); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("every statement is a router query", func(t *testing.T) { explainRecorded(t, url, rec) })
-}
-
-// citusMultiTask names the statements that may run as more than one task
-// on Citus, and why. Keep it short: each is work that is not yet
-// single-shard (docs/scaling.md#not-yet-router-safe).
-var citusMultiTask = map[string]string{
-	// Data-modifying CTEs: Citus runs each as a subplan, every one a
-	// router task on the tenant's worker (one node, several round trips).
-	"ReserveSends": "data-modifying CTEs (subplans on the tenant's worker)",
-	"BulkEnroll":   "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
-}
-
-// citusAcrossWorkers are the allowed statements that read the shards of
-// several workers at once (reads only: nothing commits across workers).
-var citusAcrossWorkers = map[string]string{}
-
-type recordedStatement struct {
-	sql  string
-	args []any
-	n    int
-}
-
-// statementRecorder keeps the first arguments of every distinct statement.
-type statementRecorder struct {
-	mu   sync.Mutex
-	seen map[string]recordedStatement
-}
-
-func (r *statementRecorder) add(sql string, args []any) {
-	name := statementName(sql)
-	if name == "" {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st, ok := r.seen[name]
-	if !ok {
-		st = recordedStatement{sql: sql, args: slices.Clone(args)}
-	}
-	st.n++
-	r.seen[name] = st
-}
-
-// statementName is a sqlc query's name, or a raw statement's opening
-// words; "" for transaction control and settings, which have no plan.
-func statementName(sql string) string {
-	first, _, _ := strings.Cut(strings.TrimSpace(sql), "\n")
-	if rest, ok := strings.CutPrefix(first, "-- name: "); ok {
-		name, _, _ := strings.Cut(rest, " ")
-		return name
-	}
-	words := strings.Fields(strings.ToLower(sql))
-	if len(words) == 0 {
-		return ""
-	}
-	switch words[0] {
-	case "begin", "commit", "rollback", "set", "listen", "unlisten", "savepoint", "release", "notify":
-		return ""
-	}
-	// The outbox seam's insert, its Citus form (a multi-row VALUES, one
-	// text per row count) and the single-node one, which must not be sent
-	// on Citus (it commits on every worker).
-	if strings.HasPrefix(sql, "INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES") {
-		return "outbox insert"
-	}
-	if strings.Contains(sql, "INSERT INTO telemetry_outbox (tenant_key, name, measurements, metadata, occurred_at, status)") {
-		return "outbox insert (single-node form)"
-	}
-	if len(words) > 8 {
-		words = words[:8]
-	}
-	return strings.Join(words, " ")
-}
-
-// explainRecorded plans every statement the engine sent, with the
-// arguments it sent, and requires a single task (a router query) of each
-// but the allow-listed ones.
-func explainRecorded(t *testing.T, url string, rec *statementRecorder) {
-	ctx := context.Background()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	names := slices.Sorted(maps.Keys(rec.seen))
-	single := 0
-	for _, name := range names {
-		st := rec.seen[name]
-		plan, err := dbtest.CitusExplain(ctx, url, st.sql, st.args)
-		if err != nil {
-			t.Errorf("%s: EXPLAIN: %v", name, err)
-			continue
-		}
-		why, allowed := citusMultiTask[name]
-		across, acrossOK := citusAcrossWorkers[name]
-		if acrossOK {
-			why, allowed = across, true
-		}
-		switch {
-		case plan.SingleTask() && allowed:
-			t.Errorf("%s is a router query now (%+v): take it off citusMultiTask", name, plan)
-		case plan.SingleTask():
-			single++
-		case allowed && plan.InsertSelect != "" && plan.InsertSelect != "pull to coordinator":
-			t.Errorf("%s: %+v, allowed only as %s", name, plan, why)
-		case allowed && !acrossOK && !plan.OneWorker():
-			t.Errorf("%s: %+v spans workers; allowed only as %s", name, plan, why)
-		case allowed:
-			t.Logf("%s: %+v, allowed: %s", name, plan, why)
-		default:
-			t.Errorf("%s: %+v, want a single task (ran %d times)", name, plan, st.n)
-		}
-	}
-	// Which of sqlc's queries the scenario did not reach (no arguments to
-	// plan them with).
-	var all []string
-	files, _ := filepath.Glob("../db/internal/dbsqlc/*.go")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range regexp.MustCompile("(?m)^const [a-zA-Z]+ = `-- name: ([A-Za-z]+) ").FindAllSubmatch(b, -1) {
-			all = append(all, string(m[1]))
-		}
-	}
-	var missed []string
-	for _, n := range all {
-		if _, ok := rec.seen[n]; !ok {
-			missed = append(missed, n)
-		}
-	}
-	t.Logf("planned %d distinct statements: %d single-task; sqlc queries reached %d of %d; not reached: %s",
-		len(names), single, len(all)-len(missed), len(all), strings.Join(missed, " "))
+	t.Run("every statement is a router query", func(t *testing.T) { dbtest.RequireRouterPlans(t, url, rec) })
 }

@@ -43,6 +43,45 @@ FROM (
 WHERE m.tenant_key = c.tenant_key AND m.adapter_id = c.adapter_id
 RETURNING m.*;
 
+-- name: LiveMailsyncOwners :many
+-- The sync replicas whose heartbeat lease is alive. On Citus the leases
+-- are a coordinator-local table, read on their own.
+SELECT substr(name, 10)::text AS owner FROM leader_leases
+WHERE name LIKE 'mailsync/%' AND expires_at > now()
+ORDER BY name;
+
+-- name: MailsyncCandidates :many
+-- The sharded form of ClaimMailboxes' choice, a read without locks: up to
+-- @lim enabled mailboxes of live adapters that neither @owner nor a live
+-- replica (@live) owns, soonest due first. ClaimTenantMailboxes then takes
+-- them tenant by tenant.
+SELECT s.tenant_key, s.adapter_id FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id AND a.deleted_at IS NULL
+WHERE s.enabled
+  AND (s.lease_owner IS NULL OR (s.lease_owner <> @owner::text AND s.lease_owner <> ALL(@live::text[])))
+ORDER BY s.next_sync_at
+LIMIT @lim;
+
+-- name: ClaimTenantMailboxes :many
+-- Takes the given mailboxes of one tenant that are still unowned (as in
+-- MailsyncCandidates), skipping rows another replica is claiming.
+UPDATE mailbox_sync m SET lease_owner = @owner::text
+FROM (
+    SELECT s.tenant_key, s.adapter_id FROM mailbox_sync s
+    JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id AND a.deleted_at IS NULL
+    WHERE s.tenant_key = @tenant_key AND a.tenant_key = @tenant_key AND s.adapter_id = ANY(@ids::uuid[]) AND s.enabled
+      AND (s.lease_owner IS NULL OR (s.lease_owner <> @owner::text AND s.lease_owner <> ALL(@live::text[])))
+    FOR UPDATE OF s SKIP LOCKED
+) c
+WHERE m.tenant_key = @tenant_key AND m.tenant_key = c.tenant_key AND m.adapter_id = c.adapter_id
+RETURNING m.*;
+
+-- name: CountSyncedMailboxes :one
+-- The enabled mailboxes of live adapters (MailsyncFleet's second count).
+SELECT count(*)::bigint FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+WHERE s.enabled AND a.deleted_at IS NULL;
+
 -- name: OwnedMailboxChanges :many
 -- What an owner must react to among the mailboxes it holds (parallel
 -- arrays of keys): changed settings, a "sync now" request, or a mailbox it
@@ -57,6 +96,17 @@ LEFT JOIN mailbox_sync s ON s.tenant_key = k.tenant_key AND s.adapter_id = k.ada
 LEFT JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
 WHERE s.adapter_id IS NULL OR s.updated_at > @since OR s.sync_requested_at IS NOT NULL OR NOT s.enabled
    OR a.deleted_at IS NOT NULL OR s.lease_owner IS DISTINCT FROM @owner::text;
+
+-- name: OwnedMailboxStates :many
+-- The sharded form of OwnedMailboxChanges, a read pruned to the tenants'
+-- shards: the rows of the given mailboxes (tenants and ids as two sets;
+-- the store matches the pairs, filters the changes and reports the
+-- missing mailboxes).
+SELECT s.tenant_key, s.adapter_id, s.updated_at, s.sync_requested_at,
+       (s.enabled AND a.deleted_at IS NULL AND s.lease_owner IS NOT DISTINCT FROM @owner::text)::boolean AS keep
+FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+WHERE s.tenant_key = ANY(@tenants::text[]) AND s.adapter_id = ANY(@ids::uuid[]);
 
 -- name: ReleaseMailboxes :exec
 UPDATE mailbox_sync SET lease_owner = NULL WHERE lease_owner = @owner::text;

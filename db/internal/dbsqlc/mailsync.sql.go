@@ -85,6 +85,95 @@ func (q *Queries) ClaimMailboxes(ctx context.Context, arg ClaimMailboxesParams) 
 	return items, nil
 }
 
+const claimTenantMailboxes = `-- name: ClaimTenantMailboxes :many
+UPDATE mailbox_sync m SET lease_owner = $1::text
+FROM (
+    SELECT s.tenant_key, s.adapter_id FROM mailbox_sync s
+    JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id AND a.deleted_at IS NULL
+    WHERE s.tenant_key = $2 AND a.tenant_key = $2 AND s.adapter_id = ANY($3::uuid[]) AND s.enabled
+      AND (s.lease_owner IS NULL OR (s.lease_owner <> $1::text AND s.lease_owner <> ALL($4::text[])))
+    FOR UPDATE OF s SKIP LOCKED
+) c
+WHERE m.tenant_key = $2 AND m.tenant_key = c.tenant_key AND m.adapter_id = c.adapter_id
+RETURNING m.tenant_key, m.adapter_id, m.host, m.port, m.tls, m.username, m.folders, m.interval_seconds, m.enabled, m.tls_ca_pem, m.next_sync_at, m.sync_requested_at, m.lease_owner, m.state, m.failures, m.last_attempt_at, m.last_success_at, m.last_error, m.last_error_reason, m.last_error_at, m.cursors, m.fetched, m.candidates, m.applied, m.skipped, m.created_at, m.updated_at
+`
+
+type ClaimTenantMailboxesParams struct {
+	Owner     string
+	TenantKey string
+	Ids       []uuid.UUID
+	Live      []string
+}
+
+// Takes the given mailboxes of one tenant that are still unowned (as in
+// MailsyncCandidates), skipping rows another replica is claiming.
+func (q *Queries) ClaimTenantMailboxes(ctx context.Context, arg ClaimTenantMailboxesParams) ([]MailboxSync, error) {
+	rows, err := q.db.Query(ctx, claimTenantMailboxes,
+		arg.Owner,
+		arg.TenantKey,
+		arg.Ids,
+		arg.Live,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MailboxSync
+	for rows.Next() {
+		var i MailboxSync
+		if err := rows.Scan(
+			&i.TenantKey,
+			&i.AdapterID,
+			&i.Host,
+			&i.Port,
+			&i.Tls,
+			&i.Username,
+			&i.Folders,
+			&i.IntervalSeconds,
+			&i.Enabled,
+			&i.TlsCaPem,
+			&i.NextSyncAt,
+			&i.SyncRequestedAt,
+			&i.LeaseOwner,
+			&i.State,
+			&i.Failures,
+			&i.LastAttemptAt,
+			&i.LastSuccessAt,
+			&i.LastError,
+			&i.LastErrorReason,
+			&i.LastErrorAt,
+			&i.Cursors,
+			&i.Fetched,
+			&i.Candidates,
+			&i.Applied,
+			&i.Skipped,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const countSyncedMailboxes = `-- name: CountSyncedMailboxes :one
+SELECT count(*)::bigint FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+WHERE s.enabled AND a.deleted_at IS NULL
+`
+
+// The enabled mailboxes of live adapters (MailsyncFleet's second count).
+func (q *Queries) CountSyncedMailboxes(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countSyncedMailboxes)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const deleteMailboxSettings = `-- name: DeleteMailboxSettings :exec
 DELETE FROM mailbox_sync WHERE tenant_key = $1 AND adapter_id = $2
 `
@@ -274,6 +363,78 @@ func (q *Queries) ListMailboxSyncs(ctx context.Context, arg ListMailboxSyncsPara
 	return items, nil
 }
 
+const liveMailsyncOwners = `-- name: LiveMailsyncOwners :many
+SELECT substr(name, 10)::text AS owner FROM leader_leases
+WHERE name LIKE 'mailsync/%' AND expires_at > now()
+ORDER BY name
+`
+
+// The sync replicas whose heartbeat lease is alive. On Citus the leases
+// are a coordinator-local table, read on their own.
+func (q *Queries) LiveMailsyncOwners(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, liveMailsyncOwners)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var owner string
+		if err := rows.Scan(&owner); err != nil {
+			return nil, err
+		}
+		items = append(items, owner)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const mailsyncCandidates = `-- name: MailsyncCandidates :many
+SELECT s.tenant_key, s.adapter_id FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id AND a.deleted_at IS NULL
+WHERE s.enabled
+  AND (s.lease_owner IS NULL OR (s.lease_owner <> $1::text AND s.lease_owner <> ALL($2::text[])))
+ORDER BY s.next_sync_at
+LIMIT $3
+`
+
+type MailsyncCandidatesParams struct {
+	Owner string
+	Live  []string
+	Lim   int32
+}
+
+type MailsyncCandidatesRow struct {
+	TenantKey string
+	AdapterID uuid.UUID
+}
+
+// The sharded form of ClaimMailboxes' choice, a read without locks: up to
+// @lim enabled mailboxes of live adapters that neither @owner nor a live
+// replica (@live) owns, soonest due first. ClaimTenantMailboxes then takes
+// them tenant by tenant.
+func (q *Queries) MailsyncCandidates(ctx context.Context, arg MailsyncCandidatesParams) ([]MailsyncCandidatesRow, error) {
+	rows, err := q.db.Query(ctx, mailsyncCandidates, arg.Owner, arg.Live, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MailsyncCandidatesRow
+	for rows.Next() {
+		var i MailsyncCandidatesRow
+		if err := rows.Scan(&i.TenantKey, &i.AdapterID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const mailsyncFleet = `-- name: MailsyncFleet :one
 SELECT (SELECT count(*) FROM leader_leases WHERE name LIKE 'mailsync/%' AND expires_at > now())::bigint AS replicas,
        (SELECT count(*) FROM mailbox_sync s JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
@@ -372,6 +533,58 @@ func (q *Queries) OwnedMailboxChanges(ctx context.Context, arg OwnedMailboxChang
 	var items []OwnedMailboxChangesRow
 	for rows.Next() {
 		var i OwnedMailboxChangesRow
+		if err := rows.Scan(
+			&i.TenantKey,
+			&i.AdapterID,
+			&i.UpdatedAt,
+			&i.SyncRequestedAt,
+			&i.Keep,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const ownedMailboxStates = `-- name: OwnedMailboxStates :many
+SELECT s.tenant_key, s.adapter_id, s.updated_at, s.sync_requested_at,
+       (s.enabled AND a.deleted_at IS NULL AND s.lease_owner IS NOT DISTINCT FROM $1::text)::boolean AS keep
+FROM mailbox_sync s
+JOIN adapters a ON a.tenant_key = s.tenant_key AND a.id = s.adapter_id
+WHERE s.tenant_key = ANY($2::text[]) AND s.adapter_id = ANY($3::uuid[])
+`
+
+type OwnedMailboxStatesParams struct {
+	Owner   string
+	Tenants []string
+	Ids     []uuid.UUID
+}
+
+type OwnedMailboxStatesRow struct {
+	TenantKey       string
+	AdapterID       uuid.UUID
+	UpdatedAt       time.Time
+	SyncRequestedAt *time.Time
+	Keep            bool
+}
+
+// The sharded form of OwnedMailboxChanges, a read pruned to the tenants'
+// shards: the rows of the given mailboxes (tenants and ids as two sets;
+// the store matches the pairs, filters the changes and reports the
+// missing mailboxes).
+func (q *Queries) OwnedMailboxStates(ctx context.Context, arg OwnedMailboxStatesParams) ([]OwnedMailboxStatesRow, error) {
+	rows, err := q.db.Query(ctx, ownedMailboxStates, arg.Owner, arg.Tenants, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OwnedMailboxStatesRow
+	for rows.Next() {
+		var i OwnedMailboxStatesRow
 		if err := rows.Scan(
 			&i.TenantKey,
 			&i.AdapterID,
