@@ -155,7 +155,7 @@ func undecided(rows []batchRow, results []BatchResult) []batchRow {
 // validated, checked (batchChecks), pinned (one pool lock, WDRR in memory)
 // and written in one transaction by one statement (BulkEnroll: the
 // enrollments, their first executions and their adapter_pinned outbox
-// rows).
+// rows; on Citus, bulkEnrollOnCitus).
 func (s *Store) EnrollBatch(ctx context.Context, tenant, seqKey string, contacts []dripdrop.ContactInput) (_ []BatchResult, err error) {
 	defer wrapErr(&err, "enroll batch")
 	if seqKey == "" {
@@ -263,7 +263,11 @@ func (b *batchColumns) add(r batchRow, adapter uuid.UUID, varsBuf []byte) []byte
 }
 
 func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, rows []batchRow, results []BatchResult) error {
-	return s.tx(ctx, func(q *dbsqlc.Queries) ([]event, error) {
+	return s.txPipe(ctx, []string{"begin"}, func(pp *pipe) ([]event, error) {
+		q, err := pp.Q(ctx)
+		if err != nil {
+			return nil, err
+		}
 		var evs []event
 		now := s.clock.Now()
 		p, err := s.lockPicker(ctx, q, tenant, ref, now)
@@ -294,20 +298,39 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		if len(picked) == 0 {
 			return evs, nil
 		}
-		inserted, err := q.BulkEnroll(ctx, cols.BulkEnrollParams)
-		if err != nil {
-			return evs, err
+		type insertedRow struct {
+			pos     int
+			written bool // its outbox row too (else the seam writes it)
+			pending bool
+		}
+		var inserted []insertedRow
+		if s.onCitus(ctx) {
+			at, err := s.bulkEnrollOnCitus(ctx, pp, cols)
+			if err != nil {
+				return evs, err
+			}
+			for _, pos := range at {
+				inserted = append(inserted, insertedRow{pos: pos})
+			}
+		} else {
+			ins, err := q.BulkEnroll(ctx, cols.BulkEnrollParams)
+			if err != nil {
+				return evs, err
+			}
+			for _, r := range ins {
+				inserted = append(inserted, insertedRow{pos: int(r.Pos), written: true, pending: r.Pending})
+			}
 		}
 		evs = slices.Grow(evs, len(inserted))
 		done := make([]bool, len(picked))
 		for _, ins := range inserted {
-			pos := ins.Pos
+			pos := ins.pos
 			done[pos] = true
 			i := rows[picked[pos]].i
 			// The results point into the columns, which outlive them.
 			results[i].Status, results[i].EnrollmentID, results[i].AdapterID = "created", &cols.Ids[pos], &cols.AdapterIds[pos]
 			ev := evAdapterPinned(tenant, cols.Ids[pos], ref.versionID, cols.AdapterIds[pos])
-			ev.written, ev.noMatch = true, !ins.Pending
+			ev.written, ev.noMatch = ins.written, ins.written && !ins.pending
 			evs = append(evs, ev)
 		}
 		// Rows not inserted lost a race with a concurrent enroll of the same

@@ -58,14 +58,18 @@ SELECT name, count(*)::int FROM ins WHERE status = 'no_match' GROUP BY name`
 // worker a participant of the transaction). The shard-local outbox trigger
 // takes writer_xid and turns the rows of a tenant without an active
 // subscription into no_match (citusTriggerFunctions); RETURNING reports
-// each row's status.
-func citusOutboxInsert(tenant string, at time.Time, names, metas, ms []string) (string, []any) {
+// each row's status. Many rows (a batch import's) take several statements.
+func citusOutboxInsert(tenant string, at time.Time, names, metas, ms []string) (sqls []string, args [][]any) {
 	rows := make([][]any, len(names))
 	for i := range names {
 		rows[i] = []any{names[i], metas[i], ms[i]}
 	}
-	return valuesInsert("INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES ",
-		"($1, ?, ?::jsonb, ?::jsonb, $2, 'pending')", " RETURNING name, status", rows, tenant, at)
+	for _, chunk := range valuesChunks(rows, 2) {
+		sql, a := valuesInsert("INSERT INTO telemetry_outbox (tenant_key, name, metadata, measurements, occurred_at, status) VALUES ",
+			"($1, ?, ?::jsonb, ?::jsonb, $2, 'pending')", " RETURNING name, status", chunk, tenant, at)
+		sqls, args = append(sqls, sql), append(args, a)
+	}
+	return sqls, args
 }
 
 // tenantKey is the tenant an event belongs to.
@@ -212,17 +216,19 @@ func (s *Store) txPipe(ctx context.Context, begin []string, fn func(p *pipe) ([]
 			}
 		}
 		if s.onCitus(ctx) {
-			sql, args := citusOutboxInsert(tenant, s.clock.Now(), names, metas, ms)
-			b.Queue(sql, args...).Query(func(r pgx.Rows) error {
-				var name, status string
-				_, err := pgx.ForEachRow(r, []any{&name, &status}, func() error {
-					if status == "no_match" {
-						noMatch = countName(noMatch, name)
-					}
-					return nil
+			sqls, args := citusOutboxInsert(tenant, s.clock.Now(), names, metas, ms)
+			for k, sql := range sqls {
+				b.Queue(sql, args[k]...).Query(func(r pgx.Rows) error {
+					var name, status string
+					_, err := pgx.ForEachRow(r, []any{&name, &status}, func() error {
+						if status == "no_match" {
+							noMatch = countName(noMatch, name)
+						}
+						return nil
+					})
+					return err
 				})
-				return err
-			})
+			}
 			continue
 		}
 		b.Queue(insertOutboxSQL, tenant, names, metas, s.clock.Now(), ms).Query(func(r pgx.Rows) error {

@@ -18,8 +18,9 @@ import (
 
 // TestCitusTwoPhaseCommits counts the transactions that commit in two
 // phases across workers (pg_dist_transaction) for two tenants on different
-// workers: a claim for both commits on each tenant's worker alone, and so
-// does every reservation and every record (RecordSentSteps and VALUES
+// workers: batch imports and single enrollments commit on the tenant's
+// worker alone, a claim for both tenants on each tenant's worker alone,
+// and so does every reservation and every record (RecordSentSteps and VALUES
 // inserts on Citus, docs/scaling.md#writing-queries-that-shard). The count is
 // checked to see a transaction over both tenants' workers.
 func TestCitusTwoPhaseCommits(t *testing.T) {
@@ -27,13 +28,15 @@ func TestCitusTwoPhaseCommits(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "twopc", 2)
-	var records, reserves atomic.Int64
+	var records, reserves, batches atomic.Int64
 	hook := func(sql string, _ []any) {
 		switch {
 		case strings.HasPrefix(sql, "-- name: RecordSentSteps "):
 			records.Add(1)
 		case strings.HasPrefix(sql, "-- name: ReserveSends "):
 			reserves.Add(1)
+		case strings.HasPrefix(sql, "INSERT INTO enrollments (") || strings.HasPrefix(sql, "-- name: BulkEnroll "):
+			batches.Add(1)
 		}
 	}
 	steps := []dripdrop.StepInput{step("one", "Hi", "One.", 0), step("two", "Again", "Two.", 0)}
@@ -42,15 +45,32 @@ func TestCitusTwoPhaseCommits(t *testing.T) {
 	w := &world{World: k, t: t, url: k.URL, clock: k.Clock, store: k.Store, sink: k.Sink, ev: k.Events,
 		adapter: k.Adapter, pool: k.Pool, tenant: k.Tenant, box: k.Box}
 	w.AddTenant(tenants[1], dripdrop.AdapterInput{}, steps...)
-	const contacts = 12
-	for _, tn := range tenants {
-		w.enrollBatch(tn, contacts, tn+"-c")
-	}
 	// Distinct distributed transactions (a row per participating worker).
 	twoPhase := func() int64 {
 		return dbtest.Query(t, url, `SELECT count(DISTINCT regexp_replace(gid, '_[0-9]+$', '')) FROM pg_dist_transaction`)[0][0].(int64)
 	}
 	before := twoPhase()
+	// Batch imports (two per tenant, the second repeating a contact of the
+	// first) and single enrollments.
+	const contacts = 12
+	for _, tn := range tenants {
+		w.enrollBatch(tn, contacts-2, tn+"-c")
+		repeat, extra := tn+"-c0@example.com", tn+"-extra@example.com"
+		res, err := w.store.EnrollBatch(ctx, tn, "welcome", []dripdrop.ContactInput{{Email: &repeat}, {Email: &extra}})
+		if err != nil || res[0].Status != "existing" || res[1].Status != "created" {
+			t.Fatalf("second batch: %+v, %v; want the repeat existing and the new contact created", res, err)
+		}
+		seq, email := "welcome", tn+"-single@example.com"
+		if _, _, err := w.store.Enroll(ctx, tn, dripdrop.EnrollInput{SequenceKey: &seq, Contact: dripdrop.ContactInput{Email: &email}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if batches.Load() != 4 {
+		t.Fatalf("%d batch inserts of enrollments, want 4", batches.Load())
+	}
+	if spanning := twoPhase() - before; spanning != 0 {
+		t.Fatalf("4 batch imports and 2 enrollments committed %d transactions in two phases, want none", spanning)
+	}
 	claimed, err := w.store.Claim(ctx, []db.ClaimRequest{{Tenant: tenants[0], Limit: 8}, {Tenant: tenants[1], Limit: 8}}, nil, time.Minute)
 	per := map[string]int{}
 	for _, c := range claimed {

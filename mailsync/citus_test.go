@@ -15,8 +15,8 @@ import (
 
 // TestCitusMailboxSync runs mailbox sync on a distributed schema (a Citus
 // coordinator with two workers), two tenants on different workers, each
-// adapter's mailbox on Dovecot: two replicas split the mailboxes between
-// them, a reply in each mailbox stops its enrollment and reaches the
+// adapter's mailbox on Dovecot (and a second mailbox each): two replicas
+// split the mailboxes between them, a reply in each mailbox stops its enrollment and reaches the
 // tenant's feed, "sync now" is honoured, a disabled mailbox is dropped,
 // and a clean shutdown gives the mailboxes back. Every statement the
 // loops sent is then planned: single-shard but for the fleet reads named
@@ -26,7 +26,8 @@ func TestCitusMailboxSync(t *testing.T) {
 	url := dbtest.CitusURL(t)
 	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "msync", 2)
 	const other = "bea@acme.example.com"
-	d := startDovecot(t, mailboxUser, other)
+	spare := []string{"cal@acme.example.com", "dee@acme.example.com"} // a second mailbox per tenant
+	d := startDovecot(t, append([]string{mailboxUser, other}, spare...)...)
 	rec := dbtest.NewStatementRecorder()
 	w := newSyncWorldWith(t, []testkit.Option{testkit.WithURL(url), testkit.WithTenant(tenants[0]),
 		testkit.WithStoreOptions(func(o *db.Options) { o.StatementHook = rec.Add })}, d.Host, d.Port, "INBOX")
@@ -39,6 +40,13 @@ func TestCitusMailboxSync(t *testing.T) {
 	w2.setIMAP(k2.Adapter.ID, d.Host, d.Port, other, w.pass, "INBOX")
 	worlds := []*syncWorld{w, w2}
 	users := []string{mailboxUser, other}
+	for i, sw := range worlds {
+		a, err := w.Store.CreateAdapter(context.Background(), sw.Tenant, dripdrop.AdapterInput{Name: ptr("spare"), Provider: ptr("sink"), FromAddress: ptr(spare[i])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw.setIMAP(a.ID, d.Host, d.Port, spare[i], w.pass, "INBOX")
+	}
 
 	ens := make([]dripdrop.Enrollment, 2)
 	ids := make([]string, 2)
@@ -66,12 +74,14 @@ func TestCitusMailboxSync(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop)
+	// Four mailboxes, two replicas: each claims about its share (a replica
+	// holding more than its share and one gives some back).
 	owned := func() int { return syncers[0].Owned() + syncers[1].Owned() }
-	waitFor(t, 10*time.Second, "both mailboxes owned, one by each replica", func() bool {
-		return owned() == 2 && syncers[0].Owned() == 1 && syncers[1].Owned() == 1
+	waitFor(t, 10*time.Second, "the four mailboxes owned, some by each replica", func() bool {
+		return owned() == 4 && syncers[0].Owned() > 0 && syncers[1].Owned() > 0
 	})
-	if rows := dbtest.Query(t, url, "SELECT count(DISTINCT lease_owner) FROM mailbox_sync WHERE lease_owner IS NOT NULL"); rows[0][0].(int64) != 2 {
-		t.Fatalf("mailbox owners %v, want the two replicas", rows)
+	if rows := dbtest.Query(t, url, "SELECT count(DISTINCT lease_owner), count(*) FROM mailbox_sync WHERE lease_owner IS NOT NULL"); rows[0][0].(int64) != 2 || rows[0][1].(int64) != 4 {
+		t.Fatalf("mailbox owners and owned mailboxes %v, want the two replicas owning the four", rows)
 	}
 
 	// A reply in each mailbox stops its enrollment, and the tenant's feed
@@ -113,7 +123,7 @@ func TestCitusMailboxSync(t *testing.T) {
 		Value: dripdrop.IMAPSettings{Host: d.Host, Port: d.Port, TLS: "none", Folders: []string{"INBOX"}, IntervalSeconds: 10, Enabled: &off}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the disabled mailbox dropped", func() bool { return owned() == 1 })
+	waitFor(t, 5*time.Second, "the disabled mailbox dropped", func() bool { return owned() == 3 })
 
 	// A clean shutdown gives the mailbox back.
 	stop()

@@ -19,7 +19,6 @@ var CitusMultiTask = map[string]string{
 	// Data-modifying CTEs: Citus runs each as a subplan, every one a
 	// router task on the tenant's worker (one node, several round trips).
 	"ReserveSends": "data-modifying CTEs (subplans on the tenant's worker)",
-	"BulkEnroll":   "data-modifying CTEs over parameter arrays (subplans on the tenant's worker)",
 }
 
 // CitusAcrossWorkers are the allowed statements that touch the shards of
