@@ -71,7 +71,12 @@ var batchChecks = []batchCheck{checkLive, checkRecipients, checkSuppressed}
 // checkLive marks rows whose contact already has an active or paused
 // enrollment in the sequence as existing.
 func checkLive(s *Store, ctx context.Context, tenant string, ref versionRef, rows []batchRow, results []BatchResult) error {
-	live, err := s.q.LiveEnrollmentsByEmails(ctx, dbsqlc.LiveEnrollmentsByEmailsParams{TenantKey: tenant, SequenceID: ref.seqID, Emails: rowNorms(rows)})
+	return markLive(ctx, s.q, tenant, ref, rows, results)
+}
+
+// markLive is checkLive on q (also inside the import's transaction).
+func markLive(ctx context.Context, q *dbsqlc.Queries, tenant string, ref versionRef, rows []batchRow, results []BatchResult) error {
+	live, err := q.LiveEnrollmentsByEmails(ctx, dbsqlc.LiveEnrollmentsByEmailsParams{TenantKey: tenant, SequenceID: ref.seqID, Emails: rowNorms(rows)})
 	if err != nil {
 		return err
 	}
@@ -274,6 +279,17 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 		if err != nil {
 			return evs, err
 		}
+		sharded := s.onCitus(ctx)
+		if sharded {
+			// Copied rows cannot skip a conflict: the contacts enrolled
+			// since checkLive, read again under the pool's lock.
+			if err := markLive(ctx, q, tenant, ref, rows, results); err != nil {
+				return evs, err
+			}
+			if rows = undecided(rows, results); len(rows) == 0 {
+				return evs, nil
+			}
+		}
 		cols := newBatchColumns(len(rows))
 		cols.TenantKey, cols.SequenceID, cols.SequenceVersionID, cols.Now = tenant, ref.seqID, ref.versionID, now
 		cols.StepID, cols.OverrideAdapterID = ref.firstStep.ID, ref.firstStep.AdapterOverrideID
@@ -304,13 +320,13 @@ func (s *Store) insertBatch(ctx context.Context, tenant string, ref versionRef, 
 			pending bool
 		}
 		var inserted []insertedRow
-		if s.onCitus(ctx) {
-			at, err := s.bulkEnrollOnCitus(ctx, pp, cols)
+		if sharded {
+			pending, err := s.bulkEnrollOnCitus(ctx, pp, q, cols)
 			if err != nil {
 				return evs, err
 			}
-			for _, pos := range at {
-				inserted = append(inserted, insertedRow{pos: pos})
+			for pos := range cols.Ids {
+				inserted = append(inserted, insertedRow{pos: pos, written: true, pending: pending})
 			}
 		} else {
 			ins, err := q.BulkEnroll(ctx, cols.BulkEnrollParams)

@@ -2,9 +2,14 @@ package db
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"strings"
 
-	"github.com/google/uuid"
+	"github.com/dripdrop/dripdrop"
+	"github.com/dripdrop/dripdrop/db/internal/dbsqlc"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxParams is how many parameters one statement may carry (the protocol
@@ -14,57 +19,68 @@ const maxParams = 65535
 // bulkEnrollOnCitus is BulkEnroll on Citus. BulkEnroll inserts from
 // parameter arrays through INSERT CTEs, which Citus collects on the
 // coordinator and ships to every worker, so each batch would commit on all
-// of them (docs/scaling.md#writing-queries-that-shard). Here the
-// enrollments go in multi-row INSERT … VALUES statements on the tenant's
-// worker (a contact already live in the sequence is skipped, as there),
-// sent in one round trip; the first executions of those inserted follow
-// as VALUES with the outbox rows and COMMIT (p.tail), and the
-// adapter_pinned events are left to the outbox seam. It returns the column
-// positions of the rows inserted.
-func (s *Store) bulkEnrollOnCitus(ctx context.Context, p *pipe, cols *batchColumns) ([]int, error) {
-	pos := make(map[uuid.UUID]int, len(cols.Ids))
-	rows := make([][]any, len(cols.Ids))
+// of them (docs/scaling.md#writing-queries-that-shard). Here the rows are
+// copied (COPY, which Citus routes to the tenant's shards on its worker):
+// the enrollments, their first executions and their adapter_pinned outbox
+// rows, pending when the tenant has an active subscription, else no_match.
+// COPY has no ON CONFLICT: the caller has skipped the contacts already live
+// in the sequence under the pool's lock (markLive), which every
+// enrollment into the sequence's pool takes, so a conflict means an
+// enrollment through another pool (a version activated meanwhile) and the
+// batch is refused whole with nothing written. It returns whether the
+// outbox rows are pending.
+func (s *Store) bulkEnrollOnCitus(ctx context.Context, p *pipe, q *dbsqlc.Queries, cols *batchColumns) (pending bool, err error) {
+	subs, err := q.ActiveSubscriptionFilters(ctx, cols.TenantKey)
+	if err != nil {
+		return false, err
+	}
+	pending = len(subs) > 0
+	n := len(cols.Ids)
+	t, now := cols.TenantKey, cols.Now
+	enr := make([][]any, n)
+	exe := make([][]any, n)
+	outbox := make([][]any, n)
+	status := "no_match"
+	if pending {
+		status = "pending"
+	}
 	for i, id := range cols.Ids {
-		pos[id] = i
-		rows[i] = []any{id, cols.Emails[i], nullIfEmpty(cols.FirstNames[i]), nullIfEmpty(cols.LastNames[i]), nullIfEmpty(cols.Companies[i]),
-			nullIfEmpty(cols.Timezones[i]), cols.VarsList[i], cols.AdapterIds[i], nullIfEmpty(cols.RecipientProviders[i])}
-	}
-	const shared = 4 // tenant, sequence, version, now
-	var inserted []int
-	b := &pgx.Batch{}
-	for _, chunk := range valuesChunks(rows, shared) {
-		sql, args := valuesInsert(
-			"INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, first_name, last_name, company, timezone, vars, adapter_id, recipient_provider, created_at, updated_at) VALUES ",
-			"($1, ?::uuid, $2, $3, ?, ?, ?, ?, ?, ?::jsonb, ?::uuid, ?, $4, $4)",
-			" ON CONFLICT (tenant_key, sequence_id, email_norm) WHERE state IN ('active', 'paused') DO NOTHING RETURNING id",
-			chunk, cols.TenantKey, cols.SequenceID, cols.SequenceVersionID, cols.Now)
-		b.Queue(sql, args...).Query(func(r pgx.Rows) error {
-			var id uuid.UUID
-			_, err := pgx.ForEachRow(r, []any{&id}, func() error {
-				inserted = append(inserted, pos[id])
-				return nil
-			})
-			return err
-		})
-	}
-	if err := p.run(ctx, b); err != nil {
-		return nil, err
-	}
-	exe := make([][]any, len(inserted))
-	for k, i := range inserted {
+		enr[i] = []any{t, id, cols.SequenceID, cols.SequenceVersionID, cols.Emails[i], nullIfEmpty(cols.FirstNames[i]), nullIfEmpty(cols.LastNames[i]),
+			nullIfEmpty(cols.Companies[i]), nullIfEmpty(cols.Timezones[i]), cols.VarsList[i], cols.AdapterIds[i], nullIfEmpty(cols.RecipientProviders[i]), now, now}
 		adapter := cols.AdapterIds[i]
 		if cols.OverrideAdapterID != nil {
 			adapter = *cols.OverrideAdapterID
 		}
-		exe[k] = []any{cols.ExecutionIds[i], cols.Ids[i], adapter}
+		exe[i] = []any{t, cols.ExecutionIds[i], id, cols.StepID, adapter, cols.ScheduledFor, now, now}
+		meta, err := json.Marshal(evAdapterPinned(t, id, cols.SequenceVersionID, cols.AdapterIds[i]).metadata)
+		if err != nil {
+			return false, err
+		}
+		outbox[i] = []any{t, "dripdrop.dispatch.adapter_pinned", meta, []byte(countJSON), now, status}
 	}
-	for _, chunk := range valuesChunks(exe, shared) {
-		sql, args := valuesInsert(
-			"INSERT INTO step_executions (tenant_key, id, enrollment_id, step_id, adapter_id, scheduled_for, created_at, updated_at) VALUES ",
-			"($1, ?::uuid, ?::uuid, $2, ?::uuid, $3, $4, $4)", "", chunk, cols.TenantKey, cols.StepID, cols.ScheduledFor, cols.Now)
-		p.tail.Queue(sql, args...)
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"enrollments", []string{"tenant_key", "id", "sequence_id", "sequence_version_id", "email", "first_name", "last_name", "company",
+			"timezone", "vars", "adapter_id", "recipient_provider", "created_at", "updated_at"}, enr},
+		{"step_executions", []string{"tenant_key", "id", "enrollment_id", "step_id", "adapter_id", "scheduled_for", "created_at", "updated_at"}, exe},
+		{"telemetry_outbox", []string{"tenant_key", "name", "metadata", "measurements", "occurred_at", "status"}, outbox},
+	} {
+		if _, err := p.c.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			p.failed = true
+			var pe *pgconn.PgError
+			// Citus relays a worker's unique violation during COPY as an
+			// internal error (XX000) naming the shard's index.
+			if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "XX000") && strings.Contains(pe.Message, "enrollments_live_contact_idx") {
+				return false, &dripdrop.Error{Code: dripdrop.ECodeConflict, Field: "contacts",
+					Message: "a contact of this batch was enrolled into the sequence at the same time; send the batch again (contacts already enrolled are reported existing)"}
+			}
+			return false, err
+		}
 	}
-	return inserted, nil
+	return pending, nil
 }
 
 func nullIfEmpty(s string) any {

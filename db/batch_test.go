@@ -3,10 +3,13 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dripdrop/dripdrop"
@@ -55,8 +58,18 @@ func (c *captured) OutboxEventsNoMatch(name string) {
 // address, an invalid one, a contact already live) write none.
 func TestBulkEnrollOutboxRowsMatchTheEvents(t *testing.T) {
 	t.Parallel()
+	bulkOutboxRowsMatchTheEvents(t, dbtest.URL(t))
+}
+
+// TestCitusBulkEnrollOutboxRowsMatchTheEvents is the same on Citus, where
+// the import copies its rows (COPY) instead of BulkEnroll.
+func TestCitusBulkEnrollOutboxRowsMatchTheEvents(t *testing.T) {
+	t.Parallel()
+	bulkOutboxRowsMatchTheEvents(t, dbtest.CitusURL(t))
+}
+
+func bulkOutboxRowsMatchTheEvents(t *testing.T, url string) {
 	ctx := context.Background()
-	url := dbtest.URL(t)
 	box, _ := vault.ParseKey(vault.GenerateKey())
 	c := &captured{published: map[string]int{}, noMatch: map[string]int{}}
 	store, err := db.Open(ctx, url, db.Options{Vault: box, Telemetry: c, OutboxMetrics: c})
@@ -194,5 +207,63 @@ func TestOneTripCommitCommitsNothingOnFailure(t *testing.T) {
 	got := dbtest.Query(t, url, `SELECT tenant_key FROM tenants ORDER BY tenant_key`)
 	if len(got) != 1 || got[0][0] != "passing" {
 		t.Fatalf("tenants %v, want only the one of the batch that did not fail", got)
+	}
+}
+
+// TestCitusBatchConflictIsRefusedWhole: on Citus the import copies its
+// rows, which cannot skip a contact enrolled meanwhile as BulkEnroll's ON
+// CONFLICT does. The contacts live under the pool's lock are skipped; one
+// enrolled by a path that does not take the lock (here a statement sent
+// just before the copy) makes the batch fail whole with a conflict, nothing
+// written, and the batch sent again reports that contact existing.
+func TestCitusBatchConflictIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.CitusURL(t)
+	box, _ := vault.ParseKey(vault.GenerateKey())
+	var race atomic.Bool
+	hook := func(sql string, _ []any) {
+		if race.Load() && strings.HasPrefix(sql, `COPY "enrollments" `) {
+			race.Store(false)
+			dbtest.Exec(t, url, `INSERT INTO enrollments (tenant_key, id, sequence_id, sequence_version_id, email, adapter_id, created_at, updated_at)
+				SELECT tenant_key, gen_random_uuid(), sequence_id, sequence_version_id, 'raced@example.com', adapter_id, now(), now()
+				FROM enrollments WHERE tenant_key = 'acme' LIMIT 1`)
+		}
+	}
+	store, err := db.Open(ctx, url, db.Options{Vault: box, StatementHook: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	key := bulkTenant(t, store, 2)
+	contacts := func(emails ...string) []dripdrop.ContactInput {
+		in := make([]dripdrop.ContactInput, len(emails))
+		for i := range emails {
+			in[i] = dripdrop.ContactInput{Email: &emails[i]}
+		}
+		return in
+	}
+	if _, err := store.EnrollBatch(ctx, "acme", key, contacts("first@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() [3]int64 {
+		r := dbtest.Query(t, url, `SELECT (SELECT count(*) FROM enrollments WHERE tenant_key = 'acme'),
+			(SELECT count(*) FROM step_executions WHERE tenant_key = 'acme'), (SELECT count(*) FROM telemetry_outbox WHERE tenant_key = 'acme')`)[0]
+		return [3]int64{r[0].(int64), r[1].(int64), r[2].(int64)}
+	}
+	before := counts()
+	race.Store(true)
+	_, err = store.EnrollBatch(ctx, "acme", key, contacts("a@example.com", "raced@example.com", "b@example.com"))
+	var de *dripdrop.Error
+	if !errors.As(err, &de) || de.Code != dripdrop.ECodeConflict || de.Field != "contacts" {
+		t.Fatalf("batch racing an enrollment: %v, want a conflict on contacts", err)
+	}
+	after := counts()
+	if after[0] != before[0]+1 || after[1] != before[1] || after[2] != before[2] {
+		t.Fatalf("enrollments, executions, outbox rows %v → %v: want only the raced enrollment added", before, after)
+	}
+	res, err := store.EnrollBatch(ctx, "acme", key, contacts("a@example.com", "raced@example.com", "b@example.com"))
+	if err != nil || res[0].Status != "created" || res[1].Status != "existing" || res[2].Status != "created" {
+		t.Fatalf("the batch again: %+v, %v; want the raced contact existing, the others created", res, err)
 	}
 }

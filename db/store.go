@@ -45,7 +45,8 @@ type Options struct {
 	// (docs/security.md#the-operators-network).
 	AllowPrivateTargets bool
 	// StatementHook, when set, sees every statement the store sends (SQL
-	// and arguments, pipelined ones included) before it runs: for tests
+	// and arguments, pipelined ones included; a COPY as "COPY <table>
+	// (<columns>) FROM STDIN" without its rows) before it runs: for tests
 	// that examine the engine's queries, such as the Citus plan test.
 	StatementHook func(sql string, args []any)
 	// Resolver answers the DNS questions of the deliverability preflight

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -26,3 +27,12 @@ func (f statementTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.T
 }
 
 func (statementTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// TraceCopyFromStart reports a COPY as "COPY <table> (<columns>) FROM
+// STDIN", without its rows.
+func (f statementTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	f("COPY "+d.TableName.Sanitize()+" ("+strings.Join(d.ColumnNames, ", ")+") FROM STDIN", nil)
+	return ctx
+}
+
+func (statementTracer) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}

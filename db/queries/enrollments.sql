@@ -77,7 +77,8 @@ RETURNING *;
 -- pending when the tenant has an active subscription, else as no_match
 -- (as the outbox seam writes every event, db/outbox.go). Every input array
 -- has one element per row; a new column is one more array here and in the
--- enrollments insert.
+-- enrollments insert, and one more column of the copy on Citus
+-- (db/batch_citus.go).
 WITH u AS MATERIALIZED (
     SELECT unnest(@ids::uuid[]) AS id, unnest(@execution_ids::uuid[]) AS execution_id, unnest(@emails::text[]) AS email,
            unnest(@first_names::text[]) AS first_name, unnest(@last_names::text[]) AS last_name,

@@ -83,7 +83,8 @@ type BulkEnrollRow struct {
 // pending when the tenant has an active subscription, else as no_match
 // (as the outbox seam writes every event, db/outbox.go). Every input array
 // has one element per row; a new column is one more array here and in the
-// enrollments insert.
+// enrollments insert, and one more column of the copy on Citus
+// (db/batch_citus.go).
 func (q *Queries) BulkEnroll(ctx context.Context, arg BulkEnrollParams) ([]BulkEnrollRow, error) {
 	rows, err := q.db.Query(ctx, bulkEnroll,
 		arg.Ids,
