@@ -33,7 +33,7 @@ test: check-generated vet lint
 ## skipping when no Citus is installed: set DRIPDROP_CITUS_BINDIR to the bin directory of a PostgreSQL
 ## with the citus extension (docs/scaling.md#testing-on-citus). `make test` runs them too when one is found.
 test-citus:
-	DRIPDROP_CITUS_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Citus' ./db/... ./dispatch/... ./mailsync/...
+	DRIPDROP_CITUS_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Citus' ./db/... ./dispatch/... ./mailsync/... ./api/...
 
 ## build: build bin/dripdrop
 build:

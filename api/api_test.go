@@ -16,6 +16,10 @@ import (
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
+	auth(t)
+}
+
+func auth(t *testing.T) {
 	e := newEnv(t)
 	key := e.tenant("acme")
 	e.must(200, "GET", "/v1/adapters", key, nil)

@@ -41,7 +41,7 @@ func newBenchEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
 // newEnvConfig is newEnv with a hook to adjust the server's configuration.
 func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	t.Helper()
-	opts := []testkit.Option{testkit.SystemClock(), testkit.WithoutTenant()}
+	opts := append([]testkit.Option{testkit.SystemClock(), testkit.WithoutTenant()}, onCitus(t)...)
 	if _, bench := t.(*testing.B); bench {
 		opts = append(opts, testkit.WithURL(dbtest.DurableURL(t))) // benchmarks measure durable commits (fsync on)
 	}
@@ -55,6 +55,16 @@ func newEnvConfig(t testing.TB, adjust func(*api.Config)) *env {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, events: rec, dbURL: url, store: store, server: srv, http: hs}
+}
+
+// onCitus puts the store of a test named TestCitus… (TestCitusAPI's
+// subtests) on a distributed database (docs/scaling.md#testing-on-citus);
+// it skips without a Citus build.
+func onCitus(t testing.TB) []testkit.Option {
+	if !strings.HasPrefix(t.Name(), "TestCitus") {
+		return nil
+	}
+	return []testkit.Option{testkit.WithURL(dbtest.CitusURL(t))}
 }
 
 type resp struct {

@@ -61,7 +61,7 @@ func newPreflightEnv(t testing.TB, extra ...string) (*env, *dnstest.Server, *tes
 	t.Helper()
 	zone := preflightZone(t, extra...)
 	r := &dnsresolver.Resolver{Servers: []string{zone.Addr}, Timeout: 300 * time.Millisecond}
-	opts := []testkit.Option{testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.Resolver = r })}
+	opts := append([]testkit.Option{testkit.WithoutTenant(), testkit.WithStoreOptions(func(o *db.Options) { o.Resolver = r })}, onCitus(t)...)
 	if _, bench := t.(*testing.B); bench {
 		opts = append(opts, testkit.WithURL(dbtest.DurableURL(t)), testkit.SystemClock())
 	}
@@ -227,6 +227,10 @@ func recipientSequenceFor(t testing.TB, e *env, key, seq, level string) string {
 
 func TestRecipientChecksMX(t *testing.T) {
 	t.Parallel()
+	recipientChecksMX(t)
+}
+
+func recipientChecksMX(t *testing.T) {
 	e, zone, _ := newPreflightEnv(t)
 	key := recipientSequence(t, e, "rcpt", "mx")
 	enroll := func(email string) resp {
@@ -440,6 +444,10 @@ func TestProviderMatchingPrefer(t *testing.T) {
 
 func TestProviderCapsAPI(t *testing.T) {
 	t.Parallel()
+	providerCapsAPI(t)
+}
+
+func providerCapsAPI(t *testing.T) {
 	e, _, _ := newPreflightEnv(t)
 	key := e.tenant("caps")
 	assertProblem(t, e.do("POST", "/v1/adapters", key, map[string]any{"name": "x", "provider": "sink", "from_address": "x@good.test", "provider_caps": map[string]any{"aol": 5}}), 422, "invalid_value", "provider_caps")

@@ -484,10 +484,35 @@ func (s *Store) recipientDomains(ctx context.Context, tenant string, emails []st
 		p.CheckedAt = append(p.CheckedAt, f.CheckedAt)
 		p.ExpiresAt = append(p.ExpiresAt, f.ExpiresAt)
 	}
-	if err := s.q.SaveRecipientDomains(ctx, p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := s.saveRecipientDomains(ctx, p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// saveRecipientDomains stores fresh recipient-domain checks. On Citus an
+// INSERT … SELECT from the parameter arrays would be collected on the
+// coordinator and commit on every worker, and this cache has no tenant
+// table to join them to: there it is a multi-row VALUES upsert
+// (docs/scaling.md#writing-queries-that-shard).
+func (s *Store) saveRecipientDomains(ctx context.Context, p dbsqlc.SaveRecipientDomainsParams) error {
+	if !s.onCitus(ctx) {
+		return s.q.SaveRecipientDomains(ctx, p)
+	}
+	rows := make([][]any, len(p.Domains))
+	for i := range p.Domains {
+		rows[i] = []any{p.Domains[i], p.Statuses[i], p.Codes[i], p.Providers[i], p.Evidence[i], p.CheckedAt[i], p.ExpiresAt[i]}
+	}
+	for _, chunk := range valuesChunks(rows, 1) {
+		sql, args := valuesInsert("INSERT INTO recipient_domains (tenant_key, domain, status, code, provider, evidence, checked_at, expires_at) VALUES ",
+			"($1, ?, ?, ?, ?, ?::jsonb, ?::timestamptz, ?::timestamptz)",
+			` ON CONFLICT (tenant_key, domain) DO UPDATE SET status = excluded.status, code = excluded.code, provider = excluded.provider,
+				evidence = excluded.evidence, checked_at = excluded.checked_at, expires_at = excluded.expires_at`, chunk, p.TenantKey)
+		if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rejectRecipient turns a rejection into the error of a request.

@@ -390,7 +390,22 @@ func (r *reservation) write(ctx context.Context) error {
 	rs.TenantKey, rs.Now, rs.LeaseExpiresAt, rs.Recent = r.tenant, r.now, leaseUntil, r.now.Add(-time.Second)
 	r.blockAdapters(leaseUntil)
 	reserve := *rs
-	queueExec(&r.p.tail, func(q *dbsqlc.Queries) error { return q.ReserveSends(ctx, reserve) })
+	if r.s.onCitus(ctx) {
+		// Two router statements on Citus (the usage insert apart), in the
+		// same round trip.
+		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error {
+			return q.ReserveSendsSteps(ctx, dbsqlc.ReserveSendsStepsParams{Now: reserve.Now, TenantKey: reserve.TenantKey, Recent: reserve.Recent,
+				Adapters: reserve.Adapters, Blocked: reserve.Blocked, NextSendAts: reserve.NextSendAts, Ids: reserve.Ids,
+				OutMessageIds: reserve.OutMessageIds, ThreadNos: reserve.ThreadNos, SequenceVersionIds: reserve.SequenceVersionIds,
+				AdapterIds: reserve.AdapterIds, ReservedDays: reserve.ReservedDays, LeaseExpiresAt: reserve.LeaseExpiresAt})
+		})
+		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error {
+			return q.AddDailyUsage(ctx, dbsqlc.AddDailyUsageParams{TenantKey: reserve.TenantKey, AdapterIds: reserve.AdapterIds,
+				ReservedDays: reserve.ReservedDays, SequenceVersionIds: reserve.SequenceVersionIds})
+		})
+	} else {
+		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error { return q.ReserveSends(ctx, reserve) })
+	}
 	r.writeVariants(ctx)
 	if len(r.provUsage.AdapterIds) > 0 {
 		pu := r.provUsage

@@ -105,7 +105,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenant string) (_ []dripdrop.AP
 // RevokeAPIKey revokes a key; it stops authenticating at once.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenant string, id uuid.UUID) (_ dripdrop.APIKey, err error) {
 	defer wrapErr(&err, "revoke api key")
-	row, err := s.q.RevokeAPIKey(ctx, dbsqlc.RevokeAPIKeyParams{TenantKey: tenant, ID: id})
+	row, err := s.q.RevokeAPIKey(ctx, dbsqlc.RevokeAPIKeyParams{TenantKey: tenant, ID: id, Now: s.clock.Now()})
 	if err != nil {
 		return dripdrop.APIKey{}, mapErr(err, "api key")
 	}

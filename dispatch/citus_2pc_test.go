@@ -33,7 +33,7 @@ func TestCitusTwoPhaseCommits(t *testing.T) {
 		switch {
 		case strings.HasPrefix(sql, "-- name: RecordSentSteps "):
 			records.Add(1)
-		case strings.HasPrefix(sql, "-- name: ReserveSends "):
+		case strings.HasPrefix(sql, "-- name: ReserveSendsSteps "):
 			reserves.Add(1)
 		case strings.HasPrefix(sql, `COPY "enrollments" `) || strings.HasPrefix(sql, "-- name: BulkEnroll "):
 			batches.Add(1)

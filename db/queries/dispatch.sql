@@ -354,6 +354,44 @@ WHERE a.tenant_key = @tenant_key AND a.id = n.id
   AND (n.blocked OR a.next_send_at IS NOT NULL OR a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0
        OR a.last_send_at IS NULL OR a.last_send_at <= @recent::timestamptz);
 
+-- name: ReserveSendsSteps :exec
+-- ReserveSends on Citus without its usage insert (AddDailyUsage, sent in
+-- the same round trip): Citus plans a statement whose CTEs update as one
+-- router query, and one with an INSERT CTE as a step per CTE
+-- (docs/scaling.md#writing-queries-that-shard).
+WITH r AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@out_message_ids::text[]) AS msg_id,
+           unnest(@thread_nos::int[]) AS thread_no, unnest(@sequence_version_ids::uuid[]) AS version,
+           unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@reserved_days::date[]) AS day
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = @lease_expires_at::timestamptz,
+           reserved_day = r.day, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = @now::timestamptz
+    FROM r
+    WHERE s.tenant_key = @tenant_key AND s.id = r.id
+    RETURNING s.id
+)
+UPDATE adapters a SET last_send_at = @now::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
+FROM (SELECT unnest(@adapters::uuid[]) AS id, unnest(@blocked::bool[]) AS blocked, unnest(@next_send_ats::timestamptz[]) AS next_send_at) n
+WHERE a.tenant_key = @tenant_key AND a.id = n.id
+  AND (n.blocked OR a.next_send_at IS NOT NULL OR a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0
+       OR a.last_send_at IS NULL OR a.last_send_at <= @recent::timestamptz);
+
+-- name: AddDailyUsage :exec
+-- ReserveSends' usage counters on Citus: each adapter's sends of the
+-- reservation on its local day, per sequence version. Read through the
+-- adapters, not from the arrays alone: an INSERT … SELECT that reads no
+-- tenant table is built on the coordinator and commits on every worker.
+INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+SELECT a.tenant_key, a.id, c.day, c.version, count(*)::int
+FROM adapters a
+JOIN (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@reserved_days::date[]) AS day,
+             unnest(@sequence_version_ids::uuid[]) AS version) c ON c.adapter_id = a.id
+WHERE a.tenant_key = @tenant_key
+GROUP BY a.tenant_key, a.id, c.day, c.version
+ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent;
+
 -- name: PolicyInputs :one
 SELECT
     (SELECT coalesce(sum(u.sent), 0) FROM adapter_daily_usage u

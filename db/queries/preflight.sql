@@ -71,10 +71,13 @@ FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) A
 JOIN adapter_provider_usage u ON u.tenant_key = @tenant_key AND u.adapter_id = k.adapter_id AND u.day = k.day;
 
 -- name: AddProviderUsage :exec
+-- The rows are joined to the tenant's adapters so that Citus runs the
+-- statement on the tenant's shard (docs/scaling.md#writing-queries-that-shard).
 INSERT INTO adapter_provider_usage (tenant_key, adapter_id, day, provider, sent)
-SELECT @tenant_key::text, r.adapter_id, r.day, r.provider, count(*)::int
+SELECT a.tenant_key, a.id, r.day, r.provider, count(*)::int
 FROM (SELECT unnest(@adapter_ids::uuid[]) AS adapter_id, unnest(@days::date[]) AS day, unnest(@providers::text[]) AS provider) r
-GROUP BY r.adapter_id, r.day, r.provider
+JOIN adapters a ON a.tenant_key = @tenant_key::text AND a.id = r.adapter_id
+GROUP BY a.tenant_key, a.id, r.day, r.provider
 ON CONFLICT (tenant_key, adapter_id, day, provider) DO UPDATE SET sent = adapter_provider_usage.sent + excluded.sent;
 
 -- name: SetProviderCaps :exec

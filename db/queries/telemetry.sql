@@ -118,13 +118,14 @@ SELECT * FROM webhook_delivery_attempts WHERE tenant_key = $1 AND subscription_i
 -- name: RedeliverEvents :execrows
 -- The event @from_id alone (@single), or it and every later event of the
 -- feed order that the subscription's filter matches.
-WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = @tenant_key AND id = @from_id)
+-- (No CTE: Citus plans an INSERT … SELECT with one as several steps.)
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
-SELECT @tenant_key, @subscription_id, o.id, @now, @now FROM telemetry_outbox o
+SELECT o.tenant_key, @subscription_id, o.id, @now, @now FROM telemetry_outbox o
 WHERE o.tenant_key = @tenant_key
   AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
   AND CASE WHEN @single::boolean THEN o.id = @from_id
-           WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM c)
+           WHEN EXISTS (SELECT 1 FROM telemetry_outbox c WHERE c.tenant_key = @tenant_key AND c.id = @from_id)
+             THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM telemetry_outbox c WHERE c.tenant_key = @tenant_key AND c.id = @from_id)
            ELSE o.id >= @from_id END
   AND (@single::boolean OR cardinality(@events::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest(@events::text[]) p WHERE starts_with(o.name, p)))
 ON CONFLICT (tenant_key, subscription_id, event_id) DO UPDATE

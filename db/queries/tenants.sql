@@ -15,8 +15,8 @@ RETURNING *;
 SELECT * FROM api_keys WHERE tenant_key = $1 ORDER BY id;
 
 -- name: RevokeAPIKey :one
-UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE tenant_key = $1 AND id = $2
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, @now::timestamptz)
+WHERE tenant_key = @tenant_key AND id = @id
 RETURNING *;
 
 -- name: AuthenticateAPIKey :one

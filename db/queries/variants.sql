@@ -9,13 +9,13 @@ WHERE s.tenant_key = @tenant_key AND s.id = ANY(@ids::uuid[]) AND s.id = r.id;
 -- Per step and variant: messages sent, and of them those with a human
 -- reply, a positive (interested) reply, a hard bounce, an unsubscribe.
 SELECT x.step_id, x.variant::text AS variant, count(*)::int AS sent,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = @tenant_key
            AND i.step_execution_id = x.id AND i.intent = 'reply'))::int AS replies,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = @tenant_key
            AND i.step_execution_id = x.id AND i.intent = 'reply' AND i.category = 'interested'))::int AS positive,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = @tenant_key
            AND me.step_execution_id = x.id AND me.type = 'bounced' AND me.subtype = 'hard'))::int AS bounces,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = @tenant_key
            AND me.step_execution_id = x.id AND me.type = 'unsubscribed'))::int AS unsubscribes
 FROM step_executions x
 WHERE x.tenant_key = @tenant_key AND x.step_id = ANY(@step_ids::uuid[]) AND x.variant IS NOT NULL AND x.state = 'sent'

@@ -38,6 +38,38 @@ func (q *Queries) AdapterAfterSend(ctx context.Context, arg AdapterAfterSendPara
 	return err
 }
 
+const addDailyUsage = `-- name: AddDailyUsage :exec
+INSERT INTO adapter_daily_usage (tenant_key, adapter_id, day, sequence_version_id, sent)
+SELECT a.tenant_key, a.id, c.day, c.version, count(*)::int
+FROM adapters a
+JOIN (SELECT unnest($1::uuid[]) AS adapter_id, unnest($2::date[]) AS day,
+             unnest($3::uuid[]) AS version) c ON c.adapter_id = a.id
+WHERE a.tenant_key = $4
+GROUP BY a.tenant_key, a.id, c.day, c.version
+ON CONFLICT (tenant_key, adapter_id, day, sequence_version_id) DO UPDATE SET sent = adapter_daily_usage.sent + excluded.sent
+`
+
+type AddDailyUsageParams struct {
+	AdapterIds         []uuid.UUID
+	ReservedDays       []time.Time
+	SequenceVersionIds []uuid.UUID
+	TenantKey          string
+}
+
+// ReserveSends' usage counters on Citus: each adapter's sends of the
+// reservation on its local day, per sequence version. Read through the
+// adapters, not from the arrays alone: an INSERT … SELECT that reads no
+// tenant table is built on the coordinator and commits on every worker.
+func (q *Queries) AddDailyUsage(ctx context.Context, arg AddDailyUsageParams) error {
+	_, err := q.db.Exec(ctx, addDailyUsage,
+		arg.AdapterIds,
+		arg.ReservedDays,
+		arg.SequenceVersionIds,
+		arg.TenantKey,
+	)
+	return err
+}
+
 const batchPolicyInputs = `-- name: BatchPolicyInputs :many
 SELECT p.adapter_id::uuid AS adapter_id, p.vid::uuid AS sequence_version_id,
     (SELECT dripdrop_max_in_flight(a.max_in_flight, a.min_gap_seconds, a.gap_jitter_seconds)
@@ -1351,6 +1383,66 @@ type ReserveSendsParams struct {
 // adapter is not rewritten by every reservation.
 func (q *Queries) ReserveSends(ctx context.Context, arg ReserveSendsParams) error {
 	_, err := q.db.Exec(ctx, reserveSends,
+		arg.Now,
+		arg.TenantKey,
+		arg.Recent,
+		arg.Adapters,
+		arg.Blocked,
+		arg.NextSendAts,
+		arg.Ids,
+		arg.OutMessageIds,
+		arg.ThreadNos,
+		arg.SequenceVersionIds,
+		arg.AdapterIds,
+		arg.ReservedDays,
+		arg.LeaseExpiresAt,
+	)
+	return err
+}
+
+const reserveSendsSteps = `-- name: ReserveSendsSteps :exec
+WITH r AS (
+    SELECT unnest($7::uuid[]) AS id, unnest($8::text[]) AS msg_id,
+           unnest($9::int[]) AS thread_no, unnest($10::uuid[]) AS version,
+           unnest($11::uuid[]) AS adapter_id, unnest($12::date[]) AS day
+), x AS (
+    UPDATE step_executions s SET state = 'sending', attempt = s.attempt + 1,
+           out_message_id = coalesce(s.out_message_id, r.msg_id), lease_expires_at = $13::timestamptz,
+           reserved_day = r.day, thread_no = CASE WHEN r.thread_no < 0 THEN NULL ELSE r.thread_no END,
+           claimed_until = NULL, defer_reason = NULL, defer_until = NULL, updated_at = $1::timestamptz
+    FROM r
+    WHERE s.tenant_key = $2 AND s.id = r.id
+    RETURNING s.id
+)
+UPDATE adapters a SET last_send_at = $1::timestamptz, next_send_at = CASE WHEN n.blocked THEN n.next_send_at END
+FROM (SELECT unnest($4::uuid[]) AS id, unnest($5::bool[]) AS blocked, unnest($6::timestamptz[]) AS next_send_at) n
+WHERE a.tenant_key = $2 AND a.id = n.id
+  AND (n.blocked OR a.next_send_at IS NOT NULL OR a.min_gap_seconds > 0 OR a.gap_jitter_seconds > 0
+       OR a.last_send_at IS NULL OR a.last_send_at <= $3::timestamptz)
+`
+
+type ReserveSendsStepsParams struct {
+	Now                time.Time
+	TenantKey          string
+	Recent             time.Time
+	Adapters           []uuid.UUID
+	Blocked            []bool
+	NextSendAts        []time.Time
+	Ids                []uuid.UUID
+	OutMessageIds      []string
+	ThreadNos          []int
+	SequenceVersionIds []uuid.UUID
+	AdapterIds         []uuid.UUID
+	ReservedDays       []time.Time
+	LeaseExpiresAt     time.Time
+}
+
+// ReserveSends on Citus without its usage insert (AddDailyUsage, sent in
+// the same round trip): Citus plans a statement whose CTEs update as one
+// router query, and one with an INSERT CTE as a step per CTE
+// (docs/scaling.md#writing-queries-that-shard).
+func (q *Queries) ReserveSendsSteps(ctx context.Context, arg ReserveSendsStepsParams) error {
+	_, err := q.db.Exec(ctx, reserveSendsSteps,
 		arg.Now,
 		arg.TenantKey,
 		arg.Recent,

@@ -83,25 +83,28 @@ func (q *Queries) AdaptersOfDomain(ctx context.Context, arg AdaptersOfDomainPara
 
 const addProviderUsage = `-- name: AddProviderUsage :exec
 INSERT INTO adapter_provider_usage (tenant_key, adapter_id, day, provider, sent)
-SELECT $1::text, r.adapter_id, r.day, r.provider, count(*)::int
-FROM (SELECT unnest($2::uuid[]) AS adapter_id, unnest($3::date[]) AS day, unnest($4::text[]) AS provider) r
-GROUP BY r.adapter_id, r.day, r.provider
+SELECT a.tenant_key, a.id, r.day, r.provider, count(*)::int
+FROM (SELECT unnest($1::uuid[]) AS adapter_id, unnest($2::date[]) AS day, unnest($3::text[]) AS provider) r
+JOIN adapters a ON a.tenant_key = $4::text AND a.id = r.adapter_id
+GROUP BY a.tenant_key, a.id, r.day, r.provider
 ON CONFLICT (tenant_key, adapter_id, day, provider) DO UPDATE SET sent = adapter_provider_usage.sent + excluded.sent
 `
 
 type AddProviderUsageParams struct {
-	TenantKey  string
 	AdapterIds []uuid.UUID
 	Days       []time.Time
 	Providers  []string
+	TenantKey  string
 }
 
+// The rows are joined to the tenant's adapters so that Citus runs the
+// statement on the tenant's shard (docs/scaling.md#writing-queries-that-shard).
 func (q *Queries) AddProviderUsage(ctx context.Context, arg AddProviderUsageParams) error {
 	_, err := q.db.Exec(ctx, addProviderUsage,
-		arg.TenantKey,
 		arg.AdapterIds,
 		arg.Days,
 		arg.Providers,
+		arg.TenantKey,
 	)
 	return err
 }

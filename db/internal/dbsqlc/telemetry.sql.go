@@ -638,13 +638,13 @@ func (q *Queries) OutboxLagSeconds(ctx context.Context, arg OutboxLagSecondsPara
 }
 
 const redeliverEvents = `-- name: RedeliverEvents :execrows
-WITH c AS (SELECT writer_xid, id FROM telemetry_outbox WHERE tenant_key = $1 AND id = $5)
 INSERT INTO webhook_deliveries (tenant_key, subscription_id, event_id, next_attempt_at, created_at)
-SELECT $1, $2, o.id, $3, $3 FROM telemetry_outbox o
-WHERE o.tenant_key = $1
+SELECT o.tenant_key, $1, o.id, $2, $2 FROM telemetry_outbox o
+WHERE o.tenant_key = $3
   AND o.writer_xid < pg_snapshot_xmin(pg_current_snapshot())
   AND CASE WHEN $4::boolean THEN o.id = $5
-           WHEN EXISTS (SELECT 1 FROM c) THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM c)
+           WHEN EXISTS (SELECT 1 FROM telemetry_outbox c WHERE c.tenant_key = $3 AND c.id = $5)
+             THEN (o.writer_xid, o.id) >= (SELECT c.writer_xid, c.id FROM telemetry_outbox c WHERE c.tenant_key = $3 AND c.id = $5)
            ELSE o.id >= $5 END
   AND ($4::boolean OR cardinality($6::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest($6::text[]) p WHERE starts_with(o.name, p)))
 ON CONFLICT (tenant_key, subscription_id, event_id) DO UPDATE
@@ -652,9 +652,9 @@ SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at
 `
 
 type RedeliverEventsParams struct {
-	TenantKey      string
 	SubscriptionID uuid.UUID
 	Now            time.Time
+	TenantKey      string
 	Single         bool
 	FromID         int64
 	Events         []string
@@ -662,11 +662,12 @@ type RedeliverEventsParams struct {
 
 // The event @from_id alone (@single), or it and every later event of the
 // feed order that the subscription's filter matches.
+// (No CTE: Citus plans an INSERT … SELECT with one as several steps.)
 func (q *Queries) RedeliverEvents(ctx context.Context, arg RedeliverEventsParams) (int64, error) {
 	result, err := q.db.Exec(ctx, redeliverEvents,
-		arg.TenantKey,
 		arg.SubscriptionID,
 		arg.Now,
+		arg.TenantKey,
 		arg.Single,
 		arg.FromID,
 		arg.Events,

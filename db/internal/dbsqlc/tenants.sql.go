@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -159,18 +160,19 @@ func (q *Queries) ListAPIKeys(ctx context.Context, tenantKey string) ([]ApiKey, 
 }
 
 const revokeAPIKey = `-- name: RevokeAPIKey :one
-UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE tenant_key = $1 AND id = $2
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1::timestamptz)
+WHERE tenant_key = $2 AND id = $3
 RETURNING tenant_key, id, name, key_hash, hint, created_at, last_used_at, revoked_at
 `
 
 type RevokeAPIKeyParams struct {
+	Now       time.Time
 	TenantKey string
 	ID        uuid.UUID
 }
 
 func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) (ApiKey, error) {
-	row := q.db.QueryRow(ctx, revokeAPIKey, arg.TenantKey, arg.ID)
+	row := q.db.QueryRow(ctx, revokeAPIKey, arg.Now, arg.TenantKey, arg.ID)
 	var i ApiKey
 	err := row.Scan(
 		&i.TenantKey,

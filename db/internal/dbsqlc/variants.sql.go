@@ -149,13 +149,13 @@ func (q *Queries) StatsCategories(ctx context.Context, arg StatsCategoriesParams
 
 const statsVariants = `-- name: StatsVariants :many
 SELECT x.step_id, x.variant::text AS variant, count(*)::int AS sent,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = $1
            AND i.step_execution_id = x.id AND i.intent = 'reply'))::int AS replies,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inbound_messages i WHERE i.tenant_key = $1
            AND i.step_execution_id = x.id AND i.intent = 'reply' AND i.category = 'interested'))::int AS positive,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = $1
            AND me.step_execution_id = x.id AND me.type = 'bounced' AND me.subtype = 'hard'))::int AS bounces,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = x.tenant_key
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM message_events me WHERE me.tenant_key = $1
            AND me.step_execution_id = x.id AND me.type = 'unsubscribed'))::int AS unsubscribes
 FROM step_executions x
 WHERE x.tenant_key = $1 AND x.step_id = ANY($2::uuid[]) AND x.variant IS NOT NULL AND x.state = 'sent'
