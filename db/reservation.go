@@ -394,10 +394,7 @@ func (r *reservation) write(ctx context.Context) error {
 		// Two router statements on Citus (the usage insert apart), in the
 		// same round trip.
 		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error {
-			return q.ReserveSendsSteps(ctx, dbsqlc.ReserveSendsStepsParams{Now: reserve.Now, TenantKey: reserve.TenantKey, Recent: reserve.Recent,
-				Adapters: reserve.Adapters, Blocked: reserve.Blocked, NextSendAts: reserve.NextSendAts, Ids: reserve.Ids,
-				OutMessageIds: reserve.OutMessageIds, ThreadNos: reserve.ThreadNos, SequenceVersionIds: reserve.SequenceVersionIds,
-				AdapterIds: reserve.AdapterIds, ReservedDays: reserve.ReservedDays, LeaseExpiresAt: reserve.LeaseExpiresAt})
+			return q.ReserveSendsSteps(ctx, dbsqlc.ReserveSendsStepsParams(reserve))
 		})
 		queueExec(&r.p.tail, func(q *dbsqlc.Queries) error {
 			return q.AddDailyUsage(ctx, dbsqlc.AddDailyUsageParams{TenantKey: reserve.TenantKey, AdapterIds: reserve.AdapterIds,
