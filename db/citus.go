@@ -397,10 +397,22 @@ func (s *Store) onCitus(ctx context.Context) bool {
 // commits across workers (docs/scaling.md#engines-connect-to-the-coordinator).
 func (s *Store) Sharded(ctx context.Context) bool { return s.onCitus(ctx) }
 
-// claimSettingsFor is claimSettings, or on Citus only what applies there.
+// citusClaimSettings are claimSettings on Citus: no generic plan (Citus
+// routes a statement by its parameters' values, and refuses a generic plan
+// with CTEs), and the planner settings propagated to the workers, which
+// plan the shard query (SET LOCAL stays on the coordinator unless
+// citus.propagate_set_commands is 'local').
+var citusClaimSettings = []string{
+	"set local synchronous_commit = off",
+	"set local citus.propagate_set_commands = 'local'",
+	"set local enable_hashjoin = off",
+	"set local enable_mergejoin = off",
+}
+
+// claimSettingsFor is claimSettings, or citusClaimSettings on Citus.
 func (s *Store) claimSettingsFor(ctx context.Context) []string {
 	if s.onCitus(ctx) {
-		return claimSettings[:1] // synchronous_commit only
+		return citusClaimSettings
 	}
 	return claimSettings
 }

@@ -165,3 +165,61 @@ CREATE INDEX later_notes_adapter_idx ON later_notes (tenant_key, adapter_id);`}
 	}
 	t.Logf("refusal: %v", err)
 }
+
+// TestCitusClaimSettingsReachTheWorkers: the claim's planner settings are
+// in force on the workers that plan its shard queries, for tenants on
+// both workers (a SET LOCAL alone stays on the coordinator).
+func TestCitusClaimSettingsReachTheWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.CitusURL(t)
+	tenants := dbtest.CitusTenantsOnBothWorkers(t, url, "settings", 2)
+	for _, tn := range tenants {
+		dbtest.Exec(t, url, "INSERT INTO tenants (tenant_key, name) VALUES ($1, $1)", tn)
+		dbtest.Exec(t, url, "INSERT INTO telemetry_outbox (tenant_key, name, occurred_at, status) VALUES ($1, 'x', now(), 'no_match')", tn)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	read := func(settings []string) map[string]string {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		for _, s := range settings {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		out := map[string]string{}
+		for _, tn := range tenants {
+			// A router query: the worker holding the tenant evaluates it.
+			var port, hash, merge string
+			if err := tx.QueryRow(ctx, `SELECT current_setting('port'), current_setting('enable_hashjoin'), current_setting('enable_mergejoin')
+				FROM telemetry_outbox WHERE tenant_key = $1 LIMIT 1`, tn).Scan(&port, &hash, &merge); err != nil {
+				t.Fatal(err)
+			}
+			out[port] = hash + "/" + merge
+		}
+		return out
+	}
+	got := read(db.CitusClaimSettings)
+	if len(got) != 2 {
+		t.Fatalf("settings read on %v, want both workers", got)
+	}
+	for port, v := range got {
+		if v != "off/off" {
+			t.Errorf("worker on port %s plans the claim with enable_hashjoin/enable_mergejoin %s, want off/off", port, v)
+		}
+	}
+	// Without propagation the workers keep their own: the check can fail.
+	for port, v := range read([]string{"set local enable_hashjoin = off", "set local enable_mergejoin = off"}) {
+		if v != "on/on" {
+			t.Errorf("without propagation, worker on port %s has %s: the check sees nothing", port, v)
+		}
+	}
+}

@@ -85,3 +85,6 @@ func (s *Store) OneTripCommit(ctx context.Context, key, stmt string) error {
 		return nil, p.runCommit(ctx, b)
 	})
 }
+
+// CitusClaimSettings are the claim's settings on Citus.
+var CitusClaimSettings = citusClaimSettings
