@@ -97,6 +97,18 @@ WITH busy AS (
     FROM counts k
     WHERE d.tenant_key = @tenant_key AND d.adapter_id = k.adapter_id AND d.ver = k.ver
       AND (NOT k.ready OR k.nchosen > 0 OR k.npicked = 0)
+      -- Never waits for a queue row: one locked by another transaction is
+      -- being woken (its ver moves, so this update would be skipped after
+      -- the wait anyway) or requeued by another claim. Waiting deadlocked
+      -- against a record or an enrollment whose wake-ups lock several
+      -- adapters' rows in another order. A row left as it was stays due (a
+      -- candidate's due_at is at or before now), so it is only looked at
+      -- again sooner.
+      AND d.adapter_id = ANY(ARRAY(
+          SELECT q.adapter_id FROM adapter_due q
+          WHERE q.tenant_key = @tenant_key
+            AND q.adapter_id = ANY(ARRAY(SELECT k2.adapter_id FROM counts k2 WHERE NOT k2.ready OR k2.nchosen > 0 OR k2.npicked = 0))
+          FOR UPDATE SKIP LOCKED))
     RETURNING d.adapter_id
 )
 SELECT cl.id, cl.adapter_id, cl.due_on_write FROM claimed cl;
