@@ -36,7 +36,12 @@ func benchWorld(b *testing.B, n, adapters int, adapterIn dripdrop.AdapterInput) 
 
 // benchWorldAt is benchWorld on the database at url.
 func benchWorldAt(b *testing.B, url string, n, adapters int, adapterIn dripdrop.AdapterInput) *world {
-	w := newWorldAt(b, url, adapterIn, step("only", "{Hi|Hello} {{first_name|there}}", "{Quick|Short} note for {{first_name|you}} at {{company|your team}}.", 0))
+	return benchWorldSteps(b, url, n, adapters, adapterIn, step("only", "{Hi|Hello} {{first_name|there}}", "{Quick|Short} note for {{first_name|you}} at {{company|your team}}.", 0))
+}
+
+// benchWorldSteps is benchWorldAt with the sequence's steps.
+func benchWorldSteps(b *testing.B, url string, n, adapters int, adapterIn dripdrop.AdapterInput, steps ...dripdrop.StepInput) *world {
+	w := newWorldAt(b, url, adapterIn, steps...)
 	w.clock.Run()
 	for i := 1; i < adapters; i++ {
 		name, prov, from := fmt.Sprintf("m%d", i), "sink", fmt.Sprintf("m%d@acme.example.com", i)
@@ -231,6 +236,72 @@ func benchHotPath(b *testing.B, adapters, workers int, subscribed bool) {
 	// Of which this process (engine and sink; the rest is PostgreSQL's).
 	b.ReportMetric(fullSelf/sends*1000, "go_cpu_ms/send")
 	b.ReportMetric(baseSelf/sends*1000, "baseline_go_cpu_ms/send")
+}
+
+// BenchmarkFollowUps measures the path where the ready queue does its work:
+// 2 100 sends over sixteen adapters of a three-step sequence whose
+// follow-ups are due at once (700 contacts), so every record schedules the
+// next step and wakes its adapter's queue row while claims run, against
+// the same loop over a one-step sequence (2 100 contacts) in the same
+// process on the same cluster. Each iteration makes five pairs on fresh
+// data, which goes first alternating; ratio is the median of the five
+// (follow-ups ÷ one step). Deadlocks are counted by the cluster
+// (pg_stat_database) and any fails the benchmark: the loop retries what a
+// deadlock aborted, so nothing is lost, but each one stalls a claim and a
+// record for PostgreSQL's deadlock timeout (1 s), and the loop logs
+// nothing when the record is the one aborted.
+func BenchmarkFollowUps(b *testing.B) {
+	const sends, adapters, pairs = 2100, 16, 5
+	first := step("s1", "{Hi|Hello} {{first_name|there}}", "{Quick|Short} note for {{first_name|you}} at {{company|your team}}.", 0)
+	followUps := []dripdrop.StepInput{first,
+		step("s2", "", "Following up, {{first_name|there}}.", 0), step("s3", "", "Last note, {{first_name|there}}.", 0)}
+	// (A database of the bench cluster of its own: the view is the cluster's.)
+	statsURL := dbtest.DurableURL(b)
+	deadlocks := func() int64 {
+		return dbtest.Query(b, statsURL, `SELECT sum(deadlocks)::bigint FROM pg_stat_database`)[0][0].(int64)
+	}
+	before := deadlocks()
+	run := func(steps []dripdrop.StepInput) (rate, cpu float64) {
+		b.StopTimer()
+		w := benchWorldSteps(b, dbtest.DurableURL(b), sends/len(steps), adapters, dripdrop.AdapterInput{}, steps...)
+		b.StartTimer()
+		c := benchCPU()
+		took := runLoop(b, w, dispatch.Config{Lease: time.Minute, SendTimeout: 10 * time.Second}, sends)
+		return sends / took.Seconds(), (benchCPU() - c) / sends * 1000
+	}
+	var ratios []float64
+	var oneRate, fuRate, oneCPU, fuCPU float64
+	for i := 0; i < b.N; i++ {
+		for p := 0; p < pairs; p++ {
+			var r1, c1, r3, c3 float64
+			if (i*pairs+p)%2 == 0 {
+				r1, c1 = run(followUps[:1])
+				r3, c3 = run(followUps)
+			} else {
+				r3, c3 = run(followUps)
+				r1, c1 = run(followUps[:1])
+			}
+			ratios = append(ratios, r3/r1)
+			oneRate, fuRate, oneCPU, fuCPU = oneRate+r1, fuRate+r3, oneCPU+c1, fuCPU+c3
+		}
+	}
+	runs := float64(b.N * pairs)
+	sorted := slices.Sorted(slices.Values(ratios))
+	b.Logf("ratios of the %d pairs, in order: %s; median %.3f", len(ratios), fmtRatios(ratios), sorted[len(sorted)/2])
+	b.ReportMetric(sorted[len(sorted)/2], "ratio")
+	b.ReportMetric(fuRate/runs, "sends/s")
+	b.ReportMetric(oneRate/runs, "one_step_sends/s")
+	b.ReportMetric(fuCPU/runs, "cpu_ms/send")
+	b.ReportMetric(oneCPU/runs, "one_step_cpu_ms/send")
+	// A backend reports its counters within a second of going idle.
+	b.StopTimer()
+	time.Sleep(1500 * time.Millisecond)
+	n := deadlocks() - before
+	b.StartTimer()
+	b.ReportMetric(float64(n), "deadlocks")
+	if n > 0 {
+		b.Fatalf("%d deadlocks while the loops ran", n)
+	}
 }
 
 // hotPathRuns is how many runs of each loop BenchmarkHotPath makes per
