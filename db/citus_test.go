@@ -148,6 +148,33 @@ CREATE INDEX later_notes_adapter_idx ON later_notes (tenant_key, adapter_id);`}
 		t.Fatalf("after the migration: %+v, %v; want nothing to do", rep, err)
 	}
 
+	// A trigger function's new body (0043's), applied to the distributed
+	// schema as a later migration would be: Citus sends it to the workers,
+	// where the shards' triggers run it.
+	ms, err := db.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body db.Migration
+	for _, m := range ms {
+		if m.Version == 43 {
+			body = m
+		}
+	}
+	body.Version, body.Name = 9002, "9002_body.sql"
+	body.SQL = strings.Replace(body.SQL, "ORDER BY tenant_key, adapter_id", "ORDER BY tenant_key, adapter_id /* 9002 */", 1)
+	if applied, err := db.ApplyMigrations(ctx, url, []db.Migration{body}); err != nil || len(applied) != 1 {
+		t.Fatalf("a new trigger body on the distributed schema: applied %v, %v", applied, err)
+	}
+	var onWorkers []string
+	if err := conn.QueryRow(ctx, `SELECT array_agg(result ORDER BY nodeport) FROM run_command_on_workers(
+		$$SELECT (prosrc LIKE '%/* 9002 */%')::text FROM pg_proc WHERE proname = 'dripdrop_due_on_insert'$$)`).Scan(&onWorkers); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(onWorkers, " ") != "true true" {
+		t.Fatalf("the new body on the workers: %v, want it on both", onWorkers)
+	}
+
 	// A half-converted database is refused, naming what it found.
 	// (undistribute_table refuses a table with foreign keys.)
 	if _, err := conn.Exec(ctx, `DO $$ DECLARE c record; BEGIN

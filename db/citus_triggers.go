@@ -3,7 +3,8 @@ package db
 // citusTriggerFunctions replace, on a Citus coordinator being distributed,
 // the bodies of the functions behind the schema's triggers (the ready
 // queue of 0009/0014 and the reference guards of 0018) with shard-local
-// ones. Citus runs a distributed table's triggers on each shard; a body
+// ones; the ready queue's insert trigger has had one body for both since
+// 0043. Citus runs a distributed table's triggers on each shard; a body
 // that names another distributed table there would start a distributed
 // query from inside a shard query, which Citus refuses (and a transition
 // table is lost on the way). The tables are colocated, so the rows the
@@ -52,22 +53,7 @@ BEGIN
     RETURN shard_name(rel::regclass, get_shard_id_for_distribution_column(rel::regclass, tenant));
 END $f$;
 
-CREATE OR REPLACE FUNCTION dripdrop_due_on_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
-DECLARE
-    tenant text;
-BEGIN
-    SELECT tenant_key INTO tenant FROM new_rows WHERE state = 'scheduled' LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    -- Every row of a shard's statement is in the same shard of adapter_due.
-    EXECUTE format($q$INSERT INTO %s AS d (tenant_key, adapter_id, due_at)
-        SELECT tenant_key, adapter_id, min(scheduled_for) FROM new_rows
-        WHERE state = 'scheduled' GROUP BY tenant_key, adapter_id
-        ON CONFLICT (tenant_key, adapter_id) DO UPDATE SET due_at = least(d.due_at, excluded.due_at), ver = d.ver + 1$q$,
-        dripdrop_shard_rel('adapter_due', tenant, TG_TABLE_NAME, 'step_executions'));
-    RETURN NULL;
-END $f$;
+-- dripdrop_due_on_insert runs on shards as migration 0043 wrote it.
 
 CREATE OR REPLACE FUNCTION dripdrop_due_on_update() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN

@@ -140,8 +140,25 @@ SELECT * FROM adapters WHERE tenant_key = $1 AND id = $2 FOR NO KEY UPDATE;
 SELECT * FROM adapters WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: ReleaseClaims :exec
-UPDATE step_executions SET claimed_until = NULL
-WHERE tenant_key = @tenant_key AND id = ANY(@ids::uuid[]) AND state = 'scheduled';
+-- Claims a reservation does not send, given back: each released row's
+-- trigger wakes its adapter's ready-queue row. Those rows are locked
+-- first, in adapter order, the order in which every statement that wakes
+-- several adapters takes them (the insert trigger's upsert), so two
+-- wakers never deadlock; the update then finds them held. (The locking
+-- subquery runs once, before the first row is updated and long before
+-- the row triggers fire at the statement's end.)
+WITH due AS (
+    SELECT d.adapter_id FROM adapter_due d
+    WHERE d.tenant_key = @tenant_key
+      AND d.adapter_id = ANY(ARRAY(SELECT s.adapter_id FROM step_executions s
+                                   WHERE s.tenant_key = @tenant_key AND s.id = ANY(@ids::uuid[]) AND s.state = 'scheduled'
+                                     AND s.claimed_until IS NOT NULL))
+    ORDER BY d.adapter_id
+    FOR UPDATE
+)
+UPDATE step_executions x SET claimed_until = NULL
+WHERE x.tenant_key = @tenant_key AND x.id = ANY(@ids::uuid[]) AND x.state = 'scheduled'
+  AND (SELECT count(*) FROM due) >= 0;
 
 -- name: ThreadsOf :many
 -- The sent messages of several threads (enrollment, thread number), oldest first.

@@ -1270,8 +1270,18 @@ func (q *Queries) ReleaseClaim(ctx context.Context, arg ReleaseClaimParams) erro
 }
 
 const releaseClaims = `-- name: ReleaseClaims :exec
-UPDATE step_executions SET claimed_until = NULL
-WHERE tenant_key = $1 AND id = ANY($2::uuid[]) AND state = 'scheduled'
+WITH due AS (
+    SELECT d.adapter_id FROM adapter_due d
+    WHERE d.tenant_key = $1
+      AND d.adapter_id = ANY(ARRAY(SELECT s.adapter_id FROM step_executions s
+                                   WHERE s.tenant_key = $1 AND s.id = ANY($2::uuid[]) AND s.state = 'scheduled'
+                                     AND s.claimed_until IS NOT NULL))
+    ORDER BY d.adapter_id
+    FOR UPDATE
+)
+UPDATE step_executions x SET claimed_until = NULL
+WHERE x.tenant_key = $1 AND x.id = ANY($2::uuid[]) AND x.state = 'scheduled'
+  AND (SELECT count(*) FROM due) >= 0
 `
 
 type ReleaseClaimsParams struct {
@@ -1279,6 +1289,13 @@ type ReleaseClaimsParams struct {
 	Ids       []uuid.UUID
 }
 
+// Claims a reservation does not send, given back: each released row's
+// trigger wakes its adapter's ready-queue row. Those rows are locked
+// first, in adapter order, the order in which every statement that wakes
+// several adapters takes them (the insert trigger's upsert), so two
+// wakers never deadlock; the update then finds them held. (The locking
+// subquery runs once, before the first row is updated and long before
+// the row triggers fire at the statement's end.)
 func (q *Queries) ReleaseClaims(ctx context.Context, arg ReleaseClaimsParams) error {
 	_, err := q.db.Exec(ctx, releaseClaims, arg.TenantKey, arg.Ids)
 	return err
